@@ -1,0 +1,24 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.routers import DefaultRouter
+
+from units import api as units_api
+
+router = DefaultRouter()
+router.register("units", units_api.UnitViewSet, basename="unit")
+
+api_v1 = [
+    path("auth/token/", units_api.TokenView.as_view(), name="auth-token"),
+    path("auth/login/", units_api.LoginView.as_view(), name="auth-login"),
+    path("auth/logout/", units_api.LogoutView.as_view(), name="auth-logout"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("schema/swagger/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger"),
+    path("", include(router.urls)),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/v1/", include(api_v1)),
+    path("i18n/", include("django.conf.urls.i18n")),
+]

@@ -1,0 +1,297 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from django.utils.translation import gettext_lazy as _
+
+from units.models import Member, Region, Unit
+
+
+class Incident(models.Model):
+    class Kind(models.TextChoices):
+        KNIFE = "knife", _("持刀/暴力")
+        FIGHT = "fight", _("打架斗殴")
+        FIRE = "fire", _("火情")
+        MEDICAL = "medical", _("急病救助")
+        THEFT = "theft", _("盗抢")
+        CROWD = "crowd", _("人群聚集")
+        OTHER = "other", _("其他")
+
+    class Severity(models.IntegerChoices):
+        LOW = 1, _("一般")
+        MEDIUM = 2, _("较大")
+        HIGH = 3, _("重大")
+        CRITICAL = 4, _("特别重大")
+
+    class Source(models.TextChoices):
+        CAD = "cad", _("110/接处警系统")
+        CONSOLE = "console", _("指挥台")
+        MEMBER = "member", _("队员一键报警")
+        DRILL = "drill", _("拉动测试")
+
+    class Status(models.TextChoices):
+        OPEN = "open", _("处置中")
+        CLOSED = "closed", _("已处置")
+        CANCELLED = "cancelled", _("已撤销")
+
+    kind = models.CharField(_("类型"), max_length=16, choices=Kind.choices)
+    severity = models.PositiveSmallIntegerField(
+        _("等级"), choices=Severity.choices, default=Severity.MEDIUM
+    )
+    lat = models.FloatField(_("纬度"))
+    lon = models.FloatField(_("经度"))
+    address = models.CharField(_("地址"), max_length=255, blank=True)
+    description = models.TextField(_("描述"), blank=True, max_length=2000)
+    source = models.CharField(_("来源"), max_length=16, choices=Source.choices)
+    # NULL (not "") for "no id", so the partial unique constraint ignores it.
+    external_id = models.CharField(  # noqa: DJ001
+        _("外部编号"), max_length=64, null=True, blank=True
+    )
+    region = models.ForeignKey(
+        Region,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="incidents",
+        verbose_name=_("所属街镇"),
+    )
+    reported_by = models.ForeignKey(
+        Member,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="reported_incidents",
+        verbose_name=_("报警队员"),
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("录入人"),
+    )
+    status = models.CharField(_("状态"), max_length=16, choices=Status.choices, default=Status.OPEN)
+    is_drill = models.BooleanField(_("演练"), default=False)
+    # The escalation policy in force at intake: settings may change later, an
+    # open incident keeps the rules it was opened with.
+    policy = models.JSONField(_("升级策略"))
+
+    # The four firsts (四个第一时间): each set once, in order.
+    discovered_at = models.DateTimeField(_("第一时间发现"))
+    responded_at = models.DateTimeField(_("第一时间响应"), null=True, blank=True)
+    controlled_at = models.DateTimeField(_("第一时间管控"), null=True, blank=True)
+    handled_at = models.DateTimeField(_("第一时间处置"), null=True, blank=True)
+    received_at = models.DateTimeField(_("接报时间"), auto_now_add=True)
+    flagged = models.BooleanField(_("超时标记"), default=False)
+
+    class Meta:
+        verbose_name = _("警情")
+        verbose_name_plural = _("警情")
+        ordering = ["-received_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["external_id"],
+                condition=Q(external_id__isnull=False),
+                name="incident_unique_external_id",
+            ),
+            models.CheckConstraint(
+                condition=Q(lat__gte=-90, lat__lte=90, lon__gte=-180, lon__lte=180),
+                name="incident_latlon_in_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(responded_at__isnull=True) | Q(responded_at__gte=F("discovered_at")),
+                name="incident_responded_after_discovered",
+            ),
+            models.CheckConstraint(
+                condition=Q(controlled_at__isnull=True)
+                | (Q(responded_at__isnull=False) & Q(controlled_at__gte=F("responded_at"))),
+                name="incident_controlled_after_responded",
+            ),
+            models.CheckConstraint(
+                condition=Q(handled_at__isnull=True)
+                | (Q(controlled_at__isnull=False) & Q(handled_at__gte=F("controlled_at"))),
+                name="incident_handled_after_controlled",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "received_at"], name="incident_status_received"),
+            models.Index(fields=["discovered_at"], name="incident_discovered"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.get_kind_display()}"
+
+
+class IncidentEvent(models.Model):
+    """Append-only timeline. ``id`` is the replay cursor; ``seq`` counts per incident."""
+
+    class Type(models.TextChoices):
+        CREATED = "created", _("接报")
+        ALERTED = "alerted", _("推送")
+        DELIVERED = "delivered", _("送达")
+        SEEN = "seen", _("已读")
+        ACCEPTED = "accepted", _("接受")
+        DECLINED = "declined", _("拒绝")
+        ON_SITE = "on_site", _("到场管控")
+        HANDLED = "handled", _("处置完毕")
+        ESCALATED = "escalated", _("升级")
+        STOOD_DOWN = "stood_down", _("解除待命")
+        FLAGGED = "flagged", _("超时预警")
+        CLOSED = "closed", _("结案")
+
+    incident = models.ForeignKey(
+        Incident, models.CASCADE, related_name="events", verbose_name=_("警情")
+    )
+    seq = models.PositiveIntegerField(_("序号"))
+    type = models.CharField(_("事件"), max_length=16, choices=Type.choices)
+    unit = models.ForeignKey(
+        Unit, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("单元")
+    )
+    member = models.ForeignKey(
+        Member, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("队员")
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("操作人"),
+    )
+    data = models.JSONField(_("内容"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("时间"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("警情事件")
+        verbose_name_plural = _("警情事件")
+        ordering = ["incident_id", "seq"]
+        constraints = [
+            models.UniqueConstraint(fields=["incident", "seq"], name="event_unique_seq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.incident_id}#{self.seq} {self.type}"
+
+
+class Wave(models.Model):
+    incident = models.ForeignKey(Incident, models.CASCADE, related_name="waves")
+    number = models.PositiveSmallIntegerField(_("批次"))
+    radius_m = models.PositiveIntegerField(_("半径(米)"))
+    reason = models.CharField(_("原因"), max_length=32, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("推送批次")
+        verbose_name_plural = _("推送批次")
+        ordering = ["incident_id", "number"]
+        constraints = [
+            models.UniqueConstraint(fields=["incident", "number"], name="wave_unique_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.incident_id} wave {self.number}"
+
+
+class Dispatch(models.Model):
+    """One unit called to one incident."""
+
+    class Status(models.TextChoices):
+        ALERTED = "alerted", _("已推送")
+        ACCEPTED = "accepted", _("已接受")
+        DECLINED = "declined", _("已拒绝")
+        STOOD_DOWN = "stood_down", _("已解除")
+        ON_SITE = "on_site", _("已到场")
+        HANDLED = "handled", _("已处置")
+
+    incident = models.ForeignKey(Incident, models.CASCADE, related_name="dispatches")
+    wave = models.ForeignKey(Wave, models.CASCADE, related_name="dispatches")
+    unit = models.ForeignKey(Unit, models.CASCADE, related_name="dispatches")
+    rank = models.PositiveSmallIntegerField(_("排名"))
+    distance_m = models.PositiveIntegerField(_("距离(米)"))
+    eta_s = models.PositiveIntegerField(_("预计到达(秒)"))
+    status = models.CharField(
+        _("状态"), max_length=16, choices=Status.choices, default=Status.ALERTED
+    )
+    accepted_by = models.ForeignKey(
+        Member, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    on_site_at = models.DateTimeField(null=True, blank=True)
+    handled_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("调度")
+        verbose_name_plural = _("调度")
+        constraints = [
+            models.UniqueConstraint(fields=["incident", "unit"], name="dispatch_unique_unit"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.incident_id} -> unit {self.unit_id} ({self.status})"
+
+
+class Delivery(models.Model):
+    """Per-member receipt of an alert."""
+
+    dispatch = models.ForeignKey(Dispatch, models.CASCADE, related_name="deliveries")
+    member = models.ForeignKey(Member, models.CASCADE, related_name="deliveries")
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    seen_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("送达回执")
+        verbose_name_plural = _("送达回执")
+        constraints = [
+            models.UniqueConstraint(fields=["dispatch", "member"], name="delivery_unique_member"),
+        ]
+
+    def __str__(self) -> str:
+        return f"dispatch {self.dispatch_id} -> member {self.member_id}"
+
+
+class Deadline(models.Model):
+    """A timer of the escalation policy, as a row: claimed once, swept if missed."""
+
+    incident = models.ForeignKey(Incident, models.CASCADE, related_name="deadlines")
+    tier = models.CharField(_("层级"), max_length=32)
+    due_at = models.DateTimeField(_("到期"))
+    fired_at = models.DateTimeField(_("已触发"), null=True, blank=True)
+    outcome = models.CharField(_("结果"), max_length=32, blank=True)
+
+    class Meta:
+        verbose_name = _("时限")
+        verbose_name_plural = _("时限")
+        constraints = [
+            models.UniqueConstraint(fields=["incident", "tier"], name="deadline_unique_tier"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["due_at"], condition=Q(fired_at__isnull=True), name="deadline_pending"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.incident_id} {self.tier} @ {self.due_at:%H:%M:%S}"
+
+
+class MemberLocation(models.Model):
+    member = models.ForeignKey(Member, models.CASCADE, related_name="locations")
+    incident = models.ForeignKey(
+        Incident, models.CASCADE, null=True, blank=True, related_name="locations"
+    )
+    lat = models.FloatField()
+    lon = models.FloatField()
+    accuracy_m = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("队员位置")
+        verbose_name_plural = _("队员位置")
+        indexes = [models.Index(fields=["incident", "member", "created_at"], name="location_trail")]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} ({self.lat:.5f}, {self.lon:.5f})"
