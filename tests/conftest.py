@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import pytest
+from django.conf import settings
+
+from tests.factories import MemberFactory, RegionFactory, StaffFactory, UnitFactory
+from units.models import Region, StaffProfile
+
+
+@pytest.fixture(autouse=True)
+def _unit_test_settings(settings):
+    """Unit tests: in-memory channel layer, eager Celery. Delivery, timer and
+    scale-out tests (tests/e2e) use the real daphne, worker and Redis instead."""
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    from config.celery import app
+
+    app.conf.task_always_eager = True
+    yield
+
+
+@pytest.fixture
+def city(db) -> Region:
+    return RegionFactory(code="4401", name="广州市", level=Region.Level.CITY, parent=None)
+
+
+@pytest.fixture
+def tianhe(city) -> Region:
+    return RegionFactory(code="440106", name="天河区", level=Region.Level.DISTRICT, parent=city)
+
+
+@pytest.fixture
+def haizhu(city) -> Region:
+    return RegionFactory(code="440105", name="海珠区", level=Region.Level.DISTRICT, parent=city)
+
+
+@pytest.fixture
+def tianhe_street(tianhe) -> Region:
+    return RegionFactory(code="440106001", name="五山街道", parent=tianhe)
+
+
+@pytest.fixture
+def haizhu_street(haizhu) -> Region:
+    return RegionFactory(code="440105001", name="赤岗街道", parent=haizhu)
+
+
+@pytest.fixture
+def near_unit(tianhe_street):
+    return UnitFactory(region=tianhe_street, lat=23.1300, lon=113.3200)
+
+
+@pytest.fixture
+def far_unit(haizhu_street):
+    return UnitFactory(region=haizhu_street, lat=23.0900, lon=113.3300)
+
+
+@pytest.fixture
+def near_member(near_unit):
+    return MemberFactory(unit=near_unit, on_duty=True)
+
+
+@pytest.fixture
+def far_member(far_unit):
+    return MemberFactory(unit=far_unit, on_duty=True)
+
+
+@pytest.fixture
+def haizhu_admin(haizhu):
+    """A district admin of another district than the near unit's."""
+    return StaffFactory(role=StaffProfile.Role.DISTRICT_ADMIN, region=haizhu).user
+
+
+@pytest.fixture
+def tianhe_admin(tianhe):
+    return StaffFactory(role=StaffProfile.Role.DISTRICT_ADMIN, region=tianhe).user
+
+
+def pytest_report_header(config):
+    return f"database: {settings.DATABASES['default']['ENGINE']}"
