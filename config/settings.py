@@ -195,6 +195,73 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # Where seed_demo reads Guangzhou's districts and streets (a copy ships in units/).
 GEODATA_DIR = Path(env.str("GEODATA_DIR", default=str(BASE_DIR / "units" / "geodata")))
 
+# --- Dispatch -----------------------------------------------------------------------
+# Escalation policy per incident kind (a kind not listed uses "default"), mirroring
+# Guangzhou's rings: 1 min on-post response, 3 min mutual aid on site, 5 min
+# reinforcement handled, then 10 min street/town and 20 min professional tiers.
+# An incident stores a copy at intake: later edits never change an open incident.
+# Each tier fires `after_s` seconds after intake unless the incident field named in
+# `unless` is set by then; it may send a wider `wave`, `notify` supervisors and `flag`.
+_DEFAULT_POLICY = {
+    "wave1": {"radius_m": 1500, "units": 5},
+    # Accepting units needed, by severity (1-4); once reached, the rest stand down.
+    "enough_accepts": {"1": 1, "2": 2, "3": 3, "4": 5},
+    "tiers": [
+        {
+            "name": "respond_1min",
+            "after_s": 60,
+            "unless": "responded_at",
+            "wave": {"radius_m": 3000, "units": 10},
+            "notify": ["station"],
+            "flag": False,
+        },
+        {
+            "name": "control_3min",
+            "after_s": 180,
+            "unless": "controlled_at",
+            "wave": {"radius_m": 5000, "units": 10},
+            "notify": ["station"],
+            "flag": True,
+        },
+        {
+            "name": "handle_5min",
+            "after_s": 300,
+            "unless": "handled_at",
+            "wave": None,
+            "notify": ["station", "district"],
+            "flag": True,
+        },
+        {
+            "name": "street_10min",
+            "after_s": 600,
+            "unless": "handled_at",
+            "wave": {"radius_m": 8000, "units": 20},
+            "notify": ["street"],
+            "flag": True,
+        },
+        {
+            "name": "professional_20min",
+            "after_s": 1200,
+            "unless": "handled_at",
+            "wave": None,
+            "notify": ["professional"],
+            "flag": True,
+        },
+    ],
+}
+ESCALATION_POLICIES = env.json("ESCALATION_POLICIES", default={"default": _DEFAULT_POLICY})
+# 1-3-5 targets (seconds from discovery) used by compliance reports.
+RESPONSE_TARGETS_S = {"responded": 60, "controlled": 180, "handled": 300}
+# An integration's discovery time may lag the clock a little; beyond this it is refused.
+DISCOVERY_CLOCK_SKEW_S = 5
+# Application heartbeat on member sockets: ping every N s; close after M s silent.
+WS_HEARTBEAT_S = env.float("WS_HEARTBEAT_S", default=20.0)
+WS_IDLE_CLOSE_S = env.float("WS_IDLE_CLOSE_S", default=60.0)
+# Replay on resume also re-reads events this many seconds older than the cursor:
+# ids are not committed in order under concurrency; clients drop duplicates by id.
+REPLAY_LOOKBACK_S = 10
+REPLAY_WINDOW_HOURS = 24
+
 if not DEBUG:
     if SECRET_KEY.startswith("django-insecure"):
         raise ImproperlyConfigured("Refusing an insecure SECRET_KEY with DEBUG off.")
@@ -207,3 +274,24 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
+
+# --- Ranking ---
+# Dispatch ranking (dispatch/ranking.py, docs/ranking.md). A unit "fits" an
+# incident kind when it holds usable kit of every kind listed; one that does not
+# ranks as if it were RANKING_KIT_PENALTY_S seconds further away.
+RANKING_KIT_BY_KIND: dict[str, list[str]] = {
+    "knife": ["steel_fork", "shield", "stab_vest"],
+    "fight": ["shield", "baton"],
+    "fire": ["extinguisher"],
+    "medical": ["first_aid"],
+    "theft": [],
+    "crowd": [],
+    "other": [],
+}
+RANKING_KIT_PENALTY_S = env.float("RANKING_KIT_PENALTY_S", default=60.0)
+# On-foot arrival estimate: brisk walk / jog, and how much longer the walk is
+# than the straight line.
+RANKING_WALK_SPEED_MPS = env.float("RANKING_WALK_SPEED_MPS", default=1.4)
+RANKING_DETOUR_FACTOR = env.float("RANKING_DETOUR_FACTOR", default=1.3)
+# Changed units searched by brute force before the KD-tree is rebuilt.
+RANKING_OVERLAY_MAX = env.int("RANKING_OVERLAY_MAX", default=2000)

@@ -3,10 +3,13 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
+from dispatch import api as dispatch_api
 from units import api as units_api
 
 router = DefaultRouter()
+router.register("units/nearby", dispatch_api.NearbyUnitsView, basename="unit-nearby")
 router.register("units", units_api.UnitViewSet, basename="unit")
+router.register("incidents", dispatch_api.IncidentViewSet, basename="incident")
 
 api_v1 = [
     path("auth/token/", units_api.TokenView.as_view(), name="auth-token"),

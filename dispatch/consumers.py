@@ -1,5 +1,267 @@
+"""The member's websocket: a thin edge over dispatch services and selectors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+from django.contrib.sessions.models import Session
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+
+from units.models import Member
+
+from . import selectors, services
+from .events import member_group, unit_group
+
+log = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_IDLE = 4408
+MAX_FRAME_BYTES = 16 * 1024
 
 
 class MemberConsumer(AsyncJsonWebsocketConsumer):
-    pass
+    member: Member | None = None
+    _heartbeat: asyncio.Task | None = None
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        self.member = await database_sync_to_async(selectors.member_for_user)(user=user)
+        await self.accept()
+        if self.member is None:
+            await self._refuse(CLOSE_UNAUTHENTICATED, "unauthenticated", _("请先登录。"))
+            return
+        if not (self.member.is_active and self.member.unit.is_active):
+            await self._refuse(CLOSE_FORBIDDEN, "inactive", _("该队员或其单元已停用。"))
+            return
+        self.in_unit_group = False
+        await self.channel_layer.group_add(member_group(self.member.pk), self.channel_name)
+        if self.member.on_duty:
+            await self._join_unit()
+        self.last_heard = time.monotonic()
+        self._heartbeat = asyncio.ensure_future(self._heartbeat_loop())
+        await self.send_json(
+            {
+                "type": "hello",
+                "id": None,
+                "member": {"id": self.member.pk, "name": self.member.name},
+                "unit": {
+                    "id": self.member.unit_id,
+                    "name": self.member.unit.name,
+                    "lat": self.member.unit.lat,
+                    "lon": self.member.unit.lon,
+                },
+                "on_duty": self.member.on_duty,
+            }
+        )
+
+    async def disconnect(self, code: int) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+        if self.member is not None:
+            await self.channel_layer.group_discard(member_group(self.member.pk), self.channel_name)
+            await self.channel_layer.group_discard(
+                unit_group(self.member.unit_id), self.channel_name
+            )
+
+    async def _refuse(self, code: int, error: str, message: str) -> None:
+        await self.send_json({"type": "error", "id": None, "code": error, "message": message})
+        await self.close(code=code)
+
+    async def _join_unit(self) -> None:
+        await self.channel_layer.group_add(unit_group(self.member.unit_id), self.channel_name)
+        self.in_unit_group = True
+
+    async def _leave_unit(self) -> None:
+        await self.channel_layer.group_discard(unit_group(self.member.unit_id), self.channel_name)
+        self.in_unit_group = False
+
+    # --- client -> server ---------------------------------------------------------------
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
+        if self.member is None:
+            return
+        self.last_heard = time.monotonic()
+        if text_data is None or len(text_data) > MAX_FRAME_BYTES:
+            await self._error(None, "bad_frame", _("消息须为不超过 16KB 的 JSON 文本。"))
+            return
+        try:
+            content = await self.decode_json(text_data)
+        except ValueError:
+            await self._error(None, "bad_json", _("消息不是有效的 JSON。"))
+            return
+        await self.receive_json(content)
+
+    async def receive_json(self, content: Any, **kwargs) -> None:
+        if not isinstance(content, dict) or not isinstance(content.get("type"), str):
+            await self._error(None, "bad_message", _("消息须为带 type 字段的 JSON 对象。"))
+            return
+        msg_id = content.get("id")
+        handler = self._handlers.get(content["type"])
+        if handler is None:
+            await self._error(
+                msg_id, "unknown_type", _("未知消息类型：%(t)s") % {"t": content["type"][:40]}
+            )
+            return
+        try:
+            await handler(self, msg_id, content)
+        except _BadField as exc:
+            await self._error(msg_id, "bad_field", exc.message, field=exc.field)
+        except services.ActionRefused as exc:
+            await self._error(msg_id, exc.code, exc.message)
+        except ValidationError as exc:
+            await self._error(msg_id, "invalid", "; ".join(exc.messages))
+
+    async def _error(self, msg_id, code: str, message: str, **extra) -> None:
+        await self.send_json(
+            {"type": "error", "id": msg_id, "code": code, "message": message, **extra}
+        )
+
+    async def _on_pong(self, msg_id, content) -> None:
+        pass
+
+    async def _on_ping(self, msg_id, content) -> None:
+        await self.send_json({"type": "pong", "id": msg_id})
+
+    async def _on_ack(self, msg_id, content, *, seen: bool = False) -> None:
+        incident_id = _int_field(content, "incident_id")
+        first = await database_sync_to_async(services.delivery_ack)(
+            incident_id=incident_id, member=self.member, seen=seen
+        )
+        await self.send_json({"type": "ok", "id": msg_id, "recorded": first})
+
+    async def _on_seen(self, msg_id, content) -> None:
+        await self._on_ack(msg_id, content, seen=True)
+
+    async def _on_action(self, msg_id, content) -> None:
+        incident_id = _int_field(content, "incident_id")
+        lat, lon = _optional_latlon(content)
+        dispatch = await database_sync_to_async(services.dispatch_act)(
+            incident_id=incident_id, member=self.member, action=content["type"], lat=lat, lon=lon
+        )
+        await self.send_json(
+            {
+                "type": "ok",
+                "id": msg_id,
+                "incident_id": incident_id,
+                "action": content["type"],
+                "dispatch_status": dispatch.status,
+            }
+        )
+
+    async def _on_location(self, msg_id, content) -> None:
+        lat, lon = _optional_latlon(content)
+        if lat is None:
+            raise _BadField("lat", _("缺少坐标。"))
+        accuracy = content.get("accuracy")
+        if accuracy is not None and not isinstance(accuracy, int | float):
+            raise _BadField("accuracy", _("精度须为数字。"))
+        incident_id = content.get("incident_id")
+        if incident_id is not None:
+            incident_id = _int_field(content, "incident_id")
+        await database_sync_to_async(services.member_location_record)(
+            member=self.member, lat=lat, lon=lon, accuracy_m=accuracy, incident_id=incident_id
+        )
+        await self.send_json({"type": "ok", "id": msg_id})
+
+    async def _on_resume(self, msg_id, content) -> None:
+        last = content.get("last_event_id") or 0
+        if not isinstance(last, int) or last < 0:
+            raise _BadField("last_event_id", _("last_event_id 须为非负整数。"))
+        frames = await database_sync_to_async(selectors.member_replay)(
+            member=self.member, last_event_id=last
+        )
+        for frame in frames:
+            await self.send_json({**frame, "replay": True})
+        await self.send_json(
+            {
+                "type": "resumed",
+                "id": msg_id,
+                "count": len(frames),
+                "last_event_id": max([f["id"] for f in frames], default=last),
+            }
+        )
+
+    _handlers = {
+        "pong": _on_pong,
+        "ping": _on_ping,
+        "ack": _on_ack,
+        "seen": _on_seen,
+        "accept": _on_action,
+        "decline": _on_action,
+        "on_site": _on_action,
+        "handled": _on_action,
+        "location": _on_location,
+        "resume": _on_resume,
+    }
+
+    # --- server -> client (channel layer handlers) ------------------------------------
+
+    async def push(self, event: dict[str, Any]) -> None:
+        await self.send_json(event["payload"])
+
+    async def member_duty(self, event: dict[str, Any]) -> None:
+        if event["on_duty"] and not self.in_unit_group:
+            await self._join_unit()
+        elif not event["on_duty"] and self.in_unit_group:
+            await self._leave_unit()
+        await self.send_json({"type": "duty", "id": None, "on_duty": event["on_duty"]})
+
+    async def member_session_end(self, event: dict[str, Any]) -> None:
+        await self._refuse(CLOSE_UNAUTHENTICATED, "signed_out", _("已退出登录。"))
+
+    # --- heartbeat ------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        """Notice a silently dead phone, a sign-out or a deactivation."""
+        with contextlib.suppress(asyncio.CancelledError):
+            while True:
+                await asyncio.sleep(settings.WS_HEARTBEAT_S)
+                if time.monotonic() - self.last_heard > settings.WS_IDLE_CLOSE_S:
+                    await self.close(code=CLOSE_IDLE)
+                    return
+                if not await database_sync_to_async(self._still_allowed)():
+                    await self._refuse(CLOSE_FORBIDDEN, "revoked", _("登录已失效或队员已停用。"))
+                    return
+                await self.send_json({"type": "ping", "id": None})
+
+    def _still_allowed(self) -> bool:
+        session = self.scope.get("session")
+        key = getattr(session, "session_key", None)
+        if key and not Session.objects.filter(session_key=key).exists():
+            return False
+        return Member.objects.filter(
+            pk=self.member.pk, is_active=True, unit__is_active=True, user__is_active=True
+        ).exists()
+
+
+class _BadField(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+def _int_field(content: dict, name: str) -> int:
+    value = content.get(name)
+    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+        raise _BadField(name, _("%(f)s 须为正整数。") % {"f": name})
+    return value
+
+
+def _optional_latlon(content: dict) -> tuple[float | None, float | None]:
+    lat, lon = content.get("lat"), content.get("lon")
+    if lat is None and lon is None:
+        return None, None
+    ok = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (lat, lon))
+    if not ok or not (-90 <= lat <= 90 and -180 <= lon <= 180):
+        raise _BadField("lat", _("坐标无效。"))
+    return float(lat), float(lon)

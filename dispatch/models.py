@@ -85,6 +85,9 @@ class Incident(models.Model):
     handled_at = models.DateTimeField(_("第一时间处置"), null=True, blank=True)
     received_at = models.DateTimeField(_("接报时间"), auto_now_add=True)
     flagged = models.BooleanField(_("超时标记"), default=False)
+    # Last IncidentEvent.seq; bumped with a conditional UPDATE, which also
+    # serialises concurrent event writers on this incident's row.
+    last_seq = models.PositiveIntegerField(default=0, editable=False)
 
     class Meta:
         verbose_name = _("警情")
@@ -137,6 +140,7 @@ class IncidentEvent(models.Model):
         ON_SITE = "on_site", _("到场管控")
         HANDLED = "handled", _("处置完毕")
         ESCALATED = "escalated", _("升级")
+        NO_UNITS = "no_units", _("范围内无可用单元")
         STOOD_DOWN = "stood_down", _("解除待命")
         FLAGGED = "flagged", _("超时预警")
         CLOSED = "closed", _("结案")

@@ -16,7 +16,20 @@ def _unit_test_settings(settings):
     from config.celery import app
 
     app.conf.task_always_eager = True
+    _process_caches_reset()
     yield
+    _process_caches_reset()
+
+
+def _process_caches_reset() -> None:
+    """Per-process caches built from the database must not leak between tests."""
+    from dispatch.ranking import reset_unit_index
+    from units.locate import locate_cache_reset
+    from units.services import district_shapes_reset
+
+    reset_unit_index()
+    district_shapes_reset()
+    locate_cache_reset()
 
 
 @pytest.fixture

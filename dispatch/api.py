@@ -1,0 +1,272 @@
+"""REST edges for incidents: parse, call one service or selector, render."""
+
+from __future__ import annotations
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils.translation import gettext as _
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.response import Response
+
+from . import selectors, services
+from .models import Incident, IncidentEvent
+from .ranking import rank_units
+
+
+def _as_drf_error(exc: DjangoValidationError) -> serializers.ValidationError:
+    if hasattr(exc, "message_dict"):
+        return serializers.ValidationError(exc.message_dict)
+    return serializers.ValidationError({"non_field_errors": exc.messages})
+
+
+class IncidentCreateSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=Incident.Kind.choices)
+    severity = serializers.ChoiceField(choices=Incident.Severity.choices, default=2)
+    lat = serializers.FloatField(min_value=-90, max_value=90)
+    lon = serializers.FloatField(min_value=-180, max_value=180)
+    address = serializers.CharField(max_length=255, required=False, default="", allow_blank=True)
+    description = serializers.CharField(
+        max_length=2000, required=False, default="", allow_blank=True
+    )
+    external_id = serializers.CharField(max_length=64, required=False, allow_null=True)
+    discovered_at = serializers.DateTimeField(required=False, allow_null=True)
+    source = serializers.ChoiceField(
+        choices=[Incident.Source.CAD, Incident.Source.CONSOLE], default=Incident.Source.CAD
+    )
+
+
+class CandidateSerializer(serializers.Serializer):
+    unit = serializers.IntegerField(source="unit_id")
+    distance_m = serializers.FloatField()
+    eta_s = serializers.IntegerField()
+    kit_fit = serializers.BooleanField()
+    on_duty = serializers.IntegerField()
+
+
+class EventSerializer(serializers.ModelSerializer):
+    type_display = serializers.CharField(source="get_type_display")
+    unit_code = serializers.CharField(source="unit.code", default=None)
+    member_name = serializers.CharField(source="member.name", default=None)
+
+    class Meta:
+        model = IncidentEvent
+        fields = [
+            "id",
+            "seq",
+            "type",
+            "type_display",
+            "unit",
+            "unit_code",
+            "member",
+            "member_name",
+            "data",
+            "created_at",
+        ]
+
+
+class IncidentSerializer(serializers.ModelSerializer):
+    kind_display = serializers.CharField(source="get_kind_display", read_only=True)
+    region = serializers.CharField(source="region.code", default=None)
+
+    class Meta:
+        model = Incident
+        fields = [
+            "id",
+            "kind",
+            "kind_display",
+            "severity",
+            "lat",
+            "lon",
+            "address",
+            "description",
+            "source",
+            "external_id",
+            "region",
+            "status",
+            "is_drill",
+            "flagged",
+            "discovered_at",
+            "received_at",
+            "responded_at",
+            "controlled_at",
+            "handled_at",
+        ]
+
+
+class IncidentDetailSerializer(IncidentSerializer):
+    durations = serializers.SerializerMethodField()
+    compliance = serializers.SerializerMethodField()
+    timeline = serializers.SerializerMethodField()
+
+    class Meta(IncidentSerializer.Meta):
+        fields = [*IncidentSerializer.Meta.fields, "durations", "compliance", "timeline"]
+
+    def get_durations(self, obj) -> dict:
+        return selectors.incident_durations(obj)
+
+    def get_compliance(self, obj) -> dict:
+        return selectors.incident_compliance(obj)
+
+    def get_timeline(self, obj) -> list:
+        return EventSerializer(selectors.incident_timeline(incident=obj), many=True).data
+
+
+class ActionSerializer(serializers.Serializer):
+    action = serializers.ChoiceField(choices=[(a, a) for a in services.ACTIONS])
+    lat = serializers.FloatField(min_value=-90, max_value=90, required=False)
+    lon = serializers.FloatField(min_value=-180, max_value=180, required=False)
+
+
+class MemberReportSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=Incident.Kind.choices)
+    lat = serializers.FloatField(min_value=-90, max_value=90)
+    lon = serializers.FloatField(min_value=-180, max_value=180)
+    description = serializers.CharField(
+        max_length=2000, required=False, default="", allow_blank=True
+    )
+
+
+class IncidentViewSet(viewsets.GenericViewSet):
+    queryset = Incident.objects.none()
+    serializer_class = IncidentSerializer
+    filter_backends: list = []
+
+    def _intake_response(self, result: services.IntakeResult) -> Response:
+        body = {
+            "incident": IncidentSerializer(result.incident).data,
+            "created": result.created,
+            "wave": {"number": result.wave.number, "radius_m": result.wave.radius_m}
+            if result.wave
+            else None,
+            "candidates": CandidateSerializer(result.candidates, many=True).data,
+        }
+        return Response(body, status=status.HTTP_201_CREATED if result.created else 200)
+
+    @extend_schema(request=IncidentCreateSerializer, responses={201: dict})
+    def create(self, request):
+        if not (request.user.is_superuser or hasattr(request.user, "staff")):
+            raise PermissionDenied(_("只有接处警系统或工作人员可以录入警情。"))
+        s = IncidentCreateSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        try:
+            result = services.incident_create(created_by=request.user, **s.validated_data)
+        except DjangoValidationError as exc:
+            raise _as_drf_error(exc) from exc
+        return self._intake_response(result)
+
+    @extend_schema(request=MemberReportSerializer, responses={201: dict})
+    @action(detail=False, methods=["post"])
+    def report(self, request):
+        """One-button report from a member's phone: discovered now, here."""
+        member = selectors.member_for_user(user=request.user)
+        if member is None:
+            raise PermissionDenied(_("只有队员可以一键报警。"))
+        s = MemberReportSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        try:
+            result = services.incident_create(
+                source=Incident.Source.MEMBER, reported_by=member, **s.validated_data
+            )
+        except DjangoValidationError as exc:
+            raise _as_drf_error(exc) from exc
+        return self._intake_response(result)
+
+    @extend_schema(responses=IncidentDetailSerializer)
+    def retrieve(self, request, pk=None):
+        incident = self._visible(request, pk)
+        return Response(IncidentDetailSerializer(incident).data)
+
+    def list(self, request):
+        qs = selectors.incident_list(user=request.user).order_by("-received_at")
+        page = self.paginate_queryset(qs)
+        return self.get_paginated_response(IncidentSerializer(page, many=True).data)
+
+    @extend_schema(request=ActionSerializer, responses={200: dict})
+    @action(detail=True, methods=["post"])
+    def actions(self, request, pk=None):
+        """accept / decline / on_site / handled, for clients without a websocket."""
+        member = selectors.member_for_user(user=request.user)
+        if member is None:
+            raise PermissionDenied(_("只有队员可以执行该操作。"))
+        s = ActionSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        try:
+            incident_id = int(pk)
+        except ValueError as exc:
+            raise NotFound() from exc
+        try:
+            dispatch = services.dispatch_act(
+                incident_id=incident_id, member=member, **s.validated_data
+            )
+        except services.ActionRefused as exc:
+            code = status.HTTP_404_NOT_FOUND if exc.code == "not_alerted" else 409
+            return Response({"code": exc.code, "detail": exc.message}, status=code)
+        return Response({"incident_id": incident_id, "dispatch_status": dispatch.status})
+
+    def _visible(self, request, pk) -> Incident:
+        try:
+            return selectors.incident_get(user=request.user, incident_id=int(pk))
+        except (Incident.DoesNotExist, ValueError) as exc:
+            member = selectors.member_for_user(user=request.user)
+            if member is not None:
+                incident = Incident.objects.filter(
+                    pk=pk, dispatches__unit_id=member.unit_id
+                ).first()
+                if incident is not None:
+                    return incident
+            raise NotFound() from exc
+
+
+class NearbyQuerySerializer(serializers.Serializer):
+    lat = serializers.FloatField(min_value=-90, max_value=90)
+    lon = serializers.FloatField(min_value=-180, max_value=180)
+    limit = serializers.IntegerField(min_value=1, max_value=100, default=10)
+    radius_m = serializers.FloatField(min_value=1, max_value=100_000, required=False)
+    kind = serializers.ChoiceField(choices=Incident.Kind.choices, required=False)
+
+
+class NearbyUnitsView(viewsets.ViewSet):
+    @extend_schema(parameters=[NearbyQuerySerializer], responses={200: dict})
+    def list(self, request):
+        """Units ranked by distance and on-foot ETA from a point (within the user's scope)."""
+        q = NearbyQuerySerializer(data=request.query_params)
+        q.is_valid(raise_exception=True)
+        v = q.validated_data
+        candidates = rank_units(
+            lat=v["lat"],
+            lon=v["lon"],
+            limit=v["limit"],
+            radius_m=v.get("radius_m"),
+            incident_kind=v.get("kind"),
+            require_available=False,
+        )
+        units = selectors.units_for_candidates(
+            user=request.user, unit_ids=[c.unit_id for c in candidates]
+        )
+        results = []
+        for c in candidates:
+            unit = units.get(c.unit_id)
+            if unit is None:  # outside the user's scope
+                continue
+            results.append(
+                {
+                    "id": unit.pk,
+                    "code": unit.code,
+                    "name": unit.name,
+                    "kind": unit.kind,
+                    "lat": unit.lat,
+                    "lon": unit.lon,
+                    "distance_m": round(c.distance_m, 1),
+                    "eta_s": c.eta_s,
+                    "on_duty_count": c.on_duty,
+                    "available": c.available,
+                    "kit_fit": c.kit_fit,
+                    "kit": [
+                        {"kind": e.kind, "quantity": e.quantity, "expires": e.expires}
+                        for e in unit.equipment.all()
+                    ],
+                }
+            )
+        return Response({"count": len(results), "results": results})

@@ -1,0 +1,91 @@
+"""The incident timeline and its fast path to phones and dashboards.
+
+Every change is an ``IncidentEvent`` row (the truth, replayed on resume); the
+channel-layer push happens only after the transaction commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+from django.db.models import F
+
+from .models import Incident, IncidentEvent
+
+log = logging.getLogger(__name__)
+
+Message = tuple[str, dict[str, Any]]  # (group, payload)
+
+
+def unit_group(unit_id: int) -> str:
+    return f"unit.{unit_id}"
+
+
+def member_group(member_id: int) -> str:
+    return f"member.{member_id}"
+
+
+def incident_group(incident_id: int) -> str:
+    return f"incident.{incident_id}"
+
+
+SUPERVISORS_GROUP = "supervisors"
+
+
+def events_record(*, incident_id: int, events: Sequence[IncidentEvent]) -> list[IncidentEvent]:
+    """Append events to an incident's timeline with consecutive ``seq`` numbers.
+
+    Must run inside the caller's transaction: the UPDATE on the incident row holds
+    its lock until commit, so concurrent writers get distinct, gap-free seqs.
+    """
+    if not events:
+        return []
+    n = len(events)
+    Incident.objects.filter(pk=incident_id).update(last_seq=F("last_seq") + n)
+    last = Incident.objects.filter(pk=incident_id).values_list("last_seq", flat=True).get()
+    for i, event in enumerate(events):
+        event.incident_id = incident_id
+        event.seq = last - n + 1 + i
+    return IncidentEvent.objects.bulk_create(events)
+
+
+def event_record(*, incident_id: int, type: str, **fields: Any) -> IncidentEvent:
+    return events_record(incident_id=incident_id, events=[IncidentEvent(type=type, **fields)])[0]
+
+
+def push_on_commit(messages: Iterable[Message]) -> None:
+    """Send channel-layer messages once the current transaction commits."""
+    batch = list(messages)
+    if batch:
+        transaction.on_commit(lambda: push_now(batch))
+
+
+def push_now(messages: Sequence[Message]) -> None:
+    """Fan out to all groups concurrently; a lost push is recovered by replay."""
+    layer = get_channel_layer()
+    if layer is None or not messages:
+        return
+
+    async def send_all() -> None:
+        results = await asyncio.gather(
+            *(
+                layer.group_send(group, {"type": "push", "payload": payload})
+                for group, payload in messages
+            ),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, Exception):
+                log.warning("channel layer push failed: %r", result)
+
+    try:
+        async_to_sync(send_all)()
+    except Exception:
+        # The rows are committed; phones replay them on resume.
+        log.exception("channel layer unavailable; events stay in the database")

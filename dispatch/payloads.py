@@ -1,0 +1,83 @@
+"""JSON frames sent to phones and dashboards. Every frame has a ``type`` and an ``id``
+(the IncidentEvent id: the replay cursor a phone sends back with ``resume``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .models import Dispatch, Incident, IncidentEvent
+
+
+def _iso(value) -> str | None:
+    return value.isoformat() if value else None
+
+
+def timestamps(incident: Incident) -> dict[str, str | None]:
+    return {
+        "discovered_at": _iso(incident.discovered_at),
+        "responded_at": _iso(incident.responded_at),
+        "controlled_at": _iso(incident.controlled_at),
+        "handled_at": _iso(incident.handled_at),
+    }
+
+
+def incident_summary(incident: Incident) -> dict[str, Any]:
+    return {
+        "id": incident.pk,
+        "kind": incident.kind,
+        "kind_display": incident.get_kind_display(),
+        "severity": incident.severity,
+        "severity_display": incident.get_severity_display(),
+        "lat": incident.lat,
+        "lon": incident.lon,
+        "address": incident.address,
+        "description": incident.description,
+        "status": incident.status,
+        "is_drill": incident.is_drill,
+        **timestamps(incident),
+    }
+
+
+def alert(
+    *, event: IncidentEvent, incident_summary: dict[str, Any], dispatch: Dispatch
+) -> dict[str, Any]:
+    return {
+        "type": "incident.alert",
+        "id": event.pk,
+        "seq": event.seq,
+        "incident": incident_summary,
+        "dispatch": {
+            "unit_id": dispatch.unit_id,
+            "wave": event.data.get("wave"),
+            "rank": dispatch.rank,
+            "distance_m": dispatch.distance_m,
+            "eta_s": dispatch.eta_s,
+            "status": dispatch.status,
+        },
+    }
+
+
+def update(*, event: IncidentEvent, incident: Incident) -> dict[str, Any]:
+    closed = event.type == IncidentEvent.Type.CLOSED
+    return {
+        "type": "incident.closed" if closed else "incident.update",
+        "id": event.pk,
+        "seq": event.seq,
+        "incident_id": incident.pk,
+        "event": event.type,
+        "unit_id": event.unit_id,
+        "member_id": event.member_id,
+        "data": event.data,
+        "at": _iso(event.created_at),
+        "status": incident.status,
+        "flagged": incident.flagged,
+        **timestamps(incident),
+    }
+
+
+def incident_opened(incident: Incident) -> dict[str, Any]:
+    return {"type": "incident.opened", "id": None, "incident": incident_summary(incident)}
+
+
+def no_units(incident: Incident, *, wave: int) -> dict[str, Any]:
+    return {"type": "incident.no_units", "id": None, "incident_id": incident.pk, "wave": wave}

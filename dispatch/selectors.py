@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from units.models import Member
+from units.scoping import scope_filter
+
+from . import payloads
+from .models import Dispatch, Incident, IncidentEvent
+
+# Events a member's phone shows; delivery receipts are for supervisors only.
+_MEMBER_EVENT_TYPES = {
+    IncidentEvent.Type.ACCEPTED,
+    IncidentEvent.Type.DECLINED,
+    IncidentEvent.Type.ON_SITE,
+    IncidentEvent.Type.HANDLED,
+    IncidentEvent.Type.ESCALATED,
+    IncidentEvent.Type.STOOD_DOWN,
+    IncidentEvent.Type.CLOSED,
+}
+
+
+def member_for_user(*, user) -> Member | None:
+    if not getattr(user, "is_authenticated", False):
+        return None
+    return Member.objects.select_related("unit").filter(user=user).first()
+
+
+def member_replay(*, member: Member, last_event_id: int) -> list[dict[str, Any]]:
+    """Frames the member's phone missed after ``last_event_id``, oldest first.
+
+    Read from the stored timeline, not from live messages. Ids are not committed
+    strictly in order under concurrency, so events a few seconds older than the
+    cursor are re-sent too; the phone drops ids it already has.
+    """
+    since = timezone.now() - dt.timedelta(hours=settings.REPLAY_WINDOW_HOURS)
+    dispatches = {
+        d.incident_id: d
+        for d in Dispatch.objects.filter(unit_id=member.unit_id, created_at__gte=since)
+    }
+    if not dispatches:
+        return []
+    cursor_at = (
+        IncidentEvent.objects.filter(pk=last_event_id).values_list("created_at", flat=True).first()
+    )
+    newer = Q(pk__gt=last_event_id)
+    if cursor_at is not None:
+        newer |= Q(created_at__gte=cursor_at - dt.timedelta(seconds=settings.REPLAY_LOOKBACK_S))
+    events = (
+        IncidentEvent.objects.filter(newer, incident_id__in=list(dispatches))
+        .select_related("incident")
+        .order_by("pk")
+    )
+    frames: list[dict[str, Any]] = []
+    for event in events:
+        own_unit = event.unit_id == member.unit_id
+        if event.type == IncidentEvent.Type.ALERTED:
+            if own_unit:
+                frames.append(
+                    payloads.alert(
+                        event=event,
+                        incident_summary=payloads.incident_summary(event.incident),
+                        dispatch=dispatches[event.incident_id],
+                    )
+                )
+        elif event.type == IncidentEvent.Type.STOOD_DOWN:
+            if own_unit:
+                frames.append(payloads.update(event=event, incident=event.incident))
+        elif event.type in _MEMBER_EVENT_TYPES:
+            frames.append(payloads.update(event=event, incident=event.incident))
+    return frames
+
+
+def incident_list(*, user) -> QuerySet[Incident]:
+    """Incidents in the user's region scope (an incident outside every street is
+    visible only to city-wide staff)."""
+    q = scope_filter(user, "incident")
+    return Incident.objects.filter(q).select_related("region")
+
+
+def incident_get(*, user, incident_id: int) -> Incident:
+    return incident_list(user=user).get(pk=incident_id)
+
+
+def incident_timeline(*, incident: Incident) -> QuerySet[IncidentEvent]:
+    return incident.events.select_related("unit", "member").order_by("seq")
+
+
+def incident_durations(incident: Incident) -> dict[str, float | None]:
+    def since_discovery(value):
+        return (value - incident.discovered_at).total_seconds() if value else None
+
+    return {
+        "to_response_s": since_discovery(incident.responded_at),
+        "to_control_s": since_discovery(incident.controlled_at),
+        "to_handling_s": since_discovery(incident.handled_at),
+    }
+
+
+def incident_compliance(incident: Incident) -> dict[str, bool | None]:
+    """1-3-5: responded within 1 min, controlled within 3, handled within 5.
+
+    None while the step has not happened and its target has not yet passed.
+    """
+    targets = settings.RESPONSE_TARGETS_S
+    now = timezone.now()
+    result: dict[str, bool | None] = {}
+    for step, field_name in (
+        ("responded", "responded_at"),
+        ("controlled", "controlled_at"),
+        ("handled", "handled_at"),
+    ):
+        deadline = incident.discovered_at + dt.timedelta(seconds=targets[step])
+        value = getattr(incident, field_name)
+        if value is not None:
+            result[step] = value <= deadline
+        else:
+            result[step] = False if now > deadline else None
+    result["all"] = all(result[s] for s in ("responded", "controlled", "handled"))
+    return result
+
+
+def units_for_candidates(*, user, unit_ids: list[int]) -> dict:
+    """The ranked units the user may see, with their kit, in two queries."""
+    from units.models import Unit
+
+    rows = Unit.objects.filter(scope_filter(user, "unit"), pk__in=unit_ids).prefetch_related(
+        "equipment"
+    )
+    return {u.pk: u for u in rows}

@@ -1,0 +1,549 @@
+"""Dispatch rules: intake, waves, member actions, escalation.
+
+Views, consumers, tasks and commands all call these functions. Each write runs
+in one transaction; first-time timestamps and wave numbers are claimed with
+conditional updates; pushes and task enqueues happen after commit.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from units.models import Member
+from units.services import location_validate
+
+from . import payloads
+from .events import (
+    SUPERVISORS_GROUP,
+    Message,
+    event_record,
+    events_record,
+    incident_group,
+    push_on_commit,
+    unit_group,
+)
+from .models import Deadline, Delivery, Dispatch, Incident, IncidentEvent, MemberLocation, Wave
+from .policy import enough_accepts, policy_for, tier_get
+from .ranking import Candidate, rank_units
+
+log = logging.getLogger(__name__)
+
+
+class ActionRefused(Exception):
+    """A member action that the incident's state does not allow; nothing changed."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class IntakeResult:
+    incident: Incident
+    created: bool
+    wave: Wave | None = None
+    candidates: list[Candidate] = field(default_factory=list)
+
+
+# --- Intake ---------------------------------------------------------------------------
+
+
+def incident_create(
+    *,
+    kind: str,
+    lat: float,
+    lon: float,
+    source: str,
+    severity: int = Incident.Severity.MEDIUM,
+    address: str = "",
+    description: str = "",
+    external_id: str | None = None,
+    discovered_at: dt.datetime | None = None,
+    reported_by: Member | None = None,
+    created_by=None,
+    is_drill: bool = False,
+) -> IntakeResult:
+    """Open an incident and send wave 1, straight from the request.
+
+    Idempotent on ``external_id``: a repeat returns the stored incident with
+    ``created=False`` and sends nothing.
+    """
+    if external_id:
+        existing = Incident.objects.filter(external_id=external_id).first()
+        if existing is not None:
+            return IntakeResult(incident=existing, created=False)
+    now = timezone.now()
+    discovered_at = _discovered_at_validate(discovered_at, now=now)
+    location_validate(lat=lat, lon=lon)
+    policy = policy_for(kind=kind, severity=severity)
+    try:
+        with transaction.atomic():
+            incident = Incident.objects.create(
+                kind=kind,
+                severity=severity,
+                lat=lat,
+                lon=lon,
+                address=address,
+                description=description,
+                source=source,
+                external_id=external_id or None,
+                discovered_at=discovered_at,
+                reported_by=reported_by,
+                created_by=created_by,
+                is_drill=is_drill,
+                policy=policy,
+                region=_street_at(lat=lat, lon=lon),
+            )
+            event_record(
+                incident_id=incident.pk,
+                type=IncidentEvent.Type.CREATED,
+                member=reported_by,
+                user=created_by,
+                data={"source": source},
+            )
+            wave, candidates = _wave_send(
+                incident=incident, number=1, spec=policy["wave1"], reason="intake"
+            )
+            deadlines = _deadlines_create(incident=incident, policy=policy)
+            push_on_commit([(SUPERVISORS_GROUP, payloads.incident_opened(incident))])
+    except IntegrityError:
+        # A concurrent POST with the same external_id won the race.
+        if external_id:
+            existing = Incident.objects.filter(external_id=external_id).first()
+            if existing is not None:
+                return IntakeResult(incident=existing, created=False)
+        raise
+    transaction.on_commit(lambda: _deadlines_schedule(deadlines))
+    return IntakeResult(incident=incident, created=True, wave=wave, candidates=candidates)
+
+
+def _discovered_at_validate(value: dt.datetime | None, *, now: dt.datetime) -> dt.datetime:
+    if value is None:
+        return now
+    if timezone.is_naive(value):
+        raise ValidationError({"discovered_at": _("发现时间必须带时区。")})
+    if value > now + dt.timedelta(seconds=settings.DISCOVERY_CLOCK_SKEW_S):
+        raise ValidationError({"discovered_at": _("发现时间不能晚于当前时间。")})
+    return min(value, now)
+
+
+def _street_at(*, lat: float, lon: float):
+    from units.locate import street_at
+
+    return street_at(lat=lat, lon=lon)
+
+
+def _wave_send(
+    *, incident: Incident, number: int, spec: dict[str, Any], reason: str
+) -> tuple[Wave | None, list[Candidate]]:
+    """Create wave ``number`` with its dispatches, deliveries and alert events.
+
+    Caller holds a transaction and has claimed the right to send this wave.
+    """
+    already = set(Dispatch.objects.filter(incident=incident).values_list("unit_id", flat=True))
+    candidates = rank_units(
+        lat=incident.lat,
+        lon=incident.lon,
+        limit=int(spec["units"]),
+        radius_m=spec.get("radius_m"),
+        incident_kind=incident.kind,
+        exclude=already,
+    )
+    wave = Wave.objects.create(
+        incident=incident, number=number, radius_m=int(spec.get("radius_m") or 0), reason=reason
+    )
+    if not candidates:
+        event_record(
+            incident_id=incident.pk,
+            type=IncidentEvent.Type.NO_UNITS,
+            data={"wave": number, "radius_m": spec.get("radius_m")},
+        )
+        push_on_commit([(SUPERVISORS_GROUP, payloads.no_units(incident, wave=number))])
+        return wave, []
+    dispatches = Dispatch.objects.bulk_create(
+        [
+            Dispatch(
+                incident=incident,
+                wave=wave,
+                unit_id=c.unit_id,
+                rank=i + 1,
+                distance_m=round(c.distance_m),
+                eta_s=c.eta_s,
+            )
+            for i, c in enumerate(candidates)
+        ]
+    )
+    on_duty = list(
+        Member.objects.filter(
+            unit_id__in=[c.unit_id for c in candidates], on_duty=True, is_active=True
+        ).values_list("id", "unit_id")
+    )
+    by_unit = {d.unit_id: d for d in dispatches}
+    Delivery.objects.bulk_create(
+        [Delivery(dispatch=by_unit[unit_id], member_id=member_id) for member_id, unit_id in on_duty]
+    )
+    events = events_record(
+        incident_id=incident.pk,
+        events=[
+            IncidentEvent(
+                type=IncidentEvent.Type.ALERTED,
+                unit_id=d.unit_id,
+                data={"wave": number, "rank": d.rank, "distance_m": d.distance_m, "eta_s": d.eta_s},
+            )
+            for d in dispatches
+        ],
+    )
+    alert = payloads.incident_summary(incident)
+    messages: list[Message] = [
+        (unit_group(d.unit_id), payloads.alert(event=e, incident_summary=alert, dispatch=d))
+        for d, e in zip(dispatches, events, strict=True)
+    ]
+    messages.append(
+        (incident_group(incident.pk), payloads.update(event=events[-1], incident=incident))
+    )
+    push_on_commit(messages)
+    return wave, candidates
+
+
+def _deadlines_create(*, incident: Incident, policy: dict[str, Any]) -> list[Deadline]:
+    base = incident.received_at
+    return Deadline.objects.bulk_create(
+        [
+            Deadline(
+                incident=incident,
+                tier=tier["name"],
+                due_at=base + dt.timedelta(seconds=tier["after_s"]),
+            )
+            for tier in policy.get("tiers", [])
+        ]
+    )
+
+
+def _deadlines_schedule(deadlines: list[Deadline]) -> None:
+    """Enqueue a timer per deadline; the beat sweep re-fires any that is lost."""
+    from .tasks import fire_deadline
+
+    for d in deadlines:
+        try:
+            fire_deadline.apply_async(
+                (d.pk,), eta=d.due_at, expires=d.due_at + dt.timedelta(minutes=5)
+            )
+        except Exception:
+            # Broker down: the deadline row stays pending and the sweep fires it.
+            log.exception("could not enqueue deadline %s; the sweep will fire it", d.pk)
+
+
+# --- Member actions ---------------------------------------------------------------------
+
+# Which dispatch states each action may leave, and where it goes.
+_TRANSITIONS: dict[str, tuple[set[str], str]] = {
+    "accept": ({Dispatch.Status.ALERTED, Dispatch.Status.DECLINED}, Dispatch.Status.ACCEPTED),
+    "decline": ({Dispatch.Status.ALERTED}, Dispatch.Status.DECLINED),
+    "on_site": ({Dispatch.Status.ACCEPTED}, Dispatch.Status.ON_SITE),
+    "handled": ({Dispatch.Status.ON_SITE}, Dispatch.Status.HANDLED),
+}
+ACTIONS = tuple(_TRANSITIONS)
+_EVENT_FOR_ACTION = {
+    "accept": IncidentEvent.Type.ACCEPTED,
+    "decline": IncidentEvent.Type.DECLINED,
+    "on_site": IncidentEvent.Type.ON_SITE,
+    "handled": IncidentEvent.Type.HANDLED,
+}
+
+
+def dispatch_for_member(*, incident_id: int, member: Member) -> Dispatch:
+    """The dispatch of the member's unit to this incident, or ActionRefused."""
+    dispatch = (
+        Dispatch.objects.select_related("incident")
+        .filter(incident_id=incident_id, unit_id=member.unit_id)
+        .first()
+    )
+    if dispatch is None:
+        raise ActionRefused("not_alerted", _("你的单元没有被派往该警情。"))
+    return dispatch
+
+
+def dispatch_act(
+    *,
+    incident_id: int,
+    member: Member,
+    action: str,
+    lat: float | None = None,
+    lon: float | None = None,
+) -> Dispatch:
+    """A member's accept / decline / on_site / handled, for their unit's dispatch.
+
+    The dispatch moves with a conditional update (a stale or repeated action
+    changes nothing and is refused); the incident's first-time timestamp is set
+    only if still empty, so a second unit never moves it.
+    """
+    if action not in _TRANSITIONS:
+        raise ActionRefused("unknown_action", _("未知操作：%(a)s") % {"a": action})
+    if not member.is_active:
+        raise ActionRefused("inactive", _("该队员已停用。"))
+    sources, target = _TRANSITIONS[action]
+    with transaction.atomic():
+        dispatch = dispatch_for_member(incident_id=incident_id, member=member)
+        incident = dispatch.incident
+        if incident.status != Incident.Status.OPEN:
+            raise ActionRefused("closed", _("该警情已结束。"))
+        now = timezone.now()
+        changes: dict[str, Any] = {"status": target}
+        if action == "accept":
+            changes.update(accepted_by=member, accepted_at=now)
+        elif action == "on_site":
+            changes["on_site_at"] = now
+        elif action == "handled":
+            changes["handled_at"] = now
+        moved = Dispatch.objects.filter(pk=dispatch.pk, status__in=sources).update(**changes)
+        if not moved:
+            dispatch.refresh_from_db(fields=["status"])
+            raise ActionRefused(
+                "out_of_order",
+                _("当前状态“%(s)s”下不能执行该操作。") % {"s": dispatch.get_status_display()},
+            )
+        dispatch.refresh_from_db()
+        data: dict[str, Any] = {"member_name": member.name}
+        if lat is not None and lon is not None:
+            data.update(lat=lat, lon=lon)
+        events = [
+            IncidentEvent(
+                type=_EVENT_FOR_ACTION[action], unit_id=member.unit_id, member=member, data=data
+            )
+        ]
+        if _first_time_set(incident=incident, action=action, now=now) == "handled_at":
+            events.append(
+                IncidentEvent(type=IncidentEvent.Type.CLOSED, unit_id=member.unit_id, member=member)
+            )
+        recorded = events_record(incident_id=incident.pk, events=events)
+        incident.refresh_from_db()
+        messages = _updates_for(incident=incident, events=recorded)
+        if action == "accept":
+            messages += _stand_down_if_enough(incident=incident)
+        if incident.status == Incident.Status.CLOSED:
+            messages += _stand_down_rest(incident=incident, closed=True)
+        push_on_commit(messages)
+    return dispatch
+
+
+_FIRST_FIELD = {"accept": "responded_at", "on_site": "controlled_at", "handled": "handled_at"}
+
+
+def _first_time_set(*, incident: Incident, action: str, now: dt.datetime) -> str | None:
+    """Set the incident's first-time timestamp for this action if it is still empty.
+
+    Returns the field name when this call was first, else None.
+    """
+    field_name = _FIRST_FIELD.get(action)
+    if field_name is None:
+        return None
+    changes: dict[str, Any] = {field_name: now}
+    if field_name == "handled_at":
+        changes["status"] = Incident.Status.CLOSED
+    won = Incident.objects.filter(pk=incident.pk, **{field_name: None}).update(**changes)
+    return field_name if won else None
+
+
+def _updates_for(*, incident: Incident, events: list[IncidentEvent]) -> list[Message]:
+    """Each event goes to every unit still on the incident and to its watchers."""
+    unit_ids = (
+        Dispatch.objects.filter(incident=incident)
+        .exclude(status=Dispatch.Status.STOOD_DOWN)
+        .values_list("unit_id", flat=True)
+    )
+    messages: list[Message] = []
+    for event in events:
+        payload = payloads.update(event=event, incident=incident)
+        messages += [(unit_group(u), payload) for u in unit_ids]
+        messages.append((incident_group(incident.pk), payload))
+        messages.append((SUPERVISORS_GROUP, payload))
+    return messages
+
+
+def _stand_down_if_enough(*, incident: Incident) -> list[Message]:
+    accepted = Dispatch.objects.filter(
+        incident=incident,
+        status__in=[Dispatch.Status.ACCEPTED, Dispatch.Status.ON_SITE, Dispatch.Status.HANDLED],
+    ).count()
+    if accepted < enough_accepts(incident.policy):
+        return []
+    return _stand_down_rest(incident=incident, closed=False)
+
+
+def _stand_down_rest(*, incident: Incident, closed: bool) -> list[Message]:
+    """Release units that were alerted but are not needed, so no post empties for nothing."""
+    statuses = [Dispatch.Status.ALERTED, Dispatch.Status.DECLINED]
+    if closed:
+        statuses.append(Dispatch.Status.ACCEPTED)
+    rows = list(
+        Dispatch.objects.select_for_update()
+        .filter(incident=incident, status__in=statuses)
+        .values_list("pk", "unit_id")
+    )
+    if not rows:
+        return []
+    Dispatch.objects.filter(pk__in=[pk for pk, _u in rows], status__in=statuses).update(
+        status=Dispatch.Status.STOOD_DOWN
+    )
+    events = events_record(
+        incident_id=incident.pk,
+        events=[
+            IncidentEvent(
+                type=IncidentEvent.Type.STOOD_DOWN, unit_id=unit_id, data={"closed": closed}
+            )
+            for _pk, unit_id in rows
+        ],
+    )
+    messages: list[Message] = []
+    for event in events:
+        payload = payloads.update(event=event, incident=incident)
+        messages.append((unit_group(event.unit_id), payload))
+        messages.append((incident_group(incident.pk), payload))
+    return messages
+
+
+def delivery_ack(*, incident_id: int, member: Member, seen: bool = False) -> bool:
+    """Record that the alert reached (or was seen on) the member's phone; first time only."""
+    now = timezone.now()
+    field_name = "seen_at" if seen else "delivered_at"
+    with transaction.atomic():
+        changes = {field_name: now}
+        if seen:
+            # Seen implies delivered; keep the earlier delivery time if there is one.
+            Delivery.objects.filter(
+                dispatch__incident_id=incident_id, member=member, delivered_at=None
+            ).update(delivered_at=now)
+        won = Delivery.objects.filter(
+            dispatch__incident_id=incident_id, member=member, **{field_name: None}
+        ).update(**changes)
+        if not won:
+            return False
+        event = event_record(
+            incident_id=incident_id,
+            type=IncidentEvent.Type.SEEN if seen else IncidentEvent.Type.DELIVERED,
+            unit_id=member.unit_id,
+            member=member,
+        )
+        incident = Incident.objects.get(pk=incident_id)
+        payload = payloads.update(event=event, incident=incident)
+        push_on_commit([(incident_group(incident_id), payload)])
+    return True
+
+
+# --- Escalation ------------------------------------------------------------------------
+
+
+def deadline_fire(*, deadline_id: int) -> str:
+    """Fire one escalation deadline if due and not yet fired; returns the outcome.
+
+    Claimed with a conditional update inside the transaction: a retried task, a
+    second worker or the sweep can never fire it twice; a worker that dies before
+    commit leaves it pending for the sweep.
+    """
+    now = timezone.now()
+    with transaction.atomic():
+        claimed = Deadline.objects.filter(pk=deadline_id, fired_at=None, due_at__lte=now).update(
+            fired_at=now, outcome="firing"
+        )
+        if not claimed:
+            return "not_due_or_fired"
+        deadline = Deadline.objects.get(pk=deadline_id)
+        # Row lock: tiers of one incident firing at once take turns for wave numbers.
+        incident = Incident.objects.select_for_update().get(pk=deadline.incident_id)
+        tier = tier_get(incident.policy, deadline.tier)
+        if tier is None:
+            outcome = "unknown_tier"
+        elif incident.status != Incident.Status.OPEN or getattr(incident, tier["unless"]):
+            outcome = "met"
+        else:
+            outcome = _escalate(incident=incident, tier=tier)
+        Deadline.objects.filter(pk=deadline_id).update(outcome=outcome)
+    return outcome
+
+
+def _escalate(*, incident: Incident, tier: dict[str, Any]) -> str:
+    data: dict[str, Any] = {"tier": tier["name"], "notify": tier.get("notify", [])}
+    messages: list[Message] = []
+    if tier.get("flag") and not incident.flagged:
+        Incident.objects.filter(pk=incident.pk).update(flagged=True)
+        incident.flagged = True
+    if tier.get("wave"):
+        number = (
+            incident.waves.order_by("-number").values_list("number", flat=True).first() or 0
+        ) + 1
+        wave, candidates = _wave_send(
+            incident=incident, number=number, spec=tier["wave"], reason=tier["name"]
+        )
+        data.update(wave=number, units=len(candidates))
+    event = event_record(incident_id=incident.pk, type=IncidentEvent.Type.ESCALATED, data=data)
+    incident.refresh_from_db()
+    messages += _updates_for(incident=incident, events=[event])
+    push_on_commit(messages)
+    return "escalated"
+
+
+def deadlines_sweep(*, now: dt.datetime | None = None, limit: int = 500) -> int:
+    """Fire every overdue deadline (a dead worker's timers). Returns how many fired."""
+    now = now or timezone.now()
+    due = list(
+        Deadline.objects.filter(fired_at=None, due_at__lte=now)
+        .order_by("due_at")
+        .values_list("pk", flat=True)[:limit]
+    )
+    fired = 0
+    for deadline_id in due:
+        if deadline_fire(deadline_id=deadline_id) != "not_due_or_fired":
+            fired += 1
+    return fired
+
+
+# --- Locations -------------------------------------------------------------------------
+
+
+def member_location_record(
+    *,
+    member: Member,
+    lat: float,
+    lon: float,
+    accuracy_m: float | None = None,
+    incident_id: int | None = None,
+) -> MemberLocation:
+    """Store a responder's position; with an incident, show it on that incident's map."""
+    if incident_id is not None:
+        dispatch = dispatch_for_member(incident_id=incident_id, member=member)
+        if dispatch.status not in {Dispatch.Status.ACCEPTED, Dispatch.Status.ON_SITE}:
+            raise ActionRefused("not_responding", _("只有正在响应的队员才能共享位置。"))
+    with transaction.atomic():
+        location = MemberLocation.objects.create(
+            member=member, incident_id=incident_id, lat=lat, lon=lon, accuracy_m=accuracy_m
+        )
+        if incident_id is not None:
+            push_on_commit(
+                [
+                    (
+                        incident_group(incident_id),
+                        {
+                            "type": "responder.location",
+                            "id": None,
+                            "incident_id": incident_id,
+                            "member_id": member.pk,
+                            "unit_id": member.unit_id,
+                            "lat": lat,
+                            "lon": lon,
+                            "accuracy_m": accuracy_m,
+                            "at": location.created_at.isoformat(),
+                        },
+                    )
+                ]
+            )
+    return location
