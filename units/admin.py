@@ -12,7 +12,7 @@ from django.db.models import QuerySet
 from django.utils.translation import gettext_lazy as _
 
 from .models import Equipment, Member, Region, RosterChange, StaffProfile, Unit
-from .scoping import scope_filter, user_can_edit_roster
+from .scoping import REGION_PATH_LOOKUP, scope_filter, user_can_edit_roster
 from .selectors import unit_annotate_readiness
 
 
@@ -23,6 +23,18 @@ class RegionScopedAdmin(admin.ModelAdmin):
     def get_queryset(self, request) -> QuerySet:
         qs = super().get_queryset(request)
         return qs.filter(scope_filter(request.user, self.model._meta.model_name))
+
+    def get_field_queryset(self, db, db_field, request) -> QuerySet | None:
+        # Foreign keys to scoped rows (a unit's region, a member's unit) accept only
+        # rows in the user's scope: the autocomplete widget hides the rest, and
+        # this makes the form refuse them when posted by hand.
+        qs = super().get_field_queryset(db, db_field, request)
+        model_name = db_field.related_model._meta.model_name
+        if model_name not in REGION_PATH_LOOKUP:
+            return qs
+        if qs is None:
+            qs = db_field.related_model._default_manager.using(db)
+        return qs.filter(scope_filter(request.user, model_name))
 
     def has_view_permission(self, request, obj=None) -> bool:
         user = request.user
@@ -87,7 +99,13 @@ class ReadyFilter(admin.SimpleListFilter):
 @admin.register(Unit)
 class UnitAdmin(RegionScopedAdmin):
     list_display = ["code", "name", "kind", "region", "is_active", "on_duty", "kit", "is_ready"]
-    list_filter = ["kind", "is_active", ReadyFilter, "region__parent"]
+    # Only the districts that hold units in scope, not every district by name.
+    list_filter = [
+        "kind",
+        "is_active",
+        ReadyFilter,
+        ("region__parent", admin.RelatedOnlyFieldListFilter),
+    ]
     search_fields = ["code", "name", "address"]
     list_select_related = ["region"]
     autocomplete_fields = ["region"]
@@ -117,6 +135,14 @@ class MemberAdmin(RegionScopedAdmin):
     list_select_related = ["unit"]
     autocomplete_fields = ["unit"]
     raw_id_fields = ["user"]
+
+    def get_readonly_fields(self, request, obj=None) -> list[str]:
+        # The login is linked at the member's first sign-in. A region admin may
+        # not point a member at an arbitrary account (say, another district's
+        # staff), which would then receive that unit's alerts.
+        if request.user.is_superuser:
+            return []
+        return ["user"]
 
 
 @admin.register(Equipment)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from django.contrib.auth import authenticate, login, logout
+from django.middleware.csrf import get_token
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status, viewsets
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.authtoken.models import Token
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
@@ -29,11 +31,20 @@ def _authenticate(request, data) -> object:
     return user
 
 
+class TokenSerializer(serializers.Serializer):
+    token = serializers.CharField(help_text='send as "Authorization: Token <token>"')
+
+
+class SessionSerializer(serializers.Serializer):
+    csrftoken = serializers.CharField(help_text="also set as the csrftoken cookie")
+    username = serializers.CharField(allow_null=True, help_text="null when not logged in")
+
+
 class TokenView(APIView):
     permission_classes = [AllowAny]
     authentication_classes: list = []
 
-    @extend_schema(request=CredentialsSerializer, responses={200: dict})
+    @extend_schema(request=CredentialsSerializer, responses={200: TokenSerializer})
     def post(self, request):
         user = _authenticate(request, request.data)
         token, _created = Token.objects.get_or_create(user=user)
@@ -41,13 +52,36 @@ class TokenView(APIView):
 
 
 class LoginView(APIView):
+    """Session login for browsers.
+
+    ``GET`` sets the ``csrftoken`` cookie (and returns it), so a page that was
+    not rendered by Django can log in: it sends the token back in the
+    ``X-CSRFToken`` header on ``POST`` here and on every later unsafe request.
+    Login is CSRF-checked too, so another site cannot log a browser into an
+    account of its choosing.
+    """
+
     permission_classes = [AllowAny]
 
-    @extend_schema(request=CredentialsSerializer, responses={200: dict})
+    @extend_schema(request=None, responses={200: SessionSerializer})
+    def get(self, request):
+        user = request.user
+        return Response(
+            {
+                # get_token() marks the cookie for CsrfViewMiddleware to set, as
+                # ensure_csrf_cookie does.
+                "csrftoken": get_token(request._request),
+                "username": user.get_username() if user.is_authenticated else None,
+            }
+        )
+
+    @extend_schema(request=CredentialsSerializer, responses={200: SessionSerializer})
     def post(self, request):
+        SessionAuthentication().enforce_csrf(request)
         user = _authenticate(request, request.data)
         login(request, user)
-        return Response({"username": user.get_username()})
+        # login() rotated the CSRF token; the new cookie goes with this response.
+        return Response({"username": user.get_username(), "csrftoken": get_token(request._request)})
 
 
 class LogoutView(APIView):
@@ -117,8 +151,11 @@ class UnitDetailSerializer(UnitListSerializer):
 
 
 class UnitFilterSerializer(serializers.Serializer):
-    region = serializers.CharField(required=False, help_text="region code; its whole subtree")
-    kind = serializers.ChoiceField(choices=Unit.Kind.choices, required=False)
+    # An empty parameter (a filter form left at "any") means no filter.
+    region = serializers.CharField(
+        required=False, allow_blank=True, help_text="region code; its whole subtree"
+    )
+    kind = serializers.ChoiceField(choices=Unit.Kind.choices, required=False, allow_blank=True)
     ready = serializers.BooleanField(required=False, allow_null=True, default=None)
 
 
@@ -145,7 +182,7 @@ class UnitViewSet(viewsets.GenericViewSet):
         qs = unit_list(
             user=request.user,
             region=region,
-            kind=f.validated_data.get("kind"),
+            kind=f.validated_data.get("kind") or None,
             ready=f.validated_data.get("ready"),
         )
         page = self.paginate_queryset(qs)

@@ -36,7 +36,8 @@ def kit_ok_q(*, today=None) -> Q:
 def unit_annotate_readiness(qs: QuerySet[Unit]) -> QuerySet[Unit]:
     """Add ``on_duty_count``, ``kit_ok_count``, ``kit_complete`` and ``ready``.
 
-    Readiness is derived from members and equipment, never stored twice.
+    Readiness is derived from members and equipment, never stored twice. A
+    disabled unit is never ready: it is not dispatched, whatever its kit.
     """
     on_duty = Member.objects.filter(unit=OuterRef("pk"), on_duty=True, is_active=True)
     kit_ok = Equipment.objects.filter(kit_ok_q(), unit=OuterRef("pk"))
@@ -48,7 +49,7 @@ def unit_annotate_readiness(qs: QuerySet[Unit]) -> QuerySet[Unit]:
             Q(kit_ok_count__gte=len(STANDARD_KIT)), output_field=BooleanField()
         ),
         ready=ExpressionWrapper(
-            Q(kit_ok_count__gte=len(STANDARD_KIT), on_duty_count__gte=1),
+            Q(is_active=True, kit_ok_count__gte=len(STANDARD_KIT), on_duty_count__gte=1),
             output_field=BooleanField(),
         ),
     )

@@ -2,10 +2,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import lru_cache
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -28,14 +27,27 @@ class DistrictShape:
     geometry: dict
 
 
-@lru_cache(maxsize=1)
+_shapes: tuple[DistrictShape, ...] | None = None
+
+
 def _district_shapes() -> tuple[DistrictShape, ...]:
+    global _shapes
+    if _shapes is not None:
+        return _shapes
     rows = Region.objects.filter(level=Region.Level.DISTRICT, boundary__isnull=False)
-    return tuple(DistrictShape(r.id, r.code, r.boundary) for r in rows)
+    shapes = tuple(DistrictShape(r.id, r.code, r.boundary) for r in rows)
+    # An empty answer is not kept: the outlines may be loaded (seed, import) after
+    # this process started, and a cached "no service area" would accept any point
+    # forever.
+    if shapes:
+        _shapes = shapes
+    return shapes
 
 
 def district_shapes_reset() -> None:
-    _district_shapes.cache_clear()
+    """Forget the cached outlines; call after loading or editing district boundaries."""
+    global _shapes
+    _shapes = None
 
 
 def district_at(*, lat: float, lon: float) -> DistrictShape | None:
@@ -48,23 +60,53 @@ def district_at(*, lat: float, lon: float) -> DistrictShape | None:
 def location_validate(*, lat: float, lon: float, field_prefix: str = "") -> None:
     """Raise ValidationError unless (lat, lon) is a coordinate inside the service area.
 
-    The service area is the union of the district outlines; with none loaded
-    (an empty or test database), any valid coordinate is accepted.
+    The error names the offending field (``lat`` or ``lon``, with ``field_prefix``);
+    a point outside the service area names both. The service area is the union
+    of the district outlines; with none loaded (an empty or test database), any
+    valid coordinate is accepted.
     """
-    if lat is None or lon is None or not geo.valid_latlon(lat, lon):
-        raise ValidationError(
-            {f"{field_prefix}lat": _("坐标无效：纬度须在 -90..90，经度须在 -180..180。")}
-        )
-    if _district_shapes() and district_at(lat=lat, lon=lon) is None:
-        raise ValidationError({f"{field_prefix}lat": _("坐标不在服务区域内。")})
+    errors: dict[str, str] = {}
+    for field, value, limit in (("lat", lat, 90), ("lon", lon, 180)):
+        if not _coordinate_ok(value, limit):
+            errors[f"{field_prefix}{field}"] = _("坐标无效：纬度须在 -90..90，经度须在 -180..180。")
+    if errors:
+        raise ValidationError(errors)
+    if _district_shapes() and district_at(lat=float(lat), lon=float(lon)) is None:
+        message = _("坐标不在服务区域内。")
+        raise ValidationError({f"{field_prefix}lat": message, f"{field_prefix}lon": message})
+
+
+def _coordinate_ok(value: object, limit: float) -> bool:
+    if value is None or isinstance(value, bool | str):
+        return False
+    try:
+        number = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return False
+    return -limit <= number <= limit  # NaN fails both comparisons
 
 
 def unit_validate(*, unit: Unit) -> None:
-    """Field and domain checks for a unit about to be saved (raises ValidationError)."""
-    unit.full_clean(exclude=["region"] if unit.region_id else None)
-    if unit.region_id is None:
-        raise ValidationError({"region": _("单元必须属于一个街镇。")})
-    location_validate(lat=unit.lat, lon=unit.lon)
+    """Field and domain checks for a unit about to be saved (raises ValidationError).
+
+    Errors are keyed by field, so an edge can render them as 400 field errors.
+    """
+    errors: dict[str, list] = {}
+    try:
+        # The lat/lon CheckConstraint is checked by location_validate with a
+        # field-named message; the database still enforces it.
+        unit.full_clean(exclude=["region"] if unit.region_id else None, validate_constraints=False)
+    except ValidationError as exc:
+        errors = exc.update_error_dict(errors)
+    if unit.region_id is None and "region" not in errors:
+        errors["region"] = [_("单元必须属于一个街镇。")]
+    if "lat" not in errors and "lon" not in errors:
+        try:
+            location_validate(lat=unit.lat, lon=unit.lon)
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+    if errors:
+        raise ValidationError(errors)
 
 
 @transaction.atomic
@@ -90,16 +132,36 @@ def unit_create(
         post_min=post_min,
     )
     unit_validate(unit=unit)
-    unit.save()
+    try:
+        # A savepoint, so a concurrent create of the same code becomes a field
+        # error instead of breaking the caller's transaction.
+        with transaction.atomic():
+            unit.save()
+    except IntegrityError as exc:
+        if Unit.objects.filter(code=code).exists():
+            raise ValidationError({"code": _("单元编码已存在。")}) from exc
+        raise
     return unit
 
 
 @transaction.atomic
 def member_set_duty(*, member: Member, on_duty: bool) -> Member:
-    """Clock a member in or out. Off duty means no alerts."""
-    if on_duty and not (member.is_active and member.unit.is_active):
-        raise ValidationError(_("该队员或其单元已停用，不能上岗。"))
-    member.on_duty = on_duty
-    member.duty_since = timezone.now() if on_duty else None
-    member.save(update_fields=["on_duty", "duty_since"])
+    """Clock a member in or out. Off duty means no alerts.
+
+    The member and unit are re-read under a row lock, so a member or unit
+    disabled a moment ago cannot clock in from a stale object. Clocking in
+    again keeps the original ``duty_since``; clocking out is always allowed.
+    """
+    locked = Member.objects.select_related("unit").select_for_update(of=("self",)).get(pk=member.pk)
+    if on_duty and not locked.is_active:
+        message = _("该队员已停用，不能上岗。")
+        raise ValidationError({"on_duty": ValidationError(message, code="member_inactive")})
+    if on_duty and not locked.unit.is_active:
+        message = _("该队员所属单元已停用，不能上岗。")
+        raise ValidationError({"on_duty": ValidationError(message, code="unit_inactive")})
+    if locked.on_duty != on_duty:
+        locked.on_duty = on_duty
+        locked.duty_since = timezone.now() if on_duty else None
+        locked.save(update_fields=["on_duty", "duty_since"])
+    member.on_duty, member.duty_since = locked.on_duty, locked.duty_since
     return member

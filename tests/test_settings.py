@@ -1,0 +1,176 @@
+"""Settings read from the environment: safe production mode, SQLite tuning, locale.
+
+Settings are imported once per process, so anything about how the environment
+changes them runs ``python -c`` in a subprocess with a clean environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteDatabaseWrapper
+
+ROOT = Path(__file__).resolve().parent.parent
+
+DUMP_SETTINGS = """
+import json, django
+from django.conf import settings
+django.setup()
+db = settings.DATABASES["default"]
+print(json.dumps({
+    "DEBUG": settings.DEBUG,
+    "SECRET_KEY": settings.SECRET_KEY,
+    "ENGINE": db["ENGINE"],
+    "NAME": str(db["NAME"]),
+    "OPTIONS": db.get("OPTIONS", {}),
+    "SESSION_COOKIE_SECURE": settings.SESSION_COOKIE_SECURE,
+    "CSRF_COOKIE_SECURE": settings.CSRF_COOKIE_SECURE,
+}))
+"""
+
+
+def run_settings(tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    """Import the settings in a fresh interpreter with only ``env`` (plus PATH) set."""
+    clean = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATA_DIR": str(tmp_path),
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-c", DUMP_SETTINGS],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def dumped(result: subprocess.CompletedProcess) -> dict:
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# --- production mode ----------------------------------------------------------------
+
+
+def test_debug_off_without_a_secret_key_refuses_to_start(tmp_path):
+    result = run_settings(tmp_path, DEBUG="False")
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "SECRET_KEY" in result.stderr
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_debug_off_with_an_empty_secret_key_refuses_to_start(tmp_path):
+    result = run_settings(tmp_path, DEBUG="False", SECRET_KEY="")
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+
+
+def test_debug_off_refuses_an_insecure_secret_key(tmp_path):
+    result = run_settings(tmp_path, DEBUG="False", SECRET_KEY="django-insecure-abc")
+
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+
+
+def test_debug_off_with_a_secret_key_starts_with_secure_cookies(tmp_path):
+    values = dumped(run_settings(tmp_path, DEBUG="False", SECRET_KEY="x" * 50))
+
+    assert values["DEBUG"] is False
+    assert values["SESSION_COOKIE_SECURE"] is True
+    assert values["CSRF_COOKIE_SECURE"] is True
+
+
+def test_development_keeps_one_generated_secret_key_readable_only_by_its_owner(tmp_path):
+    first = dumped(run_settings(tmp_path))["SECRET_KEY"]
+    second = dumped(run_settings(tmp_path))["SECRET_KEY"]
+
+    assert first == second
+    assert len(first) >= 50
+    mode = stat.S_IMODE((tmp_path / "secret_key").stat().st_mode)
+    assert mode == 0o600
+
+
+# --- database -----------------------------------------------------------------------
+
+
+def test_default_database_is_sqlite_in_the_data_dir_with_wal_and_immediate_writes(tmp_path):
+    values = dumped(run_settings(tmp_path))
+
+    assert values["ENGINE"] == "django.db.backends.sqlite3"
+    assert values["NAME"] == str(tmp_path / "db.sqlite3")
+    assert "journal_mode=WAL" in values["OPTIONS"]["init_command"]
+    assert values["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+    assert values["OPTIONS"]["timeout"] >= 5
+
+
+def test_database_url_selects_postgresql_without_sqlite_options(tmp_path):
+    values = dumped(run_settings(tmp_path, DATABASE_URL="postgres://u:p@127.0.0.1:5432/emergency"))
+
+    assert values["ENGINE"] == "django.db.backends.postgresql"
+    assert "init_command" not in values["OPTIONS"]
+
+
+@pytest.mark.skipif(
+    settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3",
+    reason="the SQLite options only apply when the default database is SQLite",
+)
+def test_sqlite_connections_open_in_wal_mode(tmp_path, django_db_blocker):
+    """The test database is in memory (pytest-django's default for SQLite), where
+    journal_mode can only ever be "memory"; so open a file database with exactly
+    the configured settings and ask it."""
+    settings_dict = {**connection.settings_dict, "NAME": str(tmp_path / "wal.sqlite3")}
+    wrapper = SQLiteDatabaseWrapper(settings_dict, alias="wal_check")
+    try:
+        with django_db_blocker.unblock(), wrapper.cursor() as cursor:
+            cursor.execute("PRAGMA journal_mode")
+            assert cursor.fetchone()[0] == "wal"
+            cursor.execute("PRAGMA synchronous")
+            assert cursor.fetchone()[0] == 1  # NORMAL
+        assert wrapper.transaction_mode == "IMMEDIATE"
+    finally:
+        wrapper.close()
+
+
+@pytest.mark.django_db
+@pytest.mark.skipif(
+    settings.DATABASES["default"]["ENGINE"] != "django.db.backends.sqlite3",
+    reason="the SQLite options only apply when the default database is SQLite",
+)
+def test_test_database_connection_runs_the_configured_init_command():
+    with connection.cursor() as cursor:
+        cursor.execute("PRAGMA journal_mode")
+        mode = cursor.fetchone()[0]
+    # "memory" for the in-memory test database (WAL is impossible there), "wal"
+    # when the test database is a file.
+    expected = "memory" if connection.is_in_memory_db() else "wal"
+    assert mode == expected
+
+
+# --- locale -------------------------------------------------------------------------
+
+
+def test_language_time_zone_and_aware_datetimes():
+    assert settings.LANGUAGE_CODE == "zh-hans"
+    assert settings.TIME_ZONE == "Asia/Shanghai"
+    assert settings.USE_TZ is True
+    assert settings.USE_I18N is True
+
+
+def test_celery_uses_the_same_time_zone_and_json_only():
+    assert settings.CELERY_TIMEZONE == settings.TIME_ZONE
+    assert settings.CELERY_ACCEPT_CONTENT == ["json"]
+    assert settings.CELERY_TASK_SERIALIZER == "json"
