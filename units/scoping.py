@@ -17,6 +17,7 @@ REGION_PATH_LOOKUP: dict[str, str] = {
     "member": "unit__region__path",
     "equipment": "unit__region__path",
     "staffprofile": "region__path",
+    "incident": "region__path",
 }
 
 EDITOR_ROLES = {

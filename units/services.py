@@ -163,5 +163,22 @@ def member_set_duty(*, member: Member, on_duty: bool) -> Member:
         locked.on_duty = on_duty
         locked.duty_since = timezone.now() if on_duty else None
         locked.save(update_fields=["on_duty", "duty_since"])
+        # The member's open sockets join or leave their unit's alert group.
+        _member_notify_on_commit(
+            member_id=member.pk, message={"type": "member.duty", "on_duty": on_duty}
+        )
     member.on_duty, member.duty_since = locked.on_duty, locked.duty_since
     return member
+
+
+def _member_notify_on_commit(*, member_id: int, message: dict) -> None:
+    """Tell the member's open sockets (group ``member.<id>``) after commit."""
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    def send() -> None:
+        layer = get_channel_layer()
+        if layer is not None:
+            async_to_sync(layer.group_send)(f"member.{member_id}", message)
+
+    transaction.on_commit(send)
