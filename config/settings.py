@@ -172,6 +172,11 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Minimal emergency response units: roster, incidents, dispatch.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {
+        "UnitKindEnum": "units.models.Unit.Kind",
+        "IncidentKindEnum": "dispatch.models.Incident.Kind",
+        "IncidentSourceEnum": "dispatch.models.Incident.Source",
+    },
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -13,6 +13,8 @@ def _unit_test_settings(settings):
     scale-out tests (tests/e2e) use the real daphne, worker and Redis instead."""
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     settings.CELERY_TASK_ALWAYS_EAGER = True
+    # Full-strength hashing costs seconds per test file; it is not under test.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     from config.celery import app
 
     app.conf.task_always_eager = True
