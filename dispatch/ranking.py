@@ -1,0 +1,650 @@
+"""Dispatch ranking: which units to call for an incident, from a per-process index.
+
+Every process (daphne, Celery worker) keeps one ``UnitIndex`` in memory: unit
+positions in a KD-tree plus each unit's dispatch state (active, post_min,
+members on duty, usable kit). ``rank_units`` first brings the index up to date
+from the ``RosterChange`` log (one query, usually empty), then answers from
+memory alone.
+
+Ranking contract (see docs/ranking.md):
+
+- candidates are active units; with ``require_available`` they must also be able
+  to send someone without going below ``post_min`` people on their own post;
+- the score is the on-foot arrival estimate in seconds
+  (``distance_m * RANKING_DETOUR_FACTOR / RANKING_WALK_SPEED_MPS``) plus
+  ``RANKING_KIT_PENALTY_S`` when the unit lacks the kit the incident kind needs
+  (``RANKING_KIT_BY_KIND``); ties go to the lower unit id;
+- ``distance_m`` is the exact great-circle (haversine) distance, and
+  ``radius_m`` filters on it.
+
+Writers (``refresh``, ``apply_units``) hold the index lock; readers (``nearest``)
+take no lock. They read one immutable snapshot reference, and the only in-place
+writes are whole 8-byte elements of a packed per-unit state array, so a reader
+sees each unit either before or after a change, never half of it.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import numpy as np
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db.models import Count, Q
+from django.utils import timezone
+from scipy.spatial import cKDTree
+
+from units import geo
+from units.geo import EARTH_RADIUS_M
+from units.models import STANDARD_KIT, Equipment, EquipmentKind, Member, RosterChange, Unit
+
+__all__ = [
+    "Candidate",
+    "UnitIndex",
+    "kit_mask",
+    "rank_units",
+    "reset_unit_index",
+    "unit_index",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    unit_id: int
+    distance_m: float  # exact great-circle (haversine, units.geo.EARTH_RADIUS_M)
+    eta_s: int  # distance_m * DETOUR_FACTOR / WALK_SPEED_MPS, rounded up
+    kit_fit: bool  # unit has the kit the incident kind needs
+    on_duty: int  # members on duty
+    available: int  # on_duty - post_min, never below 0: people it can send
+
+
+# One bit per equipment kind, in catalogue order.
+KIT_BITS: dict[str, int] = {kind.value: 1 << i for i, kind in enumerate(EquipmentKind)}
+
+# Packed per-unit state (int64): on-duty count, post_min, active flag, kit bits.
+# One element per unit lets a writer change a unit with a single aligned store.
+_U16 = 0xFFFF
+_POST_SHIFT = 16
+_ACTIVE_SHIFT = 32
+_KIT_SHIFT = 33
+_KIT_WIDTH = 30
+assert len(KIT_BITS) <= _KIT_WIDTH, "more equipment kinds than state bits"
+
+# Chord distances from the tree and haversine distances differ by float rounding
+# (~1e-9 m); a millimetre of slack keeps the stopping rule on the safe side.
+_SLACK_M = 1e-3
+# More changed units than this in one refresh: reload everything (also keeps
+# ``id__in`` under SQLite's parameter limit).
+_PARTIAL_RELOAD_MAX = 900
+# RosterChange ids can commit out of order (PostgreSQL sequences): ids skipped
+# over are re-asked for until they show up or this many seconds pass (a
+# rolled-back insert leaves a permanent hole).
+_GAP_TTL_S = 120.0
+_GAP_WINDOW = 500
+
+_DEFAULT_OVERLAY_MAX = 2000
+
+
+def kit_mask(kinds: Iterable[str]) -> int:
+    """Bitmask of equipment kinds, as stored per unit and given to ``from_arrays``."""
+    mask = 0
+    for kind in kinds:
+        try:
+            mask |= KIT_BITS[kind]
+        except KeyError:
+            raise ValueError(f"unknown equipment kind {kind!r}") from None
+    return mask
+
+
+# Usable kit follows ``units.selectors.kit_ok_q`` (enough, not broken, in date),
+# extended to kinds outside the standard kit (an AED counts from one). "Enough"
+# is checked in Python: ten OR-ed quantity terms cost more to compile than the
+# rows they would save.
+_KIT_MINIMUM: dict[str, int] = {kind: STANDARD_KIT.get(kind, 1) for kind in KIT_BITS}
+
+
+def _usable_kit_q(*, today: date) -> Q:
+    """Equipment rows in usable condition and in date (quantity is checked apart)."""
+    in_date = Q(expires__isnull=True) | Q(expires__gte=today)
+    return ~Q(condition=Equipment.Condition.BROKEN) & in_date
+
+
+def _pack(is_active, post_min, on_duty, kit_bits) -> np.ndarray:
+    on = np.clip(np.asarray(on_duty, dtype=np.int64), 0, _U16)
+    pm = np.clip(np.asarray(post_min, dtype=np.int64), 0, _U16)
+    act = np.asarray(is_active, dtype=bool).astype(np.int64)
+    kit = np.asarray(kit_bits, dtype=np.int64) & ((1 << _KIT_WIDTH) - 1)
+    return on | (pm << _POST_SHIFT) | (act << _ACTIVE_SHIFT) | (kit << _KIT_SHIFT)
+
+
+def _eligible(state: np.ndarray, require_available: bool) -> np.ndarray:
+    ok = ((state >> _ACTIVE_SHIFT) & 1).astype(bool)
+    if require_available:
+        ok &= (state & _U16) > ((state >> _POST_SHIFT) & _U16)
+    return ok
+
+
+def _isin_sorted(sorted_values: np.ndarray, x: np.ndarray) -> np.ndarray:
+    if sorted_values.size == 0:
+        return np.zeros(x.shape, bool)
+    pos = np.searchsorted(sorted_values, x)
+    pos[pos == sorted_values.size] = 0
+    return sorted_values[pos] == x
+
+
+def _haversine_m(phi: float, lon: float, cos_phi: float, rows: _Rows, slots: np.ndarray):
+    # Same formula as units.geo.haversine_m; the longitude difference is taken in
+    # degrees first, which keeps short distances accurate far from the meridian.
+    a = (
+        np.sin((rows.phi[slots] - phi) * 0.5) ** 2
+        + cos_phi * rows.cos_phi[slots] * np.sin(np.radians(rows.lon[slots] - lon) * 0.5) ** 2
+    )
+    return (2 * EARTH_RADIUS_M) * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
+
+
+def _chord_to_m(chord: float) -> float:
+    return 2 * EARTH_RADIUS_M * math.asin(min(chord * 0.5, 1.0))
+
+
+def _m_to_chord(distance_m: float) -> float:
+    return 2 * math.sin(min(distance_m / (2 * EARTH_RADIUS_M), math.pi / 2))
+
+
+@dataclass(frozen=True, slots=True)
+class _Rows:
+    """Units sorted by id: position (degrees and radians) and packed state.
+
+    Positions never change in place (a moved unit goes to the overlay); ``state``
+    of base rows is written in place, one whole element per unit.
+    """
+
+    ids: np.ndarray
+    lat: np.ndarray
+    lon: np.ndarray
+    phi: np.ndarray
+    lam: np.ndarray
+    cos_phi: np.ndarray
+    state: np.ndarray
+
+    @classmethod
+    def build(cls, ids, lat, lon, state) -> _Rows:
+        ids = np.asarray(ids, dtype=np.int64)
+        lat = np.asarray(lat, dtype=np.float64)
+        lon = np.asarray(lon, dtype=np.float64)
+        state = np.asarray(state, dtype=np.int64)
+        if not (ids.shape == lat.shape == lon.shape == state.shape and ids.ndim == 1):
+            raise ValueError("unit arrays must be one-dimensional and of equal length")
+        order = np.argsort(ids, kind="stable")
+        ids, lat, lon, state = ids[order], lat[order], lon[order], state[order].copy()
+        if ids.size > 1 and np.any(ids[1:] == ids[:-1]):
+            raise ValueError("duplicate unit ids")
+        if np.any(~((lat >= -90) & (lat <= 90) & (lon >= -180) & (lon <= 180))):
+            raise ValueError("unit coordinates out of range")
+        phi = np.radians(lat)
+        return cls(ids, lat, lon, phi, np.radians(lon), np.cos(phi), state)
+
+    @classmethod
+    def empty(cls) -> _Rows:
+        return cls.build(np.empty(0, np.int64), np.empty(0), np.empty(0), np.empty(0, np.int64))
+
+    @property
+    def size(self) -> int:
+        return int(self.ids.size)
+
+    def take(self, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        return self.ids[keep], self.lat[keep], self.lon[keep], self.state[keep]
+
+    def xyz(self) -> np.ndarray:
+        return np.column_stack(
+            (self.cos_phi * np.cos(self.lam), self.cos_phi * np.sin(self.lam), np.sin(self.phi))
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """What a reader sees: the tree over ``base``, the base slots it must skip
+    (moved or deleted units), and the overlay of changed units, searched by brute
+    force until the next tree rebuild."""
+
+    base: _Rows
+    tree: cKDTree | None
+    masked: np.ndarray  # sorted base slots
+    overlay: _Rows
+
+
+def _snapshot(base: _Rows) -> _Snapshot:
+    tree = None
+    if base.size:
+        # Unbalanced, non-compact trees build several times faster and query
+        # about as fast on city-like point sets.
+        tree = cKDTree(base.xyz(), leafsize=16, balanced_tree=False, compact_nodes=False)
+    return _Snapshot(base, tree, np.empty(0, np.int64), _Rows.empty())
+
+
+@dataclass(frozen=True, slots=True)
+class _Params:
+    detour: float
+    speed: float
+    penalty: float
+    need: int
+
+    @classmethod
+    def current(cls, incident_kind: str | None) -> _Params:
+        detour = float(getattr(settings, "RANKING_DETOUR_FACTOR", 1.3))
+        speed = float(getattr(settings, "RANKING_WALK_SPEED_MPS", 1.4))
+        penalty = float(getattr(settings, "RANKING_KIT_PENALTY_S", 60.0))
+        if not (detour > 0 and speed > 0 and penalty >= 0):
+            raise ImproperlyConfigured(
+                "RANKING_DETOUR_FACTOR and RANKING_WALK_SPEED_MPS must be > 0, "
+                "RANKING_KIT_PENALTY_S >= 0."
+            )
+        need = 0
+        if incident_kind is not None:
+            kinds = getattr(settings, "RANKING_KIT_BY_KIND", {}).get(incident_kind, ())
+            try:
+                need = kit_mask(kinds)
+            except ValueError as e:
+                raise ImproperlyConfigured(f"RANKING_KIT_BY_KIND[{incident_kind!r}]: {e}") from e
+        return cls(detour, speed, penalty, need)
+
+
+class UnitIndex:
+    """Nearest-unit index of one process.
+
+    ``UnitIndex()`` is empty until ``refresh()`` loads it from the database;
+    ``from_arrays`` builds a detached one (no database, ``refresh`` does nothing).
+    ``nearest`` never touches the database. Thread-safe: writers serialise on a
+    lock, readers take none.
+    """
+
+    def __init__(self, *, overlay_max: int | None = None) -> None:
+        self._lock = threading.RLock()
+        self._snap = _snapshot(_Rows.empty())
+        self._overlay_max = int(
+            overlay_max
+            if overlay_max is not None
+            else getattr(settings, "RANKING_OVERLAY_MAX", _DEFAULT_OVERLAY_MAX)
+        )
+        self._detached = False
+        self._last_change_id: int | None = None  # None: never loaded
+        self._gaps: dict[int, float] = {}  # change id skipped over -> when first missed
+        self._kit_date: date | None = None
+        self.rebuilds = 0  # tree builds so far (for tests and monitoring)
+
+    # --- building ------------------------------------------------------------
+
+    @classmethod
+    def from_arrays(
+        cls,
+        *,
+        unit_ids: Sequence[int] | np.ndarray,
+        lat: Sequence[float] | np.ndarray,
+        lon: Sequence[float] | np.ndarray,
+        is_active: Sequence[bool] | np.ndarray,
+        post_min: Sequence[int] | np.ndarray,
+        on_duty: Sequence[int] | np.ndarray,
+        kit_bits: Sequence[int] | np.ndarray,
+        overlay_max: int | None = None,
+    ) -> UnitIndex:
+        """A detached index over these units (``kit_bits`` from ``kit_mask``)."""
+        index = cls(overlay_max=overlay_max)
+        index._detached = True
+        index._publish(
+            _snapshot(
+                _Rows.build(unit_ids, lat, lon, _pack(is_active, post_min, on_duty, kit_bits))
+            ),
+            rebuilt=True,
+        )
+        return index
+
+    @property
+    def size(self) -> int:
+        """Units held (active or not)."""
+        snap = self._snap
+        return snap.base.size - snap.masked.size + snap.overlay.size
+
+    @property
+    def overlay_size(self) -> int:
+        return self._snap.overlay.size
+
+    def _publish(self, snap: _Snapshot, *, rebuilt: bool) -> None:
+        if rebuilt:
+            self.rebuilds += 1
+        self._snap = snap  # one reference store: readers see the old or the new
+
+    # --- freshness -----------------------------------------------------------
+
+    def refresh(self) -> None:
+        """Apply RosterChange rows written since the last refresh.
+
+        One query when nothing changed; three more for the changed units' rows;
+        a full reload (four bulk queries) the first time, when a change names no
+        unit, when many units changed, or when the date moved on (kit expiry).
+        Runs database queries: from async code call it through ``sync_to_async``.
+        """
+        with self._lock:
+            if self._detached:
+                return
+            today = timezone.localdate()
+            if self._last_change_id is None or self._kit_date != today:
+                self._load_all(today)
+                return
+            last = self._last_change_id
+            changes = RosterChange.objects.filter(id__gt=last)
+            if self._gaps:
+                changes = RosterChange.objects.filter(Q(id__gt=last) | Q(id__in=list(self._gaps)))
+            rows = list(changes.values_list("id", "unit_id"))
+            position = _log_position(last, [change_id for change_id, _ in rows], self._gaps)
+            unit_ids = {unit_id for _, unit_id in rows}
+            if None in unit_ids or len(unit_ids) > _PARTIAL_RELOAD_MAX:
+                self._load_all(today)
+                return
+            if unit_ids:
+                fetched = _fetch_units(sorted(unit_ids), today=today)
+                deleted = sorted(unit_ids - set(fetched.ids.tolist()))
+                self._apply(fetched, np.asarray(deleted, dtype=np.int64))
+            # Only now: a failed reload leaves these changes to the next refresh.
+            self._last_change_id, self._gaps = position
+
+    def _load_all(self, today: date) -> None:
+        # Read the log position before the units: a change committed after this
+        # point has a later id and is applied by the next refresh.
+        recent = list(
+            RosterChange.objects.order_by("-id").values_list("id", flat=True)[:_GAP_WINDOW]
+        )
+        fetched = _fetch_units(None, today=today)
+        self._publish(_snapshot(fetched), rebuilt=True)
+        floor = min(recent, default=1) - 1
+        self._last_change_id, self._gaps = _log_position(floor, recent, {})
+        self._kit_date = today
+
+    def apply_units(
+        self,
+        *,
+        unit_ids: Sequence[int] | np.ndarray,
+        lat: Sequence[float] | np.ndarray,
+        lon: Sequence[float] | np.ndarray,
+        is_active: Sequence[bool] | np.ndarray,
+        post_min: Sequence[int] | np.ndarray,
+        on_duty: Sequence[int] | np.ndarray,
+        kit_bits: Sequence[int] | np.ndarray,
+        deleted_ids: Collection[int] = (),
+    ) -> None:
+        """Set these units' full state (added or changed) and drop ``deleted_ids``,
+        in memory only. ``refresh`` does this with rows read from the database."""
+        rows = _Rows.build(unit_ids, lat, lon, _pack(is_active, post_min, on_duty, kit_bits))
+        with self._lock:
+            self._apply(rows, np.asarray(sorted(set(deleted_ids)), dtype=np.int64))
+
+    def _apply(self, rows: _Rows, deleted: np.ndarray) -> None:
+        """Caller holds the lock."""
+        snap = self._snap
+        base, overlay = snap.base, snap.overlay
+        touched = np.concatenate((rows.ids, deleted))
+
+        slot = np.searchsorted(base.ids, touched)
+        in_base = slot < base.size
+        in_base[in_base] = base.ids[slot[in_base]] == touched[in_base]
+        if snap.masked.size:
+            in_base &= ~_isin_sorted(snap.masked, slot)
+
+        # A unit still at its tree position only changed state: write it in
+        # place. Everything else (moved, new, deleted) hides its tree entry.
+        n = rows.size
+        same_place = in_base[:n].copy()
+        s = slot[:n][same_place]
+        same_place[same_place] = (base.lat[s] == rows.lat[same_place]) & (
+            base.lon[s] == rows.lon[same_place]
+        )
+        base.state[slot[:n][same_place]] = rows.state[same_place]
+
+        to_overlay = ~same_place
+        hide = slot[in_base & np.concatenate((to_overlay, np.ones(deleted.size, bool)))]
+        masked = np.union1d(snap.masked, hide).astype(np.int64)
+
+        stay = ~_isin_sorted(np.sort(touched), overlay.ids) if overlay.size else np.empty(0, bool)
+        new_overlay = _Rows.build(
+            *(
+                np.concatenate(pair)
+                for pair in zip(overlay.take(stay), rows.take(to_overlay), strict=True)
+            )
+        )
+        if new_overlay.size + masked.size > self._overlay_max:
+            self._rebuild(base, masked, new_overlay)
+        elif new_overlay.size or hide.size or overlay.size:
+            self._publish(_Snapshot(base, snap.tree, masked, new_overlay), rebuilt=False)
+
+    def _rebuild(self, base: _Rows, masked: np.ndarray, overlay: _Rows) -> None:
+        keep = np.ones(base.size, bool)
+        keep[masked] = False
+        parts = zip(base.take(keep), overlay.take(slice(None)), strict=True)
+        self._publish(
+            _snapshot(_Rows.build(*(np.concatenate(pair) for pair in parts))), rebuilt=True
+        )
+
+    # --- queries -------------------------------------------------------------
+
+    def nearest(
+        self,
+        *,
+        lat: float,
+        lon: float,
+        limit: int,
+        radius_m: float | None = None,
+        incident_kind: str | None = None,
+        exclude: Collection[int] = (),
+        require_available: bool = True,
+    ) -> list[Candidate]:
+        """The ``limit`` best units for a point, best first; no database access."""
+        if limit <= 0:
+            return []
+        if not geo.valid_latlon(lat, lon):
+            raise ValueError("invalid coordinate")
+        if radius_m is not None and not radius_m >= 0:
+            raise ValueError("radius_m must be >= 0")
+        p = _Params.current(incident_kind)
+        snap = self._snap
+        phi, lam = math.radians(lat), math.radians(lon)
+        cos_phi = math.cos(phi)
+        max_d = math.inf if radius_m is None else float(radius_m)
+        excluded = np.unique(np.fromiter(exclude, dtype=np.int64)) if exclude else None
+
+        def gather(rows: _Rows, slots: np.ndarray, masked: np.ndarray | None):
+            state = rows.state[slots]  # read once: this unit's consistent state
+            keep = _eligible(state, require_available)
+            if masked is not None and masked.size:
+                keep &= ~_isin_sorted(masked, slots)
+            ids = rows.ids[slots]
+            if excluded is not None:
+                keep &= ~_isin_sorted(excluded, ids)
+            slots, ids, state = slots[keep], ids[keep], state[keep]
+            dist = _haversine_m(phi, lon, cos_phi, rows, slots)
+            if max_d != math.inf:
+                near = dist <= max_d
+                ids, state, dist = ids[near], state[near], dist[near]
+            fit = ((state >> _KIT_SHIFT) & p.need) == p.need
+            score = dist * p.detour / p.speed + np.where(fit, 0.0, p.penalty)
+            return ids, state, dist, fit, score
+
+        overlay = snap.overlay
+        found = [gather(overlay, np.arange(overlay.size), None)] if overlay.size else []
+        n = snap.base.size
+        if n == 0:
+            picked = _best(found, limit)
+        else:
+            q = (cos_phi * math.cos(lam), cos_phi * math.sin(lam), math.sin(phi))
+            bound = (
+                _m_to_chord(max_d + _SLACK_M)
+                if max_d + _SLACK_M < math.pi * EARTH_RADIUS_M
+                else math.inf  # the radius covers the globe
+            )
+            k = min(n, 2 * limit + 8)
+            while True:
+                chord, slots = snap.tree.query(q, k=k, distance_upper_bound=bound)
+                chord, slots = np.atleast_1d(chord), np.atleast_1d(slots)
+                hits = int(np.count_nonzero(slots < n))  # misses (slot == n) come last
+                picked = _best([*found, gather(snap.base, slots[:hits], snap.masked)], limit)
+                if hits < k or k == n:
+                    break  # every unit within reach has been seen
+                # No unseen unit is nearer than the k-th: stop once that distance
+                # is past the radius or even unpenalised cannot beat the worst kept.
+                reach = _chord_to_m(float(chord[hits - 1])) - _SLACK_M
+                if reach > max_d or reach * p.detour / p.speed > picked.worst:
+                    break
+                k = min(n, 2 * k)
+
+        return [
+            Candidate(
+                unit_id=int(unit_id),
+                distance_m=float(dist),
+                eta_s=math.ceil(dist * p.detour / p.speed),
+                kit_fit=bool(fit),
+                on_duty=int(state & _U16),
+                available=max(0, int(state & _U16) - int((state >> _POST_SHIFT) & _U16)),
+            )
+            for unit_id, state, dist, fit in zip(
+                picked.ids.tolist(),
+                picked.state.tolist(),
+                picked.dist.tolist(),
+                picked.fit.tolist(),
+                strict=True,
+            )
+        ]
+
+
+def _log_position(
+    last: int, seen_ids: list[int], gaps: dict[int, float]
+) -> tuple[int, dict[int, float]]:
+    """The log position after reading ``seen_ids`` (ids > ``last`` or in ``gaps``):
+    the highest id seen, and the ids skipped over, each kept for _GAP_TTL_S."""
+    now = time.monotonic()
+    seen = set(seen_ids)
+    new_last = max(seen, default=last)
+    gaps = {i: t for i, t in gaps.items() if i not in seen and now - t < _GAP_TTL_S}
+    for change_id in range(max(last + 1, new_last - _GAP_WINDOW), new_last):
+        if change_id not in seen:
+            gaps[change_id] = now
+    return max(last, new_last), gaps
+
+
+@dataclass(frozen=True, slots=True)
+class _Picked:
+    ids: np.ndarray
+    state: np.ndarray
+    dist: np.ndarray
+    fit: np.ndarray
+    worst: float  # score of the limit-th unit, inf while fewer were found
+
+
+def _best(parts: list[tuple[np.ndarray, ...]], limit: int) -> _Picked:
+    if not parts:
+        e = np.empty(0)
+        return _Picked(e.astype(np.int64), e.astype(np.int64), e, e.astype(bool), math.inf)
+    ids, state, dist, fit, score = (
+        parts[0] if len(parts) == 1 else (np.concatenate(c) for c in zip(*parts, strict=True))
+    )
+    order = np.lexsort((ids, score))[:limit]
+    worst = float(score[order[-1]]) if order.size == limit else math.inf
+    return _Picked(ids[order], state[order], dist[order], fit[order], worst)
+
+
+def _fetch_units(unit_ids: list[int] | None, *, today: date) -> _Rows:
+    """Units' dispatch rows in three bulk queries (all units when ``unit_ids`` is None)."""
+    units = Unit.objects.all()
+    members = Member.objects.filter(on_duty=True, is_active=True)
+    kit = Equipment.objects.filter(_usable_kit_q(today=today))
+    if unit_ids is not None:
+        units = units.filter(id__in=unit_ids)
+        members = members.filter(unit_id__in=unit_ids)
+        kit = kit.filter(unit_id__in=unit_ids)
+
+    rows = list(units.order_by("id").values_list("id", "lat", "lon", "is_active", "post_min"))
+    table = np.array(rows, dtype=np.float64).reshape(len(rows), 5)
+    ids = table[:, 0].astype(np.int64)
+
+    counts = (
+        members.order_by().values("unit_id").annotate(n=Count("id")).values_list("unit_id", "n")
+    )
+    on_duty = np.zeros(ids.size, np.int64)
+    slot, n = _slots(ids, list(counts))
+    on_duty[slot] = n
+
+    kit_rows = kit.order_by().values_list("unit_id", "kind", "quantity")
+    usable = [
+        (unit_id, KIT_BITS[kind])
+        for unit_id, kind, quantity in kit_rows
+        if quantity >= _KIT_MINIMUM.get(kind, _U16 + 1)  # unknown kinds never count
+    ]
+    kit_bits = np.zeros(ids.size, np.int64)
+    slot, bits = _slots(ids, usable)
+    np.bitwise_or.at(kit_bits, slot, bits)
+
+    state = _pack(table[:, 3].astype(bool), table[:, 4], on_duty, kit_bits)
+    return _Rows.build(ids, table[:, 1], table[:, 2], state)
+
+
+def _slots(ids: np.ndarray, pairs: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
+    """(slot in ``ids``, value) for the (unit_id, value) pairs whose unit is in ``ids``."""
+    table = np.array(pairs, dtype=np.int64).reshape(-1, 2)
+    slot = np.searchsorted(ids, table[:, 0])
+    ok = slot < ids.size
+    ok[ok] = ids[slot[ok]] == table[ok, 0]
+    return slot[ok], table[ok, 1]
+
+
+_index: UnitIndex | None = None
+_index_lock = threading.Lock()
+
+
+def unit_index() -> UnitIndex:
+    """This process's index, loaded from the database on first use."""
+    global _index
+    index = _index
+    if index is None:
+        with _index_lock:
+            if _index is None:
+                index = UnitIndex()
+                index.refresh()
+                _index = index
+            index = _index
+    return index
+
+
+def reset_unit_index() -> None:
+    """Forget this process's index (tests: the database was rolled back)."""
+    global _index
+    with _index_lock:
+        _index = None
+
+
+def rank_units(
+    *,
+    lat: float,
+    lon: float,
+    limit: int,
+    radius_m: float | None = None,
+    incident_kind: str | None = None,
+    exclude: Collection[int] = (),
+    require_available: bool = True,
+) -> list[Candidate]:
+    """The ``limit`` best units to call to (lat, lon), best first, on a fresh roster.
+
+    Does one database query when the roster is unchanged (see
+    ``UnitIndex.refresh``); sync only.
+    """
+    index = unit_index()
+    index.refresh()
+    return index.nearest(
+        lat=lat,
+        lon=lon,
+        limit=limit,
+        radius_m=radius_m,
+        incident_kind=incident_kind,
+        exclude=exclude,
+        require_available=require_available,
+    )

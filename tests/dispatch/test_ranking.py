@@ -1,0 +1,624 @@
+from __future__ import annotations
+
+import math
+import random
+import threading
+from dataclasses import dataclass, replace
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from dispatch.ranking import (
+    Candidate,
+    UnitIndex,
+    kit_mask,
+    rank_units,
+    reset_unit_index,
+    unit_index,
+)
+from tests.factories import EquipmentFactory, MemberFactory, UnitFactory
+from units import geo
+from units.models import STANDARD_KIT, Equipment, EquipmentKind, Member, RosterChange, Unit
+from units.services import member_set_duty, roster_changed
+
+DETOUR = 1.3
+SPEED = 1.4
+KIT_BY_KIND = {
+    "knife": ["steel_fork", "shield", "stab_vest"],
+    "fight": ["shield", "baton"],
+    "fire": ["extinguisher"],
+    "medical": ["first_aid"],
+    "cardiac": ["aed"],
+}
+KNIFE_KIT = ("steel_fork", "shield", "stab_vest")
+ALL_KINDS = tuple(EquipmentKind.values)
+
+# The incident point for the database tests; 0.001 degree of latitude is ~111 m.
+LAT, LON = 23.1300, 113.3200
+
+
+@pytest.fixture(autouse=True)
+def _ranking_settings(settings):
+    settings.RANKING_KIT_BY_KIND = KIT_BY_KIND
+    settings.RANKING_KIT_PENALTY_S = 60.0
+    settings.RANKING_WALK_SPEED_MPS = SPEED
+    settings.RANKING_DETOUR_FACTOR = DETOUR
+
+
+@pytest.fixture(autouse=True)
+def _fresh_unit_index():
+    # The process-wide index outlives each test's rolled-back database.
+    reset_unit_index()
+    yield
+    reset_unit_index()
+
+
+# --- brute-force oracle ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OracleUnit:
+    id: int
+    lat: float
+    lon: float
+    active: bool
+    post_min: int
+    on_duty: int
+    kit: int
+
+
+def oracle(
+    units: dict[int, OracleUnit],
+    *,
+    lat: float,
+    lon: float,
+    limit: int,
+    radius_m: float | None,
+    incident_kind: str | None,
+    exclude: set[int],
+    require_available: bool,
+    penalty: float,
+) -> list[Candidate]:
+    need = kit_mask(KIT_BY_KIND.get(incident_kind, ())) if incident_kind else 0
+    scored = []
+    for u in units.values():
+        if not u.active or u.id in exclude:
+            continue
+        if require_available and u.on_duty - u.post_min < 1:
+            continue
+        d = geo.haversine_m(lat, lon, u.lat, u.lon)
+        if radius_m is not None and d > radius_m:
+            continue
+        fit = u.kit & need == need
+        eta = d * DETOUR / SPEED
+        candidate = Candidate(
+            unit_id=u.id,
+            distance_m=d,
+            eta_s=math.ceil(eta),
+            kit_fit=fit,
+            on_duty=u.on_duty,
+            available=max(0, u.on_duty - u.post_min),
+        )
+        scored.append(((eta + (0.0 if fit else penalty), u.id), candidate))
+    scored.sort(key=lambda s: s[0])
+    return [c for _, c in scored[:limit]]
+
+
+def assert_same_ranking(got: list[Candidate], want: list[Candidate]) -> None:
+    assert [c.unit_id for c in got] == [c.unit_id for c in want]
+    for g, w in zip(got, want, strict=True):
+        assert g.distance_m == pytest.approx(w.distance_m, rel=1e-9, abs=1e-6)
+        assert replace(g, distance_m=0.0) == replace(w, distance_m=0.0)
+
+
+def random_unit(rng: random.Random, unit_id: int, spots: list[tuple[float, float]]) -> OracleUnit:
+    lat, lon = rng.choice(spots)
+    return OracleUnit(
+        id=unit_id,
+        lat=lat,
+        lon=lon,
+        active=rng.random() < 0.9,
+        post_min=rng.choice((0, 1, 1, 2)),
+        on_duty=rng.choice((0, 1, 2, 2, 3, 4)),
+        kit=kit_mask(k for k in ALL_KINDS if rng.random() < 0.75),
+    )
+
+
+def random_spots(rng: random.Random, count: int) -> list[tuple[float, float]]:
+    # Spots over ~11 x 10 km that many units share (exact ties). Not a grid: grid
+    # points equidistant from a query are ties only in exact arithmetic.
+    return [(rng.uniform(23.08, 23.18), rng.uniform(113.28, 113.38)) for _ in range(count)]
+
+
+def index_from(units: dict[int, OracleUnit], **kwargs) -> UnitIndex:
+    rows = list(units.values())
+    return UnitIndex.from_arrays(
+        unit_ids=[u.id for u in rows],
+        lat=[u.lat for u in rows],
+        lon=[u.lon for u in rows],
+        is_active=[u.active for u in rows],
+        post_min=[u.post_min for u in rows],
+        on_duty=[u.on_duty for u in rows],
+        kit_bits=[u.kit for u in rows],
+        **kwargs,
+    )
+
+
+def apply_to(index: UnitIndex, changed: list[OracleUnit], deleted: list[int]) -> None:
+    index.apply_units(
+        unit_ids=[u.id for u in changed],
+        lat=[u.lat for u in changed],
+        lon=[u.lon for u in changed],
+        is_active=[u.active for u in changed],
+        post_min=[u.post_min for u in changed],
+        on_duty=[u.on_duty for u in changed],
+        kit_bits=[u.kit for u in changed],
+        deleted_ids=deleted,
+    )
+
+
+def random_query(rng: random.Random, units: dict[int, OracleUnit]) -> dict:
+    roll = rng.random()
+    if roll < 0.15:  # exactly at a unit (distance 0, ties with its neighbours)
+        u = rng.choice(list(units.values()))
+        lat, lon = u.lat, u.lon
+    elif roll < 0.2:  # far outside the city: the search has to widen a lot
+        lat, lon = rng.uniform(22.5, 22.7), rng.uniform(112.9, 113.0)
+    else:
+        lat, lon = rng.uniform(23.07, 23.19), rng.uniform(113.27, 113.39)
+    nearest_ids = sorted(units, key=lambda i: geo.haversine_m(lat, lon, units[i].lat, units[i].lon))
+    return {
+        "lat": lat,
+        "lon": lon,
+        "limit": rng.choice((1, 2, 3, 5, 10, 10, 20)),
+        "radius_m": rng.choice((None, None, rng.uniform(50, 4000))),
+        "incident_kind": rng.choice((None, "knife", "knife", "fight", "fire", "cardiac", "theft")),
+        "exclude": set(rng.sample(nearest_ids[:10], rng.randrange(4))),
+        "require_available": rng.random() < 0.8,
+    }
+
+
+@pytest.mark.parametrize("penalty", [60.0, 600.0])
+def test_nearest_matches_a_brute_force_haversine_oracle(settings, penalty):
+    settings.RANKING_KIT_PENALTY_S = penalty
+    rng = random.Random(20240613 + int(penalty))
+    spots = random_spots(rng, 700)
+    units = {i: random_unit(rng, i, spots) for i in rng.sample(range(1, 10_000), 1500)}
+    index = index_from(units)
+
+    for _ in range(300):
+        q = random_query(rng, units)
+        assert_same_ranking(index.nearest(**q), oracle(units, penalty=penalty, **q))
+
+
+def test_nearest_matches_the_oracle_while_units_move_appear_and_disappear():
+    rng = random.Random(7)
+    spots = random_spots(rng, 500)
+    units = {i: random_unit(rng, i, spots) for i in range(1, 1001)}
+    index = index_from(units, overlay_max=60)
+    first_place = {i: (u.lat, u.lon) for i, u in units.items()}
+    moved: list[int] = []
+    next_id = 1001
+    overlay_seen = 0
+
+    for _ in range(40):
+        changed: dict[int, OracleUnit] = {}
+        deleted: list[int] = []
+        for _ in range(rng.randrange(1, 12)):
+            roll = rng.random()
+            uid = rng.choice(list(units))
+            if uid in deleted:
+                continue
+            if roll < 0.35:  # state only: written in place
+                changed[uid] = replace(
+                    units[uid], on_duty=rng.randrange(5), active=rng.random() < 0.9
+                )
+            elif roll < 0.45 and moved:  # back to where the first tree had it
+                uid = rng.choice(moved)
+                if uid in units and uid not in deleted:  # (moved ids may be gone)
+                    lat, lon = first_place[uid]
+                    changed[uid] = replace(units[uid], lat=lat, lon=lon, on_duty=rng.randrange(5))
+            elif roll < 0.7:  # moved: goes to the overlay
+                lat, lon = rng.choice(spots)
+                changed[uid] = replace(units[uid], lat=lat, lon=lon)
+                moved.append(uid)
+            elif roll < 0.85:
+                changed[next_id] = random_unit(rng, next_id, spots)
+                next_id += 1
+            elif uid not in changed:
+                deleted.append(uid)
+        apply_to(index, list(changed.values()), deleted)
+        units.update(changed)
+        for uid in deleted:
+            units.pop(uid, None)
+        overlay_seen = max(overlay_seen, index.overlay_size)
+
+        assert index.size == len(units)
+        for _ in range(15):
+            q = random_query(rng, units)
+            assert_same_ranking(index.nearest(**q), oracle(units, penalty=60.0, **q))
+
+    assert overlay_seen > 0
+    assert index.rebuilds > 1
+
+
+def test_a_fitting_unit_beyond_many_nearer_unfitting_ones_ranks_first():
+    # Forty units without a steel fork 10 m away; one fully kitted 50 m away is
+    # (50 - 10) * 1.3 / 1.4 = 37 s further: under the 60 s penalty, so it wins,
+    # although the first tree probe (k = 10) never reaches it.
+    crowd = 40
+    index = UnitIndex.from_arrays(
+        unit_ids=list(range(1, crowd + 2)),
+        lat=[LAT + 10 / 111_195] * crowd + [LAT + 50 / 111_195],
+        lon=[LON] * (crowd + 1),
+        is_active=[True] * (crowd + 1),
+        post_min=[1] * (crowd + 1),
+        on_duty=[2] * (crowd + 1),
+        kit_bits=[kit_mask(["shield", "stab_vest"])] * crowd + [kit_mask(KNIFE_KIT)],
+    )
+
+    ranked = index.nearest(lat=LAT, lon=LON, limit=1, incident_kind="knife")
+
+    assert [c.unit_id for c in ranked] == [crowd + 1]
+    assert ranked[0].kit_fit
+
+
+def test_units_at_the_same_spot_are_ordered_by_unit_id():
+    index = UnitIndex.from_arrays(
+        unit_ids=[9, 3, 5],
+        lat=[LAT + 0.001] * 3,
+        lon=[LON] * 3,
+        is_active=[True] * 3,
+        post_min=[0] * 3,
+        on_duty=[1] * 3,
+        kit_bits=[0] * 3,
+    )
+
+    assert [c.unit_id for c in index.nearest(lat=LAT, lon=LON, limit=3)] == [3, 5, 9]
+
+
+def test_readers_in_threads_never_see_a_half_applied_change():
+    rng = random.Random(3)
+    spots = random_spots(rng, 300)
+    units = {i: random_unit(rng, i, spots) for i in range(1, 801)}
+    index = index_from(units, overlay_max=30)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        try:
+            while not stop.is_set():
+                for c in index.nearest(lat=23.13, lon=113.33, limit=20, require_available=False):
+                    # Each unit's state is written as one element: its fields agree.
+                    assert c.available == max(0, c.on_duty - units_post_min[c.unit_id])
+        except BaseException as e:  # reported below
+            errors.append(e)
+
+    # post_min never changes below, so it is known for every version of a unit.
+    units_post_min = {i: u.post_min for i, u in units.items()}
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    for t in readers:
+        t.start()
+    try:
+        for _ in range(150):
+            changed = []
+            for uid in rng.sample(list(units), 5):
+                lat, lon = (
+                    rng.choice(spots) if rng.random() < 0.5 else (units[uid].lat, units[uid].lon)
+                )
+                changed.append(replace(units[uid], lat=lat, lon=lon, on_duty=rng.randrange(5)))
+            apply_to(index, changed, [])
+            units.update({u.id: u for u in changed})
+    finally:
+        stop.set()
+        for t in readers:
+            t.join()
+
+    assert errors == []
+    q = {"lat": 23.13, "lon": 113.33, "limit": 20, "radius_m": None, "incident_kind": None}
+    want = oracle(units, exclude=set(), require_available=False, penalty=60.0, **q)
+    assert_same_ranking(index.nearest(require_available=False, **q), want)
+
+
+def test_detached_index_refresh_does_not_touch_the_database():
+    index = UnitIndex.from_arrays(
+        unit_ids=[1],
+        lat=[LAT],
+        lon=[LON],
+        is_active=[True],
+        post_min=[0],
+        on_duty=[1],
+        kit_bits=[0],
+    )
+
+    index.refresh()  # no db fixture: any query would fail the test
+
+    assert [c.unit_id for c in index.nearest(lat=LAT, lon=LON, limit=5)] == [1]
+
+
+def test_bad_coordinates_are_refused():
+    index = UnitIndex()
+
+    with pytest.raises(ValueError):
+        index.nearest(lat=91, lon=LON, limit=5)
+    with pytest.raises(ValueError):
+        index.nearest(lat=LAT, lon=LON, limit=5, radius_m=float("nan"))
+
+
+# --- database-backed: freshness through RosterChange ---------------------------------
+
+
+def make_unit(
+    *,
+    north_m: float,
+    on_duty: int = 2,
+    post_min: int = 1,
+    kit: tuple[str, ...] = ALL_KINDS,
+) -> Unit:
+    unit = UnitFactory(lat=LAT + north_m / 111_195, lon=LON, post_min=post_min)
+    for _ in range(on_duty):
+        MemberFactory(unit=unit, on_duty=True)
+    MemberFactory(unit=unit, on_duty=False)
+    for kind in kit:
+        EquipmentFactory(unit=unit, kind=kind, quantity=STANDARD_KIT.get(kind, 1))
+    return unit
+
+
+def ranked_ids(**kwargs) -> list[int]:
+    kwargs = {"lat": LAT, "lon": LON, "limit": 10, **kwargs}
+    return [c.unit_id for c in rank_units(**kwargs)]
+
+
+@pytest.mark.django_db
+def test_a_moved_unit_is_ranked_at_its_new_place_by_the_next_call():
+    a = make_unit(north_m=100)
+    b = make_unit(north_m=300)
+    assert ranked_ids() == [a.pk, b.pk]
+
+    a.lat = LAT + 1000 / 111_195
+    a.save()
+
+    ranked = rank_units(lat=LAT, lon=LON, limit=10)
+    assert [c.unit_id for c in ranked] == [b.pk, a.pk]
+    assert ranked[1].distance_m == pytest.approx(1000, abs=1)
+
+
+@pytest.mark.django_db
+def test_a_deactivated_unit_drops_out_on_the_next_call():
+    a = make_unit(north_m=100)
+    b = make_unit(north_m=300)
+    assert ranked_ids() == [a.pk, b.pk]
+
+    a.is_active = False
+    a.save()
+
+    assert ranked_ids() == [b.pk]
+    assert ranked_ids(require_available=False) == [b.pk]
+
+
+@pytest.mark.django_db
+def test_a_member_clocking_out_drops_a_unit_that_would_go_below_post_min():
+    a = make_unit(north_m=100, on_duty=2, post_min=1)
+    b = make_unit(north_m=300)
+    first = rank_units(lat=LAT, lon=LON, limit=10)[0]
+    assert (first.unit_id, first.on_duty, first.available) == (a.pk, 2, 1)
+
+    member_set_duty(member=a.members.filter(on_duty=True).first(), on_duty=False)
+
+    assert ranked_ids() == [b.pk]
+    listed = rank_units(lat=LAT, lon=LON, limit=10, require_available=False)[0]
+    assert (listed.unit_id, listed.on_duty, listed.available) == (a.pk, 1, 0)
+
+
+@pytest.mark.django_db
+def test_new_and_deleted_units_show_on_the_next_call():
+    a = make_unit(north_m=100)
+    assert ranked_ids() == [a.pk]
+
+    b = make_unit(north_m=50)
+    assert ranked_ids() == [b.pk, a.pk]
+
+    a.delete()
+    assert ranked_ids() == [b.pk]
+
+
+@pytest.mark.django_db
+def test_two_indexes_each_see_a_change_made_after_they_loaded():
+    a = make_unit(north_m=100)
+    b = make_unit(north_m=300)
+    first, second = UnitIndex(), UnitIndex()  # as in two processes
+    first.refresh()
+    second.refresh()
+
+    Member.objects.filter(unit=a, on_duty=True).first().delete()  # a: 1 on duty, post_min 1
+    b.lat = LAT + 30 / 111_195
+    b.save()
+
+    for index in (first, second):
+        index.refresh()
+        assert [c.unit_id for c in index.nearest(lat=LAT, lon=LON, limit=10)] == [b.pk]
+
+
+@pytest.mark.django_db
+def test_a_unit_keeps_post_min_people_on_its_own_post():
+    short = make_unit(north_m=100, on_duty=2, post_min=2)
+    spare = make_unit(north_m=200, on_duty=3, post_min=2)
+    no_post = make_unit(north_m=300, on_duty=1, post_min=0)
+
+    ranked = rank_units(lat=LAT, lon=LON, limit=10)
+
+    assert [(c.unit_id, c.available) for c in ranked] == [(spare.pk, 1), (no_post.pk, 1)]
+    assert short.pk in ranked_ids(require_available=False)
+
+
+@pytest.mark.django_db
+def test_a_unit_with_the_kit_for_the_incident_outranks_a_slightly_nearer_one_without():
+    bare = make_unit(north_m=100, kit=("radio", "shield"))
+    kitted = make_unit(north_m=150, kit=KNIFE_KIT)
+    far_kitted = make_unit(north_m=400, kit=KNIFE_KIT)  # 300 m * 1.3 / 1.4 = 279 s further
+
+    ranked = rank_units(lat=LAT, lon=LON, limit=10, incident_kind="knife")
+
+    assert [(c.unit_id, c.kit_fit) for c in ranked] == [
+        (kitted.pk, True),
+        (bare.pk, False),
+        (far_kitted.pk, True),
+    ]
+    assert ranked_ids() == [bare.pk, kitted.pk, far_kitted.pk]  # no kind: no penalty
+    assert ranked_ids(incident_kind="theft") == [bare.pk, kitted.pk, far_kitted.pk]
+
+
+@pytest.mark.django_db
+def test_broken_expired_or_short_kit_does_not_fit_but_one_aed_does():
+    today = timezone.localdate()
+    broken = make_unit(north_m=100, kit=("steel_fork", "stab_vest", "aed"))
+    EquipmentFactory(unit=broken, kind="shield", quantity=2, condition=Equipment.Condition.BROKEN)
+    expired = make_unit(north_m=200, kit=("steel_fork", "shield"))
+    EquipmentFactory(unit=expired, kind="stab_vest", quantity=2, expires=today - timedelta(days=1))
+    short = make_unit(north_m=300, kit=("steel_fork", "stab_vest"))
+    EquipmentFactory(unit=short, kind="shield", quantity=1)  # the standard kit says 2
+    fine = make_unit(north_m=400, kit=KNIFE_KIT)
+    EquipmentFactory(unit=fine, kind="aed", quantity=1, expires=today)
+
+    knife = {
+        c.unit_id: c.kit_fit for c in rank_units(lat=LAT, lon=LON, limit=10, incident_kind="knife")
+    }
+    cardiac = {
+        c.unit_id: c.kit_fit
+        for c in rank_units(lat=LAT, lon=LON, limit=10, incident_kind="cardiac")
+    }
+
+    assert knife == {broken.pk: False, expired.pk: False, short.pk: False, fine.pk: True}
+    assert cardiac == {broken.pk: True, expired.pk: False, short.pk: False, fine.pk: True}
+
+
+@pytest.mark.django_db
+def test_kit_repaired_later_fits_on_the_next_call():
+    unit = make_unit(north_m=100, kit=("steel_fork", "stab_vest"))
+    shield = EquipmentFactory(unit=unit, kind="shield", quantity=2, condition="broken")
+    assert not rank_units(lat=LAT, lon=LON, limit=1, incident_kind="knife")[0].kit_fit
+
+    shield.condition = Equipment.Condition.GOOD
+    shield.save()
+
+    assert rank_units(lat=LAT, lon=LON, limit=1, incident_kind="knife")[0].kit_fit
+
+
+@pytest.mark.django_db
+def test_radius_filters_on_the_true_distance():
+    a = make_unit(north_m=100)
+    make_unit(north_m=300)
+
+    assert ranked_ids(radius_m=200) == [a.pk]
+    assert ranked_ids(radius_m=50) == []
+
+
+@pytest.mark.django_db
+def test_excluded_units_are_skipped():
+    a = make_unit(north_m=100)
+    b = make_unit(north_m=200)
+    c = make_unit(north_m=300)
+
+    assert ranked_ids(exclude={a.pk, c.pk}) == [b.pk]
+
+
+@pytest.mark.django_db
+def test_candidates_carry_distance_eta_and_counts():
+    a = make_unit(north_m=500, on_duty=3, post_min=1)
+
+    (c,) = rank_units(lat=LAT, lon=LON, limit=5, incident_kind="fire")
+
+    assert c.unit_id == a.pk
+    assert c.distance_m == pytest.approx(geo.haversine_m(LAT, LON, a.lat, a.lon), rel=1e-12)
+    assert c.eta_s == math.ceil(c.distance_m * DETOUR / SPEED)
+    assert (c.kit_fit, c.on_duty, c.available) == (True, 3, 2)
+
+
+@pytest.mark.django_db
+def test_ranking_an_unchanged_roster_costs_one_query(django_assert_num_queries):
+    make_unit(north_m=100)
+    make_unit(north_m=200)
+    rank_units(lat=LAT, lon=LON, limit=10)
+
+    with django_assert_num_queries(1):
+        ranked = rank_units(lat=LAT, lon=LON, limit=10, incident_kind="knife")
+    assert len(ranked) == 2
+
+
+@pytest.mark.django_db
+def test_changed_units_are_reloaded_in_three_more_queries(django_assert_num_queries):
+    units = [make_unit(north_m=100 * i) for i in range(1, 6)]
+    rank_units(lat=LAT, lon=LON, limit=10)
+    for unit in units:
+        unit.post_min = 0
+        unit.save()
+
+    with django_assert_num_queries(4):
+        ranked = rank_units(lat=LAT, lon=LON, limit=10)
+    assert [c.available for c in ranked] == [2] * 5
+
+
+@pytest.mark.django_db
+def test_a_roster_change_without_a_unit_reloads_everything():
+    make_unit(north_m=100)
+    make_unit(north_m=200)
+    assert len(ranked_ids()) == 2
+
+    Unit.objects.update(is_active=False)  # bulk: no signals
+    assert len(ranked_ids()) == 2
+    roster_changed(unit_ids=None)
+
+    assert ranked_ids() == []
+
+
+@pytest.mark.django_db
+def test_a_change_committed_out_of_id_order_is_still_applied():
+    a = make_unit(north_m=100)
+    assert ranked_ids() == [a.pk]
+    last = RosterChange.objects.order_by("-id").values_list("id", flat=True).first()
+
+    # Another writer's change took id last + 1 but commits after id last + 2.
+    RosterChange.objects.create(id=last + 2, unit_id=a.pk)
+    unit_index().refresh()
+    Unit.objects.filter(pk=a.pk).update(is_active=False)
+    RosterChange.objects.create(id=last + 1, unit_id=a.pk)
+
+    assert ranked_ids() == []
+
+
+@pytest.mark.django_db
+def test_unit_index_is_built_once_per_process():
+    make_unit(north_m=100)
+
+    assert unit_index() is unit_index()
+
+
+@pytest.mark.django_db
+def test_kit_expiring_today_stops_fitting_tomorrow_without_a_roster_change(monkeypatch):
+    today = timezone.localdate()
+    unit = make_unit(north_m=100, kit=("steel_fork", "shield"))
+    EquipmentFactory(unit=unit, kind="stab_vest", quantity=2, expires=today)
+    assert rank_units(lat=LAT, lon=LON, limit=1, incident_kind="knife")[0].kit_fit
+
+    monkeypatch.setattr(timezone, "localdate", lambda *a, **kw: today + timedelta(days=1))
+
+    assert not rank_units(lat=LAT, lon=LON, limit=1, incident_kind="knife")[0].kit_fit
+
+
+@pytest.mark.django_db
+def test_a_failed_reload_leaves_the_change_for_the_next_refresh(monkeypatch):
+    a = make_unit(north_m=100)
+    assert ranked_ids() == [a.pk]
+    a.is_active = False
+    a.save()
+
+    def broken(*args, **kwargs):
+        raise ConnectionError("database went away")
+
+    monkeypatch.setattr("dispatch.ranking._fetch_units", broken)
+    with pytest.raises(ConnectionError):
+        rank_units(lat=LAT, lon=LON, limit=10)
+    monkeypatch.undo()
+
+    assert ranked_ids() == []
