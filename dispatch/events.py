@@ -86,6 +86,6 @@ def push_now(messages: Sequence[Message]) -> None:
 
     try:
         async_to_sync(send_all)()
-    except Exception:
+    except Exception as exc:
         # The rows are committed; phones replay them on resume.
-        log.exception("channel layer unavailable; events stay in the database")
+        log.warning("channel layer unavailable (%r); events stay in the database", exc)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -35,7 +34,6 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from tqdm import tqdm
 
-from . import geo
 from .models import STANDARD_KIT, Equipment, EquipmentKind, Member, Region, StaffProfile, Unit
 from .services import district_shapes_reset, roster_changed
 
@@ -994,33 +992,24 @@ def demo_logins_list(
     ]
     token = Token.objects.filter(user__username="admin").values_list("key", flat=True).first()
 
-    members: list[MemberLogin] = []
-    half = 0.01  # degrees (about 1 km); doubled until enough units are found
-    while limit > 0 and half < 4:
-        rows = (
-            Member.objects.filter(
-                on_duty=True,
-                is_active=True,
-                unit__is_active=True,
-                unit__lat__range=(lat - half, lat + half),
-                unit__lon__range=(lon - half, lon + half),
-            )
-            .order_by("unit_id", "id")
-            .values_list(
-                "phone", "name", "unit_id", "unit__code", "unit__name", "unit__lat", "unit__lon"
-            )
+    # The units an incident here would alert (ready, with people to spare beyond
+    # their own post), so a demo incident next to one reaches its member.
+    from dispatch.ranking import rank_units
+
+    candidates = rank_units(lat=lat, lon=lon, limit=limit)
+    rows = (
+        Member.objects.filter(
+            unit_id__in=[c.unit_id for c in candidates], on_duty=True, is_active=True
         )
-        first_per_unit: dict[int, MemberLogin] = {}
-        for phone, name, unit_id, code, unit_name, u_lat, u_lon in rows:
-            if unit_id not in first_per_unit:
-                first_per_unit[unit_id] = MemberLogin(
-                    phone, name, code, unit_name, geo.haversine_m(lat, lon, u_lat, u_lon)
-                )
-        members = sorted(first_per_unit.values(), key=lambda m: m.distance_m)[:limit]
-        # A box only proves "nearest" out to its inscribed circle: a unit just
-        # outside a corner-side may be nearer than one in the corner.
-        box_radius_m = half * METRES_PER_DEGREE * math.cos(math.radians(lat))
-        if len(members) == limit and members[-1].distance_m <= box_radius_m:
-            break
-        half *= 2
+        .order_by("unit_id", "id")
+        .values_list("phone", "name", "unit_id", "unit__code", "unit__name")
+    )
+    first_per_unit: dict[int, tuple] = {}
+    for phone, name, unit_id, code, unit_name in rows:
+        first_per_unit.setdefault(unit_id, (phone, name, code, unit_name))
+    members = [
+        MemberLogin(*first_per_unit[c.unit_id], c.distance_m)
+        for c in candidates
+        if c.unit_id in first_per_unit
+    ]
     return DemoLogins(staff=staff, members=members, admin_token=token)
