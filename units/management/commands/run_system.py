@@ -52,66 +52,15 @@ class Command(BaseCommand):
                 self.stdout.write(f"Empty database: seeding the demo city ({units} units)")
                 call_command("seed_demo", units=units, password=password)
             py = sys.executable
-            procs.append(
-                (
-                    "daphne",
-                    subprocess.Popen(  # noqa: S603
-                        [
-                            py,
-                            "-m",
-                            "daphne",
-                            "-b",
-                            host,
-                            "-p",
-                            str(port),
-                            "config.asgi:application",
-                        ],
-                        env=env,
-                    ),
-                )
-            )
-            procs.append(
-                (
-                    "worker",
-                    subprocess.Popen(  # noqa: S603
-                        [
-                            py,
-                            "-m",
-                            "celery",
-                            "-A",
-                            "config",
-                            "worker",
-                            "-l",
-                            "info",
-                            "--concurrency",
-                            "2",
-                            "-n",
-                            "worker@%h",
-                        ],
-                        env=env,
-                    ),
-                )
-            )
-            procs.append(
-                (
-                    "beat",
-                    subprocess.Popen(  # noqa: S603
-                        [
-                            py,
-                            "-m",
-                            "celery",
-                            "-A",
-                            "config",
-                            "beat",
-                            "-l",
-                            "info",
-                            "-s",
-                            str(settings.DATA_DIR / "celerybeat-schedule"),
-                        ],
-                        env=env,
-                    ),
-                )
-            )
+            schedule = str(settings.DATA_DIR / "celerybeat-schedule")
+            commands = {
+                "daphne": ["-m", "daphne", "-b", host, "-p", str(port), "config.asgi:application"],
+                "worker": ["-m", "celery", "-A", "config", "worker", "-l", "warning",
+                           "--concurrency", "2", "-n", "worker@%h"],
+                "beat": ["-m", "celery", "-A", "config", "beat", "-l", "warning", "-s", schedule],
+            }  # fmt: skip
+            for name, args in commands.items():
+                procs.append((name, subprocess.Popen([py, *args], env=env)))  # noqa: S603
             self._banner(host, port, password)
             while True:
                 for name, proc in procs:
