@@ -302,3 +302,56 @@ RANKING_DETOUR_FACTOR = env.float("RANKING_DETOUR_FACTOR", default=1.3)
 # Changed units searched by brute force before the KD-tree is rebuilt.
 RANKING_OVERLAY_MAX = env.int("RANKING_OVERLAY_MAX", default=2000)
 
+# --- Member app ---
+# The member's phone (templates/member, static/member, the `mobile` app): sign-in
+# lockout, one-time codes, the escalating notification chain, Web Push, the map.
+INSTALLED_APPS += ["mobile"]
+# Lockout: this many wrong passwords or codes for one phone number within the
+# window lock that number's sign-in for MEMBER_LOGIN_LOCKOUT_S.
+MEMBER_LOGIN_MAX_FAILURES = env.int("MEMBER_LOGIN_MAX_FAILURES", default=5)
+MEMBER_LOGIN_FAILURE_WINDOW_S = env.int("MEMBER_LOGIN_FAILURE_WINDOW_S", default=900)
+MEMBER_LOGIN_LOCKOUT_S = env.int("MEMBER_LOGIN_LOCKOUT_S", default=900)
+# One-time codes: read out by an admin (valid a day) or sent by SMS (ten minutes,
+# at most one per minute per number).
+MEMBER_LOGIN_CODE_TTL_S = env.int("MEMBER_LOGIN_CODE_TTL_S", default=24 * 3600)
+MEMBER_LOGIN_SMS_CODE_TTL_S = env.int("MEMBER_LOGIN_SMS_CODE_TTL_S", default=600)
+MEMBER_LOGIN_SMS_RESEND_S = env.int("MEMBER_LOGIN_SMS_RESEND_S", default=60)
+# Notification backends per channel, dotted paths, like Django's EMAIL_BACKEND.
+# Console (log) by default; dispatch.notify documents the interface for others
+# (a real SMS gateway, a voice call service, a WeChat or radio bridge).
+NOTIFY_BACKENDS = env.json(
+    "NOTIFY_BACKENDS",
+    default={
+        "push": "dispatch.notify.WebPushBackend",
+        "sms": "dispatch.notify.ConsoleBackend",
+        "voice": "dispatch.notify.ConsoleBackend",
+    },
+)
+# The escalating chain after a wave goes out, per alerted member: each step fires
+# `after_s` after the wave only while the alert is still `undelivered` (no receipt
+# from the open page) or `unanswered` (the member's unit neither accepted nor
+# declined), the incident is open and the member still on duty. Keep every
+# `after_s` well under the broker's visibility timeout (one hour).
+NOTIFY_CHAIN = env.json(
+    "NOTIFY_CHAIN",
+    default=[
+        {"channel": "push", "after_s": 5, "while": "undelivered"},
+        {"channel": "sms", "after_s": 25, "while": "unanswered"},
+        {"channel": "voice", "after_s": 45, "while": "unanswered"},
+    ],
+)
+# Web Push (VAPID): the key pair is made on first use into DATA_DIR.
+VAPID_PRIVATE_KEY_FILE = Path(
+    env.str("VAPID_PRIVATE_KEY_FILE", default=str(DATA_DIR / "vapid_private.pem"))
+)
+VAPID_SUBJECT = env.str("VAPID_SUBJECT", default="mailto:ops@localhost")
+WEBPUSH_TTL_S = env.int("WEBPUSH_TTL_S", default=300)
+WEBPUSH_TIMEOUT_S = env.float("WEBPUSH_TIMEOUT_S", default=5.0)
+# The SMS gateway posts member replies ("1" accept, "2" decline) to
+# /m/sms/reply/ with this token; empty disables the webhook.
+SMS_WEBHOOK_TOKEN = env.str("SMS_WEBHOOK_TOKEN", default="")
+# Map tiles for the phone map, a Leaflet URL template such as
+# "https://t{s}.example/{z}/{x}/{y}.png". Empty: no tiles, the markers are
+# drawn on a blank map (and nothing is fetched from outside).
+MAP_TILE_URL = env.str("MAP_TILE_URL", default="")
+MAP_TILE_ATTRIBUTION = env.str("MAP_TILE_ATTRIBUTION", default="")

@@ -21,7 +21,7 @@ from django.utils.translation import gettext as _
 from units.models import Member
 from units.services import location_validate
 
-from . import payloads
+from . import notify, payloads
 from .events import (
     SUPERVISORS_GROUP,
     Message,
@@ -212,6 +212,8 @@ def _wave_send(
         (incident_group(incident.pk), payloads.update(event=events[-1], incident=incident))
     )
     push_on_commit(messages)
+    # Pages that are closed get Web Push, then SMS, then voice (dispatch/notify.py).
+    notify.chain_start_on_commit(wave_id=wave.pk)
     return wave, candidates
 
 

@@ -15,3 +15,13 @@ def fire_deadline(deadline_id: int) -> str:
 @shared_task(acks_late=True, ignore_result=True)
 def sweep_deadlines() -> int:
     return services.deadlines_sweep()
+
+
+# --- Member app: the escalating notification chain (dispatch/notify.py) ---------------
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def notify_chain_step(wave_id: int, step: int) -> int:
+    from . import notify
+
+    return notify.chain_step(wave_id=wave_id, step=step)

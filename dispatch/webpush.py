@@ -1,0 +1,98 @@
+"""Web Push (RFC 8030 / 8291 / 8292): the VAPID key pair and one encrypted send.
+
+The key pair is made on first use into ``VAPID_PRIVATE_KEY_FILE`` (DATA_DIR by
+default) and kept: browsers bind their subscriptions to the public key, so a
+new key would silently orphan every subscription.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from django.conf import settings
+from py_vapid import Vapid01
+
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_vapid: Vapid01 | None = None
+
+
+def vapid() -> Vapid01:
+    """The server's VAPID key, generated into the key file the first time."""
+    global _vapid
+    with _lock:
+        if _vapid is not None:
+            return _vapid
+        path = settings.VAPID_PRIVATE_KEY_FILE
+        if not path.exists():
+            key = Vapid01()
+            key.generate_keys()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            # Written under a temporary name and renamed, so a second process
+            # starting at the same moment never reads half a key.
+            tmp = path.with_name(f".{path.name}.{os.getpid()}")
+            tmp.write_bytes(key.private_pem())
+            tmp.chmod(0o600)
+            try:
+                os.link(tmp, path)  # fails if another process won the race
+            except FileExistsError:
+                pass
+            finally:
+                tmp.unlink()
+        _vapid = Vapid01.from_file(str(path))
+        return _vapid
+
+
+def vapid_reset() -> None:
+    global _vapid
+    _vapid = None
+
+
+def application_server_key() -> str:
+    """The public key as the browser's ``applicationServerKey`` (base64url, no padding)."""
+    raw = vapid().public_key.public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+    )
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+@dataclass(frozen=True)
+class PushResult:
+    ok: bool
+    status: int | None
+    gone: bool  # 404/410: the subscription is dead and should be dropped
+    detail: str = ""
+
+
+def push_send(
+    *, endpoint: str, p256dh: str, auth: str, payload: dict[str, Any], ttl: int | None = None
+) -> PushResult:
+    """Encrypt ``payload`` (aes128gcm) for one subscription and POST it to its push service."""
+    from pywebpush import WebPushException, webpush
+
+    info = {"endpoint": endpoint, "keys": {"p256dh": p256dh, "auth": auth}}
+    try:
+        response = webpush(
+            subscription_info=info,
+            data=json.dumps(payload, ensure_ascii=False),
+            vapid_private_key=vapid(),
+            vapid_claims={"sub": settings.VAPID_SUBJECT},
+            ttl=settings.WEBPUSH_TTL_S if ttl is None else ttl,
+            timeout=settings.WEBPUSH_TIMEOUT_S,
+            # An alert is urgent: push services may deliver "low" ones late.
+            headers={"Urgency": "high"},
+        )
+    except WebPushException as exc:
+        status = exc.response.status_code if exc.response is not None else None
+        return PushResult(False, status, status in (404, 410), str(exc)[:200])
+    except Exception as exc:  # network errors: requests' many exception types
+        return PushResult(False, None, False, f"{type(exc).__name__}: {exc}"[:200])
+    return PushResult(True, response.status_code, False)

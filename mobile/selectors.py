@@ -1,0 +1,159 @@
+"""Reads of the member's phone app: own unit and kit, own alerts, one incident's responders."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+
+from dispatch import payloads
+from dispatch.models import Delivery, Dispatch, IncidentEvent, MemberLocation
+from dispatch.services import dispatch_for_member
+from units.models import STANDARD_KIT, Equipment, EquipmentKind, Member
+
+
+def member_overview(*, member: Member) -> dict[str, Any]:
+    """The member, their unit, who is on duty there and the state of its standard kit."""
+    unit = member.unit
+    today = timezone.localdate()
+    held = {e.kind: e for e in Equipment.objects.filter(unit=unit)}
+    kit = []
+    for kind in EquipmentKind:
+        item = held.get(kind.value)
+        required = STANDARD_KIT.get(kind.value, 0)
+        if item is None and not required:
+            continue
+        expired = bool(item and item.expires and item.expires < today)
+        ok = bool(
+            item
+            and item.quantity >= required
+            and item.condition != Equipment.Condition.BROKEN
+            and not expired
+        )
+        kit.append(
+            {
+                "kind": kind.value,
+                "label": str(kind.label),
+                "quantity": item.quantity if item else 0,
+                "required": required,
+                "condition": item.get_condition_display() if item else "",
+                "expires": item.expires.isoformat() if item and item.expires else None,
+                "expired": expired,
+                "ok": ok,
+            }
+        )
+    teammates = list(
+        Member.objects.filter(unit=unit, is_active=True)
+        .order_by("-on_duty", "name")
+        .values("id", "name", "on_duty", "role")
+    )
+    return {
+        "member": {
+            "id": member.pk,
+            "name": member.name,
+            "phone": member.phone,
+            "role": member.get_role_display(),
+            "on_duty": member.on_duty,
+            "duty_since": member.duty_since.isoformat() if member.duty_since else None,
+        },
+        "unit": {
+            "id": unit.pk,
+            "code": unit.code,
+            "name": unit.name,
+            "address": unit.address,
+            "lat": unit.lat,
+            "lon": unit.lon,
+            "is_active": unit.is_active,
+            "post_min": unit.post_min,
+        },
+        "teammates": teammates,
+        "kit": kit,
+        "kit_complete": all(k["ok"] for k in kit if k["required"]),
+    }
+
+
+def member_alert_history(*, member: Member, limit: int = 50) -> list[dict[str, Any]]:
+    """The alerts sent to the member's unit, newest first, with this member's receipt."""
+    dispatches = list(
+        Dispatch.objects.filter(unit_id=member.unit_id)
+        .select_related("incident")
+        .order_by("-created_at")[:limit]
+    )
+    receipts = {
+        d.dispatch_id: d
+        for d in Delivery.objects.filter(member=member, dispatch__in=[d.pk for d in dispatches])
+    }
+    rows = []
+    for d in dispatches:
+        receipt = receipts.get(d.pk)
+        rows.append(
+            {
+                "incident": payloads.incident_summary(d.incident),
+                "dispatch": {
+                    "status": d.status,
+                    "status_display": d.get_status_display(),
+                    "distance_m": d.distance_m,
+                    "eta_s": d.eta_s,
+                    "alerted_at": d.created_at.isoformat(),
+                    "accepted_at": d.accepted_at.isoformat() if d.accepted_at else None,
+                    "on_site_at": d.on_site_at.isoformat() if d.on_site_at else None,
+                    "handled_at": d.handled_at.isoformat() if d.handled_at else None,
+                },
+                "delivered_at": receipt.delivered_at.isoformat()
+                if receipt and receipt.delivered_at
+                else None,
+            }
+        )
+    return rows
+
+
+def member_incident(*, member: Member, incident_id: int) -> dict[str, Any]:
+    """One incident as the member's unit sees it: the units that accepted, and where
+    their responders were last seen. Raises ActionRefused if the unit was not alerted."""
+    dispatch = dispatch_for_member(incident_id=incident_id, member=member)
+    incident = dispatch.incident
+    accepted = (
+        IncidentEvent.objects.filter(
+            incident=incident,
+            type__in=[
+                IncidentEvent.Type.ACCEPTED,
+                IncidentEvent.Type.ON_SITE,
+                IncidentEvent.Type.HANDLED,
+            ],
+        )
+        .select_related("unit", "member")
+        .order_by("seq")
+    )
+    responders: dict[int, dict[str, Any]] = {}
+    for e in accepted:
+        key = e.member_id or -e.unit_id
+        row = responders.setdefault(
+            key,
+            {
+                "member_id": e.member_id,
+                "name": e.member.name if e.member else "",
+                "unit_id": e.unit_id,
+                "unit_name": e.unit.name if e.unit else "",
+                "event": e.type,
+                "lat": None,
+                "lon": None,
+                "at": None,
+            },
+        )
+        row["event"] = e.type
+    # Latest position per responder: a bounded, indexed read, newest first.
+    latest = MemberLocation.objects.filter(incident=incident).order_by("-created_at")[:500]
+    for loc in latest:
+        row = responders.get(loc.member_id)
+        if row is not None and row["at"] is None:
+            row.update(lat=loc.lat, lon=loc.lon, at=loc.created_at.isoformat())
+    return {
+        "incident": payloads.incident_summary(incident),
+        "dispatch": {
+            "unit_id": dispatch.unit_id,
+            "status": dispatch.status,
+            "distance_m": dispatch.distance_m,
+            "eta_s": dispatch.eta_s,
+        },
+        "responders": list(responders.values()),
+    }

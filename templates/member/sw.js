@@ -1,0 +1,93 @@
+/* Service worker of the member app (served at /m/sw.js, scope /m/).
+   Shell: network first for the page, cache first for static files; the page
+   keeps the last alerts and queued actions itself (localStorage). Push: shows
+   the alert even when no page is open. */
+const VERSION = "{{ version }}";
+const CACHE = "member-shell-" + VERSION;
+const SHELL_URL = "{{ shell_url }}";
+const STATIC_URLS = {{ static_urls|safe }};
+
+self.addEventListener("install", (event) => {
+  event.waitUntil(
+    caches.open(CACHE).then((cache) => cache.addAll([SHELL_URL, ...STATIC_URLS])).then(() => self.skipWaiting())
+  );
+});
+
+self.addEventListener("activate", (event) => {
+  event.waitUntil(
+    caches.keys()
+      .then((keys) => Promise.all(keys.filter((k) => k.startsWith("member-shell-") && k !== CACHE).map((k) => caches.delete(k))))
+      .then(() => self.clients.claim())
+  );
+});
+
+self.addEventListener("fetch", (event) => {
+  const request = event.request;
+  if (request.method !== "GET") return;
+  const url = new URL(request.url);
+  if (url.origin !== self.location.origin) return;
+  if (request.mode === "navigate" && url.pathname.startsWith(SHELL_URL)) {
+    event.respondWith(
+      fetch(request)
+        .then((response) => {
+          if (url.pathname === SHELL_URL && response.ok && !response.redirected) {
+            const copy = response.clone();
+            caches.open(CACHE).then((cache) => cache.put(SHELL_URL, copy));
+          }
+          return response;
+        })
+        .catch(() => caches.match(SHELL_URL).then((hit) => hit || Response.error()))
+    );
+    return;
+  }
+  if (url.pathname.startsWith("/static/")) {
+    event.respondWith(
+      caches.match(request).then((hit) => hit || fetch(request).then((response) => {
+        if (response.ok) {
+          const copy = response.clone();
+          caches.open(CACHE).then((cache) => cache.put(request, copy));
+        }
+        return response;
+      }))
+    );
+  }
+});
+
+self.addEventListener("push", (event) => {
+  let data = {};
+  try { data = event.data ? event.data.json() : {}; } catch (e) { data = { body: event.data && event.data.text() }; }
+  const title = data.title || "应急警情";
+  event.waitUntil(
+    self.registration.showNotification(title, {
+      body: data.body || "",
+      tag: data.tag || "incident",
+      renotify: true,
+      requireInteraction: true,
+      vibrate: [400, 150, 400, 150, 800],
+      data: { url: data.url || SHELL_URL },
+    }).then(() => self.clients.matchAll({ type: "window" }))
+      .then((clients) => clients.forEach((c) => c.postMessage({ type: "push", data })))
+  );
+});
+
+self.addEventListener("notificationclick", (event) => {
+  event.notification.close();
+  const target = (event.notification.data && event.notification.data.url) || SHELL_URL;
+  event.waitUntil(
+    self.clients.matchAll({ type: "window", includeUncontrolled: true }).then((clients) => {
+      for (const client of clients) {
+        if (new URL(client.url).pathname.startsWith(SHELL_URL) && "focus" in client) {
+          client.navigate(target);
+          return client.focus();
+        }
+      }
+      return self.clients.openWindow(target);
+    })
+  );
+});
+
+self.addEventListener("message", (event) => {
+  if (event.data && event.data.type === "sign-out") {
+    event.waitUntil(caches.keys().then((keys) => Promise.all(keys.map((k) => caches.delete(k)))));
+  }
+});
