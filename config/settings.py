@@ -355,3 +355,32 @@ SMS_WEBHOOK_TOKEN = env.str("SMS_WEBHOOK_TOKEN", default="")
 # drawn on a blank map (and nothing is fetched from outside).
 MAP_TILE_URL = env.str("MAP_TILE_URL", default="")
 MAP_TILE_ATTRIBUTION = env.str("MAP_TILE_ATTRIBUTION", default="")
+
+# --- Review ---
+# Police review of response timing, drills, the readiness index and the warning
+# map (review/, docs/review.md).
+INSTALLED_APPS += ["review"]
+# Arrival proof: an on-site report counts as arrival only when the phone was
+# within this distance of the scene (the unit's own post for a drill).
+REVIEW_ARRIVAL_RADIUS_M = env.float("REVIEW_ARRIVAL_RADIUS_M", default=150.0)
+# An on-site report without a position of its own is judged on the responder's
+# shared location nearest in time, if one is within this many seconds.
+REVIEW_ARRIVAL_LOCATION_WINDOW_S = env.int("REVIEW_ARRIVAL_LOCATION_WINDOW_S", default=120)
+# Coverage gaps: cells of this size where no ready unit arrives on foot within
+# the target (the 3-minute mutual-aid ring by default).
+REVIEW_GAP_CELL_M = env.int("REVIEW_GAP_CELL_M", default=500)
+REVIEW_GAP_TARGET_S = env.int("REVIEW_GAP_TARGET_S", default=180)
+# Drills alert units in batches of this many per Celery task.
+REVIEW_DRILL_BATCH = env.int("REVIEW_DRILL_BATCH", default=1000)
+# Three-colour warning (三色预警): index score at or above GREEN is green, at or
+# above AMBER amber, else red; this many open incidents or more make an area at
+# least amber / red.
+REVIEW_WARNING_GREEN = env.float("REVIEW_WARNING_GREEN", default=80.0)
+REVIEW_WARNING_AMBER = env.float("REVIEW_WARNING_AMBER", default=60.0)
+REVIEW_WARNING_OPEN_AMBER = env.int("REVIEW_WARNING_OPEN_AMBER", default=1)
+REVIEW_WARNING_OPEN_RED = env.int("REVIEW_WARNING_OPEN_RED", default=3)
+CELERY_BEAT_SCHEDULE["review-coverage-gaps"] = {
+    "task": "review.tasks.coverage_refresh",
+    "schedule": env.float("REVIEW_GAP_REFRESH_S", default=900.0),
+    "options": {"expires": 600},
+}

@@ -1,0 +1,135 @@
+"""Review data: drills, the readiness index tree, coverage-gap snapshots, roll-ups.
+
+Incidents, dispatches and events stay in ``dispatch``; the review reads them.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from dispatch.models import Incident
+from units.models import Region
+
+
+class Drill(models.Model):
+    """A no-notice readiness drill (拉动测试): an Incident with ``is_drill`` whose one
+    wave alerts every active unit in ``region``'s subtree, sent in batches by Celery."""
+
+    class Scope(models.TextChoices):
+        STREET = "street", _("街道/镇")
+        AREA = "area", _("本辖区")
+        DISTRICT = "district", _("区")
+        CITY = "city", _("全市")
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("待发送")
+        SENDING = "sending", _("发送中")
+        SENT = "sent", _("已发送")
+        CLOSED = "closed", _("已结束")
+
+    scope = models.CharField(_("范围"), max_length=16, choices=Scope.choices)
+    region = models.ForeignKey(
+        Region, models.PROTECT, related_name="drills", verbose_name=_("演练区域")
+    )
+    # The police station that ran it: the league table groups by this region.
+    station = models.ForeignKey(
+        Region, models.PROTECT, related_name="drills_run", verbose_name=_("发起派出所辖区")
+    )
+    started_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.SET_NULL,
+        null=True,
+        related_name="+",
+        verbose_name=_("发起人"),
+    )
+    incident = models.OneToOneField(
+        Incident, models.CASCADE, related_name="drill", verbose_name=_("演练警情")
+    )
+    status = models.CharField(
+        _("状态"), max_length=16, choices=Status.choices, default=Status.QUEUED
+    )
+    units_total = models.PositiveIntegerField(_("应通知单元数"), default=0)
+    units_alerted = models.PositiveIntegerField(_("已通知单元数"), default=0)
+    created_at = models.DateTimeField(_("发起时间"), auto_now_add=True)
+    sent_at = models.DateTimeField(_("发送完成"), null=True, blank=True)
+    closed_at = models.DateTimeField(_("结束时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("拉动测试")
+        verbose_name_plural = _("拉动测试")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_scope_display()} {self.region} #{self.pk}"
+
+
+class IndicatorNode(models.Model):
+    """One node of the readiness-and-response index tree (kept as data, editable in
+    the admin). An inner node's score is the weighted mean of its children's; a
+    leaf scores its ``metric`` linearly: 100 at ``good``, 0 at ``bad``, clamped."""
+
+    class Metric(models.TextChoices):
+        RESPONSE_MEDIAN = "response_median_s", _("响应时长中位数(秒)")
+        ARRIVAL_MEDIAN = "arrival_median_s", _("到场时长中位数(秒)")
+        HANDLING_MEDIAN = "handling_median_s", _("处置时长中位数(秒)")
+        RESPONDED_1MIN = "responded_1min_pct", _("1分钟响应率(%)")
+        CONTROLLED_3MIN = "controlled_3min_pct", _("3分钟到场率(%)")
+        HANDLED_5MIN = "handled_5min_pct", _("5分钟处置率(%)")
+        DRILL_ACK = "drill_ack_pct", _("演练响应率(%)")
+        DRILL_ARRIVAL = "drill_arrival_median_s", _("演练到位时长中位数(秒)")
+        DUTY_COVERAGE = "duty_coverage_pct", _("在岗覆盖率(%)")
+        KIT_COMPLETE = "kit_complete_pct", _("装备齐全在效率(%)")
+        COVERAGE_GAP = "coverage_gap_pct", _("3分钟覆盖盲区占比(%)")
+
+    parent = models.ForeignKey(
+        "self",
+        models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="children",
+        verbose_name=_("上级指标"),
+    )
+    code = models.SlugField(_("编码"), max_length=64, unique=True)
+    name = models.CharField(_("名称"), max_length=64)
+    weight = models.FloatField(_("权重"), default=1.0)
+    metric = models.CharField(_("度量"), max_length=32, choices=Metric.choices, blank=True)
+    good = models.FloatField(_("满分值"), null=True, blank=True)
+    bad = models.FloatField(_("零分值"), null=True, blank=True)
+    order = models.PositiveSmallIntegerField(_("顺序"), default=0)
+    active = models.BooleanField(_("启用"), default=True)
+
+    class Meta:
+        verbose_name = _("指标")
+        verbose_name_plural = _("指标体系")
+        ordering = ["order", "id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(weight__gte=0), name="indicator_weight_nonneg"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class CoverageSnapshot(models.Model):
+    """Grid cells over the city and the on-foot ETA of the nearest ready unit to
+    each, from ``dispatch.ranking`` (kept by Celery; the map reads the latest)."""
+
+    computed_at = models.DateTimeField(_("计算时间"), auto_now_add=True)
+    cell_m = models.PositiveIntegerField(_("网格边长(米)"))
+    target_s = models.PositiveIntegerField(_("到达时限(秒)"))
+    cell_count = models.PositiveIntegerField(_("网格数"))
+    gap_count = models.PositiveIntegerField(_("盲区网格数"))
+    # [[lat, lon, eta_s or null, district_id or null], ...] for every cell in the city
+    cells = models.JSONField(_("网格"), default=list)
+    seconds = models.FloatField(_("耗时(秒)"), default=0)
+
+    class Meta:
+        verbose_name = _("覆盖盲区快照")
+        verbose_name_plural = _("覆盖盲区快照")
+        ordering = ["-computed_at"]
+
+    def __str__(self) -> str:
+        return f"{self.computed_at:%Y-%m-%d %H:%M} {self.gap_count}/{self.cell_count}"

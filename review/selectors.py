@@ -1,0 +1,625 @@
+"""Review reads: incidents with durations and 1-3-5 compliance, aggregates per
+district, street and unit, weekly trends, arrival proof and responder trails.
+
+Everything is scoped: a reviewer sees only their own region's subtree
+(``units.scoping``). Aggregates run in the database; medians and p90 come from
+per-second histograms computed by a GROUP BY (exact, and the same on SQLite,
+which has no percentile functions, and PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db.models import (
+    Case,
+    Count,
+    Exists,
+    F,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from dispatch.models import Dispatch, Incident, IncidentEvent, MemberLocation
+from units.models import Region, Unit
+from units.scoping import scope_filter, user_scope
+
+from .expressions import WEEK_S, SecondsBetween, WeekNumber
+
+# The three durations of the four firsts, from discovery.
+DURATIONS: tuple[str, ...] = ("to_response_s", "to_control_s", "to_handling_s")
+_DURATION_FIELDS = {
+    "to_response_s": "responded_at",
+    "to_control_s": "controlled_at",
+    "to_handling_s": "handled_at",
+}
+# 1-3-5 steps and the duration each is judged on.
+STEPS: dict[str, str] = {
+    "responded": "to_response_s",
+    "controlled": "to_control_s",
+    "handled": "to_handling_s",
+}
+PERCENTILES = (0.5, 0.9)
+
+
+class ReviewInputError(ValueError):
+    """Bad filter input (dates, kind, region): the edge answers 400 with ``errors``."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+class OutOfScope(PermissionError):
+    """The region exists but lies outside the user's scope (the edge answers 404/403)."""
+
+
+# --- input ------------------------------------------------------------------------------
+
+
+def targets_s() -> dict[str, int]:
+    return {step: int(settings.RESPONSE_TARGETS_S[step]) for step in STEPS}
+
+
+def _parse_moment(value: str, *, end_of_day: bool) -> dt.datetime:
+    value = value.strip()
+    try:
+        if len(value) == 10:
+            day = dt.date.fromisoformat(value)
+            moment = dt.datetime.combine(day, dt.time.min)
+            if end_of_day:
+                moment += dt.timedelta(days=1)
+            return timezone.make_aware(moment)
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(value) from exc
+    return timezone.make_aware(moment) if timezone.is_naive(moment) else moment
+
+
+def time_range_parse(
+    *, since: str | None, until: str | None, default_days: int = 90, max_days: int = 3660
+) -> tuple[dt.datetime, dt.datetime]:
+    """``since``/``until`` as dates (``2024-05-01``, ``until`` inclusive) or ISO times.
+
+    Missing ``until`` is now; missing ``since`` is ``default_days`` before ``until``.
+    Raises ReviewInputError for unreadable dates, an empty or reversed range, or
+    one longer than ``max_days``.
+    """
+    errors: dict[str, str] = {}
+    start = end = None
+    if until:
+        try:
+            end = _parse_moment(until, end_of_day=True)
+        except ValueError:
+            errors["until"] = _("日期格式无效，应为 YYYY-MM-DD 或 ISO 8601 时间。")
+    if since:
+        try:
+            start = _parse_moment(since, end_of_day=False)
+        except ValueError:
+            errors["since"] = _("日期格式无效，应为 YYYY-MM-DD 或 ISO 8601 时间。")
+    if errors:
+        raise ReviewInputError(errors)
+    end = end or timezone.now()
+    start = start or end - dt.timedelta(days=default_days)
+    if start >= end:
+        raise ReviewInputError({"since": _("开始时间必须早于结束时间。")})
+    if end - start > dt.timedelta(days=max_days):
+        raise ReviewInputError({"since": _("时间范围不能超过 %(d)s 天。") % {"d": max_days}})
+    return start, end
+
+
+def region_for_review(*, user, code: str | None) -> Region | None:
+    """The region named by ``code`` if the user may review it.
+
+    ``None``/empty code means the user's own scope (None for a superuser: the
+    whole city). Unknown code: ReviewInputError. Known but outside the user's
+    subtree: OutOfScope. Never another district's data.
+    """
+    scope = user_scope(user)  # PermissionError for a user with no staff role
+    if not code:
+        return scope
+    region = Region.objects.filter(code=code).first()
+    if region is None:
+        raise ReviewInputError({"district": _("未知的区域编码：%(c)s") % {"c": code}})
+    if scope is not None and not region.path.startswith(scope.path):
+        raise OutOfScope(code)
+    return region
+
+
+# --- incidents ------------------------------------------------------------------------
+
+
+def _district_id_expr():
+    return Case(
+        When(region__level=Region.Level.DISTRICT, then=F("region_id")),
+        default=F("region__parent_id"),
+        output_field=IntegerField(),
+    )
+
+
+def incidents_annotated(qs: QuerySet[Incident]) -> QuerySet[Incident]:
+    """Add the three durations (whole seconds, rounded up), per-step compliance and
+    ``compliant`` (all three steps within 1-3-5)."""
+    t = targets_s()
+    qs = qs.annotate(
+        to_response_s=SecondsBetween("responded_at", "discovered_at"),
+        to_control_s=SecondsBetween("controlled_at", "discovered_at"),
+        to_handling_s=SecondsBetween("handled_at", "discovered_at"),
+    )
+    ok = {step: Q(**{f"{STEPS[step]}__lte": t[step]}) for step in STEPS}
+    return qs.annotate(
+        ok_responded=Case(When(ok["responded"], then=Value(1)), default=Value(0)),
+        ok_controlled=Case(When(ok["controlled"], then=Value(1)), default=Value(0)),
+        ok_handled=Case(When(ok["handled"], then=Value(1)), default=Value(0)),
+    )
+
+
+def compliant_q(value: bool = True) -> Q:
+    t = targets_s()
+    q = Q()
+    for step, name in STEPS.items():
+        q &= Q(**{f"{name}__lte": t[step]})
+    return q if value else ~q
+
+
+@dataclass(frozen=True)
+class IncidentFilter:
+    region: Region | None = None  # a district, street or the city; None: whole scope
+    kind: str | None = None
+    since: dt.datetime | None = None
+    until: dt.datetime | None = None
+    compliant: bool | None = None
+    drills: bool = False  # drills are reviewed apart; real incidents by default
+
+
+def incident_filter_build(
+    *,
+    user,
+    district: str | None = None,
+    street: str | None = None,
+    kind: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    compliant: str | None = None,
+    default_days: int = 90,
+) -> IncidentFilter:
+    """Parse raw query parameters into an IncidentFilter (errors name the field)."""
+    errors: dict[str, str] = {}
+    region = None
+    try:
+        region = region_for_review(user=user, code=street or district)
+    except ReviewInputError as exc:
+        errors["street" if street else "district"] = exc.errors["district"]
+    if kind and kind not in Incident.Kind.values:
+        errors["kind"] = _("未知的警情类型：%(k)s") % {"k": kind}
+    flag = None
+    if compliant not in (None, ""):
+        if compliant not in ("1", "0", "true", "false", "yes", "no"):
+            errors["compliant"] = _("compliant 只能是 1 或 0。")
+        flag = compliant in ("1", "true", "yes")
+    try:
+        start, end = time_range_parse(since=since, until=until, default_days=default_days)
+    except ReviewInputError as exc:
+        errors.update(exc.errors)
+        start = end = None
+    if errors:
+        raise ReviewInputError(errors)
+    return IncidentFilter(region=region, kind=kind or None, since=start, until=end, compliant=flag)
+
+
+def incident_list(*, user, filters: IncidentFilter) -> QuerySet[Incident]:
+    """Incidents in the user's scope matching ``filters``, with durations and compliance."""
+    qs = Incident.objects.filter(scope_filter(user, "incident"))
+    if filters.region is not None:
+        qs = qs.filter(region__path__startswith=filters.region.path)
+    qs = qs.filter(is_drill=filters.drills)
+    if filters.kind:
+        qs = qs.filter(kind=filters.kind)
+    if filters.since is not None:
+        qs = qs.filter(discovered_at__gte=filters.since)
+    if filters.until is not None:
+        qs = qs.filter(discovered_at__lt=filters.until)
+    qs = incidents_annotated(qs)
+    if filters.compliant is not None:
+        qs = qs.filter(compliant_q(filters.compliant))
+    return qs.select_related("region", "region__parent").order_by("-discovered_at", "-pk")
+
+
+def incident_for_review(*, user, incident_id: int) -> Incident | None:
+    """One incident in the user's scope (drill or not), annotated; None otherwise."""
+    qs = incidents_annotated(Incident.objects.filter(scope_filter(user, "incident")))
+    return qs.select_related("region", "region__parent").filter(pk=incident_id).first()
+
+
+# --- percentiles ------------------------------------------------------------------------
+
+
+def percentile_cont(histogram: Sequence[tuple[int, int]], p: float) -> float | None:
+    """PostgreSQL's ``percentile_cont(p)`` over values given as sorted (value, count).
+
+    Linear interpolation between the two nearest ranks, as PostgreSQL does.
+    """
+    n = sum(c for _v, c in histogram)
+    if n == 0:
+        return None
+    pos = p * (n - 1)
+    lo_rank, hi_rank = math.floor(pos), math.ceil(pos)
+    lo = hi = None
+    seen = 0
+    for value, count in histogram:
+        if lo is None and lo_rank < seen + count:
+            lo = value
+        if hi_rank < seen + count:
+            hi = value
+            break
+        seen += count
+    assert lo is not None and hi is not None
+    return lo + (hi - lo) * (pos - lo_rank)
+
+
+def _histograms(
+    qs: QuerySet, *, group: str | None, names: Iterable[str]
+) -> dict[Any, dict[str, list[tuple[int, int]]]]:
+    """{group value: {duration name: sorted [(seconds, count)]}}, one GROUP BY per name."""
+    out: dict[Any, dict[str, list[tuple[int, int]]]] = defaultdict(dict)
+    for name in names:
+        keys = [group, name] if group else [name]
+        rows = (
+            qs.filter(**{f"{name}__isnull": False})
+            .order_by()
+            .values(*keys)
+            .annotate(c=Count("*"))
+            .values_list(*keys, "c")
+            .order_by(*keys)
+        )
+        for row in rows:
+            g = row[0] if group else None
+            out[g].setdefault(name, []).append((row[-2], row[-1]))
+    return out
+
+
+# --- aggregates -------------------------------------------------------------------------
+
+
+@dataclass
+class DurationStats:
+    count: int = 0
+    median: float | None = None
+    p90: float | None = None
+
+
+@dataclass
+class GroupStats:
+    """One row of an aggregate table: a district, street, unit or week."""
+
+    key: Any
+    label: str = ""
+    code: str = ""
+    incidents: int = 0
+    durations: dict[str, DurationStats] = field(default_factory=dict)
+    ok: dict[str, int] = field(default_factory=dict)  # per step: within target
+    compliant: int = 0  # all three steps within target
+
+    def pct(self, step: str) -> float | None:
+        return round(100.0 * self.ok.get(step, 0) / self.incidents, 1) if self.incidents else None
+
+    @property
+    def compliance_pct(self) -> float | None:
+        return round(100.0 * self.compliant / self.incidents, 1) if self.incidents else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "code": self.code,
+            "label": self.label,
+            "incidents": self.incidents,
+            "compliant": self.compliant,
+            "compliance_pct": self.compliance_pct,
+            **{f"{step}_pct": self.pct(step) for step in STEPS},
+            **{
+                f"{name}_{stat}": getattr(self.durations.get(name, DurationStats()), stat)
+                for name in DURATIONS
+                for stat in ("median", "p90")
+            },
+        }
+
+
+GROUPS = {
+    "district": "district_id",
+    "street": "region_id",
+    "week": "week",
+    None: None,
+}
+
+
+def incident_stats(*, qs: QuerySet[Incident], by: str | None) -> list[GroupStats]:
+    """Counts, compliance and median/p90 of each duration per district, street or week
+    (``by``), or one row for everything (``by=None``). ``qs`` from ``incident_list``."""
+    group = GROUPS[by]
+    if by == "district":
+        qs = qs.annotate(district_id=_district_id_expr())
+    elif by == "week":
+        qs = qs.annotate(week=WeekNumber("discovered_at", offset_s=_utc_offset_s()))
+    base = qs.order_by()
+    ok_all = compliant_q(True)
+    aggregates = {
+        "n": Count("*"),
+        "ok_all": Count("pk", filter=ok_all),
+        **{
+            f"ok_{step}": Count("pk", filter=Q(**{f"{STEPS[step]}__lte": t}))
+            for step, t in targets_s().items()
+        },
+    }
+    rows = base.values(group).annotate(**aggregates) if group else [base.aggregate(**aggregates)]
+    stats: dict[Any, GroupStats] = {}
+    for row in rows:
+        key = row.get(group) if group else None
+        if group is None and not row["n"]:
+            continue
+        stats[key] = GroupStats(
+            key=key,
+            incidents=row["n"],
+            compliant=row["ok_all"],
+            ok={step: row[f"ok_{step}"] for step in STEPS},
+        )
+    for key, hists in _histograms(base, group=group, names=DURATIONS).items():
+        target = stats.get(key)
+        if target is None:
+            continue
+        for name, hist in hists.items():
+            target.durations[name] = DurationStats(
+                count=sum(c for _v, c in hist),
+                median=percentile_cont(hist, 0.5),
+                p90=percentile_cont(hist, 0.9),
+            )
+    result = list(stats.values())
+    _label(result, by=by)
+    return sorted(result, key=lambda s: (s.code or "", str(s.key)))
+
+
+def _utc_offset_s() -> int:
+    offset = timezone.localtime().utcoffset()
+    return int(offset.total_seconds()) if offset else 0
+
+
+def week_start(week: int) -> dt.date:
+    """The Monday (local date) that starts week number ``week`` of ``WeekNumber``."""
+    return dt.date(1969, 12, 29) + dt.timedelta(days=7 * week)
+
+
+def _label(rows: list[GroupStats], *, by: str | None) -> None:
+    if by in ("district", "street"):
+        regions = Region.objects.in_bulk([r.key for r in rows if r.key is not None])
+        for r in rows:
+            region = regions.get(r.key)
+            r.label = region.name if region else _("未归属区域")
+            r.code = region.code if region else ""
+    elif by == "week":
+        for r in rows:
+            r.label = week_start(r.key).isoformat()
+            r.code = r.label
+    else:
+        for r in rows:
+            r.label = _("合计")
+
+
+# --- units ------------------------------------------------------------------------------
+
+
+@dataclass
+class UnitStats:
+    unit_id: int
+    code: str = ""
+    name: str = ""
+    street: str = ""
+    alerted: int = 0
+    accepted: int = 0
+    declined: int = 0
+    no_answer: int = 0
+    on_site: int = 0
+    durations: dict[str, DurationStats] = field(default_factory=dict)
+
+    @property
+    def decline_pct(self) -> float | None:
+        return round(100.0 * self.declined / self.alerted, 1) if self.alerted else None
+
+    @property
+    def no_answer_pct(self) -> float | None:
+        return round(100.0 * self.no_answer / self.alerted, 1) if self.alerted else None
+
+    @property
+    def accept_pct(self) -> float | None:
+        return round(100.0 * self.accepted / self.alerted, 1) if self.alerted else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "unit_id": self.unit_id,
+            "code": self.code,
+            "name": self.name,
+            "street": self.street,
+            "alerted": self.alerted,
+            "accepted": self.accepted,
+            "declined": self.declined,
+            "no_answer": self.no_answer,
+            "on_site": self.on_site,
+            "accept_pct": self.accept_pct,
+            "decline_pct": self.decline_pct,
+            "no_answer_pct": self.no_answer_pct,
+            **{
+                f"{name}_{stat}": getattr(self.durations.get(name, DurationStats()), stat)
+                for name in DURATIONS
+                for stat in ("median", "p90")
+            },
+        }
+
+
+def dispatches_annotated(qs: QuerySet[Dispatch]) -> QuerySet[Dispatch]:
+    """A unit's own durations (from the incident's discovery) and whether it declined."""
+    declined = IncidentEvent.objects.filter(
+        incident_id=OuterRef("incident_id"),
+        unit_id=OuterRef("unit_id"),
+        type=IncidentEvent.Type.DECLINED,
+    )
+    return qs.annotate(
+        to_response_s=SecondsBetween("accepted_at", "incident__discovered_at"),
+        to_control_s=SecondsBetween("on_site_at", "incident__discovered_at"),
+        to_handling_s=SecondsBetween("handled_at", "incident__discovered_at"),
+        did_decline=Exists(declined),
+    )
+
+
+def unit_stats(
+    *, user, filters: IncidentFilter, unit_ids: Sequence[int] | None = None
+) -> list[UnitStats]:
+    """Per unit in scope: alerts, accepts, declines, never answered, on site, and
+    median/p90 of its own response, arrival and handling times."""
+    incidents = incident_list(user=user, filters=filters).values("pk")
+    qs = Dispatch.objects.filter(_unit_scope_q(user), incident__in=incidents)
+    if unit_ids is not None:
+        qs = qs.filter(unit_id__in=list(unit_ids))
+    qs = dispatches_annotated(qs).order_by()
+    rows = qs.values("unit_id").annotate(
+        alerted=Count("*"),
+        accepted=Count("accepted_at"),
+        on_site=Count("on_site_at"),
+        declined=Count("pk", filter=Q(did_decline=True)),
+        no_answer=Count("pk", filter=Q(accepted_at__isnull=True, did_decline=False)),
+    )
+    stats = {
+        r["unit_id"]: UnitStats(
+            unit_id=r["unit_id"],
+            alerted=r["alerted"],
+            accepted=r["accepted"],
+            declined=r["declined"],
+            no_answer=r["no_answer"],
+            on_site=r["on_site"],
+        )
+        for r in rows
+    }
+    for unit_id, hists in _histograms(qs, group="unit_id", names=DURATIONS).items():
+        for name, hist in hists.items():
+            stats[unit_id].durations[name] = DurationStats(
+                count=sum(c for _v, c in hist),
+                median=percentile_cont(hist, 0.5),
+                p90=percentile_cont(hist, 0.9),
+            )
+    units = Unit.objects.filter(pk__in=list(stats)).select_related("region")
+    for unit in units:
+        s = stats[unit.pk]
+        s.code, s.name, s.street = unit.code, unit.name, unit.region.name
+    return sorted(stats.values(), key=lambda s: s.code)
+
+
+def _unit_scope_q(user) -> Q:
+    q = scope_filter(user, "unit")
+    # scope_filter speaks of Unit rows; from Dispatch, prefix it with "unit__".
+    return _prefix_q(q, "unit__")
+
+
+def _prefix_q(q: Q, prefix: str) -> Q:
+    out = Q()
+    out.connector, out.negated = q.connector, q.negated
+    for child in q.children:
+        if isinstance(child, Q):
+            out.children.append(_prefix_q(child, prefix))
+        else:
+            key, value = child
+            out.children.append((prefix + ("id" if key == "pk" else key), value))
+    return out
+
+
+def units_unreliable(
+    stats: Iterable[UnitStats], *, min_alerts: int = 3, limit: int = 20
+) -> list[UnitStats]:
+    """Units that often decline or never answer: (declined + no answer) / alerted,
+    among units alerted at least ``min_alerts`` times, worst first."""
+    rows = [s for s in stats if s.alerted >= min_alerts and (s.declined + s.no_answer)]
+    rows.sort(key=lambda s: (-(s.declined + s.no_answer) / s.alerted, -s.alerted, s.code))
+    return rows[:limit]
+
+
+# --- one incident -------------------------------------------------------------------------
+
+
+def incident_durations_s(incident: Incident) -> dict[str, int | None]:
+    """The three durations in whole seconds (rounded up), as in the aggregates."""
+    out: dict[str, int | None] = {}
+    for name, field_name in _DURATION_FIELDS.items():
+        value = getattr(incident, field_name)
+        out[name] = (
+            math.ceil((value - incident.discovered_at).total_seconds())
+            if value is not None
+            else None
+        )
+    return out
+
+
+def incident_timeline(*, incident: Incident) -> QuerySet[IncidentEvent]:
+    return incident.events.select_related("unit", "member", "user").order_by("seq")
+
+
+@dataclass
+class Trail:
+    member_id: int
+    member_name: str
+    unit_code: str
+    points: list[tuple[float, float, str]]  # (lat, lon, iso time)
+
+
+def responder_trails(*, incident: Incident) -> list[Trail]:
+    """Each responder's positions on this incident, oldest first: shared locations
+    plus the positions the phone sent with its on-site report."""
+    trails: dict[int, Trail] = {}
+    locations = (
+        MemberLocation.objects.filter(incident=incident)
+        .select_related("member__unit")
+        .order_by("created_at", "pk")
+    )
+    points: dict[int, list[tuple[dt.datetime, float, float]]] = defaultdict(list)
+    for loc in locations:
+        m = loc.member
+        trails.setdefault(m.pk, Trail(m.pk, m.name, m.unit.code, []))
+        points[m.pk].append((loc.created_at, loc.lat, loc.lon))
+    on_site = incident.events.filter(
+        type=IncidentEvent.Type.ON_SITE, member__isnull=False
+    ).select_related("member__unit")
+    for event in on_site:
+        lat, lon = event.data.get("lat"), event.data.get("lon")
+        if lat is None or lon is None:
+            continue
+        m = event.member
+        trails.setdefault(m.pk, Trail(m.pk, m.name, m.unit.code, []))
+        points[m.pk].append((event.created_at, float(lat), float(lon)))
+    for member_id, trail in trails.items():
+        trail.points = [(lat, lon, at.isoformat()) for at, lat, lon in sorted(points[member_id])]
+    return list(trails.values())
+
+
+def week_bounds(week: int) -> tuple[dt.datetime, dt.datetime]:
+    start = timezone.make_aware(dt.datetime.combine(week_start(week), dt.time.min))
+    return start, start + dt.timedelta(seconds=WEEK_S)
+
+
+__all__ = [
+    "DURATIONS",
+    "IncidentFilter",
+    "OutOfScope",
+    "ReviewInputError",
+    "incident_filter_build",
+    "incident_list",
+    "incident_stats",
+    "percentile_cont",
+    "unit_stats",
+]
