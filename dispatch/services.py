@@ -232,10 +232,18 @@ def _deadlines_create(*, incident: Incident, policy: dict[str, Any]) -> list[Dea
 
 
 def _deadlines_schedule(deadlines: list[Deadline]) -> None:
-    """Enqueue a timer per deadline; the beat sweep re-fires any that is lost."""
+    """Enqueue a timer per deadline; the beat sweep re-fires any that is lost.
+
+    A deadline further off than half the broker's visibility timeout gets no
+    timer: Redis would hand an unacked ETA task to a second worker after that
+    timeout. The sweep fires it when due.
+    """
     from .tasks import fire_deadline
 
+    horizon = timezone.now() + dt.timedelta(seconds=_countdown_max_s())
     for d in deadlines:
+        if d.due_at > horizon:
+            continue
         try:
             fire_deadline.apply_async(
                 (d.pk,), eta=d.due_at, expires=d.due_at + dt.timedelta(minutes=5)
@@ -243,6 +251,11 @@ def _deadlines_schedule(deadlines: list[Deadline]) -> None:
         except Exception:
             # Broker down: the deadline row stays pending and the sweep fires it.
             log.exception("could not enqueue deadline %s; the sweep will fire it", d.pk)
+
+
+def _countdown_max_s() -> float:
+    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None) or {}
+    return float(options.get("visibility_timeout", 3600)) / 2
 
 
 # --- Member actions ---------------------------------------------------------------------
@@ -265,11 +278,7 @@ _EVENT_FOR_ACTION = {
 
 def dispatch_for_member(*, incident_id: int, member: Member) -> Dispatch:
     """The dispatch of the member's unit to this incident, or ActionRefused."""
-    dispatch = (
-        Dispatch.objects.select_related("incident")
-        .filter(incident_id=incident_id, unit_id=member.unit_id)
-        .first()
-    )
+    dispatch = Dispatch.objects.filter(incident_id=incident_id, unit_id=member.unit_id).first()
     if dispatch is None:
         raise ActionRefused("not_alerted", _("你的单元没有被派往该警情。"))
     return dispatch
@@ -291,12 +300,19 @@ def dispatch_act(
     """
     if action not in _TRANSITIONS:
         raise ActionRefused("unknown_action", _("未知操作：%(a)s") % {"a": action})
-    if not member.is_active:
-        raise ActionRefused("inactive", _("该队员已停用。"))
     sources, target = _TRANSITIONS[action]
     with transaction.atomic():
+        # The incident row first: actions on one incident take turns, every writer
+        # locks the incident before other units' dispatches (stand-down), so two
+        # accepts cannot deadlock, and "now" is read under the lock, so first-time
+        # timestamps follow the order in which the actions commit.
+        incident = Incident.objects.select_for_update().filter(pk=incident_id).first()
+        # A socket holds its member from connect time: re-read what may have changed.
+        member = Member.objects.filter(pk=member.pk).first() or member
+        if not member.is_active:
+            raise ActionRefused("inactive", _("该队员已停用。"))
         dispatch = dispatch_for_member(incident_id=incident_id, member=member)
-        incident = dispatch.incident
+        dispatch.incident = incident
         if incident.status != Incident.Status.OPEN:
             raise ActionRefused("closed", _("该警情已结束。"))
         now = timezone.now()
@@ -463,9 +479,11 @@ def deadline_fire(*, deadline_id: int) -> str:
         # Row lock: tiers of one incident firing at once take turns for wave numbers.
         incident = Incident.objects.select_for_update().get(pk=deadline.incident_id)
         tier = tier_get(incident.policy, deadline.tier)
+        # A tier without "unless" always fires while the incident is open.
+        unless = tier.get("unless") if tier is not None else None
         if tier is None:
             outcome = "unknown_tier"
-        elif incident.status != Incident.Status.OPEN or getattr(incident, tier["unless"]):
+        elif incident.status != Incident.Status.OPEN or (unless and getattr(incident, unless)):
             outcome = "met"
         else:
             outcome = _escalate(incident=incident, tier=tier)

@@ -1,0 +1,818 @@
+"""Dispatch services: intake and wave 1, member actions and the four firsts,
+stand-down, the event timeline, escalation deadlines."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from dispatch import services
+from dispatch.events import SUPERVISORS_GROUP, incident_group, unit_group
+from dispatch.models import Deadline, Delivery, Dispatch, Incident, IncidentEvent, Wave
+from dispatch.services import ActionRefused
+from tests.dispatch.conftest import MID, SPOT
+from tests.dispatch.factories import LoginMemberFactory, give_full_kit
+from tests.factories import MemberFactory, UnitFactory
+from units import geo
+from units.models import Member
+
+pytestmark = pytest.mark.django_db
+
+
+def raise_incident(**overrides) -> services.IntakeResult:
+    args = {
+        "kind": Incident.Kind.KNIFE,
+        "lat": SPOT[0],
+        "lon": SPOT[1],
+        "source": Incident.Source.CAD,
+    }
+    args.update(overrides)
+    return services.incident_create(**args)
+
+
+def act(incident: Incident, member, action: str) -> Dispatch:
+    return services.dispatch_act(incident_id=incident.pk, member=member, action=action)
+
+
+def make_due(incident: Incident, tier: str) -> Deadline:
+    deadline = Deadline.objects.get(incident=incident, tier=tier)
+    deadline.due_at = timezone.now() - dt.timedelta(seconds=1)
+    deadline.save(update_fields=["due_at"])
+    return deadline
+
+
+def event_types(incident: Incident) -> list[str]:
+    return list(incident.events.order_by("seq").values_list("type", flat=True))
+
+
+# --- intake and wave 1 ----------------------------------------------------------------
+
+
+def test_intake_alerts_the_near_unit_and_not_the_far_one(
+    near_responder, far_responder, layer_spy, django_capture_on_commit_callbacks
+):
+    near_unit, far_unit = near_responder.unit, far_responder.unit
+    with django_capture_on_commit_callbacks(execute=True):
+        result = raise_incident()
+
+    assert result.created
+    assert (result.wave.number, result.wave.radius_m) == (1, 1500)
+    assert [c.unit_id for c in result.candidates] == [near_unit.pk]
+    candidate = result.candidates[0]
+    expected = geo.haversine_m(*SPOT, near_unit.lat, near_unit.lon)
+    assert candidate.distance_m == pytest.approx(expected, abs=0.01)
+    assert candidate.eta_s > 0
+
+    dispatch = Dispatch.objects.get(incident=result.incident)
+    assert (dispatch.unit_id, dispatch.rank, dispatch.status) == (near_unit.pk, 1, "alerted")
+    assert dispatch.distance_m == round(expected)
+    alerts = layer_spy.to(unit_group(near_unit.pk))
+    assert [a["type"] for a in alerts] == ["incident.alert"]
+    assert alerts[0]["dispatch"]["distance_m"] == dispatch.distance_m
+    assert alerts[0]["dispatch"]["eta_s"] == dispatch.eta_s
+    assert alerts[0]["incident"]["id"] == result.incident.pk
+    assert layer_spy.to(unit_group(far_unit.pk)) == []
+    assert "incident.opened" in layer_spy.types(SUPERVISORS_GROUP)
+
+
+def test_intake_records_created_and_alerted_events(near_responder):
+    result = raise_incident()
+    assert event_types(result.incident) == ["created", "alerted"]
+    alerted = result.incident.events.get(type="alerted")
+    assert alerted.unit_id == near_responder.unit_id
+    assert alerted.data["wave"] == 1
+
+
+def test_intake_creates_one_deadline_per_policy_tier(near_responder):
+    result = raise_incident()
+    incident = result.incident
+    tiers = {t["name"]: t["after_s"] for t in incident.policy["tiers"]}
+    deadlines = {d.tier: d for d in incident.deadlines.all()}
+    assert set(deadlines) == set(tiers)
+    for name, after_s in tiers.items():
+        assert deadlines[name].due_at == incident.received_at + dt.timedelta(seconds=after_s)
+        assert deadlines[name].fired_at is None
+
+
+def test_repeated_intake_with_the_same_external_id_returns_the_same_incident(
+    near_responder, layer_spy, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        first = raise_incident(external_id="110-0001")
+    layer_spy.clear()
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        again = raise_incident(external_id="110-0001", lat=MID[0], lon=MID[1])
+
+    assert again.incident.pk == first.incident.pk
+    assert not again.created
+    assert again.wave is None and again.candidates == []
+    assert callbacks == []
+    assert layer_spy.sent == []
+    assert Incident.objects.count() == 1
+    assert Dispatch.objects.count() == 1
+
+
+def test_intake_keeps_a_given_discovery_time_beside_the_intake_time(near_responder):
+    called_at = timezone.now() - dt.timedelta(seconds=40)
+    incident = raise_incident(discovered_at=called_at).incident
+    incident.refresh_from_db()
+    assert incident.discovered_at == called_at
+    assert incident.received_at > called_at
+
+
+def test_intake_refuses_a_discovery_time_in_the_future(near_responder):
+    with pytest.raises(ValidationError) as exc:
+        raise_incident(discovered_at=timezone.now() + dt.timedelta(minutes=5))
+    assert "discovered_at" in exc.value.message_dict
+    assert not Incident.objects.exists()
+
+
+def test_intake_refuses_a_naive_discovery_time(near_responder):
+    with pytest.raises(ValidationError) as exc:
+        raise_incident(discovered_at=dt.datetime(2024, 5, 1, 12, 0))  # noqa: DTZ001
+    assert "discovered_at" in exc.value.message_dict
+    assert not Incident.objects.exists()
+
+
+def test_intake_refuses_a_point_outside_the_service_area(service_area, near_responder):
+    with pytest.raises(ValidationError) as exc:
+        raise_incident(lat=22.50, lon=113.90)
+    assert set(exc.value.message_dict) >= {"lat"}
+    assert not Incident.objects.exists()
+    assert not IncidentEvent.objects.exists()
+
+
+def test_intake_inside_the_service_area_records_the_street(service_area, near_responder):
+    incident = raise_incident().incident
+    assert incident.region.code == "440106001"
+
+
+def test_intake_with_no_unit_in_range_records_no_units(
+    far_responder, layer_spy, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        result = raise_incident()
+    assert result.candidates == []
+    assert result.wave.number == 1
+    assert not Dispatch.objects.exists()
+    assert event_types(result.incident) == ["created", "no_units"]
+    assert "incident.no_units" in layer_spy.types(SUPERVISORS_GROUP)
+
+
+# --- ranking as used by intake ----------------------------------------------------------
+
+
+def test_a_unit_whose_only_on_duty_member_is_its_post_min_is_not_alerted(
+    near_member, neighbour_responder
+):
+    assert near_member.unit.post_min == 1
+    result = raise_incident()
+    alerted = set(Dispatch.objects.values_list("unit_id", flat=True))
+    assert alerted == {neighbour_responder.unit_id}
+    assert near_member.unit_id not in {c.unit_id for c in result.candidates}
+
+
+def test_off_duty_and_inactive_members_get_no_delivery_rows(near_responder):
+    unit = near_responder.unit
+    MemberFactory(unit=unit, on_duty=False)
+    MemberFactory(unit=unit, on_duty=True, is_active=False)
+    raise_incident()
+    on_duty = set(unit.members.filter(on_duty=True, is_active=True).values_list("pk", flat=True))
+    assert len(on_duty) == 2
+    assert set(Delivery.objects.values_list("member_id", flat=True)) == on_duty
+
+
+def test_wave_one_prefers_units_whose_kit_fits_the_incident(near_responder):
+    # 222 m away with the knife kit beats 200 m away without it (a 60 s penalty).
+    kitted = UnitFactory(lat=SPOT[0] + 0.002, lon=SPOT[1])
+    LoginMemberFactory.create_batch(2, unit=kitted)
+    give_full_kit(kitted)
+    result = raise_incident(kind=Incident.Kind.KNIFE)
+    assert [c.unit_id for c in result.candidates] == [kitted.pk, near_responder.unit_id]
+    assert [c.kit_fit for c in result.candidates] == [True, False]
+    ranked = Dispatch.objects.order_by("rank").values_list("unit_id", "rank")
+    assert list(ranked) == [(kitted.pk, 1), (near_responder.unit_id, 2)]
+
+
+# --- member actions: the four firsts ------------------------------------------------------
+
+
+@pytest.fixture
+def incident(near_responder, neighbour_responder) -> Incident:
+    """An open incident (severity 3: three accepts before stand-down) with two units alerted."""
+    return raise_incident(severity=Incident.Severity.HIGH).incident
+
+
+def test_accept_sets_responded_at(incident, near_responder):
+    dispatch = act(incident, near_responder, "accept")
+    incident.refresh_from_db()
+    assert incident.responded_at is not None
+    assert dispatch.status == Dispatch.Status.ACCEPTED
+    assert dispatch.accepted_by == near_responder
+    assert dispatch.accepted_at == incident.responded_at
+    assert incident.controlled_at is None and incident.handled_at is None
+
+
+def test_second_accept_does_not_move_responded_at(incident, near_responder, neighbour_responder):
+    act(incident, near_responder, "accept")
+    incident.refresh_from_db()
+    first = incident.responded_at
+    dispatch = act(incident, neighbour_responder, "accept")
+    incident.refresh_from_db()
+    assert incident.responded_at == first
+    assert dispatch.status == Dispatch.Status.ACCEPTED
+    assert dispatch.accepted_at > first
+    assert event_types(incident).count("accepted") == 2
+
+
+def test_on_site_sets_controlled_at_once(incident, near_responder, neighbour_responder):
+    act(incident, near_responder, "accept")
+    act(incident, neighbour_responder, "accept")
+    act(incident, near_responder, "on_site")
+    incident.refresh_from_db()
+    first = incident.controlled_at
+    assert first is not None
+    act(incident, neighbour_responder, "on_site")
+    incident.refresh_from_db()
+    assert incident.controlled_at == first
+
+
+def test_handled_sets_handled_at_and_closes_the_incident(
+    incident, near_responder, neighbour_responder, layer_spy, django_capture_on_commit_callbacks
+):
+    act(incident, near_responder, "accept")
+    act(incident, near_responder, "on_site")
+    with django_capture_on_commit_callbacks(execute=True):
+        dispatch = act(incident, near_responder, "handled")
+    incident.refresh_from_db()
+    assert incident.handled_at is not None
+    assert incident.status == Incident.Status.CLOSED
+    assert dispatch.status == Dispatch.Status.HANDLED
+    assert event_types(incident)[-3:] == ["handled", "closed", "stood_down"]
+    # The neighbour, alerted but no longer needed, is released.
+    other = Dispatch.objects.get(incident=incident, unit=neighbour_responder.unit)
+    assert other.status == Dispatch.Status.STOOD_DOWN
+    for group in (
+        unit_group(near_responder.unit_id),
+        unit_group(neighbour_responder.unit_id),
+        incident_group(incident.pk),
+        SUPERVISORS_GROUP,
+    ):
+        assert "incident.closed" in layer_spy.types(group), group
+    closed = layer_spy.to(incident_group(incident.pk))[-2]
+    assert closed["type"] == "incident.closed"
+    assert closed["status"] == "closed"
+    assert closed["handled_at"] == incident.handled_at.isoformat()
+
+
+def test_the_four_firsts_are_in_order(incident, near_responder):
+    for action in ("accept", "on_site", "handled"):
+        act(incident, near_responder, action)
+    incident.refresh_from_db()
+    assert (
+        incident.discovered_at
+        <= incident.responded_at
+        <= incident.controlled_at
+        <= incident.handled_at
+    )
+
+
+@pytest.mark.parametrize(
+    ("done", "action"),
+    [([], "on_site"), ([], "handled"), (["accept"], "handled"), (["accept"], "accept")],
+)
+def test_an_action_out_of_order_is_refused_and_changes_nothing(
+    incident, near_responder, done, action
+):
+    for step in done:
+        act(incident, near_responder, step)
+    incident.refresh_from_db()
+    dispatch = Dispatch.objects.get(incident=incident, unit=near_responder.unit)
+    before = (
+        incident.responded_at,
+        incident.controlled_at,
+        incident.handled_at,
+        incident.status,
+        incident.last_seq,
+        dispatch.status,
+    )
+    with pytest.raises(ActionRefused) as exc:
+        act(incident, near_responder, action)
+    assert exc.value.code == "out_of_order"
+    incident.refresh_from_db()
+    dispatch.refresh_from_db()
+    after = (
+        incident.responded_at,
+        incident.controlled_at,
+        incident.handled_at,
+        incident.status,
+        incident.last_seq,
+        dispatch.status,
+    )
+    assert after == before
+    assert incident.events.count() == incident.last_seq
+
+
+def test_an_action_on_a_closed_incident_is_refused(incident, near_responder, neighbour_responder):
+    for action in ("accept", "on_site", "handled"):
+        act(incident, near_responder, action)
+    incident.refresh_from_db()
+    seq = incident.last_seq
+    for member, action in ((neighbour_responder, "accept"), (near_responder, "handled")):
+        with pytest.raises(ActionRefused) as exc:
+            act(incident, member, action)
+        assert exc.value.code == "closed"
+    incident.refresh_from_db()
+    assert incident.last_seq == seq
+
+
+def test_a_member_whose_unit_was_not_alerted_is_refused(incident, far_responder):
+    with pytest.raises(ActionRefused) as exc:
+        act(incident, far_responder, "accept")
+    assert exc.value.code == "not_alerted"
+    incident.refresh_from_db()
+    assert incident.responded_at is None
+    assert not Dispatch.objects.filter(unit=far_responder.unit).exists()
+
+
+def test_an_unknown_action_is_refused(incident, near_responder):
+    with pytest.raises(ActionRefused) as exc:
+        act(incident, near_responder, "teleport")
+    assert exc.value.code == "unknown_action"
+
+
+def test_an_inactive_member_is_refused(incident, near_responder):
+    near_responder.is_active = False
+    near_responder.save()
+    with pytest.raises(ActionRefused) as exc:
+        act(incident, near_responder, "accept")
+    assert exc.value.code == "inactive"
+
+
+def test_a_member_deactivated_after_being_loaded_is_refused(incident, near_responder):
+    """A socket keeps its Member from connect time; the action re-reads it."""
+    Member.objects.filter(pk=near_responder.pk).update(is_active=False)
+    assert near_responder.is_active  # the stale object
+    with pytest.raises(ActionRefused) as exc:
+        act(incident, near_responder, "accept")
+    assert exc.value.code == "inactive"
+    incident.refresh_from_db()
+    assert incident.responded_at is None
+
+
+def test_a_member_may_accept_after_declining(incident, near_responder):
+    act(incident, near_responder, "decline")
+    dispatch = act(incident, near_responder, "accept")
+    assert dispatch.status == Dispatch.Status.ACCEPTED
+    assert event_types(incident)[-2:] == ["declined", "accepted"]
+
+
+def test_the_first_time_claim_is_a_conditional_update(incident):
+    """Two accepts racing: only the first conditional update sets responded_at."""
+    t1 = timezone.now()
+    t2 = t1 + dt.timedelta(seconds=1)
+    assert services._first_time_set(incident=incident, action="accept", now=t1) == "responded_at"
+    assert services._first_time_set(incident=incident, action="accept", now=t2) is None
+    incident.refresh_from_db()
+    assert incident.responded_at == t1
+
+
+def _accept_at_once(incident: Incident, members: list) -> list[BaseException]:
+    """Each member accepts from their own thread and connection, released together."""
+    barrier = threading.Barrier(len(members))
+    errors: list[BaseException] = []
+
+    def accept(member):
+        try:
+            barrier.wait(timeout=5)
+            act(incident, member, "accept")
+        except BaseException as exc:  # reported by the caller
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=accept, args=(m,)) for m in members]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    return errors
+
+
+needs_real_concurrency = pytest.mark.skipif(
+    "connection.vendor == 'sqlite'",
+    reason="threads on the in-memory SQLite test database share one table lock",
+)
+
+
+@needs_real_concurrency
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("severity", [Incident.Severity.LOW, Incident.Severity.HIGH])
+def test_concurrent_accepts_by_two_units_set_responded_at_exactly_once(
+    near_responder, neighbour_responder, severity
+):
+    incident = raise_incident(severity=severity).incident
+    for _ in range(5):
+        errors = _accept_at_once(incident, [near_responder, neighbour_responder])
+        if severity == Incident.Severity.LOW:
+            # One is enough: the other was stood down, before or after its accept.
+            assert all(isinstance(e, ActionRefused) for e in errors), errors
+            assert len(errors) <= 1
+        else:
+            assert errors == []
+        incident.refresh_from_db()
+        accepted = Dispatch.objects.filter(incident=incident, accepted_at__isnull=False)
+        assert incident.responded_at == min(d.accepted_at for d in accepted)
+        assert incident.events.filter(type="accepted").count() == accepted.count()
+        seqs = list(incident.events.order_by("seq").values_list("seq", flat=True))
+        assert seqs == list(range(1, len(seqs) + 1))
+        incident = raise_incident(severity=severity, lat=SPOT[0] + 0.0001 * (_ + 1)).incident
+
+
+# --- stand-down ---------------------------------------------------------------------------
+
+
+def test_first_accept_stands_down_the_others_when_one_is_enough(
+    near_responder, neighbour_responder, layer_spy, django_capture_on_commit_callbacks
+):
+    incident = raise_incident(severity=Incident.Severity.LOW).incident
+    layer_spy.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        act(incident, near_responder, "accept")
+
+    other = Dispatch.objects.get(incident=incident, unit=neighbour_responder.unit)
+    assert other.status == Dispatch.Status.STOOD_DOWN
+    stood = incident.events.get(type="stood_down")
+    assert stood.unit_id == neighbour_responder.unit_id
+    neighbour_frames = layer_spy.to(unit_group(neighbour_responder.unit_id))
+    assert [(f["type"], f["event"]) for f in neighbour_frames] == [
+        ("incident.update", "accepted"),
+        ("incident.update", "stood_down"),
+    ]
+    near_events = [f["event"] for f in layer_spy.to(unit_group(near_responder.unit_id))]
+    assert near_events == ["accepted"]
+    with pytest.raises(ActionRefused) as exc:
+        act(incident, neighbour_responder, "accept")
+    assert exc.value.code == "out_of_order"
+
+
+def test_units_are_not_stood_down_before_enough_have_accepted(near_responder, neighbour_responder):
+    incident = raise_incident(severity=Incident.Severity.MEDIUM).incident  # two accepts
+    act(incident, near_responder, "accept")
+    assert not Dispatch.objects.filter(status=Dispatch.Status.STOOD_DOWN).exists()
+    act(incident, neighbour_responder, "accept")
+    assert not Dispatch.objects.filter(status=Dispatch.Status.STOOD_DOWN).exists()
+
+
+# --- the event timeline -------------------------------------------------------------------
+
+
+def test_every_change_appends_events_with_consecutive_seq(
+    near_responder, neighbour_responder, mid_responder
+):
+    incident = raise_incident(severity=Incident.Severity.HIGH).incident
+    services.delivery_ack(incident_id=incident.pk, member=near_responder)
+    act(incident, neighbour_responder, "decline")
+    services.deadline_fire(deadline_id=make_due(incident, "respond_1min").pk)
+    act(incident, near_responder, "accept")
+    act(incident, near_responder, "on_site")
+    act(incident, near_responder, "handled")
+
+    incident.refresh_from_db()
+    events = list(incident.events.order_by("seq"))
+    assert [e.seq for e in events] == list(range(1, incident.last_seq + 1))
+    assert [(e.type, e.unit_id) for e in events] == [
+        ("created", None),
+        ("alerted", near_responder.unit_id),
+        ("alerted", neighbour_responder.unit_id),
+        ("delivered", near_responder.unit_id),
+        ("declined", neighbour_responder.unit_id),
+        ("alerted", mid_responder.unit_id),
+        ("escalated", None),
+        ("accepted", near_responder.unit_id),
+        ("on_site", near_responder.unit_id),
+        ("handled", near_responder.unit_id),
+        ("closed", near_responder.unit_id),
+        ("stood_down", neighbour_responder.unit_id),
+        ("stood_down", mid_responder.unit_id),
+    ]
+    # The ids (the replay cursor) follow the seq order within one incident.
+    ids = [e.pk for e in events]
+    assert ids == sorted(ids)
+
+
+def test_event_seqs_are_counted_per_incident(near_responder):
+    a = raise_incident().incident
+    b = raise_incident(lat=SPOT[0] + 0.001).incident
+    assert list(a.events.values_list("seq", flat=True)) == [1, 2]
+    assert list(b.events.values_list("seq", flat=True)) == [1, 2]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_nothing_is_pushed_when_the_transaction_rolls_back(near_responder, layer_spy):
+    class Abort(Exception):
+        pass
+
+    with pytest.raises(Abort), transaction.atomic():
+        raise_incident()
+        assert Dispatch.objects.exists()
+        raise Abort
+
+    assert layer_spy.sent == []
+    assert not Incident.objects.exists()
+    assert not IncidentEvent.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_pushes_happen_only_after_commit(near_responder, layer_spy):
+    with transaction.atomic():
+        raise_incident()
+        assert layer_spy.sent == []
+    assert "incident.alert" in layer_spy.types(unit_group(near_responder.unit_id))
+
+
+# --- escalation -------------------------------------------------------------------------
+
+
+@pytest.fixture
+def unanswered(near_responder, mid_responder, far_responder) -> Incident:
+    return raise_incident().incident
+
+
+def test_a_deadline_before_it_is_due_does_nothing(unanswered):
+    deadline = unanswered.deadlines.get(tier="respond_1min")
+    assert services.deadline_fire(deadline_id=deadline.pk) == "not_due_or_fired"
+    deadline.refresh_from_db()
+    assert deadline.fired_at is None
+    assert unanswered.waves.count() == 1
+
+
+def test_an_overdue_response_deadline_sends_a_wider_wave_once(
+    unanswered, responders, layer_spy, django_capture_on_commit_callbacks
+):
+    deadline = make_due(unanswered, "respond_1min")
+    with django_capture_on_commit_callbacks(execute=True):
+        outcome = services.deadline_fire(deadline_id=deadline.pk)
+
+    assert outcome == "escalated"
+    wave = Wave.objects.get(incident=unanswered, number=2)
+    assert wave.radius_m == 3000 > Wave.objects.get(incident=unanswered, number=1).radius_m
+    assert wave.reason == "respond_1min"
+    wave2_units = set(wave.dispatches.values_list("unit_id", flat=True))
+    assert wave2_units == {responders["mid"].unit_id}
+    mid_frames = layer_spy.to(unit_group(responders["mid"].unit_id))
+    assert [f["type"] for f in mid_frames] == ["incident.alert", "incident.update"]
+    assert mid_frames[0]["dispatch"]["wave"] == 2
+    assert mid_frames[1]["event"] == "escalated"
+    assert layer_spy.to(unit_group(responders["far"].unit_id)) == []
+    escalated = unanswered.events.get(type="escalated")
+    assert escalated.data == {
+        "tier": "respond_1min",
+        "notify": ["station"],
+        "wave": 2,
+        "units": 1,
+    }
+    assert any(f.get("event") == "escalated" for f in layer_spy.to(SUPERVISORS_GROUP))
+    deadline.refresh_from_db()
+    assert deadline.fired_at is not None and deadline.outcome == "escalated"
+
+    # A retried task, a second worker or the sweep: nothing more.
+    assert services.deadline_fire(deadline_id=deadline.pk) == "not_due_or_fired"
+    assert services.deadlines_sweep() == 0
+    assert unanswered.waves.count() == 2
+    assert unanswered.events.filter(type="escalated").count() == 1
+
+
+def test_the_sweep_fires_overdue_deadlines_once(unanswered):
+    make_due(unanswered, "respond_1min")
+    make_due(unanswered, "control_3min")
+    assert services.deadlines_sweep() == 2
+    assert services.deadlines_sweep() == 0
+    outcomes = dict(unanswered.deadlines.values_list("tier", "outcome"))
+    assert outcomes["respond_1min"] == outcomes["control_3min"] == "escalated"
+    assert outcomes["handle_5min"] == ""
+    assert list(unanswered.waves.values_list("number", flat=True)) == [1, 2, 3]
+    unanswered.refresh_from_db()
+    assert unanswered.flagged  # control_3min flags
+
+
+def test_the_sweep_leaves_deadlines_that_are_not_due(unanswered):
+    assert services.deadlines_sweep() == 0
+    assert not unanswered.deadlines.filter(fired_at__isnull=False).exists()
+
+
+def test_a_tier_whose_unless_field_is_set_is_met_and_sends_nothing(
+    unanswered, near_responder, layer_spy, django_capture_on_commit_callbacks
+):
+    act(unanswered, near_responder, "accept")
+    deadline = make_due(unanswered, "respond_1min")
+    seq = Incident.objects.get(pk=unanswered.pk).last_seq
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.deadline_fire(deadline_id=deadline.pk) == "met"
+    assert layer_spy.sent == []
+    assert unanswered.waves.count() == 1
+    assert Incident.objects.get(pk=unanswered.pk).last_seq == seq
+    deadline.refresh_from_db()
+    assert deadline.outcome == "met" and deadline.fired_at is not None
+
+
+def test_deadlines_of_a_closed_incident_are_met(unanswered, near_responder):
+    for action in ("accept", "on_site", "handled"):
+        act(unanswered, near_responder, action)
+    make_due(unanswered, "street_10min")
+    assert services.deadlines_sweep() == 1
+    assert unanswered.deadlines.get(tier="street_10min").outcome == "met"
+    assert unanswered.waves.count() == 1
+
+
+def test_a_tier_without_a_wave_only_notifies_and_flags(unanswered, near_responder):
+    act(unanswered, near_responder, "accept")
+    act(unanswered, near_responder, "on_site")
+    deadline = make_due(unanswered, "handle_5min")
+    assert services.deadline_fire(deadline_id=deadline.pk) == "escalated"
+    unanswered.refresh_from_db()
+    assert unanswered.flagged
+    assert unanswered.waves.count() == 1
+    event = unanswered.events.get(type="escalated")
+    assert event.data == {"tier": "handle_5min", "notify": ["station", "district"]}
+
+
+def test_an_incident_keeps_its_policy_when_the_settings_change(settings, responders):
+    incident = raise_incident().incident
+    settings.ESCALATION_POLICIES = {
+        "default": {
+            "wave1": {"radius_m": 100, "units": 1},
+            "enough_accepts": {"1": 1, "2": 1, "3": 1, "4": 1},
+            "tiers": [
+                {
+                    "name": "respond_1min",
+                    "after_s": 5,
+                    "unless": "responded_at",
+                    "wave": {"radius_m": 10_000, "units": 50},
+                    "notify": [],
+                    "flag": True,
+                }
+            ],
+        }
+    }
+    services.deadline_fire(deadline_id=make_due(incident, "respond_1min").pk)
+    wave = incident.waves.get(number=2)
+    assert wave.radius_m == 3000
+    assert set(wave.dispatches.values_list("unit_id", flat=True)) == {responders["mid"].unit_id}
+    incident.refresh_from_db()
+    assert not incident.flagged
+    # A new incident takes the new rules.
+    fresh = raise_incident(lat=SPOT[0] + 0.0001).incident
+    assert fresh.policy["wave1"]["radius_m"] == 100
+    assert list(fresh.deadlines.values_list("tier", flat=True)) == ["respond_1min"]
+
+
+def test_a_tier_with_no_unless_field_always_escalates(settings, near_responder):
+    settings.ESCALATION_POLICIES = {
+        "default": {
+            "wave1": {"radius_m": 1500, "units": 5},
+            "enough_accepts": {"2": 2},
+            "tiers": [{"name": "drill_check", "after_s": 30, "notify": ["station"]}],
+        }
+    }
+    incident = raise_incident().incident
+    act(incident, near_responder, "accept")
+    deadline = make_due(incident, "drill_check")
+    assert services.deadline_fire(deadline_id=deadline.pk) == "escalated"
+
+
+def test_escalation_with_no_more_units_in_range_records_no_units(near_responder):
+    incident = raise_incident().incident
+    services.deadline_fire(deadline_id=make_due(incident, "respond_1min").pk)
+    assert incident.waves.count() == 2
+    assert event_types(incident)[-2:] == ["no_units", "escalated"]
+    assert incident.events.get(type="escalated").data["units"] == 0
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"wave1": None},
+        {"wave1": {"radius_m": 1500, "units": 0}},
+        {"tiers": [{"name": "t", "after_s": 60, "unless": "acknowledged_at"}]},
+        {"tiers": [{"name": "t", "after_s": "soon"}]},
+        {"tiers": [{"after_s": 60}]},
+        {"tiers": [{"name": "t", "after_s": 60}, {"name": "t", "after_s": 90}]},
+        {"tiers": [{"name": "t", "after_s": 60, "wave": {"radius_m": -1, "units": 3}}]},
+    ],
+)
+def test_a_malformed_policy_is_refused_at_intake_and_nothing_is_stored(
+    settings, near_responder, broken
+):
+    from django.core.exceptions import ImproperlyConfigured
+
+    policy = {"wave1": {"radius_m": 1500, "units": 5}, "enough_accepts": {}, "tiers": []}
+    policy.update(broken)
+    settings.ESCALATION_POLICIES = {"default": policy}
+    with pytest.raises(ImproperlyConfigured):
+        raise_incident()
+    assert not Incident.objects.exists()
+
+
+def test_a_kind_with_its_own_policy_uses_it(settings, near_responder):
+    fire = {"wave1": {"radius_m": 800, "units": 3}, "tiers": []}
+    settings.ESCALATION_POLICIES = {**settings.ESCALATION_POLICIES, "fire": fire}
+    assert raise_incident(kind="fire").wave.radius_m == 800
+    assert raise_incident(kind="knife", lat=SPOT[0] + 0.0001).wave.radius_m == 1500
+
+
+# --- delivery receipts ---------------------------------------------------------------------
+
+
+def test_ack_records_delivered_at_once(near_responder):
+    incident = raise_incident().incident
+    assert services.delivery_ack(incident_id=incident.pk, member=near_responder)
+    delivery = Delivery.objects.get(member=near_responder)
+    first = delivery.delivered_at
+    assert first is not None
+    assert not services.delivery_ack(incident_id=incident.pk, member=near_responder)
+    delivery.refresh_from_db()
+    assert delivery.delivered_at == first
+    assert event_types(incident).count("delivered") == 1
+
+
+def test_seen_implies_delivered(near_responder):
+    incident = raise_incident().incident
+    assert services.delivery_ack(incident_id=incident.pk, member=near_responder, seen=True)
+    delivery = Delivery.objects.get(member=near_responder)
+    assert delivery.delivered_at is not None and delivery.seen_at is not None
+
+
+def test_ack_by_a_member_who_was_not_alerted_records_nothing(near_responder, far_responder):
+    incident = raise_incident().incident
+    assert not services.delivery_ack(incident_id=incident.pk, member=far_responder)
+    assert not IncidentEvent.objects.filter(type="delivered").exists()
+
+
+# --- locations ----------------------------------------------------------------------------
+
+
+def test_a_responding_member_shares_their_location_on_the_incident(
+    near_responder, layer_spy, django_capture_on_commit_callbacks
+):
+    incident = raise_incident().incident
+    act(incident, near_responder, "accept")
+    with django_capture_on_commit_callbacks(execute=True):
+        services.member_location_record(
+            member=near_responder, lat=23.131, lon=113.32, incident_id=incident.pk
+        )
+    frames = layer_spy.to(incident_group(incident.pk))
+    assert frames[-1]["type"] == "responder.location"
+    assert frames[-1]["member_id"] == near_responder.pk
+
+
+def test_a_member_not_responding_cannot_share_a_location_on_the_incident(near_responder):
+    incident = raise_incident().incident
+    with pytest.raises(ActionRefused) as exc:
+        services.member_location_record(
+            member=near_responder, lat=23.131, lon=113.32, incident_id=incident.pk
+        )
+    assert exc.value.code == "not_responding"
+
+
+# --- query counts ---------------------------------------------------------------------------
+
+
+def _ready_units(n: int) -> list:
+    units = []
+    for i in range(n):
+        unit = UnitFactory(lat=SPOT[0] + 0.001 * (i + 1), lon=SPOT[1])
+        LoginMemberFactory.create_batch(3, unit=unit)
+        give_full_kit(unit)
+        units.append(unit)
+    return units
+
+
+def test_intake_queries_do_not_grow_with_the_number_of_units(django_assert_max_num_queries):
+    # Pushes and task enqueues run after commit and touch no database: not counted.
+    _ready_units(5)
+    raise_incident(lat=SPOT[0] - 0.01)  # warm the unit index
+    with CaptureQueriesContext(connection) as none_in_range:
+        raise_incident(lat=SPOT[0] - 0.002, lon=SPOT[1] + 0.02)
+    with django_assert_max_num_queries(20), CaptureQueriesContext(connection) as five:
+        result = raise_incident()
+    assert len(result.candidates) == 5
+    assert Delivery.objects.filter(dispatch__incident=result.incident).count() == 15
+    # Five units cost a few bulk statements more than none, not one per unit.
+    assert len(five) - len(none_in_range) <= 4
+
+
+def test_member_action_queries_do_not_grow_with_the_number_of_units(
+    django_assert_max_num_queries,
+):
+    units = _ready_units(5)
+    incident = raise_incident(severity=Incident.Severity.CRITICAL).incident
+    member = units[0].members.first()
+    with django_assert_max_num_queries(16):
+        act(incident, member, "accept")
