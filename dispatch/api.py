@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
@@ -21,6 +24,20 @@ def _as_drf_error(exc: DjangoValidationError) -> serializers.ValidationError:
     return serializers.ValidationError({"non_field_errors": exc.messages})
 
 
+class AwareDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 time that names its offset: a naive time from an integration is
+    ambiguous (whose clock?), so it is refused instead of guessed."""
+
+    default_error_messages = {
+        "naive": gettext_lazy("时间须带时区，例如 2024-05-01T12:00:00+08:00。"),
+    }
+
+    def enforce_timezone(self, value):
+        if timezone.is_naive(value):
+            self.fail("naive")
+        return super().enforce_timezone(value)
+
+
 class IncidentCreateSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Incident.Kind.choices)
     severity = serializers.ChoiceField(choices=Incident.Severity.choices, default=2)
@@ -31,7 +48,7 @@ class IncidentCreateSerializer(serializers.Serializer):
         max_length=2000, required=False, default="", allow_blank=True
     )
     external_id = serializers.CharField(max_length=64, required=False, allow_null=True)
-    discovered_at = serializers.DateTimeField(required=False, allow_null=True)
+    discovered_at = AwareDateTimeField(required=False, allow_null=True)
     source = serializers.ChoiceField(
         choices=[Incident.Source.CAD, Incident.Source.CONSOLE], default=Incident.Source.CAD
     )
@@ -118,6 +135,12 @@ class ActionSerializer(serializers.Serializer):
     lat = serializers.FloatField(min_value=-90, max_value=90, required=False)
     lon = serializers.FloatField(min_value=-180, max_value=180, required=False)
 
+    def validate(self, attrs):
+        if ("lat" in attrs) != ("lon" in attrs):
+            missing = "lon" if "lat" in attrs else "lat"
+            raise serializers.ValidationError({missing: _("位置须同时给出纬度和经度。")})
+        return attrs
+
 
 class MemberReportSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=Incident.Kind.choices)
@@ -128,10 +151,28 @@ class MemberReportSerializer(serializers.Serializer):
     )
 
 
+def _incident_id(pk) -> int:
+    """The URL's incident id, or 404 (the router lets any path segment through)."""
+    try:
+        return int(pk)
+    except (TypeError, ValueError) as exc:
+        raise NotFound() from exc
+
+
 class IncidentViewSet(viewsets.GenericViewSet):
     queryset = Incident.objects.none()
     serializer_class = IncidentSerializer
     filter_backends: list = []
+
+    def handle_exception(self, exc):
+        # Django refuses a body over DATA_UPLOAD_MAX_MEMORY_SIZE only when the
+        # parser reads it, as a SuspiciousOperation that would become an HTML 400.
+        if isinstance(exc, RequestDataTooBig):
+            return Response(
+                {"code": "too_large", "detail": _("请求体过大。")},
+                status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            )
+        return super().handle_exception(exc)
 
     def _intake_response(self, result: services.IntakeResult) -> Response:
         body = {
@@ -146,8 +187,8 @@ class IncidentViewSet(viewsets.GenericViewSet):
 
     @extend_schema(request=IncidentCreateSerializer, responses={201: dict})
     def create(self, request):
-        if not (request.user.is_superuser or hasattr(request.user, "staff")):
-            raise PermissionDenied(_("只有接处警系统或工作人员可以录入警情。"))
+        if not selectors.user_may_raise_incidents(user=request.user):
+            raise PermissionDenied(_("只有接处警系统或指挥、管理人员可以录入警情。"))
         s = IncidentCreateSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         try:
@@ -190,12 +231,9 @@ class IncidentViewSet(viewsets.GenericViewSet):
         member = selectors.member_for_user(user=request.user)
         if member is None:
             raise PermissionDenied(_("只有队员可以执行该操作。"))
+        incident_id = _incident_id(pk)
         s = ActionSerializer(data=request.data)
         s.is_valid(raise_exception=True)
-        try:
-            incident_id = int(pk)
-        except ValueError as exc:
-            raise NotFound() from exc
         try:
             dispatch = services.dispatch_act(
                 incident_id=incident_id, member=member, **s.validated_data
@@ -206,17 +244,10 @@ class IncidentViewSet(viewsets.GenericViewSet):
         return Response({"incident_id": incident_id, "dispatch_status": dispatch.status})
 
     def _visible(self, request, pk) -> Incident:
-        try:
-            return selectors.incident_get(user=request.user, incident_id=int(pk))
-        except (Incident.DoesNotExist, ValueError) as exc:
-            member = selectors.member_for_user(user=request.user)
-            if member is not None:
-                incident = Incident.objects.filter(
-                    pk=pk, dispatches__unit_id=member.unit_id
-                ).first()
-                if incident is not None:
-                    return incident
-            raise NotFound() from exc
+        incident = selectors.incident_get_for_user(user=request.user, incident_id=_incident_id(pk))
+        if incident is None:
+            raise NotFound()
+        return incident
 
 
 class NearbyQuerySerializer(serializers.Serializer):

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from units.models import Member
+from units.models import Member, StaffProfile
 from units.scoping import scope_filter
 
 from . import payloads
@@ -23,6 +23,27 @@ _MEMBER_EVENT_TYPES = {
     IncidentEvent.Type.STOOD_DOWN,
     IncidentEvent.Type.CLOSED,
 }
+
+
+# Staff who raise incidents: the 110 integration's account, police stations and
+# the admins' consoles. Reviewers only read.
+INTAKE_ROLES = frozenset(
+    {
+        StaffProfile.Role.CITY_ADMIN,
+        StaffProfile.Role.DISTRICT_ADMIN,
+        StaffProfile.Role.STREET_ADMIN,
+        StaffProfile.Role.POLICE_STATION,
+    }
+)
+
+
+def user_may_raise_incidents(*, user) -> bool:
+    if not getattr(user, "is_authenticated", False):
+        return False
+    if user.is_superuser:
+        return True
+    profile = getattr(user, "staff", None)
+    return profile is not None and profile.role in INTAKE_ROLES
 
 
 def member_for_user(*, user) -> Member | None:
@@ -77,14 +98,33 @@ def member_replay(*, member: Member, last_event_id: int) -> list[dict[str, Any]]
 
 
 def incident_list(*, user) -> QuerySet[Incident]:
-    """Incidents in the user's region scope (an incident outside every street is
-    visible only to city-wide staff)."""
+    """Incidents in the user's region scope. An incident outside every street (no
+    region) is visible only to city-wide staff: superusers and staff scoped to the
+    root of the region tree."""
     q = scope_filter(user, "incident")
+    if _city_wide(user):
+        q |= Q(region__isnull=True)
     return Incident.objects.filter(q).select_related("region")
 
 
-def incident_get(*, user, incident_id: int) -> Incident:
-    return incident_list(user=user).get(pk=incident_id)
+def _city_wide(user) -> bool:
+    profile = getattr(user, "staff", None)
+    return profile is not None and profile.region.parent_id is None
+
+
+def incident_get_for_user(*, user, incident_id: int) -> Incident | None:
+    """The incident if ``user`` may read it: staff whose scope holds it, or a member
+    whose unit was called to it. None otherwise (the edge answers 404 either way)."""
+    incident = incident_list(user=user).filter(pk=incident_id).first()
+    if incident is None:
+        member = member_for_user(user=user)
+        if member is not None:
+            incident = (
+                Incident.objects.select_related("region")
+                .filter(pk=incident_id, dispatches__unit_id=member.unit_id)
+                .first()
+            )
+    return incident
 
 
 def incident_timeline(*, incident: Incident) -> QuerySet[IncidentEvent]:
