@@ -13,6 +13,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from units.models import Member
@@ -174,7 +175,7 @@ class MemberConsumer(AsyncJsonWebsocketConsumer):
 
     async def _on_resume(self, msg_id, content) -> None:
         last = content.get("last_event_id") or 0
-        if not isinstance(last, int) or last < 0:
+        if not isinstance(last, int) or isinstance(last, bool) or last < 0:
             raise _BadField("last_event_id", _("last_event_id 须为非负整数。"))
         frames = await database_sync_to_async(selectors.member_replay)(
             member=self.member, last_event_id=last
@@ -186,7 +187,8 @@ class MemberConsumer(AsyncJsonWebsocketConsumer):
                 "type": "resumed",
                 "id": msg_id,
                 "count": len(frames),
-                "last_event_id": max([f["id"] for f in frames], default=last),
+                # Lookback frames may be older than the cursor: never move it back.
+                "last_event_id": max([last, *(f["id"] for f in frames)]),
             }
         )
 
@@ -236,7 +238,10 @@ class MemberConsumer(AsyncJsonWebsocketConsumer):
     def _still_allowed(self) -> bool:
         session = self.scope.get("session")
         key = getattr(session, "session_key", None)
-        if key and not Session.objects.filter(session_key=key).exists():
+        if (
+            key
+            and not Session.objects.filter(session_key=key, expire_date__gt=timezone.now()).exists()
+        ):
             return False
         return Member.objects.filter(
             pk=self.member.pk, is_active=True, unit__is_active=True, user__is_active=True

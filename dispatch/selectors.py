@@ -55,9 +55,13 @@ def member_for_user(*, user) -> Member | None:
 def member_replay(*, member: Member, last_event_id: int) -> list[dict[str, Any]]:
     """Frames the member's phone missed after ``last_event_id``, oldest first.
 
-    Read from the stored timeline, not from live messages. Ids are not committed
-    strictly in order under concurrency, so events a few seconds older than the
-    cursor are re-sent too; the phone drops ids it already has.
+    Read from the stored timeline, not from live messages. Within one incident
+    ids commit in id order (``events_record`` holds the incident's row lock until
+    commit), but across incidents a lower id can commit after the cursor; so
+    other incidents' events a few seconds older than the cursor are re-sent too
+    (the phone drops ids it already has). Nothing of the cursor's own incident
+    at or before the cursor is re-sent. A phone that sees a gap in an incident's
+    ``seq`` resumes from an id before the gap.
     """
     since = timezone.now() - dt.timedelta(hours=settings.REPLAY_WINDOW_HOURS)
     dispatches = {
@@ -66,12 +70,16 @@ def member_replay(*, member: Member, last_event_id: int) -> list[dict[str, Any]]
     }
     if not dispatches:
         return []
-    cursor_at = (
-        IncidentEvent.objects.filter(pk=last_event_id).values_list("created_at", flat=True).first()
+    cursor = (
+        IncidentEvent.objects.filter(pk=last_event_id)
+        .values_list("incident_id", "created_at")
+        .first()
     )
     newer = Q(pk__gt=last_event_id)
-    if cursor_at is not None:
-        newer |= Q(created_at__gte=cursor_at - dt.timedelta(seconds=settings.REPLAY_LOOKBACK_S))
+    if cursor is not None:
+        cursor_incident_id, cursor_at = cursor
+        lookback = dt.timedelta(seconds=settings.REPLAY_LOOKBACK_S)
+        newer |= Q(created_at__gte=cursor_at - lookback) & ~Q(incident_id=cursor_incident_id)
     events = (
         IncidentEvent.objects.filter(newer, incident_id__in=list(dispatches))
         .select_related("incident")
