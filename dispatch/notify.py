@@ -16,7 +16,6 @@ reaches a member twice on one channel.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import re
 from dataclasses import dataclass, field
@@ -162,7 +161,7 @@ def _step_schedule(*, wave_id: int, step: int) -> None:
             (wave_id, step),
             countdown=max(0.0, delay),
             # A stale reminder is worse than none: drop it if it cannot run soon.
-            expires=dt.timedelta(seconds=max(0.0, delay) + 120),
+            expires=max(0.0, delay) + 120,
         )
     except Exception:
         log.exception("could not enqueue notification step %s of wave %s", step, wave_id)

@@ -17,15 +17,15 @@ from typing import Any
 
 from cryptography.hazmat.primitives import serialization
 from django.conf import settings
-from py_vapid import Vapid01
+from py_vapid import Vapid02
 
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
-_vapid: Vapid01 | None = None
+_vapid: Vapid02 | None = None
 
 
-def vapid() -> Vapid01:
+def vapid() -> Vapid02:
     """The server's VAPID key, generated into the key file the first time."""
     global _vapid
     with _lock:
@@ -33,7 +33,7 @@ def vapid() -> Vapid01:
             return _vapid
         path = settings.VAPID_PRIVATE_KEY_FILE
         if not path.exists():
-            key = Vapid01()
+            key = Vapid02()
             key.generate_keys()
             path.parent.mkdir(parents=True, exist_ok=True)
             # Written under a temporary name and renamed, so a second process
@@ -47,7 +47,7 @@ def vapid() -> Vapid01:
                 pass
             finally:
                 tmp.unlink()
-        _vapid = Vapid01.from_file(str(path))
+        _vapid = Vapid02.from_file(str(path))
         return _vapid
 
 

@@ -240,6 +240,7 @@
     el.className = `conn conn-${kind}`;
     el.querySelector(".label").textContent = T[kind];
     $("offline-note").hidden = kind !== "offline";
+    $("alert-conn").hidden = kind !== "offline";
   }
 
   function connect() {
@@ -359,7 +360,7 @@
         status: s.status,
         dispatch: { ...frame.dispatch, ...(known ? { status: known.dispatch.status } : {}) },
         responders: known ? known.responders : {},
-        alertedAt: known ? known.alertedAt : new Date().toISOString(),
+        alertedAt: known ? known.alertedAt : s.discovered_at || new Date().toISOString(),
         replayed: !!frame.replay,
         notified: known ? known.notified : false,
         timestamps: { discovered_at: s.discovered_at, responded_at: s.responded_at, controlled_at: s.controlled_at, handled_at: s.handled_at },
@@ -586,6 +587,7 @@
       box.appendChild(b);
     };
     const st = inc.dispatch.status;
+    box.classList.toggle("pair", !closed && st === "alerted");
     if (closed || st === "stood_down" || st === "handled") {
       const b = document.createElement("button");
       b.type = "button";

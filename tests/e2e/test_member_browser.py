@@ -1,0 +1,513 @@
+"""The member's phone in real headless Chromium against the real system.
+
+daphne + a Celery worker + Redis + a seeded database, all separate processes
+(tests/e2e/harness.py); Chromium is the Debian package driven by Playwright at a
+phone viewport. Incidents are raised by other processes (the REST API with a
+staff token, or ``manage.py raise_incident`` while daphne is down). Screenshots
+go to test-artifacts/member/.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e import harness
+
+pytestmark = [pytest.mark.e2e]
+
+ROOT = harness.ROOT
+ARTIFACTS = ROOT / "test-artifacts" / "member"
+CHROMIUM = "/usr/bin/chromium"
+PHONE = {"width": 390, "height": 844}
+# Fast chain for the tests: push 1 s after the wave, then SMS and voice (console).
+CHAIN = [
+    {"channel": "push", "after_s": 1, "while": "undelivered"},
+    {"channel": "sms", "after_s": 2, "while": "unanswered"},
+    {"channel": "voice", "after_s": 3, "while": "unanswered"},
+]
+MAX_FAILURES = 3
+
+
+# --- the real system -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def phone_city(tmp_path_factory) -> Iterator[harness.City]:
+    """A city of our own: the tests below clock members out, deactivate a unit and
+    lock a phone number, which must not leak into other e2e modules."""
+    try:
+        city = harness.City.create(
+            tmp_path_factory.mktemp("phone-city"),
+            outer_database_url=os.environ.get("DATABASE_URL"),
+            units=60,
+            extra_env={
+                "NOTIFY_CHAIN": json.dumps(CHAIN),
+                "MEMBER_LOGIN_MAX_FAILURES": str(MAX_FAILURES),
+                "LOG_LEVEL": "INFO",
+            },
+        )
+    except harness.ServiceError as exc:
+        pytest.fail(f"could not set up the city: {exc}", pytrace=False)
+    yield city
+    city.close()
+
+
+@pytest.fixture(scope="module")
+def phone_system(phone_city) -> Iterator[harness.System]:
+    system = harness.System(phone_city)
+    try:
+        system.start_daphne()
+        system.start_worker(concurrency=1)
+    except harness.ServiceError as exc:
+        system.stop()
+        pytest.fail(f"could not start the system: {exc}", pytrace=False)
+    yield system
+    system.stop()
+
+
+def daphne_of(system: harness.System) -> harness.Service:
+    return next(s for s in reversed(system.services) if s.name.startswith("daphne"))
+
+
+def daphne_restart_same_port(system: harness.System, old: harness.Service) -> harness.Service:
+    """A restarted server comes back on the same address: the phone reconnects to it."""
+    old.stop()
+    service = system._spawn(
+        "daphne",
+        [
+            harness.PYTHON,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(old.port),
+            "config.asgi:application",
+        ],
+        port=old.port,
+    )
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if harness.Http(service.http_url).get("/m/login/", timeout=2).status == 200:
+                return service
+        if not service.alive():
+            break
+        time.sleep(0.1)
+    raise service.failure("not answering after restart")
+
+
+def django_run(city: harness.City, code: str) -> Any:
+    """Run ``code`` with Django set up in the city's environment (another process);
+    it may assign ``result``, which comes back as JSON."""
+    script = (
+        "import json, django\ndjango.setup()\nresult = None\n"
+        + code
+        + "\nprint(json.dumps(result))\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=city.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def member_login(city: harness.City, unit: str, index: int = 0) -> dict[str, Any]:
+    login = city.scenario["units"][unit]["logins"][index]
+    phone = city.db.scalar("SELECT phone FROM units_member WHERE id = %s", (login["member_id"],))
+    return {**login, "phone": phone}
+
+
+def staff_http(system: harness.System) -> harness.Http:
+    http = harness.Http(daphne_of(system).http_url)
+    staff = system.city.scenario["staff"]
+    http.login_token(staff["username"], staff["password"])
+    return http
+
+
+def raise_near(http: harness.Http, city: harness.City, unit: str, **extra) -> dict[str, Any]:
+    u = city.scenario["units"][unit]
+    body = {
+        "kind": "knife",
+        "severity": 3,
+        "lat": u["lat"] + 0.0003,
+        "lon": u["lon"] + 0.0002,
+        "address": "测试广场东门",
+        "description": "有人持刀",
+        **extra,
+    }
+    r = http.post("/api/v1/incidents/", body)
+    assert r.status == 201, r.body[:500]
+    return r.json()["incident"]
+
+
+# --- the browser ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chromium() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian chromium is missing: apt-get install chromium", pytrace=False)
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--autoplay-policy=no-user-gesture-required",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def phone(chromium, phone_city, request):
+    """A fresh phone (browser context) standing 60 m south-west of the near unit."""
+    near = phone_city.scenario["units"]["near"]
+    context = chromium.new_context(
+        viewport=PHONE,
+        device_scale_factor=2,
+        is_mobile=True,
+        has_touch=True,
+        locale="zh-CN",
+        geolocation={"latitude": near["lat"] - 0.0004, "longitude": near["lon"] - 0.0004},
+        permissions=["geolocation"],
+        service_workers="allow",
+    )
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.set_default_timeout(15_000)
+    yield page
+    shot(page, f"{request.node.name}-last")
+    context.close()
+    assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(Exception):
+        page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def sign_in(page, base_url: str, login: dict[str, Any]) -> None:
+    page.goto(base_url + "/m/")
+    page.wait_for_url("**/m/login/")
+    page.fill("#form-password input[name=phone]", login["phone"])
+    page.fill("#form-password input[name=password]", login["password"])
+    page.click("#form-password button[type=submit]")
+    page.wait_for_url("**/m/")
+    wait_online(page)
+
+
+def wait_online(page, timeout: float = 20_000) -> None:
+    page.wait_for_selector("#conn[data-state=online]", timeout=timeout)
+
+
+def wait_alert(page, incident_id: int, status: str | None = None, timeout: float = 20_000):
+    selector = f"#alert[data-incident='{incident_id}']"
+    if status:
+        selector += f"[data-status='{status}']"
+    page.wait_for_selector(selector, state="visible", timeout=timeout)
+
+
+# --- tests ---------------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+def test_sign_in_receive_accept_on_site_handled(phone, phone_system, phone_city):
+    base = daphne_of(phone_system).http_url
+    login = member_login(phone_city, "near", 0)
+    sign_in(phone, base, login)
+    phone.click("#enable-sound")
+    phone.wait_for_selector("#duty-card.on")
+    shot(phone, "01-home-on-duty")
+
+    api = staff_http(phone_system)
+    incident = raise_near(api, phone_city, "near")
+    wait_alert(phone, incident["id"], "alerted")
+    alert = phone.locator("#alert")
+    assert "持刀" in alert.locator("#alert-kind").inner_text()
+    assert "测试广场东门" in alert.inner_text()
+    assert phone.locator("#alert-distance").inner_text().endswith("米")
+    assert phone.locator("#alert-arrow").get_attribute("data-bearing").isdigit()
+    assert phone.locator("#alert-map .leaflet-interactive").count() >= 2  # blank map, markers
+    shot(phone, "02-alert")
+
+    phone.click("#alert-actions [data-action=accept]")
+    wait_alert(phone, incident["id"], "accepted")
+    phone.wait_for_selector("#alert-message.ok")
+    assert phone.locator("#alert-actions [data-action=navigate]").count() == 1
+    assert "(我)" in phone.locator("#alert-responders").inner_text()
+    shot(phone, "03-accepted")
+    phone.click("#alert-actions [data-action=on_site]")
+    wait_alert(phone, incident["id"], "on_site")
+    phone.click("#alert-actions [data-action=handled]")
+    wait_alert(phone, incident["id"], "handled")
+    shot(phone, "04-handled")
+
+    detail = api.get(f"/api/v1/incidents/{incident['id']}/").json()
+    assert detail["status"] == "closed"
+    assert detail["discovered_at"] <= detail["responded_at"] <= detail["controlled_at"]
+    assert detail["controlled_at"] <= detail["handled_at"]
+    mine = [e for e in detail["timeline"] if e["member"] == login["member_id"]]
+    assert [e["type"] for e in mine if e["type"] not in {"seen", "delivered"}] == [
+        "accepted",
+        "on_site",
+        "handled",
+        "closed",
+    ]
+    assert {"delivered", "seen"} <= {e["type"] for e in mine}
+    # While responding the phone shared where it was.
+    shared = phone_city.db.scalar(
+        "SELECT COUNT(*) FROM dispatch_memberlocation WHERE incident_id = %s AND member_id = %s",
+        (incident["id"], login["member_id"]),
+    )
+    assert shared >= 1
+
+
+@pytest.mark.browser
+def test_restarted_server_replays_the_missed_alert_and_refuses_a_stale_action(
+    phone, phone_system, phone_city
+):
+    daphne = daphne_of(phone_system)
+    base = daphne.http_url
+    login = member_login(phone_city, "near", 0)
+    mate = member_login(phone_city, "near", 1)
+    sign_in(phone, base, login)
+    phone.wait_for_function("navigator.serviceWorker && navigator.serviceWorker.controller")
+
+    # The server goes away; an incident is raised meanwhile by another process.
+    daphne.stop()
+    phone.wait_for_selector("#conn[data-state=offline]")
+    near = phone_city.scenario["units"]["near"]
+    out = subprocess.run(
+        [
+            harness.PYTHON,
+            "manage.py",
+            "raise_incident",
+            "--lat",
+            str(near["lat"] + 0.0002),
+            "--lon",
+            str(near["lon"] - 0.0002),
+            "--kind",
+            "fight",
+            "--address",
+            "重启期间的警情",
+        ],
+        cwd=ROOT,
+        env=phone_city.env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0, out.stderr[-1500:]
+    incident_id = int(out.stdout.split("#", 1)[1].split()[0])
+    daphne = daphne_restart_same_port(phone_system, daphne)
+
+    wait_alert(phone, incident_id, "alerted", timeout=40_000)
+    wait_online(phone)
+    assert "重启期间的警情" in phone.locator("#alert-address").inner_text()
+    listed = phone.locator(f"#alert-list [data-incident='{incident_id}']")
+    assert listed.count() == 1  # replayed once, not twice
+    assert "重连后补收" in listed.inner_text()
+    shot(phone, "05-replayed-after-restart")
+
+    # Offline again, the member taps accept: queued. Meanwhile a teammate accepts and
+    # handles it through the same services (another process).
+    daphne.stop()
+    phone.wait_for_selector("#conn[data-state=offline]")
+    phone.click("#alert-actions [data-action=accept]")
+    phone.wait_for_selector("#alert-actions [data-action=accept]:disabled")
+    assert "排队" in phone.locator("#alert-actions [data-action=accept]").inner_text()
+    django_run(
+        phone_city,
+        f"""
+from dispatch.services import dispatch_act
+from units.models import Member
+mate = Member.objects.get(pk={mate["member_id"]})
+for action in ("accept", "on_site", "handled"):
+    dispatch_act(incident_id={incident_id}, member=mate, action=action)
+""",
+    )
+    daphne = daphne_restart_same_port(phone_system, daphne)
+    wait_online(phone, timeout=40_000)
+    phone.wait_for_selector("#alert-message.bad")
+    message = phone.locator("#alert-message").inner_text()
+    assert "已结束" in message
+    shot(phone, "06-stale-action-refused")
+
+    accepted = phone_city.db.query(
+        "SELECT member_id FROM dispatch_incidentevent WHERE incident_id = %s AND type = %s",
+        (incident_id, "accepted"),
+    )
+    assert accepted == [(mate["member_id"],)]
+
+    # Reload with no network: the service worker's shell shows the stored alerts.
+    phone.context.set_offline(True)
+    phone.reload()
+    phone.wait_for_selector("#alert-conn", state="visible")  # on the reopened alert
+    shot(phone, "07-offline-alert")
+    phone.click("#alert-later")
+    phone.wait_for_selector("#offline-note", state="visible")
+    assert phone.locator(f"#alert-list [data-incident='{incident_id}']").count() == 1
+    assert phone.locator("#conn").get_attribute("data-state") == "offline"
+    shot(phone, "08-offline-shell")
+    phone.context.set_offline(False)
+
+
+@pytest.mark.browser
+def test_wrong_password_locks_and_inactive_unit_is_told(phone, phone_system, phone_city):
+    base = daphne_of(phone_system).http_url
+    login = member_login(phone_city, "mid", 0)
+    phone.goto(base + "/m/login/")
+    for _ in range(MAX_FAILURES):
+        phone.fill("#form-password input[name=phone]", login["phone"])
+        phone.fill("#form-password input[name=password]", "not-the-password")
+        phone.click("#form-password button[type=submit]")
+        phone.wait_for_selector("[data-testid=sign-in-error]")
+    assert "锁定" in phone.locator("[data-testid=sign-in-error]").inner_text()
+    phone.fill("#form-password input[name=phone]", login["phone"])
+    phone.fill("#form-password input[name=password]", login["password"])
+    phone.click("#form-password button[type=submit]")
+    phone.wait_for_selector("[data-testid=sign-in-error]")
+    assert "锁定" in phone.locator("[data-testid=sign-in-error]").inner_text()
+    assert phone.url.endswith("/m/login/")
+    shot(phone, "09-locked")
+
+    far = member_login(phone_city, "far", 0)
+    far_unit = phone_city.scenario["units"]["far"]["id"]
+    django_run(
+        phone_city,
+        f"from units.models import Unit\nUnit.objects.filter(pk={far_unit}).update(is_active=0)",
+    )
+    phone.fill("#form-password input[name=phone]", far["phone"])
+    phone.fill("#form-password input[name=password]", far["password"])
+    phone.click("#form-password button[type=submit]")
+    phone.wait_for_selector("[data-testid=sign-in-error]")
+    assert "已停用" in phone.locator("[data-testid=sign-in-error]").inner_text()
+    shot(phone, "10-inactive-unit")
+
+
+# --- Web Push through the real chain --------------------------------------------------------
+
+
+class _PushService(BaseHTTPRequestHandler):
+    received: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        type(self).received.append({"path": self.path, "headers": dict(self.headers), "body": body})
+        self.send_response(201)
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _vapid_verify(header: str, *, audience: str) -> None:
+    """RFC 8292: ``vapid t=<ES256 JWT>, k=<server public key>``; the JWT must verify."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+    def unb64(text: str) -> bytes:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+    scheme, _, params = header.partition(" ")
+    assert scheme == "vapid"
+    fields = dict(p.strip().split("=", 1) for p in params.split(","))
+    head, claims, signature = fields["t"].split(".")
+    key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), unb64(fields["k"]))
+    raw = unb64(signature)
+    der = encode_dss_signature(int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big"))
+    key.verify(der, f"{head}.{claims}".encode(), ec.ECDSA(hashes.SHA256()))
+    assert json.loads(unb64(claims))["aud"] == audience
+
+
+def test_a_closed_page_gets_an_encrypted_web_push(phone_system, phone_city):
+    import http_ece
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _PushService)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    _PushService.received = []
+    try:
+        # The browser side of a subscription: an ECDH key pair and an auth secret.
+        receiver = ec.generate_private_key(ec.SECP256R1())
+        public = receiver.public_key().public_bytes(
+            serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint
+        )
+        auth = os.urandom(16)
+        endpoint = f"http://127.0.0.1:{server.server_port}/push/e2e-sub-1"
+        mid = member_login(phone_city, "mid", 1)
+        http = harness.Http(daphne_of(phone_system).http_url)
+        http.login_session(mid["username"], mid["password"])
+        r = http.post(
+            "/m/api/push/",
+            {"endpoint": endpoint, "keys": {"p256dh": _b64(public), "auth": _b64(auth)}},
+            headers={"X-CSRFToken": http.cookies["csrftoken"]},
+        )
+        assert r.status == 201, r.body[:300]
+
+        # No page open for this member: the chain pushes about a second after wave 1.
+        incident = raise_near(staff_http(phone_system), phone_city, "mid", kind="fire")
+        deadline = time.monotonic() + 20
+        while not _PushService.received and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert _PushService.received, "no push reached the local push service"
+        push = _PushService.received[0]
+        assert push["path"] == "/push/e2e-sub-1"
+        headers = {k.lower(): v for k, v in push["headers"].items()}
+        assert headers["content-encoding"] == "aes128gcm"
+        _vapid_verify(headers["authorization"], audience=f"http://127.0.0.1:{server.server_port}")
+        assert headers["urgency"] == "high"
+        payload = json.loads(
+            http_ece.decrypt(
+                push["body"], private_key=receiver, auth_secret=auth, version="aes128gcm"
+            )
+        )
+        assert payload["incident_id"] == incident["id"]
+        assert payload["type"] == "incident.alert"
+        assert "火情" in payload["title"]
+        # One push per member per step, whatever else the chain does afterwards.
+        time.sleep(1.5)
+        assert len(_PushService.received) == 1
+        rows = phone_city.db.query(
+            "SELECT a.channel, a.status FROM mobile_notificationattempt a "
+            "JOIN dispatch_delivery d ON d.id = a.delivery_id "
+            "JOIN dispatch_dispatch p ON p.id = d.dispatch_id "
+            "WHERE p.incident_id = %s AND d.member_id = %s ORDER BY a.id",
+            (incident["id"], mid["member_id"]),
+        )
+        assert rows[0] == ("push", "sent")
+    finally:
+        server.shutdown()
