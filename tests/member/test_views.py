@@ -220,3 +220,48 @@ def _signed_in_client(member) -> Client:
     client = Client()
     client.post("/m/login/", {"form": "password", "phone": member.phone, "password": PASSWORD})
     return client
+
+
+@pytest.mark.django_db(transaction=True)
+def test_clocking_out_on_the_page_stops_alerts_to_the_open_socket(near_member):
+    from config.asgi import application
+    from dispatch.models import Incident
+    from dispatch.services import incident_create
+    from tests.factories import MemberFactory
+
+    MemberFactory(unit=near_member.unit, on_duty=True)
+    MemberFactory(unit=near_member.unit, on_duty=True)  # the unit stays sendable
+    client = _signed_in_client(near_member)
+    cookie = f"sessionid={client.cookies['sessionid'].value}".encode()
+
+    def raise_one() -> int:
+        return incident_create(
+            kind=Incident.Kind.FIGHT, lat=23.1302, lon=113.3202, source="console"
+        ).incident.pk
+
+    async def scenario() -> tuple[list[dict], int, int]:
+        ws = WebsocketCommunicator(
+            application,
+            "/ws/member/",
+            headers=[(b"cookie", cookie), (b"origin", b"http://testserver")],
+        )
+        await ws.connect()
+        await ws.receive_json_from()  # hello
+        first = await sync_to_async(raise_one)()
+        on_duty_alert = await ws.receive_json_from(timeout=2)
+        response = await sync_to_async(client.post)(
+            "/m/api/duty/", json.dumps({"on_duty": False}), content_type="application/json"
+        )
+        assert response.status_code == 200
+        duty = await ws.receive_json_from(timeout=2)
+        second = await sync_to_async(raise_one)()
+        later = []
+        while not await ws.receive_nothing(timeout=0.5):
+            later.append(await ws.receive_json_from())
+        await ws.disconnect()
+        return [on_duty_alert, duty, *later], first, second
+
+    frames, first, second = async_to_sync(scenario)()
+    assert frames[0]["type"] == "incident.alert" and frames[0]["incident"]["id"] == first
+    assert frames[1] == {"type": "duty", "id": None, "on_duty": False}
+    assert not [f for f in frames[2:] if f.get("incident", {}).get("id") == second]
