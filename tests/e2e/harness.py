@@ -1,0 +1,815 @@
+"""Real processes for the end-to-end tests, the chaos tests and the benchmarks.
+
+A ``City`` is a database (a SQLite file, or a fresh PostgreSQL database when the
+outer ``DATABASE_URL`` points at PostgreSQL), an embedded redis-server on a free
+port and the environment every process shares; it is migrated and seeded by one
+``manage``-style subprocess. A ``System`` runs daphne, Celery workers and beat
+against a city, each in its own session (process group) so that a test can
+``kill -9`` a prefork worker with its children, and teardown never leaves one
+behind.
+
+Nothing here touches the in-process test database: the tests talk HTTP and
+websocket to the real processes and read rows with a plain driver connection.
+
+Run as ``python -m tests.e2e.harness <command> '<json>'`` (with the city's
+environment) it builds fixtures inside the city's database: see ``_COMMANDS``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import http.client
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.cookies import SimpleCookie
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from config.embedded_redis import free_port, redis_start
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+PASSWORD = "e2e-pass-12345"  # every login the harness makes (staff and members)
+
+# Short escalation for tests: wave 1 to the 5 nearest units within 1 km; no
+# accept within 4 s sends wave 2 (3 km, up to 30 more units). The handle tier is
+# far beyond any test so it never adds frames.
+E2E_POLICIES: dict[str, Any] = {
+    "default": {
+        "wave1": {"radius_m": 1000, "units": 5},
+        "enough_accepts": {"1": 1, "2": 1, "3": 2, "4": 3},
+        "tiers": [
+            {
+                "name": "respond_1min",
+                "after_s": 4,
+                "unless": "responded_at",
+                "wave": {"radius_m": 3000, "units": 30},
+                "notify": ["station"],
+                "flag": False,
+            },
+            {
+                "name": "handle_5min",
+                "after_s": 3600,
+                "unless": "handled_at",
+                "wave": None,
+                "notify": ["station"],
+                "flag": True,
+            },
+        ],
+    }
+}
+
+
+class ServiceError(RuntimeError):
+    """A real service would not start or a setup step failed; carries its log tail."""
+
+
+def tail(text: str, lines: int = 40) -> str:
+    return "\n".join(text.splitlines()[-lines:])
+
+
+# --- database -------------------------------------------------------------------------
+
+
+@dataclass
+class Database:
+    """The city's database, reachable by URL (for the processes) and by a plain driver."""
+
+    url: str
+    engine: str  # "sqlite" or "postgres"
+    _admin_url: str | None = None  # PostgreSQL: where to CREATE/DROP it from
+    _name: str | None = None
+
+    @classmethod
+    def create(cls, *, root: Path, outer_url: str | None) -> Database:
+        if outer_url and urlsplit(outer_url).scheme in {"postgres", "postgresql", "pgsql"}:
+            return cls._postgres_create(outer_url)
+        path = root / "e2e.sqlite3"
+        return cls(url=f"sqlite:///{path}", engine="sqlite")
+
+    @classmethod
+    def _postgres_create(cls, outer_url: str) -> Database:
+        import psycopg
+
+        name = f"e2e_{secrets.token_hex(6)}"
+        parts = urlsplit(outer_url)
+        try:
+            with psycopg.connect(_pg_conninfo(outer_url), autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+        except psycopg.Error as exc:
+            raise ServiceError(f"cannot create PostgreSQL database {name}: {exc}") from exc
+        url = urlunsplit(parts._replace(scheme="postgres", path=f"/{name}"))
+        return cls(url=url, engine="postgres", _admin_url=outer_url, _name=name)
+
+    def query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Rows for ``sql`` (``%s`` placeholders on both engines), read-only use."""
+        if self.engine == "sqlite":
+            import sqlite3
+
+            path = self.url.removeprefix("sqlite:///")
+            with contextlib.closing(sqlite3.connect(path, timeout=20)) as conn:
+                return conn.execute(sql.replace("%s", "?"), params).fetchall()
+        import psycopg
+
+        with psycopg.connect(_pg_conninfo(self.url)) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def scalar(self, sql: str, params: tuple = ()) -> Any:
+        return self.query(sql, params)[0][0]
+
+    def drop(self) -> None:
+        if self.engine != "postgres":
+            return
+        import psycopg
+
+        with psycopg.connect(_pg_conninfo(self._admin_url), autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{self._name}" WITH (FORCE)')
+
+
+def _pg_conninfo(url: str) -> str:
+    # psycopg takes postgresql:// URLs; django-environ also accepts postgres://.
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(scheme="postgresql"))
+
+
+# --- processes --------------------------------------------------------------------------
+
+
+@dataclass
+class Service:
+    """One real process (and, for a prefork worker, its children) in its own session."""
+
+    name: str
+    proc: subprocess.Popen
+    log_path: Path
+    port: int | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def failure(self, what: str) -> ServiceError:
+        state = "running" if self.alive() else f"exited with {self.proc.returncode}"
+        return ServiceError(
+            f"{self.name} {what} ({state}); log {self.log_path}:\n{tail(self.log())}"
+        )
+
+    def kill_hard(self) -> None:
+        """SIGKILL the whole process group: a crash, no shutdown handlers run."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self, timeout: float = 8.0) -> None:
+        """SIGTERM (warm shutdown), then SIGKILL whatever is left of the group."""
+        if self.alive():
+            self.proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(timeout=timeout)
+        # Prefork children or a stuck main process: nothing of the group survives.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/member/"
+
+
+def _wait(check: Callable[[], bool], *, service: Service, what: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not service.alive():
+            raise service.failure(f"exited before it was {what}")
+        if check():
+            return
+        time.sleep(0.05)
+    raise service.failure(f"not {what} within {timeout:.0f} s")
+
+
+@dataclass
+class City:
+    """Database + embedded Redis + the environment all processes share, seeded."""
+
+    root: Path
+    db: Database
+    redis: subprocess.Popen
+    redis_port: int
+    env: dict[str, str]
+    scenario: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def create(
+        cls,
+        root: Path,
+        *,
+        outer_database_url: str | None = None,
+        units: int = 300,
+        extra_env: dict[str, str] | None = None,
+    ) -> City:
+        """Start Redis, create the database, migrate, seed ``units`` units and the
+        e2e scenario (near, mid and far units with member logins)."""
+        root.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        try:
+            redis = redis_start(port=port, data_dir=root / "redis", persist=False)
+        except RuntimeError as exc:
+            raise ServiceError(f"redis-server would not start: {exc}") from exc
+        try:
+            db = Database.create(root=root, outer_url=outer_database_url)
+        except Exception:
+            _stop_popen(redis)
+            raise
+        env = _base_env(root=root, database_url=db.url, redis_port=port, extra=extra_env)
+        city = cls(root=root, db=db, redis=redis, redis_port=port, env=env)
+        try:
+            city.scenario = city.run_setup("prepare", units=units, password=PASSWORD)
+        except Exception:
+            city.close()
+            raise
+        return city
+
+    def run_setup(self, command: str, timeout: float = 180, **kwargs: Any) -> Any:
+        """Run ``python -m tests.e2e.harness <command>`` in the city; its JSON answer."""
+        proc = subprocess.run(
+            [PYTHON, "-m", "tests.e2e.harness", command, json.dumps(kwargs)],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if proc.returncode != 0:
+            raise ServiceError(
+                f"setup step {command!r} failed with {proc.returncode}:\n"
+                f"{tail(proc.stderr)}\n{tail(proc.stdout, 10)}"
+            )
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+
+    def close(self) -> None:
+        _stop_popen(self.redis)
+        self.db.drop()
+
+
+def _stop_popen(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def _base_env(
+    *, root: Path, database_url: str, redis_port: int, extra: dict[str, str] | None
+) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PYTEST_", "DJANGO_", "CELERY_")) and k != "DATABASE_URL"
+    }
+    data_dir = root / "data"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": str(ROOT),
+            "DATA_DIR": str(data_dir),
+            "DATABASE_URL": database_url,
+            "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+            # One key for every process: a session made by one daphne (or by the
+            # setup script) is valid in all of them.
+            "SECRET_KEY": "e2e-" + secrets.token_urlsafe(40),
+            "DEBUG": "1",
+            "DEADLINE_SWEEP_SECONDS": "1",
+            "ESCALATION_POLICIES": json.dumps(E2E_POLICIES),
+            "LOG_LEVEL": "WARNING",
+        }
+    )
+    env.update(extra or {})
+    return env
+
+
+class System:
+    """daphne, Celery workers and beat against one city; ``stop`` ends every one."""
+
+    def __init__(self, city: City, *, env: dict[str, str] | None = None) -> None:
+        self.city = city
+        self.env = {**city.env, **(env or {})}
+        self.services: list[Service] = []
+
+    def _spawn(self, name: str, args: list[str], *, port: int | None = None) -> Service:
+        log_path = self.city.root / f"{name}-{len(self.services)}.log"
+        log = log_path.open("wb")
+        proc = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()  # the child holds its own copy
+        service = Service(name=name, proc=proc, log_path=log_path, port=port)
+        self.services.append(service)
+        return service
+
+    def start_daphne(self, name: str = "daphne") -> Service:
+        port = free_port()
+        service = self._spawn(
+            name,
+            [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+            port=port,
+        )
+        http = Http(service.http_url)
+
+        def answers() -> bool:
+            try:
+                return http.get("/api/v1/auth/login/", timeout=2).status == 200
+            except OSError:
+                return False
+
+        _wait(answers, service=service, what="answering HTTP", timeout=30)
+        return service
+
+    def start_worker(self, name: str = "worker", concurrency: int = 2) -> Service:
+        service = self._spawn(
+            name,
+            [
+                PYTHON,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-l",
+                "info",
+                "--pool",
+                "prefork",
+                "--concurrency",
+                str(concurrency),
+                "-n",
+                f"{name}-{secrets.token_hex(3)}@%h",
+                # No waiting for replies from other workers at start-up.
+                "--without-mingle",
+                "--without-gossip",
+            ],
+        )
+        _wait(lambda: " ready." in service.log(), service=service, what="ready", timeout=45)
+        return service
+
+    def start_beat(self, name: str = "beat") -> Service:
+        schedule = self.city.root / "data" / f"celerybeat-{secrets.token_hex(3)}"
+        service = self._spawn(
+            name,
+            [PYTHON, "-m", "celery", "-A", "config", "beat", "-l", "info", "-s", str(schedule)],
+        )
+        _wait(lambda: "beat: Starting" in service.log(), service=service, what="ready", timeout=30)
+        return service
+
+    def check_alive(self) -> None:
+        for service in self.services:
+            if not service.alive() and service.proc.returncode not in (-signal.SIGKILL,):
+                raise service.failure("died")
+
+    def stop(self) -> None:
+        """Warm shutdown for all at once, then SIGKILL each process group."""
+        for service in self.services:
+            if service.alive():
+                service.proc.terminate()
+        deadline = time.monotonic() + 8
+        for service in reversed(self.services):
+            service.stop(timeout=max(0.1, deadline - time.monotonic()))
+
+
+# --- clients ------------------------------------------------------------------------------
+
+
+@dataclass
+class HttpResponse:
+    status: int
+    body: bytes
+    elapsed_s: float
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+class Http:
+    """A tiny HTTP/1.1 client with a cookie jar (stdlib only, never via a proxy)."""
+
+    def __init__(self, base_url: str) -> None:
+        parts = urlsplit(base_url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.origin = f"http://{self.host}:{self.port}"
+        self.cookies: dict[str, str] = {}
+        self.token: str | None = None
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 15,
+    ) -> HttpResponse:
+        hdrs = {"Accept": "application/json", "Connection": "close", **(headers or {})}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            hdrs["Content-Type"] = "application/json"
+        if self.cookies:
+            hdrs["Cookie"] = "; ".join(f"{k}={v}" for k, v in self.cookies.items())
+        if self.token:
+            hdrs["Authorization"] = f"Token {self.token}"
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        try:
+            started = time.monotonic()
+            conn.request(method, path, body=data, headers=hdrs)
+            resp = conn.getresponse()
+            payload = resp.read()
+            elapsed = time.monotonic() - started
+            for header in resp.headers.get_all("Set-Cookie") or []:
+                cookie = SimpleCookie()
+                cookie.load(header)
+                self.cookies.update({k: m.value for k, m in cookie.items()})
+        finally:
+            conn.close()
+        return HttpResponse(status=resp.status, body=payload, elapsed_s=elapsed)
+
+    def get(self, path: str, **kw: Any) -> HttpResponse:
+        return self.request("GET", path, **kw)
+
+    def post(self, path: str, body: Any = None, **kw: Any) -> HttpResponse:
+        return self.request("POST", path, body=body, **kw)
+
+    def get_json(self, path: str, **kw: Any) -> Any:
+        """GET that must answer 200 with JSON; anything else fails with the body."""
+        r = self.get(path, **kw)
+        if r.status != 200:
+            raise AssertionError(
+                f"GET {path} -> {r.status}: {tail(r.body.decode(errors='replace'))}"
+            )
+        return r.json()
+
+    def login_token(self, username: str, password: str) -> str:
+        r = self.post("/api/v1/auth/token/", {"username": username, "password": password})
+        if r.status != 200:
+            raise ServiceError(f"token login for {username} -> {r.status}: {r.body[:300]!r}")
+        self.token = r.json()["token"]
+        return self.token
+
+    def login_session(self, username: str, password: str) -> str:
+        """Browser-style login: GET for the CSRF cookie, POST with it; the session id."""
+        r = self.get("/api/v1/auth/login/")
+        if r.status != 200 or "csrftoken" not in self.cookies:
+            raise ServiceError(f"GET login -> {r.status}, cookies {sorted(self.cookies)}")
+        r = self.post(
+            "/api/v1/auth/login/",
+            {"username": username, "password": password},
+            headers={"X-CSRFToken": self.cookies["csrftoken"], "Referer": self.origin + "/"},
+        )
+        if r.status != 200 or "sessionid" not in self.cookies:
+            raise ServiceError(f"session login for {username} -> {r.status}: {r.body[:300]!r}")
+        return self.cookies["sessionid"]
+
+
+class MemberSocket:
+    """A member's phone on ``/ws/member/``: a reader thread stamps every frame on
+    arrival (``time.monotonic()``) and answers the server's heartbeat."""
+
+    def __init__(self, ws_url: str, *, sessionid: str, origin: str, name: str = "") -> None:
+        from websockets.sync.client import connect
+
+        self.name = name
+        self._stack = contextlib.ExitStack()
+        self.conn = self._stack.enter_context(
+            connect(
+                ws_url,
+                origin=origin,
+                additional_headers={"Cookie": f"sessionid={sessionid}"},
+                proxy=None,
+                compression=None,
+                open_timeout=10,
+            )
+        )
+        self.frames: list[tuple[float, dict[str, Any]]] = []
+        self.closed = False
+        self._cond = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True, name=f"ws-{name}")
+        self._reader.start()
+        hello = self.wait_for(lambda f: f["type"] in {"hello", "error"}, timeout=10)
+        if hello is None or hello["type"] != "hello":
+            self.close()
+            raise ServiceError(f"websocket {name}: no hello, got {hello!r}")
+        self.hello = hello
+
+    def _read(self) -> None:
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            while True:
+                raw = self.conn.recv()
+                at = time.monotonic()
+                frame = json.loads(raw)
+                if frame.get("type") == "ping":
+                    self.send({"type": "pong", "id": frame.get("id")})
+                with self._cond:
+                    self.frames.append((at, frame))
+                    self._cond.notify_all()
+        except (ConnectionClosed, OSError):
+            pass
+        finally:
+            with self._cond:
+                self.closed = True
+                self._cond.notify_all()
+
+    def send(self, frame: dict[str, Any]) -> None:
+        self.conn.send(json.dumps(frame))
+
+    def wait_for(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float
+    ) -> dict[str, Any] | None:
+        """The first frame so far (or arriving within ``timeout``) that matches."""
+        found = self.wait_for_stamped(predicate, timeout)
+        return found[1] if found else None
+
+    def wait_for_stamped(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float
+    ) -> tuple[float, dict[str, Any]] | None:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            seen = 0
+            while True:
+                for at, frame in self.frames[seen:]:
+                    if predicate(frame):
+                        return at, frame
+                seen = len(self.frames)
+                left = deadline - time.monotonic()
+                if left <= 0 or self.closed:
+                    return None
+                self._cond.wait(left)
+
+    def matching(self, predicate: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+        with self._cond:
+            return [f for _at, f in self.frames if predicate(f)]
+
+    def request(self, frame: dict[str, Any], timeout: float = 10) -> dict[str, Any]:
+        """Send a client message with a fresh id; the ``ok``/``error`` reply to it."""
+        msg_id = secrets.randbelow(1 << 30)
+        self.send({**frame, "id": msg_id})
+        reply = self.wait_for(
+            lambda f: f.get("id") == msg_id and f["type"] in {"ok", "error", "resumed"},
+            timeout=timeout,
+        )
+        if reply is None:
+            raise ServiceError(f"websocket {self.name}: no reply to {frame!r}")
+        return reply
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._stack.close()
+        self._reader.join(timeout=5)
+
+
+def alert_for(incident_id: int) -> Callable[[dict[str, Any]], bool]:
+    return lambda f: f["type"] == "incident.alert" and f["incident"]["id"] == incident_id
+
+
+def port_open(port: int) -> bool:
+    with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.3):
+        return True
+    return False
+
+
+# --- setup commands (run inside the city's environment, with Django) ----------------------
+
+
+def _prepare(*, units: int, password: str) -> dict[str, Any]:
+    from django.core.management import call_command
+
+    call_command("migrate", interactive=False, verbosity=0)
+    call_command("seed_demo", units=units, password=password, verbosity=0)
+    return _scenario_build(password=password)
+
+
+def _offset(lat: float, lon: float, *, north_m: float, east_m: float) -> tuple[float, float]:
+    import math
+
+    return (
+        lat + north_m / 111_320.0,
+        lon + east_m / (111_320.0 * math.cos(math.radians(lat))),
+    )
+
+
+def _scenario_build(*, password: str) -> dict[str, Any]:
+    """Three units of our own around a quiet spot of the seeded city.
+
+    ``near`` stands 30 m from the spot (the nearest unit by far), ``mid`` 1.8 km
+    east (outside wave 1's 1 km, inside wave 2's 3 km) and ``far`` about 20 km
+    away. Each has a full kit and three members on duty (post_min 1), one with a
+    login. The spot is the first street point (by code) with no seeded unit
+    within 400 m and few within 3 km, so wave 2 surely reaches ``mid``.
+    """
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.hashers import make_password
+    from django.db import transaction
+    from django.utils import timezone
+
+    from units import geo
+    from units.locate import street_at
+    from units.models import STANDARD_KIT, Equipment, Member, Region, StaffProfile, Unit
+    from units.services import district_at
+
+    seeded = list(Unit.objects.values_list("lat", "lon"))
+    spot = mid = far = None
+    streets = Region.objects.filter(level=Region.Level.STREET, lat__isnull=False).order_by("code")
+    for street in streets:
+        distances = [geo.haversine_m(street.lat, street.lon, a, b) for a, b in seeded]
+        if min(distances, default=1e9) < 400 or sum(d <= 3500 for d in distances) > 15:
+            continue
+        if district_at(lat=street.lat, lon=street.lon) is None:
+            continue
+        mid_pt = _offset(street.lat, street.lon, north_m=0, east_m=1800)
+        if district_at(lat=mid_pt[0], lon=mid_pt[1]) is None:
+            continue
+        for north, east in ((20_000, 0), (-20_000, 0), (0, 20_000), (0, -20_000)):
+            far_pt = _offset(street.lat, street.lon, north_m=north, east_m=east)
+            if district_at(lat=far_pt[0], lon=far_pt[1]) is not None:
+                spot, mid, far = (street.lat, street.lon), mid_pt, far_pt
+                break
+        if spot:
+            break
+    if spot is None:
+        raise SystemExit("no quiet spot for the e2e scenario in the seeded city")
+
+    user_model = get_user_model()
+    hashed = make_password(password)
+    now = timezone.now()
+    placed = {
+        "near": _offset(*spot, north_m=30, east_m=0),
+        "mid": mid,
+        "far": far,
+    }
+    out: dict[str, Any] = {"spot": {"lat": spot[0], "lon": spot[1]}, "units": {}}
+    with transaction.atomic():
+        for label, (lat, lon) in placed.items():
+            unit = Unit.objects.create(
+                code=f"E2E-{label.upper()}",
+                name=f"e2e {label} unit",
+                kind=Unit.Kind.MALL,
+                lat=lat,
+                lon=lon,
+                region=street_at(lat=lat, lon=lon),
+                post_min=1,
+            )
+            for kind, quantity in STANDARD_KIT.items():
+                Equipment.objects.create(unit=unit, kind=kind, quantity=quantity)
+            logins = []
+            for i in range(3):
+                user = None
+                if i < 2:
+                    user = user_model.objects.create(username=f"e2e_{label}_{i}", password=hashed)
+                    logins.append({"username": user.username, "password": password})
+                member = Member.objects.create(
+                    name=f"e2e {label} {i}",
+                    # Not a mobile number, so never one of the seeded phones.
+                    phone=f"100{len(out['units']):04d}{i:04d}",
+                    unit=unit,
+                    on_duty=True,
+                    duty_since=now,
+                    user=user,
+                )
+                if user is not None:
+                    logins[-1]["member_id"] = member.pk
+            out["units"][label] = {"id": unit.pk, "lat": lat, "lon": lon, "logins": logins}
+        staff = user_model.objects.create(username="e2e_staff", password=hashed, is_staff=True)
+        StaffProfile.objects.create(
+            user=staff,
+            role=StaffProfile.Role.CITY_ADMIN,
+            region=Region.objects.get(level=Region.Level.CITY),
+        )
+    out["staff"] = {"username": "e2e_staff", "password": password}
+    return out
+
+
+def _bench_logins(*, count: int) -> list[dict[str, Any]]:
+    """Log ``count`` on-duty members in at once: users with one shared password hash
+    and ready-made sessions (a PBKDF2 login per member would take minutes)."""
+    from django.conf import settings
+    from django.contrib.auth import (
+        BACKEND_SESSION_KEY,
+        HASH_SESSION_KEY,
+        SESSION_KEY,
+        get_user_model,
+    )
+    from django.contrib.auth.hashers import make_password
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.contrib.sessions.models import Session
+    from django.db import transaction
+    from django.utils import timezone
+
+    from units.models import Member
+
+    user_model = get_user_model()
+    members = list(
+        Member.objects.filter(on_duty=True, is_active=True, unit__is_active=True, user=None)
+        .order_by("unit_id", "id")
+        .only("id", "unit_id")[:count]
+    )
+    hashed = make_password(PASSWORD)
+    store = SessionStore()
+    expire = timezone.now() + dt.timedelta(seconds=settings.SESSION_COOKIE_AGE)
+    out = []
+    with transaction.atomic():
+        users = user_model.objects.bulk_create(
+            [user_model(username=f"bench_{m.pk}", password=hashed) for m in members],
+            batch_size=500,
+        )
+        if any(u.pk is None for u in users):  # backends without RETURNING ids
+            by_name = dict(
+                user_model.objects.filter(username__startswith="bench_").values_list(
+                    "username", "pk"
+                )
+            )
+            for u in users:
+                u.pk = by_name[u.username]
+        for m, u in zip(members, users, strict=True):
+            m.user_id = u.pk
+        Member.objects.bulk_update(members, ["user"], batch_size=500)
+        sessions = []
+        for m, u in zip(members, users, strict=True):
+            key = secrets.token_hex(16)
+            data = {
+                SESSION_KEY: str(u.pk),
+                BACKEND_SESSION_KEY: "django.contrib.auth.backends.ModelBackend",
+                HASH_SESSION_KEY: u.get_session_auth_hash(),
+            }
+            sessions.append(
+                Session(session_key=key, session_data=store.encode(data), expire_date=expire)
+            )
+            out.append({"member_id": m.pk, "unit_id": m.unit_id, "sessionid": key})
+        Session.objects.bulk_create(sessions, batch_size=500)
+    return out
+
+
+def _units_near(*, points: list[list[float]]) -> list[list[dict[str, Any]]]:
+    """Wave-1 candidates as the running system would rank them, for each point."""
+    from dispatch.ranking import rank_units
+
+    return [
+        [
+            {"unit_id": c.unit_id, "distance_m": c.distance_m}
+            for c in rank_units(lat=lat, lon=lon, limit=5, radius_m=1500, incident_kind="other")
+        ]
+        for lat, lon in points
+    ]
+
+
+_COMMANDS: dict[str, Callable[..., Any]] = {
+    "prepare": _prepare,
+    "bench-logins": _bench_logins,
+    "units-near": _units_near,
+}
+
+
+def main(argv: list[str]) -> None:
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    django.setup()
+    command, kwargs = argv[0], json.loads(argv[1]) if len(argv) > 1 else {}
+    result = _COMMANDS[command](**kwargs)
+    sys.stdout.write("\n" + json.dumps(result) + "\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
