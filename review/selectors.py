@@ -623,3 +623,213 @@ __all__ = [
     "percentile_cont",
     "unit_stats",
 ]
+
+
+# --- exports ----------------------------------------------------------------------------
+
+EXPORT_MAX_ROWS = 200_000
+
+
+def incident_export_rows(*, user, filters: IncidentFilter) -> tuple[list[str], Iterable[list]]:
+    """Header and rows for the incident export; phone numbers always masked
+    (exports leave the system: a reviewer's report needs no full numbers)."""
+    from django.db.models import Subquery
+
+    from units.models import phone_mask
+
+    first = Dispatch.objects.filter(incident_id=OuterRef("pk"), accepted_at__isnull=False).order_by(
+        "accepted_at", "pk"
+    )
+    qs = incident_list(user=user, filters=filters).annotate(
+        first_unit_code=Subquery(first.values("unit__code")[:1]),
+        first_member_name=Subquery(first.values("accepted_by__name")[:1]),
+        first_member_phone=Subquery(first.values("accepted_by__phone")[:1]),
+    )
+    header = [
+        _("编号"),
+        _("类型"),
+        _("区"),
+        _("街道/镇"),
+        _("地址"),
+        _("第一时间发现"),
+        _("第一时间响应"),
+        _("第一时间管控"),
+        _("第一时间处置"),
+        _("响应用时(秒)"),
+        _("到场用时(秒)"),
+        _("处置用时(秒)"),
+        _("1分钟响应"),
+        _("3分钟到场"),
+        _("5分钟处置"),
+        _("首个响应单元"),
+        _("首个响应队员"),
+        _("队员手机(脱敏)"),
+    ]
+    yes, no = _("是"), _("否")
+
+    def iso(value):
+        return timezone.localtime(value).strftime("%Y-%m-%d %H:%M:%S") if value else ""
+
+    def rows():
+        for i in qs[:EXPORT_MAX_ROWS].iterator(chunk_size=2000):
+            district = i.region.parent if i.region and i.region.level == "street" else i.region
+            yield [
+                i.pk,
+                i.get_kind_display(),
+                district.name if district else "",
+                i.region.name if i.region and i.region.level == "street" else "",
+                i.address,
+                iso(i.discovered_at),
+                iso(i.responded_at),
+                iso(i.controlled_at),
+                iso(i.handled_at),
+                i.to_response_s if i.to_response_s is not None else "",
+                i.to_control_s if i.to_control_s is not None else "",
+                i.to_handling_s if i.to_handling_s is not None else "",
+                yes if i.ok_responded else no,
+                yes if i.ok_controlled else no,
+                yes if i.ok_handled else no,
+                i.first_unit_code or "",
+                i.first_member_name or "",
+                phone_mask(i.first_member_phone) if i.first_member_phone else "",
+            ]
+
+    return header, rows()
+
+
+def stats_export_rows(rows: Iterable[GroupStats]) -> tuple[list[str], list[list]]:
+    header = [
+        _("区域/周"),
+        _("代码"),
+        _("警情数"),
+        _("1-3-5达标数"),
+        _("达标率(%)"),
+        _("1分钟响应率(%)"),
+        _("3分钟到场率(%)"),
+        _("5分钟处置率(%)"),
+        _("响应中位数(秒)"),
+        _("响应P90(秒)"),
+        _("到场中位数(秒)"),
+        _("到场P90(秒)"),
+        _("处置中位数(秒)"),
+        _("处置P90(秒)"),
+    ]
+    out = []
+    for r in rows:
+        d = r.as_dict()
+        out.append(
+            [
+                r.label,
+                r.code,
+                r.incidents,
+                r.compliant,
+                d["compliance_pct"],
+                d["responded_pct"],
+                d["controlled_pct"],
+                d["handled_pct"],
+                *[d[f"{n}_{s}"] for n in DURATIONS for s in ("median", "p90")],
+            ]
+        )
+    return header, out
+
+
+def unit_export_rows(rows: Iterable[UnitStats]) -> tuple[list[str], list[list]]:
+    header = [
+        _("单元编码"),
+        _("单元名称"),
+        _("街道/镇"),
+        _("被调派"),
+        _("接受"),
+        _("拒绝"),
+        _("未应答"),
+        _("到场"),
+        _("响应中位数(秒)"),
+        _("响应P90(秒)"),
+        _("到场中位数(秒)"),
+        _("到场P90(秒)"),
+    ]
+    out = []
+    for s in rows:
+        d = s.as_dict()
+        out.append(
+            [
+                s.code,
+                s.name,
+                s.street,
+                s.alerted,
+                s.accepted,
+                s.declined,
+                s.no_answer,
+                s.on_site,
+                d["to_response_s_median"],
+                d["to_response_s_p90"],
+                d["to_control_s_median"],
+                d["to_control_s_p90"],
+            ]
+        )
+    return header, out
+
+
+# --- the report -------------------------------------------------------------------------
+
+
+@dataclass
+class ResponseReport:
+    filters: IncidentFilter
+    by: str | None  # how ``areas`` is grouped: "district", "street" or None
+    total: GroupStats
+    areas: list[GroupStats]
+    weeks: list[GroupStats]
+    units: list[UnitStats] | None = None
+    unreliable: list[UnitStats] | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        region = self.filters.region
+        return {
+            "region": {"code": region.code, "name": region.name, "level": region.level}
+            if region
+            else None,
+            "since": self.filters.since.isoformat() if self.filters.since else None,
+            "until": self.filters.until.isoformat() if self.filters.until else None,
+            "kind": self.filters.kind,
+            "targets_s": targets_s(),
+            "grouped_by": self.by,
+            "total": self.total.as_dict(),
+            "areas": [a.as_dict() for a in self.areas],
+            "weeks": [w.as_dict() for w in self.weeks],
+            **(
+                {
+                    "units": [u.as_dict() for u in self.units],
+                    "unreliable_units": [u.as_dict() for u in self.unreliable or []],
+                }
+                if self.units is not None
+                else {}
+            ),
+        }
+
+
+def area_grouping(region: Region | None) -> str | None:
+    """A city (or no region) breaks down by district, a district by street."""
+    if region is None or region.level == Region.Level.CITY:
+        return "district"
+    if region.level == Region.Level.DISTRICT:
+        return "street"
+    return None
+
+
+def response_report(*, user, filters: IncidentFilter, with_units: bool = True) -> ResponseReport:
+    """Totals, the breakdown one level down, the weekly trend and (optionally) units."""
+    qs = incident_list(user=user, filters=filters)
+    by = area_grouping(filters.region)
+    totals = incident_stats(qs=qs, by=None)
+    report = ResponseReport(
+        filters=filters,
+        by=by,
+        total=totals[0] if totals else GroupStats(key=None, label=_("合计")),
+        areas=incident_stats(qs=qs, by=by) if by else [],
+        weeks=incident_stats(qs=qs, by="week"),
+    )
+    if with_units:
+        report.units = unit_stats(user=user, filters=filters)
+        report.unreliable = units_unreliable(report.units)
+    return report

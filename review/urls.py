@@ -1,0 +1,22 @@
+from django.urls import path
+
+from . import api, views
+
+app_name = "review"
+
+urlpatterns = [
+    path("review/", views.index, name="index"),
+    path("review/incidents/", views.incident_list, name="incidents"),
+    path("review/incidents/<int:incident_id>/", views.incident_detail, name="incident"),
+    path("review/report/", views.report, name="report"),
+    path(
+        "review/export/<str:what>.<str:fmt>",
+        views.export,
+        name="export",
+    ),
+    path(
+        "api/v1/reports/response-times/",
+        api.ResponseTimesView.as_view(),
+        name="api-response-times",
+    ),
+]

@@ -1,0 +1,205 @@
+"""Review pages (Chinese by default, staff only, scoped): parse, call selectors, render."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+
+from django.core.paginator import Paginator
+from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from dispatch.models import Incident
+from units.models import Region
+from units.scoping import user_scope
+
+from . import selectors
+from .access import reviewer_required
+from .selectors import OutOfScope, ReviewInputError
+
+FILTER_PARAMS = ("district", "street", "kind", "since", "until", "compliant")
+
+
+def _filters(request, *, default_days: int = 90) -> selectors.IncidentFilter:
+    """The filters of the query string; bad input -> ReviewInputError, another
+    district's code -> 404 (never its data)."""
+    params = {k: request.GET.get(k) or None for k in FILTER_PARAMS}
+    try:
+        return selectors.incident_filter_build(
+            user=request.user, default_days=default_days, **params
+        )
+    except OutOfScope as exc:
+        raise Http404(_("该区域不在您的辖区内。")) from exc
+
+
+def _bad_input(request, exc: ReviewInputError):
+    return render(request, "review/bad_input.html", {"errors": exc.errors}, status=400)
+
+
+def _filter_context(request, filters: selectors.IncidentFilter) -> dict:
+    scope = user_scope(request.user)
+    regions = Region.objects.filter(level__in=[Region.Level.DISTRICT, Region.Level.STREET])
+    if scope is not None:
+        regions = regions.filter(path__startswith=scope.path)
+    regions = list(regions.only("code", "name", "level", "parent_id").order_by("path"))
+    return {
+        "filters": filters,
+        "districts": [r for r in regions if r.level == Region.Level.DISTRICT],
+        "streets": [r for r in regions if r.level == Region.Level.STREET],
+        "kinds": Incident.Kind.choices,
+        "query": {k: request.GET.get(k, "") for k in FILTER_PARAMS},
+        "querystring": "&".join(
+            f"{k}={request.GET[k]}" for k in FILTER_PARAMS if request.GET.get(k)
+        ),
+        "since_date": timezone.localtime(filters.since).date().isoformat() if filters.since else "",
+        "until_date": (timezone.localtime(filters.until) - timezone.timedelta(seconds=1))
+        .date()
+        .isoformat()
+        if filters.until
+        else "",
+        "targets": selectors.targets_s(),
+    }
+
+
+@reviewer_required
+def index(request):
+    return redirect("review:report")
+
+
+@reviewer_required
+def incident_list(request):
+    try:
+        filters = _filters(request)
+    except ReviewInputError as exc:
+        return _bad_input(request, exc)
+    qs = selectors.incident_list(user=request.user, filters=filters)
+    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    return render(
+        request,
+        "review/incident_list.html",
+        {"page": page, **_filter_context(request, filters)},
+    )
+
+
+@reviewer_required
+def incident_detail(request, incident_id: int):
+    incident = selectors.incident_for_review(user=request.user, incident_id=incident_id)
+    if incident is None:
+        raise Http404(_("没有该警情，或不在您的辖区内。"))
+    from dispatch.selectors import incident_compliance
+
+    trails = selectors.responder_trails(incident=incident)
+    district = incident.region.parent if incident.region and incident.region.parent else None
+    map_data = {
+        "scene": {"lat": incident.lat, "lon": incident.lon},
+        "outlines": [district.boundary] if district and district.boundary else [],
+        "trails": [
+            {"name": f"{t.member_name} ({t.unit_code})", "points": t.points} for t in trails
+        ],
+    }
+    return render(
+        request,
+        "review/incident_detail.html",
+        {
+            "incident": incident,
+            "timeline": selectors.incident_timeline(incident=incident),
+            "compliance": incident_compliance(incident),
+            "durations": selectors.incident_durations_s(incident),
+            "trails": trails,
+            "map_data": map_data,
+            "targets": selectors.targets_s(),
+        },
+    )
+
+
+@reviewer_required
+def report(request):
+    try:
+        filters = _filters(request)
+    except ReviewInputError as exc:
+        return _bad_input(request, exc)
+    report = selectors.response_report(user=request.user, filters=filters)
+    chart = {
+        "areas": [a.as_dict() for a in report.areas],
+        "weeks": [w.as_dict() for w in report.weeks],
+    }
+    return render(
+        request,
+        "review/report.html",
+        {
+            "report": report,
+            "units": (report.units or [])[:200],
+            "unit_count": len(report.units or []),
+            "chart": chart,
+            **_filter_context(request, filters),
+        },
+    )
+
+
+# --- export -------------------------------------------------------------------------------
+
+
+class _Echo:
+    def write(self, value):
+        return value
+
+
+def _csv_response(filename: str, header: list[str], rows: Iterable[list]):
+    writer = csv.writer(_Echo())
+
+    def stream():
+        yield "\ufeff"  # BOM: Excel opens UTF-8 CSV with Chinese text correctly
+        yield writer.writerow(header)
+        for row in rows:
+            yield writer.writerow(row)
+
+    response = StreamingHttpResponse(stream(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
+    return response
+
+
+def _xlsx_response(filename: str, header: list[str], rows: Iterable[list]):
+    from openpyxl import Workbook
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet(filename)
+    sheet.append(header)
+    for row in rows:
+        sheet.append(row)
+    buffer = io.BytesIO()
+    book.save(buffer)
+    response = HttpResponse(
+        buffer.getvalue(),
+        content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    )
+    response["Content-Disposition"] = f'attachment; filename="{filename}.xlsx"'
+    return response
+
+
+@reviewer_required
+def export(request, what: str, fmt: str):
+    try:
+        filters = _filters(request)
+    except ReviewInputError as exc:
+        return _bad_input(request, exc)
+    if what == "incidents":
+        header, rows = selectors.incident_export_rows(user=request.user, filters=filters)
+    elif what == "areas":
+        rep = selectors.response_report(user=request.user, filters=filters, with_units=False)
+        header, rows = selectors.stats_export_rows([*rep.areas, rep.total])
+    elif what == "weeks":
+        rep = selectors.response_report(user=request.user, filters=filters, with_units=False)
+        header, rows = selectors.stats_export_rows(rep.weeks)
+    elif what == "units":
+        header, rows = selectors.unit_export_rows(
+            selectors.unit_stats(user=request.user, filters=filters)
+        )
+    else:
+        raise Http404
+    name = f"review-{what}-{timezone.localdate():%Y%m%d}"
+    if fmt == "csv":
+        return _csv_response(name, header, rows)
+    return _xlsx_response(name, header, rows)
