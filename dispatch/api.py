@@ -204,6 +204,8 @@ class IncidentViewSet(viewsets.GenericViewSet):
         member = selectors.member_for_user(user=request.user)
         if member is None:
             raise PermissionDenied(_("只有队员可以一键报警。"))
+        if not member.is_active:
+            raise PermissionDenied(_("该队员已停用。"))
         s = MemberReportSerializer(data=request.data)
         s.is_valid(raise_exception=True)
         try:

@@ -259,6 +259,16 @@ def test_a_report_with_bad_coordinates_is_refused(near_responder):
     assert "lat" in field_errors(response)
 
 
+def test_a_deactivated_member_cannot_report(near_responder):
+    near_responder.is_active = False
+    near_responder.save()
+    response = client_for(near_responder.user).post(
+        REPORT, {"kind": "fight", "lat": SPOT[0], "lon": SPOT[1]}, format="json"
+    )
+    assert response.status_code == 403
+    assert not Incident.objects.exists()
+
+
 def test_staff_without_a_member_record_cannot_use_the_report_button(dispatcher):
     response = client_for(dispatcher).post(
         REPORT, {"kind": "fight", "lat": SPOT[0], "lon": SPOT[1]}, format="json"
