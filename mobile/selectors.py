@@ -141,11 +141,25 @@ def member_incident(*, member: Member, incident_id: int) -> dict[str, Any]:
             },
         )
         row["event"] = e.type
-    # Latest position per responder: a bounded, indexed read, newest first.
-    latest = MemberLocation.objects.filter(incident=incident).order_by("-created_at")[:500]
+    # Latest position per responder (a teammate moving with the unit shares it
+    # without an event of their own): a bounded read, newest first.
+    latest = (
+        MemberLocation.objects.filter(incident=incident)
+        .select_related("member__unit")
+        .order_by("-created_at")[:500]
+    )
     for loc in latest:
         row = responders.get(loc.member_id)
-        if row is not None and row["at"] is None:
+        if row is None:
+            row = responders[loc.member_id] = {
+                "member_id": loc.member_id,
+                "name": loc.member.name,
+                "unit_id": loc.member.unit_id,
+                "unit_name": loc.member.unit.name,
+                "event": None,
+                "at": None,
+            }
+        if row["at"] is None:
             row.update(lat=loc.lat, lon=loc.lon, at=loc.created_at.isoformat())
     return {
         "incident": payloads.incident_summary(incident),

@@ -128,6 +128,7 @@ def _strings() -> dict[str, str]:
         "bearing_from_phone": _("方向（以手机位置，正北向上）"),
         "bearing_from_unit": _("方向（以单元位置，正北向上）"),
         "responders": _("已响应"),
+        "me_suffix": _("(我)"),
         "nobody_yet": _("暂无人接受"),
         "status_alerted": _("待响应"),
         "status_accepted": _("已接受"),

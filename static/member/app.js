@@ -556,7 +556,7 @@
 
     const names = Object.values(inc.responders)
       .filter((r) => r.event)
-      .map((r) => `${r.name || r.unit_name || ""}${r.me ? "(我)" : ""}·${T["status_" + r.event] || r.event}`);
+      .map((r) => `${r.name || r.unit_name || ""}${r.me ? T.me_suffix : ""}·${T["status_" + r.event] || r.event}`);
     $("alert-responders").textContent = names.length ? names.join("，") : T.nobody_yet;
 
     const closed = inc.status !== "open";

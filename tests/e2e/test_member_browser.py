@@ -262,6 +262,22 @@ def test_sign_in_receive_accept_on_site_handled(phone, phone_system, phone_city)
     phone.wait_for_selector("#alert-message.ok")
     assert phone.locator("#alert-actions [data-action=navigate]").count() == 1
     assert "(我)" in phone.locator("#alert-responders").inner_text()
+    # A teammate moving to the scene shows on the map (the page polls positions).
+    markers = phone.locator("#alert-map .leaflet-interactive").count()
+    mate = member_login(phone_city, "near", 1)
+    django_run(
+        phone_city,
+        f"""
+from dispatch.services import member_location_record
+from units.models import Member
+member_location_record(member=Member.objects.get(pk={mate["member_id"]}),
+    lat={incident["lat"] - 0.0006}, lon={incident["lon"]}, incident_id={incident["id"]})
+""",
+    )
+    phone.wait_for_function(
+        f"document.querySelectorAll('#alert-map .leaflet-interactive').length > {markers}",
+        timeout=10_000,
+    )
     shot(phone, "03-accepted")
     phone.click("#alert-actions [data-action=on_site]")
     wait_alert(phone, incident["id"], "on_site")
@@ -281,6 +297,31 @@ def test_sign_in_receive_accept_on_site_handled(phone, phone_system, phone_city)
         "closed",
     ]
     assert {"delivered", "seen"} <= {e["type"] for e in mine}
+    # Own unit and kit, history of own alerts.
+    phone.click("#alert-actions button")  # close
+    phone.click(".tabbar [data-view=unit]")
+    phone.wait_for_selector("#kit-list li")
+    assert "装备齐全" in phone.locator("#unit-card").inner_text()
+    shot(phone, "05-unit-and-kit")
+    phone.click(".tabbar [data-view=history]")
+    phone.wait_for_selector(f"#history-list li:has-text('#{incident['id']}')")
+    assert "已处置" in phone.locator("#history-list").inner_text()
+    shot(phone, "06-history")
+
+    # One-button report: raised here and now; the member's own unit is alerted.
+    phone.click(".tabbar [data-view=alerts]")
+    phone.click("#report-open")
+    phone.click("#report-kinds [data-kind=medical]")
+    phone.fill("#report-note", "有人晕倒")
+    shot(phone, "07-report")
+    with phone.expect_response("**/api/v1/incidents/report/") as answer:
+        phone.click("#report-send")
+    assert answer.value.status == 201
+    reported = answer.value.json()["incident"]
+    assert reported["source"] == "member" and reported["kind"] == "medical"
+    wait_alert(phone, reported["id"], "alerted")
+    assert "有人晕倒" in phone.locator("#alert-desc").inner_text()
+
     # While responding the phone shared where it was.
     shared = phone_city.db.scalar(
         "SELECT COUNT(*) FROM dispatch_memberlocation WHERE incident_id = %s AND member_id = %s",
@@ -334,7 +375,7 @@ def test_restarted_server_replays_the_missed_alert_and_refuses_a_stale_action(
     listed = phone.locator(f"#alert-list [data-incident='{incident_id}']")
     assert listed.count() == 1  # replayed once, not twice
     assert "重连后补收" in listed.inner_text()
-    shot(phone, "05-replayed-after-restart")
+    shot(phone, "08-replayed-after-restart")
 
     # Offline again, the member taps accept: queued. Meanwhile a teammate accepts and
     # handles it through the same services (another process).
@@ -358,7 +399,7 @@ for action in ("accept", "on_site", "handled"):
     phone.wait_for_selector("#alert-message.bad")
     message = phone.locator("#alert-message").inner_text()
     assert "已结束" in message
-    shot(phone, "06-stale-action-refused")
+    shot(phone, "09-stale-action-refused")
 
     accepted = phone_city.db.query(
         "SELECT member_id FROM dispatch_incidentevent WHERE incident_id = %s AND type = %s",
@@ -370,12 +411,12 @@ for action in ("accept", "on_site", "handled"):
     phone.context.set_offline(True)
     phone.reload()
     phone.wait_for_selector("#alert-conn", state="visible")  # on the reopened alert
-    shot(phone, "07-offline-alert")
+    shot(phone, "10-offline-alert")
     phone.click("#alert-later")
     phone.wait_for_selector("#offline-note", state="visible")
     assert phone.locator(f"#alert-list [data-incident='{incident_id}']").count() == 1
     assert phone.locator("#conn").get_attribute("data-state") == "offline"
-    shot(phone, "08-offline-shell")
+    shot(phone, "11-offline-shell")
     phone.context.set_offline(False)
 
 
@@ -396,7 +437,7 @@ def test_wrong_password_locks_and_inactive_unit_is_told(phone, phone_system, pho
     phone.wait_for_selector("[data-testid=sign-in-error]")
     assert "锁定" in phone.locator("[data-testid=sign-in-error]").inner_text()
     assert phone.url.endswith("/m/login/")
-    shot(phone, "09-locked")
+    shot(phone, "12-locked")
 
     far = member_login(phone_city, "far", 0)
     far_unit = phone_city.scenario["units"]["far"]["id"]
@@ -409,7 +450,7 @@ def test_wrong_password_locks_and_inactive_unit_is_told(phone, phone_system, pho
     phone.click("#form-password button[type=submit]")
     phone.wait_for_selector("[data-testid=sign-in-error]")
     assert "已停用" in phone.locator("[data-testid=sign-in-error]").inner_text()
-    shot(phone, "10-inactive-unit")
+    shot(phone, "13-inactive-unit")
 
 
 # --- Web Push through the real chain --------------------------------------------------------
