@@ -6,6 +6,7 @@ import csv
 import io
 from collections.abc import Iterable
 
+from django.conf import settings
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
@@ -92,12 +93,24 @@ def incident_detail(request, incident_id: int):
     from dispatch.selectors import incident_compliance
 
     trails = selectors.responder_trails(incident=incident)
+    arrivals = selectors.arrival_checks(incident=incident)
     district = incident.region.parent if incident.region and incident.region.parent else None
     map_data = {
         "scene": {"lat": incident.lat, "lon": incident.lon},
         "outlines": [district.boundary] if district and district.boundary else [],
         "trails": [
             {"name": f"{t.member_name} ({t.unit_code})", "points": t.points} for t in trails
+        ],
+        "arrival_radius_m": None if incident.is_drill else settings.REVIEW_ARRIVAL_RADIUS_M,
+        "reports": [
+            {
+                "lat": a.lat,
+                "lon": a.lon,
+                "verified": a.verified,
+                "title": f"{a.member_name} {a.unit_code} {a.distance_m} m",
+            }
+            for a in arrivals
+            if a.lat is not None
         ],
     }
     return render(
@@ -109,6 +122,8 @@ def incident_detail(request, incident_id: int):
             "compliance": incident_compliance(incident),
             "durations": selectors.incident_durations_s(incident),
             "trails": trails,
+            "arrivals": arrivals,
+            "arrival_radius": int(settings.REVIEW_ARRIVAL_RADIUS_M),
             "map_data": map_data,
             "targets": selectors.targets_s(),
         },
