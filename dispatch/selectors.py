@@ -85,11 +85,13 @@ def member_replay(*, member: Member, last_event_id: int) -> list[dict[str, Any]]
         .select_related("incident")
         .order_by("pk")
     )
+    # Off duty means no alerts, on the fast path and on replay alike.
+    on_duty = Member.objects.filter(pk=member.pk, on_duty=True, is_active=True).exists()
     frames: list[dict[str, Any]] = []
     for event in events:
         own_unit = event.unit_id == member.unit_id
         if event.type == IncidentEvent.Type.ALERTED:
-            if own_unit:
+            if own_unit and on_duty:
                 frames.append(
                     payloads.alert(
                         event=event,

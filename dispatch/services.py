@@ -248,9 +248,9 @@ def _deadlines_schedule(deadlines: list[Deadline]) -> None:
             fire_deadline.apply_async(
                 (d.pk,), eta=d.due_at, expires=d.due_at + dt.timedelta(minutes=5)
             )
-        except Exception:
+        except Exception as exc:
             # Broker down: the deadline row stays pending and the sweep fires it.
-            log.exception("could not enqueue deadline %s; the sweep will fire it", d.pk)
+            log.warning("could not enqueue deadline %s (%r); the sweep will fire it", d.pk, exc)
 
 
 def _countdown_max_s() -> float:
@@ -494,9 +494,12 @@ def deadline_fire(*, deadline_id: int) -> str:
 def _escalate(*, incident: Incident, tier: dict[str, Any]) -> str:
     data: dict[str, Any] = {"tier": tier["name"], "notify": tier.get("notify", [])}
     messages: list[Message] = []
-    if tier.get("flag") and not incident.flagged:
-        Incident.objects.filter(pk=incident.pk).update(flagged=True)
+    events: list[IncidentEvent] = []
+    if tier.get("flag") and Incident.objects.filter(pk=incident.pk, flagged=False).update(
+        flagged=True
+    ):
         incident.flagged = True
+        events.append(IncidentEvent(type=IncidentEvent.Type.FLAGGED, data={"tier": tier["name"]}))
     if tier.get("wave"):
         number = (
             incident.waves.order_by("-number").values_list("number", flat=True).first() or 0
@@ -505,9 +508,10 @@ def _escalate(*, incident: Incident, tier: dict[str, Any]) -> str:
             incident=incident, number=number, spec=tier["wave"], reason=tier["name"]
         )
         data.update(wave=number, units=len(candidates))
-    event = event_record(incident_id=incident.pk, type=IncidentEvent.Type.ESCALATED, data=data)
+    events.append(IncidentEvent(type=IncidentEvent.Type.ESCALATED, data=data))
+    recorded = events_record(incident_id=incident.pk, events=events)
     incident.refresh_from_db()
-    messages += _updates_for(incident=incident, events=[event])
+    messages += _updates_for(incident=incident, events=recorded)
     push_on_commit(messages)
     return "escalated"
 

@@ -446,6 +446,18 @@ def test_resume_does_not_replay_other_units_alerts(near_responder, neighbour_res
     run(scenario)
 
 
+def test_resume_does_not_replay_alerts_to_a_member_now_off_duty(near_responder):
+    async def scenario():
+        await raise_incident()
+        await database_sync_to_async(member_set_duty)(member=near_responder, on_duty=False)
+        async with phone(near_responder.user) as p:
+            await p.send(type="resume", id="r", last_event_id=0)
+            resumed = await p.receive_type("resumed")
+            assert resumed["count"] == 0
+
+    run(scenario)
+
+
 def test_resume_replays_events_of_another_incident_committed_late(near_responder):
     """Ids are not committed in id order across incidents: an event with a lower
     id than the cursor, written in the lookback window, is replayed."""

@@ -589,6 +589,16 @@ def test_an_overdue_response_deadline_sends_a_wider_wave_once(
     assert unanswered.events.filter(type="escalated").count() == 1
 
 
+def test_a_flagging_tier_flags_the_incident_once_with_a_flagged_event(unanswered):
+    make_due(unanswered, "control_3min")
+    make_due(unanswered, "handle_5min")
+    assert services.deadlines_sweep() == 2
+    unanswered.refresh_from_db()
+    assert unanswered.flagged
+    flagged = unanswered.events.filter(type="flagged")
+    assert list(flagged.values_list("data", flat=True)) == [{"tier": "control_3min"}]
+
+
 def test_the_sweep_fires_overdue_deadlines_once(unanswered):
     make_due(unanswered, "respond_1min")
     make_due(unanswered, "control_3min")
