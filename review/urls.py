@@ -9,6 +9,7 @@ urlpatterns = [
     path("review/incidents/", views.incident_list, name="incidents"),
     path("review/incidents/<int:incident_id>/", views.incident_detail, name="incident"),
     path("review/report/", views.report, name="report"),
+    path("review/map/", views.coverage_map, name="map"),
     path(
         "review/export/<str:what>.<str:fmt>",
         views.export,

@@ -218,3 +218,28 @@ def export(request, what: str, fmt: str):
     if fmt == "csv":
         return _csv_response(name, header, rows)
     return _xlsx_response(name, header, rows)
+
+
+@reviewer_required
+def coverage_map(request):
+    try:
+        filters = _filters(request, default_days=30)
+    except ReviewInputError as exc:
+        return _bad_input(request, exc)
+    districts = selectors.scope_districts(user=request.user, region=filters.region)
+    coverage = selectors.coverage_cells(user=request.user, region=filters.region)
+    points = selectors.map_points(user=request.user, filters=filters)
+    data = {
+        "outlines": [
+            {"geometry": d.boundary, "title": d.name, "label": d.name}
+            for d in districts
+            if d.boundary
+        ],
+        "coverage": coverage,
+        **points,
+    }
+    return render(
+        request,
+        "review/map.html",
+        {"map_data": data, "coverage": coverage, **_filter_context(request, filters)},
+    )

@@ -1,0 +1,13 @@
+"""Celery edges for the review: ids in, one service call, JSON only."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from . import services
+
+
+@shared_task(acks_late=True, ignore_result=True, expires=600)
+def coverage_refresh() -> int:
+    """Recompute the coverage-gap grid (beat, every REVIEW_GAP_REFRESH_S)."""
+    return services.coverage_compute().pk
