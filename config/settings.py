@@ -311,6 +311,12 @@ INSTALLED_APPS += ["mobile"]
 MEMBER_LOGIN_MAX_FAILURES = env.int("MEMBER_LOGIN_MAX_FAILURES", default=5)
 MEMBER_LOGIN_FAILURE_WINDOW_S = env.int("MEMBER_LOGIN_FAILURE_WINDOW_S", default=900)
 MEMBER_LOGIN_LOCKOUT_S = env.int("MEMBER_LOGIN_LOCKOUT_S", default=900)
+# The same lock on the admin and API logins of a member's account (m<phone>):
+# the first backend only refuses locked numbers, ModelBackend checks passwords.
+AUTHENTICATION_BACKENDS = [
+    "units.member_auth.MemberLockoutBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 # One-time codes: read out by an admin (valid a day) or sent by SMS (ten minutes,
 # at most one per minute per number).
 MEMBER_LOGIN_CODE_TTL_S = env.int("MEMBER_LOGIN_CODE_TTL_S", default=24 * 3600)

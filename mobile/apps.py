@@ -9,3 +9,7 @@ class MobileConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "mobile"
     verbose_name = _("队员手机端")
+
+    def ready(self) -> None:
+        # Connects the member lockout to failed logins on every path.
+        from units import member_auth  # noqa: F401

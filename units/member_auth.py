@@ -20,7 +20,9 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
-from django.core.exceptions import ValidationError
+from django.contrib.auth.backends import ModelBackend
+from django.contrib.auth.signals import user_login_failed
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
@@ -271,3 +273,37 @@ def member_activate(*, phone: str, code: str, password: str):
             user.save(update_fields=["password", "is_active"])
     _failures_reset(phone=phone)
     return user
+
+
+# --- The same lockout on the project's other login paths -------------------------------
+
+_MEMBER_USERNAME_RE = re.compile(r"^m(1\d{10})$")
+
+
+class MemberLockoutBackend(ModelBackend):
+    """Refuses a locked member number on every ``authenticate()`` path (admin, the
+    API's token and session logins), not only on the phone's sign-in page.
+
+    It checks the lock and then steps aside (returns None) so the next backend,
+    ``ModelBackend``, checks the password once; ``get_user`` is ModelBackend's,
+    so sessions naming this backend work too.
+    """
+
+    def authenticate(self, request, username=None, password=None, **kwargs):
+        match = _MEMBER_USERNAME_RE.match(username or "")
+        if match:
+            try:
+                _lock_check(phone=match.group(1))
+            except SignInError as exc:
+                raise PermissionDenied(exc.message) from exc
+        return None
+
+
+def _login_failed(sender, credentials, request=None, **kwargs) -> None:
+    """A wrong password for a member's username on another path counts too."""
+    match = _MEMBER_USERNAME_RE.match(str(credentials.get("username") or ""))
+    if match:
+        _failure_record(phone=match.group(1))
+
+
+user_login_failed.connect(_login_failed, dispatch_uid="units.member_auth.login_failed")

@@ -181,3 +181,30 @@ def test_an_sms_code_request_for_an_unknown_number_sends_nothing(db, settings):
     notify.outbox.clear()
     member_login_code_send(phone="13800000001")
     assert notify.outbox == []
+
+
+def test_the_api_login_counts_toward_and_honours_the_member_lockout(activated, settings):
+    from rest_framework.test import APIClient
+
+    settings.MEMBER_LOGIN_MAX_FAILURES = 2
+    api = APIClient()
+    username = f"m{activated.phone}"
+    for _ in range(2):
+        wrong = api.post("/api/v1/auth/token/", {"username": username, "password": "nope"})
+        assert wrong.status_code == 400
+    assert SignInThrottle.objects.get(phone=activated.phone).locked_until is not None
+    right = api.post("/api/v1/auth/token/", {"username": username, "password": PASSWORD})
+    assert right.status_code == 400
+    with pytest.raises(SignInError) as exc:
+        member_sign_in(phone=activated.phone, password=PASSWORD)
+    assert exc.value.code == "locked"
+
+
+def test_staff_logins_are_untouched_by_the_member_lockout(tianhe_admin):
+    from rest_framework.test import APIClient
+
+    r = APIClient().post(
+        "/api/v1/auth/token/", {"username": tianhe_admin.username, "password": "pw-12345678"}
+    )
+    assert r.status_code == 200
+    assert not SignInThrottle.objects.exists()
