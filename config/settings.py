@@ -201,6 +201,21 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # Where seed_demo reads Guangzhou's districts and streets (a copy ships in units/).
 GEODATA_DIR = Path(env.str("GEODATA_DIR", default=str(BASE_DIR / "units" / "geodata")))
 
+# --- Roster administration (docs/roster.md) ------------------------------------------
+# Audit history of every roster row (django-simple-history); the middleware
+# records the admin user who made each change.
+INSTALLED_APPS += ["simple_history"]
+MIDDLEWARE += ["simple_history.middleware.HistoryRequestMiddleware"]
+# Reverting to an old version would skip the roster services' checks.
+SIMPLE_HISTORY_REVERT_DISABLED = True
+# Bulk import: a bigger file is refused before it is read (a full-city members
+# CSV is about 12 MB).
+ROSTER_IMPORT_MAX_BYTES = env.int("ROSTER_IMPORT_MAX_BYTES", default=30 * 1024 * 1024)
+# Readiness: kit not inspected for this many days is due for inspection; kit
+# expiring within the warning window is flagged before it makes a unit not ready.
+ROSTER_INSPECTION_INTERVAL_DAYS = env.int("ROSTER_INSPECTION_INTERVAL_DAYS", default=180)
+ROSTER_EXPIRY_WARNING_DAYS = env.int("ROSTER_EXPIRY_WARNING_DAYS", default=30)
+
 # --- Dispatch -----------------------------------------------------------------------
 # Escalation policy per incident kind (a kind not listed uses "default"), mirroring
 # Guangzhou's rings: 1 min on-post response, 3 min mutual aid on site, 5 min

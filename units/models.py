@@ -4,6 +4,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from simple_history.models import HistoricalRecords
 
 
 class Region(models.Model):
@@ -78,6 +79,8 @@ class Unit(models.Model):
     # below this many on duty.
     post_min = models.PositiveSmallIntegerField(_("本岗最少留守人数"), default=1)
     updated_at = models.DateTimeField(_("更新时间"), auto_now=True)
+    # Who changed what and when, before and after (admin "历史" page, imports).
+    history = HistoricalRecords(verbose_name=_("应急单元历史"))
 
     class Meta:
         verbose_name = _("应急单元")
@@ -116,15 +119,35 @@ class Member(models.Model):
         related_name="member",
         verbose_name=_("登录账号"),
     )
+    history = HistoricalRecords(verbose_name=_("队员历史"))
 
     class Meta:
         verbose_name = _("队员")
         verbose_name_plural = _("队员")
         ordering = ["unit_id", "id"]
-        indexes = [models.Index(fields=["unit", "on_duty"], name="member_unit_duty")]
+        indexes = [
+            models.Index(fields=["unit", "on_duty"], name="member_unit_duty"),
+            # The ~41k members on duty out of 245k: readiness counts read just these.
+            models.Index(
+                fields=["unit"], condition=Q(on_duty=True, is_active=True), name="member_on_duty"
+            ),
+        ]
 
     def __str__(self) -> str:
-        return f"{self.name} ({self.phone})"
+        # Masked: this string shows up in pages of every role (history, incident
+        # timelines, breadcrumbs); the full number only where a role may see it.
+        return f"{self.name} ({phone_mask(self.phone)})"
+
+    @property
+    def phone_masked(self) -> str:
+        return phone_mask(self.phone)
+
+
+def phone_mask(phone: str) -> str:
+    """``13812341234`` -> ``138****1234``: enough to tell people apart, not to call them."""
+    if len(phone) < 8:
+        return "*" * len(phone)
+    return f"{phone[:3]}{'*' * (len(phone) - 7)}{phone[-4:]}"
 
 
 class EquipmentKind(models.TextChoices):
@@ -170,6 +193,7 @@ class Equipment(models.Model):
     )
     last_inspected = models.DateField(_("上次检查"), null=True, blank=True)
     expires = models.DateField(_("有效期至"), null=True, blank=True)
+    history = HistoricalRecords(verbose_name=_("装备历史"))
 
     class Meta:
         verbose_name = _("装备")
@@ -178,13 +202,24 @@ class Equipment(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["unit", "kind"], name="equipment_unique_kind_per_unit"),
         ]
+        # The readiness overview counts expired kit and overdue inspections per
+        # street: range scans on these instead of reading every row.
+        indexes = [
+            models.Index(fields=["expires", "unit"], name="equipment_expires"),
+            models.Index(fields=["last_inspected", "unit"], name="equipment_inspected"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} x{self.quantity}"
 
 
 class StaffProfile(models.Model):
-    """A staff account's role and the region subtree it sees."""
+    """A staff account's role and the part of the roster it sees.
+
+    Every role but the unit leader sees its ``region``'s subtree; a unit leader
+    sees its own ``unit`` (its region is that unit's street). What each role may
+    do is the table in ``units.scoping``.
+    """
 
     class Role(models.TextChoices):
         CITY_ADMIN = "city_admin", _("市级管理员")
@@ -192,19 +227,45 @@ class StaffProfile(models.Model):
         STREET_ADMIN = "street_admin", _("街镇管理员")
         POLICE_STATION = "police_station", _("派出所")
         POLICE_REVIEWER = "police_reviewer", _("公安复盘")
+        UNIT_LEADER = "unit_leader", _("单元负责人")
 
     user = models.OneToOneField(
         settings.AUTH_USER_MODEL, models.CASCADE, related_name="staff", verbose_name=_("账号")
     )
     role = models.CharField(_("角色"), max_length=20, choices=Role.choices)
     region = models.ForeignKey(Region, models.PROTECT, related_name="staff", verbose_name=_("辖区"))
+    # A unit leader's own unit. PROTECT: deleting the unit must not silently
+    # leave a leader account that sees nothing.
+    unit = models.ForeignKey(
+        Unit,
+        models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="leaders",
+        verbose_name=_("所属单元"),
+    )
+    history = HistoricalRecords(verbose_name=_("工作人员历史"))
 
     class Meta:
         verbose_name = _("工作人员")
         verbose_name_plural = _("工作人员")
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(role="unit_leader") | Q(unit__isnull=False),
+                name="staff_unit_leader_has_unit",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.user} {self.get_role_display()} {self.region}"
+
+    def clean(self) -> None:
+        from django.core.exceptions import ValidationError
+
+        if self.role == self.Role.UNIT_LEADER:
+            if self.unit_id is None:
+                raise ValidationError({"unit": _("单元负责人必须指定所属单元。")})
+            self.region_id = self.unit.region_id
 
 
 class RosterChange(models.Model):
@@ -223,3 +284,57 @@ class RosterChange(models.Model):
 
     def __str__(self) -> str:
         return f"{self.pk}: unit {self.unit_id or '*'}"
+
+
+class ImportJob(models.Model):
+    """One bulk import of a roster file, run by a Celery worker.
+
+    The file is kept in the row (not on a disk the worker may not share) until
+    the import is committed; a dry run keeps it so that "confirm" can commit
+    exactly the file that was previewed.
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("排队中")
+        RUNNING = "running", _("进行中")
+        DONE = "done", _("已完成")
+        FAILED = "failed", _("有错误")
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        models.SET_NULL,
+        null=True,
+        related_name="+",
+        verbose_name=_("导入人"),
+    )
+    filename = models.CharField(_("文件名"), max_length=255)
+    size = models.PositiveBigIntegerField(_("大小(字节)"), default=0)
+    data = models.BinaryField(_("文件内容"), null=True, editable=False)
+    dry_run = models.BooleanField(_("预览(不写入)"), default=True)
+    previewed = models.ForeignKey(
+        "self",
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("确认的预览"),
+    )
+    status = models.CharField(
+        _("状态"), max_length=16, choices=Status.choices, default=Status.QUEUED
+    )
+    phase = models.CharField(_("阶段"), max_length=16, blank=True)  # check / write
+    progress_done = models.PositiveIntegerField(_("已处理行数"), default=0)
+    progress_total = models.PositiveIntegerField(_("总行数"), default=0)
+    # Counts and a sample per sheet, and every bad row: see units.importing.
+    result = models.JSONField(_("结果"), default=dict, blank=True)
+    created_at = models.DateTimeField(_("创建时间"), auto_now_add=True)
+    started_at = models.DateTimeField(_("开始时间"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("结束时间"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("导入任务")
+        verbose_name_plural = _("导入任务")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.filename}"

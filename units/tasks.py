@@ -1,0 +1,14 @@
+"""Celery tasks for the roster: thin, idempotent, ids in, a service call out."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from . import importing
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def roster_import_run(job_id: int) -> None:
+    """Check (and unless a dry run, write) one import job. A redelivered task
+    finds the job already claimed and does nothing."""
+    importing.import_job_run(job_id=job_id)
