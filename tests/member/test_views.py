@@ -265,3 +265,13 @@ def test_clocking_out_on_the_page_stops_alerts_to_the_open_socket(near_member):
     assert frames[0]["type"] == "incident.alert" and frames[0]["incident"]["id"] == first
     assert frames[1] == {"type": "duty", "id": None, "on_duty": False}
     assert not [f for f in frames[2:] if f.get("incident", {}).get("id") == second]
+
+
+def test_the_member_pages_speak_english_when_asked(client, near_member, settings):
+    client.cookies[settings.LANGUAGE_COOKIE_NAME] = "en"
+    page = client.get("/m/login/").content.decode()
+    assert "Member sign-in" in page and "队员登录" not in page
+    wrong = client.post(
+        "/m/login/", {"form": "password", "phone": near_member.phone, "password": "x"}
+    ).content.decode()
+    assert "First sign-in: set your password with a one-time code." in wrong
