@@ -233,13 +233,14 @@
   let msgSeq = Date.now() % 1e9; // unique per page load; replies echo it
   const nextId = () => ++msgSeq;
   let replayBatch = [];
+  let lastServerError = "";
 
   function setConn(kind) {
     const el = $("conn");
     el.dataset.state = kind;
     el.className = `conn conn-${kind}`;
     el.querySelector(".label").textContent = T[kind];
-    $("offline-note").hidden = kind !== "offline";
+    $("offline-note").hidden = kind !== "offline" || !$("blocked").hidden;
     $("alert-conn").hidden = kind !== "offline";
   }
 
@@ -270,6 +271,15 @@
       if (ws !== socket) return;
       ws = null;
       resumed = false;
+      if (e.code === 4403) {
+        // Member or unit deactivated: say so, and look again only now and then.
+        $("blocked").textContent = lastServerError || T.error;
+        $("blocked").hidden = false;
+        setConn("offline");
+        clearTimeout(reconnectTimer);
+        reconnectTimer = setTimeout(connect, 60000);
+        return;
+      }
       if (e.code === 4401) {
         // Signed out (here or elsewhere) or the session expired: back to sign-in.
         setConn("offline");
@@ -301,6 +311,7 @@
     switch (frame.type) {
       case "hello":
         attempt = 0;
+        $("blocked").hidden = true;
         adoptMember(frame.member.id);
         if (state.me) state.me.member.on_duty = frame.on_duty;
         replayBatch = [];
@@ -326,7 +337,8 @@
       case "ok":
         return onReply(frame, true);
       case "error":
-        if (frame.id == null && (frame.code === "signed_out" || frame.code === "revoked")) {
+        if (frame.id == null) {
+          lastServerError = frame.message;
           toast(frame.message);
           return;
         }

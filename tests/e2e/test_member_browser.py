@@ -257,6 +257,12 @@ def test_sign_in_receive_accept_on_site_handled(phone, phone_system, phone_city)
     assert phone.locator("#alert-map .leaflet-interactive").count() >= 2  # blank map, markers
     shot(phone, "02-alert")
 
+    # Out of order (handled before accepting): the server refuses, the page says so.
+    phone.evaluate(f"memberApp.act('handled', {incident['id']})")
+    phone.wait_for_selector("#alert-message.bad")
+    assert "不能执行" in phone.locator("#alert-message").inner_text()
+    assert phone.locator("#alert").get_attribute("data-status") == "alerted"
+
     phone.click("#alert-actions [data-action=accept]")
     wait_alert(phone, incident["id"], "accepted")
     phone.wait_for_selector("#alert-message.ok")
@@ -439,18 +445,28 @@ def test_wrong_password_locks_and_inactive_unit_is_told(phone, phone_system, pho
     assert phone.url.endswith("/m/login/")
     shot(phone, "12-locked")
 
+    # A signed-in member whose unit is deactivated: the socket is refused with a
+    # clear banner, and signing in again is refused too.
     far = member_login(phone_city, "far", 0)
+    sign_in(phone, base, far)
     far_unit = phone_city.scenario["units"]["far"]["id"]
     django_run(
         phone_city,
         f"from units.models import Unit\nUnit.objects.filter(pk={far_unit}).update(is_active=0)",
     )
+    phone.reload()
+    phone.wait_for_selector("#blocked", state="visible")
+    assert "停用" in phone.locator("#blocked").inner_text()
+    assert phone.locator("#conn").get_attribute("data-state") == "offline"
+    shot(phone, "13-unit-deactivated")
+    phone.context.clear_cookies()
+    phone.goto(base + "/m/login/")
     phone.fill("#form-password input[name=phone]", far["phone"])
     phone.fill("#form-password input[name=password]", far["password"])
     phone.click("#form-password button[type=submit]")
     phone.wait_for_selector("[data-testid=sign-in-error]")
     assert "已停用" in phone.locator("[data-testid=sign-in-error]").inner_text()
-    shot(phone, "13-inactive-unit")
+    shot(phone, "14-inactive-unit-sign-in")
 
 
 # --- Web Push through the real chain --------------------------------------------------------
