@@ -8,18 +8,35 @@ and the ordinary member actions score it.
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Max
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
+from dispatch import payloads
+from dispatch.events import (
+    SUPERVISORS_GROUP,
+    event_record,
+    events_record,
+    incident_group,
+    push_on_commit,
+    unit_group,
+)
+from dispatch.models import Delivery, Dispatch, Incident, IncidentEvent, Wave
+from dispatch.policy import policy_for
 from dispatch.ranking import unit_index
-from units.models import Region
+from units import geo
+from units.models import Member, Region, StaffProfile, Unit
+from units.scoping import staff_profile
 from units.seeding import points_in_geometry
 
-from .models import CoverageSnapshot
+from .models import CoverageSnapshot, Drill
 
 METRES_PER_DEGREE_LAT = 111_320.0
 
@@ -107,3 +124,241 @@ def coverage_compute(*, cell_m: int | None = None, target_s: int | None = None) 
         ]
         CoverageSnapshot.objects.filter(pk__in=list(old)).delete()
     return snapshot
+
+
+# --- drills (拉动测试) -------------------------------------------------------------------
+
+log = logging.getLogger(__name__)
+
+DRILL_STARTER_ROLES = {StaffProfile.Role.POLICE_STATION}
+# No drill ever stands units down for "enough accepted": every unit is scored.
+_NEVER_ENOUGH = {str(s): 10**9 for s in Incident.Severity.values}
+
+
+class DrillRefused(Exception):
+    """The user may not start this drill, or its scope is wrong; nothing was written."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def drill_region_resolve(*, user, scope: str, code: str | None = None) -> Region:
+    """The region a drill of ``scope`` covers, checked against the user's scope.
+
+    ``area`` is the station's own jurisdiction; ``street`` and ``district`` take a
+    code of that level inside it; ``city`` is the root, only for city-wide staff.
+    """
+    if scope not in Drill.Scope.values:
+        raise DrillRefused("bad_scope", _("未知的演练范围：%(s)s") % {"s": scope})
+    profile = staff_profile(user)
+    own = profile.region if profile is not None and not user.is_superuser else None
+    if scope == Drill.Scope.AREA:
+        if own is None:
+            raise DrillRefused("no_area", _("没有本辖区：请选择具体的街道、区或全市。"))
+        return own
+    if scope == Drill.Scope.CITY:
+        region = Region.objects.filter(parent__isnull=True, level=Region.Level.CITY).first()
+    else:
+        if not code:
+            raise DrillRefused("no_region", _("请选择演练的街道/镇或区。"))
+        level = Region.Level.STREET if scope == Drill.Scope.STREET else Region.Level.DISTRICT
+        region = Region.objects.filter(code=code, level=level).first()
+    if region is None:
+        raise DrillRefused("unknown_region", _("未知的区域编码：%(c)s") % {"c": code or ""})
+    if own is not None and not region.path.startswith(own.path):
+        raise DrillRefused("out_of_scope", _("该区域不在您的辖区内。"))
+    return region
+
+
+def drill_start(*, user, scope: str, code: str | None = None) -> Drill:
+    """Start a no-notice drill: an ``is_drill`` incident for ``scope``; the units are
+    alerted in batches by Celery after commit (a city-wide drill is ~23,000 units).
+
+    Only police stations (and superusers) start drills, inside their own scope.
+    """
+    profile = staff_profile(user)
+    if not user.is_superuser and (profile is None or profile.role not in DRILL_STARTER_ROLES):
+        raise DrillRefused("not_station", _("只有派出所可以发起拉动测试。"))
+    region = drill_region_resolve(user=user, scope=scope, code=code)
+    station = profile.region if profile is not None else region
+    units_total = Unit.objects.filter(region__path__startswith=region.path, is_active=True).count()
+    if units_total == 0:
+        raise DrillRefused("no_units", _("该区域没有可通知的单元。"))
+    lat, lon = region.lat, region.lon
+    if lat is None or lon is None:
+        lat, lon = Unit.objects.filter(region__path__startswith=region.path).values_list(
+            "lat", "lon"
+        )[0]
+    policy = policy_for(kind=Incident.Kind.OTHER, severity=Incident.Severity.LOW)
+    # A drill keeps no escalation timers and never stands units down early.
+    policy.update(tiers=[], enough_accepts=_NEVER_ENOUGH, drill=True)
+    with transaction.atomic():
+        incident = Incident.objects.create(
+            kind=Incident.Kind.OTHER,
+            severity=Incident.Severity.LOW,
+            lat=lat,
+            lon=lon,
+            address=region.name,
+            description=_("拉动测试（演练）：%(r)s 全部单元，请立即到岗集结。")
+            % {"r": region.name},
+            source=Incident.Source.DRILL,
+            region=region,
+            created_by=user,
+            is_drill=True,
+            policy=policy,
+            discovered_at=timezone.now(),
+        )
+        event_record(
+            incident_id=incident.pk,
+            type=IncidentEvent.Type.CREATED,
+            user=user,
+            data={"source": Incident.Source.DRILL, "drill_scope": scope, "units": units_total},
+        )
+        drill = Drill.objects.create(
+            scope=scope,
+            region=region,
+            station=station,
+            started_by=user,
+            incident=incident,
+            units_total=units_total,
+        )
+        push_on_commit([(SUPERVISORS_GROUP, payloads.incident_opened(incident))])
+        transaction.on_commit(lambda: _drill_batch_enqueue(drill_id=drill.pk, after_unit_id=0))
+    return drill
+
+
+def _drill_batch_enqueue(*, drill_id: int, after_unit_id: int) -> None:
+    from .tasks import drill_send_batch
+
+    drill_send_batch.delay(drill_id, after_unit_id)
+
+
+def drill_send_batch(*, drill_id: int, after_unit_id: int, batch: int | None = None) -> int:
+    """Alert the next ``batch`` units of the drill (by unit id after ``after_unit_id``)
+    as one wave: dispatches, deliveries, ``alerted`` events, pushes after commit,
+    then enqueue the next batch. Idempotent: units already alerted are skipped.
+    Returns how many units this call alerted.
+    """
+    batch = int(batch or settings.REVIEW_DRILL_BATCH)
+    with transaction.atomic():
+        drill = Drill.objects.select_related("region").get(pk=drill_id)
+        # Row lock: one batch at a time per drill (wave numbers, event seqs).
+        incident = Incident.objects.select_for_update().get(pk=drill.incident_id)
+        if drill.status == Drill.Status.CLOSED or incident.status != Incident.Status.OPEN:
+            return 0
+        units = list(
+            Unit.objects.filter(
+                region__path__startswith=drill.region.path, is_active=True, pk__gt=after_unit_id
+            )
+            .order_by("pk")
+            .values_list("pk", "lat", "lon")[:batch]
+        )
+        if not units:
+            Drill.objects.filter(pk=drill_id).update(
+                status=Drill.Status.SENT, sent_at=timezone.now()
+            )
+            return 0
+        done = set(
+            Dispatch.objects.filter(
+                incident=incident, unit_id__in=[u[0] for u in units]
+            ).values_list("unit_id", flat=True)
+        )
+        todo = [u for u in units if u[0] not in done]
+        sent = 0
+        if todo:
+            sent = _drill_wave_send(drill=drill, incident=incident, units=todo)
+        last_id = units[-1][0]
+        Drill.objects.filter(pk=drill_id).update(status=Drill.Status.SENDING)
+        transaction.on_commit(
+            lambda: _drill_batch_enqueue(drill_id=drill_id, after_unit_id=last_id)
+        )
+    return sent
+
+
+def _drill_wave_send(
+    *, drill: Drill, incident: Incident, units: list[tuple[int, float, float]]
+) -> int:
+    number = (Wave.objects.filter(incident=incident).aggregate(n=Max("number"))["n"] or 0) + 1
+    wave = Wave.objects.create(incident=incident, number=number, radius_m=0, reason="drill")
+    rank0 = drill.units_alerted
+    dispatches = Dispatch.objects.bulk_create(
+        [
+            Dispatch(
+                incident=incident,
+                wave=wave,
+                unit_id=unit_id,
+                rank=min(rank0 + i + 1, 32767),
+                distance_m=round(geo.haversine_m(incident.lat, incident.lon, lat, lon)),
+                # A drill calls each unit to its own post: nothing to walk.
+                eta_s=0,
+            )
+            for i, (unit_id, lat, lon) in enumerate(units)
+        ]
+    )
+    by_unit = {d.unit_id: d for d in dispatches}
+    on_duty = Member.objects.filter(
+        unit_id__in=list(by_unit), on_duty=True, is_active=True
+    ).values_list("pk", "unit_id")
+    Delivery.objects.bulk_create(
+        [Delivery(dispatch=by_unit[unit_id], member_id=member_id) for member_id, unit_id in on_duty]
+    )
+    events = events_record(
+        incident_id=incident.pk,
+        events=[
+            IncidentEvent(
+                type=IncidentEvent.Type.ALERTED,
+                unit_id=d.unit_id,
+                data={"wave": number, "rank": d.rank, "drill": True, "distance_m": d.distance_m},
+            )
+            for d in dispatches
+        ],
+    )
+    summary = payloads.incident_summary(incident)
+    messages = [
+        (unit_group(d.unit_id), payloads.alert(event=e, incident_summary=summary, dispatch=d))
+        for d, e in zip(dispatches, events, strict=True)
+    ]
+    messages.append(
+        (incident_group(incident.pk), payloads.update(event=events[-1], incident=incident))
+    )
+    push_on_commit(messages)
+    Drill.objects.filter(pk=drill.pk).update(units_alerted=F("units_alerted") + len(dispatches))
+    _notify_chain_start(wave_id=wave.pk)
+    return len(dispatches)
+
+
+def _notify_chain_start(*, wave_id: int) -> None:
+    """Closed pages get Web Push, then SMS and voice, as for a real wave."""
+    try:
+        from dispatch import notify
+    except ImportError:  # the member app's notification chain is not installed
+        return
+    if getattr(settings, "REVIEW_DRILL_NOTIFY_CHAIN", True):
+        notify.chain_start_on_commit(wave_id=wave_id)
+
+
+def drill_close(*, user, drill_id: int) -> Drill:
+    """End a drill: the incident closes (no ``handled_at``: nothing was handled) and
+    every unit still on it is told."""
+    with transaction.atomic():
+        drill = Drill.objects.select_for_update().get(pk=drill_id)
+        if drill.status == Drill.Status.CLOSED:
+            return drill
+        now = timezone.now()
+        Incident.objects.filter(pk=drill.incident_id, status=Incident.Status.OPEN).update(
+            status=Incident.Status.CLOSED
+        )
+        incident = Incident.objects.get(pk=drill.incident_id)
+        event = event_record(
+            incident_id=incident.pk, type=IncidentEvent.Type.CLOSED, user=user, data={"drill": True}
+        )
+        payload = payloads.update(event=event, incident=incident)
+        unit_ids = Dispatch.objects.filter(incident=incident).values_list("unit_id", flat=True)
+        push_on_commit(
+            [(unit_group(u), payload) for u in unit_ids] + [(incident_group(incident.pk), payload)]
+        )
+        Drill.objects.filter(pk=drill.pk).update(status=Drill.Status.CLOSED, closed_at=now)
+        drill.refresh_from_db()
+    return drill

@@ -11,3 +11,9 @@ from . import services
 def coverage_refresh() -> int:
     """Recompute the coverage-gap grid (beat, every REVIEW_GAP_REFRESH_S)."""
     return services.coverage_compute().pk
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def drill_send_batch(drill_id: int, after_unit_id: int) -> int:
+    """Alert the next batch of a drill's units; enqueues the batch after it."""
+    return services.drill_send_batch(drill_id=drill_id, after_unit_id=after_unit_id)

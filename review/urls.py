@@ -10,6 +10,8 @@ urlpatterns = [
     path("review/incidents/<int:incident_id>/", views.incident_detail, name="incident"),
     path("review/report/", views.report, name="report"),
     path("review/map/", views.coverage_map, name="map"),
+    path("review/drills/", views.drills, name="drills"),
+    path("review/drills/<int:drill_id>/", views.drill_detail, name="drill"),
     path(
         "review/export/<str:what>.<str:fmt>",
         views.export,

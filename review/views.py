@@ -7,6 +7,8 @@ import io
 from collections.abc import Iterable
 
 from django.conf import settings
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
@@ -17,8 +19,9 @@ from dispatch.models import Incident
 from units.models import Region
 from units.scoping import user_scope
 
-from . import selectors
+from . import selectors, services
 from .access import reviewer_required
+from .models import Drill
 from .selectors import OutOfScope, ReviewInputError
 
 FILTER_PARAMS = ("district", "street", "kind", "since", "until", "compliant")
@@ -242,4 +245,101 @@ def coverage_map(request):
         request,
         "review/map.html",
         {"map_data": data, "coverage": coverage, **_filter_context(request, filters)},
+    )
+
+
+# --- drills -------------------------------------------------------------------------------
+
+
+def _may_start_drill(user) -> bool:
+    from units.scoping import staff_profile
+
+    profile = staff_profile(user)
+    return user.is_superuser or (
+        profile is not None and profile.role in services.DRILL_STARTER_ROLES
+    )
+
+
+@reviewer_required
+def drills(request):
+    if request.method == "POST":
+        if not _may_start_drill(request.user):
+            raise PermissionDenied
+        try:
+            drill = services.drill_start(
+                user=request.user,
+                scope=request.POST.get("scope", ""),
+                code=request.POST.get("code") or None,
+            )
+        except services.DrillRefused as exc:
+            messages.error(request, exc.message)
+            return redirect("review:drills")
+        messages.success(request, _("拉动测试已发起，正在分批通知单元。"))
+        return redirect("review:drill", drill_id=drill.pk)
+    try:
+        filters = _filters(request, default_days=365)
+    except ReviewInputError as exc:
+        return _bad_input(request, exc)
+    league = {
+        by: selectors.drill_league(
+            user=request.user, by=by, since=filters.since, until=filters.until
+        )
+        for by in ("station", "street", "unit")
+    }
+    return render(
+        request,
+        "review/drills.html",
+        {
+            "drills": selectors.drills_visible(user=request.user)[:50],
+            "league": league,
+            "may_start": _may_start_drill(request.user),
+            "scopes": Drill.Scope.choices,
+            **_filter_context(request, filters),
+        },
+    )
+
+
+@reviewer_required
+def drill_detail(request, drill_id: int):
+    drill = selectors.drills_visible(user=request.user).filter(pk=drill_id).first()
+    if drill is None:
+        raise Http404(_("没有该演练，或不在您的辖区内。"))
+    if request.method == "POST" and request.POST.get("close"):
+        if not _may_start_drill(request.user):
+            raise PermissionDenied
+        services.drill_close(user=request.user, drill_id=drill.pk)
+        return redirect("review:drill", drill_id=drill.pk)
+    total, lines = selectors.drill_report(user=request.user, drill=drill)
+    if request.GET.get("format") == "csv":
+        header = [
+            _("单元编码"), _("单元名称"), _("街道/镇"), _("在岗被通知人数"), _("已送达人数"),
+            _("首次送达(秒)"), _("响应(秒)"), _("到位(秒)"), _("到位核验"), _("状态"),
+        ]  # fmt: skip
+        rows = (
+            [
+                x.unit_code,
+                x.unit_name,
+                x.street,
+                x.on_duty_alerted,
+                x.received,
+                x.first_received_s,
+                x.acknowledged_s,
+                x.arrived_s,
+                {True: _("是"), False: _("否"), None: ""}[x.arrival_verified],
+                x.status,
+            ]  # fmt: skip
+            for x in lines
+        )
+        return _csv_response(f"drill-{drill.pk}", header, rows)
+    return render(
+        request,
+        "review/drill_detail.html",
+        {
+            "drill": drill,
+            "total": total,
+            "lines": lines[:500],
+            "line_count": len(lines),
+            "may_close": _may_start_drill(request.user) and drill.status != Drill.Status.CLOSED,
+            "targets": selectors.targets_s(),
+        },
     )
