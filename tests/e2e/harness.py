@@ -742,8 +742,9 @@ def _bench_logins(*, count: int) -> list[dict[str, Any]]:
     user_model = get_user_model()
     members = list(
         Member.objects.filter(on_duty=True, is_active=True, unit__is_active=True, user=None)
+        .select_related("unit")
         .order_by("unit_id", "id")
-        .only("id", "unit_id")[:count]
+        .only("id", "unit_id", "unit__lat", "unit__lon")[:count]
     )
     hashed = make_password(PASSWORD)
     store = SessionStore()
@@ -776,28 +777,22 @@ def _bench_logins(*, count: int) -> list[dict[str, Any]]:
             sessions.append(
                 Session(session_key=key, session_data=store.encode(data), expire_date=expire)
             )
-            out.append({"member_id": m.pk, "unit_id": m.unit_id, "sessionid": key})
+            out.append(
+                {
+                    "member_id": m.pk,
+                    "unit_id": m.unit_id,
+                    "unit_lat": m.unit.lat,
+                    "unit_lon": m.unit.lon,
+                    "sessionid": key,
+                }
+            )
         Session.objects.bulk_create(sessions, batch_size=500)
     return out
-
-
-def _units_near(*, points: list[list[float]]) -> list[list[dict[str, Any]]]:
-    """Wave-1 candidates as the running system would rank them, for each point."""
-    from dispatch.ranking import rank_units
-
-    return [
-        [
-            {"unit_id": c.unit_id, "distance_m": c.distance_m}
-            for c in rank_units(lat=lat, lon=lon, limit=5, radius_m=1500, incident_kind="other")
-        ]
-        for lat, lon in points
-    ]
 
 
 _COMMANDS: dict[str, Callable[..., Any]] = {
     "prepare": _prepare,
     "bench-logins": _bench_logins,
-    "units-near": _units_near,
 }
 
 
