@@ -361,6 +361,12 @@ NOTIFY_CHAIN = env.json(
         {"channel": "voice", "after_s": 45, "while": "unanswered"},
     ],
 )
+# A beat sweep runs chain steps overdue by a few seconds (a dead worker's).
+CELERY_BEAT_SCHEDULE["notify-chain-sweep"] = {
+    "task": "dispatch.tasks.notify_chain_sweep",
+    "schedule": 5.0,
+    "options": {"expires": 10.0},
+}
 # Web Push (VAPID): the key pair is made on first use into DATA_DIR.
 VAPID_PRIVATE_KEY_FILE = Path(
     env.str("VAPID_PRIVATE_KEY_FILE", default=str(DATA_DIR / "vapid_private.pem"))

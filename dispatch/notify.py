@@ -16,6 +16,7 @@ reaches a member twice on one channel.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import re
 from dataclasses import dataclass, field
@@ -24,12 +25,13 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 
 from units.models import Member
 
-from .models import Delivery, Dispatch, Incident
+from .models import Delivery, Dispatch, Incident, Wave
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +182,7 @@ def _pending(*, wave_id: int, condition: str):
     return qs
 
 
-def chain_step(*, wave_id: int, step: int) -> int:
+def chain_step(*, wave_id: int, step: int, schedule_next: bool = True) -> int:
     """Run one step of the chain for a wave; returns how many members it notified."""
     chain = settings.NOTIFY_CHAIN
     if step >= len(chain):
@@ -199,8 +201,33 @@ def chain_step(*, wave_id: int, step: int) -> int:
         for delivery in deliveries:
             sent += _notify_one(backend=backend, channel=channel, delivery=delivery)
     # Later steps only while someone of this wave may still need them.
-    if step + 1 < len(chain) and _pending(wave_id=wave_id, condition="unanswered").exists():
+    if (
+        schedule_next
+        and step + 1 < len(chain)
+        and _pending(wave_id=wave_id, condition="unanswered").exists()
+    ):
         _step_schedule(wave_id=wave_id, step=step + 1)
+    return sent
+
+
+def chain_sweep(*, now: dt.datetime | None = None, grace_s: float = 5.0) -> int:
+    """Run every step that is overdue by more than ``grace_s`` (a worker died, the
+    broker was down when it should have been enqueued). Beat calls it every few
+    seconds; the per-(delivery, channel) claim keeps it from sending twice."""
+    chain = settings.NOTIFY_CHAIN
+    if not chain:
+        return 0
+    now = now or timezone.now()
+    horizon = max(float(s["after_s"]) for s in chain) + 300
+    waves = Wave.objects.filter(
+        created_at__gte=now - dt.timedelta(seconds=horizon),
+        incident__status=Incident.Status.OPEN,
+    ).values_list("pk", "created_at")
+    sent = 0
+    for wave_id, created_at in waves:
+        for step, spec in enumerate(chain):
+            if created_at + dt.timedelta(seconds=float(spec["after_s"]) + grace_s) <= now:
+                sent += chain_step(wave_id=wave_id, step=step, schedule_next=False)
     return sent
 
 

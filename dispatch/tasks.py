@@ -25,3 +25,10 @@ def notify_chain_step(wave_id: int, step: int) -> int:
     from . import notify
 
     return notify.chain_step(wave_id=wave_id, step=step)
+
+
+@shared_task(acks_late=True, ignore_result=True)
+def notify_chain_sweep() -> int:
+    from . import notify
+
+    return notify.chain_sweep()

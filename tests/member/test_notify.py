@@ -258,3 +258,21 @@ def test_sms_webhook_needs_the_token(unit_pair, settings):
         "/m/sms/reply/", {"phone": member.phone}, headers={"Authorization": "Bearer s3cret-token"}
     )
     assert bad.status_code == 400
+
+
+def test_the_sweep_runs_overdue_steps_a_dead_worker_missed_once(unit_pair, settings):
+    import datetime as dt
+
+    settings.NOTIFY_CHAIN = [
+        {"channel": "push", "after_s": 5, "while": "undelivered"},
+        {"channel": "sms", "after_s": 60, "while": "unanswered"},
+    ]
+    incident = _raise()  # after-commit hooks never run here: no chain was started
+    wave = incident.waves.get()
+    assert notify.chain_sweep(now=wave.created_at + dt.timedelta(seconds=3)) == 0
+    at = wave.created_at + dt.timedelta(seconds=20)
+    assert notify.chain_sweep(now=at) == 2
+    assert len(_sent("push")) == 2 and _sent("sms") == []
+    assert notify.chain_sweep(now=at) == 0  # claimed: never twice
+    assert notify.chain_sweep(now=wave.created_at + dt.timedelta(seconds=70)) == 2
+    assert len(_sent("sms")) == 2
