@@ -275,3 +275,25 @@ def test_the_member_pages_speak_english_when_asked(client, near_member, settings
         "/m/login/", {"form": "password", "phone": near_member.phone, "password": "x"}
     ).content.decode()
     assert "First sign-in: set your password with a one-time code." in wrong
+
+
+def test_admin_issues_a_one_time_code_that_the_member_can_use(client, near_member):
+    import re
+
+    from tests.factories import UserFactory
+
+    admin_user = UserFactory(is_staff=True, is_superuser=True)
+    client.force_login(admin_user)
+    response = client.post(
+        "/admin/units/member/",
+        {"action": "member_issue_login_code", "_selected_action": [near_member.pk]},
+        follow=True,
+    )
+    shown = " ".join(str(m) for m in response.context["messages"])
+    code = re.search(r"：(\d{6})", shown).group(1)
+    phone = Client()
+    signed_in = phone.post(
+        "/m/login/",
+        {"form": "activate", "phone": near_member.phone, "code": code, "password": PASSWORD},
+    )
+    assert signed_in.status_code == 302
