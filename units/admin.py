@@ -124,6 +124,9 @@ class RosterHistoryAdmin(SimpleHistoryAdmin):
         qs = super().get_history_queryset(request, history_manager, pk_name, object_id)
         return qs.filter(self._history_scope(request))
 
+    def has_view_history_or_change_history_permission(self, request, obj=None) -> bool:
+        return self.has_view_history_permission(request, obj)
+
     def has_view_history_permission(self, request, obj=None) -> bool:
         return self.has_view_permission(request, obj) and user_sees_phones(request.user)
 
@@ -625,6 +628,7 @@ class ImportJobAdmin(ScopedPermissionsMixin, admin.ModelAdmin):
             "title": _("导入任务 #%(id)d：%(name)s") % {"id": job.pk, "name": job.filename},
             "opts": self.model._meta,
             "job": job,
+            "has_change_permission": False,
             "result": job.result,
             "errors_shown": errors[:500],
             "errors_more": max(0, len(errors) - 500),

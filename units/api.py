@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from .models import Equipment, Member, Region, Unit
+from .scoping import phone_for, phone_mask
 from .selectors import region_list, unit_get, unit_list
 
 
@@ -94,9 +95,16 @@ class LogoutView(APIView):
 
 
 class MemberSerializer(serializers.ModelSerializer):
+    # Masked (138****1234) for roles that do not get members' phones (scoping).
+    phone = serializers.SerializerMethodField()
+
     class Meta:
         model = Member
         fields = ["id", "name", "phone", "role", "on_duty", "duty_since", "trained", "is_active"]
+
+    def get_phone(self, obj: Member) -> str:
+        request = self.context.get("request")
+        return phone_for(request.user, obj.phone) if request is not None else phone_mask(obj.phone)
 
 
 class EquipmentSerializer(serializers.ModelSerializer):
@@ -194,7 +202,7 @@ class UnitViewSet(viewsets.GenericViewSet):
             unit = unit_get(user=request.user, unit_id=int(pk))
         except (Unit.DoesNotExist, ValueError):
             return Response({"detail": _("未找到。")}, status=status.HTTP_404_NOT_FOUND)
-        return Response(UnitDetailSerializer(unit).data)
+        return Response(UnitDetailSerializer(unit, context={"request": request}).data)
 
 
 class RegionSerializer(serializers.ModelSerializer):
