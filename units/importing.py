@@ -500,6 +500,8 @@ def _date(value: Any) -> dt.date:
 def phone_normalize(value: Any) -> str:
     """An 11-digit mainland mobile number from what a spreadsheet holds, or CellError."""
     text = _text(value)
+    if not text:
+        raise CellError(_("不能为空。"))
     digits = re.sub(r"[\s\-()（）]", "", text)
     for prefix in ("+86", "0086"):
         if digits.startswith(prefix):
