@@ -1089,6 +1089,7 @@ class DrillRow:
 _DRILL_GROUPS = {
     "station": ("incident__drill__station_id", "station"),
     "street": ("unit__region_id", "street"),
+    "district": ("unit__region__parent_id", "district"),
     "unit": ("unit_id", "unit"),
     "drill": ("incident__drill__id", "drill"),
 }
@@ -1132,7 +1133,7 @@ def drill_league(*, user, by: str, since=None, until=None, drill_ids=None) -> li
 
 def _drill_labels(rows: list[DrillRow], *, by: str) -> None:
     keys = [r.key for r in rows]
-    if by in ("station", "street"):
+    if by in ("station", "street", "district"):
         names = dict(Region.objects.filter(pk__in=keys).values_list("pk", "name"))
     elif by == "unit":
         names = {

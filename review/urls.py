@@ -11,6 +11,8 @@ urlpatterns = [
     path("review/report/", views.report, name="report"),
     path("review/map/", views.coverage_map, name="map"),
     path("review/drills/", views.drills, name="drills"),
+    path("review/index/", views.index_ranking, name="index-ranking"),
+    path("review/index/<str:level>/<int:key>/", views.index_explain, name="index-explain"),
     path("review/drills/<int:drill_id>/", views.drill_detail, name="drill"),
     path(
         "review/export/<str:what>.<str:fmt>",

@@ -19,7 +19,7 @@ from dispatch.models import Incident
 from units.models import Region
 from units.scoping import user_scope
 
-from . import selectors, services
+from . import readiness, selectors, services
 from .access import reviewer_required
 from .models import Drill
 from .selectors import OutOfScope, ReviewInputError
@@ -341,5 +341,76 @@ def drill_detail(request, drill_id: int):
             "line_count": len(lines),
             "may_close": _may_start_drill(request.user) and drill.status != Drill.Status.CLOSED,
             "targets": selectors.targets_s(),
+        },
+    )
+
+
+# --- the readiness-and-response index ----------------------------------------------------
+
+
+def _level(request, filters) -> str:
+    level = request.GET.get("level") or (
+        "street" if filters.region is not None and filters.region.level != "city" else "district"
+    )
+    if level not in readiness.LEVELS:
+        raise ReviewInputError({"level": _("level 只能是 district、street 或 unit。")})
+    return level
+
+
+@reviewer_required
+def index_ranking(request):
+    try:
+        filters = _filters(request)
+        level = _level(request, filters)
+    except ReviewInputError as exc:
+        return _bad_input(request, exc)
+    rows = readiness.index_scores(
+        user=request.user,
+        level=level,
+        region=filters.region,
+        since=filters.since,
+        until=filters.until,
+    )
+    return render(
+        request,
+        "review/index.html",
+        {
+            "rows": rows[:300],
+            "row_count": len(rows),
+            "level": level,
+            "levels": [("district", _("区")), ("street", _("街道/镇")), ("unit", _("单元"))],
+            **_filter_context(request, filters),
+        },
+    )
+
+
+@reviewer_required
+def index_explain(request, level: str, key: int):
+    if level not in readiness.LEVELS:
+        raise Http404
+    try:
+        filters = _filters(request)
+    except ReviewInputError as exc:
+        return _bad_input(request, exc)
+    rows = readiness.index_scores(
+        user=request.user,
+        level=level,
+        region=filters.region,
+        since=filters.since,
+        until=filters.until,
+    )
+    row = next((r for r in rows if r.key == key), None)
+    if row is None:
+        raise Http404(_("没有该对象，或不在您的辖区内。"))
+    trend = readiness.index_trend(user=request.user, level=level, key=key, region=filters.region)
+    return render(
+        request,
+        "review/index_explain.html",
+        {
+            "row": row,
+            "of": len(rows),
+            "level": level,
+            "trend": {"labels": [t[0] for t in trend], "scores": [t[1] for t in trend]},
+            **_filter_context(request, filters),
         },
     )

@@ -1,0 +1,373 @@
+"""The readiness-and-response index (就绪与响应综合指数): a weighted tree of
+indicators kept as data (``IndicatorNode``, editable in the admin), scored per
+unit, street and district, ranked, trended by week, explainable to its leaves.
+
+Each leaf maps one raw metric linearly to 0-100 (``good`` -> 100, ``bad`` -> 0,
+clamped; ``good`` may be below ``bad`` for "lower is better"). An inner node is
+the weighted mean of its children that have a score: a leaf with no data (no
+incidents in the period, no drill yet) is left out and its siblings' weights
+renormalised, and the explanation says so.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from dispatch.models import Incident
+from units.models import STANDARD_KIT, Equipment, Member, Region, Unit
+from units.scoping import scope_filter
+from units.selectors import kit_ok_q
+
+from . import selectors
+from .models import CoverageSnapshot, IndicatorNode
+
+M = IndicatorNode.Metric
+LEVELS = ("district", "street", "unit")
+
+
+# --- the tree ---------------------------------------------------------------------------
+
+
+@dataclass
+class TreeNode:
+    node: IndicatorNode
+    children: list[TreeNode] = field(default_factory=list)
+
+
+def indicator_tree() -> list[TreeNode]:
+    """The active indicator tree (roots first, children in ``order``)."""
+    nodes = list(IndicatorNode.objects.filter(active=True).order_by("order", "pk"))
+    by_id = {n.pk: TreeNode(n) for n in nodes}
+    roots = []
+    for n in nodes:
+        parent = by_id.get(n.parent_id) if n.parent_id else None
+        if parent is not None:
+            parent.children.append(by_id[n.pk])
+        elif n.parent_id is None:
+            roots.append(by_id[n.pk])
+    return roots
+
+
+@dataclass
+class Scored:
+    """One node's score for one entity, with what it was made of."""
+
+    code: str
+    name: str
+    weight: float
+    score: float | None
+    raw: float | None = None  # leaves: the metric's value
+    metric: str = ""
+    metric_display: str = ""
+    good: float | None = None
+    bad: float | None = None
+    share: float | None = None  # the weight's share among scored siblings
+    children: list[Scored] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "code": self.code,
+            "name": self.name,
+            "weight": self.weight,
+            "share": self.share,
+            "score": self.score,
+            "raw": self.raw,
+            "metric": self.metric,
+            "good": self.good,
+            "bad": self.bad,
+            "children": [c.as_dict() for c in self.children],
+        }
+
+
+def leaf_score(value: float | None, *, good: float | None, bad: float | None) -> float | None:
+    if value is None or good is None or bad is None or good == bad:
+        return None
+    return round(min(100.0, max(0.0, 100.0 * (value - bad) / (good - bad))), 1)
+
+
+def score_tree(tree: TreeNode, metrics: dict[str, float | None]) -> Scored:
+    n = tree.node
+    if not tree.children:
+        raw = metrics.get(n.metric) if n.metric else None
+        return Scored(
+            code=n.code,
+            name=n.name,
+            weight=n.weight,
+            score=leaf_score(raw, good=n.good, bad=n.bad),
+            raw=None if raw is None else round(raw, 1),
+            metric=n.metric,
+            metric_display=n.get_metric_display() if n.metric else "",
+            good=n.good,
+            bad=n.bad,
+        )
+    children = [score_tree(c, metrics) for c in tree.children]
+    scored = [c for c in children if c.score is not None and c.weight > 0]
+    total = sum(c.weight for c in scored)
+    for c in scored:
+        c.share = round(c.weight / total, 3) if total else None
+    score = round(sum(c.score * c.weight for c in scored) / total, 1) if total else None
+    return Scored(code=n.code, name=n.name, weight=n.weight, score=score, children=children)
+
+
+# --- metrics per entity -----------------------------------------------------------------
+
+
+@dataclass
+class Entity:
+    key: int
+    level: str
+    label: str
+    code: str
+    metrics: dict[str, float | None] = field(default_factory=dict)
+
+
+def _entities(*, user, level: str, region: Region | None) -> dict[int, Entity]:
+    if level == "unit":
+        qs = Unit.objects.filter(scope_filter(user, "unit"), is_active=True)
+        if region is not None:
+            qs = qs.filter(region__path__startswith=region.path)
+        return {
+            pk: Entity(pk, level, f"{code} {name}", code)
+            for pk, code, name in qs.values_list("pk", "code", "name")
+        }
+    qs = Region.objects.filter(scope_filter(user, "region"), level=level)
+    if region is not None:
+        qs = qs.filter(path__startswith=region.path)
+    return {
+        pk: Entity(pk, level, name, code) for pk, name, code in qs.values_list("pk", "name", "code")
+    }
+
+
+def _timing_metrics(
+    *, user, level: str, region: Region | None, since: dt.datetime, until: dt.datetime
+) -> dict[int, dict[str, float | None]]:
+    filters = selectors.IncidentFilter(region=region, since=since, until=until)
+    out: dict[int, dict[str, float | None]] = {}
+    if level == "unit":
+        for s in selectors.unit_stats(user=user, filters=filters):
+            m = out.setdefault(s.unit_id, {})
+            m[M.RESPONSE_MEDIAN] = s.durations.get(
+                "to_response_s", selectors.DurationStats()
+            ).median
+            m[M.ARRIVAL_MEDIAN] = s.durations.get("to_control_s", selectors.DurationStats()).median
+            m[M.HANDLING_MEDIAN] = s.durations.get(
+                "to_handling_s", selectors.DurationStats()
+            ).median
+        # A unit's own 1-3-5: of its alerts, how many it answered / reached in time.
+        t = selectors.targets_s()
+        qs = selectors.dispatches_annotated(
+            selectors.Dispatch.objects.filter(
+                selectors._unit_scope_q(user),
+                incident__in=selectors.incident_list(user=user, filters=filters).values("pk"),
+            )
+        ).order_by()
+        for r in qs.values("unit_id").annotate(
+            n=Count("*"),
+            r1=Count("pk", filter=Q(to_response_s__lte=t["responded"])),
+            c3=Count("pk", filter=Q(to_control_s__lte=t["controlled"])),
+        ):
+            m = out.setdefault(r["unit_id"], {})
+            m[M.RESPONDED_1MIN] = 100.0 * r["r1"] / r["n"]
+            m[M.CONTROLLED_3MIN] = 100.0 * r["c3"] / r["n"]
+        return out
+    qs = selectors.incident_list(user=user, filters=filters)
+    for g in selectors.incident_stats(qs=qs, by=level):
+        if g.key is None:
+            continue
+        out[g.key] = {
+            M.RESPONSE_MEDIAN: g.durations.get("to_response_s", selectors.DurationStats()).median,
+            M.ARRIVAL_MEDIAN: g.durations.get("to_control_s", selectors.DurationStats()).median,
+            M.HANDLING_MEDIAN: g.durations.get("to_handling_s", selectors.DurationStats()).median,
+            M.RESPONDED_1MIN: g.pct("responded"),
+            M.CONTROLLED_3MIN: g.pct("controlled"),
+            M.HANDLED_5MIN: g.pct("handled"),
+        }
+    return out
+
+
+def _drill_metrics(
+    *, user, level: str, since: dt.datetime, until: dt.datetime
+) -> dict[int, dict[str, float | None]]:
+    rows = selectors.drill_league(user=user, by=level, since=since, until=until)
+    return {
+        r.key: {M.DRILL_ACK: r.ack_pct, M.DRILL_ARRIVAL: r.arrival_median_s}
+        for r in rows
+        if r.key is not None
+    }
+
+
+def _readiness_metrics(*, user, level: str, region: Region | None) -> dict[int, dict[str, float]]:
+    """Share of active units with someone to send beyond their own post, and with
+    the whole standard kit usable and in date (current state, not per period)."""
+    units = Unit.objects.filter(scope_filter(user, "unit"), is_active=True)
+    if region is not None:
+        units = units.filter(region__path__startswith=region.path)
+    rows = list(units.values_list("pk", "region_id", "region__parent_id", "post_min"))
+    on_duty = dict(
+        Member.objects.filter(on_duty=True, is_active=True, unit__in=units.values("pk"))
+        .order_by()
+        .values("unit_id")
+        .annotate(n=Count("*"))
+        .values_list("unit_id", "n")
+    )
+    kit = dict(
+        Equipment.objects.filter(kit_ok_q(), unit__in=units.values("pk"))
+        .order_by()
+        .values("unit_id")
+        .annotate(n=Count("*"))
+        .values_list("unit_id", "n")
+    )
+    sums: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for pk, street_id, district_id, post_min in rows:
+        key = {"unit": pk, "street": street_id, "district": district_id}[level]
+        s = sums[key]
+        s[0] += 1
+        s[1] += on_duty.get(pk, 0) > post_min
+        s[2] += kit.get(pk, 0) >= len(STANDARD_KIT)
+    return {
+        key: {M.DUTY_COVERAGE: 100.0 * s[1] / s[0], M.KIT_COMPLETE: 100.0 * s[2] / s[0]}
+        for key, s in sums.items()
+        if s[0]
+    }
+
+
+def _coverage_metrics(*, level: str) -> dict[int, dict[str, float]]:
+    """Gap share of the latest coverage snapshot's cells, per district or street
+    (a cell belongs to the street whose point is nearest within its district)."""
+    if level == "unit":
+        return {}
+    snapshot = CoverageSnapshot.objects.order_by("-computed_at", "-pk").first()
+    if snapshot is None or not snapshot.cells.get("cells"):
+        return {}
+    cells = np.array(
+        [[c[0], c[1], -1 if c[2] is None else c[2], c[3]] for c in snapshot.cells["cells"]],
+        dtype=float,
+    )
+    gap = (cells[:, 2] < 0) | (cells[:, 2] > snapshot.target_s)
+    if level == "district":
+        owner = cells[:, 3].astype(np.int64)
+    else:
+        streets = list(
+            Region.objects.filter(level=Region.Level.STREET, lat__isnull=False).values_list(
+                "pk", "parent_id", "lat", "lon"
+            )
+        )
+        owner = np.zeros(len(cells), dtype=np.int64)
+        for district_id in np.unique(cells[:, 3]).astype(np.int64):
+            mine = [s for s in streets if s[1] == district_id]
+            if not mine:
+                continue
+            idx = np.flatnonzero(cells[:, 3] == district_id)
+            pts = np.array([[s[2], s[3]] for s in mine])
+            k = math.cos(math.radians(float(cells[idx, 0].mean())))
+            d2 = (cells[idx, 0, None] - pts[None, :, 0]) ** 2 + (
+                (cells[idx, 1, None] - pts[None, :, 1]) * k
+            ) ** 2
+            owner[idx] = np.array([mine[j][0] for j in d2.argmin(axis=1)])
+    out = {}
+    for key in np.unique(owner):
+        if key == 0:
+            continue
+        mine = owner == key
+        out[int(key)] = {M.COVERAGE_GAP: 100.0 * float(gap[mine].sum()) / float(mine.sum())}
+    return out
+
+
+# --- scores -----------------------------------------------------------------------------
+
+
+@dataclass
+class IndexRow:
+    key: int
+    level: str
+    label: str
+    code: str
+    score: float | None
+    tree: Scored | None
+    rank: int | None = None
+    metrics: dict[str, float | None] = field(default_factory=dict)
+
+
+def index_scores(
+    *,
+    user,
+    level: str,
+    region: Region | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+) -> list[IndexRow]:
+    """Score every district, street or unit in scope (under ``region``), best first.
+
+    Period metrics (timing, compliance, drills) use [since, until), default the
+    last 90 days; readiness and coverage are the current state.
+    """
+    if level not in LEVELS:
+        raise selectors.ReviewInputError({"level": f"level must be one of {', '.join(LEVELS)}"})
+    until = until or timezone.now()
+    since = since or until - dt.timedelta(days=90)
+    entities = _entities(user=user, level=level, region=region)
+    sources: Iterable[dict[int, dict[str, float | None]]] = (
+        _timing_metrics(user=user, level=level, region=region, since=since, until=until),
+        _drill_metrics(user=user, level=level, since=since, until=until),
+        _readiness_metrics(user=user, level=level, region=region),
+        _coverage_metrics(level=level),
+    )
+    for source in sources:
+        for key, values in source.items():
+            if key in entities:
+                entities[key].metrics.update(values)
+    roots = indicator_tree()
+    rows = []
+    for e in entities.values():
+        tree = score_tree(roots[0], e.metrics) if roots else None
+        rows.append(
+            IndexRow(
+                key=e.key,
+                level=level,
+                label=e.label,
+                code=e.code,
+                score=tree.score if tree else None,
+                tree=tree,
+                metrics=e.metrics,
+            )
+        )
+    rows.sort(key=lambda r: (r.score is None, -(r.score or 0), r.code))
+    for i, r in enumerate(rows):
+        r.rank = i + 1 if r.score is not None else None
+    return rows
+
+
+def index_trend(
+    *, user, level: str, key: int, weeks: int = 8, region: Region | None = None
+) -> list[tuple[str, float | None]]:
+    """One entity's score for each of the last ``weeks`` whole weeks (Monday starts)."""
+    today = timezone.localdate()
+    monday = today - dt.timedelta(days=today.weekday())
+    out = []
+    for i in range(weeks, 0, -1):
+        start_day = monday - dt.timedelta(days=7 * i)
+        start = timezone.make_aware(dt.datetime.combine(start_day, dt.time.min))
+        rows = index_scores(
+            user=user, level=level, region=region, since=start, until=start + dt.timedelta(days=7)
+        )
+        row = next((r for r in rows if r.key == key), None)
+        out.append((start_day.isoformat(), row.score if row else None))
+    return out
+
+
+def open_incidents_by(*, user, level: str) -> dict[int, int]:
+    """Open (real) incidents per street or district in the user's scope."""
+    qs = Incident.objects.filter(
+        scope_filter(user, "incident"), status=Incident.Status.OPEN, is_drill=False
+    ).order_by()
+    field_name = "region_id" if level == "street" else "region__parent_id"
+    return dict(qs.values(field_name).annotate(n=Count("*")).values_list(field_name, "n"))
