@@ -371,3 +371,113 @@ def open_incidents_by(*, user, level: str) -> dict[int, int]:
     ).order_by()
     field_name = "region_id" if level == "street" else "region__parent_id"
     return dict(qs.values(field_name).annotate(n=Count("*")).values_list(field_name, "n"))
+
+
+# --- three-colour warning (三色预警) -------------------------------------------------------
+
+GREEN, AMBER, RED = "green", "amber", "red"
+_WORSE = {GREEN: 0, AMBER: 1, RED: 2}
+
+
+def colour_for(*, score: float | None, open_incidents: int) -> tuple[str, list[str]]:
+    """Green / amber / red from the index score and open incidents; the worse wins.
+    Returns the colour and the reasons (Chinese, for the page)."""
+    from django.conf import settings
+    from django.utils.translation import gettext as _
+
+    reasons = []
+    by_score = GREEN
+    if score is None:
+        by_score = AMBER
+        reasons.append(_("无指数数据"))
+    elif score < settings.REVIEW_WARNING_AMBER:
+        by_score = RED
+        reasons.append(
+            _("综合指数 %(s)s 低于 %(t)s") % {"s": score, "t": settings.REVIEW_WARNING_AMBER}
+        )
+    elif score < settings.REVIEW_WARNING_GREEN:
+        by_score = AMBER
+        reasons.append(
+            _("综合指数 %(s)s 低于 %(t)s") % {"s": score, "t": settings.REVIEW_WARNING_GREEN}
+        )
+    by_open = GREEN
+    if open_incidents >= settings.REVIEW_WARNING_OPEN_RED:
+        by_open = RED
+    elif open_incidents >= settings.REVIEW_WARNING_OPEN_AMBER:
+        by_open = AMBER
+    if by_open != GREEN:
+        reasons.append(_("%(n)s 起警情正在处置") % {"n": open_incidents})
+    return max(by_score, by_open, key=_WORSE.__getitem__), reasons
+
+
+@dataclass
+class WarningArea:
+    key: int
+    level: str
+    label: str
+    code: str
+    score: float | None
+    open_incidents: int
+    colour: str
+    reasons: list[str]
+    lat: float | None = None
+    lon: float | None = None
+    boundary: dict | None = None
+
+
+def warning_areas(*, user, region: Region | None = None) -> tuple[str, list[WarningArea]]:
+    """The areas one level below ``region`` (city -> districts, district -> streets,
+    street -> units), each coloured green / amber / red. Returns (level, areas)."""
+    level = "district"
+    if region is not None and region.level == Region.Level.DISTRICT:
+        level = "street"
+    elif region is not None and region.level == Region.Level.STREET:
+        level = "unit"
+    rows = index_scores(user=user, level=level, region=region)
+    if level == "unit":
+        open_by = dict(
+            Incident.objects.filter(
+                scope_filter(user, "incident"), status=Incident.Status.OPEN, is_drill=False
+            )
+            .filter(dispatches__unit_id__in=[r.key for r in rows])
+            .order_by()
+            .values("dispatches__unit_id")
+            .annotate(n=Count("*"))
+            .values_list("dispatches__unit_id", "n")
+        )
+        places = dict(
+            (pk, (lat, lon, None))
+            for pk, lat, lon in Unit.objects.filter(pk__in=[r.key for r in rows]).values_list(
+                "pk", "lat", "lon"
+            )
+        )
+    else:
+        open_by = open_incidents_by(user=user, level=level)
+        places = {
+            pk: (lat, lon, boundary)
+            for pk, lat, lon, boundary in Region.objects.filter(
+                pk__in=[r.key for r in rows]
+            ).values_list("pk", "lat", "lon", "boundary")
+        }
+    areas = []
+    for r in rows:
+        n_open = open_by.get(r.key, 0)
+        colour, reasons = colour_for(score=r.score, open_incidents=n_open)
+        lat, lon, boundary = places.get(r.key, (None, None, None))
+        areas.append(
+            WarningArea(
+                key=r.key,
+                level=level,
+                label=r.label,
+                code=r.code,
+                score=r.score,
+                open_incidents=n_open,
+                colour=colour,
+                reasons=reasons,
+                lat=lat,
+                lon=lon,
+                boundary=boundary if level == "district" else None,
+            )
+        )
+    areas.sort(key=lambda a: (-_WORSE[a.colour], a.score if a.score is not None else -1, a.code))
+    return level, areas

@@ -12,6 +12,7 @@ urlpatterns = [
     path("review/map/", views.coverage_map, name="map"),
     path("review/drills/", views.drills, name="drills"),
     path("review/index/", views.index_ranking, name="index-ranking"),
+    path("review/warning/", views.warning_map, name="warning"),
     path("review/index/<str:level>/<int:key>/", views.index_explain, name="index-explain"),
     path("review/drills/<int:drill_id>/", views.drill_detail, name="drill"),
     path(

@@ -414,3 +414,65 @@ def index_explain(request, level: str, key: int):
             **_filter_context(request, filters),
         },
     )
+
+
+# --- three-colour warning map ------------------------------------------------------------
+
+COLOURS = {"green": "#2e9d5b", "amber": "#f0ad4e", "red": "#d9534f"}
+
+
+@reviewer_required
+def warning_map(request):
+    try:
+        filters = _filters(request)
+    except ReviewInputError as exc:
+        return _bad_input(request, exc)
+    region = filters.region
+    level, areas = readiness.warning_areas(user=request.user, region=region)
+    districts = selectors.scope_districts(user=request.user, region=region)
+    param = {"district": "district", "street": "street"}.get(level)
+    outlines, points = [], []
+    if level == "district":
+        outlines = [
+            {
+                "geometry": a.boundary,
+                "fill": COLOURS[a.colour],
+                "title": f"{a.label} {a.score if a.score is not None else '—'}",
+                "href": f"?district={a.code}",
+            }
+            for a in areas
+            if a.boundary
+        ]
+        points = [
+            {"lat": a.lat, "lon": a.lon, "r": 0.1, "label": a.label}
+            for a in areas
+            if a.lat is not None
+        ]
+    else:
+        outlines = [{"geometry": d.boundary} for d in districts if d.boundary]
+        points = [
+            {
+                "lat": a.lat,
+                "lon": a.lon,
+                "r": 9 if level == "street" else 5,
+                "fill": COLOURS[a.colour],
+                "title": f"{a.label} {a.score if a.score is not None else '—'}",
+                "href": f"?street={a.code}" if param == "street" else None,
+                "label": a.label if level == "street" else None,
+            }
+            for a in areas
+            if a.lat is not None
+        ]
+    counts = {c: sum(1 for a in areas if a.colour == c) for c in COLOURS}
+    return render(
+        request,
+        "review/warning.html",
+        {
+            "areas": areas,
+            "level": level,
+            "counts": counts,
+            "colours": COLOURS,
+            "map_data": {"outlines": outlines, "points": points},
+            **_filter_context(request, filters),
+        },
+    )

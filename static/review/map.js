@@ -54,7 +54,7 @@
       eachRing(geometry, function (ring) {
         d += ring.map(function (p, i) { return (i ? "L" : "M") + x(p[0]).toFixed(1) + " " + y(p[1]).toFixed(1); }).join("") + "Z";
       });
-      var path = el("path", { d: d, fill: o.fill || "#f4f6f8", stroke: o.stroke || "#8a96a3", "stroke-width": 1.2, "fill-rule": "evenodd" }, gOutline);
+      var path = el("path", { d: d, fill: o.fill || "#f4f6f8", "fill-opacity": o.opacity || (o.fill ? 0.7 : 1), stroke: o.stroke || "#8a96a3", "stroke-width": 1.2, "fill-rule": "evenodd" }, gOutline);
       if (o.href) {
         path.style.cursor = "pointer";
         path.addEventListener("click", function () { window.location = o.href; });
