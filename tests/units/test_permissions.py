@@ -77,6 +77,7 @@ ADMIN: dict[str, dict[str, str]] = {
     "auth.user": _grant("vacd"),
     "auth.group": _grant("vacd"),
     "authtoken.tokenproxy": _grant("vacd"),
+    "review.indicatornode": _grant("vacd"),  # the review indicator tree: superuser data
     "mobile.notificationattempt": _grant("vd"),
     "mobile.signinthrottle": _grant("vd"),
     "mobile.pushsubscription": _grant("vd"),
