@@ -58,7 +58,7 @@ BENCH_POLICIES = {
         "tiers": [
             {
                 "name": "respond_1min",
-                "after_s": 3600,
+                "after_s": 1800,
                 "unless": "responded_at",
                 "wave": {"radius_m": 3000, "units": 10},
                 "notify": ["station"],

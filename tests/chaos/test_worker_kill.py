@@ -35,7 +35,7 @@ def test_killed_worker_still_escalates_exactly_once(city, system_factory, socket
     assert _wait_until(lambda: "fire_deadline" in worker.log().split(" ready.")[-1], 3)
     assert _deadline_state(city, incident_id) == (None, "")
     worker.kill_hard()
-    assert time.monotonic() - started < RESPOND_AFTER_S - 1
+    assert time.monotonic() - started < RESPOND_AFTER_S - 0.5, "killed too late to test the sweep"
     assert mid.wait_for(alert_for(incident_id), timeout=0.1) is None
 
     system.start_worker("worker-replacement")

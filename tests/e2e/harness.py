@@ -43,8 +43,8 @@ PYTHON = sys.executable
 PASSWORD = "e2e-pass-12345"  # every login the harness makes (staff and members)
 
 # Short escalation for tests: wave 1 to the 5 nearest units within 1 km; no
-# accept within 4 s sends wave 2 (3 km, up to 30 more units). The handle tier is
-# far beyond any test so it never adds frames.
+# accept within 4 s sends wave 2 (3 km, up to 30 more units). The handle tier
+# fires long after any test (and inside Redis's one-hour visibility timeout).
 E2E_POLICIES: dict[str, Any] = {
     "default": {
         "wave1": {"radius_m": 1000, "units": 5},
@@ -60,7 +60,7 @@ E2E_POLICIES: dict[str, Any] = {
             },
             {
                 "name": "handle_5min",
-                "after_s": 3600,
+                "after_s": 1800,
                 "unless": "handled_at",
                 "wave": None,
                 "notify": ["station"],
