@@ -134,6 +134,9 @@ class RosterHistoryAdmin(SimpleHistoryAdmin):
         return False  # no reverting: a revert would skip the roster services' checks
 
     def history_form_view(self, request, object_id, version_id, extra_context=None):
+        if request.method == "POST":
+            # SIMPLE_HISTORY_REVERT_DISABLED only hides the button; refuse the POST too.
+            raise PermissionDenied
         history_model = self.model.history.model
         visible = history_model.objects.filter(
             self._history_scope(request), history_id=version_id, id=object_id
