@@ -234,6 +234,7 @@
   const nextId = () => ++msgSeq;
   let replayBatch = [];
   let lastServerError = "";
+  let signingOut = false;
 
   function setConn(kind) {
     const el = $("conn");
@@ -283,7 +284,7 @@
       if (e.code === 4401) {
         // Signed out (here or elsewhere) or the session expired: back to sign-in.
         setConn("offline");
-        if (navigator.onLine) window.location.href = CFG.signInUrl;
+        if (navigator.onLine && !signingOut) window.location.href = CFG.signInUrl;
         return;
       }
       setConn("offline");
@@ -841,6 +842,7 @@
     $("sign-out-form").addEventListener("submit", async (e) => {
       e.preventDefault();
       const form = e.target;
+      signingOut = true;
       try {
         if (swRegistration) {
           const sub = await swRegistration.pushManager.getSubscription();
@@ -852,6 +854,7 @@
       }
       if (memberId) Object.keys(localStorage).filter((k) => k.startsWith(`member:${memberId}:`)).forEach((k) => localStorage.removeItem(k));
       localStorage.removeItem(LAST_MEMBER_KEY);
+      memberId = null; // frames still arriving (duty, close) must not write it back
       form.submit();
     });
     window.addEventListener("online", () => {

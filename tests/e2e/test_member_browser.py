@@ -223,6 +223,14 @@ def sign_in(page, base_url: str, login: dict[str, Any]) -> None:
     wait_online(page)
 
 
+def clock_in(page) -> None:
+    """Clock in on the page if the member is off duty (with the phone's location)."""
+    page.wait_for_selector("#duty-toggle:not(:disabled)")
+    if page.locator("#duty-card.on").count() == 0:
+        page.click("#duty-toggle")
+    page.wait_for_selector("#duty-card.on")
+
+
 def wait_online(page, timeout: float = 20_000) -> None:
     page.wait_for_selector("#conn[data-state=online]", timeout=timeout)
 
@@ -243,7 +251,7 @@ def test_sign_in_receive_accept_on_site_handled(phone, phone_system, phone_city)
     login = member_login(phone_city, "near", 0)
     sign_in(phone, base, login)
     phone.click("#enable-sound")
-    phone.wait_for_selector("#duty-card.on")
+    clock_in(phone)
     shot(phone, "01-home-on-duty")
 
     api = staff_http(phone_system)
@@ -328,6 +336,18 @@ member_location_record(member=Member.objects.get(pk={mate["member_id"]}),
     wait_alert(phone, reported["id"], "alerted")
     assert "有人晕倒" in phone.locator("#alert-desc").inner_text()
 
+    # Signing out: back to the sign-in page, off duty, the stored alerts gone.
+    phone.click("#alert-later")
+    phone.click(".tabbar [data-view=unit]")
+    phone.click("#sign-out-form button")
+    phone.wait_for_url("**/m/login/?signed_out=1")
+    assert "已退出登录" in phone.locator(".notice").inner_text()
+    assert phone.evaluate("Object.keys(localStorage).filter(k => k.startsWith('member:'))") == []
+    on_duty = phone_city.db.scalar(
+        "SELECT on_duty FROM units_member WHERE id = %s", (login["member_id"],)
+    )
+    assert not on_duty
+
     # While responding the phone shared where it was.
     shared = phone_city.db.scalar(
         "SELECT COUNT(*) FROM dispatch_memberlocation WHERE incident_id = %s AND member_id = %s",
@@ -345,6 +365,7 @@ def test_restarted_server_replays_the_missed_alert_and_refuses_a_stale_action(
     login = member_login(phone_city, "near", 0)
     mate = member_login(phone_city, "near", 1)
     sign_in(phone, base, login)
+    clock_in(phone)
     phone.wait_for_function("navigator.serviceWorker && navigator.serviceWorker.controller")
 
     # The server goes away; an incident is raised meanwhile by another process.
