@@ -235,6 +235,40 @@ def wait_online(page, timeout: float = 20_000) -> None:
     page.wait_for_selector("#conn[data-state=online]", timeout=timeout)
 
 
+def deliver_push(page, payload: dict[str, Any]) -> list[dict[str, Any]]:
+    """Hand a push message to the page's service worker through the DevTools
+    protocol and return the notifications it then shows."""
+    page.context.grant_permissions(["notifications"])
+    page.wait_for_function("navigator.serviceWorker && navigator.serviceWorker.controller")
+    cdp = page.context.new_cdp_session(page)
+    registrations: list[dict[str, Any]] = []
+    cdp.on(
+        "ServiceWorker.workerRegistrationUpdated",
+        lambda e: registrations.extend(e["registrations"]),
+    )
+    cdp.send("ServiceWorker.enable")
+    deadline = time.monotonic() + 10
+    while not registrations and time.monotonic() < deadline:
+        page.wait_for_timeout(100)
+    assert registrations, "no service worker registration reported"
+    origin = page.evaluate("location.origin")
+    cdp.send(
+        "ServiceWorker.deliverPushMessage",
+        {
+            "origin": origin,
+            "registrationId": registrations[0]["registrationId"],
+            "data": json.dumps(payload, ensure_ascii=False),
+        },
+    )
+    page.wait_for_function(
+        "navigator.serviceWorker.ready.then(r => r.getNotifications()).then(n => n.length > 0)"
+    )
+    return page.evaluate(
+        """navigator.serviceWorker.ready.then(r => r.getNotifications()).then(ns =>
+            ns.map(n => ({title: n.title, body: n.body, tag: n.tag})))"""
+    )
+
+
 def wait_alert(page, incident_id: int, status: str | None = None, timeout: float = 20_000):
     selector = f"#alert[data-incident='{incident_id}']"
     if status:
@@ -335,6 +369,14 @@ member_location_record(member=Member.objects.get(pk={mate["member_id"]}),
     assert reported["source"] == "member" and reported["kind"] == "medical"
     wait_alert(phone, reported["id"], "alerted")
     assert "有人晕倒" in phone.locator("#alert-desc").inner_text()
+
+    # The service worker shows a pushed alert as a notification that stays (the
+    # push service's hop is replaced by the DevTools protocol's delivery).
+    shown = deliver_push(
+        phone,
+        {"title": "【应急警情】测试", "body": "推送测试", "tag": "incident-1", "url": "/m/"},
+    )
+    assert shown == [{"title": "【应急警情】测试", "body": "推送测试", "tag": "incident-1"}]
 
     # Signing out: back to the sign-in page, off duty, the stored alerts gone.
     phone.click("#alert-later")
