@@ -382,6 +382,11 @@ SMS_WEBHOOK_TOKEN = env.str("SMS_WEBHOOK_TOKEN", default="")
 # drawn on a blank map (and nothing is fetched from outside).
 MAP_TILE_URL = env.str("MAP_TILE_URL", default="")
 MAP_TILE_ATTRIBUTION = env.str("MAP_TILE_ATTRIBUTION", default="")
+# The tiles' datum: "wgs84" (also right for Tianditu's CGCS2000) or "gcj02"
+# (AMap, Tencent), for which the page shifts every marker (static/member/gcj02.js).
+MAP_TILE_CRS = env.str("MAP_TILE_CRS", default="wgs84")
+if MAP_TILE_CRS not in {"wgs84", "gcj02"}:
+    raise ImproperlyConfigured(f"MAP_TILE_CRS must be wgs84 or gcj02, not {MAP_TILE_CRS!r}")
 
 # --- Review ---
 # Police review of response timing, drills, the readiness index and the warning

@@ -182,6 +182,7 @@ def _shell_version() -> str:
 
 _SHELL_STATIC = [
     "member/app.js",
+    "member/gcj02.js",
     "member/app.css",
     "member/icon.svg",
     "member/icon-192.png",
@@ -212,6 +213,7 @@ def app(request: HttpRequest) -> HttpResponse:
         "signInUrl": reverse("member:sign-in"),
         "tileUrl": settings.MAP_TILE_URL,
         "tileAttribution": settings.MAP_TILE_ATTRIBUTION,
+        "tileCrs": settings.MAP_TILE_CRS,
         "walkSpeed": settings.RANKING_WALK_SPEED_MPS,
         "detour": settings.RANKING_DETOUR_FACTOR,
         "vapidKey": _vapid_key_or_empty(),

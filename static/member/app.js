@@ -637,6 +637,9 @@
     }
   }
 
+  // Markers are WGS-84; GCJ-02 tiles (AMap, Tencent) need the shift.
+  const onMap = (lat, lon) => (CFG.tileCrs === "gcj02" && window.Gcj02 ? Gcj02.fromWgs84(lat, lon) : [lat, lon]);
+
   function renderMap(inc, from) {
     if (!window.L) return;
     const s = inc.summary;
@@ -646,25 +649,25 @@
       layers = L.layerGroup().addTo(map);
     }
     layers.clearLayers();
-    const points = [[s.lat, s.lon]];
-    L.circleMarker([s.lat, s.lon], { radius: 12, color: "#7f1d1d", fillColor: "#dc2626", fillOpacity: 0.9, weight: 3 })
+    const points = [onMap(s.lat, s.lon)];
+    L.circleMarker(onMap(s.lat, s.lon), { radius: 12, color: "#7f1d1d", fillColor: "#dc2626", fillOpacity: 0.9, weight: 3 })
       .bindTooltip(s.kind_display, { permanent: true, direction: "top" })
       .addTo(layers);
     const unit = state.me && state.me.unit;
     if (unit) {
-      L.circleMarker([unit.lat, unit.lon], { radius: 7, color: "#374151", fillColor: "#9ca3af", fillOpacity: 0.9 }).addTo(layers);
-      points.push([unit.lat, unit.lon]);
+      L.circleMarker(onMap(unit.lat, unit.lon), { radius: 7, color: "#374151", fillColor: "#9ca3af", fillOpacity: 0.9 }).addTo(layers);
+      points.push(onMap(unit.lat, unit.lon));
     }
     if (position) {
-      L.circleMarker([position.lat, position.lon], { radius: 8, color: "#1e3a8a", fillColor: "#3b82f6", fillOpacity: 1 }).addTo(layers);
-      points.push([position.lat, position.lon]);
+      L.circleMarker(onMap(position.lat, position.lon), { radius: 8, color: "#1e3a8a", fillColor: "#3b82f6", fillOpacity: 1 }).addTo(layers);
+      points.push(onMap(position.lat, position.lon));
     }
     for (const p of inc.positions || []) {
       if (p.lat == null || p.member_id === memberId) continue;
-      L.circleMarker([p.lat, p.lon], { radius: 7, color: "#065f46", fillColor: "#10b981", fillOpacity: 1 })
+      L.circleMarker(onMap(p.lat, p.lon), { radius: 7, color: "#065f46", fillColor: "#10b981", fillOpacity: 1 })
         .bindTooltip(p.name || "", { permanent: false })
         .addTo(layers);
-      points.push([p.lat, p.lon]);
+      points.push(onMap(p.lat, p.lon));
     }
     map.invalidateSize();
     if (points.length > 1) map.fitBounds(points, { padding: [30, 30], maxZoom: 17 });

@@ -26,8 +26,6 @@ import pytest
 
 from tests.e2e import harness
 
-pytestmark = [pytest.mark.e2e]
-
 ROOT = harness.ROOT
 ARTIFACTS = ROOT / "test-artifacts" / "member"
 CHROMIUM = "/usr/bin/chromium"
@@ -279,6 +277,7 @@ def wait_alert(page, incident_id: int, status: str | None = None, timeout: float
 # --- tests ---------------------------------------------------------------------------------
 
 
+@pytest.mark.e2e
 @pytest.mark.browser
 def test_sign_in_receive_accept_on_site_handled(phone, phone_system, phone_city):
     base = daphne_of(phone_system).http_url
@@ -398,6 +397,7 @@ member_location_record(member=Member.objects.get(pk={mate["member_id"]}),
     assert shared >= 1
 
 
+@pytest.mark.e2e
 @pytest.mark.browser
 def test_restarted_server_replays_the_missed_alert_and_refuses_a_stale_action(
     phone, phone_system, phone_city
@@ -489,6 +489,7 @@ for action in ("accept", "on_site", "handled"):
     phone.context.set_offline(False)
 
 
+@pytest.mark.e2e
 @pytest.mark.browser
 def test_wrong_password_locks_and_inactive_unit_is_told(phone, phone_system, phone_city):
     base = daphne_of(phone_system).http_url
@@ -572,6 +573,7 @@ def _vapid_verify(header: str, *, audience: str) -> None:
     assert json.loads(unb64(claims))["aud"] == audience
 
 
+@pytest.mark.e2e
 def test_a_closed_page_gets_an_encrypted_web_push(phone_system, phone_city):
     import http_ece
     from cryptography.hazmat.primitives import serialization
@@ -631,3 +633,31 @@ def test_a_closed_page_gets_an_encrypted_web_push(phone_system, phone_city):
         assert rows[0] == ("push", "sent")
     finally:
         server.shutdown()
+
+
+# --- GCJ-02 for AMap / Tencent tiles -------------------------------------------------------
+
+# Published sample points (wgs lat, lon, gcj lat, lon) of the widely used
+# "eviltransform" implementations: Shanghai, Shenzhen, Beijing.
+GCJ02_SAMPLES = [
+    (31.1774276, 121.5272106, 31.17530398364597, 121.531541859215),
+    (22.543847, 113.912316, 22.540796131694766, 113.9171764808363),
+    (39.911954, 116.377817, 39.91334545536069, 116.38404722455657),
+]
+
+
+@pytest.mark.browser
+def test_the_page_shifts_markers_to_gcj02_like_the_published_samples(chromium):
+    page = chromium.new_page()
+    try:
+        page.set_content("<!doctype html><title>gcj02</title>")
+        page.add_script_tag(path=str(ROOT / "static" / "member" / "gcj02.js"))
+        for wlat, wlon, glat, glon in GCJ02_SAMPLES:
+            lat, lon = page.evaluate(f"Gcj02.fromWgs84({wlat}, {wlon})")
+            assert abs(lat - glat) < 1e-9 and abs(lon - glon) < 1e-9
+            back = page.evaluate(f"Gcj02.toWgs84({glat}, {glon})")
+            assert abs(back[0] - wlat) < 1e-8 and abs(back[1] - wlon) < 1e-8
+        # Outside mainland China nothing moves.
+        assert page.evaluate("Gcj02.fromWgs84(48.8584, 2.2945)") == [48.8584, 2.2945]
+    finally:
+        page.close()
