@@ -133,3 +133,75 @@ class CoverageSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.computed_at:%Y-%m-%d %H:%M} {self.gap_count}/{self.cell_count}"
+
+
+class IncidentFact(models.Model):
+    """One real incident, flattened for the review's aggregates: the three
+    durations in whole seconds (rounded up, as ``review.expressions``), 1-3-5 flags,
+    its street, district and week. Kept by ``services.facts_sync`` (Celery beat)
+    and written directly by ``seed_incidents``; incidents newer than the last
+    synced one are read live and merged, so reports are never behind."""
+
+    incident = models.OneToOneField(
+        Incident, models.CASCADE, primary_key=True, related_name="review_fact", db_constraint=True
+    )
+    region_id = models.BigIntegerField(null=True)  # Incident.region, whatever its level
+    street_id = models.BigIntegerField(null=True)
+    district_id = models.BigIntegerField(null=True)
+    kind = models.CharField(max_length=16)
+    discovered_at = models.DateTimeField()
+    week = models.IntegerField()
+    to_response_s = models.IntegerField(null=True)
+    to_control_s = models.IntegerField(null=True)
+    to_handling_s = models.IntegerField(null=True)
+    ok_responded = models.BooleanField(default=False)
+    ok_controlled = models.BooleanField(default=False)
+    ok_handled = models.BooleanField(default=False)
+    ok_all = models.BooleanField(default=False)
+    synced_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = _("警情统计事实")
+        verbose_name_plural = _("警情统计事实")
+        indexes = [
+            models.Index(fields=["district_id", "discovered_at"], name="fact_district_time"),
+            models.Index(fields=["street_id", "discovered_at"], name="fact_street_time"),
+            models.Index(fields=["discovered_at"], name="fact_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"incident {self.incident_id}"
+
+
+class DispatchFact(models.Model):
+    """One unit called to one real incident, flattened: the unit's own response,
+    arrival and handling times from the incident's discovery, and whether it
+    accepted or declined. Kept with ``IncidentFact``."""
+
+    dispatch = models.OneToOneField(
+        "dispatch.Dispatch", models.CASCADE, primary_key=True, related_name="review_fact"
+    )
+    incident_id = models.BigIntegerField()
+    unit_id = models.BigIntegerField()
+    street_id = models.BigIntegerField(null=True)  # the incident's street and district
+    district_id = models.BigIntegerField(null=True)
+    unit_street_id = models.BigIntegerField(null=True)  # the unit's, for the user's scope
+    unit_district_id = models.BigIntegerField(null=True)
+    discovered_at = models.DateTimeField()
+    kind = models.CharField(max_length=16)
+    to_response_s = models.IntegerField(null=True)
+    to_control_s = models.IntegerField(null=True)
+    to_handling_s = models.IntegerField(null=True)
+    declined = models.BooleanField(default=False)
+
+    class Meta:
+        verbose_name = _("调度统计事实")
+        verbose_name_plural = _("调度统计事实")
+        indexes = [
+            models.Index(fields=["district_id", "discovered_at"], name="dfact_district_time"),
+            models.Index(fields=["street_id", "discovered_at"], name="dfact_street_time"),
+            models.Index(fields=["unit_id", "discovered_at"], name="dfact_unit_time"),
+        ]
+
+    def __str__(self) -> str:
+        return f"dispatch {self.dispatch_id}"

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.utils import timezone
 
 from dispatch.models import Incident
@@ -153,34 +153,23 @@ def _timing_metrics(
     filters = selectors.IncidentFilter(region=region, since=since, until=until)
     out: dict[int, dict[str, float | None]] = {}
     if level == "unit":
+        # A unit's own times and 1-3-5: of its alerts, how many it answered or
+        # reached in time.
+        t = selectors.targets_s()
         for s in selectors.unit_stats(user=user, filters=filters):
             m = out.setdefault(s.unit_id, {})
-            m[M.RESPONSE_MEDIAN] = s.durations.get(
-                "to_response_s", selectors.DurationStats()
-            ).median
-            m[M.ARRIVAL_MEDIAN] = s.durations.get("to_control_s", selectors.DurationStats()).median
-            m[M.HANDLING_MEDIAN] = s.durations.get(
-                "to_handling_s", selectors.DurationStats()
-            ).median
-        # A unit's own 1-3-5: of its alerts, how many it answered / reached in time.
-        t = selectors.targets_s()
-        qs = selectors.dispatches_annotated(
-            selectors.Dispatch.objects.filter(
-                selectors._unit_scope_q(user),
-                incident__in=selectors.incident_list(user=user, filters=filters).values("pk"),
-            )
-        ).order_by()
-        for r in qs.values("unit_id").annotate(
-            n=Count("*"),
-            r1=Count("pk", filter=Q(to_response_s__lte=t["responded"])),
-            c3=Count("pk", filter=Q(to_control_s__lte=t["controlled"])),
-        ):
-            m = out.setdefault(r["unit_id"], {})
-            m[M.RESPONDED_1MIN] = 100.0 * r["r1"] / r["n"]
-            m[M.CONTROLLED_3MIN] = 100.0 * r["c3"] / r["n"]
+            none = selectors.DurationStats()
+            m[M.RESPONSE_MEDIAN] = s.durations.get("to_response_s", none).median
+            m[M.ARRIVAL_MEDIAN] = s.durations.get("to_control_s", none).median
+            m[M.HANDLING_MEDIAN] = s.durations.get("to_handling_s", none).median
+            for metric, name, step in (
+                (M.RESPONDED_1MIN, "to_response_s", "responded"),
+                (M.CONTROLLED_3MIN, "to_control_s", "controlled"),
+            ):
+                within = sum(c for v, c in s.hist.get(name, {}).items() if v <= t[step])
+                m[metric] = 100.0 * within / s.alerted if s.alerted else None
         return out
-    qs = selectors.incident_list(user=user, filters=filters)
-    for g in selectors.incident_stats(qs=qs, by=level):
+    for g in selectors.area_stats(user=user, filters=filters, by=level):
         if g.key is None:
             continue
         out[g.key] = {

@@ -311,6 +311,8 @@ class GroupStats:
     durations: dict[str, DurationStats] = field(default_factory=dict)
     ok: dict[str, int] = field(default_factory=dict)  # per step: within target
     compliant: int = 0  # all three steps within target
+    # {duration name: {seconds: count}}: kept so that parts (roll-ups + live) merge exactly
+    hist: dict[str, dict[int, int]] = field(default_factory=dict, repr=False)
 
     def pct(self, step: str) -> float | None:
         return round(100.0 * self.ok.get(step, 0) / self.incidents, 1) if self.incidents else None
@@ -379,14 +381,42 @@ def incident_stats(*, qs: QuerySet[Incident], by: str | None) -> list[GroupStats
         if target is None:
             continue
         for name, hist in hists.items():
-            target.durations[name] = DurationStats(
-                count=sum(c for _v, c in hist),
-                median=percentile_cont(hist, 0.5),
-                p90=percentile_cont(hist, 0.9),
+            target.hist[name] = dict(hist)
+    return _finish(list(stats.values()), by=by)
+
+
+def _finish(rows: list[GroupStats], *, by: str | None) -> list[GroupStats]:
+    """Medians and p90 from the histograms, labels, order."""
+    for row in rows:
+        for name, hist in row.hist.items():
+            pairs = sorted(hist.items())
+            row.durations[name] = DurationStats(
+                count=sum(hist.values()),
+                median=percentile_cont(pairs, 0.5),
+                p90=percentile_cont(pairs, 0.9),
             )
-    result = list(stats.values())
-    _label(result, by=by)
-    return sorted(result, key=lambda s: (s.code or "", str(s.key)))
+    _label(rows, by=by)
+    return sorted(rows, key=lambda s: (s.code or "", str(s.key)))
+
+
+def _merge(parts: Iterable[list[GroupStats]], *, by: str | None) -> list[GroupStats]:
+    """Add up stats of the same groups from several sources (counts and histograms
+    add exactly, so medians of the merged histograms are exact)."""
+    merged: dict[Any, GroupStats] = {}
+    for rows in parts:
+        for r in rows:
+            m = merged.setdefault(r.key, GroupStats(key=r.key))
+            m.incidents += r.incidents
+            m.compliant += r.compliant
+            for step in STEPS:
+                m.ok[step] = m.ok.get(step, 0) + r.ok.get(step, 0)
+            for name, hist in r.hist.items():
+                into = m.hist.setdefault(name, {})
+                for value, count in hist.items():
+                    into[value] = into.get(value, 0) + count
+    for m in merged.values():
+        m.durations = {}
+    return _finish(list(merged.values()), by=by)
 
 
 def _utc_offset_s() -> int:
@@ -430,6 +460,7 @@ class UnitStats:
     no_answer: int = 0
     on_site: int = 0
     durations: dict[str, DurationStats] = field(default_factory=dict)
+    hist: dict[str, dict[int, int]] = field(default_factory=dict, repr=False)
 
     @property
     def decline_pct(self) -> float | None:
@@ -480,46 +511,179 @@ def dispatches_annotated(qs: QuerySet[Dispatch]) -> QuerySet[Dispatch]:
     )
 
 
-def unit_stats(
-    *, user, filters: IncidentFilter, unit_ids: Sequence[int] | None = None
-) -> list[UnitStats]:
-    """Per unit in scope: alerts, accepts, declines, never answered, on site, and
-    median/p90 of its own response, arrival and handling times."""
-    incidents = incident_list(user=user, filters=filters).values("pk")
-    qs = Dispatch.objects.filter(_unit_scope_q(user), incident__in=incidents)
-    if unit_ids is not None:
-        qs = qs.filter(unit_id__in=list(unit_ids))
-    qs = dispatches_annotated(qs).order_by()
+def _unit_rows(qs: QuerySet, *, accepted: str, declined: str) -> dict[int, UnitStats]:
+    """Per-unit counts and histograms from dispatches (live) or dispatch facts."""
+    qs = qs.order_by()
     rows = qs.values("unit_id").annotate(
-        alerted=Count("*"),
-        accepted=Count("accepted_at"),
-        on_site=Count("on_site_at"),
-        declined=Count("pk", filter=Q(did_decline=True)),
-        no_answer=Count("pk", filter=Q(accepted_at__isnull=True, did_decline=False)),
+        n_alerted=Count("*"),
+        n_accepted=Count(accepted),
+        n_on_site=Count("to_control_s"),
+        n_declined=Count("pk", filter=Q(**{declined: True})),
+        n_no_answer=Count("pk", filter=Q(**{f"{accepted}__isnull": True, declined: False})),
     )
     stats = {
         r["unit_id"]: UnitStats(
             unit_id=r["unit_id"],
-            alerted=r["alerted"],
-            accepted=r["accepted"],
-            declined=r["declined"],
-            no_answer=r["no_answer"],
-            on_site=r["on_site"],
+            alerted=r["n_alerted"],
+            accepted=r["n_accepted"],
+            declined=r["n_declined"],
+            no_answer=r["n_no_answer"],
+            on_site=r["n_on_site"],
         )
         for r in rows
     }
     for unit_id, hists in _histograms(qs, group="unit_id", names=DURATIONS).items():
         for name, hist in hists.items():
-            stats[unit_id].durations[name] = DurationStats(
-                count=sum(c for _v, c in hist),
-                median=percentile_cont(hist, 0.5),
-                p90=percentile_cont(hist, 0.9),
+            stats[unit_id].hist[name] = dict(hist)
+    return stats
+
+
+def unit_stats(
+    *, user, filters: IncidentFilter, unit_ids: Sequence[int] | None = None
+) -> list[UnitStats]:
+    """Per unit in scope: alerts, accepts, declines, never answered, on site, and
+    median/p90 of its own response, arrival and handling times.
+
+    Read from the dispatch facts kept by Celery where they exist, plus the live
+    rows of newer incidents (exact: counts and histograms add up)."""
+    watermark = facts_watermark()
+    facts_q = _facts_q(user=user, filters=filters, unit_scope=True) if watermark else None
+    parts: list[dict[int, UnitStats]] = []
+    incidents = incident_list(user=user, filters=filters)
+    if facts_q is not None:
+        from .models import DispatchFact
+
+        fq = DispatchFact.objects.filter(facts_q)
+        if unit_ids is not None:
+            fq = fq.filter(unit_id__in=list(unit_ids))
+        parts.append(_unit_rows(fq, accepted="to_response_s", declined="declined"))
+        incidents = incidents.filter(pk__gt=watermark)
+    qs = Dispatch.objects.filter(_unit_scope_q(user), incident__in=incidents.values("pk"))
+    if unit_ids is not None:
+        qs = qs.filter(unit_id__in=list(unit_ids))
+    parts.append(
+        _unit_rows(dispatches_annotated(qs), accepted="accepted_at", declined="did_decline")
+    )
+    merged: dict[int, UnitStats] = {}
+    for part in parts:
+        for unit_id, s in part.items():
+            m = merged.setdefault(unit_id, UnitStats(unit_id=unit_id))
+            for attr in ("alerted", "accepted", "declined", "no_answer", "on_site"):
+                setattr(m, attr, getattr(m, attr) + getattr(s, attr))
+            for name, hist in s.hist.items():
+                into = m.hist.setdefault(name, {})
+                for value, count in hist.items():
+                    into[value] = into.get(value, 0) + count
+    for m in merged.values():
+        for name, hist in m.hist.items():
+            pairs = sorted(hist.items())
+            m.durations[name] = DurationStats(
+                count=sum(hist.values()),
+                median=percentile_cont(pairs, 0.5),
+                p90=percentile_cont(pairs, 0.9),
             )
-    units = Unit.objects.filter(pk__in=list(stats)).select_related("region")
+    units = Unit.objects.filter(pk__in=list(merged)).select_related("region")
     for unit in units:
-        s = stats[unit.pk]
+        s = merged[unit.pk]
         s.code, s.name, s.street = unit.code, unit.name, unit.region.name
-    return sorted(stats.values(), key=lambda s: s.code)
+    return sorted(merged.values(), key=lambda s: s.code)
+
+
+# --- roll-ups: facts kept by Celery ------------------------------------------------------
+
+
+def facts_watermark() -> int:
+    """The highest incident id with a fact row: newer incidents are read live."""
+    from django.db.models import Max
+
+    from .models import IncidentFact
+
+    return IncidentFact.objects.aggregate(m=Max("incident_id"))["m"] or 0
+
+
+def _facts_q(*, user, filters: IncidentFilter, unit_scope: bool = False) -> Q | None:
+    """``filters`` (already checked against the user's scope) as a filter on fact
+    rows; None when facts cannot answer it (drills, community-level regions)."""
+    if filters.drills:
+        return None
+    from units.scoping import staff_profile
+
+    profile = staff_profile(user)
+    if not user.is_superuser and (profile is None or profile.role == profile.Role.UNIT_LEADER):
+        return Q(pk__in=[])
+    scope = user_scope(user)
+    q = Q()
+
+    def region_q(region: Region | None, prefix: str) -> Q | None:
+        if region is None or region.level == Region.Level.CITY:
+            return Q()
+        if region.level == Region.Level.DISTRICT:
+            return Q(**{f"{prefix}district_id": region.pk})
+        if region.level == Region.Level.STREET:
+            return Q(**{f"{prefix}street_id": region.pk})
+        return None
+
+    area = region_q(filters.region or scope, "")
+    if area is None:
+        return None
+    q &= area
+    if filters.region is None and scope is not None and not unit_scope:
+        # City-level staff (not superusers) never see incidents with no region.
+        q &= Q(region_id__isnull=False) if scope.level == Region.Level.CITY else Q()
+    if unit_scope:
+        own = region_q(scope, "unit_")
+        if own is None:
+            return None
+        q &= own
+    if filters.kind:
+        q &= Q(kind=filters.kind)
+    if filters.since is not None:
+        q &= Q(discovered_at__gte=filters.since)
+    if filters.until is not None:
+        q &= Q(discovered_at__lt=filters.until)
+    if filters.compliant is not None and not unit_scope:
+        q &= Q(ok_all=filters.compliant)
+    return q
+
+
+_FACT_GROUPS = {"district": "district_id", "street": "street_id", "week": "week", None: None}
+
+
+def area_stats(*, user, filters: IncidentFilter, by: str | None) -> list[GroupStats]:
+    """``incident_stats`` of ``incident_list(user, filters)``, from the facts kept by
+    Celery where they exist plus the live rows of newer incidents."""
+    live = incident_list(user=user, filters=filters)
+    watermark = facts_watermark()
+    facts_q = _facts_q(user=user, filters=filters) if watermark else None
+    if facts_q is None:
+        return incident_stats(qs=live, by=by)
+    from .models import IncidentFact
+
+    group = _FACT_GROUPS[by]
+    base = IncidentFact.objects.filter(facts_q).order_by()
+    aggregates = {
+        "n": Count("*"),
+        "ok_all": Count("pk", filter=Q(ok_all=True)),
+        **{f"ok_{step}": Count("pk", filter=Q(**{f"ok_{step}": True})) for step in STEPS},
+    }
+    rows = base.values(group).annotate(**aggregates) if group else [base.aggregate(**aggregates)]
+    stats: dict[Any, GroupStats] = {}
+    for row in rows:
+        key = row.get(group) if group else None
+        if not row["n"]:
+            continue
+        stats[key] = GroupStats(
+            key=key,
+            incidents=row["n"],
+            compliant=row["ok_all"],
+            ok={step: row[f"ok_{step}"] for step in STEPS},
+        )
+    for key, hists in _histograms(base, group=group, names=DURATIONS).items():
+        if key in stats:
+            for name, hist in hists.items():
+                stats[key].hist[name] = dict(hist)
+    recent = incident_stats(qs=live.filter(pk__gt=watermark), by=by)
+    return _merge([list(stats.values()), recent], by=by)
 
 
 def _unit_scope_q(user) -> Q:
@@ -819,15 +983,14 @@ def area_grouping(region: Region | None) -> str | None:
 
 def response_report(*, user, filters: IncidentFilter, with_units: bool = True) -> ResponseReport:
     """Totals, the breakdown one level down, the weekly trend and (optionally) units."""
-    qs = incident_list(user=user, filters=filters)
     by = area_grouping(filters.region)
-    totals = incident_stats(qs=qs, by=None)
+    totals = area_stats(user=user, filters=filters, by=None)
     report = ResponseReport(
         filters=filters,
         by=by,
         total=totals[0] if totals else GroupStats(key=None, label=_("合计")),
-        areas=incident_stats(qs=qs, by=by) if by else [],
-        weeks=incident_stats(qs=qs, by="week"),
+        areas=area_stats(user=user, filters=filters, by=by) if by else [],
+        weeks=area_stats(user=user, filters=filters, by="week"),
     )
     if with_units:
         report.units = unit_stats(user=user, filters=filters)

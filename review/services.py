@@ -8,6 +8,7 @@ and the ordinary member actions score it.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import math
 import time
@@ -15,7 +16,7 @@ import time
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Max
+from django.db.models import F, Max, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -362,3 +363,108 @@ def drill_close(*, user, drill_id: int) -> Drill:
         Drill.objects.filter(pk=drill.pk).update(status=Drill.Status.CLOSED, closed_at=now)
         drill.refresh_from_db()
     return drill
+
+
+# --- roll-ups: incident and dispatch facts -------------------------------------------------
+
+FACTS_CHUNK = 5000
+
+
+def _fact_places(region_id, level, parent_id) -> tuple[int | None, int | None]:
+    """(street id, district id) of an incident's or unit's region."""
+    if level == Region.Level.STREET:
+        return region_id, parent_id
+    if level == Region.Level.DISTRICT:
+        return None, region_id
+    return None, None
+
+
+def facts_sync(*, recent_hours: float | None = None, full: bool = False) -> int:
+    """(Re)write the facts of incidents not yet in them, and of those discovered in
+    the last ``recent_hours`` (their timestamps may still move). ``full`` rewrites
+    all. Drills are not facts: they are reviewed apart. Returns incidents written.
+    """
+    from .models import DispatchFact, IncidentFact
+    from .selectors import facts_watermark
+
+    hours = recent_hours if recent_hours is not None else settings.REVIEW_FACTS_RESYNC_HOURS
+    qs = Incident.objects.filter(is_drill=False)
+    if not full:
+        since = timezone.now() - dt.timedelta(hours=hours)
+        qs = qs.filter(Q(pk__gt=facts_watermark()) | Q(discovered_at__gte=since))
+    ids = list(qs.order_by("pk").values_list("pk", flat=True))
+    for start in range(0, len(ids), FACTS_CHUNK):
+        chunk = ids[start : start + FACTS_CHUNK]
+        with transaction.atomic():
+            IncidentFact.objects.filter(incident_id__in=chunk).delete()
+            DispatchFact.objects.filter(incident_id__in=chunk).delete()
+            IncidentFact.objects.bulk_create(_incident_facts(chunk), batch_size=1000)
+            DispatchFact.objects.bulk_create(_dispatch_facts(chunk), batch_size=1000)
+    return len(ids)
+
+
+def _incident_facts(ids: list[int]):
+    from .expressions import WeekNumber
+    from .models import IncidentFact
+    from .selectors import _utc_offset_s, incidents_annotated
+
+    rows = (
+        incidents_annotated(Incident.objects.filter(pk__in=ids))
+        .annotate(week=WeekNumber("discovered_at", offset_s=_utc_offset_s()))
+        .values_list(
+            "pk", "region_id", "region__level", "region__parent_id", "kind", "discovered_at",
+            "week", "to_response_s", "to_control_s", "to_handling_s",
+            "ok_responded", "ok_controlled", "ok_handled",
+        )
+    )  # fmt: skip
+    for pk, region_id, level, parent, kind, at, week, r, c, h, ok_r, ok_c, ok_h in rows:
+        street, district = _fact_places(region_id, level, parent)
+        yield IncidentFact(
+            incident_id=pk,
+            region_id=region_id,
+            street_id=street,
+            district_id=district,
+            kind=kind,
+            discovered_at=at,
+            week=week,
+            to_response_s=r,
+            to_control_s=c,
+            to_handling_s=h,
+            ok_responded=bool(ok_r),
+            ok_controlled=bool(ok_c),
+            ok_handled=bool(ok_h),
+            ok_all=bool(ok_r and ok_c and ok_h),
+        )
+
+
+def _dispatch_facts(ids: list[int]):
+    from .models import DispatchFact
+    from .selectors import dispatches_annotated
+
+    rows = dispatches_annotated(Dispatch.objects.filter(incident_id__in=ids)).values_list(
+        "pk", "incident_id", "unit_id", "unit__region_id", "unit__region__level",
+        "unit__region__parent_id", "incident__region_id", "incident__region__level",
+        "incident__region__parent_id", "incident__discovered_at", "incident__kind",
+        "to_response_s", "to_control_s", "to_handling_s", "did_decline",
+    )  # fmt: skip
+    for (
+        pk, incident_id, unit_id, u_region, u_level, u_parent, i_region, i_level, i_parent,
+        at, kind, r, c, h, declined,
+    ) in rows:  # fmt: skip
+        street, district = _fact_places(i_region, i_level, i_parent)
+        unit_street, unit_district = _fact_places(u_region, u_level, u_parent)
+        yield DispatchFact(
+            dispatch_id=pk,
+            incident_id=incident_id,
+            unit_id=unit_id,
+            street_id=street,
+            district_id=district,
+            unit_street_id=unit_street,
+            unit_district_id=unit_district,
+            discovered_at=at,
+            kind=kind,
+            to_response_s=r,
+            to_control_s=c,
+            to_handling_s=h,
+            declined=bool(declined),
+        )

@@ -17,3 +17,9 @@ def coverage_refresh() -> int:
 def drill_send_batch(drill_id: int, after_unit_id: int) -> int:
     """Alert the next batch of a drill's units; enqueues the batch after it."""
     return services.drill_send_batch(drill_id=drill_id, after_unit_id=after_unit_id)
+
+
+@shared_task(acks_late=True, ignore_result=True, expires=300)
+def facts_refresh() -> int:
+    """Bring the review's incident and dispatch facts up to date (beat)."""
+    return services.facts_sync()

@@ -232,7 +232,14 @@ def masked_phone(obj: Member) -> str:
 
 class PhoneMaskMixin:
     """Members' phones for roles that do not get them in full: masked in lists and
-    pages, and not searchable (a search by number would unmask it)."""
+    pages, and not searchable (a search by number would unmask it). Where the
+    phone is edited, it must be an 11-digit mainland mobile number, as on import."""
+
+    def formfield_for_dbfield(self, db_field, request, **kwargs):
+        field = super().formfield_for_dbfield(db_field, request, **kwargs)
+        if db_field.name == "phone" and field is not None:
+            field.validators.append(importing.cn_mobile_validate)
+        return field
 
     def _fields_masked(self, request, fields):
         if user_sees_phones(request.user):

@@ -518,6 +518,14 @@ def phone_normalize(value: Any) -> str:
     raise CellError(_("手机号须为 11 位中国大陆手机号（如 13800138000）。"))
 
 
+def cn_mobile_validate(value: str) -> None:
+    """Form validator: the stored form of a phone is exactly 11 digits, 1[3-9]..."""
+    from django.core.exceptions import ValidationError
+
+    if not CN_MOBILE.fullmatch(value or ""):
+        raise ValidationError(_("手机号须为 11 位中国大陆手机号（如 13800138000）。"))
+
+
 # --- import -----------------------------------------------------------------------------
 
 

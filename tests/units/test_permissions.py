@@ -507,3 +507,16 @@ def test_a_street_of_another_city_is_out_of_scope_even_for_a_city_admin(world, m
     listing = client.get(admin_url("units.unit", "changelist"))
 
     assert elsewhere.pk not in {u.pk for u in listing.context["cl"].result_list}
+
+
+def test_a_phone_edited_in_the_admin_must_be_a_mainland_mobile_number(world, make_user):
+    client = logged_in(make_user("district_admin"))
+    unit = world["near"]["units.unit"]
+
+    response = client.post(
+        admin_url("units.member", "add"),
+        {"name": "张三", "phone": "12345", "unit": unit.pk, "role": "member"},
+    )
+
+    assert response.status_code == 200
+    assert "phone" in response.context["adminform"].form.errors
