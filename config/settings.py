@@ -416,3 +416,12 @@ CELERY_BEAT_SCHEDULE["review-coverage-gaps"] = {
     "schedule": env.float("REVIEW_GAP_REFRESH_S", default=900.0),
     "options": {"expires": 600},
 }
+# Roll-ups: incident and dispatch facts for fast reports at a million incidents;
+# refreshed by beat, re-reading incidents of the last REVIEW_FACTS_RESYNC_HOURS
+# (their timestamps may still move). Newer incidents are always read live.
+REVIEW_FACTS_RESYNC_HOURS = env.float("REVIEW_FACTS_RESYNC_HOURS", default=48.0)
+CELERY_BEAT_SCHEDULE["review-facts"] = {
+    "task": "review.tasks.facts_refresh",
+    "schedule": env.float("REVIEW_FACTS_REFRESH_S", default=60.0),
+    "options": {"expires": 120},
+}
