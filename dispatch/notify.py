@@ -74,7 +74,8 @@ class ConsoleBackend(BaseBackend):
             "[notify:%s] to %s (%s): %s",
             notification.channel,
             notification.member_name,
-            notification.phone,
+            # The log is no place for whole phone numbers.
+            f"{notification.phone[:3]}****{notification.phone[-4:]}",
             notification.text,
         )
         return SendResult(ok=True, detail="console")
