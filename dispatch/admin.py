@@ -68,9 +68,13 @@ class IncidentAdmin(RegionScopedAdmin):
         "created_by",
     ]
 
-    # Incidents are opened through the intake service (API / console), never by
-    # a bare admin form that would skip ranking and waves.
+    # Incidents are opened and moved only through the dispatch services (API,
+    # console, phones): a bare admin form would skip ranking, waves, first-time
+    # timestamps and the timeline. The admin is a read-only view.
     def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:

@@ -71,8 +71,8 @@ ADMIN: dict[str, dict[str, str]] = {
     "units.staffprofile": _grant("vacd", admins="v"),
     "units.rosterchange": _grant("vd"),
     "units.importjob": _grant("vad", admins="va"),
-    # Incidents are opened by the intake service (API), never by a bare admin form.
-    "dispatch.incident": _grant("vcd", admins="vc", readers="v"),
+    # Incidents are opened and moved by the dispatch services, never by an admin form.
+    "dispatch.incident": _grant("vd", admins="v", readers="v"),
     "dispatch.deadline": _grant("vd"),
     "auth.user": _grant("vacd"),
     "auth.group": _grant("vacd"),
