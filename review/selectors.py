@@ -385,6 +385,11 @@ def incident_stats(*, qs: QuerySet[Incident], by: str | None) -> list[GroupStats
     return _finish(list(stats.values()), by=by)
 
 
+def _round(value: float | None) -> float | None:
+    """Seconds to one decimal: interpolated percentiles carry float noise."""
+    return None if value is None else round(value, 1)
+
+
 def _finish(rows: list[GroupStats], *, by: str | None) -> list[GroupStats]:
     """Medians and p90 from the histograms, labels, order."""
     for row in rows:
@@ -392,8 +397,8 @@ def _finish(rows: list[GroupStats], *, by: str | None) -> list[GroupStats]:
             pairs = sorted(hist.items())
             row.durations[name] = DurationStats(
                 count=sum(hist.values()),
-                median=percentile_cont(pairs, 0.5),
-                p90=percentile_cont(pairs, 0.9),
+                median=_round(percentile_cont(pairs, 0.5)),
+                p90=_round(percentile_cont(pairs, 0.9)),
             )
     _label(rows, by=by)
     return sorted(rows, key=lambda s: (s.code or "", str(s.key)))
@@ -579,8 +584,8 @@ def unit_stats(
             pairs = sorted(hist.items())
             m.durations[name] = DurationStats(
                 count=sum(hist.values()),
-                median=percentile_cont(pairs, 0.5),
-                p90=percentile_cont(pairs, 0.9),
+                median=_round(percentile_cont(pairs, 0.5)),
+                p90=_round(percentile_cont(pairs, 0.9)),
             )
     units = Unit.objects.filter(pk__in=list(merged)).select_related("region")
     for unit in units:
@@ -1144,7 +1149,7 @@ def coverage_cells(*, user, region: Region | None = None) -> dict[str, Any] | No
     target = snapshot.target_s
     gaps = sum(1 for c in cells if c[2] is None or c[2] > target)
     return {
-        "computed_at": snapshot.computed_at.isoformat(),
+        "computed_at": timezone.localtime(snapshot.computed_at).strftime("%Y-%m-%d %H:%M"),
         "cell_m": snapshot.cell_m,
         "target_s": target,
         "dlat": data["dlat"],
@@ -1285,8 +1290,8 @@ def drill_league(*, user, by: str, since=None, until=None, drill_ids=None) -> li
         )
     for key, hists in _histograms(qs, group=group, names=("to_response_s", "to_control_s")).items():
         if key in out:
-            out[key].ack_median_s = percentile_cont(hists.get("to_response_s", []), 0.5)
-            out[key].arrival_median_s = percentile_cont(hists.get("to_control_s", []), 0.5)
+            out[key].ack_median_s = _round(percentile_cont(hists.get("to_response_s", []), 0.5))
+            out[key].arrival_median_s = _round(percentile_cont(hists.get("to_control_s", []), 0.5))
     _drill_labels(list(out.values()), by=by)
     return sorted(
         out.values(),
