@@ -52,7 +52,7 @@ def test_incident_alerts_the_nearest_unit_and_accept_sets_responded_at(
 
     detail = api.get_json(f"/api/v1/incidents/{incident_id}/")
     assert detail["responded_at"] is not None
-    assert detail["discovered_at"] <= detail["responded_at"]
+    assert _instant(detail["discovered_at"]) <= _instant(detail["responded_at"])
     events = [e["type"] for e in detail["timeline"]]
     assert events[0] == "created"
     assert {"alerted", "delivered", "accepted"} <= set(events)
