@@ -130,6 +130,11 @@ CHANNEL_LAYERS = {
 }
 if CHANNEL_LAYERS["default"]["BACKEND"] == "channels.layers.InMemoryChannelLayer":
     CHANNEL_LAYERS["default"].pop("CONFIG")
+elif CHANNEL_LAYERS["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer":
+    # Set on purpose if this layer is chosen: a phone's channel holds up to 500
+    # frames (a burst of updates) for 30 s; beyond that frames are dropped and the
+    # phone replays them from the database on resume.
+    CHANNEL_LAYERS["default"]["CONFIG"].update({"capacity": 500, "expiry": 30})
 
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
 CELERY_RESULT_BACKEND = None

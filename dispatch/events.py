@@ -36,6 +36,7 @@ def incident_group(incident_id: int) -> str:
 
 
 SUPERVISORS_GROUP = "supervisors"
+PUSH_CONCURRENCY = 50
 
 
 def events_record(*, incident_id: int, events: Sequence[IncidentEvent]) -> list[IncidentEvent]:
@@ -72,12 +73,17 @@ def push_now(messages: Sequence[Message]) -> None:
     if layer is None or not messages:
         return
 
+    # Bounded concurrency: a wide wave must not exhaust the layer's Redis
+    # connection pool (RedisChannelLayer's default is 100 connections).
+    limit = asyncio.Semaphore(PUSH_CONCURRENCY)
+
+    async def send_one(group: str, payload: dict[str, Any]) -> None:
+        async with limit:
+            await layer.group_send(group, {"type": "push", "payload": payload})
+
     async def send_all() -> None:
         results = await asyncio.gather(
-            *(
-                layer.group_send(group, {"type": "push", "payload": payload})
-                for group, payload in messages
-            ),
+            *(send_one(group, payload) for group, payload in messages),
             return_exceptions=True,
         )
         for result in results:

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.utils import timezone
+
 from .models import Dispatch, Incident, IncidentEvent
 
 
 def _iso(value) -> str | None:
-    return value.isoformat() if value else None
+    # Local time, as the REST API renders it, so clients can compare the strings.
+    return timezone.localtime(value).isoformat() if value else None
 
 
 def timestamps(incident: Incident) -> dict[str, str | None]:

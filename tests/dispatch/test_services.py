@@ -268,7 +268,7 @@ def test_handled_sets_handled_at_and_closes_the_incident(
     closed = layer_spy.to(incident_group(incident.pk))[-2]
     assert closed["type"] == "incident.closed"
     assert closed["status"] == "closed"
-    assert closed["handled_at"] == incident.handled_at.isoformat()
+    assert closed["handled_at"] == timezone.localtime(incident.handled_at).isoformat()
 
 
 def test_the_four_firsts_are_in_order(incident, near_responder):
