@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from units.models import Member
 
 from . import selectors, services
-from .events import member_group, unit_group
+from .events import incident_group, member_group, unit_group
 
 log = logging.getLogger(__name__)
 
@@ -270,3 +270,80 @@ def _optional_latlon(content: dict) -> tuple[float | None, float | None]:
     if not ok or not (-90 <= lat <= 90 and -180 <= lon <= 180):
         raise _BadField("lat", _("坐标无效。"))
     return float(lat), float(lon)
+
+
+class SupervisorConsumer(AsyncJsonWebsocketConsumer):
+    """Live incidents for police stations, admins and reviewers, within their scope.
+
+    The socket joins the city-wide group (city-scoped staff, superusers) or its
+    region's group, and ``watch``/``unwatch`` one incident's group for its
+    detailed updates and responders' positions.
+    """
+
+    group: str | None = None
+
+    async def connect(self) -> None:
+        await self.accept()
+        user = self.scope.get("user")
+        self.group = await database_sync_to_async(selectors.supervisor_group_for)(user=user)
+        if self.group is None:
+            await self.send_json(
+                {"type": "error", "id": None, "code": "forbidden",
+                 "message": _("只有有权查看警情的工作人员可以订阅。")}
+            )  # fmt: skip
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.watching: set[int] = set()
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.send_json({"type": "hello", "id": None, "group": self.group})
+
+    async def disconnect(self, code: int) -> None:
+        if self.group is None:
+            return
+        await self.channel_layer.group_discard(self.group, self.channel_name)
+        for incident_id in getattr(self, "watching", ()):
+            await self.channel_layer.group_discard(incident_group(incident_id), self.channel_name)
+
+    async def receive_json(self, content: Any, **kwargs) -> None:
+        if self.group is None:
+            return
+        if not isinstance(content, dict) or not isinstance(content.get("type"), str):
+            await self._error(None, "bad_message", _("消息须为带 type 字段的 JSON 对象。"))
+            return
+        msg_id, kind = content.get("id"), content["type"]
+        try:
+            if kind == "ping":
+                await self.send_json({"type": "pong", "id": msg_id})
+            elif kind in {"watch", "unwatch"}:
+                incident_id = _int_field(content, "incident_id")
+                await self._watch(msg_id, incident_id, on=kind == "watch")
+            else:
+                await self._error(
+                    msg_id, "unknown_type", _("未知消息类型：%(t)s") % {"t": kind[:40]}
+                )
+        except _BadField as exc:
+            await self._error(msg_id, "bad_field", exc.message, field=exc.field)
+
+    async def _watch(self, msg_id, incident_id: int, *, on: bool) -> None:
+        if not on:
+            await self.channel_layer.group_discard(incident_group(incident_id), self.channel_name)
+            self.watching.discard(incident_id)
+            await self.send_json({"type": "ok", "id": msg_id})
+            return
+        snapshot = await database_sync_to_async(selectors.incident_snapshot_for)(
+            user=self.scope["user"], incident_id=incident_id
+        )
+        if snapshot is None:
+            await self._error(msg_id, "not_found", _("未找到该警情或无权查看。"))
+            return
+        await self.channel_layer.group_add(incident_group(incident_id), self.channel_name)
+        self.watching.add(incident_id)
+        await self.send_json({"type": "ok", "id": msg_id, "incident": snapshot})
+
+    async def _error(self, msg_id, code: str, message: str, **extra) -> None:
+        await self.send_json(
+            {"type": "error", "id": msg_id, "code": code, "message": message, **extra}
+        )
+
+    async def push(self, event: dict[str, Any]) -> None:
+        await self.send_json(event["payload"])

@@ -35,7 +35,26 @@ def incident_group(incident_id: int) -> str:
     return f"incident.{incident_id}"
 
 
+# Watchers of incidents: city-wide staff join SUPERVISORS_GROUP, scoped staff join
+# the group of their region's code; each incident goes to both kinds.
 SUPERVISORS_GROUP = "supervisors"
+
+
+def region_group(code: str) -> str:
+    return f"region.{code}"
+
+
+def supervisor_groups(incident: Incident) -> list[str]:
+    """The city-wide group plus one group per region above the incident's street."""
+    path = incident.region.path if incident.region_id else ""
+    codes = [code for code in path.split("/") if code]
+    return [SUPERVISORS_GROUP, *(region_group(code) for code in codes)]
+
+
+def to_supervisors(incident: Incident, payload: dict[str, Any]) -> list[Message]:
+    return [(group, payload) for group in supervisor_groups(incident)]
+
+
 PUSH_CONCURRENCY = 50
 
 

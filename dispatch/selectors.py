@@ -183,3 +183,30 @@ def units_for_candidates(*, user, unit_ids: list[int]) -> dict:
         "equipment"
     )
     return {u.pk: u for u in rows}
+
+
+def supervisor_group_for(*, user) -> str | None:
+    """The watcher group for a staff user's live incident feed; None if not allowed."""
+    from units.scoping import user_may
+
+    from .events import SUPERVISORS_GROUP, region_group
+
+    if not getattr(user, "is_authenticated", False) or not user_may(
+        user, "view", "dispatch.incident"
+    ):
+        return None
+    if user.is_superuser or _city_wide(user):
+        return SUPERVISORS_GROUP
+    return region_group(user.staff.region.code)
+
+
+def incident_snapshot_for(*, user, incident_id: int) -> dict[str, Any] | None:
+    """An incident's summary and timestamps, if ``user`` may see it."""
+    incident = incident_list(user=user).filter(pk=incident_id).first()
+    if incident is None:
+        return None
+    return {
+        **payloads.incident_summary(incident),
+        "flagged": incident.flagged,
+        "last_event_id": incident.events.order_by("-pk").values_list("pk", flat=True).first(),
+    }

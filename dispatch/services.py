@@ -23,12 +23,12 @@ from units.services import location_validate
 
 from . import notify, payloads
 from .events import (
-    SUPERVISORS_GROUP,
     Message,
     event_record,
     events_record,
     incident_group,
     push_on_commit,
+    to_supervisors,
     unit_group,
 )
 from .models import Deadline, Delivery, Dispatch, Incident, IncidentEvent, MemberLocation, Wave
@@ -115,7 +115,7 @@ def incident_create(
                 incident=incident, number=1, spec=policy["wave1"], reason="intake"
             )
             deadlines = _deadlines_create(incident=incident, policy=policy)
-            push_on_commit([(SUPERVISORS_GROUP, payloads.incident_opened(incident))])
+            push_on_commit(to_supervisors(incident, payloads.incident_opened(incident)))
     except IntegrityError:
         # A concurrent POST with the same external_id won the race.
         if external_id:
@@ -168,7 +168,7 @@ def _wave_send(
             type=IncidentEvent.Type.NO_UNITS,
             data={"wave": number, "radius_m": spec.get("radius_m")},
         )
-        push_on_commit([(SUPERVISORS_GROUP, payloads.no_units(incident, wave=number))])
+        push_on_commit(to_supervisors(incident, payloads.no_units(incident, wave=number)))
         return wave, []
     dispatches = Dispatch.objects.bulk_create(
         [
@@ -384,7 +384,7 @@ def _updates_for(*, incident: Incident, events: list[IncidentEvent]) -> list[Mes
         payload = payloads.update(event=event, incident=incident)
         messages += [(unit_group(u), payload) for u in unit_ids]
         messages.append((incident_group(incident.pk), payload))
-        messages.append((SUPERVISORS_GROUP, payload))
+        messages += to_supervisors(incident, payload)
     return messages
 
 
