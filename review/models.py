@@ -205,3 +205,63 @@ class DispatchFact(models.Model):
 
     def __str__(self) -> str:
         return f"dispatch {self.dispatch_id}"
+
+
+class WeeklyRollup(models.Model):
+    """Incident facts summed per week, region and kind: counts, 1-3-5 counts and
+    per-second histograms of the three durations ({"to_response_s": {"38": 2}}).
+    Rebuilt from ``IncidentFact`` for the weeks a facts sync touched, in the same
+    transaction, so the two always agree."""
+
+    week = models.IntegerField()
+    region_id = models.BigIntegerField(null=True)
+    street_id = models.BigIntegerField(null=True)
+    district_id = models.BigIntegerField(null=True)
+    kind = models.CharField(max_length=16)
+    n = models.IntegerField()
+    ok_responded = models.IntegerField()
+    ok_controlled = models.IntegerField()
+    ok_handled = models.IntegerField()
+    ok_all = models.IntegerField()
+    hist = models.JSONField(default=dict)
+
+    class Meta:
+        verbose_name = _("周汇总")
+        verbose_name_plural = _("周汇总")
+        indexes = [
+            models.Index(fields=["district_id", "week"], name="rollup_district_week"),
+            models.Index(fields=["street_id", "week"], name="rollup_street_week"),
+            models.Index(fields=["week"], name="rollup_week"),
+        ]
+
+    def __str__(self) -> str:
+        return f"week {self.week} region {self.region_id} {self.kind}"
+
+
+class UnitWeekly(models.Model):
+    """Dispatch facts counted per week, unit and incident district: alerts, accepts,
+    declines, arrivals (no kind, no incident street: a filter on those reads the
+    dispatch facts). Rebuilt with ``WeeklyRollup``."""
+
+    week = models.IntegerField()
+    unit_id = models.BigIntegerField()
+    unit_street_id = models.BigIntegerField(null=True)
+    unit_district_id = models.BigIntegerField(null=True)
+    district_id = models.BigIntegerField(null=True)  # the incidents'
+    alerted = models.IntegerField()
+    accepted = models.IntegerField()
+    declined = models.IntegerField()
+    no_answer = models.IntegerField()
+    on_site = models.IntegerField()
+
+    class Meta:
+        verbose_name = _("单元周汇总")
+        verbose_name_plural = _("单元周汇总")
+        indexes = [
+            models.Index(fields=["district_id", "week"], name="unitweek_district_week"),
+            models.Index(fields=["unit_district_id", "week"], name="unitweek_unit_district"),
+            models.Index(fields=["week"], name="unitweek_week"),
+        ]
+
+    def __str__(self) -> str:
+        return f"week {self.week} unit {self.unit_id}"

@@ -220,6 +220,9 @@ def incidents_seed(
             done += n
             bar.update(n)
     writer.finish()
+    from .services import rollups_rebuild
+
+    rollups_rebuild()
     with connection.cursor() as cur:
         cur.execute("ANALYZE")
     return SeedIncidentsResult(

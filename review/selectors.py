@@ -26,6 +26,7 @@ from django.db.models import (
     OuterRef,
     Q,
     QuerySet,
+    Sum,
     Value,
     When,
 )
@@ -516,7 +517,9 @@ def dispatches_annotated(qs: QuerySet[Dispatch]) -> QuerySet[Dispatch]:
     )
 
 
-def _unit_rows(qs: QuerySet, *, accepted: str, declined: str) -> dict[int, UnitStats]:
+def _unit_rows(
+    qs: QuerySet, *, accepted: str, declined: str, with_hist: bool = True
+) -> dict[int, UnitStats]:
     """Per-unit counts and histograms from dispatches (live) or dispatch facts."""
     qs = qs.order_by()
     rows = qs.values("unit_id").annotate(
@@ -537,38 +540,101 @@ def _unit_rows(qs: QuerySet, *, accepted: str, declined: str) -> dict[int, UnitS
         )
         for r in rows
     }
-    for unit_id, hists in _histograms(qs, group="unit_id", names=DURATIONS).items():
-        for name, hist in hists.items():
-            stats[unit_id].hist[name] = dict(hist)
+    if with_hist:
+        # One GROUP BY over the three durations together, not one per duration:
+        # a unit list is a few hundred units over a wide range of dispatches.
+        joint = (
+            qs.filter(Q(to_response_s__isnull=False) | Q(to_control_s__isnull=False))
+            .values_list("unit_id", *DURATIONS)
+            .annotate(c=Count("*"))
+            .order_by()
+        )
+        for unit_id, *values, count in joint:
+            s = stats[unit_id]
+            for name, value in zip(DURATIONS, values, strict=True):
+                if value is not None:
+                    into = s.hist.setdefault(name, {})
+                    into[value] = into.get(value, 0) + count
     return stats
 
 
+def _unit_weekly_rows(qs: QuerySet) -> dict[int, UnitStats]:
+    rows = (
+        qs.order_by()
+        .values("unit_id")
+        .annotate(
+            n_alerted=Sum("alerted"),
+            n_accepted=Sum("accepted"),
+            n_declined=Sum("declined"),
+            n_no_answer=Sum("no_answer"),
+            n_on_site=Sum("on_site"),
+        )
+    )
+    return {
+        r["unit_id"]: UnitStats(
+            unit_id=r["unit_id"],
+            alerted=r["n_alerted"],
+            accepted=r["n_accepted"],
+            declined=r["n_declined"],
+            no_answer=r["n_no_answer"],
+            on_site=r["n_on_site"],
+        )
+        for r in rows
+    }
+
+
 def unit_stats(
-    *, user, filters: IncidentFilter, unit_ids: Sequence[int] | None = None
+    *,
+    user,
+    filters: IncidentFilter,
+    unit_ids: Sequence[int] | None = None,
+    durations: bool = True,
 ) -> list[UnitStats]:
     """Per unit in scope: alerts, accepts, declines, never answered, on site, and
     median/p90 of its own response, arrival and handling times.
 
-    Read from the dispatch facts kept by Celery where they exist, plus the live
-    rows of newer incidents (exact: counts and histograms add up)."""
+    Read from the dispatch facts kept by Celery where they exist (with
+    ``durations=False``, counts only, whole weeks from the weekly roll-up), plus
+    the live rows of newer incidents (exact: counts and histograms add up)."""
     watermark = facts_watermark()
-    facts_q = _facts_q(user=user, filters=filters, unit_scope=True) if watermark else None
+    area = None
+    if watermark and filters.compliant is None:
+        area = _area_q(user=user, filters=filters, unit_scope=True)
     parts: list[dict[int, UnitStats]] = []
     incidents = incident_list(user=user, filters=filters)
-    if facts_q is not None:
-        from .models import DispatchFact
+    if area is not None:
+        from .models import DispatchFact, UnitWeekly
 
-        fq = DispatchFact.objects.filter(facts_q)
         if unit_ids is not None:
-            fq = fq.filter(unit_id__in=list(unit_ids))
-        parts.append(_unit_rows(fq, accepted="to_response_s", declined="declined"))
-        incidents = incidents.filter(pk__gt=watermark)
-    qs = Dispatch.objects.filter(_unit_scope_q(user), incident__in=incidents.values("pk"))
-    if unit_ids is not None:
-        qs = qs.filter(unit_id__in=list(unit_ids))
-    parts.append(
-        _unit_rows(dispatches_annotated(qs), accepted="accepted_at", declined="did_decline")
-    )
+            area &= Q(unit_id__in=list(unit_ids))
+        pieces: list[tuple] = [(filters.since, filters.until)]
+        weekly_ok = not filters.kind and (
+            filters.region is None or filters.region.level != Region.Level.STREET
+        )
+        if not durations and weekly_ok:
+            # Counts only: whole weeks from the weekly roll-up, the ends from facts.
+            w0, w1, pieces = _whole_weeks(filters.since, filters.until)
+            if w1 > w0:
+                weekly = UnitWeekly.objects.filter(area, week__gte=w0, week__lt=w1)
+                parts.append(_unit_weekly_rows(weekly))
+        for since, until in pieces:
+            fq = DispatchFact.objects.filter(area & _time_q(since, until))
+            parts.append(
+                _unit_rows(fq, accepted="to_response_s", declined="declined", with_hist=durations)
+            )
+        incidents = _newer_than(incidents, watermark)
+    if incidents is not None:
+        qs = Dispatch.objects.filter(_unit_scope_q(user), incident__in=incidents.values("pk"))
+        if unit_ids is not None:
+            qs = qs.filter(unit_id__in=list(unit_ids))
+        parts.append(
+            _unit_rows(
+                dispatches_annotated(qs),
+                accepted="accepted_at",
+                declined="did_decline",
+                with_hist=durations,
+            )
+        )
     merged: dict[int, UnitStats] = {}
     for part in parts:
         for unit_id, s in part.items():
@@ -597,6 +663,27 @@ def unit_stats(
 # --- roll-ups: facts kept by Celery ------------------------------------------------------
 
 
+LIVE_IDS_MAX = 50_000
+
+
+def _newer_than(qs: QuerySet, watermark: int) -> QuerySet | None:
+    """``qs`` limited to incidents newer than the facts (None if there are none).
+
+    The ids are read first from the primary key: filtering ``pk > watermark``
+    next to a date range lets SQLite scan the date index instead, the whole
+    range, to find a handful of rows."""
+    newer = list(
+        Incident.objects.filter(pk__gt=watermark)
+        .order_by("pk")
+        .values_list("pk", flat=True)[: LIVE_IDS_MAX + 1]
+    )
+    if not newer:
+        return None
+    if len(newer) > LIVE_IDS_MAX:
+        return qs.filter(pk__gt=watermark)
+    return qs.filter(pk__in=newer)
+
+
 def facts_watermark() -> int:
     """The highest incident id with a fact row: newer incidents are read live."""
     from django.db.models import Max
@@ -606,9 +693,10 @@ def facts_watermark() -> int:
     return IncidentFact.objects.aggregate(m=Max("incident_id"))["m"] or 0
 
 
-def _facts_q(*, user, filters: IncidentFilter, unit_scope: bool = False) -> Q | None:
-    """``filters`` (already checked against the user's scope) as a filter on fact
-    rows; None when facts cannot answer it (drills, community-level regions)."""
+def _area_q(*, user, filters: IncidentFilter, unit_scope: bool = False) -> Q | None:
+    """The region, scope and kind of ``filters`` (already checked against the user's
+    scope) as a filter on facts and roll-ups; None when they cannot answer it
+    (drills, community-level regions)."""
     if filters.drills:
         return None
     from units.scoping import staff_profile
@@ -617,7 +705,6 @@ def _facts_q(*, user, filters: IncidentFilter, unit_scope: bool = False) -> Q | 
     if not user.is_superuser and (profile is None or profile.role == profile.Role.UNIT_LEADER):
         return Q(pk__in=[])
     scope = user_scope(user)
-    q = Q()
 
     def region_q(region: Region | None, prefix: str) -> Q | None:
         if region is None or region.level == Region.Level.CITY:
@@ -628,10 +715,9 @@ def _facts_q(*, user, filters: IncidentFilter, unit_scope: bool = False) -> Q | 
             return Q(**{f"{prefix}street_id": region.pk})
         return None
 
-    area = region_q(filters.region or scope, "")
-    if area is None:
+    q = region_q(filters.region or scope, "")
+    if q is None:
         return None
-    q &= area
     if filters.region is None and scope is not None and not unit_scope:
         # City-level staff (not superusers) never see incidents with no region.
         q &= Q(region_id__isnull=False) if scope.level == Region.Level.CITY else Q()
@@ -642,34 +728,125 @@ def _facts_q(*, user, filters: IncidentFilter, unit_scope: bool = False) -> Q | 
         q &= own
     if filters.kind:
         q &= Q(kind=filters.kind)
-    if filters.since is not None:
-        q &= Q(discovered_at__gte=filters.since)
-    if filters.until is not None:
-        q &= Q(discovered_at__lt=filters.until)
+    return q
+
+
+def _time_q(since, until) -> Q:
+    q = Q()
+    if since is not None:
+        q &= Q(discovered_at__gte=since)
+    if until is not None:
+        q &= Q(discovered_at__lt=until)
+    return q
+
+
+def _facts_q(*, user, filters: IncidentFilter, unit_scope: bool = False) -> Q | None:
+    q = _area_q(user=user, filters=filters, unit_scope=unit_scope)
+    if q is None:
+        return None
+    q &= _time_q(filters.since, filters.until)
     if filters.compliant is not None and not unit_scope:
         q &= Q(ok_all=filters.compliant)
     return q
+
+
+def _whole_weeks(since, until) -> tuple[int, int, list[tuple]]:
+    """[w0, w1): the whole local weeks inside [since, until), and the partial
+    pieces at either end as (since, until) pairs, read from the facts."""
+    if since is None or until is None:
+        return 0, 0, [(since, until)]
+    offset = _utc_offset_s()
+    shift = offset + 3 * 86400
+    w0 = -((-(int(since.timestamp()) + shift)) // WEEK_S)  # ceil: first week starting >= since
+    w1 = (int(until.timestamp()) + shift) // WEEK_S  # floor: the week holding until
+    if w1 <= w0:
+        return 0, 0, [(since, until)]
+    pieces = []
+    start0, _end = week_bounds(w0)
+    start1, _end = week_bounds(w1)
+    if since < start0:
+        pieces.append((since, start0))
+    if start1 < until:
+        pieces.append((start1, until))
+    return w0, w1, pieces
 
 
 _FACT_GROUPS = {"district": "district_id", "street": "street_id", "week": "week", None: None}
 
 
 def area_stats(*, user, filters: IncidentFilter, by: str | None) -> list[GroupStats]:
-    """``incident_stats`` of ``incident_list(user, filters)``, from the facts kept by
-    Celery where they exist plus the live rows of newer incidents."""
+    """``incident_stats`` of ``incident_list(user, filters)``, from three exact parts:
+    the weekly roll-ups for whole weeks, the facts for the partial weeks at the
+    ends of the range, and the live rows of incidents newer than the facts."""
+    return area_stats_many(user=user, filters=filters, bys=[by])[by]
+
+
+def area_stats_many(
+    *, user, filters: IncidentFilter, bys: Sequence[str | None]
+) -> dict[str | None, list[GroupStats]]:
+    """``area_stats`` for several groupings, reading the weekly roll-ups once."""
     live = incident_list(user=user, filters=filters)
     watermark = facts_watermark()
-    facts_q = _facts_q(user=user, filters=filters) if watermark else None
-    if facts_q is None:
-        return incident_stats(qs=live, by=by)
-    from .models import IncidentFact
+    area = _area_q(user=user, filters=filters) if watermark else None
+    if area is None:
+        return {by: incident_stats(qs=live, by=by) for by in bys}
+    from .models import IncidentFact, WeeklyRollup
 
-    group = _FACT_GROUPS[by]
-    base = IncidentFact.objects.filter(facts_q).order_by()
+    parts: dict[str | None, list[list[GroupStats]]] = {by: [] for by in bys}
+    newer = _newer_than(live, watermark)
+    pieces: list[tuple] = [(filters.since, filters.until)]
+    if filters.compliant is None:
+        w0, w1, pieces = _whole_weeks(filters.since, filters.until)
+        if w1 > w0:
+            rollups = WeeklyRollup.objects.filter(area, week__gte=w0, week__lt=w1)
+            by_column = {_FACT_GROUPS[b]: b for b in bys}
+            for column, rows in _rollup_stats(rollups, list(by_column)).items():
+                parts[by_column[column]].append(rows)
+    for by in bys:
+        if newer is not None:
+            parts[by].append(incident_stats(qs=newer, by=by))
+        for since, until in pieces:
+            q = area & _time_q(since, until)
+            if filters.compliant is not None:
+                q &= Q(ok_all=filters.compliant)
+            parts[by].append(_fact_stats(IncidentFact.objects.filter(q), _FACT_GROUPS[by]))
+    return {by: _merge(parts[by], by=by) for by in bys}
+
+
+def _rollup_stats(qs: QuerySet, groups: Sequence[str | None]) -> dict[str | None, list[GroupStats]]:
+    """Sum roll-up rows into stats per grouping column (None: one total), one read."""
+    stats: dict[str | None, dict[Any, GroupStats]] = {g: {} for g in groups}
+    rows = qs.order_by().values_list(
+        "district_id", "street_id", "week",
+        "n", "ok_responded", "ok_controlled", "ok_handled", "ok_all", "hist",
+    )  # fmt: skip
+    column = {"district_id": 0, "street_id": 1, "week": 2}
+    for row in rows:
+        n, ok_r, ok_c, ok_h, ok_all, hist = row[3:]
+        for g in groups:
+            key = row[column[g]] if g else None
+            s = stats[g].get(key)
+            if s is None:
+                s = stats[g][key] = GroupStats(key=key, ok={step: 0 for step in STEPS})
+            s.incidents += n
+            s.compliant += ok_all
+            s.ok["responded"] += ok_r
+            s.ok["controlled"] += ok_c
+            s.ok["handled"] += ok_h
+            for name, counts in hist.items():
+                into = s.hist.setdefault(name, {})
+                for value, count in counts.items():
+                    v = int(value)
+                    into[v] = into.get(v, 0) + count
+    return {g: list(rows.values()) for g, rows in stats.items()}
+
+
+def _fact_stats(qs: QuerySet, group: str | None) -> list[GroupStats]:
+    base = qs.order_by()
     aggregates = {
         "n": Count("*"),
-        "ok_all": Count("pk", filter=Q(ok_all=True)),
-        **{f"ok_{step}": Count("pk", filter=Q(**{f"ok_{step}": True})) for step in STEPS},
+        "n_ok_all": Count("pk", filter=Q(ok_all=True)),
+        **{f"n_ok_{step}": Count("pk", filter=Q(**{f"ok_{step}": True})) for step in STEPS},
     }
     rows = base.values(group).annotate(**aggregates) if group else [base.aggregate(**aggregates)]
     stats: dict[Any, GroupStats] = {}
@@ -680,15 +857,14 @@ def area_stats(*, user, filters: IncidentFilter, by: str | None) -> list[GroupSt
         stats[key] = GroupStats(
             key=key,
             incidents=row["n"],
-            compliant=row["ok_all"],
-            ok={step: row[f"ok_{step}"] for step in STEPS},
+            compliant=row["n_ok_all"],
+            ok={step: row[f"n_ok_{step}"] for step in STEPS},
         )
     for key, hists in _histograms(base, group=group, names=DURATIONS).items():
         if key in stats:
             for name, hist in hists.items():
                 stats[key].hist[name] = dict(hist)
-    recent = incident_stats(qs=live.filter(pk__gt=watermark), by=by)
-    return _merge([list(stats.values()), recent], by=by)
+    return list(stats.values())
 
 
 def _unit_scope_q(user) -> Q:
@@ -951,6 +1127,7 @@ class ResponseReport:
     weeks: list[GroupStats]
     units: list[UnitStats] | None = None
     unreliable: list[UnitStats] | None = None
+    unit_count: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         region = self.filters.region
@@ -977,6 +1154,9 @@ class ResponseReport:
         }
 
 
+UNITS_SHOWN = 200
+
+
 def area_grouping(region: Region | None) -> str | None:
     """A city (or no region) breaks down by district, a district by street."""
     if region is None or region.level == Region.Level.CITY:
@@ -989,17 +1169,31 @@ def area_grouping(region: Region | None) -> str | None:
 def response_report(*, user, filters: IncidentFilter, with_units: bool = True) -> ResponseReport:
     """Totals, the breakdown one level down, the weekly trend and (optionally) units."""
     by = area_grouping(filters.region)
-    totals = area_stats(user=user, filters=filters, by=None)
+    stats = area_stats_many(user=user, filters=filters, bys=[None, "week", *([by] if by else [])])
+    totals = stats[None]
     report = ResponseReport(
         filters=filters,
         by=by,
         total=totals[0] if totals else GroupStats(key=None, label=_("合计")),
-        areas=area_stats(user=user, filters=filters, by=by) if by else [],
-        weeks=area_stats(user=user, filters=filters, by="week"),
+        areas=stats[by] if by else [],
+        weeks=stats["week"],
     )
     if with_units:
-        report.units = unit_stats(user=user, filters=filters)
-        report.unreliable = units_unreliable(report.units)
+        counts = unit_stats(user=user, filters=filters, durations=False)
+        report.unreliable = units_unreliable(counts)
+        # The page lists the most-called units; their medians only (fast at any size).
+        shown = sorted(counts, key=lambda u: (-u.alerted, u.code))[:UNITS_SHOWN]
+        timed = {
+            u.unit_id: u
+            for u in unit_stats(
+                user=user,
+                filters=filters,
+                unit_ids=[u.unit_id for u in shown] + [u.unit_id for u in report.unreliable],
+            )
+        }
+        report.units = [timed.get(u.unit_id, u) for u in shown]
+        report.unreliable = [timed.get(u.unit_id, u) for u in report.unreliable]
+        report.unit_count = len(counts)
     return report
 
 
@@ -1373,3 +1567,33 @@ def drill_report(*, user, drill) -> tuple[DrillRow, list[DrillUnitLine]]:
             )
         )
     return total, lines
+
+
+def incident_count(*, user, filters: IncidentFilter) -> int:
+    """``incident_list(user, filters).count()``, from the facts' covering index plus
+    the live newer incidents: counting 150,000 incident rows takes SQLite a second."""
+    live = incident_list(user=user, filters=filters)
+    watermark = facts_watermark()
+    q = _facts_q(user=user, filters=filters) if watermark else None
+    if q is None:
+        return live.count()
+    from .models import IncidentFact
+
+    newer = _newer_than(live, watermark)
+    return IncidentFact.objects.filter(q).count() + (newer.count() if newer is not None else 0)
+
+
+class CountedList:
+    """A queryset whose ``count()`` comes from elsewhere (for the paginator)."""
+
+    def __init__(self, qs: QuerySet, count: int) -> None:
+        self.qs, self._count = qs, count
+
+    def count(self) -> int:
+        return self._count
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, item):
+        return self.qs[item]

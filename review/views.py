@@ -80,7 +80,8 @@ def incident_list(request):
     except ReviewInputError as exc:
         return _bad_input(request, exc)
     qs = selectors.incident_list(user=request.user, filters=filters)
-    page = Paginator(qs, 50).get_page(request.GET.get("page"))
+    count = selectors.incident_count(user=request.user, filters=filters)
+    page = Paginator(selectors.CountedList(qs, count), 50).get_page(request.GET.get("page"))
     return render(
         request,
         "review/incident_list.html",
@@ -149,8 +150,8 @@ def report(request):
         "review/report.html",
         {
             "report": report,
-            "units": (report.units or [])[:200],
-            "unit_count": len(report.units or []),
+            "units": report.units or [],
+            "unit_count": report.unit_count,
             "chart": chart,
             **_filter_context(request, filters),
         },

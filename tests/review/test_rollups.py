@@ -112,3 +112,39 @@ def test_drills_are_not_facts(tianhe_street):
     past_incident(region=tianhe_street, is_drill=True)
     services.facts_sync(full=True)
     assert not IncidentFact.objects.exists()
+
+
+def test_unit_counts_from_the_weekly_roll_up_equal_the_live_counts(history, city_reviewer):
+    filters = IncidentFilter(**WINDOW)
+
+    def counts(user):
+        return [
+            (s.unit_id, s.alerted, s.accepted, s.declined, s.no_answer, s.on_site)
+            for s in selectors.unit_stats(user=user, filters=filters, durations=False)
+        ]
+
+    live = counts(city_reviewer)
+    services.facts_sync(full=True)
+    assert counts(city_reviewer) == live and live
+
+
+def test_the_report_lists_units_with_medians_from_the_roll_ups(history, city_reviewer):
+    filters = IncidentFilter(**WINDOW)
+    before = selectors.response_report(user=city_reviewer, filters=filters)
+    services.facts_sync(full=True)
+    after = selectors.response_report(user=city_reviewer, filters=filters)
+    assert [u.as_dict() for u in after.units] == [u.as_dict() for u in before.units]
+    assert after.unit_count == before.unit_count == 2
+    assert after.units[0].durations["to_response_s"].median is not None
+
+
+@pytest.mark.parametrize("extra", [{}, {"compliant": True}, {"kind": Incident.Kind.FIRE}])
+def test_the_incident_count_from_facts_equals_the_live_count(
+    history, city_reviewer, tianhe, tianhe_street, extra
+):
+    services.facts_sync(full=True)
+    past_incident(region=tianhe_street, response_s=10, at=T0 + dt.timedelta(days=1))
+    for region in (None, tianhe):
+        filters = IncidentFilter(region=region, **WINDOW, **extra)
+        live = selectors.incident_list(user=city_reviewer, filters=filters).count()
+        assert selectors.incident_count(user=city_reviewer, filters=filters) == live
