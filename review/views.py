@@ -200,6 +200,8 @@ def _xlsx_response(filename: str, header: list[str], rows: Iterable[list]):
 
 @reviewer_required
 def export(request, what: str, fmt: str):
+    if fmt not in ("csv", "xlsx"):
+        raise Http404
     try:
         filters = _filters(request)
     except ReviewInputError as exc:

@@ -146,3 +146,9 @@ def test_api_report_is_described_in_the_openapi_schema(client, city_reviewer):
     client.force_login(city_reviewer)
     schema = client.get("/api/v1/schema/?format=json").json()
     assert "/api/v1/reports/response-times/" in schema["paths"]
+
+
+def test_an_unknown_export_format_or_table_is_not_found(client, tianhe_reviewer):
+    client.force_login(tianhe_reviewer)
+    assert client.get("/review/export/incidents.pdf").status_code == 404
+    assert client.get("/review/export/members.csv").status_code == 404
