@@ -653,10 +653,12 @@ def unit_stats(
                 median=_round(percentile_cont(pairs, 0.5)),
                 p90=_round(percentile_cont(pairs, 0.9)),
             )
-    units = Unit.objects.filter(pk__in=list(merged)).select_related("region")
-    for unit in units:
-        s = merged[unit.pk]
-        s.code, s.name, s.street = unit.code, unit.name, unit.region.name
+    labels = Unit.objects.filter(pk__in=list(merged)).values_list(
+        "pk", "code", "name", "region__name"
+    )
+    for pk, code, name, street in labels:
+        s = merged[pk]
+        s.code, s.name, s.street = code, name, street
     return sorted(merged.values(), key=lambda s: s.code)
 
 
@@ -835,10 +837,14 @@ def _rollup_stats(qs: QuerySet, groups: Sequence[str | None]) -> dict[str | None
             s.ok["handled"] += ok_h
             for name, counts in hist.items():
                 into = s.hist.setdefault(name, {})
-                for value, count in counts.items():
-                    v = int(value)
-                    into[v] = into.get(v, 0) + count
-    return {g: list(rows.values()) for g, rows in stats.items()}
+                for value, count in counts.items():  # JSON keys: seconds as text
+                    into[value] = into.get(value, 0) + count
+    out = {}
+    for g, rows in stats.items():
+        for r in rows.values():
+            r.hist = {name: {int(v): c for v, c in h.items()} for name, h in r.hist.items()}
+        out[g] = list(rows.values())
+    return out
 
 
 def _fact_stats(qs: QuerySet, group: str | None) -> list[GroupStats]:
