@@ -148,3 +148,26 @@ def test_the_incident_count_from_facts_equals_the_live_count(
         filters = IncidentFilter(region=region, **WINDOW, **extra)
         live = selectors.incident_list(user=city_reviewer, filters=filters).count()
         assert selectors.incident_count(user=city_reviewer, filters=filters) == live
+
+
+def test_the_report_runs_a_fixed_number_of_queries_however_many_streets_and_units(
+    city_reviewer, tianhe
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.factories import RegionFactory
+
+    def queries_for(n_streets: int) -> int:
+        for i in range(n_streets):
+            street = RegionFactory(parent=tianhe, code=f"9{n_streets}{i:04d}")
+            unit = UnitFactory(region=street)
+            incident = past_incident(region=street, at=T0 + dt.timedelta(days=1, hours=i))
+            dispatch_to(incident, unit, accepted_s=20, on_site_s=90)
+        services.facts_sync(full=True)
+        filters = IncidentFilter(region=tianhe, **WINDOW)
+        with CaptureQueriesContext(connection) as ctx:
+            selectors.response_report(user=city_reviewer, filters=filters)
+        return len(ctx.captured_queries)
+
+    assert queries_for(2) == queries_for(12)
