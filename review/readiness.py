@@ -41,12 +41,17 @@ LEVELS = ("district", "street", "unit")
 class TreeNode:
     node: IndicatorNode
     children: list[TreeNode] = field(default_factory=list)
+    # Looked up once: ``get_metric_display`` per entity costs a translation lookup.
+    metric_display: str = ""
 
 
 def indicator_tree() -> list[TreeNode]:
     """The active indicator tree (roots first, children in ``order``)."""
     nodes = list(IndicatorNode.objects.filter(active=True).order_by("order", "pk"))
-    by_id = {n.pk: TreeNode(n) for n in nodes}
+    by_id = {
+        n.pk: TreeNode(n, metric_display=str(n.get_metric_display()) if n.metric else "")
+        for n in nodes
+    }
     roots = []
     for n in nodes:
         parent = by_id.get(n.parent_id) if n.parent_id else None
@@ -105,7 +110,7 @@ def score_tree(tree: TreeNode, metrics: dict[str, float | None]) -> Scored:
             score=leaf_score(raw, good=n.good, bad=n.bad),
             raw=None if raw is None else round(raw, 1),
             metric=n.metric,
-            metric_display=n.get_metric_display() if n.metric else "",
+            metric_display=tree.metric_display,
             good=n.good,
             bad=n.bad,
         )
