@@ -1,0 +1,155 @@
+"""Review report benchmark: seeds a throwaway database and prints how long the
+district report takes at scale. Prints figures; asserts nothing.
+
+    .venv/bin/python bench/review_report.py                  # 100,000 incidents (SQLite, ~2 min)
+    .venv/bin/python bench/review_report.py --full           # 1,000,000 incidents (~15 min)
+    .venv/bin/python bench/review_report.py --database-url postgres://u:p@127.0.0.1/db_bench
+    .venv/bin/python bench/review_report.py --reuse DIR      # time again on a kept data dir
+
+Steps: migrate, ``seed_demo`` (23,000 units), ``seed_incidents --count N``
+(which writes the review's roll-up facts too), then as the demo ``reviewer``
+(city scope): the district report of 天河区 (page and API), the city report, the
+incident list page, and the whole report computed live (facts ignored), for
+the last 90 days and the whole year; then a city-wide drill (every unit, in
+batches, eager Celery) and its report. Each figure is the median of 5 runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=100_000)
+    parser.add_argument("--full", action="store_true", help="1,000,000 incidents")
+    parser.add_argument("--units", type=int, default=23_000)
+    parser.add_argument("--database-url", default="")
+    parser.add_argument("--reuse", default="", help="a data dir seeded by an earlier run")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--no-drill", dest="drill", action="store_false", help="skip the city drill"
+    )
+    args = parser.parse_args()
+    count = 1_000_000 if args.full else args.count
+
+    data_dir = args.reuse or tempfile.mkdtemp(prefix="review-bench-")
+    os.environ["DATA_DIR"] = data_dir
+    os.environ.setdefault("CHANNEL_LAYER_BACKEND", "channels.layers.InMemoryChannelLayer")
+    if args.database_url:
+        os.environ["DATABASE_URL"] = args.database_url
+    os.environ["DJANGO_SETTINGS_MODULE"] = "config.settings"
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+
+    from dispatch.models import Incident
+    from review import selectors
+    from review.seeding import incidents_seed
+    from units.seeding import demo_city_seed
+
+    engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
+    print(f"database: {engine} ({data_dir if engine == 'sqlite3' else args.database_url})")
+    if not args.reuse:
+        call_command("migrate", verbosity=0)
+        t = time.perf_counter()
+        demo_city_seed(units=args.units)
+        print(f"seed_demo {args.units:,} units: {time.perf_counter() - t:.1f} s")
+        t = time.perf_counter()
+        result = incidents_seed(count=count, progress=sys.stderr)
+        print(
+            f"seed_incidents {result.incidents:,} incidents ({result.dispatches:,} dispatches, "
+            f"{result.events:,} events): {time.perf_counter() - t:.1f} s"
+        )
+    total = Incident.objects.count()
+    print(f"incidents in the database: {total:,}")
+
+    user = get_user_model().objects.get(username="reviewer")
+    client = Client()
+    client.force_login(user)
+    today = time.strftime("%Y-%m-%d")
+
+    def timed(label: str, fn) -> None:
+        fn()  # warm: caches, first query plans
+        runs = []
+        for _ in range(args.runs):
+            t = time.perf_counter()
+            fn()
+            runs.append(time.perf_counter() - t)
+        median, worst = statistics.median(runs) * 1000, max(runs) * 1000
+        print(f"  {label:<58} median {median:7.0f} ms   max {worst:7.0f} ms")
+
+    def get(url: str):
+        def fetch():
+            response = client.get(url)
+            assert response.status_code == 200, (url, response.status_code)
+            return response
+
+        return fetch
+
+    for days, since in ((90, None), (365, "2000-01-01")):
+        span = f"last {days} days" if since is None else "whole year"
+        year_ago = time.strftime("%Y-%m-%d", time.localtime(time.time() - 366 * 86400))
+        q = f"&since={year_ago}&until={today}" if since else ""
+        print(f"{span}:")
+        timed(
+            "district report page /review/report/?district=440106",
+            get(f"/review/report/?district=440106{q}"),
+        )
+        timed(
+            "district report API /api/v1/reports/response-times/",
+            get(f"/api/v1/reports/response-times/?district=440106{q}"),
+        )
+        timed("city report page (11 districts)", get(f"/review/report/?{q[1:]}"))
+        timed("incident list page, district, page 1", get(f"/review/incidents/?district=440106{q}"))
+
+        def live_report(since=year_ago if since else None):
+            filters = selectors.incident_filter_build(user=user, district="440106", since=since)
+            # Facts ignored: the same report straight from the incident tables.
+            selectors.incident_stats(
+                qs=selectors.incident_list(user=user, filters=filters), by="street"
+            )
+
+        timed("(for comparison) district by street, live, no roll-ups", live_report)
+
+    if args.drill:
+        # A city-wide drill, batches run inline (eager Celery): every active unit.
+        from django.conf import settings as dj
+
+        from review import services
+        from review.models import Drill
+
+        dj.CELERY_TASK_ALWAYS_EAGER = True
+        dj.NOTIFY_CHAIN = []  # the SMS/voice chain is timed by the member app, not here
+        from config.celery import app
+
+        app.conf.task_always_eager = True
+        admin = get_user_model().objects.get(username="admin")
+        t = time.perf_counter()
+        drill = services.drill_start(user=admin, scope="city")
+        drill = Drill.objects.get(pk=drill.pk)
+        print(
+            f"city-wide drill: {drill.units_alerted:,} units alerted in "
+            f"{drill.incident.waves.count()} batches, {time.perf_counter() - t:.1f} s"
+        )
+        timed("drill report page, all units", get(f"/review/drills/{drill.pk}/"))
+        timed("drill league tables page", get("/review/drills/"))
+    connection.close()
+
+
+if __name__ == "__main__":
+    main()
