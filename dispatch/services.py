@@ -18,6 +18,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from units.locate import street_at
 from units.models import Member
 from units.services import location_validate
 
@@ -84,7 +85,7 @@ def incident_create(
             return IntakeResult(incident=existing, created=False)
     now = timezone.now()
     discovered_at = _discovered_at_validate(discovered_at, now=now)
-    location_validate(lat=lat, lon=lon)
+    district = location_validate(lat=lat, lon=lon)
     policy = policy_for(kind=kind, severity=severity)
     try:
         with transaction.atomic():
@@ -102,7 +103,7 @@ def incident_create(
                 created_by=created_by,
                 is_drill=is_drill,
                 policy=policy,
-                region=_street_at(lat=lat, lon=lon),
+                region=street_at(lat=lat, lon=lon, district=district),
             )
             event_record(
                 incident_id=incident.pk,
@@ -137,12 +138,6 @@ def _discovered_at_validate(value: dt.datetime | None, *, now: dt.datetime) -> d
     return min(value, now)
 
 
-def _street_at(*, lat: float, lon: float):
-    from units.locate import street_at
-
-    return street_at(lat=lat, lon=lon)
-
-
 def _wave_send(
     *, incident: Incident, number: int, spec: dict[str, Any], reason: str
 ) -> tuple[Wave | None, list[Candidate]]:
@@ -150,7 +145,12 @@ def _wave_send(
 
     Caller holds a transaction and has claimed the right to send this wave.
     """
-    already = set(Dispatch.objects.filter(incident=incident).values_list("unit_id", flat=True))
+    # Wave 1 has nobody to leave out: spare the hot path the query.
+    already = (
+        set(Dispatch.objects.filter(incident=incident).values_list("unit_id", flat=True))
+        if number > 1
+        else set()
+    )
     candidates = rank_units(
         lat=incident.lat,
         lon=incident.lon,

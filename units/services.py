@@ -57,13 +57,14 @@ def district_at(*, lat: float, lon: float) -> DistrictShape | None:
     return None
 
 
-def location_validate(*, lat: float, lon: float, field_prefix: str = "") -> None:
+def location_validate(*, lat: float, lon: float, field_prefix: str = "") -> DistrictShape | None:
     """Raise ValidationError unless (lat, lon) is a coordinate inside the service area.
 
     The error names the offending field (``lat`` or ``lon``, with ``field_prefix``);
     a point outside the service area names both. The service area is the union
     of the district outlines; with none loaded (an empty or test database), any
-    valid coordinate is accepted.
+    valid coordinate is accepted. Returns the district the point lies in (None
+    when no outlines are loaded), so callers need not search the outlines again.
     """
     errors: dict[str, str] = {}
     for field, value, limit in (("lat", lat, 90), ("lon", lon, 180)):
@@ -71,9 +72,13 @@ def location_validate(*, lat: float, lon: float, field_prefix: str = "") -> None
             errors[f"{field_prefix}{field}"] = _("坐标无效：纬度须在 -90..90，经度须在 -180..180。")
     if errors:
         raise ValidationError(errors)
-    if _district_shapes() and district_at(lat=float(lat), lon=float(lon)) is None:
+    if not _district_shapes():
+        return None
+    district = district_at(lat=float(lat), lon=float(lon))
+    if district is None:
         message = _("坐标不在服务区域内。")
         raise ValidationError({f"{field_prefix}lat": message, f"{field_prefix}lon": message})
+    return district
 
 
 def _coordinate_ok(value: object, limit: float) -> bool:
