@@ -29,7 +29,23 @@ CLOSE_IDLE = 4408
 MAX_FRAME_BYTES = 16 * 1024
 
 
-class MemberConsumer(AsyncJsonWebsocketConsumer):
+class _JsonEdge(AsyncJsonWebsocketConsumer):
+    """What both sockets share: error frames, refusing a socket, pushed frames."""
+
+    async def _error(self, msg_id, code: str, message: str, **extra) -> None:
+        await self.send_json(
+            {"type": "error", "id": msg_id, "code": code, "message": message, **extra}
+        )
+
+    async def _refuse(self, code: int, error: str, message: str) -> None:
+        await self._error(None, error, message)
+        await self.close(code=code)
+
+    async def push(self, event: dict[str, Any]) -> None:
+        await self.send_json(event["payload"])
+
+
+class MemberConsumer(_JsonEdge):
     member: Member | None = None
     _heartbeat: asyncio.Task | None = None
 
@@ -72,10 +88,6 @@ class MemberConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(
                 unit_group(self.member.unit_id), self.channel_name
             )
-
-    async def _refuse(self, code: int, error: str, message: str) -> None:
-        await self.send_json({"type": "error", "id": None, "code": error, "message": message})
-        await self.close(code=code)
 
     async def _join_unit(self) -> None:
         await self.channel_layer.group_add(unit_group(self.member.unit_id), self.channel_name)
@@ -120,11 +132,6 @@ class MemberConsumer(AsyncJsonWebsocketConsumer):
             await self._error(msg_id, exc.code, exc.message)
         except ValidationError as exc:
             await self._error(msg_id, "invalid", "; ".join(exc.messages))
-
-    async def _error(self, msg_id, code: str, message: str, **extra) -> None:
-        await self.send_json(
-            {"type": "error", "id": msg_id, "code": code, "message": message, **extra}
-        )
 
     async def _on_pong(self, msg_id, content) -> None:
         pass
@@ -207,9 +214,6 @@ class MemberConsumer(AsyncJsonWebsocketConsumer):
 
     # --- server -> client (channel layer handlers) ------------------------------------
 
-    async def push(self, event: dict[str, Any]) -> None:
-        await self.send_json(event["payload"])
-
     async def member_duty(self, event: dict[str, Any]) -> None:
         if event["on_duty"] and not self.in_unit_group:
             await self._join_unit()
@@ -272,7 +276,7 @@ def _optional_latlon(content: dict) -> tuple[float | None, float | None]:
     return float(lat), float(lon)
 
 
-class SupervisorConsumer(AsyncJsonWebsocketConsumer):
+class SupervisorConsumer(_JsonEdge):
     """Live incidents for police stations, admins and reviewers, within their scope.
 
     The socket joins the city-wide group (city-scoped staff, superusers) or its
@@ -287,11 +291,9 @@ class SupervisorConsumer(AsyncJsonWebsocketConsumer):
         user = self.scope.get("user")
         self.group = await database_sync_to_async(selectors.supervisor_group_for)(user=user)
         if self.group is None:
-            await self.send_json(
-                {"type": "error", "id": None, "code": "forbidden",
-                 "message": _("只有有权查看警情的工作人员可以订阅。")}
-            )  # fmt: skip
-            await self.close(code=CLOSE_FORBIDDEN)
+            await self._refuse(
+                CLOSE_FORBIDDEN, "forbidden", _("只有有权查看警情的工作人员可以订阅。")
+            )
             return
         self.watching: set[int] = set()
         await self.channel_layer.group_add(self.group, self.channel_name)
@@ -339,11 +341,3 @@ class SupervisorConsumer(AsyncJsonWebsocketConsumer):
         await self.channel_layer.group_add(incident_group(incident_id), self.channel_name)
         self.watching.add(incident_id)
         await self.send_json({"type": "ok", "id": msg_id, "incident": snapshot})
-
-    async def _error(self, msg_id, code: str, message: str, **extra) -> None:
-        await self.send_json(
-            {"type": "error", "id": msg_id, "code": code, "message": message, **extra}
-        )
-
-    async def push(self, event: dict[str, Any]) -> None:
-        await self.send_json(event["payload"])
