@@ -33,9 +33,9 @@ from dispatch.models import Delivery, Dispatch, Incident, IncidentEvent, Wave
 from dispatch.policy import policy_for
 from dispatch.ranking import unit_index
 from units import geo
+from units.geo import points_in_geometry
 from units.models import Member, Region, StaffProfile, Unit
 from units.scoping import staff_profile
-from units.seeding import points_in_geometry
 
 from .models import CoverageSnapshot, Drill
 

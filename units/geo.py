@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
+
 EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG)
 
 
@@ -50,3 +52,52 @@ def point_in_geometry(lat: float, lon: float, geometry: dict) -> bool:
 
 def valid_latlon(lat: float, lon: float) -> bool:
     return -90 <= lat <= 90 and -180 <= lon <= 180 and not (math.isnan(lat) or math.isnan(lon))
+
+
+def _ring_parity(slat: np.ndarray, slon: np.ndarray, ring: Sequence[Sequence[float]]) -> np.ndarray:
+    """Even-odd crossings of one ring for points sorted by latitude.
+
+    The same test and arithmetic as ``geo._in_ring`` (so the answers agree
+    exactly), but each edge only looks at the points in its latitude band,
+    found by binary search: the work is the number of actual crossings, not
+    points x edges.
+    """
+    pts = np.asarray(ring, dtype=float)
+    xi, yi = pts[:, 0], pts[:, 1]
+    # geo._in_ring pairs vertex i with i-1 (and vertex 0 with the last one).
+    xj, yj = np.roll(xi, 1), np.roll(yi, 1)
+    # (yi > lat) != (yj > lat)  <=>  min(yi, yj) <= lat < max(yi, yj)
+    lo = np.searchsorted(slat, np.minimum(yi, yj), side="left")
+    hi = np.searchsorted(slat, np.maximum(yi, yj), side="left")
+    counts = hi - lo
+    total = int(counts.sum())
+    parity = np.zeros(len(slat), dtype=bool)
+    if total == 0:
+        return parity
+    edge = np.repeat(np.arange(len(xi)), counts)
+    starts = np.repeat(np.cumsum(counts) - counts, counts)
+    point = np.arange(total) - starts + np.repeat(lo, counts)
+    ex_i, ey_i, ex_j, ey_j = xi[edge], yi[edge], xj[edge], yj[edge]
+    crossing = slon[point] < (ex_j - ex_i) * (slat[point] - ey_i) / (ey_j - ey_i) + ex_i
+    hits = np.bincount(point[crossing], minlength=len(slat))
+    return (hits & 1).astype(bool)
+
+
+def points_in_geometry(lat: np.ndarray, lon: np.ndarray, geometry: dict) -> np.ndarray:
+    """Vectorised ``geo.point_in_geometry``: a boolean per (lat, lon) point."""
+    lat = np.asarray(lat, dtype=float)
+    lon = np.asarray(lon, dtype=float)
+    polygons = (
+        [geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"]
+    )
+    order = np.argsort(lat, kind="stable")
+    slat, slon = lat[order], lon[order]
+    inside_sorted = np.zeros(len(lat), dtype=bool)
+    for rings in polygons:
+        inside = _ring_parity(slat, slon, rings[0])
+        for hole in rings[1:]:
+            inside &= ~_ring_parity(slat, slon, hole)
+        inside_sorted |= inside
+    inside_all = np.empty(len(lat), dtype=bool)
+    inside_all[order] = inside_sorted
+    return inside_all

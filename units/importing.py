@@ -43,9 +43,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
+from .geo import points_in_geometry
 from .models import Equipment, EquipmentKind, ImportJob, Member, Region, Unit, phone_mask
 from .scoping import scope_filter, user_may, user_sees_phones
-from .services import _district_shapes, roster_changed
+from .services import district_shapes, roster_changed
 
 UNIT, MEMBER, EQUIPMENT = "unit", "member", "equipment"
 KINDS = (UNIT, MEMBER, EQUIPMENT)  # also the order tables are written in
@@ -787,11 +788,9 @@ def _check_service_area(table: Table, located, errors) -> None:
     Vectorised over the whole file: the per-point check costs milliseconds per
     unit against the real outlines, far too slow for a city.
     """
-    shapes = _district_shapes()
+    shapes = district_shapes()
     if not located or not shapes:
         return
-    from .seeding import points_in_geometry  # the same arithmetic as geo.point_in_geometry
-
     lat = np.array([p[1] for p in located])
     lon = np.array([p[2] for p in located])
     inside = np.zeros(len(located), dtype=bool)

@@ -30,7 +30,7 @@ class DistrictShape:
 _shapes: tuple[DistrictShape, ...] | None = None
 
 
-def _district_shapes() -> tuple[DistrictShape, ...]:
+def district_shapes() -> tuple[DistrictShape, ...]:
     global _shapes
     if _shapes is not None:
         return _shapes
@@ -51,7 +51,7 @@ def district_shapes_reset() -> None:
 
 
 def district_at(*, lat: float, lon: float) -> DistrictShape | None:
-    for shape in _district_shapes():
+    for shape in district_shapes():
         if geo.point_in_geometry(lat, lon, shape.geometry):
             return shape
     return None
@@ -72,7 +72,7 @@ def location_validate(*, lat: float, lon: float, field_prefix: str = "") -> Dist
             errors[f"{field_prefix}{field}"] = _("坐标无效：纬度须在 -90..90，经度须在 -180..180。")
     if errors:
         raise ValidationError(errors)
-    if not _district_shapes():
+    if not district_shapes():
         return None
     district = district_at(lat=float(lat), lon=float(lon))
     if district is None:
