@@ -213,18 +213,12 @@ def admin_object(world, label: str, user):
 
 SCOPED = ["units.region", "units.unit", "units.member", "units.equipment", "units.staffprofile",
           "dispatch.incident"]  # fmt: skip
-# Admin pages known to be broken (strict xfail): none now. The mobile admin's
-# 500s (has_view_permission without ``obj``) are fixed.
-BROKEN: set[str] = set()
 
 
 def _admin_cases():
     for role in ROLES:
         for label in sorted(ADMIN):
-            marks = []
-            if label in BROKEN and role != "member":  # non-staff: sent to login first
-                marks = [pytest.mark.xfail(strict=True, reason="mobile admin 500s, see BROKEN")]
-            yield pytest.param(role, label, marks=marks, id=f"{role}-{label}")
+            yield pytest.param(role, label, id=f"{role}-{label}")
 
 
 # --- the matrix ----------------------------------------------------------------------
