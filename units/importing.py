@@ -43,6 +43,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
+from . import phones
 from .geo import points_in_geometry
 from .models import Equipment, EquipmentKind, ImportJob, Member, Region, Unit, phone_mask
 from .scoping import scope_filter, user_may, user_sees_phones
@@ -62,7 +63,7 @@ WRITE_BATCH = 2_000  # rows per bulk call (with their history rows)
 KEY_CHUNK = 2_000  # keys per IN (...) lookup (SQLite's variable limit)
 MAX_ROWS = 1_000_000
 SAMPLE_SIZE = 10  # changes shown per sheet in a preview
-CN_MOBILE = re.compile(r"1[3-9]\d{9}")
+CN_MOBILE = phones.CN_MOBILE
 
 ProgressCallback = Callable[[str, int, int], None]  # phase, done, total
 
@@ -503,19 +504,14 @@ def phone_normalize(value: Any) -> str:
     text = _text(value)
     if not text:
         raise CellError(_("不能为空。"))
-    digits = re.sub(r"[\s\-()（）]", "", text)
-    for prefix in ("+86", "0086"):
-        if digits.startswith(prefix):
-            digits = digits[len(prefix) :]
-    if len(digits) == 13 and digits.startswith("86"):
-        digits = digits[2:]
-    if CN_MOBILE.fullmatch(digits):
-        return digits
-    if re.fullmatch(r"\d(\.\d+)?[eE]\+?\d+", digits):
-        raise CellError(
-            _("手机号被 Excel 显示成了科学计数法（%(value)s）；请把该列设为“文本”后重新导出。")
-            % {"value": text}
-        )
+    try:
+        return phones.phone_normalize(text)
+    except phones.PhoneInvalid as exc:
+        if exc.scientific:
+            raise CellError(
+                _("手机号被 Excel 显示成了科学计数法（%(value)s）；请把该列设为“文本”后重新导出。")
+                % {"value": text}
+            ) from None
     raise CellError(_("手机号须为 11 位中国大陆手机号（如 13800138000）。"))
 
 

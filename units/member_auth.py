@@ -30,11 +30,11 @@ from django.utils.translation import gettext as _
 
 from mobile.models import MemberLoginCode, SignInThrottle
 
+from . import phones
 from .models import Member
 
 User = get_user_model()
 
-_PHONE_RE = re.compile(r"^1\d{10}$")
 CODE_DIGITS = 6
 
 
@@ -56,14 +56,11 @@ class IssuedCode:
 
 
 def phone_normalize(raw: str) -> str:
-    """Mainland mobile number as 11 digits; accepts spaces, dashes and +86 / 0086."""
-    digits = re.sub(r"[\s\-()]", "", raw or "")
-    for prefix in ("+86", "0086"):
-        if digits.startswith(prefix):
-            digits = digits[len(prefix) :]
-    if not _PHONE_RE.match(digits):
-        raise SignInError("bad_phone", _("请输入 11 位手机号。"), field="phone")
-    return digits
+    """The shared normaliser, with sign-in's error."""
+    try:
+        return phones.phone_normalize(raw)
+    except phones.PhoneInvalid:
+        raise SignInError("bad_phone", _("请输入 11 位手机号。"), field="phone") from None
 
 
 def member_username(member: Member) -> str:
