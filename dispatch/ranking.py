@@ -8,14 +8,16 @@ memory alone.
 
 Ranking contract (see docs/ranking.md):
 
-- candidates are active units; with ``require_available`` they must also be able
-  to send someone without going below ``post_min`` people on their own post;
+- candidates are active units; with ``require_available`` they must also be
+  ready (``units.readiness``: more people on duty than ``post_min``, so they can
+  send someone without emptying their own post) - the same "ready" the admin,
+  API and readiness overview show;
 - the score is the on-foot arrival estimate in seconds
   (``distance_m * RANKING_DETOUR_FACTOR / RANKING_WALK_SPEED_MPS``) plus
   ``RANKING_KIT_PENALTY_S`` when the unit lacks the kit the incident kind needs
   (``RANKING_KIT_BY_KIND``); ties go to the lower unit id;
-- ``distance_m`` is the exact great-circle (haversine) distance, and
-  ``radius_m`` filters on it.
+- ``distance_m`` is the exact great-circle (haversine) distance of
+  ``units.geo``, and ``radius_m`` filters on it.
 
 Writers (``refresh``, ``apply_units``) hold the index lock; readers (``nearest``)
 take no lock. They read one immutable snapshot reference, and the only in-place
@@ -40,8 +42,9 @@ from django.utils import timezone
 from scipy.spatial import cKDTree
 
 from units import geo
-from units.geo import EARTH_RADIUS_M
-from units.models import STANDARD_KIT, Equipment, EquipmentKind, Member, RosterChange, Unit
+from units.geo import EARTH_RADIUS_M, chord_to_m, haversine_m_radians, m_to_chord
+from units.models import Equipment, EquipmentKind, Member, RosterChange, Unit
+from units.readiness import kit_enough, kit_in_service_q, ready_mask, unit_spare
 
 __all__ = [
     "Candidate",
@@ -101,19 +104,6 @@ def kit_mask(kinds: Iterable[str]) -> int:
     return mask
 
 
-# Usable kit follows ``units.selectors.kit_ok_q`` (enough, not broken, in date),
-# extended to kinds outside the standard kit (an AED counts from one). "Enough"
-# is checked in Python: ten OR-ed quantity terms cost more to compile than the
-# rows they would save.
-_KIT_MINIMUM: dict[str, int] = {kind: STANDARD_KIT.get(kind, 1) for kind in KIT_BITS}
-
-
-def _usable_kit_q(*, today: date) -> Q:
-    """Equipment rows in usable condition and in date (quantity is checked apart)."""
-    in_date = Q(expires__isnull=True) | Q(expires__gte=today)
-    return ~Q(condition=Equipment.Condition.BROKEN) & in_date
-
-
 def _pack(is_active, post_min, on_duty, kit_bits) -> np.ndarray:
     on = np.clip(np.asarray(on_duty, dtype=np.int64), 0, _U16)
     pm = np.clip(np.asarray(post_min, dtype=np.int64), 0, _U16)
@@ -123,10 +113,11 @@ def _pack(is_active, post_min, on_duty, kit_bits) -> np.ndarray:
 
 
 def _eligible(state: np.ndarray, require_available: bool) -> np.ndarray:
-    ok = ((state >> _ACTIVE_SHIFT) & 1).astype(bool)
-    if require_available:
-        ok &= (state & _U16) > ((state >> _POST_SHIFT) & _U16)
-    return ok
+    active = ((state >> _ACTIVE_SHIFT) & 1).astype(bool)
+    if not require_available:
+        return active
+    # The one definition of a ready unit (units.readiness), as the admin shows it.
+    return ready_mask(active, state & _U16, (state >> _POST_SHIFT) & _U16)
 
 
 def _isin_sorted(sorted_values: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -138,21 +129,9 @@ def _isin_sorted(sorted_values: np.ndarray, x: np.ndarray) -> np.ndarray:
 
 
 def _haversine_m(phi: float, lon: float, cos_phi: float, rows: _Rows, slots: np.ndarray):
-    # Same formula as units.geo.haversine_m; the longitude difference is taken in
-    # degrees first, which keeps short distances accurate far from the meridian.
-    a = (
-        np.sin((rows.phi[slots] - phi) * 0.5) ** 2
-        + cos_phi * rows.cos_phi[slots] * np.sin(np.radians(rows.lon[slots] - lon) * 0.5) ** 2
+    return haversine_m_radians(
+        phi, lon, cos_phi, rows.phi[slots], rows.lon[slots], rows.cos_phi[slots]
     )
-    return (2 * EARTH_RADIUS_M) * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
-
-
-def _chord_to_m(chord: float) -> float:
-    return 2 * EARTH_RADIUS_M * math.asin(min(chord * 0.5, 1.0))
-
-
-def _m_to_chord(distance_m: float) -> float:
-    return 2 * math.sin(min(distance_m / (2 * EARTH_RADIUS_M), math.pi / 2))
 
 
 @dataclass(frozen=True, slots=True)
@@ -479,7 +458,7 @@ class UnitIndex:
         else:
             q = (cos_phi * math.cos(lam), cos_phi * math.sin(lam), math.sin(phi))
             bound = (
-                _m_to_chord(max_d + _SLACK_M)
+                m_to_chord(max_d + _SLACK_M)
                 if max_d + _SLACK_M < math.pi * EARTH_RADIUS_M
                 else math.inf  # the radius covers the globe
             )
@@ -493,7 +472,7 @@ class UnitIndex:
                     break  # every unit within reach has been seen
                 # No unseen unit is nearer than the k-th: stop once that distance
                 # is past the radius or even unpenalised cannot beat the worst kept.
-                reach = _chord_to_m(float(chord[hits - 1])) - _SLACK_M
+                reach = chord_to_m(float(chord[hits - 1])) - _SLACK_M
                 if reach > max_d or reach * p.detour / p.speed > picked.worst:
                     break
                 k = min(n, 2 * k)
@@ -505,7 +484,9 @@ class UnitIndex:
                 eta_s=math.ceil(dist * p.detour / p.speed),
                 kit_fit=bool(fit),
                 on_duty=int(state & _U16),
-                available=max(0, int(state & _U16) - int((state >> _POST_SHIFT) & _U16)),
+                available=unit_spare(
+                    on_duty=int(state & _U16), post_min=int((state >> _POST_SHIFT) & _U16)
+                ),
             )
             for unit_id, state, dist, fit in zip(
                 picked.ids.tolist(),
@@ -557,7 +538,10 @@ def _fetch_units(unit_ids: list[int] | None, *, today: date) -> _Rows:
     """Units' dispatch rows in three bulk queries (all units when ``unit_ids`` is None)."""
     units = Unit.objects.all()
     members = Member.objects.filter(on_duty=True, is_active=True)
-    kit = Equipment.objects.filter(_usable_kit_q(today=today))
+    # Usable kit is units.readiness's rule: condition and date in SQL, the
+    # quantity per kind in Python (ten OR-ed quantity terms cost more to compile
+    # than the rows they would save).
+    kit = Equipment.objects.filter(kit_in_service_q(today=today))
     if unit_ids is not None:
         units = units.filter(id__in=unit_ids)
         members = members.filter(unit_id__in=unit_ids)
@@ -578,7 +562,7 @@ def _fetch_units(unit_ids: list[int] | None, *, today: date) -> _Rows:
     usable = [
         (unit_id, KIT_BITS[kind])
         for unit_id, kind, quantity in kit_rows
-        if quantity >= _KIT_MINIMUM.get(kind, _U16 + 1)  # unknown kinds never count
+        if kit_enough(kind=kind, quantity=quantity)
     ]
     kit_bits = np.zeros(ids.size, np.int64)
     slot, bits = _slots(ids, usable)

@@ -11,11 +11,45 @@ EARTH_RADIUS_M = 6_371_008.8  # mean Earth radius (IUGG)
 
 
 def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in metres: the one distance every app uses.
+
+    The longitude difference is taken in degrees before converting, which
+    keeps short distances accurate far from the meridian; the array forms
+    below do the same arithmetic.
+    """
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dp = p2 - p1
     dl = math.radians(lon2 - lon1)
     a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
     return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+def haversine_m_radians(phi1, lon1, cos_phi1, phi2, lon2, cos_phi2) -> np.ndarray:
+    """``haversine_m`` on arrays (broadcast), with latitudes already in radians
+    and their cosines precomputed (the ranking index keeps them per unit);
+    longitudes in degrees."""
+    dl = np.radians(np.subtract(lon2, lon1))
+    a = (
+        np.sin(np.subtract(phi2, phi1) * 0.5) ** 2
+        + np.multiply(cos_phi1, cos_phi2) * np.sin(dl * 0.5) ** 2
+    )
+    return (2 * EARTH_RADIUS_M) * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
+
+
+def haversine_m_array(lat1, lon1, lat2, lon2) -> np.ndarray:
+    """``haversine_m`` on arrays of degrees (broadcast)."""
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    return haversine_m_radians(p1, lon1, np.cos(p1), p2, lon2, np.cos(p2))
+
+
+def chord_to_m(chord: float) -> float:
+    """Great-circle metres of a straight-line distance between unit-sphere points."""
+    return 2 * EARTH_RADIUS_M * math.asin(min(chord * 0.5, 1.0))
+
+
+def m_to_chord(distance_m: float) -> float:
+    """The inverse of ``chord_to_m`` (capped at the antipode)."""
+    return 2 * math.sin(min(distance_m / (2 * EARTH_RADIUS_M), math.pi / 2))
 
 
 def bearing_deg(lat1: float, lon1: float, lat2: float, lon2: float) -> float:

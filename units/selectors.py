@@ -3,6 +3,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 
+import numpy as np
 from django.conf import settings
 from django.db import connections
 from django.db.models import (
@@ -18,7 +19,9 @@ from django.db.models import (
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from .geo import haversine_m_array
 from .models import STANDARD_KIT, Equipment, Member, Region, Unit
+from .readiness import kit_complete, kit_ok_q, ready_expression, unit_is_ready
 from .scoping import scope_filter, user_scope
 
 
@@ -27,22 +30,11 @@ def _count_subquery(qs: QuerySet) -> Coalesce:
     return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
 
 
-def kit_ok_q(*, today=None) -> Q:
-    """Equipment rows that satisfy one standard-kit line: enough, usable, in date."""
-    today = today or timezone.localdate()
-    enough = Q()
-    for kind, qty in STANDARD_KIT.items():
-        enough |= Q(kind=kind, quantity__gte=qty)
-    usable = ~Q(condition=Equipment.Condition.BROKEN)
-    in_date = Q(expires__isnull=True) | Q(expires__gte=today)
-    return enough & usable & in_date
-
-
 def unit_annotate_readiness(qs: QuerySet[Unit]) -> QuerySet[Unit]:
     """Add ``on_duty_count``, ``kit_ok_count``, ``kit_complete`` and ``ready``.
 
-    Readiness is derived from members and equipment, never stored twice. A
-    disabled unit is never ready: it is not dispatched, whatever its kit.
+    Readiness is derived from members and equipment, never stored twice; what
+    it means is ``units.readiness`` (the rule dispatch ranking applies).
     """
     on_duty = Member.objects.filter(unit=OuterRef("pk"), on_duty=True, is_active=True)
     kit_ok = Equipment.objects.filter(kit_ok_q(), unit=OuterRef("pk"))
@@ -53,10 +45,7 @@ def unit_annotate_readiness(qs: QuerySet[Unit]) -> QuerySet[Unit]:
         kit_complete=ExpressionWrapper(
             Q(kit_ok_count__gte=len(STANDARD_KIT)), output_field=BooleanField()
         ),
-        ready=ExpressionWrapper(
-            Q(is_active=True, kit_ok_count__gte=len(STANDARD_KIT), on_duty_count__gte=1),
-            output_field=BooleanField(),
-        ),
+        ready=ready_expression("on_duty_count"),
     )
 
 
@@ -77,6 +66,39 @@ def unit_list(
 def unit_get(*, user, unit_id: int) -> Unit:
     """One unit in the user's scope with readiness; raises Unit.DoesNotExist."""
     return unit_list(user=user).prefetch_related("members", "equipment").get(pk=unit_id)
+
+
+def unit_list_ready_nearest(*, lat: float, lon: float, limit: int) -> list[tuple[int, float]]:
+    """(unit id, metres) of the ``limit`` ready units nearest (lat, lon), nearest
+    first, ties to the lower id: whom dispatch ranking calls there for an
+    incident that needs no particular kit.
+
+    Reads every active unit: for commands and pages. The intake path asks
+    ``dispatch.ranking``, whose in-memory index answers the same question fast.
+    """
+    if limit <= 0:
+        return []
+    on_duty = dict(
+        Member.objects.filter(on_duty=True, is_active=True)
+        .order_by()
+        .values("unit_id")
+        .annotate(n=Count("*"))
+        .values_list("unit_id", "n")
+    )
+    rows = [
+        (pk, unit_lat, unit_lon)
+        for pk, unit_lat, unit_lon, post_min in Unit.objects.filter(is_active=True).values_list(
+            "pk", "lat", "lon", "post_min"
+        )
+        if unit_is_ready(is_active=True, on_duty=on_duty.get(pk, 0), post_min=post_min)
+    ]
+    if not rows:
+        return []
+    table = np.array(rows, dtype=np.float64)
+    ids = table[:, 0].astype(np.int64)
+    dist = haversine_m_array(lat, lon, table[:, 1], table[:, 2])
+    order = np.lexsort((ids, dist))[:limit]
+    return [(int(ids[i]), float(dist[i])) for i in order]
 
 
 def region_list(*, user) -> QuerySet[Region]:
@@ -147,8 +169,8 @@ def readiness_overview(*, user, region: Region | None = None) -> ReadinessOvervi
     units = Unit.objects.filter(scope_filter(user, "unit"))
     if node_path:
         units = units.filter(region__path__startswith=node_path)
-    unit_rows = _raw_rows(units.values_list("id", "region__path", "is_active"))
-    in_scope = {pk for pk, _p, _a in unit_rows}
+    unit_rows = _raw_rows(units.values_list("id", "region__path", "is_active", "post_min"))
+    in_scope = {pk for pk, _p, _a, _m in unit_rows}
 
     def per_unit(qs: QuerySet) -> dict[int, int]:
         """{unit id: rows} for the units in scope. Small subtrees filter in SQL;
@@ -167,11 +189,10 @@ def readiness_overview(*, user, region: Region | None = None) -> ReadinessOvervi
     inspection = per_unit(
         Equipment.objects.filter(Q(last_inspected__lt=due) | Q(last_inspected__isnull=True))
     )
-    kit_size = len(STANDARD_KIT)
-    for pk, path, active in unit_rows:
+    for pk, path, active, post_min in unit_rows:
         row = row_of(path)
         duty = on_duty.get(pk, 0)
-        kit_complete = kit_ok.get(pk, 0) >= kit_size
+        complete = kit_complete(kit_ok.get(pk, 0))
         for target in (total, row) if row is not None else (total,):
             target.units += 1
             target.members_on_duty += duty
@@ -180,8 +201,8 @@ def readiness_overview(*, user, region: Region | None = None) -> ReadinessOvervi
             target.inspection_due += inspection.get(pk, 0)
             if active:
                 target.active += 1
-                target.ready += bool(duty and kit_complete)
-                target.kit_incomplete += not kit_complete
+                target.ready += unit_is_ready(is_active=active, on_duty=duty, post_min=post_min)
+                target.kit_incomplete += not complete
                 target.no_one_on_duty += not duty
     ordered = sorted(rows.values(), key=lambda r: (-r.not_ready, r.region.code))
     return ReadinessOverview(region=region, total=total, rows=ordered, today=today)

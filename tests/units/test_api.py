@@ -238,13 +238,14 @@ def test_units_list_is_paginated(superuser, tianhe_street, monkeypatch):
 
 def test_units_list_rows_carry_region_and_readiness(superuser, near_unit, near_member):
     give_full_kit(near_unit)
+    MemberFactory(unit=near_unit, on_duty=True)  # one to send, one keeps the post
 
     (row,) = client_for(superuser).get(UNITS).json()["results"]
 
     assert row["id"] == near_unit.pk
     assert row["region"] == "440106001"
     assert row["region_name"] == "五山街道"
-    assert row["on_duty_count"] == 1
+    assert row["on_duty_count"] == 2
     assert row["kit_complete"] is True
     assert row["ready"] is True
 
@@ -269,7 +270,7 @@ def test_kind_filter(superuser, tianhe_street):
 
 
 def test_ready_filter_true_and_false(superuser, near_unit, near_member, far_unit, far_member):
-    give_full_kit(near_unit)
+    MemberFactory(unit=near_unit, on_duty=True)  # one to send, one keeps the post
     client = client_for(superuser)
 
     assert codes(client.get(UNITS, {"ready": "true"})) == [near_unit.code]
@@ -368,16 +369,17 @@ def test_units_list_query_count_does_not_grow_with_rows(
 def test_unit_detail_returns_members_equipment_and_readiness(superuser, near_unit, near_member):
     give_full_kit(near_unit)
     off_duty = MemberFactory(unit=near_unit)
+    second = MemberFactory(unit=near_unit, on_duty=True)
 
     response = client_for(superuser).get(f"{UNITS}{near_unit.pk}/")
 
     assert response.status_code == 200
     body = response.json()
     assert body["code"] == near_unit.code
-    assert body["on_duty_count"] == 1
+    assert body["on_duty_count"] == 2
     assert body["kit_complete"] is True
     assert body["ready"] is True
-    assert {m["id"] for m in body["members"]} == {near_member.pk, off_duty.pk}
+    assert {m["id"] for m in body["members"]} == {near_member.pk, off_duty.pk, second.pk}
     assert {e["kind"] for e in body["equipment"]} == set(STANDARD_KIT)
     shield = next(e for e in body["equipment"] if e["kind"] == "shield")
     assert shield["quantity"] == STANDARD_KIT[EquipmentKind.SHIELD]

@@ -35,11 +35,13 @@ def full_kit(unit: Unit, **overrides) -> None:
 @pytest.fixture
 def city_roster(tianhe, tianhe_street, haizhu_street):
     """天河: one ready unit, one with nobody on duty, one with an expired shield and a
-    radio due for inspection; 海珠: one ready unit."""
+    radio due for inspection (still ready: dispatch calls it, ranked lower when
+    the incident needs a shield); 海珠: one ready unit. Ready means people to
+    spare beyond ``post_min`` (1 here): two on duty."""
     today = timezone.localdate()
     ready = UnitFactory(region=tianhe_street, code="T-READY")
     full_kit(ready)
-    MemberFactory(unit=ready, on_duty=True)
+    MemberFactory.create_batch(2, unit=ready, on_duty=True)
     idle = UnitFactory(region=tianhe_street, code="T-IDLE")
     full_kit(idle)
     MemberFactory(unit=idle, on_duty=False)
@@ -56,7 +58,7 @@ def city_roster(tianhe, tianhe_street, haizhu_street):
     MemberFactory(unit=expired, on_duty=True)
     far = UnitFactory(region=haizhu_street, code="H-READY")
     full_kit(far)
-    MemberFactory(unit=far, on_duty=True)
+    MemberFactory.create_batch(2, unit=far, on_duty=True)
     return {"ready": ready, "idle": idle, "expired": expired, "far": far}
 
 
@@ -67,11 +69,11 @@ def test_the_city_overview_counts_per_district(city_roster, city, tianhe, haizhu
 
     rows = {r.region.code: r for r in overview.rows}
     th = rows[tianhe.code]
-    assert (th.units, th.ready, th.not_ready) == (3, 1, 2)
-    assert (th.kit_incomplete, th.no_one_on_duty, th.members_on_duty) == (1, 1, 3)
+    assert (th.units, th.ready, th.not_ready) == (3, 2, 1)
+    assert (th.kit_incomplete, th.no_one_on_duty, th.members_on_duty) == (1, 1, 4)
     assert (th.expired_items, th.expiring_items, th.inspection_due) == (1, 1, 1)
     assert (rows[haizhu.code].units, rows[haizhu.code].ready) == (1, 1)
-    assert (overview.total.units, overview.total.ready) == (4, 2)
+    assert (overview.total.units, overview.total.ready) == (4, 3)
     # Worst first: the district with most units not ready leads.
     assert overview.rows[0].region == tianhe
 
@@ -80,7 +82,7 @@ def test_a_district_drills_down_into_its_streets(city_roster, tianhe_admin, tian
     overview = readiness_overview(user=tianhe_admin, region=tianhe)
 
     rows = {r.region.code: (r.units, r.ready) for r in overview.rows}
-    assert rows == {tianhe_street.code: (2, 1), "440106002": (1, 0)}
+    assert rows == {tianhe_street.code: (2, 1), "440106002": (1, 1)}
 
 
 def test_the_overview_of_a_district_admin_leaves_other_districts_out(city_roster, tianhe_admin):
@@ -113,17 +115,16 @@ def test_the_overview_page_links_each_figure_to_the_rows_behind_it(city_roster, 
     client.force_login(tianhe_admin)
 
     page = client.get(reverse("admin:units_unit_readiness"))
-    (row, links) = next(
-        (r, link) for r, link in page.context["rows"] if r.region.code == "440106002"
-    )
-    not_ready = client.get(links["not_ready"])
+    links_of = {r.region.code: link for r, link in page.context["rows"]}
+    links = links_of["440106002"]
+    not_ready = client.get(links_of["440106001"]["not_ready"])
     expired = client.get(links["expired"])
     due = client.get(links["inspection_due"])
     expiring = client.get(links["expiring"])
 
     assert page.status_code == 200
     assert parse_qs(urlparse(links["not_ready"]).query)["region"] == ["440106002"]
-    assert [u.code for u in not_ready.context["cl"].result_list] == ["T-EXP"]
+    assert [u.code for u in not_ready.context["cl"].result_list] == ["T-IDLE"]
     assert [(e.unit.code, e.kind) for e in expired.context["cl"].result_list] == [
         ("T-EXP", "shield")
     ]
@@ -161,3 +162,85 @@ def test_the_overview_runs_a_fixed_number_of_queries(
         overview = readiness_overview(user=tianhe_admin)
 
     assert overview.total.units == 13
+
+
+# --- one definition: what the admin calls ready is what dispatch calls --------------------
+
+
+@pytest.fixture
+def mixed_roster(tianhe_street):
+    """Units at every edge of the rule, all in one street."""
+    today = timezone.localdate()
+
+    def unit(code, *, on_duty, post_min=1, kit=True, active=True, off_duty=0, **kit_overrides):
+        u = UnitFactory(region=tianhe_street, code=code, post_min=post_min, is_active=active)
+        if kit:
+            full_kit(u, **kit_overrides)
+        MemberFactory.create_batch(on_duty, unit=u, on_duty=True) if on_duty else None
+        MemberFactory.create_batch(off_duty, unit=u, on_duty=False) if off_duty else None
+        return u
+
+    return [
+        unit("ONE-AT-POST", on_duty=1),  # its only person must stay: never sent
+        unit("TWO", on_duty=2),
+        unit("TWO-NO-KIT", on_duty=2, kit=False),
+        unit("BROKEN-SHIELD", on_duty=3, **{EquipmentKind.SHIELD: {"condition": "broken"}}),
+        unit("POST-ZERO", on_duty=1, post_min=0),
+        unit("POST-THREE", on_duty=3, post_min=3),
+        unit("DISABLED", on_duty=3, active=False),
+        unit("ALL-OFF", on_duty=0, off_duty=4),
+        unit("EXPIRED", on_duty=2, **{EquipmentKind.RADIO: {"expires": today - dt.timedelta(1)}}),
+    ]
+
+
+READY = {"TWO", "TWO-NO-KIT", "BROKEN-SHIELD", "POST-ZERO", "EXPIRED"}
+
+
+def test_a_unit_whose_only_person_on_duty_must_stay_is_not_ready(mixed_roster, tianhe_admin):
+    from units.selectors import unit_list
+
+    ready = {u.code for u in unit_list(user=tianhe_admin) if u.ready}
+
+    assert "ONE-AT-POST" not in ready
+    assert ready == READY
+
+
+def test_admin_api_overview_and_dispatch_ranking_agree_on_ready(mixed_roster, tianhe_admin):
+    from dispatch.ranking import rank_units
+    from units.selectors import unit_list_ready_nearest
+
+    client = Client()
+    client.force_login(tianhe_admin)
+    code_of = {u.pk: u.code for u in mixed_roster}
+
+    admin_ready = client.get(reverse("admin:units_unit_changelist"), {"ready": "1"})
+    api_ready = client.get("/api/v1/units/", {"ready": "true", "page_size": 100}).json()
+    api_all = client.get("/api/v1/units/", {"page_size": 100}).json()
+    overview = readiness_overview(user=tianhe_admin)
+    ranked = rank_units(lat=23.13, lon=113.32, limit=100)
+    nearest = unit_list_ready_nearest(lat=23.13, lon=113.32, limit=100)
+
+    assert {u.code for u in admin_ready.context["cl"].result_list} == READY
+    assert {u["code"] for u in api_ready["results"]} == READY
+    assert {u["code"] for u in api_all["results"] if u["ready"]} == READY
+    assert overview.total.ready == len(READY)
+    assert {code_of[c.unit_id] for c in ranked} == READY
+    assert {code_of[unit_id] for unit_id, _d in nearest} == READY
+
+
+def test_ranking_and_the_unit_list_use_the_same_usable_kit(mixed_roster, settings):
+    """Kit that the admin counts as short makes ranking apply its kit penalty."""
+    from dispatch.ranking import rank_units
+
+    settings.RANKING_KIT_BY_KIND = {"knife": ["shield", "radio"]}
+    fits = {
+        c.unit_id: c.kit_fit
+        for c in rank_units(lat=23.13, lon=113.32, limit=100, incident_kind="knife")
+    }
+    code_of = {u.pk: u.code for u in mixed_roster}
+
+    assert {code_of[u] for u, fit in fits.items() if not fit} == {
+        "TWO-NO-KIT",
+        "BROKEN-SHIELD",
+        "EXPIRED",
+    }

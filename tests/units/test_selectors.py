@@ -43,9 +43,10 @@ def superuser(db):
 
 @pytest.fixture
 def ready_unit(tianhe_street):
-    unit = UnitFactory(region=tianhe_street)
+    """Two on duty, post_min 1: one can be sent while one keeps the post."""
+    unit = UnitFactory(region=tianhe_street, post_min=1)
     give_full_kit(unit)
-    MemberFactory(unit=unit, on_duty=True)
+    MemberFactory.create_batch(2, unit=unit, on_duty=True)
     return unit
 
 
@@ -56,58 +57,71 @@ def readiness(unit: Unit, superuser) -> Unit:
 # --- readiness ---------------------------------------------------------------
 
 
-def test_unit_with_full_kit_in_date_and_one_member_on_duty_is_ready(ready_unit, superuser):
+def test_a_unit_with_someone_to_spare_beyond_its_post_is_ready(ready_unit, superuser):
     unit = readiness(ready_unit, superuser)
-    assert unit.on_duty_count == 1
+    assert unit.on_duty_count == 2
     assert unit.kit_complete is True
     assert unit.ready is True
 
 
-def test_an_expired_item_makes_the_kit_incomplete_and_the_unit_not_ready(tianhe_street, superuser):
-    unit = UnitFactory(region=tianhe_street)
-    yesterday = timezone.localdate() - dt.timedelta(days=1)
-    give_full_kit(unit, **{EquipmentKind.EXTINGUISHER: {"expires": yesterday}})
+def test_a_unit_whose_only_person_on_duty_keeps_the_post_is_not_ready(tianhe_street, superuser):
+    """Dispatch never takes a unit below post_min: such a unit is not ready."""
+    unit = UnitFactory(region=tianhe_street, post_min=1)
+    give_full_kit(unit)
     MemberFactory(unit=unit, on_duty=True)
 
     unit = readiness(unit, superuser)
+    assert (unit.on_duty_count, unit.kit_complete, unit.ready) == (1, True, False)
+
+
+def test_a_unit_with_no_post_to_keep_is_ready_with_one_on_duty(tianhe_street, superuser):
+    unit = UnitFactory(region=tianhe_street, post_min=0)
+    MemberFactory(unit=unit, on_duty=True)
+
+    assert readiness(unit, superuser).ready is True
+
+
+def test_an_expired_item_makes_the_kit_incomplete_but_the_unit_still_ready(
+    tianhe_street, superuser
+):
+    """Ranking still calls a unit with short kit (lower when the incident needs
+    that kit), so ready does not depend on kit; kit_complete shows it."""
+    unit = UnitFactory(region=tianhe_street)
+    yesterday = timezone.localdate() - dt.timedelta(days=1)
+    give_full_kit(unit, **{EquipmentKind.EXTINGUISHER: {"expires": yesterday}})
+    MemberFactory.create_batch(2, unit=unit, on_duty=True)
+
+    unit = readiness(unit, superuser)
     assert unit.kit_complete is False
-    assert unit.ready is False
+    assert unit.ready is True
 
 
 def test_an_item_expiring_today_still_counts(tianhe_street, superuser):
     unit = UnitFactory(region=tianhe_street)
     give_full_kit(unit, **{EquipmentKind.RADIO: {"expires": timezone.localdate()}})
-    MemberFactory(unit=unit, on_duty=True)
 
-    assert readiness(unit, superuser).ready is True
+    assert readiness(unit, superuser).kit_complete is True
 
 
-def test_a_broken_item_makes_the_unit_not_ready(tianhe_street, superuser):
+def test_a_broken_item_makes_the_kit_incomplete(tianhe_street, superuser):
     unit = UnitFactory(region=tianhe_street)
     give_full_kit(unit, **{EquipmentKind.SHIELD: {"condition": Equipment.Condition.BROKEN}})
-    MemberFactory(unit=unit, on_duty=True)
 
-    unit = readiness(unit, superuser)
-    assert unit.kit_complete is False
-    assert unit.ready is False
+    assert readiness(unit, superuser).kit_complete is False
 
 
 def test_a_worn_item_is_still_usable(tianhe_street, superuser):
     unit = UnitFactory(region=tianhe_street)
     give_full_kit(unit, **{EquipmentKind.SHIELD: {"condition": Equipment.Condition.WORN}})
-    MemberFactory(unit=unit, on_duty=True)
 
-    assert readiness(unit, superuser).ready is True
+    assert readiness(unit, superuser).kit_complete is True
 
 
-def test_too_few_of_an_item_makes_the_unit_not_ready(tianhe_street, superuser):
+def test_too_few_of_an_item_makes_the_kit_incomplete(tianhe_street, superuser):
     unit = UnitFactory(region=tianhe_street)
     give_full_kit(unit, **{EquipmentKind.STAB_VEST: {"quantity": 1}})
-    MemberFactory(unit=unit, on_duty=True)
 
-    unit = readiness(unit, superuser)
-    assert unit.kit_complete is False
-    assert unit.ready is False
+    assert readiness(unit, superuser).kit_complete is False
 
 
 def test_a_missing_kind_makes_the_kit_incomplete_even_with_extra_aeds(tianhe_street, superuser):
@@ -121,7 +135,7 @@ def test_a_missing_kind_makes_the_kit_incomplete_even_with_extra_aeds(tianhe_str
 
 
 def test_nobody_on_duty_makes_a_fully_kitted_unit_not_ready(tianhe_street, superuser):
-    unit = UnitFactory(region=tianhe_street)
+    unit = UnitFactory(region=tianhe_street, post_min=0)
     give_full_kit(unit)
     MemberFactory(unit=unit, on_duty=False)
 
@@ -135,6 +149,8 @@ def test_an_inactive_member_marked_on_duty_is_not_counted(tianhe_street, superus
     unit = UnitFactory(region=tianhe_street)
     give_full_kit(unit)
     MemberFactory(unit=unit, on_duty=True, is_active=False)
+    unit.post_min = 0
+    unit.save()
 
     unit = readiness(unit, superuser)
     assert unit.on_duty_count == 0

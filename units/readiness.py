@@ -1,0 +1,95 @@
+"""What "ready" and "usable kit" mean: the one definition of each.
+
+Dispatch ranking (``dispatch.ranking``), the admin lists and filters, the REST
+API, the readiness overview and the review index all read these, so a unit the
+admin shows as ready is a unit dispatch will call, and the other way round.
+
+- **Ready**: the unit is active and has more members on duty than its
+  ``post_min`` (the people who must stay on its own post), so dispatch can send
+  someone without emptying the post. Kit does not make a unit ready or not:
+  ranking still calls a unit whose kit is short (it only ranks it lower when
+  the incident needs that kit); ``kit_complete`` is shown beside ``ready``.
+- **Usable kit**: an equipment row of at least the minimum quantity for its kind
+  (``STANDARD_KIT``; one for kinds outside it, such as an AED), not broken, and
+  not expired. **Complete kit**: every standard-kit line usable.
+
+Each rule comes in the forms its callers need (a scalar, a ``Q`` for the
+database, a numpy mask for the in-memory index), written next to each other
+so they cannot drift apart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+from django.db.models import BooleanField, ExpressionWrapper, F, Q
+from django.utils import timezone
+
+from .models import STANDARD_KIT, Equipment, EquipmentKind
+
+# Minimum quantity per equipment kind for a row to count as usable.
+KIT_MINIMUM: dict[str, int] = {kind: STANDARD_KIT.get(kind, 1) for kind in EquipmentKind.values}
+
+
+# --- ready ------------------------------------------------------------------------------
+
+
+def unit_is_ready(*, is_active: bool, on_duty: int, post_min: int) -> bool:
+    return bool(is_active) and on_duty > post_min
+
+
+def unit_spare(*, on_duty: int, post_min: int) -> int:
+    """People a unit can send without going below ``post_min`` on its own post."""
+    return max(0, on_duty - post_min)
+
+
+def ready_expression(on_duty_field: str = "on_duty_count") -> ExpressionWrapper:
+    """``ready`` for a Unit queryset annotated with its on-duty count."""
+    return ExpressionWrapper(
+        Q(is_active=True, **{f"{on_duty_field}__gt": F("post_min")}),
+        output_field=BooleanField(),
+    )
+
+
+def ready_mask(is_active: np.ndarray, on_duty: np.ndarray, post_min: np.ndarray) -> np.ndarray:
+    """Vectorised ``unit_is_ready``."""
+    return np.asarray(is_active, dtype=bool) & (np.asarray(on_duty) > np.asarray(post_min))
+
+
+# --- usable kit ---------------------------------------------------------------------------
+
+
+def kit_in_service_q(*, today: dt.date | None = None) -> Q:
+    """Equipment rows not broken and in date (the quantity is ``kit_enough``'s part)."""
+    today = today or timezone.localdate()
+    in_date = Q(expires__isnull=True) | Q(expires__gte=today)
+    return ~Q(condition=Equipment.Condition.BROKEN) & in_date
+
+
+def kit_enough(*, kind: str, quantity: int) -> bool:
+    """Is ``quantity`` enough for a row of this kind to count? Unknown kinds never count."""
+    minimum = KIT_MINIMUM.get(kind)
+    return minimum is not None and quantity >= minimum
+
+
+def _enough_q(kinds) -> Q:
+    enough = Q()
+    for kind in kinds:
+        enough |= Q(kind=kind, quantity__gte=KIT_MINIMUM[kind])
+    return enough
+
+
+def usable_kit_q(*, today: dt.date | None = None) -> Q:
+    """Usable equipment rows, any kind: enough of it, not broken, in date."""
+    return _enough_q(KIT_MINIMUM) & kit_in_service_q(today=today)
+
+
+def kit_ok_q(*, today: dt.date | None = None) -> Q:
+    """Usable rows of the standard kit; a unit with ``len(STANDARD_KIT)`` of them
+    has its kit complete (one row per kind per unit, by constraint)."""
+    return _enough_q(STANDARD_KIT) & kit_in_service_q(today=today)
+
+
+def kit_complete(kit_ok_count: int) -> bool:
+    return kit_ok_count >= len(STANDARD_KIT)
