@@ -36,6 +36,7 @@ from tqdm import tqdm
 
 from .geo import points_in_geometry
 from .models import STANDARD_KIT, Equipment, EquipmentKind, Member, Region, StaffProfile, Unit
+from .selectors import unit_list_ready_nearest
 from .services import district_shapes_reset, roster_changed
 
 DEFAULT_UNITS = 23_000
@@ -944,14 +945,12 @@ def demo_logins_list(
     ]
     token = Token.objects.filter(user__username="admin").values_list("key", flat=True).first()
 
-    # The units an incident here would alert (ready, with people to spare beyond
+    # The units an incident here would alert (ready: people to spare beyond
     # their own post), so a demo incident next to one reaches its member.
-    from dispatch.ranking import rank_units
-
-    candidates = rank_units(lat=lat, lon=lon, limit=limit)
+    nearest = unit_list_ready_nearest(lat=lat, lon=lon, limit=limit)
     rows = (
         Member.objects.filter(
-            unit_id__in=[c.unit_id for c in candidates], on_duty=True, is_active=True
+            unit_id__in=[unit_id for unit_id, _d in nearest], on_duty=True, is_active=True
         )
         .order_by("unit_id", "id")
         .values_list("phone", "name", "unit_id", "unit__code", "unit__name")
@@ -960,8 +959,8 @@ def demo_logins_list(
     for phone, name, unit_id, code, unit_name in rows:
         first_per_unit.setdefault(unit_id, (phone, name, code, unit_name))
     members = [
-        MemberLogin(*first_per_unit[c.unit_id], c.distance_m)
-        for c in candidates
-        if c.unit_id in first_per_unit
+        MemberLogin(*first_per_unit[unit_id], distance_m)
+        for unit_id, distance_m in nearest
+        if unit_id in first_per_unit
     ]
     return DemoLogins(staff=staff, members=members, admin_token=token)
