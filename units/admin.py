@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
 from django.http import (
@@ -52,6 +53,7 @@ from .scoping import (
     user_sees_phones,
 )
 from .selectors import readiness_overview, region_list, unit_annotate_readiness
+from .services import unit_validate
 
 
 class ScopedPermissionsMixin:
@@ -389,9 +391,27 @@ class RegionAdmin(RegionScopedAdmin):
     exclude = ["boundary"]
 
 
+class UnitAdminForm(forms.ModelForm):
+    """The unit form checks through ``units.services.unit_validate``, the rules
+    ``unit_create`` applies (the service area, above all): the admin is one more
+    way in, not a way around them."""
+
+    def _post_clean(self) -> None:
+        super()._post_clean()  # builds self.instance from the form's values
+        if self._errors:
+            return  # the field checks failed already; the service would repeat them
+        try:
+            unit_validate(unit=self.instance)
+        except ValidationError as exc:
+            for field, errors in exc.error_dict.items():
+                # A field the user cannot edit here (read-only) is reported on the form.
+                self.add_error(field if field in self.fields else None, errors)
+
+
 @admin.register(Unit)
 class UnitAdmin(ExportMixin, RosterHistoryAdmin, RegionScopedAdmin):
     export_kind = importing.UNIT
+    form = UnitAdminForm
     list_display = ["code", "name", "kind", "region", "is_active", "on_duty", "kit", "is_ready"]
     list_filter = ["kind", "is_active", ReadyFilter, KitCompleteFilter, RegionFilter]
     search_fields = ["code", "name", "address"]

@@ -44,10 +44,9 @@ from django.utils.translation import gettext as _
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from . import phones
-from .geo import points_in_geometry
 from .models import Equipment, EquipmentKind, ImportJob, Member, Region, Unit, phone_mask
 from .scoping import scope_filter, user_may, user_sees_phones
-from .services import district_shapes, roster_changed
+from .services import locations_in_service_area, roster_changed
 
 UNIT, MEMBER, EQUIPMENT = "unit", "member", "equipment"
 KINDS = (UNIT, MEMBER, EQUIPMENT)  # also the order tables are written in
@@ -779,21 +778,13 @@ def _check_units(table: Table, ctx: _Context, plan: _Plan, sheet: SheetReport, e
 
 
 def _check_service_area(table: Table, located, errors) -> None:
-    """Points outside every district outline are refused (like location_validate).
-
-    Vectorised over the whole file: the per-point check costs milliseconds per
-    unit against the real outlines, far too slow for a city.
-    """
-    shapes = district_shapes()
-    if not located or not shapes:
+    """Points outside the service area are refused: the rule of
+    ``units.services.location_validate``, for the whole file at once."""
+    if not located:
         return
-    lat = np.array([p[1] for p in located])
-    lon = np.array([p[2] for p in located])
-    inside = np.zeros(len(located), dtype=bool)
-    for shape in shapes:
-        pending = ~inside
-        if pending.any():
-            inside[pending] = points_in_geometry(lat[pending], lon[pending], shape.geometry)
+    inside = locations_in_service_area(
+        lat=np.array([p[1] for p in located]), lon=np.array([p[2] for p in located])
+    )
     message = _("坐标不在服务区域内。")
     for (number, _lat, _lon, _p), ok in zip(located, inside, strict=True):
         if not ok:

@@ -273,6 +273,57 @@ def test_admin_edit_appends_a_roster_change(tianhe_admin, near_unit):
     assert list(RosterChange.objects.values_list("unit_id", flat=True)) == [near_unit.pk]
 
 
+# A box around central Tianhe, GeoJSON order (lon, lat): the service area.
+TIANHE_BOX = {
+    "type": "Polygon",
+    "coordinates": [
+        [[113.30, 23.10], [113.40, 23.10], [113.40, 23.20], [113.30, 23.20], [113.30, 23.10]]
+    ],
+}
+
+
+@pytest.fixture
+def service_area(tianhe):
+    from units.services import district_shapes_reset
+
+    Region.objects.filter(pk=tianhe.pk).update(boundary=TIANHE_BOX)
+    district_shapes_reset()
+    return tianhe
+
+
+def test_admin_refuses_a_new_unit_outside_the_service_area(superuser, service_area, tianhe_street):
+    template = UnitFactory.build(region=tianhe_street, code="OUT-1")
+    form = unit_form(template, lat=30.0, lon=120.0)
+
+    response = logged_in(superuser).post(reverse("admin:units_unit_add"), form)
+
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert "lat" in errors and "lon" in errors
+    assert not Unit.objects.filter(code="OUT-1").exists()
+
+
+def test_admin_refuses_to_move_a_unit_outside_the_service_area(
+    tianhe_admin, service_area, near_unit
+):
+    response = logged_in(tianhe_admin).post(change(near_unit), unit_form(near_unit, lat=30.0))
+
+    assert response.status_code == 200
+    assert "lat" in response.context["adminform"].form.errors
+    assert Unit.objects.get(pk=near_unit.pk).lat == near_unit.lat
+
+
+def test_admin_still_saves_a_unit_inside_the_service_area(superuser, service_area, tianhe_street):
+    template = UnitFactory.build(region=tianhe_street, code="IN-1")
+
+    response = logged_in(superuser).post(
+        reverse("admin:units_unit_add"), unit_form(template, lat=23.15, lon=113.35)
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Unit.objects.filter(code="IN-1").exists()
+
+
 def test_district_admin_cannot_edit_regions_or_staff(tianhe_admin, tianhe_street):
     client = logged_in(tianhe_admin)
 
