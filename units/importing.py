@@ -1186,8 +1186,13 @@ def import_job_get(*, user, job_id: int) -> ImportJob:
     return qs.get(pk=job_id)
 
 
-def import_job_run(*, job_id: int) -> None:
-    """Run a queued job once: a second delivery of the task finds it claimed."""
+def import_job_run(*, job_id: int, live_progress: bool = False) -> None:
+    """Run a queued job once: a second delivery of the task finds it claimed.
+
+    ``live_progress``: also publish the write pass's progress to Redis (see
+    ``JobProgress``). Only a worker sets it; an eager run in a web process or a
+    test has nobody polling meanwhile and must not reach for a Redis at all.
+    """
     claimed = ImportJob.objects.filter(pk=job_id, status=ImportJob.Status.QUEUED).update(
         status=ImportJob.Status.RUNNING, started_at=timezone.now(), phase="check"
     )
@@ -1195,7 +1200,7 @@ def import_job_run(*, job_id: int) -> None:
         return
     job = ImportJob.objects.select_related("created_by").get(pk=job_id)
     user = job.created_by
-    progress = JobProgress(job_id)
+    progress = JobProgress(job_id, live=live_progress)
     try:
         report = roster_import(
             data=bytes(job.data or b""),
@@ -1237,21 +1242,25 @@ class JobProgress:
     While rows are checked (no transaction open) the job row itself is
     updated. The write pass runs inside one transaction, where an update of the
     job row would stay invisible until the end (and on SQLite would wait for
-    the import's own write lock), so progress also goes to Redis (best effort:
-    no Redis, no live figure, only the phase).
+    the import's own write lock), so a job run by a worker (``live``) also
+    sends its progress to Redis (best effort: no Redis, no live figure, only
+    the phase). The row says "write" before that transaction opens, and only
+    then does ``import_job_status`` look in Redis.
     """
 
-    def __init__(self, job_id: int) -> None:
+    def __init__(self, job_id: int, *, live: bool = False) -> None:
         self.job_id = job_id
         self.key = progress_key(job_id)
         self.last = 0.0
-        self.redis = _redis()
+        self.phase = ""
+        self.redis = _redis() if live else None
 
     def __call__(self, phase: str, done: int, total: int) -> None:
         now = time.monotonic()
-        if now - self.last < 0.5 and done < total:
+        # Throttled, but a new phase is always recorded (the status poll keys on it).
+        if now - self.last < 0.5 and done < total and phase == self.phase:
             return
-        self.last = now
+        self.last, self.phase = now, phase
         if self.redis is not None:
             try:
                 self.redis.set(self.key, f"{phase} {done} {total}", ex=3600)
@@ -1288,7 +1297,8 @@ def _redis():
 def import_job_status(*, job: ImportJob) -> dict[str, Any]:
     """What the admin page's progress bar polls."""
     phase, done, total = job.phase, job.progress_done, job.progress_total
-    if job.status == ImportJob.Status.RUNNING:
+    if job.status == ImportJob.Status.RUNNING and job.phase == "write":
+        # Only a worker's write pass is there (JobProgress); no other state asks Redis.
         client = _redis()
         raw = client.get(progress_key(job.pk)) if client is not None else None
         if raw:

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
+import socket
 
 import openpyxl
 import pytest
@@ -434,6 +436,53 @@ def test_an_upload_is_previewed_by_a_job_and_committed_on_confirm(
     assert (commit.status, commit.dry_run, commit.result["committed"]) == ("done", False, True)
     assert Unit.objects.get(code="R1").region == tianhe_street
     assert commit.data is None and ImportJob.objects.get(pk=preview.pk).data is None
+
+
+@pytest.fixture
+def redis_url_listener(settings):
+    """REDIS_URL pointed at a throwaway TCP listener this test owns: any client
+    that connects to it (as one would to the live system's Redis) is counted."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    settings.REDIS_URL = f"redis://127.0.0.1:{listener.getsockname()[1]}/0"
+
+    def connections() -> int:
+        # The kernel completes the handshake and queues it even if the client
+        # gave up at once: a pending accept is a connection attempt.
+        listener.settimeout(0.05)
+        count = 0
+        with contextlib.suppress(TimeoutError):
+            while True:
+                conn, _addr = listener.accept()
+                conn.close()
+                count += 1
+        return count
+
+    yield connections
+    listener.close()
+
+
+def test_an_import_under_eager_celery_connects_to_no_redis(
+    tianhe_admin, tianhe_street, redis_url_listener, django_capture_on_commit_callbacks
+):
+    """Unit tests must not reach a Redis they did not start (REDIS_URL is the live
+    system's when one runs): the whole upload, poll and confirm path stays off it."""
+    client = Client()
+    client.force_login(tianhe_admin)
+    upload = SimpleUploadedFile(
+        "units.csv", csv_bytes(UNIT_HEADER, [unit_row("N1", tianhe_street)]), "text/csv"
+    )
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("admin:units_importjob_add"), {"file": upload})
+    preview = ImportJob.objects.get()
+    client.get(reverse("admin:units_importjob_status", args=[preview.pk]))
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(reverse("admin:units_importjob_confirm", args=[preview.pk]))
+
+    assert Unit.objects.filter(code="N1").exists()
+    assert redis_url_listener() == 0
 
 
 def test_a_job_with_bad_rows_cannot_be_confirmed_and_lists_them(
