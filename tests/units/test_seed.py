@@ -158,10 +158,10 @@ def test_vectorised_point_in_polygon_agrees_with_geo():
     plan = seeding.demo_city_plan(units=1)
     rng = np.random.default_rng(1)
     for district in [r for r in plan.regions if r.boundary][:4]:
-        min_lat, min_lon, max_lat, max_lon = seeding._bbox(district.boundary)
+        min_lat, min_lon, max_lat, max_lon = seeding.geodata._bbox(district.boundary)
         lat = rng.uniform(min_lat, max_lat, 250)
         lon = rng.uniform(min_lon, max_lon, 250)
-        fast = seeding.points_in_geometry(lat, lon, district.boundary)
+        fast = geo.points_in_geometry(lat, lon, district.boundary)
         slow = [
             geo.point_in_geometry(a, o, district.boundary) for a, o in zip(lat, lon, strict=True)
         ]
@@ -210,7 +210,7 @@ def test_a_failure_mid_seed_leaves_nothing_written(db, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(seeding, "_equipment_write", broken)
+    monkeypatch.setattr(seeding.writing, "_equipment_write", broken)
     with pytest.raises(RuntimeError):
         seed("--units", "50")
     assert set(table_counts().values()) == {0}
