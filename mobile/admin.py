@@ -2,7 +2,12 @@
 attempts (to see who was reached how), lockouts (delete a row to unlock a
 number) and push subscriptions."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.utils.translation import gettext_lazy as _
+
+from units.admin import MemberAdmin as RosterMemberAdmin
+from units.member_auth import SignInError, member_login_code_issue
+from units.models import Member
 
 from .models import NotificationAttempt, PushSubscription, SignInThrottle
 
@@ -44,3 +49,35 @@ class PushSubscriptionAdmin(SuperuserReadDeleteAdmin):
     list_display = ["member", "user_agent", "created_at", "last_success_at", "failures"]
     list_select_related = ["member"]
     raw_id_fields = ["member"]
+
+
+# --- the roster's member page, plus the phone app's one-time sign-in codes ----------------
+
+
+@admin.action(description=_("下发一次性登录码（首次登录/重置密码）"))
+def member_issue_login_code(modeladmin, request, queryset) -> None:
+    """Show each selected member's fresh code once, for the admin to read out."""
+    for member in queryset[:50]:
+        try:
+            issued = member_login_code_issue(member=member, issued_by=request.user)
+        except SignInError as exc:
+            modeladmin.message_user(request, f"{member}: {exc.message}", messages.ERROR)
+            continue
+        modeladmin.message_user(
+            request,
+            _("%(m)s 的登录码：%(c)s（有效期至 %(t)s）")
+            % {"m": member, "c": issued.code, "t": f"{issued.expires_at:%Y-%m-%d %H:%M}"},
+            messages.SUCCESS,
+        )
+
+
+class MemberAdmin(RosterMemberAdmin):
+    """The roster's member page (units.admin) with the phone app's action: the
+    sign-in codes belong to this app, and the roster does not import it
+    (mobile is installed after units, so this registration comes second)."""
+
+    actions = [*(RosterMemberAdmin.actions or []), member_issue_login_code]
+
+
+admin.site.unregister(Member)
+admin.site.register(Member, MemberAdmin)
