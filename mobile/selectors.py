@@ -10,6 +10,7 @@ from dispatch import payloads
 from dispatch.models import Delivery, Dispatch, IncidentEvent, MemberLocation
 from dispatch.services import dispatch_for_member
 from units.models import STANDARD_KIT, Equipment, EquipmentKind, Member
+from units.readiness import equipment_usable
 
 
 def member_overview(*, member: Member) -> dict[str, Any]:
@@ -24,12 +25,7 @@ def member_overview(*, member: Member) -> dict[str, Any]:
         if item is None and not required:
             continue
         expired = bool(item and item.expires and item.expires < today)
-        ok = bool(
-            item
-            and item.quantity >= required
-            and item.condition != Equipment.Condition.BROKEN
-            and not expired
-        )
+        ok = item is not None and equipment_usable(item, today=today)
         kit.append(
             {
                 "kind": kind.value,

@@ -73,6 +73,16 @@ def kit_enough(*, kind: str, quantity: int) -> bool:
     return minimum is not None and quantity >= minimum
 
 
+def equipment_usable(item: Equipment, *, today: dt.date | None = None) -> bool:
+    """``usable_kit_q`` for one row already in memory (the phone's kit list)."""
+    today = today or timezone.localdate()
+    return (
+        kit_enough(kind=item.kind, quantity=item.quantity)
+        and item.condition != Equipment.Condition.BROKEN
+        and (item.expires is None or item.expires >= today)
+    )
+
+
 def _enough_q(kinds) -> Q:
     enough = Q()
     for kind in kinds:

@@ -244,3 +244,27 @@ def test_ranking_and_the_unit_list_use_the_same_usable_kit(mixed_roster, setting
         "BROKEN-SHIELD",
         "EXPIRED",
     }
+
+
+def test_the_usable_kit_rule_reads_the_same_in_sql_and_in_memory(tianhe_street):
+    from units.models import Equipment
+    from units.readiness import equipment_usable, usable_kit_q
+
+    today = timezone.localdate()
+    unit = UnitFactory(region=tianhe_street)
+    other = UnitFactory(region=tianhe_street)
+    rows = [
+        EquipmentFactory(unit=unit, kind=EquipmentKind.SHIELD, quantity=2),
+        EquipmentFactory(unit=unit, kind=EquipmentKind.HELMET, quantity=1),  # too few
+        EquipmentFactory(unit=unit, kind=EquipmentKind.RADIO, quantity=2, condition="broken"),
+        EquipmentFactory(unit=unit, kind=EquipmentKind.BATON, quantity=2, condition="worn"),
+        EquipmentFactory(unit=unit, kind=EquipmentKind.AED, quantity=1),  # extra kit counts
+        EquipmentFactory(unit=other, kind=EquipmentKind.AED, quantity=0),
+        EquipmentFactory(unit=unit, kind=EquipmentKind.FIRST_AID, expires=today),
+        EquipmentFactory(unit=other, kind=EquipmentKind.FIRST_AID, expires=today - dt.timedelta(1)),
+    ]
+
+    in_sql = set(Equipment.objects.filter(usable_kit_q()).values_list("pk", flat=True))
+    in_memory = {e.pk for e in rows if equipment_usable(e)}
+
+    assert in_sql == in_memory == {rows[0].pk, rows[3].pk, rows[4].pk, rows[6].pk}
