@@ -9,29 +9,13 @@ from django.utils.translation import gettext_lazy as _
 from .. import importing
 from ..models import Equipment, Member
 from ..scoping import (
-    ADD,
-    CHANGE,
-    DELETE,
-    VIEW,
-    user_may,
     user_sees_phones,
 )
+from .scoped import ScopedPermissionsMixin
 
 
-class ScopedInlineMixin:
+class ScopedInlineMixin(ScopedPermissionsMixin):
     """Inline rows follow the role table too (the parent page is already in scope)."""
-
-    def has_view_permission(self, request, obj=None) -> bool:
-        return user_may(request.user, VIEW, self.model)
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return user_may(request.user, ADD, self.model)
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return user_may(request.user, CHANGE, self.model)
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return user_may(request.user, DELETE, self.model)
 
 
 @admin.display(description=_("手机号"))
