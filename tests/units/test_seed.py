@@ -158,7 +158,7 @@ def test_vectorised_point_in_polygon_agrees_with_geo():
     plan = seeding.demo_city_plan(units=1)
     rng = np.random.default_rng(1)
     for district in [r for r in plan.regions if r.boundary][:4]:
-        min_lat, min_lon, max_lat, max_lon = seeding.geodata._bbox(district.boundary)
+        min_lat, min_lon, max_lat, max_lon = seeding.geodata.bbox(district.boundary)
         lat = rng.uniform(min_lat, max_lat, 250)
         lon = rng.uniform(min_lon, max_lon, 250)
         fast = geo.points_in_geometry(lat, lon, district.boundary)

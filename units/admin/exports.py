@@ -54,13 +54,13 @@ class ExportMixin:
                 data,
                 content_type="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
             )
-            response["Content-Disposition"] = _attachment(f"{name}.xlsx")
+            response["Content-Disposition"] = attachment_header(f"{name}.xlsx")
             return response
         stream = importing.roster_export_csv(
             user=request.user, kind=self.export_kind, queryset=queryset
         )
         response = StreamingHttpResponse(stream, content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = _attachment(f"{name}.csv")
+        response["Content-Disposition"] = attachment_header(f"{name}.csv")
         return response
 
     def changelist_view(self, request, extra_context=None):
@@ -76,7 +76,7 @@ class ExportMixin:
         return super().changelist_view(request, {**extra, **(extra_context or {})})
 
 
-def _attachment(filename: str) -> str:
+def attachment_header(filename: str) -> str:
     from urllib.parse import quote
 
     return f"attachment; filename*=UTF-8''{quote(filename)}"

@@ -14,7 +14,7 @@ from django.utils.translation import gettext_lazy as _
 
 from .. import importing
 from ..models import ImportJob
-from .exports import _attachment
+from .exports import attachment_header
 from .scoped import ScopedPermissionsMixin
 
 
@@ -132,5 +132,5 @@ class ImportJobAdmin(ScopedPermissionsMixin, admin.ModelAdmin):
         job = self._job(request, job_id)
         body = importing.import_errors_csv(errors=job.result.get("errors", []))
         response = FileResponse(iter([body]), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = _attachment(f"import-{job.pk}-errors.csv")
+        response["Content-Disposition"] = attachment_header(f"import-{job.pk}-errors.csv")
         return response

@@ -20,7 +20,7 @@ class CellError(ValueError):
     pass
 
 
-def _text(value: Any) -> str:
+def cell_text(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer():
@@ -34,8 +34,8 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _required_text(value: Any, max_length: int) -> str:
-    text = _text(value)
+def parse_required_text(value: Any, max_length: int) -> str:
+    text = cell_text(value)
     if not text:
         raise CellError(_("不能为空。"))
     if len(text) > max_length:
@@ -43,14 +43,14 @@ def _required_text(value: Any, max_length: int) -> str:
     return text
 
 
-def _code(value: Any, max_length: int = 32) -> str:
-    text = _required_text(value, max_length)
+def parse_code(value: Any, max_length: int = 32) -> str:
+    text = parse_required_text(value, max_length)
     if re.search(r"\s", text):
         raise CellError(_("编码不能包含空格。"))
     return text
 
 
-def _choice(choices: Iterable[tuple[str, Any]]) -> Callable[[Any], str]:
+def parse_choice(choices: Iterable[tuple[str, Any]]) -> Callable[[Any], str]:
     """A parser accepting a choice's stored value or its (Chinese) label."""
     options = list(choices)
     lookup = {str(label): stored for stored, label in options}
@@ -58,7 +58,7 @@ def _choice(choices: Iterable[tuple[str, Any]]) -> Callable[[Any], str]:
     listed = "、".join(str(label) for _s, label in options)
 
     def parse(value: Any) -> str:
-        text = _text(value)
+        text = cell_text(value)
         found = lookup.get(text) or lookup.get(text.lower())
         if found is None:
             raise CellError(
@@ -74,10 +74,10 @@ _TRUE = {"是", "1", "true", "yes", "y", "启用", "有效", "在岗", "√", "�
 _FALSE = {"否", "0", "false", "no", "n", "停用", "无效", "离岗", "×", "f"}
 
 
-def _bool(value: Any) -> bool:
+def parse_bool(value: Any) -> bool:
     if isinstance(value, bool):
         return value
-    text = _text(value).lower()
+    text = cell_text(value).lower()
     if text in _TRUE:
         return True
     if text in _FALSE:
@@ -85,14 +85,14 @@ def _bool(value: Any) -> bool:
     raise CellError(_("请填写“是”或“否”。"))
 
 
-def _int(value: Any, *, low: int, high: int) -> int:
+def parse_int(value: Any, *, low: int, high: int) -> int:
     if isinstance(value, bool):
         raise CellError(_("须为整数。"))
     if isinstance(value, int):
         number = value
     else:
         try:
-            as_float = float(_text(value))
+            as_float = float(cell_text(value))
         except ValueError as exc:
             raise CellError(_("须为整数。")) from exc
         if not as_float.is_integer():
@@ -103,9 +103,9 @@ def _int(value: Any, *, low: int, high: int) -> int:
     return number
 
 
-def _coordinate(value: Any, limit: float) -> float:
+def parse_coordinate(value: Any, limit: float) -> float:
     try:
-        number = float(value) if isinstance(value, int | float) else float(_text(value))
+        number = float(value) if isinstance(value, int | float) else float(cell_text(value))
     except ValueError as exc:
         raise CellError(_("坐标须为数字（WGS-84 十进制度）。")) from exc
     if math.isnan(number) or not -limit <= number <= limit:
@@ -116,12 +116,12 @@ def _coordinate(value: Any, limit: float) -> float:
 _DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%Y.%m.%d", "%Y%m%d")
 
 
-def _date(value: Any) -> dt.date:
+def parse_date(value: Any) -> dt.date:
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
         return value
-    text = _text(value)
+    text = cell_text(value)
     for fmt in _DATE_FORMATS:
         try:
             return dt.datetime.strptime(text, fmt).date()  # noqa: DTZ007 - a date, no time
@@ -132,7 +132,7 @@ def _date(value: Any) -> dt.date:
 
 def phone_normalize(value: Any) -> str:
     """An 11-digit mainland mobile number from what a spreadsheet holds, or CellError."""
-    text = _text(value)
+    text = cell_text(value)
     if not text:
         raise CellError(_("不能为空。"))
     try:

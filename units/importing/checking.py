@@ -19,14 +19,14 @@ from ..scoping import user_may
 from ..services import locations_in_service_area
 from .cells import (
     CellError,
-    _bool,
-    _choice,
-    _code,
-    _coordinate,
-    _date,
-    _int,
-    _required_text,
-    _text,
+    cell_text,
+    parse_bool,
+    parse_choice,
+    parse_code,
+    parse_coordinate,
+    parse_date,
+    parse_int,
+    parse_required_text,
     phone_normalize,
 )
 from .columns import (
@@ -42,7 +42,7 @@ from .columns import (
 )
 from .reading import Table, roster_file_read
 from .reports import ImportReport, RowError, SheetReport
-from .writing import _Plan, _Planned, _write
+from .writing import Plan, Planned, plan_write
 
 # --- import -----------------------------------------------------------------------------
 
@@ -111,7 +111,7 @@ def roster_import(
 
     ctx = _Context(user)
     referenced = {
-        _text(cells[i])
+        cell_text(cells[i])
         for t in tables
         for i, col in t.columns.items()
         if col.key in ("code", "unit")
@@ -119,7 +119,7 @@ def roster_import(
         if i < len(cells)
     }
     ctx.load_units(referenced)
-    plan = _Plan()
+    plan = Plan()
     checked = 0
     for table in tables:
         sheet = SheetReport(title=table.title, kind=table.kind, rows=len(table.rows))
@@ -132,7 +132,7 @@ def roster_import(
     report.errors.sort(key=lambda e: (KINDS.index(_kind_of(report, e.sheet)), e.row or 0))
 
     if not dry_run and report.ok:
-        _write(plan, user=user, reason=reason or filename, progress=report_progress)
+        plan_write(plan, user=user, reason=reason or filename, progress=report_progress)
         report.committed = True
     report.seconds = time.monotonic() - started
     return report
@@ -184,26 +184,26 @@ def _jsonable(value: Any) -> Any:
     return value.isoformat() if isinstance(value, dt.date) else value
 
 
-def _check_units(table: Table, ctx: _Context, plan: _Plan, sheet: SheetReport, errors) -> Iterator:
+def _check_units(table: Table, ctx: _Context, plan: Plan, sheet: SheetReport, errors) -> Iterator:
     parsers = {
-        "code": _code,
-        "name": lambda v: _required_text(v, 128),
-        "kind": _choice(Unit.Kind.choices),
-        "region": lambda v: _code(v, 16),
-        "address": lambda v: _text(v)[:255],
-        "lat": lambda v: _coordinate(v, 90),
-        "lon": lambda v: _coordinate(v, 180),
-        "post_min": lambda v: _int(v, low=0, high=100),
-        "is_active": _bool,
+        "code": parse_code,
+        "name": lambda v: parse_required_text(v, 128),
+        "kind": parse_choice(Unit.Kind.choices),
+        "region": lambda v: parse_code(v, 16),
+        "address": lambda v: cell_text(v)[:255],
+        "lat": lambda v: parse_coordinate(v, 90),
+        "lon": lambda v: parse_coordinate(v, 180),
+        "post_min": lambda v: parse_int(v, low=0, high=100),
+        "is_active": parse_bool,
     }
     region_header = table.header_of("region")
-    located: list[tuple[int, float, float, _Planned | None]] = []
+    located: list[tuple[int, float, float, Planned | None]] = []
     now = timezone.now()
     for i, (number, cells) in enumerate(table.rows):
         if i % 5000 == 0:
             yield i
         values = _parse_row(table, number, cells, parsers, errors)
-        code = _text(table.values(cells).get("code"))
+        code = cell_text(table.values(cells).get("code"))
         if code:
             if code in ctx.file_units:
                 errors.append(
@@ -261,7 +261,7 @@ def _check_units(table: Table, ctx: _Context, plan: _Plan, sheet: SheetReport, e
             continue
         if current is None:
             unit = Unit(**values)
-            planned = _Planned(number, unit, {k: (None, v) for k, v in values.items()})
+            planned = Planned(number, unit, {k: (None, v) for k, v in values.items()})
             plan.creates[UNIT].append(planned)
             sheet.new += 1
             _sample(sheet, number, "new", code, planned.changes)
@@ -273,7 +273,7 @@ def _check_units(table: Table, ctx: _Context, plan: _Plan, sheet: SheetReport, e
             continue
         fields = {k: v for k, v in current.items() if k != "region__path"}
         unit = Unit(**{**fields, **values, "updated_at": now})
-        planned = _Planned(number, unit, changes)
+        planned = Planned(number, unit, changes)
         plan.updates[UNIT].append(planned)
         sheet.updated += 1
         _sample(sheet, number, "update", code, changes)
@@ -326,16 +326,14 @@ def _unit_for_row(table: Table, ctx: _Context, number: int, code: str, errors) -
     return False
 
 
-def _check_members(
-    table: Table, ctx: _Context, plan: _Plan, sheet: SheetReport, errors
-) -> Iterator:
+def _check_members(table: Table, ctx: _Context, plan: Plan, sheet: SheetReport, errors) -> Iterator:
     parsers = {
         "phone": phone_normalize,
-        "name": lambda v: _required_text(v, 64),
-        "unit": _code,
-        "role": _choice(Member.Role.choices),
-        "trained": _bool,
-        "is_active": _bool,
+        "name": lambda v: parse_required_text(v, 64),
+        "unit": parse_code,
+        "role": parse_choice(Member.Role.choices),
+        "trained": parse_bool,
+        "is_active": parse_bool,
     }
     phone_col = next(i for i, c in table.columns.items() if c.key == "phone")
     phones = []
@@ -387,7 +385,7 @@ def _check_members(
             continue
         unit_id = ctx.units[code]["id"] if code in ctx.units else None
         if current is None:
-            planned = _Planned(
+            planned = Planned(
                 number, Member(**values), {k: (None, v) for k, v in values.items()}, code
             )
             planned.changes["unit"] = (None, code)
@@ -402,7 +400,7 @@ def _check_members(
             sheet.unchanged += 1
             continue
         row = {k: v for k, v in current.items() if k not in extra}
-        planned = _Planned(number, Member(**{**row, **values}), changes, code)
+        planned = Planned(number, Member(**{**row, **values}), changes, code)
         plan.updates[MEMBER].append(planned)
         sheet.updated += 1
         _sample(sheet, number, "update", phone, changes)
@@ -410,15 +408,15 @@ def _check_members(
 
 
 def _check_equipment(
-    table: Table, ctx: _Context, plan: _Plan, sheet: SheetReport, errors
+    table: Table, ctx: _Context, plan: Plan, sheet: SheetReport, errors
 ) -> Iterator:
     parsers = {
-        "unit": _code,
-        "kind": _choice(EquipmentKind.choices),
-        "quantity": lambda v: _int(v, low=0, high=10_000),
-        "condition": _choice(Equipment.Condition.choices),
-        "last_inspected": _date,
-        "expires": _date,
+        "unit": parse_code,
+        "kind": parse_choice(EquipmentKind.choices),
+        "quantity": lambda v: parse_int(v, low=0, high=10_000),
+        "condition": parse_choice(Equipment.Condition.choices),
+        "last_inspected": parse_date,
+        "expires": parse_date,
     }
     unit_ids = [u["id"] for u in ctx.units.values()]
     fields = [f.attname for f in Equipment._meta.concrete_fields]
@@ -453,7 +451,7 @@ def _check_equipment(
         current = existing.get((unit_id, values["kind"])) if unit_id else None
         label = f"{code} {EquipmentKind(values['kind']).label}"
         if current is None:
-            planned = _Planned(
+            planned = Planned(
                 number, Equipment(**values), {k: (None, v) for k, v in values.items()}, code
             )
             plan.creates[EQUIPMENT].append(planned)
@@ -464,7 +462,7 @@ def _check_equipment(
         if not changes:
             sheet.unchanged += 1
             continue
-        planned = _Planned(number, Equipment(**{**current, **values}), changes, code)
+        planned = Planned(number, Equipment(**{**current, **values}), changes, code)
         plan.updates[EQUIPMENT].append(planned)
         sheet.updated += 1
         _sample(sheet, number, "update", label, changes)

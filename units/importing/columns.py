@@ -76,12 +76,12 @@ COLUMNS: dict[str, tuple[Column, ...]] = {
 }
 
 
-def _norm_header(value: object) -> str:
+def norm_header(value: object) -> str:
     text = "" if value is None else str(value)
     return re.sub(r"[\s*＊]", "", text.replace("\ufeff", "")).lower()
 
 
-_HEADER_INDEX: dict[str, dict[str, Column]] = {
-    kind: {_norm_header(name): col for col in cols for name in (col.header, col.key, *col.aliases)}
+HEADER_INDEX: dict[str, dict[str, Column]] = {
+    kind: {norm_header(name): col for col in cols for name in (col.header, col.key, *col.aliases)}
     for kind, cols in COLUMNS.items()
 }

@@ -15,9 +15,9 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 
 from .columns import (
-    _HEADER_INDEX,
     COLUMNS,
     EQUIPMENT,
+    HEADER_INDEX,
     KINDS,
     MAX_ROWS,
     MEMBER,
@@ -25,7 +25,7 @@ from .columns import (
     SHEET_TITLES,
     UNIT,
     Column,
-    _norm_header,
+    norm_header,
 )
 from .reports import RosterFileError
 
@@ -160,7 +160,7 @@ def _classify(title: str, numbered_rows: Iterator[tuple[int, list[Any]]]) -> Tab
             break
     if header is None:
         return None  # an empty sheet
-    names = [_norm_header(h) for h in header]
+    names = [norm_header(h) for h in header]
     kind = _table_kind(title, names)
     if kind is None:
         expected = "；".join(
@@ -175,7 +175,7 @@ def _classify(title: str, numbered_rows: Iterator[tuple[int, list[Any]]]) -> Tab
             _("无法识别表格「%(title)s」的内容：%(expected)s。")
             % {"title": title, "expected": expected}
         )
-    index = _HEADER_INDEX[kind]
+    index = HEADER_INDEX[kind]
     columns: dict[int, Column] = {}
     ignored: list[str] = []
     for i, name in enumerate(names):

@@ -16,7 +16,7 @@ from .columns import EQUIPMENT, KINDS, MEMBER, MODELS, UNIT, WRITE_BATCH, Progre
 
 
 @dataclass
-class _Planned:
+class Planned:
     """One row that will be written: a new object, or an existing one with changes."""
 
     row: int
@@ -26,12 +26,12 @@ class _Planned:
 
 
 @dataclass
-class _Plan:
-    creates: dict[str, list[_Planned]] = field(default_factory=lambda: {k: [] for k in KINDS})
-    updates: dict[str, list[_Planned]] = field(default_factory=lambda: {k: [] for k in KINDS})
+class Plan:
+    creates: dict[str, list[Planned]] = field(default_factory=lambda: {k: [] for k in KINDS})
+    updates: dict[str, list[Planned]] = field(default_factory=lambda: {k: [] for k in KINDS})
 
 
-def _write(plan: _Plan, *, user, reason: str, progress: ProgressCallback) -> None:
+def plan_write(plan: Plan, *, user, reason: str, progress: ProgressCallback) -> None:
     """Write every planned row, with history, in one transaction."""
     total = sum(len(plan.creates[k]) + len(plan.updates[k]) for k in KINDS)
     done = 0

@@ -27,7 +27,7 @@ class RegionSpec:
     boundary: dict | None = None
 
 
-def _read_csv(path: Path) -> list[dict[str, str]]:
+def read_csv(path: Path) -> list[dict[str, str]]:
     try:
         with path.open(encoding="utf-8", newline="") as f:
             return list(csv.DictReader(f))
@@ -35,7 +35,7 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
         raise SeedError(f"cannot read {path}: {e}") from e
 
 
-def _street_class(district_code: str, street_type: str) -> str:
+def street_class(district_code: str, street_type: str) -> str:
     if street_type == "镇":
         return "town"
     if street_type not in ("街道", ""):
@@ -46,7 +46,7 @@ def _street_class(district_code: str, street_type: str) -> str:
 # --- vectorised point in polygon --------------------------------------------------
 
 
-def _bbox(geometry: dict) -> tuple[float, float, float, float]:
+def bbox(geometry: dict) -> tuple[float, float, float, float]:
     polygons = (
         [geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"]
     )
@@ -54,11 +54,11 @@ def _bbox(geometry: dict) -> tuple[float, float, float, float]:
     return outer[:, 1].min(), outer[:, 0].min(), outer[:, 1].max(), outer[:, 0].max()
 
 
-def _uniform_in_geometry(
+def uniform_in_geometry(
     rng: np.random.Generator, n: int, geometry: dict
 ) -> tuple[np.ndarray, np.ndarray]:
     """n points uniform over the polygon (rejection from its bounding box)."""
-    min_lat, min_lon, max_lat, max_lon = _bbox(geometry)
+    min_lat, min_lon, max_lat, max_lon = bbox(geometry)
     lat = np.empty(n)
     lon = np.empty(n)
     filled = 0
@@ -74,7 +74,7 @@ def _uniform_in_geometry(
     return lat, lon
 
 
-def _gaussian_in_geometry(
+def gaussian_in_geometry(
     rng: np.random.Generator,
     anchor_lat: np.ndarray,
     anchor_lon: np.ndarray,
@@ -100,5 +100,5 @@ def _gaussian_in_geometry(
         pending = pending[~ok]
     if pending.size:
         # An anchor hard against the border: fall back to anywhere in the district.
-        lat[pending], lon[pending] = _uniform_in_geometry(rng, pending.size, geometry)
+        lat[pending], lon[pending] = uniform_in_geometry(rng, pending.size, geometry)
     return lat, lon

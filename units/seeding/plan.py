@@ -54,10 +54,10 @@ from .figures import (
 )
 from .geodata import (
     RegionSpec,
-    _gaussian_in_geometry,
-    _read_csv,
-    _street_class,
-    _uniform_in_geometry,
+    gaussian_in_geometry,
+    read_csv,
+    street_class,
+    uniform_in_geometry,
 )
 
 # --- the plan ------------------------------------------------------------------
@@ -129,8 +129,8 @@ def seed_options_validate(*, units: int, seed: int, password: str | None = None)
 
 
 def _regions_plan(geodata_dir: Path) -> tuple[RegionSpec, ...]:
-    districts = _read_csv(geodata_dir / "districts.csv")
-    streets = _read_csv(geodata_dir / "streets.csv")
+    districts = read_csv(geodata_dir / "districts.csv")
+    streets = read_csv(geodata_dir / "streets.csv")
     try:
         features = json.loads((geodata_dir / "district_boundaries.geojson").read_text("utf-8"))
     except (OSError, ValueError) as e:
@@ -170,7 +170,7 @@ def _regions_plan(geodata_dir: Path) -> tuple[RegionSpec, ...]:
             # No point in the source: a fixed point inside the district, the
             # same for every --seed so the region table never depends on it.
             rng = np.random.default_rng(int(row["code"]))
-            p_lat, p_lon = _uniform_in_geometry(rng, 1, outlines[row["district_code"]])
+            p_lat, p_lon = uniform_in_geometry(rng, 1, outlines[row["district_code"]])
             lat, lon = round(float(p_lat[0]), 6), round(float(p_lon[0]), 6)
         street_specs.append(
             RegionSpec(
@@ -228,7 +228,7 @@ def demo_city_plan(
 
     # Units per street: district share by population (core boosted), split over
     # its streets by street class.
-    street_class = [_street_class(s.parent_code or "", s.street_type) for s in streets]
+    street_classes = [street_class(s.parent_code or "", s.street_type) for s in streets]
     district_weight = np.array(
         [
             DISTRICT_POPULATION.get(code, 50.0) * (CORE_FACTOR if code in CORE_DISTRICTS else 1)
@@ -238,10 +238,10 @@ def demo_city_plan(
     street_counts = np.zeros(len(streets), dtype=np.int64)
     for code, n in zip(districts, _largest_remainder(units, district_weight), strict=True):
         idx = [i for i, s in enumerate(streets) if s.parent_code == code]
-        w = np.array([STREET_WEIGHT[street_class[i]] for i in idx])
+        w = np.array([STREET_WEIGHT[street_classes[i]] for i in idx])
         street_counts[idx] = _largest_remainder(int(n), w)
     unit_street_idx = np.repeat(np.arange(len(streets)), street_counts)
-    unit_class = np.array(street_class)[unit_street_idx]
+    unit_class = np.array(street_classes)[unit_street_idx]
     unit_district = np.array([streets[i].parent_code for i in unit_street_idx], dtype=object)
 
     unit_lat, unit_lon = _units_place(
@@ -298,10 +298,10 @@ def _units_place(
         assert outline is not None  # _regions_plan gives every district one
         mine = np.flatnonzero(unit_district == code)
         near, far = mine[~scatter[mine]], mine[scatter[mine]]
-        lat[near], lon[near] = _gaussian_in_geometry(
+        lat[near], lon[near] = gaussian_in_geometry(
             rng, anchor_lat[near], anchor_lon[near], sigma[near], outline
         )
-        lat[far], lon[far] = _uniform_in_geometry(rng, far.size, outline)
+        lat[far], lon[far] = uniform_in_geometry(rng, far.size, outline)
     # Six decimals (~0.1 m) is what a phone reports; rounding can in theory
     # step over a border, so re-check and keep the unrounded point if it does.
     r_lat, r_lon = np.round(lat, 6), np.round(lon, 6)
