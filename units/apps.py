@@ -7,4 +7,5 @@ class UnitsConfig(AppConfig):
     verbose_name = _("应急单元名册")
 
     def ready(self) -> None:
+        # Receivers connect on import, once the models are loaded (Django's idiom).
         from . import signals  # noqa: F401

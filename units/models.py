@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -260,8 +261,6 @@ class StaffProfile(models.Model):
         return f"{self.user} {self.get_role_display()} {self.region}"
 
     def clean(self) -> None:
-        from django.core.exceptions import ValidationError
-
         if self.role == self.Role.UNIT_LEADER:
             if self.unit_id is None:
                 raise ValidationError({"unit": _("单元负责人必须指定所属单元。")})

@@ -18,6 +18,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from .geo import haversine_m_array
 from .models import STANDARD_KIT, Equipment, Member, Region, Unit
@@ -222,6 +223,4 @@ def _raw_rows(qs: QuerySet) -> list[tuple]:
 
 
 def _all_regions_label():
-    from django.utils.translation import gettext_lazy as _
-
-    return _("全部")
+    return gettext_lazy("全部")

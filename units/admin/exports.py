@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from django.core.exceptions import PermissionDenied
 from django.http import (
     HttpRequest,
@@ -77,6 +79,4 @@ class ExportMixin:
 
 
 def attachment_header(filename: str) -> str:
-    from urllib.parse import quote
-
     return f"attachment; filename*=UTF-8''{quote(filename)}"

@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
 from .. import phones
@@ -148,7 +149,5 @@ def phone_normalize(value: Any) -> str:
 
 def cn_mobile_validate(value: str) -> None:
     """Form validator: the stored form of a phone is exactly 11 digits, 1[3-9]..."""
-    from django.core.exceptions import ValidationError
-
     if not CN_MOBILE.fullmatch(value or ""):
         raise ValidationError(_("手机号须为 11 位中国大陆手机号（如 13800138000）。"))

@@ -7,6 +7,7 @@ import datetime as dt
 import time
 from typing import Any
 
+import redis
 from django.conf import settings
 from django.db import transaction
 from django.db.models import QuerySet
@@ -63,6 +64,7 @@ def import_job_confirm(*, user, job: ImportJob) -> ImportJob:
 
 
 def _enqueue(job: ImportJob) -> None:
+    # units.tasks imports this package: importing it at module level is a cycle.
     from ..tasks import roster_import_run
 
     transaction.on_commit(lambda: roster_import_run.delay(job.pk))
@@ -176,8 +178,6 @@ def progress_key(job_id: int) -> str:
 
 def _redis():
     try:
-        import redis
-
         client = redis.Redis.from_url(
             settings.REDIS_URL, socket_connect_timeout=0.3, socket_timeout=0.5
         )
