@@ -103,3 +103,10 @@ def kit_ok_q(*, today: dt.date | None = None) -> Q:
 
 def kit_complete(kit_ok_count: int) -> bool:
     return kit_ok_count >= len(STANDARD_KIT)
+
+
+def kit_complete_expression(kit_ok_field: str = "kit_ok_count") -> ExpressionWrapper:
+    """``kit_complete`` for a Unit queryset annotated with its ``kit_ok_q`` row count."""
+    return ExpressionWrapper(
+        Q(**{f"{kit_ok_field}__gte": len(STANDARD_KIT)}), output_field=BooleanField()
+    )

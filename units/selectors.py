@@ -7,9 +7,7 @@ import numpy as np
 from django.conf import settings
 from django.db import connections
 from django.db.models import (
-    BooleanField,
     Count,
-    ExpressionWrapper,
     IntegerField,
     OuterRef,
     Q,
@@ -21,8 +19,14 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
 from .geo import haversine_m_array
-from .models import STANDARD_KIT, Equipment, Member, Region, Unit
-from .readiness import kit_complete, kit_ok_q, ready_expression, unit_is_ready
+from .models import Equipment, Member, Region, Unit
+from .readiness import (
+    kit_complete,
+    kit_complete_expression,
+    kit_ok_q,
+    ready_expression,
+    unit_is_ready,
+)
 from .scoping import scope_filter, user_scope
 
 
@@ -43,9 +47,7 @@ def unit_annotate_readiness(qs: QuerySet[Unit]) -> QuerySet[Unit]:
         on_duty_count=_count_subquery(on_duty),
         kit_ok_count=_count_subquery(kit_ok),
     ).annotate(
-        kit_complete=ExpressionWrapper(
-            Q(kit_ok_count__gte=len(STANDARD_KIT)), output_field=BooleanField()
-        ),
+        kit_complete=kit_complete_expression("kit_ok_count"),
         ready=ready_expression("on_duty_count"),
     )
 
