@@ -485,6 +485,44 @@ def test_an_import_under_eager_celery_connects_to_no_redis(
     assert redis_url_listener() == 0
 
 
+def test_a_worker_run_shows_its_write_progress_from_a_redis_the_test_started(
+    tmp_path, settings, monkeypatch, tianhe_admin, tianhe_street
+):
+    """The worker's path (live progress) against a Redis this test starts and stops."""
+    from config.embedded_redis import free_port, redis_start
+
+    port = free_port()
+    proc = redis_start(port=port, data_dir=tmp_path, persist=False)
+    try:
+        settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
+        job = ImportJob.objects.create(
+            created_by=tianhe_admin,
+            filename="units.csv",
+            data=csv_bytes(UNIT_HEADER, [unit_row("W1", tianhe_street)]),
+            dry_run=False,
+        )
+        seen = []
+        real_update = importing.JobProgress.__call__
+
+        def watch(progress, phase, done, total):
+            real_update(progress, phase, done, total)
+            if phase == "write":
+                running = ImportJob.objects.get(pk=job.pk)
+                running.status, running.phase = ImportJob.Status.RUNNING, "write"
+                seen.append(importing.import_job_status(job=running))
+
+        # A spy around the real progress reporter: it polls the status mid-write,
+        # where the job row cannot show the figures and only Redis can.
+        monkeypatch.setattr(importing.JobProgress, "__call__", watch)
+        importing.import_job_run(job_id=job.pk, live_progress=True)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+    assert Unit.objects.filter(code="W1").exists()
+    assert (seen[-1]["phase"], seen[-1]["done"], seen[-1]["total"]) == ("write", 1, 1)
+
+
 def test_a_job_with_bad_rows_cannot_be_confirmed_and_lists_them(
     tianhe_admin, haizhu_street, django_capture_on_commit_callbacks
 ):
