@@ -31,6 +31,7 @@ from units.models import Member, Region, Unit
 from . import selectors
 from .expressions import WEEK_S
 from .models import DispatchFact, IncidentFact
+from .selectors.common import _utc_offset_s
 
 MAX_COUNT = 1_000_000
 DEFAULT_SEED = 20246
@@ -303,7 +304,7 @@ def _write_batch(
     ifacts, dfacts = [], []
     targets = selectors.targets_s()
     until_epoch = int(until.timestamp())
-    week_shift = selectors._utc_offset_s() + 3 * 86400
+    week_shift = _utc_offset_s() + 3 * 86400
     rand = brng.random((n, k))
     far = brng.random(n) < ON_SITE_FAR_SHARE
     trail = brng.random(n) < TRAIL_SHARE

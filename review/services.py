@@ -1,9 +1,10 @@
 """Review writes: coverage-gap snapshots, drills, index roll-ups.
 
 Dispatch stays the owner of incidents, waves, dispatches and deliveries; a drill
-writes them here through the same models and ``dispatch.events`` helpers, so
-members' phones get ordinary ``incident.alert`` frames (marked ``is_drill``)
-and the ordinary member actions score it.
+opens, alerts and closes its incident through dispatch's public write API
+(``incident_create``, ``wave_send``, ``incident_close``), so members' phones get
+ordinary ``incident.alert`` frames (marked ``is_drill``) and the ordinary member
+actions score it.
 """
 
 from __future__ import annotations
@@ -16,28 +17,23 @@ import time
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Max, Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from dispatch import payloads
-from dispatch.events import (
-    SUPERVISORS_GROUP,
-    event_record,
-    events_record,
-    incident_group,
-    push_on_commit,
-    unit_group,
-)
-from dispatch.models import Delivery, Dispatch, Incident, IncidentEvent, Wave
+from dispatch import services as dispatch_services
+from dispatch.models import Dispatch, Incident
 from dispatch.policy import policy_for
 from dispatch.ranking import unit_index
-from units import geo
 from units.geo import points_in_geometry
-from units.models import Member, Region, StaffProfile, Unit
+from units.models import Region, StaffProfile, Unit
 from units.scoping import staff_profile
 
 from .models import CoverageSnapshot, Drill
+from .selectors.common import _utc_offset_s, week_bounds
+from .selectors.facts import facts_watermark
+from .selectors.incidents import incidents_annotated
+from .selectors.stats import dispatches_annotated
 
 METRES_PER_DEGREE_LAT = 111_320.0
 
@@ -196,7 +192,7 @@ def drill_start(*, user, scope: str, code: str | None = None) -> Drill:
     # A drill keeps no escalation timers and never stands units down early.
     policy.update(tiers=[], enough_accepts=_NEVER_ENOUGH, drill=True)
     with transaction.atomic():
-        incident = Incident.objects.create(
+        incident = dispatch_services.incident_create(
             kind=Incident.Kind.OTHER,
             severity=Incident.Severity.LOW,
             lat=lat,
@@ -209,14 +205,10 @@ def drill_start(*, user, scope: str, code: str | None = None) -> Drill:
             created_by=user,
             is_drill=True,
             policy=policy,
-            discovered_at=timezone.now(),
-        )
-        event_record(
-            incident_id=incident.pk,
-            type=IncidentEvent.Type.CREATED,
-            user=user,
-            data={"source": Incident.Source.DRILL, "drill_scope": scope, "units": units_total},
-        )
+            # Units are alerted in batches by ``drill_send_batch``, not ranked.
+            send_wave1=False,
+            event_data={"drill_scope": scope, "units": units_total},
+        ).incident
         drill = Drill.objects.create(
             scope=scope,
             region=region,
@@ -225,7 +217,6 @@ def drill_start(*, user, scope: str, code: str | None = None) -> Drill:
             incident=incident,
             units_total=units_total,
         )
-        push_on_commit([(SUPERVISORS_GROUP, payloads.incident_opened(incident))])
         transaction.on_commit(lambda: _drill_batch_enqueue(drill_id=drill.pk, after_unit_id=0))
     return drill
 
@@ -244,33 +235,35 @@ def drill_send_batch(*, drill_id: int, after_unit_id: int, batch: int | None = N
     """
     batch = int(batch or settings.REVIEW_DRILL_BATCH)
     with transaction.atomic():
-        drill = Drill.objects.select_related("region").get(pk=drill_id)
+        drill = Drill.objects.select_related("region", "started_by").get(pk=drill_id)
         # Row lock: one batch at a time per drill (wave numbers, event seqs).
         incident = Incident.objects.select_for_update().get(pk=drill.incident_id)
         if drill.status == Drill.Status.CLOSED or incident.status != Incident.Status.OPEN:
             return 0
-        units = list(
+        unit_ids = list(
             Unit.objects.filter(
                 region__path__startswith=drill.region.path, is_active=True, pk__gt=after_unit_id
             )
             .order_by("pk")
-            .values_list("pk", "lat", "lon")[:batch]
+            .values_list("pk", flat=True)[:batch]
         )
-        if not units:
+        if not unit_ids:
             Drill.objects.filter(pk=drill_id).update(
                 status=Drill.Status.SENT, sent_at=timezone.now()
             )
             return 0
-        done = set(
-            Dispatch.objects.filter(
-                incident=incident, unit_id__in=[u[0] for u in units]
-            ).values_list("unit_id", flat=True)
+        # Units already alerted (a retried batch) are skipped by wave_send.
+        dispatches = dispatch_services.wave_send(
+            incident=incident,
+            unit_ids=unit_ids,
+            reason="drill",
+            actor=drill.started_by,
+            at_own_post=True,
         )
-        todo = [u for u in units if u[0] not in done]
-        sent = 0
-        if todo:
-            sent = _drill_wave_send(drill=drill, incident=incident, units=todo)
-        last_id = units[-1][0]
+        sent = len(dispatches)
+        if sent:
+            Drill.objects.filter(pk=drill_id).update(units_alerted=F("units_alerted") + sent)
+        last_id = unit_ids[-1]
         Drill.objects.filter(pk=drill_id).update(status=Drill.Status.SENDING)
         transaction.on_commit(
             lambda: _drill_batch_enqueue(drill_id=drill_id, after_unit_id=last_id)
@@ -278,89 +271,20 @@ def drill_send_batch(*, drill_id: int, after_unit_id: int, batch: int | None = N
     return sent
 
 
-def _drill_wave_send(
-    *, drill: Drill, incident: Incident, units: list[tuple[int, float, float]]
-) -> int:
-    number = (Wave.objects.filter(incident=incident).aggregate(n=Max("number"))["n"] or 0) + 1
-    wave = Wave.objects.create(incident=incident, number=number, radius_m=0, reason="drill")
-    rank0 = drill.units_alerted
-    dispatches = Dispatch.objects.bulk_create(
-        [
-            Dispatch(
-                incident=incident,
-                wave=wave,
-                unit_id=unit_id,
-                rank=min(rank0 + i + 1, 32767),
-                distance_m=round(geo.haversine_m(incident.lat, incident.lon, lat, lon)),
-                # A drill calls each unit to its own post: nothing to walk.
-                eta_s=0,
-            )
-            for i, (unit_id, lat, lon) in enumerate(units)
-        ]
-    )
-    by_unit = {d.unit_id: d for d in dispatches}
-    on_duty = Member.objects.filter(
-        unit_id__in=list(by_unit), on_duty=True, is_active=True
-    ).values_list("pk", "unit_id")
-    Delivery.objects.bulk_create(
-        [Delivery(dispatch=by_unit[unit_id], member_id=member_id) for member_id, unit_id in on_duty]
-    )
-    events = events_record(
-        incident_id=incident.pk,
-        events=[
-            IncidentEvent(
-                type=IncidentEvent.Type.ALERTED,
-                unit_id=d.unit_id,
-                data={"wave": number, "rank": d.rank, "drill": True, "distance_m": d.distance_m},
-            )
-            for d in dispatches
-        ],
-    )
-    summary = payloads.incident_summary(incident)
-    messages = [
-        (unit_group(d.unit_id), payloads.alert(event=e, incident_summary=summary, dispatch=d))
-        for d, e in zip(dispatches, events, strict=True)
-    ]
-    messages.append(
-        (incident_group(incident.pk), payloads.update(event=events[-1], incident=incident))
-    )
-    push_on_commit(messages)
-    Drill.objects.filter(pk=drill.pk).update(units_alerted=F("units_alerted") + len(dispatches))
-    _notify_chain_start(wave_id=wave.pk)
-    return len(dispatches)
-
-
-def _notify_chain_start(*, wave_id: int) -> None:
-    """Closed pages get Web Push, then SMS and voice, as for a real wave."""
-    try:
-        from dispatch import notify
-    except ImportError:  # the member app's notification chain is not installed
-        return
-    if getattr(settings, "REVIEW_DRILL_NOTIFY_CHAIN", True):
-        notify.chain_start_on_commit(wave_id=wave_id)
-
-
 def drill_close(*, user, drill_id: int) -> Drill:
     """End a drill: the incident closes (no ``handled_at``: nothing was handled) and
     every unit still on it is told."""
     with transaction.atomic():
-        drill = Drill.objects.select_for_update().get(pk=drill_id)
+        drill = Drill.objects.select_for_update().select_related("incident").get(pk=drill_id)
         if drill.status == Drill.Status.CLOSED:
             return drill
-        now = timezone.now()
-        Incident.objects.filter(pk=drill.incident_id, status=Incident.Status.OPEN).update(
-            status=Incident.Status.CLOSED
+        # No stand-down: each unit's last state is its score in the drill report.
+        dispatch_services.incident_close(
+            incident=drill.incident, actor=user, outcome="drill_ended", stand_down=False
         )
-        incident = Incident.objects.get(pk=drill.incident_id)
-        event = event_record(
-            incident_id=incident.pk, type=IncidentEvent.Type.CLOSED, user=user, data={"drill": True}
+        Drill.objects.filter(pk=drill.pk).update(
+            status=Drill.Status.CLOSED, closed_at=timezone.now()
         )
-        payload = payloads.update(event=event, incident=incident)
-        unit_ids = Dispatch.objects.filter(incident=incident).values_list("unit_id", flat=True)
-        push_on_commit(
-            [(unit_group(u), payload) for u in unit_ids] + [(incident_group(incident.pk), payload)]
-        )
-        Drill.objects.filter(pk=drill.pk).update(status=Drill.Status.CLOSED, closed_at=now)
         drill.refresh_from_db()
     return drill
 
@@ -385,7 +309,6 @@ def facts_sync(*, recent_hours: float | None = None, full: bool = False) -> int:
     all. Drills are not facts: they are reviewed apart. Returns incidents written.
     """
     from .models import DispatchFact, IncidentFact
-    from .selectors import facts_watermark
 
     hours = recent_hours if recent_hours is not None else settings.REVIEW_FACTS_RESYNC_HOURS
     qs = Incident.objects.filter(is_drill=False)
@@ -418,7 +341,6 @@ def facts_sync(*, recent_hours: float | None = None, full: bool = False) -> int:
 def _incident_facts(ids: list[int]):
     from .expressions import WeekNumber
     from .models import IncidentFact
-    from .selectors import _utc_offset_s, incidents_annotated
 
     rows = (
         incidents_annotated(Incident.objects.filter(pk__in=ids))
@@ -451,7 +373,6 @@ def _incident_facts(ids: list[int]):
 
 def _dispatch_facts(ids: list[int]):
     from .models import DispatchFact
-    from .selectors import dispatches_annotated
 
     rows = dispatches_annotated(Dispatch.objects.filter(incident_id__in=ids)).values_list(
         "pk", "incident_id", "unit_id", "unit__region_id", "unit__region__level",
@@ -486,7 +407,6 @@ def rollups_rebuild(*, weeks: set[int] | None = None) -> int:
     """Rebuild the weekly roll-ups of these weeks (None: every week with facts)
     from the facts. Returns how many weeks were rebuilt."""
     from .models import DispatchFact, IncidentFact, UnitWeekly, WeeklyRollup
-    from .selectors import week_bounds
 
     if weeks is None:
         weeks = set(IncidentFact.objects.values_list("week", flat=True).distinct())
