@@ -25,7 +25,7 @@ from scipy.spatial import cKDTree
 from tqdm import tqdm
 
 from dispatch.models import Dispatch, Incident, IncidentEvent, MemberLocation, Wave
-from units.geo import EARTH_RADIUS_M
+from units.geo import haversine_m_array
 from units.models import Member, Region, Unit
 
 from . import selectors
@@ -145,15 +145,6 @@ def _unit_table():
 def _xyz(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     phi, lam = np.radians(lat), np.radians(lon)
     return np.column_stack((np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)))
-
-
-def _haversine(lat1, lon1, lat2, lon2):
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    a = (
-        np.sin((p2 - p1) / 2) ** 2
-        + np.cos(p1) * np.cos(p2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2
-    )
-    return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
 
 
 def incidents_seed(
@@ -295,7 +286,7 @@ def _write_batch(
     k = min(UNITS_PER_WAVE, unit_ids.size)
     _d, near = tree.query(_xyz(lat, lon), k=k)
     near = near.reshape(n, k)
-    dist = _haversine(lat[:, None], lon[:, None], unit_lat[near], unit_lon[near])
+    dist = haversine_m_array(lat[:, None], lon[:, None], unit_lat[near], unit_lon[near])
 
     inc_id = writer.reserve(Incident, n)
     wave_id = writer.reserve(Wave, n)

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 
 from dispatch.models import Incident, IncidentEvent, MemberLocation
+from units.geo import haversine_m
 
 # --- arrival proof ----------------------------------------------------------------------
 
@@ -62,8 +63,6 @@ def arrival_checks(*, incident: Incident) -> list[ArrivalCheck]:
     ``REVIEW_ARRIVAL_LOCATION_WINDOW_S``). For a drill the scene is each unit's
     own post: the drill tests that people muster there.
     """
-    from units.geo import haversine_m
-
     radius = float(settings.REVIEW_ARRIVAL_RADIUS_M)
     window = dt.timedelta(seconds=settings.REVIEW_ARRIVAL_LOCATION_WINDOW_S)
     events = list(
