@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from dispatch.models import Incident
 from units.models import Region, Unit
@@ -367,8 +369,6 @@ _WORSE = {GREEN: 0, AMBER: 1, RED: 2}
 def colour_for(*, score: float | None, open_incidents: int) -> tuple[str, list[str]]:
     """Green / amber / red from the index score and open incidents; the worse wins.
     Returns the colour and the reasons (Chinese, for the page)."""
-    from django.conf import settings
-    from django.utils.translation import gettext as _
 
     reasons = []
     by_score = GREEN

@@ -32,6 +32,7 @@ from . import selectors
 from .expressions import WEEK_S
 from .models import DispatchFact, IncidentFact
 from .selectors.common import _utc_offset_s
+from .services.rollups import rollups_rebuild
 
 MAX_COUNT = 1_000_000
 DEFAULT_SEED = 20246
@@ -212,8 +213,6 @@ def incidents_seed(
             done += n
             bar.update(n)
     writer.finish()
-    from .services import rollups_rebuild
-
     rollups_rebuild()
     with connection.cursor() as cur:
         cur.execute("ANALYZE")

@@ -22,6 +22,7 @@ from units.models import Region, Unit
 from units.scoping import user_scope
 
 from ..expressions import SecondsBetween
+from ..models import Drill
 from .arrival import arrival_checks
 from .common import _histograms, percentile_cont, targets_s
 from .facts import _unit_scope_q
@@ -35,7 +36,6 @@ DRILL_ARRIVE_TARGET_S = "controlled"
 
 def drills_visible(*, user):
     """Drills in the user's scope: over a region inside it, or run by a station in it."""
-    from ..models import Drill
 
     scope = user_scope(user)
     qs = Drill.objects.select_related("region", "station", "incident", "started_by")
@@ -47,7 +47,6 @@ def drills_visible(*, user):
 
 
 def _drill_dispatches(*, user, drill_ids=None, since=None, until=None) -> QuerySet[Dispatch]:
-    from ..models import Drill
 
     # The drills' incidents first, from the small drill table: a join on
     # ``incident.is_drill`` would read every dispatch of a million incidents.

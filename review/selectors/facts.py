@@ -14,6 +14,7 @@ from units.models import Region
 from units.scoping import scope_filter, user_scope
 
 from ..expressions import WEEK_S
+from ..models import IncidentFact
 from .common import _utc_offset_s, week_bounds
 from .incidents import IncidentFilter
 
@@ -44,8 +45,6 @@ def _newer_than(qs: QuerySet, watermark: int) -> QuerySet | None:
 def facts_watermark() -> int:
     """The highest incident id with a fact row: newer incidents are read live."""
     from django.db.models import Max
-
-    from ..models import IncidentFact
 
     return IncidentFact.objects.aggregate(m=Max("incident_id"))["m"] or 0
 

@@ -12,6 +12,7 @@ from django.utils import timezone
 from units.models import Region, Unit
 from units.scoping import scope_filter, user_scope
 
+from ..models import CoverageSnapshot
 from .incidents import IncidentFilter, incident_list
 
 # --- maps -------------------------------------------------------------------------------
@@ -43,7 +44,6 @@ def _ancestor_q(user) -> Q:
 
 def coverage_cells(*, user, region: Region | None = None) -> dict[str, Any] | None:
     """The latest coverage snapshot's cells in the user's districts, or None."""
-    from ..models import CoverageSnapshot
 
     snapshot = CoverageSnapshot.objects.order_by("-computed_at", "-pk").first()
     if snapshot is None:

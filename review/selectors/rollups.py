@@ -13,6 +13,7 @@ from django.db.models import (
     QuerySet,
 )
 
+from ..models import IncidentFact, WeeklyRollup
 from .common import DURATIONS, STEPS, _histograms
 from .facts import _area_q, _facts_q, _newer_than, _time_q, _whole_weeks, facts_watermark
 from .incidents import IncidentFilter, incident_list
@@ -37,7 +38,6 @@ def area_stats_many(
     area = _area_q(user=user, filters=filters) if watermark else None
     if area is None:
         return {by: incident_stats(qs=live, by=by) for by in bys}
-    from ..models import IncidentFact, WeeklyRollup
 
     parts: dict[str | None, list[list[GroupStats]]] = {by: [] for by in bys}
     newer = _newer_than(live, watermark)
@@ -136,7 +136,6 @@ def incident_count(*, user, filters: IncidentFilter) -> int:
     q = _facts_q(user=user, filters=filters) if watermark else None
     if q is None:
         return live.count()
-    from ..models import IncidentFact
 
     newer = _newer_than(live, watermark)
     return IncidentFact.objects.filter(q).count() + (newer.count() if newer is not None else 0)

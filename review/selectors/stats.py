@@ -20,6 +20,7 @@ from dispatch.models import Dispatch, Incident, IncidentEvent
 from units.models import Region, Unit
 
 from ..expressions import SecondsBetween, WeekNumber
+from ..models import DispatchFact, UnitWeekly
 from .common import (
     DURATIONS,
     STEPS,
@@ -334,8 +335,6 @@ def unit_stats(
     parts: list[dict[int, UnitStats]] = []
     incidents = incident_list(user=user, filters=filters)
     if area is not None:
-        from ..models import DispatchFact, UnitWeekly
-
         if unit_ids is not None:
             area &= Q(unit_id__in=list(unit_ids))
         pieces: list[tuple] = [(filters.since, filters.until)]
