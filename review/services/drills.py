@@ -178,7 +178,7 @@ def drill_close(*, user, drill_id: int) -> Drill:
     """End a drill: the incident closes (no ``handled_at``: nothing was handled) and
     every unit still on it is told."""
     with transaction.atomic():
-        drill = Drill.objects.select_for_update().select_related("incident").get(pk=drill_id)
+        drill = Drill.objects.select_for_update().get(pk=drill_id)
         if drill.status == Drill.Status.CLOSED:
             return drill
         # No stand-down: each unit's last state is its score in the drill report.
