@@ -831,7 +831,7 @@ def test_member_action_queries_do_not_grow_with_the_number_of_units(
 # --- the public write API for drills and the command board -----------------------------
 
 
-def _wave_send(incident: Incident, unit_ids: list[int], actor) -> list[Dispatch]:
+def board_call(incident: Incident, unit_ids: list[int], actor) -> list[Dispatch]:
     with transaction.atomic():
         locked = Incident.objects.select_for_update().get(pk=incident.pk)
         return services.wave_send(incident=locked, unit_ids=unit_ids, reason="board", actor=actor)
@@ -845,7 +845,7 @@ def test_wave_send_alerts_the_named_units_once_and_records_who_called_them(
     far_unit = far_responder.unit
     layer_spy.clear()
     with django_capture_on_commit_callbacks(execute=True):
-        sent = _wave_send(incident, [near_responder.unit_id, far_unit.pk], officer)
+        sent = board_call(incident, [near_responder.unit_id, far_unit.pk], officer)
 
     # The near unit is already on the incident: only the far one is called.
     assert [d.unit_id for d in sent] == [far_unit.pk]
@@ -857,7 +857,7 @@ def test_wave_send_alerts_the_named_units_once_and_records_who_called_them(
     alerted = incident.events.get(type="alerted", unit=far_unit)
     assert alerted.user == officer and alerted.data["wave"] == 2
     assert layer_spy.types(unit_group(far_unit.pk)) == ["incident.alert"]
-    assert _wave_send(incident, [far_unit.pk], officer) == []
+    assert board_call(incident, [far_unit.pk], officer) == []
     assert incident.waves.count() == 2
 
 
