@@ -293,33 +293,39 @@ def wave_send(
     """Send the next wave of ``incident`` to these units, in this order: a
     command board's call, a drill's batch. Returns the new dispatches.
 
-    Caller's transaction, holding the incident row lock
-    (``Incident.objects.select_for_update()``): wave numbers and event seqs of
-    one incident are taken in turn. Units already on the incident and inactive
-    units are skipped; with none left, no wave is written and ``[]`` returned.
+    Runs its own transaction (a savepoint inside the caller's) under the
+    incident row lock, so wave numbers and event seqs of one incident are
+    taken in turn. Units already on the incident and inactive units are
+    skipped; with none left, no wave is written and ``[]`` returned.
     Each ``alerted`` event records ``actor``; phones are pushed and the Web
     Push / SMS / voice chain starts after commit. ``at_own_post`` (a drill)
     calls each unit to its own post: ETA 0, nothing to walk.
     """
-    already = Dispatch.objects.filter(incident=incident)
-    on_incident = already.count()
-    skip = set(already.filter(unit_id__in=unit_ids).values_list("unit_id", flat=True))
-    position = {
-        pk: (lat, lon)
-        for pk, lat, lon in Unit.objects.filter(pk__in=unit_ids, is_active=True).values_list(
-            "pk", "lat", "lon"
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().get(pk=incident.pk)
+        already = Dispatch.objects.filter(incident=incident)
+        on_incident = already.count()
+        skip = set(already.filter(unit_id__in=unit_ids).values_list("unit_id", flat=True))
+        position = {
+            pk: (lat, lon)
+            for pk, lat, lon in Unit.objects.filter(pk__in=unit_ids, is_active=True).values_list(
+                "pk", "lat", "lon"
+            )
+        }
+        todo = [u for u in dict.fromkeys(unit_ids) if u in position and u not in skip]
+        if not todo:
+            return []
+        number = (
+            incident.waves.order_by("-number").values_list("number", flat=True).first() or 0
+        ) + 1
+        wave = Wave.objects.create(incident=incident, number=number, radius_m=0, reason=reason)
+        units = []
+        for unit_id in todo:
+            distance = haversine_m(incident.lat, incident.lon, *position[unit_id])
+            units.append((unit_id, distance, 0 if at_own_post else _walk_eta_s(distance)))
+        return _wave_write(
+            incident=incident, wave=wave, units=units, rank0=on_incident, actor=actor
         )
-    }
-    todo = [u for u in dict.fromkeys(unit_ids) if u in position and u not in skip]
-    if not todo:
-        return []
-    number = (incident.waves.order_by("-number").values_list("number", flat=True).first() or 0) + 1
-    wave = Wave.objects.create(incident=incident, number=number, radius_m=0, reason=reason)
-    units = []
-    for unit_id in todo:
-        distance = haversine_m(incident.lat, incident.lon, *position[unit_id])
-        units.append((unit_id, distance, 0 if at_own_post else _walk_eta_s(distance)))
-    return _wave_write(incident=incident, wave=wave, units=units, rank0=on_incident, actor=actor)
 
 
 def _walk_eta_s(distance_m: float) -> int:

@@ -832,9 +832,7 @@ def test_member_action_queries_do_not_grow_with_the_number_of_units(
 
 
 def board_call(incident: Incident, unit_ids: list[int], actor) -> list[Dispatch]:
-    with transaction.atomic():
-        locked = Incident.objects.select_for_update().get(pk=incident.pk)
-        return services.wave_send(incident=locked, unit_ids=unit_ids, reason="board", actor=actor)
+    return services.wave_send(incident=incident, unit_ids=unit_ids, reason="board", actor=actor)
 
 
 def test_wave_send_alerts_the_named_units_once_and_records_who_called_them(
