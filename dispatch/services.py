@@ -238,6 +238,7 @@ def _deadlines_schedule(deadlines: list[Deadline]) -> None:
     timer: Redis would hand an unacked ETA task to a second worker after that
     timeout. The sweep fires it when due.
     """
+    # Imported here: tasks imports this module at its top (cycle services <-> tasks).
     from .tasks import fire_deadline
 
     horizon = timezone.now() + dt.timedelta(seconds=_countdown_max_s())
