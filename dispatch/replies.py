@@ -15,10 +15,9 @@ from django.utils.translation import gettext as _
 from units import phones
 from units.models import Member
 
+from .actions import SMS_CODES, TRANSITIONS
 from .models import Dispatch, Incident
 from .services import ActionRefused, dispatch_act
-
-SMS_ACTIONS = {"1": "accept", "2": "decline", "3": "on_site", "4": "handled"}
 
 
 @dataclass(frozen=True)
@@ -46,7 +45,7 @@ def sms_reply_handle(*, phone: str, text: str) -> SmsReply:
     match = re.fullmatch(r"\s*([1-4])(?:\s*#?\s*(\d{1,12}))?\s*", text or "")
     if match is None:
         return SmsReply(False, _("无法识别的回复。回复 1 接受，2 拒绝，3 已到场，4 处置完毕。"))
-    action = SMS_ACTIONS[match.group(1)]
+    action = SMS_CODES[match.group(1)]
     incident_id = (
         int(match.group(2)) if match.group(2) else _sms_target(member=member, action=action)
     )
@@ -67,16 +66,11 @@ def sms_reply_handle(*, phone: str, text: str) -> SmsReply:
 
 def _sms_target(*, member: Member, action: str) -> int | None:
     """The newest open incident of the member's unit that this action applies to."""
-    wanted = {
-        "accept": [Dispatch.Status.ALERTED, Dispatch.Status.DECLINED],
-        "decline": [Dispatch.Status.ALERTED],
-        "on_site": [Dispatch.Status.ACCEPTED],
-        "handled": [Dispatch.Status.ON_SITE],
-    }[action]
+    wanted = TRANSITIONS[action][0]
     return (
         Dispatch.objects.filter(
             Q(unit_id=member.unit_id),
-            status__in=wanted,
+            status__in=list(wanted),
             incident__status=Incident.Status.OPEN,
         )
         .order_by("-created_at")

@@ -371,7 +371,8 @@
         id: s.id,
         summary: s,
         status: s.status,
-        dispatch: { ...frame.dispatch, ...(known ? { status: known.dispatch.status } : {}) },
+        // A replay keeps what this phone already knows of its dispatch (newer than the alert).
+        dispatch: known ? { ...frame.dispatch, status: known.dispatch.status, next_actions: known.dispatch.next_actions || frame.dispatch.next_actions } : frame.dispatch,
         responders: known ? known.responders : {},
         alertedAt: known ? known.alertedAt : s.discovered_at || new Date().toISOString(),
         replayed: !!frame.replay,
@@ -387,12 +388,12 @@
       inc.status = frame.status;
       inc.timestamps = { discovered_at: frame.discovered_at, responded_at: frame.responded_at, controlled_at: frame.controlled_at, handled_at: frame.handled_at };
       const ownUnit = frame.unit_id === inc.dispatch.unit_id;
-      const byStatus = { accepted: "accepted", declined: "declined", on_site: "on_site", handled: "handled", stood_down: "stood_down" };
       if (["accepted", "on_site", "handled"].includes(frame.event)) {
         const who = frame.member_id || `u${frame.unit_id}`;
         inc.responders[who] = { name: (frame.data && frame.data.member_name) || "", unit_id: frame.unit_id, event: frame.event, me: frame.member_id === memberId };
       }
-      if (ownUnit && byStatus[frame.event]) inc.dispatch.status = byStatus[frame.event];
+      // The server says where this unit's dispatch went and which actions it allows now.
+      if (ownUnit && frame.dispatch_status) Object.assign(inc.dispatch, { status: frame.dispatch_status, next_actions: frame.next_actions || [] });
       if (frame.type === "incident.closed") inc.status = "closed";
     }
     persist();
@@ -426,8 +427,6 @@
   }
 
   // --- Actions: each sent once, confirmed by the server's ok ---------------------------
-  const ACTION_TARGET = { accept: "accepted", decline: "declined", on_site: "on_site", handled: "handled" };
-  const ORDER = ["alerted", "accepted", "on_site", "handled"];
 
   function act(action, incidentId) {
     if (state.outbox.some((a) => a.action === action && a.incident_id === incidentId)) return;
@@ -456,7 +455,8 @@
       const inc = state.incidents[item.incident_id];
       // Sent before the connection dropped and already applied (the replay shows
       // it): confirmed, do not send it again.
-      if (item.sent && inc && ORDER.indexOf(inc.dispatch.status) >= ORDER.indexOf(ACTION_TARGET[item.action]) && item.action !== "decline") {
+      const allowed = (inc && inc.dispatch.next_actions) || [];
+      if (item.sent && inc && inc.dispatch.status !== "stood_down" && !allowed.includes(item.action) && item.action !== "decline") {
         state.outbox = state.outbox.filter((a) => a !== item);
         continue;
       }
@@ -476,7 +476,7 @@
     state.outbox = state.outbox.filter((a) => a !== item);
     const inc = state.incidents[item.incident_id];
     if (ok) {
-      if (inc && frame.dispatch_status) inc.dispatch.status = frame.dispatch_status;
+      if (inc && frame.dispatch_status) Object.assign(inc.dispatch, { status: frame.dispatch_status, next_actions: frame.next_actions || [] });
       if (inc) inc.message = { ok: true, text: `${T["status_" + frame.dispatch_status] || ""} · ${T.confirmed}` };
       if (item.action === "accept" && inc) locate().then(() => openIncidentId && renderAlert());
     } else if (inc) {
@@ -610,16 +610,8 @@
       box.appendChild(b);
       return;
     }
-    if (st === "alerted") {
-      button("accept", "btn-accept");
-      button("decline", "btn-decline");
-    } else if (st === "declined") {
-      button("accept", "btn-accept");
-    } else if (st === "accepted") {
-      button("on_site", "btn-accept");
-    } else if (st === "on_site") {
-      button("handled", "btn-accept");
-    }
+    // The server's state machine decides which actions exist now (dispatch/actions.py).
+    for (const action of inc.dispatch.next_actions || []) button(action, action === "decline" ? "btn-decline" : "btn-accept");
     if (st === "accepted" || st === "on_site") {
       const s = inc.summary;
       const nav = document.createElement("a");

@@ -12,6 +12,7 @@ import pytest
 from django.test import Client
 
 from dispatch import notify, replies
+from dispatch.actions import next_actions
 from dispatch.models import Delivery, Dispatch, Incident, NotificationAttempt
 from dispatch.services import delivery_ack, dispatch_act, incident_create
 from mobile.models import PushSubscription
@@ -276,3 +277,11 @@ def test_the_sweep_runs_overdue_steps_a_dead_worker_missed_once(unit_pair, setti
     assert notify.chain_sweep(now=at) == 0  # claimed: never twice
     assert notify.chain_sweep(now=wave.created_at + dt.timedelta(seconds=70)) == 2
     assert len(_sent("sms")) == 2
+
+
+def test_next_actions_follow_the_one_state_machine():
+    assert next_actions("alerted") == ["accept", "decline"]
+    assert next_actions("declined") == ["accept"]
+    assert next_actions("accepted") == ["on_site"]
+    assert next_actions("on_site") == ["handled"]
+    assert next_actions("handled") == next_actions("stood_down") == []
