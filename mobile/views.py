@@ -99,7 +99,7 @@ def sign_out(request: HttpRequest) -> HttpResponse:
 
 
 def _strings() -> dict[str, str]:
-    """Every user-facing string of app.js, translated here (one place for gettext)."""
+    """Every user-facing string of the page's scripts (static/member/js/), translated here (one place for gettext)."""
     return {
         "online": _("在线"),
         "connecting": _("连接中…"),
@@ -181,8 +181,24 @@ def _shell_version() -> str:
     return digest.hexdigest()[:12]
 
 
+# The page's ES modules, one concern each (static/member/js/): all in the offline shell.
+_MEMBER_MODULES = [
+    "actions",
+    "alert",
+    "config",
+    "duty",
+    "events",
+    "main",
+    "position",
+    "push",
+    "report",
+    "socket",
+    "sound",
+    "store",
+    "util",
+]
 _SHELL_STATIC = [
-    "member/app.js",
+    *(f"member/js/{name}.js" for name in _MEMBER_MODULES),
     "member/gcj02.js",
     "member/app.css",
     "member/icon.svg",

@@ -164,7 +164,8 @@ def test_manifest_and_service_worker(client, db):
     assert {i["sizes"] for i in manifest["icons"]} >= {"192x192", "512x512"}
     sw = client.get("/m/sw.js")
     assert sw["Service-Worker-Allowed"] == "/m/"
-    assert "/static/member/app.js" in sw.content.decode()
+    assert "/static/member/js/main.js" in sw.content.decode()
+    assert "/static/member/js/socket.js" in sw.content.decode()
 
 
 def test_history_lists_own_alerts(phone_client, near_member, far_member):
