@@ -99,7 +99,8 @@ def sign_out(request: HttpRequest) -> HttpResponse:
 
 
 def _strings() -> dict[str, str]:
-    """Every user-facing string of the page's scripts (static/member/js/), translated here (one place for gettext)."""
+    """Every user-facing string of the page's scripts (static/member/js/), translated
+    here (one place for gettext)."""
     return {
         "online": _("在线"),
         "connecting": _("连接中…"),
