@@ -334,7 +334,7 @@ MEMBER_LOGIN_LOCKOUT_S = env.int("MEMBER_LOGIN_LOCKOUT_S", default=900)
 # The same lock on the admin and API logins of a member's account (m<phone>):
 # the first backend only refuses locked numbers, ModelBackend checks passwords.
 AUTHENTICATION_BACKENDS = [
-    "units.member_auth.MemberLockoutBackend",
+    "mobile.auth.MemberLockoutBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 # One-time codes: read out by an admin (valid a day) or sent by SMS (ten minutes,
@@ -348,7 +348,7 @@ MEMBER_LOGIN_SMS_RESEND_S = env.int("MEMBER_LOGIN_SMS_RESEND_S", default=60)
 NOTIFY_BACKENDS = env.json(
     "NOTIFY_BACKENDS",
     default={
-        "push": "dispatch.notify.WebPushBackend",
+        "push": "mobile.webpush.WebPushBackend",
         "sms": "dispatch.notify.ConsoleBackend",
         "voice": "dispatch.notify.ConsoleBackend",
     },
@@ -397,6 +397,8 @@ if MAP_TILE_CRS not in {"wgs84", "gcj02"}:
 # Police review of response timing, drills, the readiness index and the warning
 # map (review/, docs/review.md).
 INSTALLED_APPS += ["review"]
+# The composing layer is an app too, for the command that runs them all (run_system).
+INSTALLED_APPS += ["config"]
 # Arrival proof: an on-site report counts as arrival only when the phone was
 # within this distance of the scene (the unit's own post for a drill).
 REVIEW_ARRIVAL_RADIUS_M = env.float("REVIEW_ARRIVAL_RADIUS_M", default=150.0)

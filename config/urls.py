@@ -27,5 +27,5 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("review.urls")),  # police review pages and /api/v1/reports/
-    path("m/", include("units.urls_member")),  # the member's phone app
+    path("m/", include("mobile.urls")),  # the member's phone app
 ]

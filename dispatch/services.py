@@ -42,6 +42,9 @@ from units.models import Member, Region, Unit
 from units.services import location_validate
 
 from . import notify, payloads
+from .actions import ACTIONS  # noqa: F401  (re-exported: dispatch.api's choices)
+from .actions import EVENT_FOR_ACTION as _EVENT_FOR_ACTION
+from .actions import TRANSITIONS as _TRANSITIONS
 from .events import (
     Message,
     event_record,
@@ -357,6 +360,7 @@ def _deadlines_schedule(deadlines: list[Deadline]) -> None:
     timer: Redis would hand an unacked ETA task to a second worker after that
     timeout. The sweep fires it when due.
     """
+    # Imported here: tasks imports this module at its top (cycle services <-> tasks).
     from .tasks import fire_deadline
 
     horizon = timezone.now() + dt.timedelta(seconds=_countdown_max_s())
@@ -379,20 +383,7 @@ def _countdown_max_s() -> float:
 
 # --- Member actions ---------------------------------------------------------------------
 
-# Which dispatch states each action may leave, and where it goes.
-_TRANSITIONS: dict[str, tuple[set[str], str]] = {
-    "accept": ({Dispatch.Status.ALERTED, Dispatch.Status.DECLINED}, Dispatch.Status.ACCEPTED),
-    "decline": ({Dispatch.Status.ALERTED}, Dispatch.Status.DECLINED),
-    "on_site": ({Dispatch.Status.ACCEPTED}, Dispatch.Status.ON_SITE),
-    "handled": ({Dispatch.Status.ON_SITE}, Dispatch.Status.HANDLED),
-}
-ACTIONS = tuple(_TRANSITIONS)
-_EVENT_FOR_ACTION = {
-    "accept": IncidentEvent.Type.ACCEPTED,
-    "decline": IncidentEvent.Type.DECLINED,
-    "on_site": IncidentEvent.Type.ON_SITE,
-    "handled": IncidentEvent.Type.HANDLED,
-}
+# The state machine lives in dispatch/actions.py (also read by SMS replies and the phone).
 
 
 def dispatch_for_member(*, incident_id: int, member: Member) -> Dispatch:

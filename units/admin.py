@@ -670,30 +670,3 @@ class ImportJobAdmin(ScopedPermissionsMixin, admin.ModelAdmin):
         response = FileResponse(iter([body]), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = _attachment(f"import-{job.pk}-errors.csv")
         return response
-
-
-# --- Member app: one-time sign-in codes ---------------------------------------------------
-
-
-@admin.action(description=_("下发一次性登录码（首次登录/重置密码）"))
-def member_issue_login_code(modeladmin, request, queryset) -> None:
-    """Show each selected member's fresh code once, for the admin to read out."""
-    from django.contrib import messages
-
-    from .member_auth import SignInError, member_login_code_issue
-
-    for member in queryset[:50]:
-        try:
-            issued = member_login_code_issue(member=member, issued_by=request.user)
-        except SignInError as exc:
-            modeladmin.message_user(request, f"{member}: {exc.message}", messages.ERROR)
-            continue
-        modeladmin.message_user(
-            request,
-            _("%(m)s 的登录码：%(c)s（有效期至 %(t)s）")
-            % {"m": member, "c": issued.code, "t": f"{issued.expires_at:%Y-%m-%d %H:%M}"},
-            messages.SUCCESS,
-        )
-
-
-MemberAdmin.actions = [*(MemberAdmin.actions or []), member_issue_login_code]

@@ -78,7 +78,7 @@ ADMIN: dict[str, dict[str, str]] = {
     "auth.group": _grant("vacd"),
     "authtoken.tokenproxy": _grant("vacd"),
     "review.indicatornode": _grant("vacd"),  # the review indicator tree: superuser data
-    "mobile.notificationattempt": _grant("vd"),
+    "dispatch.notificationattempt": _grant("vd"),  # the chain's claim rows
     "mobile.signinthrottle": _grant("vd"),
     "mobile.pushsubscription": _grant("vd"),
 }
