@@ -1,7 +1,8 @@
 """Settings, read from the environment in one place.
 
 Defaults make the embedded run work (SQLite in ``var/`` + the embedded Redis that
-``./dev run`` starts). With ``DEBUG`` off, unsafe defaults are refused.
+``./dev run`` starts) with DEBUG off. ``PRODUCTION=true`` refuses unsafe defaults
+(docs/deployment.md lists the production environment).
 """
 
 from __future__ import annotations
@@ -21,15 +22,22 @@ if (BASE_DIR / ".env").exists():
 DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "var")))
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
-DEBUG = env.bool("DEBUG", default=True)
+# Django's debug page shows settings, local variables and request bodies, and its
+# 404 lists every URL pattern: a developer opts in with DEBUG=true.
+DEBUG = env.bool("DEBUG", default=False)
+# Production mode refuses what is fine on a developer's machine only: DEBUG, a
+# generated or insecure key, the default host list, plain-HTTP cookies and no HSTS.
+PRODUCTION = env.bool("PRODUCTION", default=False)
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("Refusing DEBUG=true with PRODUCTION=true.")
 
 
 def _secret_key() -> str:
     key = env.str("SECRET_KEY", default="")
     if key:
         return key
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off.")
+    if PRODUCTION:
+        raise ImproperlyConfigured("SECRET_KEY is required when PRODUCTION is on.")
     # Development: generate once and keep it, so sessions survive restarts.
     path = DATA_DIR / "secret_key"
     if not path.exists():
@@ -39,8 +47,33 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+if PRODUCTION and not env.list("ALLOWED_HOSTS", default=[]):
+    raise ImproperlyConfigured("ALLOWED_HOSTS is required when PRODUCTION is on.")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# --- HTTPS and the proxy in front -------------------------------------------------
+# How many reverse proxies stand in front of daphne. 0 (the default): the client's
+# address is the socket peer and X-Forwarded-* headers are ignored, since anyone
+# can send them. N > 0: the proxies are trusted to set X-Forwarded-For (the N-th
+# address from the right is the client, for the login lockout) and
+# X-Forwarded-Proto (HTTPS is known behind a TLS-terminating proxy).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+USE_X_FORWARDED_HOST = TRUSTED_PROXY_COUNT > 0 and env.bool("USE_X_FORWARDED_HOST", default=False)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=PRODUCTION)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=PRODUCTION)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=PRODUCTION)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=PRODUCTION)
+if PRODUCTION and not (
+    SECURE_SSL_REDIRECT and SECURE_HSTS_SECONDS and SESSION_COOKIE_SECURE and CSRF_COOKIE_SECURE
+):
+    raise ImproperlyConfigured(
+        "PRODUCTION needs SECURE_SSL_REDIRECT, SECURE_HSTS_SECONDS and secure cookies."
+    )
 
 INSTALLED_APPS = [
     "daphne",
@@ -288,11 +321,8 @@ WS_IDLE_CLOSE_S = env.float("WS_IDLE_CLOSE_S", default=60.0)
 REPLAY_LOOKBACK_S = 10
 REPLAY_WINDOW_HOURS = 24
 
-if not DEBUG:
-    if SECRET_KEY.startswith("django-insecure"):
-        raise ImproperlyConfigured("Refusing an insecure SECRET_KEY with DEBUG off.")
-    SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
-    CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
+if PRODUCTION and (SECRET_KEY.startswith("django-insecure") or len(set(SECRET_KEY)) < 5):
+    raise ImproperlyConfigured("Refusing an insecure SECRET_KEY with PRODUCTION on.")
 
 LOGGING = {
     "version": 1,

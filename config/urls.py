@@ -29,3 +29,7 @@ urlpatterns = [
     path("", include("review.urls")),  # police review pages and /api/v1/reports/
     path("m/", include("units.urls_member")),  # the member's phone app
 ]
+
+# Friendly pages for people, JSON under /api/ (config/errors.py).
+handler404 = "config.errors.page_not_found"
+handler500 = "config.errors.server_error"
