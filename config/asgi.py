@@ -18,8 +18,6 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         # The Origin must match the socket's host and port (config/origin.py).
-        "websocket": SameOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

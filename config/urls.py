@@ -18,9 +18,7 @@ api_v1 = [
     path("auth/logout/", units_api.LogoutView.as_view(), name="auth-logout"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
     # The split view serves its script as a file: the CSP forbids inline scripts.
-    path(
-        "schema/swagger/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger"
-    ),
+    path("schema/swagger/", SpectacularSwaggerSplitView.as_view(url_name="schema"), name="swagger"),
     path("", include(router.urls)),
 ]
 

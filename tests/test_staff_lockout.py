@@ -112,7 +112,10 @@ def test_a_forged_x_forwarded_for_is_ignored_without_a_declared_proxy(staff, lim
     for i in range(limit):
         _token(Client(), staff.username, "wrong", HTTP_X_FORWARDED_FOR=f"10.0.0.{i}")
 
-    assert _token(Client(), staff.username, "wrong", HTTP_X_FORWARDED_FOR="10.9.9.9").status_code == 429
+    assert (
+        _token(Client(), staff.username, "wrong", HTTP_X_FORWARDED_FOR="10.9.9.9").status_code
+        == 429
+    )
     assert set(AccessAttempt.objects.values_list("ip_address", flat=True)) == {ATTACKER}
 
 
@@ -126,7 +129,9 @@ def test_behind_a_declared_proxy_the_forwarded_client_address_is_used(staff, lim
 
     assert set(AccessAttempt.objects.values_list("ip_address", flat=True)) == {ATTACKER}
     # Another client behind the same proxy is not locked out.
-    other = _token(Client(), staff.username, PASSWORD, ip=proxy, HTTP_X_FORWARDED_FOR="198.51.100.7")
+    other = _token(
+        Client(), staff.username, PASSWORD, ip=proxy, HTTP_X_FORWARDED_FOR="198.51.100.7"
+    )
     assert other.status_code == 200
 
 
@@ -144,3 +149,18 @@ def test_an_admin_unlocks_a_locked_out_officer(staff, limit, admin_client):
 
     assert not AccessAttempt.objects.exists()
     assert _token(Client(), staff.username, PASSWORD).status_code == 200
+
+
+def test_the_client_address_ignores_a_header_shorter_than_the_proxy_chain(settings, rf):
+    from config.client_ip import client_ip
+
+    settings.TRUSTED_PROXY_COUNT = 2
+    two_hops = rf.get(
+        "/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="1.2.3.4, 203.0.113.9, 10.0.0.1"
+    )
+    one_hop = rf.get("/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="203.0.113.9")
+    garbage = rf.get("/", REMOTE_ADDR="10.0.0.2", HTTP_X_FORWARDED_FOR="nonsense, 10.0.0.1")
+
+    assert client_ip(two_hops) == "203.0.113.9"
+    assert client_ip(one_hop) == "10.0.0.2"
+    assert client_ip(garbage) == "10.0.0.2"

@@ -85,9 +85,7 @@ def test_a_required_formula_cell_without_a_value_is_refused_naming_the_formula(
 
 
 @pytest.mark.xfail(strict=True, reason="fixed after the importing split")
-def test_an_optional_formula_cell_without_a_value_is_refused_not_dropped(
-    tianhe_street, superuser
-):
+def test_an_optional_formula_cell_without_a_value_is_refused_not_dropped(tianhe_street, superuser):
     data = _book(tianhe_street, address=FORMULA)
 
     report = roster_import(data=data, filename="f.xlsx", user=superuser, dry_run=False)
