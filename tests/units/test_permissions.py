@@ -81,6 +81,10 @@ ADMIN: dict[str, dict[str, str]] = {
     "dispatch.notificationattempt": _grant("vd"),  # the chain's claim rows
     "mobile.signinthrottle": _grant("vd"),
     "mobile.pushsubscription": _grant("vd"),
+    # django-axes: staff login lockouts; a superuser unlocks by deleting the attempt.
+    "axes.accessattempt": _grant("vd"),
+    "axes.accesslog": _grant("vd"),
+    "axes.accessfailurelog": _grant("vd"),
 }
 
 # model -> role -> actions through the API, where the API has an endpoint for them.
