@@ -1,17 +1,21 @@
 """Settings, read from the environment in one place.
 
 Defaults make the embedded run work (SQLite in ``var/`` + the embedded Redis that
-``./dev run`` starts). With ``DEBUG`` off, unsafe defaults are refused.
+``./dev run`` starts) with DEBUG off. ``PRODUCTION=true`` refuses unsafe defaults
+(docs/deployment.md lists the production environment).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import secrets
 from pathlib import Path
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
+
+from config.csp import tile_sources
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -21,15 +25,22 @@ if (BASE_DIR / ".env").exists():
 DATA_DIR = Path(env.str("DATA_DIR", default=str(BASE_DIR / "var")))
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
-DEBUG = env.bool("DEBUG", default=True)
+# Django's debug page shows settings, local variables and request bodies, and its
+# 404 lists every URL pattern: a developer opts in with DEBUG=true.
+DEBUG = env.bool("DEBUG", default=False)
+# Production mode refuses what is fine on a developer's machine only: DEBUG, a
+# generated or insecure key, the default host list, plain-HTTP cookies and no HSTS.
+PRODUCTION = env.bool("PRODUCTION", default=False)
+if PRODUCTION and DEBUG:
+    raise ImproperlyConfigured("Refusing DEBUG=true with PRODUCTION=true.")
 
 
 def _secret_key() -> str:
     key = env.str("SECRET_KEY", default="")
     if key:
         return key
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY is required when DEBUG is off.")
+    if PRODUCTION:
+        raise ImproperlyConfigured("SECRET_KEY is required when PRODUCTION is on.")
     # Development: generate once and keep it, so sessions survive restarts.
     path = DATA_DIR / "secret_key"
     if not path.exists():
@@ -39,8 +50,33 @@ def _secret_key() -> str:
 
 
 SECRET_KEY = _secret_key()
+if PRODUCTION and not env.list("ALLOWED_HOSTS", default=[]):
+    raise ImproperlyConfigured("ALLOWED_HOSTS is required when PRODUCTION is on.")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# --- HTTPS and the proxy in front -------------------------------------------------
+# How many reverse proxies stand in front of daphne. 0 (the default): the client's
+# address is the socket peer and X-Forwarded-* headers are ignored, since anyone
+# can send them. N > 0: the proxies are trusted to set X-Forwarded-For (the N-th
+# address from the right is the client, for the login lockout) and
+# X-Forwarded-Proto (HTTPS is known behind a TLS-terminating proxy).
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+if TRUSTED_PROXY_COUNT:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+USE_X_FORWARDED_HOST = TRUSTED_PROXY_COUNT > 0 and env.bool("USE_X_FORWARDED_HOST", default=False)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=PRODUCTION)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if PRODUCTION else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=PRODUCTION)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=PRODUCTION)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=PRODUCTION)
+if PRODUCTION and not (
+    SECURE_SSL_REDIRECT and SECURE_HSTS_SECONDS and SESSION_COOKIE_SECURE and CSRF_COOKIE_SECURE
+):
+    raise ImproperlyConfigured(
+        "PRODUCTION needs SECURE_SSL_REDIRECT, SECURE_HSTS_SECONDS and secure cookies."
+    )
 
 INSTALLED_APPS = [
     "daphne",
@@ -222,6 +258,10 @@ ROSTER_INSPECTION_INTERVAL_DAYS = env.int("ROSTER_INSPECTION_INTERVAL_DAYS", def
 ROSTER_EXPIRY_WARNING_DAYS = env.int("ROSTER_EXPIRY_WARNING_DAYS", default=30)
 
 # --- Dispatch -----------------------------------------------------------------------
+# The 1-3-5 targets, seconds from discovery: responded in 1 min, controlled in 3,
+# handled in 5. Compliance reports measure against them and the default policy's
+# first three tiers fire at them; this is their one definition.
+RESPONSE_TARGETS_S = {"responded": 60, "controlled": 180, "handled": 300}
 # Escalation policy per incident kind (a kind not listed uses "default"), mirroring
 # Guangzhou's rings: 1 min on-post response, 3 min mutual aid on site, 5 min
 # reinforcement handled, then 10 min street/town and 20 min professional tiers.
@@ -235,7 +275,7 @@ _DEFAULT_POLICY = {
     "tiers": [
         {
             "name": "respond_1min",
-            "after_s": 60,
+            "after_s": RESPONSE_TARGETS_S["responded"],
             "unless": "responded_at",
             "wave": {"radius_m": 3000, "units": 10},
             "notify": ["station"],
@@ -243,7 +283,7 @@ _DEFAULT_POLICY = {
         },
         {
             "name": "control_3min",
-            "after_s": 180,
+            "after_s": RESPONSE_TARGETS_S["controlled"],
             "unless": "controlled_at",
             "wave": {"radius_m": 5000, "units": 10},
             "notify": ["station"],
@@ -251,7 +291,7 @@ _DEFAULT_POLICY = {
         },
         {
             "name": "handle_5min",
-            "after_s": 300,
+            "after_s": RESPONSE_TARGETS_S["handled"],
             "unless": "handled_at",
             "wave": None,
             "notify": ["station", "district"],
@@ -276,8 +316,6 @@ _DEFAULT_POLICY = {
     ],
 }
 ESCALATION_POLICIES = env.json("ESCALATION_POLICIES", default={"default": _DEFAULT_POLICY})
-# 1-3-5 targets (seconds from discovery) used by compliance reports.
-RESPONSE_TARGETS_S = {"responded": 60, "controlled": 180, "handled": 300}
 # An integration's discovery time may lag the clock a little; beyond this it is refused.
 DISCOVERY_CLOCK_SKEW_S = 5
 # Application heartbeat on member sockets: ping every N s; close after M s silent.
@@ -288,11 +326,8 @@ WS_IDLE_CLOSE_S = env.float("WS_IDLE_CLOSE_S", default=60.0)
 REPLAY_LOOKBACK_S = 10
 REPLAY_WINDOW_HOURS = 24
 
-if not DEBUG:
-    if SECRET_KEY.startswith("django-insecure"):
-        raise ImproperlyConfigured("Refusing an insecure SECRET_KEY with DEBUG off.")
-    SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=True)
-    CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=True)
+if PRODUCTION and (SECRET_KEY.startswith("django-insecure") or len(set(SECRET_KEY)) < 5):
+    raise ImproperlyConfigured("Refusing an insecure SECRET_KEY with PRODUCTION on.")
 
 LOGGING = {
     "version": 1,
@@ -334,7 +369,7 @@ MEMBER_LOGIN_LOCKOUT_S = env.int("MEMBER_LOGIN_LOCKOUT_S", default=900)
 # The same lock on the admin and API logins of a member's account (m<phone>):
 # the first backend only refuses locked numbers, ModelBackend checks passwords.
 AUTHENTICATION_BACKENDS = [
-    "units.member_auth.MemberLockoutBackend",
+    "mobile.auth.MemberLockoutBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
 # One-time codes: read out by an admin (valid a day) or sent by SMS (ten minutes,
@@ -348,7 +383,7 @@ MEMBER_LOGIN_SMS_RESEND_S = env.int("MEMBER_LOGIN_SMS_RESEND_S", default=60)
 NOTIFY_BACKENDS = env.json(
     "NOTIFY_BACKENDS",
     default={
-        "push": "dispatch.notify.WebPushBackend",
+        "push": "mobile.webpush.WebPushBackend",
         "sms": "dispatch.notify.ConsoleBackend",
         "voice": "dispatch.notify.ConsoleBackend",
     },
@@ -397,6 +432,8 @@ if MAP_TILE_CRS not in {"wgs84", "gcj02"}:
 # Police review of response timing, drills, the readiness index and the warning
 # map (review/, docs/review.md).
 INSTALLED_APPS += ["review"]
+# The composing layer is an app too, for the command that runs them all (run_system).
+INSTALLED_APPS += ["config"]
 # Arrival proof: an on-site report counts as arrival only when the phone was
 # within this distance of the scene (the unit's own post for a drill).
 REVIEW_ARRIVAL_RADIUS_M = env.float("REVIEW_ARRIVAL_RADIUS_M", default=150.0)
@@ -429,4 +466,44 @@ CELERY_BEAT_SCHEDULE["review-facts"] = {
     "task": "review.tasks.facts_refresh",
     "schedule": env.float("REVIEW_FACTS_REFRESH_S", default=60.0),
     "options": {"expires": 120},
+}
+
+# --- Security: staff login lockout, Content-Security-Policy --------------------------
+# django-axes counts failed staff logins (admin, API token, API session login: every
+# authenticate() call). It keys on username + client address, so a stranger elsewhere
+# cannot lock a staff member out, and answers the same whether the username exists.
+# Admins unlock under "Axes" in the admin, or with `manage.py axes_reset`.
+INSTALLED_APPS += ["axes"]
+# Last: it turns a login refused by a lockout into the lockout answer.
+MIDDLEWARE += ["axes.middleware.AxesMiddleware"]
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", *AUTHENTICATION_BACKENDS]
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = dt.timedelta(seconds=env.int("AXES_COOLOFF_S", default=900))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_CALLABLE = "config.lockout.lockout_response"
+AXES_HTTP_RESPONSE_CODE = 429
+# The client's address: the socket peer unless TRUSTED_PROXY_COUNT proxies are
+# declared, never a header a client could forge (config/client_ip.py).
+AXES_CLIENT_IP_CALLABLE = "config.client_ip.client_ip"
+# Every page's scripts are static files ('self'): an injected inline script does not
+# run. Styles still allow inline (style attributes in Django's admin and our pages).
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.security.SecurityMiddleware") + 1,
+                  "csp.middleware.CSPMiddleware")  # fmt: skip
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        # data: for Leaflet's and Swagger UI's inline icons; the tile server if any.
+        "img-src": ["'self'", "data:", *tile_sources(MAP_TILE_URL)],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "worker-src": ["'self'"],
+        "manifest-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'self'"],
+    }
 }

@@ -19,6 +19,7 @@ from django.utils.translation import gettext as _
 from units.models import Member
 
 from . import selectors, services
+from .actions import next_actions
 from .events import incident_group, member_group, unit_group
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,7 @@ class MemberConsumer(_JsonEdge):
                 "incident_id": incident_id,
                 "action": content["type"],
                 "dispatch_status": dispatch.status,
+                "next_actions": next_actions(dispatch.status),
             }
         )
 

@@ -2,6 +2,11 @@
 
 Every change is an ``IncidentEvent`` row (the truth, replayed on resume); the
 channel-layer push happens only after the transaction commits.
+
+Every socket message of the project leaves through ``send_on_commit`` (Zulip's
+``send_event_on_commit``): ``push_on_commit`` for frames a socket forwards as they
+are, ``member_control_on_commit`` for the control messages that change a member's
+sockets themselves (duty joins or leaves the unit group, sign-out closes them).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from .models import Incident, IncidentEvent
 log = logging.getLogger(__name__)
 
 Message = tuple[str, dict[str, Any]]  # (group, payload)
+LayerMessage = tuple[str, dict[str, Any]]  # (group, channel-layer message with its "type")
 
 
 def unit_group(unit_id: int) -> str:
@@ -80,13 +86,35 @@ def event_record(*, incident_id: int, type: str, **fields: Any) -> IncidentEvent
 
 
 def push_on_commit(messages: Iterable[Message]) -> None:
-    """Send channel-layer messages once the current transaction commits."""
+    """Send frames (``payload`` goes to the socket as it is) once the transaction commits."""
+    send_on_commit((group, _as_push(payload)) for group, payload in messages)
+
+
+def member_control_on_commit(*, member_id: int, message: dict[str, Any]) -> None:
+    """Tell a member's open sockets to change themselves (``member.duty``,
+    ``member.session_end``) once the transaction commits."""
+    send_on_commit([(member_group(member_id), message)])
+
+
+def member_duty_changed_push(sender, *, member_id: int, on_duty: bool, **kwargs: Any) -> None:
+    """Receiver of ``units.services.member_duty_changed`` (connected in DispatchConfig)."""
+    member_control_on_commit(
+        member_id=member_id, message={"type": "member.duty", "on_duty": on_duty}
+    )
+
+
+def send_on_commit(messages: Iterable[LayerMessage]) -> None:
+    """The one way out to sockets: channel-layer messages, after commit."""
     batch = list(messages)
     if batch:
-        transaction.on_commit(lambda: push_now(batch))
+        transaction.on_commit(lambda: send_now(batch))
 
 
-def push_now(messages: Sequence[Message]) -> None:
+def _as_push(payload: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "push", "payload": payload}
+
+
+def send_now(messages: Sequence[LayerMessage]) -> None:
     """Fan out to all groups concurrently; a lost push is recovered by replay."""
     layer = get_channel_layer()
     if layer is None or not messages:
@@ -96,13 +124,13 @@ def push_now(messages: Sequence[Message]) -> None:
     # connection pool (RedisChannelLayer's default is 100 connections).
     limit = asyncio.Semaphore(PUSH_CONCURRENCY)
 
-    async def send_one(group: str, payload: dict[str, Any]) -> None:
+    async def send_one(group: str, message: dict[str, Any]) -> None:
         async with limit:
-            await layer.group_send(group, {"type": "push", "payload": payload})
+            await layer.group_send(group, message)
 
     async def send_all() -> None:
         results = await asyncio.gather(
-            *(send_one(group, payload) for group, payload in messages),
+            *(send_one(group, message) for group, message in messages),
             return_exceptions=True,
         )
         for result in results:

@@ -3,7 +3,9 @@
 Like Django's e-mail backends: ``settings.NOTIFY_BACKENDS`` maps a channel
 ("push", "sms", "voice", or a new one such as "wechat" or "radio") to a dotted
 path of a class with ``send(notification) -> SendResult``. The default is the
-console (log) backend for SMS and voice and Web Push for push; ``LocMemBackend``
+console (log) backend for SMS and voice and Web Push for push (its member side,
+subscriptions and VAPID, is ``mobile.webpush.WebPushBackend``: the setting names it,
+so dispatch never imports the phone app); ``LocMemBackend``
 keeps messages in ``notify.outbox`` for tests.
 
 The chain: after a wave's alerts are pushed, each step of ``settings.NOTIFY_CHAIN``
@@ -18,20 +20,18 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 
 from units.models import Member
 
-from .models import Delivery, Dispatch, Incident, Wave
+from .models import Delivery, Dispatch, Incident, NotificationAttempt, Wave
 
 log = logging.getLogger(__name__)
 
@@ -92,40 +92,6 @@ class LocMemBackend(BaseBackend):
         return SendResult(ok=True, detail="locmem")
 
 
-class WebPushBackend(BaseBackend):
-    """Web Push to each of the member's browser subscriptions (VAPID, aes128gcm)."""
-
-    def send(self, notification: Notification) -> SendResult:
-        from mobile.models import PushSubscription
-        from mobile.services import push_success_record
-
-        from .webpush import push_send
-
-        subs = list(PushSubscription.objects.filter(member_id=notification.member_id))
-        if not subs:
-            return SendResult(ok=False, skipped=True, detail="no subscription")
-        payload = {
-            "title": notification.title,
-            "body": notification.text,
-            **notification.payload,
-        }
-        sent, details = 0, []
-        for sub in subs:
-            result = push_send(
-                endpoint=sub.endpoint, p256dh=sub.p256dh, auth=sub.auth, payload=payload
-            )
-            if result.ok:
-                sent += 1
-                push_success_record(subscription_id=sub.pk)
-            elif result.gone:
-                sub.delete()  # the browser dropped it; keeping it only slows the next alert
-                details.append(f"gone {result.status}")
-            else:
-                PushSubscription.objects.filter(pk=sub.pk).update(failures=sub.failures + 1)
-                details.append(result.detail)
-        return SendResult(ok=sent > 0, detail=f"{sent}/{len(subs)} sent " + "; ".join(details))
-
-
 def backend_for(channel: str) -> BaseBackend:
     path = settings.NOTIFY_BACKENDS.get(channel)
     if not path:
@@ -155,6 +121,7 @@ def chain_start_on_commit(*, wave_id: int) -> None:
 
 
 def _step_schedule(*, wave_id: int, step: int) -> None:
+    # Imported here: tasks imports this module at its top (cycle notify <-> tasks).
     from .tasks import notify_chain_step
 
     chain = settings.NOTIFY_CHAIN
@@ -233,8 +200,6 @@ def chain_sweep(*, now: dt.datetime | None = None, grace_s: float = 5.0) -> int:
 
 
 def _notify_one(*, backend: BaseBackend, channel: str, delivery: Delivery) -> int:
-    from mobile.models import NotificationAttempt
-
     try:
         with transaction.atomic():
             attempt = NotificationAttempt.objects.create(
@@ -294,77 +259,4 @@ def alert_notification(*, channel: str, delivery: Delivery) -> Notification:
             "url": f"/m/#incident-{incident.pk}",
             "tag": f"incident-{incident.pk}",
         },
-    )
-
-
-# --- SMS replies (the low-tech path) ---------------------------------------------------
-
-SMS_ACTIONS = {"1": "accept", "2": "decline", "3": "on_site", "4": "handled"}
-
-
-@dataclass(frozen=True)
-class SmsReply:
-    ok: bool
-    text: str  # what to text back to the member
-    incident_id: int | None = None
-    action: str | None = None
-
-
-def sms_reply_handle(*, phone: str, text: str) -> SmsReply:
-    """A member's SMS reply: "1" accept, "2" decline, "3" on site, "4" handled,
-    optionally followed by the incident number ("1 42").
-
-    Goes through the same ``dispatch_act`` as the app, so an out-of-order or
-    repeated reply is refused and changes nothing.
-    """
-    from units.member_auth import SignInError, phone_normalize
-
-    from .services import ActionRefused, dispatch_act
-
-    try:
-        phone = phone_normalize(phone)
-    except SignInError:
-        return SmsReply(False, _("无法识别的号码。"))
-    member = Member.objects.select_related("unit").filter(phone=phone).first()
-    if member is None or not member.is_active:
-        return SmsReply(False, _("该号码不是在册队员。"))
-    match = re.fullmatch(r"\s*([1-4])(?:\s*#?\s*(\d{1,12}))?\s*", text or "")
-    if match is None:
-        return SmsReply(False, _("无法识别的回复。回复 1 接受，2 拒绝，3 已到场，4 处置完毕。"))
-    action = SMS_ACTIONS[match.group(1)]
-    incident_id = (
-        int(match.group(2)) if match.group(2) else _sms_target(member=member, action=action)
-    )
-    if incident_id is None:
-        return SmsReply(False, _("没有需要你回复的警情。"), action=action)
-    try:
-        dispatch_act(incident_id=incident_id, member=member, action=action)
-    except ActionRefused as exc:
-        return SmsReply(False, exc.message, incident_id=incident_id, action=action)
-    labels = {
-        "accept": _("已接受警情 #%(id)d，请尽快赶往现场。"),
-        "decline": _("已拒绝警情 #%(id)d。"),
-        "on_site": _("已登记到场：警情 #%(id)d。"),
-        "handled": _("已登记处置完毕：警情 #%(id)d。"),
-    }
-    return SmsReply(True, labels[action] % {"id": incident_id}, incident_id, action)
-
-
-def _sms_target(*, member: Member, action: str) -> int | None:
-    """The newest open incident of the member's unit that this action applies to."""
-    wanted = {
-        "accept": [Dispatch.Status.ALERTED, Dispatch.Status.DECLINED],
-        "decline": [Dispatch.Status.ALERTED],
-        "on_site": [Dispatch.Status.ACCEPTED],
-        "handled": [Dispatch.Status.ON_SITE],
-    }[action]
-    return (
-        Dispatch.objects.filter(
-            Q(unit_id=member.unit_id),
-            status__in=wanted,
-            incident__status=Incident.Status.OPEN,
-        )
-        .order_by("-created_at")
-        .values_list("incident_id", flat=True)
-        .first()
     )

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from .actions import STATUS_AFTER_EVENT, next_actions
 from .models import Dispatch, Incident, IncidentEvent
 
 
@@ -56,12 +57,17 @@ def alert(
             "distance_m": dispatch.distance_m,
             "eta_s": dispatch.eta_s,
             "status": dispatch.status,
+            "next_actions": next_actions(dispatch.status),
         },
     }
 
 
 def update(*, event: IncidentEvent, incident: Incident) -> dict[str, Any]:
     closed = event.type == IncidentEvent.Type.CLOSED
+    after = STATUS_AFTER_EVENT.get(event.type) if event.unit_id else None
+    # A unit's dispatch moved: its members' phones take the new state and the
+    # buttons it allows from here.
+    moved = {"dispatch_status": after, "next_actions": next_actions(after)} if after else {}
     return {
         "type": "incident.closed" if closed else "incident.update",
         "id": event.pk,
@@ -75,6 +81,7 @@ def update(*, event: IncidentEvent, incident: Incident) -> dict[str, Any]:
         "status": incident.status,
         "flagged": incident.flagged,
         **timestamps(incident),
+        **moved,
     }
 
 

@@ -7,10 +7,11 @@ from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from units.models import Member, StaffProfile
-from units.scoping import scope_filter
+from units.models import Member, StaffProfile, Unit
+from units.scoping import scope_filter, user_may
 
 from . import payloads
+from .events import SUPERVISORS_GROUP, region_group
 from .models import Dispatch, Incident, IncidentEvent
 
 # Events a member's phone shows; delivery receipts are for supervisors only.
@@ -177,8 +178,6 @@ def incident_compliance(incident: Incident) -> dict[str, bool | None]:
 
 def units_for_candidates(*, user, unit_ids: list[int]) -> dict:
     """The ranked units the user may see, with their kit, in two queries."""
-    from units.models import Unit
-
     rows = Unit.objects.filter(scope_filter(user, "unit"), pk__in=unit_ids).prefetch_related(
         "equipment"
     )
@@ -187,10 +186,6 @@ def units_for_candidates(*, user, unit_ids: list[int]) -> dict:
 
 def supervisor_group_for(*, user) -> str | None:
     """The watcher group for a staff user's live incident feed; None if not allowed."""
-    from units.scoping import user_may
-
-    from .events import SUPERVISORS_GROUP, region_group
-
     if not getattr(user, "is_authenticated", False) or not user_may(
         user, "view", "dispatch.incident"
     ):

@@ -3,12 +3,30 @@
 Views, consumers, tasks and commands all call these functions. Each write runs
 in one transaction; first-time timestamps and wave numbers are claimed with
 conditional updates; pushes and task enqueues happen after commit.
+
+The public write API - the only way anything outside dispatch writes
+incidents, waves or dispatches (intake, drills, a police-station command
+board):
+
+- ``incident_create``: open an incident (and, by default, send wave 1);
+- ``wave_send``: send a wave to units the caller names;
+- ``units_stand_down``: release named units from an incident;
+- ``incident_close``: close an incident that nobody reported handled.
+
+Each records who acted (``actor``, a staff user) on the timeline event and
+pushes to phones and boards only after the transaction commits.
+
+Size (about 800 lines) is earned for now: every writer of an incident is here,
+so the lock order (incident row first) and the after-commit rule read in one
+file. It becomes a package (intake, waves, actions, escalation) once the
+member-action state machine (``dispatch/actions.py``) has landed beside it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,11 +36,15 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from units.geo import haversine_m
 from units.locate import street_at
-from units.models import Member
+from units.models import Member, Region, Unit
 from units.services import location_validate
 
 from . import notify, payloads
+from .actions import ACTIONS  # noqa: F401  (re-exported: dispatch.api's choices)
+from .actions import EVENT_FOR_ACTION as _EVENT_FOR_ACTION
+from .actions import TRANSITIONS as _TRANSITIONS
 from .events import (
     Message,
     event_record,
@@ -73,11 +95,23 @@ def incident_create(
     reported_by: Member | None = None,
     created_by=None,
     is_drill: bool = False,
+    region: Region | None = None,
+    policy: dict[str, Any] | None = None,
+    send_wave1: bool = True,
+    event_data: dict[str, Any] | None = None,
 ) -> IntakeResult:
     """Open an incident and send wave 1, straight from the request.
 
+    Runs its own transaction (a savepoint inside the caller's); pushes to the
+    supervisors' boards and enqueues escalation timers after commit.
     Idempotent on ``external_id``: a repeat returns the stored incident with
     ``created=False`` and sends nothing.
+
+    For callers that are not intake (a drill): ``region`` names the incident's
+    region outright (the point is that region's centre, not a reported place,
+    so it is not checked against the service area); ``policy`` replaces the
+    policy of kind and severity; ``send_wave1=False`` leaves the units to
+    ``wave_send``; ``event_data`` is added to the ``created`` event.
     """
     if external_id:
         existing = Incident.objects.filter(external_id=external_id).first()
@@ -85,8 +119,11 @@ def incident_create(
             return IntakeResult(incident=existing, created=False)
     now = timezone.now()
     discovered_at = _discovered_at_validate(discovered_at, now=now)
-    district = location_validate(lat=lat, lon=lon)
-    policy = policy_for(kind=kind, severity=severity)
+    if region is None:
+        district = location_validate(lat=lat, lon=lon)
+        region = street_at(lat=lat, lon=lon, district=district)
+    if policy is None:
+        policy = policy_for(kind=kind, severity=severity)
     try:
         with transaction.atomic():
             incident = Incident.objects.create(
@@ -103,17 +140,19 @@ def incident_create(
                 created_by=created_by,
                 is_drill=is_drill,
                 policy=policy,
-                region=street_at(lat=lat, lon=lon, district=district),
+                region=region,
             )
             event_record(
                 incident_id=incident.pk,
                 type=IncidentEvent.Type.CREATED,
                 member=reported_by,
                 user=created_by,
-                data={"source": source},
+                data={"source": source, **(event_data or {})},
             )
-            wave, candidates = _wave_send(
-                incident=incident, number=1, spec=policy["wave1"], reason="intake"
+            wave, candidates = (
+                _wave_send(incident=incident, number=1, spec=policy["wave1"], reason="intake")
+                if send_wave1
+                else (None, [])
             )
             deadlines = _deadlines_create(incident=incident, policy=policy)
             push_on_commit(to_supervisors(incident, payloads.incident_opened(incident)))
@@ -170,22 +209,44 @@ def _wave_send(
         )
         push_on_commit(to_supervisors(incident, payloads.no_units(incident, wave=number)))
         return wave, []
+    _wave_write(
+        incident=incident,
+        wave=wave,
+        units=[(c.unit_id, c.distance_m, c.eta_s) for c in candidates],
+        rank0=0,
+    )
+    return wave, candidates
+
+
+def _wave_write(
+    *,
+    incident: Incident,
+    wave: Wave,
+    units: list[tuple[int, float, int]],
+    rank0: int,
+    actor=None,
+) -> list[Dispatch]:
+    """Dispatches, deliveries and ``alerted`` events of one wave to ``units``
+    ((unit id, distance m, ETA s), best first); pushes and the Web Push / SMS /
+    voice chain after commit. Caller holds the transaction and the wave."""
+    data: dict[str, Any] = {"drill": True} if incident.is_drill else {}
     dispatches = Dispatch.objects.bulk_create(
         [
             Dispatch(
                 incident=incident,
                 wave=wave,
-                unit_id=c.unit_id,
-                rank=i + 1,
-                distance_m=round(c.distance_m),
-                eta_s=c.eta_s,
+                unit_id=unit_id,
+                # Ranks continue across waves; the column is a smallint (a city drill).
+                rank=min(rank0 + i + 1, 32767),
+                distance_m=round(distance_m),
+                eta_s=eta_s,
             )
-            for i, c in enumerate(candidates)
+            for i, (unit_id, distance_m, eta_s) in enumerate(units)
         ]
     )
     on_duty = list(
         Member.objects.filter(
-            unit_id__in=[c.unit_id for c in candidates], on_duty=True, is_active=True
+            unit_id__in=[unit_id for unit_id, _d, _e in units], on_duty=True, is_active=True
         ).values_list("id", "unit_id")
     )
     by_unit = {d.unit_id: d for d in dispatches}
@@ -198,7 +259,14 @@ def _wave_send(
             IncidentEvent(
                 type=IncidentEvent.Type.ALERTED,
                 unit_id=d.unit_id,
-                data={"wave": number, "rank": d.rank, "distance_m": d.distance_m, "eta_s": d.eta_s},
+                user=actor,
+                data={
+                    "wave": wave.number,
+                    "rank": d.rank,
+                    "distance_m": d.distance_m,
+                    "eta_s": d.eta_s,
+                    **data,
+                },
             )
             for d in dispatches
         ],
@@ -214,7 +282,61 @@ def _wave_send(
     push_on_commit(messages)
     # Pages that are closed get Web Push, then SMS, then voice (dispatch/notify.py).
     notify.chain_start_on_commit(wave_id=wave.pk)
-    return wave, candidates
+    return dispatches
+
+
+def wave_send(
+    *,
+    incident: Incident,
+    unit_ids: list[int],
+    reason: str,
+    actor=None,
+    at_own_post: bool = False,
+) -> list[Dispatch]:
+    """Send the next wave of ``incident`` to these units, in this order: a
+    command board's call, a drill's batch. Returns the new dispatches.
+
+    Runs its own transaction (a savepoint inside the caller's) under the
+    incident row lock, so wave numbers and event seqs of one incident are
+    taken in turn. Units already on the incident and inactive units are
+    skipped; with none left, no wave is written and ``[]`` returned.
+    Each ``alerted`` event records ``actor``; phones are pushed and the Web
+    Push / SMS / voice chain starts after commit. ``at_own_post`` (a drill)
+    calls each unit to its own post: ETA 0, nothing to walk.
+    """
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().get(pk=incident.pk)
+        already = Dispatch.objects.filter(incident=incident)
+        on_incident = already.count()
+        skip = set(already.filter(unit_id__in=unit_ids).values_list("unit_id", flat=True))
+        position = {
+            pk: (lat, lon)
+            for pk, lat, lon in Unit.objects.filter(pk__in=unit_ids, is_active=True).values_list(
+                "pk", "lat", "lon"
+            )
+        }
+        todo = [u for u in dict.fromkeys(unit_ids) if u in position and u not in skip]
+        if not todo:
+            return []
+        number = (
+            incident.waves.order_by("-number").values_list("number", flat=True).first() or 0
+        ) + 1
+        wave = Wave.objects.create(incident=incident, number=number, radius_m=0, reason=reason)
+        units = []
+        for unit_id in todo:
+            distance = haversine_m(incident.lat, incident.lon, *position[unit_id])
+            units.append((unit_id, distance, 0 if at_own_post else _walk_eta_s(distance)))
+        return _wave_write(
+            incident=incident, wave=wave, units=units, rank0=on_incident, actor=actor
+        )
+
+
+def _walk_eta_s(distance_m: float) -> int:
+    # Ranking's walking ETA (dispatch/ranking.py, ``Candidate.eta_s``) for units
+    # the caller picked rather than ranking.
+    detour = float(getattr(settings, "RANKING_DETOUR_FACTOR", 1.3))
+    speed = float(getattr(settings, "RANKING_WALK_SPEED_MPS", 1.4))
+    return math.ceil(distance_m * detour / speed)
 
 
 def _deadlines_create(*, incident: Incident, policy: dict[str, Any]) -> list[Deadline]:
@@ -238,6 +360,7 @@ def _deadlines_schedule(deadlines: list[Deadline]) -> None:
     timer: Redis would hand an unacked ETA task to a second worker after that
     timeout. The sweep fires it when due.
     """
+    # Imported here: tasks imports this module at its top (cycle services <-> tasks).
     from .tasks import fire_deadline
 
     horizon = timezone.now() + dt.timedelta(seconds=_countdown_max_s())
@@ -260,20 +383,7 @@ def _countdown_max_s() -> float:
 
 # --- Member actions ---------------------------------------------------------------------
 
-# Which dispatch states each action may leave, and where it goes.
-_TRANSITIONS: dict[str, tuple[set[str], str]] = {
-    "accept": ({Dispatch.Status.ALERTED, Dispatch.Status.DECLINED}, Dispatch.Status.ACCEPTED),
-    "decline": ({Dispatch.Status.ALERTED}, Dispatch.Status.DECLINED),
-    "on_site": ({Dispatch.Status.ACCEPTED}, Dispatch.Status.ON_SITE),
-    "handled": ({Dispatch.Status.ON_SITE}, Dispatch.Status.HANDLED),
-}
-ACTIONS = tuple(_TRANSITIONS)
-_EVENT_FOR_ACTION = {
-    "accept": IncidentEvent.Type.ACCEPTED,
-    "decline": IncidentEvent.Type.DECLINED,
-    "on_site": IncidentEvent.Type.ON_SITE,
-    "handled": IncidentEvent.Type.HANDLED,
-}
+# The state machine lives in dispatch/actions.py (also read by SMS replies and the phone).
 
 
 def dispatch_for_member(*, incident_id: int, member: Member) -> Dispatch:
@@ -403,11 +513,23 @@ def _stand_down_rest(*, incident: Incident, closed: bool) -> list[Message]:
     statuses = [Dispatch.Status.ALERTED, Dispatch.Status.DECLINED]
     if closed:
         statuses.append(Dispatch.Status.ACCEPTED)
-    rows = list(
-        Dispatch.objects.select_for_update()
-        .filter(incident=incident, status__in=statuses)
-        .values_list("pk", "unit_id")
-    )
+    return _stand_down(incident=incident, statuses=statuses, closed=closed)
+
+
+def _stand_down(
+    *,
+    incident: Incident,
+    statuses: list[str],
+    closed: bool,
+    unit_ids: list[int] | None = None,
+    actor=None,
+) -> list[Message]:
+    """Move the incident's dispatches in ``statuses`` (of ``unit_ids``, if given)
+    to stood down, with one event each; returns the messages to push."""
+    rows = Dispatch.objects.select_for_update().filter(incident=incident, status__in=statuses)
+    if unit_ids is not None:
+        rows = rows.filter(unit_id__in=unit_ids)
+    rows = list(rows.values_list("pk", "unit_id"))
     if not rows:
         return []
     Dispatch.objects.filter(pk__in=[pk for pk, _u in rows], status__in=statuses).update(
@@ -417,7 +539,10 @@ def _stand_down_rest(*, incident: Incident, closed: bool) -> list[Message]:
         incident_id=incident.pk,
         events=[
             IncidentEvent(
-                type=IncidentEvent.Type.STOOD_DOWN, unit_id=unit_id, data={"closed": closed}
+                type=IncidentEvent.Type.STOOD_DOWN,
+                unit_id=unit_id,
+                user=actor,
+                data={"closed": closed},
             )
             for _pk, unit_id in rows
         ],
@@ -428,6 +553,70 @@ def _stand_down_rest(*, incident: Incident, closed: bool) -> list[Message]:
         messages.append((unit_group(event.unit_id), payload))
         messages.append((incident_group(incident.pk), payload))
     return messages
+
+
+# A unit on site stays until it reports handled: standing it down would empty a
+# scene someone is holding.
+_STANDABLE = [Dispatch.Status.ALERTED, Dispatch.Status.DECLINED, Dispatch.Status.ACCEPTED]
+
+
+def units_stand_down(*, incident: Incident, unit_ids: list[int], actor=None) -> int:
+    """Release these units from the incident (a command board's "not needed").
+
+    Only units alerted, declined or accepted are stood down (not one on site);
+    each gets a ``stood_down`` event recording ``actor``, pushed to its phones
+    and the incident's watchers after commit. Runs its own transaction (a
+    savepoint inside the caller's) and takes the incident row lock, like
+    every writer of the incident. Returns how many units were stood down.
+    """
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().get(pk=incident.pk)
+        messages = _stand_down(
+            incident=incident, statuses=_STANDABLE, closed=False, unit_ids=unit_ids, actor=actor
+        )
+        push_on_commit(messages)
+    return len(messages) // 2
+
+
+def incident_close(
+    *, incident: Incident, actor=None, outcome: str = "closed", stand_down: bool = True
+) -> bool:
+    """Close an open incident that no unit reported handled: a drill ends, a
+    command board closes a false alarm. ``handled_at`` stays empty (nothing was
+    handled); the ``closed`` event records ``actor`` and ``outcome``.
+
+    ``stand_down`` releases every unit not yet on site first (a drill keeps
+    each unit's last state: that is its score). Every unit ever alerted, the
+    incident's watchers and the supervisors' boards are told after commit.
+    Runs its own transaction (a savepoint inside the caller's) under the
+    incident row lock. Returns False if the incident was already closed.
+    """
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().get(pk=incident.pk)
+        if not Incident.objects.filter(pk=incident.pk, status=Incident.Status.OPEN).update(
+            status=Incident.Status.CLOSED
+        ):
+            return False
+        incident.status = Incident.Status.CLOSED
+        messages: list[Message] = []
+        if stand_down:
+            messages += _stand_down(
+                incident=incident, statuses=_STANDABLE, closed=True, actor=actor
+            )
+        data: dict[str, Any] = {"outcome": outcome}
+        if incident.is_drill:
+            data["drill"] = True
+        event = event_record(
+            incident_id=incident.pk, type=IncidentEvent.Type.CLOSED, user=actor, data=data
+        )
+        incident.refresh_from_db()
+        payload = payloads.update(event=event, incident=incident)
+        unit_ids = Dispatch.objects.filter(incident=incident).values_list("unit_id", flat=True)
+        messages += [(unit_group(u), payload) for u in unit_ids]
+        messages.append((incident_group(incident.pk), payload))
+        messages += to_supervisors(incident, payload)
+        push_on_commit(messages)
+    return True
 
 
 def delivery_ack(*, incident_id: int, member: Member, seen: bool = False) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from . import services
+from . import notify, services
 
 
 @shared_task(acks_late=True, ignore_result=True)
@@ -22,13 +22,9 @@ def sweep_deadlines() -> int:
 
 @shared_task(acks_late=True, ignore_result=True)
 def notify_chain_step(wave_id: int, step: int) -> int:
-    from . import notify
-
     return notify.chain_step(wave_id=wave_id, step=step)
 
 
 @shared_task(acks_late=True, ignore_result=True)
 def notify_chain_sweep() -> int:
-    from . import notify
-
     return notify.chain_sweep()

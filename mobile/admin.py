@@ -5,11 +5,12 @@ number) and push subscriptions."""
 from django.contrib import admin, messages
 from django.utils.translation import gettext_lazy as _
 
+from dispatch.models import NotificationAttempt
 from units.admin import MemberAdmin as RosterMemberAdmin
-from units.member_auth import SignInError, member_login_code_issue
 from units.models import Member
 
-from .models import NotificationAttempt, PushSubscription, SignInThrottle
+from .auth import SignInError, member_login_code_issue
+from .models import PushSubscription, SignInThrottle
 
 
 class SuperuserReadDeleteAdmin(admin.ModelAdmin):
@@ -51,7 +52,7 @@ class PushSubscriptionAdmin(SuperuserReadDeleteAdmin):
     raw_id_fields = ["member"]
 
 
-# --- the roster's member page, plus the phone app's one-time sign-in codes ----------------
+# --- The roster's member page gains the phone's one-time sign-in codes --------------------
 
 
 @admin.action(description=_("下发一次性登录码（首次登录/重置密码）"))
@@ -71,13 +72,11 @@ def member_issue_login_code(modeladmin, request, queryset) -> None:
         )
 
 
-class MemberAdmin(RosterMemberAdmin):
-    """The roster's member page (units.admin) with the phone app's action: the
-    sign-in codes belong to this app, and the roster does not import it
-    (mobile is installed after units, so this registration comes second)."""
-
-    actions = [*(RosterMemberAdmin.actions or []), member_issue_login_code]
-
-
+# The roster (units) knows nothing of phone sign-in: the phone app re-registers the
+# roster's member admin with its action, instead of units importing upward.
 admin.site.unregister(Member)
-admin.site.register(Member, MemberAdmin)
+
+
+@admin.register(Member)
+class MemberAdmin(RosterMemberAdmin):
+    actions = [*(RosterMemberAdmin.actions or []), member_issue_login_code]

@@ -11,5 +11,7 @@ class MobileConfig(AppConfig):
     verbose_name = _("队员手机端")
 
     def ready(self) -> None:
-        # Connects the member lockout to failed logins on every path.
-        from units import member_auth  # noqa: F401
+        # Connects the member lockout to failed logins on every path. Imported
+        # here, not at the top: mobile.auth imports models, which the app
+        # registry only allows once it is ready.
+        from . import auth  # noqa: F401

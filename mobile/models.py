@@ -1,5 +1,7 @@
 """Rows the member's phone app needs beside the roster and the dispatch core.
 
+(The chain's ``NotificationAttempt`` moved to ``dispatch.models``, table kept.)
+
 Kept in their own app (and migrations) so the roster and dispatch schemas stay
 untouched: every class here only points at ``units`` / ``dispatch`` rows.
 """
@@ -11,7 +13,6 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
-from dispatch.models import Delivery
 from units.models import Member
 
 
@@ -101,37 +102,3 @@ class PushSubscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member_id} {self.endpoint[:60]}"
-
-
-class NotificationAttempt(models.Model):
-    """One step of the escalating chain (push, SMS, voice) for one alerted member.
-
-    The unique (delivery, channel) row is the claim: a retried or duplicated
-    task cannot send the same step twice.
-    """
-
-    class Status(models.TextChoices):
-        SENDING = "sending", _("发送中")
-        SENT = "sent", _("已发送")
-        FAILED = "failed", _("失败")
-        SKIPPED = "skipped", _("无可用渠道")
-
-    delivery = models.ForeignKey(
-        Delivery, models.CASCADE, related_name="notification_attempts", verbose_name=_("送达回执")
-    )
-    channel = models.CharField(_("渠道"), max_length=16)
-    status = models.CharField(_("结果"), max_length=8, choices=Status.choices)
-    detail = models.CharField(_("详情"), max_length=255, blank=True)
-    created_at = models.DateTimeField(_("时间"), auto_now_add=True)
-
-    class Meta:
-        verbose_name = _("提醒记录")
-        verbose_name_plural = _("提醒记录")
-        constraints = [
-            models.UniqueConstraint(
-                fields=["delivery", "channel"], name="notification_once_per_channel"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.delivery_id} {self.channel} {self.status}"

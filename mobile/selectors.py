@@ -7,6 +7,7 @@ from typing import Any
 from django.utils import timezone
 
 from dispatch import payloads
+from dispatch.actions import next_actions
 from dispatch.models import Delivery, Dispatch, IncidentEvent, MemberLocation
 from dispatch.services import dispatch_for_member
 from units.models import STANDARD_KIT, Equipment, EquipmentKind, Member
@@ -162,6 +163,7 @@ def member_incident(*, member: Member, incident_id: int) -> dict[str, Any]:
         "dispatch": {
             "unit_id": dispatch.unit_id,
             "status": dispatch.status,
+            "next_actions": next_actions(dispatch.status),
             "distance_m": dispatch.distance_m,
             "eta_s": dispatch.eta_s,
         },

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from dispatch.events import member_group
+from dispatch.events import member_control_on_commit
 from dispatch.services import member_location_record
 from units.models import Member
 from units.services import member_set_duty
@@ -104,13 +102,7 @@ def member_sign_out(*, member: Member, session_key: str | None) -> None:
     if session_key:
         PushSubscription.objects.filter(member=member, session_key=session_key).delete()
     member_set_duty(member=member, on_duty=False)
-
-    def close_sockets() -> None:
-        layer = get_channel_layer()
-        if layer is not None:
-            async_to_sync(layer.group_send)(member_group(member.pk), {"type": "member.session_end"})
-
-    transaction.on_commit(close_sockets)
+    member_control_on_commit(member_id=member.pk, message={"type": "member.session_end"})
 
 
 def push_success_record(*, subscription_id: int) -> None:

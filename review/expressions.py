@@ -2,7 +2,7 @@
 
 SQLite has no interval type and no percentile functions, so durations are
 computed as integers in the database and medians from their histogram
-(``review.selectors.percentiles``); the same SQL answers on PostgreSQL.
+(``review.selectors.common.percentile_cont``); the same SQL answers on PostgreSQL.
 """
 
 from __future__ import annotations

@@ -19,13 +19,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.db.models import Count
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from dispatch.models import Incident
-from units.models import STANDARD_KIT, Equipment, Member, Region, Unit
+from units.models import Region, Unit
 from units.scoping import scope_filter
-from units.selectors import kit_ok_q
+from units.selectors import unit_annotate_readiness
 
 from . import selectors
 from .models import CoverageSnapshot, IndicatorNode
@@ -205,28 +207,20 @@ def _readiness_metrics(*, user, level: str, region: Region | None) -> dict[int, 
     units = Unit.objects.filter(scope_filter(user, "unit"), is_active=True)
     if region is not None:
         units = units.filter(region__path__startswith=region.path)
-    rows = list(units.values_list("pk", "region_id", "region__parent_id", "post_min"))
-    on_duty = dict(
-        Member.objects.filter(on_duty=True, is_active=True, unit__in=units.values("pk"))
-        .order_by()
-        .values("unit_id")
-        .annotate(n=Count("*"))
-        .values_list("unit_id", "n")
-    )
-    kit = dict(
-        Equipment.objects.filter(kit_ok_q(), unit__in=units.values("pk"))
-        .order_by()
-        .values("unit_id")
-        .annotate(n=Count("*"))
-        .values_list("unit_id", "n")
+    # The unit rules live in units.selectors: who counts as on duty, which kit
+    # line is usable (kit_ok_q) and when the kit is complete.
+    rows = unit_annotate_readiness(units).values_list(
+        "pk", "region_id", "region__parent_id", "ready", "kit_complete"
     )
     sums: dict[int, list[int]] = defaultdict(lambda: [0, 0, 0])
-    for pk, street_id, district_id, post_min in rows:
+    for pk, street_id, district_id, ready, kit_complete in rows:
         key = {"unit": pk, "street": street_id, "district": district_id}[level]
         s = sums[key]
         s[0] += 1
-        s[1] += on_duty.get(pk, 0) > post_min
-        s[2] += kit.get(pk, 0) >= len(STANDARD_KIT)
+        # Ready = someone to send beyond the post, the rule ranking applies
+        # (units.readiness).
+        s[1] += bool(ready)
+        s[2] += bool(kit_complete)
     return {
         key: {M.DUTY_COVERAGE: 100.0 * s[1] / s[0], M.KIT_COMPLETE: 100.0 * s[2] / s[0]}
         for key, s in sums.items()
@@ -376,8 +370,6 @@ _WORSE = {GREEN: 0, AMBER: 1, RED: 2}
 def colour_for(*, score: float | None, open_incidents: int) -> tuple[str, list[str]]:
     """Green / amber / red from the index score and open incidents; the worse wins.
     Returns the colour and the reasons (Chinese, for the page)."""
-    from django.conf import settings
-    from django.utils.translation import gettext as _
 
     reasons = []
     by_score = GREEN

@@ -25,12 +25,14 @@ from scipy.spatial import cKDTree
 from tqdm import tqdm
 
 from dispatch.models import Dispatch, Incident, IncidentEvent, MemberLocation, Wave
-from units.geo import EARTH_RADIUS_M
+from units.geo import haversine_m_array
 from units.models import Member, Region, Unit
 
 from . import selectors
 from .expressions import WEEK_S
 from .models import DispatchFact, IncidentFact
+from .selectors.common import _utc_offset_s
+from .services.rollups import rollups_rebuild
 
 MAX_COUNT = 1_000_000
 DEFAULT_SEED = 20246
@@ -146,15 +148,6 @@ def _xyz(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     return np.column_stack((np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)))
 
 
-def _haversine(lat1, lon1, lat2, lon2):
-    p1, p2 = np.radians(lat1), np.radians(lat2)
-    a = (
-        np.sin((p2 - p1) / 2) ** 2
-        + np.cos(p1) * np.cos(p2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2
-    )
-    return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(a, 1.0)))
-
-
 def incidents_seed(
     *,
     count: int,
@@ -220,8 +213,6 @@ def incidents_seed(
             done += n
             bar.update(n)
     writer.finish()
-    from .services import rollups_rebuild
-
     rollups_rebuild()
     with connection.cursor() as cur:
         cur.execute("ANALYZE")
@@ -294,7 +285,7 @@ def _write_batch(
     k = min(UNITS_PER_WAVE, unit_ids.size)
     _d, near = tree.query(_xyz(lat, lon), k=k)
     near = near.reshape(n, k)
-    dist = _haversine(lat[:, None], lon[:, None], unit_lat[near], unit_lon[near])
+    dist = haversine_m_array(lat[:, None], lon[:, None], unit_lat[near], unit_lon[near])
 
     inc_id = writer.reserve(Incident, n)
     wave_id = writer.reserve(Wave, n)
@@ -303,7 +294,7 @@ def _write_batch(
     ifacts, dfacts = [], []
     targets = selectors.targets_s()
     until_epoch = int(until.timestamp())
-    week_shift = selectors._utc_offset_s() + 3 * 86400
+    week_shift = _utc_offset_s() + 3 * 86400
     rand = brng.random((n, k))
     far = brng.random(n) < ON_SITE_FAR_SHARE
     trail = brng.random(n) < TRAIL_SHARE

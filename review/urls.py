@@ -1,4 +1,5 @@
 from django.urls import path
+from django.views.i18n import JavaScriptCatalog
 
 from . import api, views
 
@@ -6,6 +7,12 @@ app_name = "review"
 
 urlpatterns = [
     path("review/", views.index, name="index"),
+    # gettext() for the review pages' scripts, from locale/*/djangojs.po.
+    path(
+        "review/jsi18n/",
+        JavaScriptCatalog.as_view(packages=["review"]),
+        name="jsi18n",
+    ),
     path("review/incidents/", views.incident_list, name="incidents"),
     path("review/incidents/<int:incident_id>/", views.incident_detail, name="incident"),
     path("review/report/", views.report, name="report"),

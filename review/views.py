@@ -16,8 +16,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from dispatch.models import Incident
+from dispatch.selectors import incident_compliance
 from units.models import Region
-from units.scoping import user_scope
+from units.scoping import staff_profile, user_scope
 
 from . import readiness, selectors, services
 from .access import reviewer_required
@@ -94,7 +95,6 @@ def incident_detail(request, incident_id: int):
     incident = selectors.incident_for_review(user=request.user, incident_id=incident_id)
     if incident is None:
         raise Http404(_("没有该警情，或不在您的辖区内。"))
-    from dispatch.selectors import incident_compliance
 
     trails = selectors.responder_trails(incident=incident)
     arrivals = selectors.arrival_checks(incident=incident)
@@ -181,6 +181,7 @@ def _csv_response(filename: str, header: list[str], rows: Iterable[list]):
 
 
 def _xlsx_response(filename: str, header: list[str], rows: Iterable[list]):
+    # openpyxl is loaded only when someone exports a workbook (startup cost).
     from openpyxl import Workbook
 
     book = Workbook(write_only=True)
@@ -255,7 +256,6 @@ def coverage_map(request):
 
 
 def _may_start_drill(user) -> bool:
-    from units.scoping import staff_profile
 
     profile = staff_profile(user)
     return user.is_superuser or (

@@ -33,6 +33,12 @@ print(json.dumps({
     "OPTIONS": db.get("OPTIONS", {}),
     "SESSION_COOKIE_SECURE": settings.SESSION_COOKIE_SECURE,
     "CSRF_COOKIE_SECURE": settings.CSRF_COOKIE_SECURE,
+    "SECURE_SSL_REDIRECT": settings.SECURE_SSL_REDIRECT,
+    "SECURE_HSTS_SECONDS": settings.SECURE_HSTS_SECONDS,
+    "SECURE_HSTS_INCLUDE_SUBDOMAINS": settings.SECURE_HSTS_INCLUDE_SUBDOMAINS,
+    "SECURE_HSTS_PRELOAD": settings.SECURE_HSTS_PRELOAD,
+    "SECURE_PROXY_SSL_HEADER": getattr(settings, "SECURE_PROXY_SSL_HEADER", None),
+    "USE_X_FORWARDED_HOST": settings.USE_X_FORWARDED_HOST,
 }))
 """
 
@@ -62,9 +68,26 @@ def dumped(result: subprocess.CompletedProcess) -> dict:
 
 # --- production mode ----------------------------------------------------------------
 
+GOOD_KEY = "k3y-" + "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ"
+PRODUCTION = {"PRODUCTION": "true", "SECRET_KEY": GOOD_KEY, "ALLOWED_HOSTS": "emergency.example.cn"}
 
-def test_debug_off_without_a_secret_key_refuses_to_start(tmp_path):
-    result = run_settings(tmp_path, DEBUG="False")
+
+def test_the_default_run_has_debug_off_and_plain_http(tmp_path):
+    """Hole 4: `./dev run` (no environment) must not serve Django's debug pages."""
+    values = dumped(run_settings(tmp_path))
+
+    assert values["DEBUG"] is False
+    # The embedded run is plain HTTP on localhost: secure-only cookies would break it.
+    assert values["SESSION_COOKIE_SECURE"] is False
+    assert values["SECURE_SSL_REDIRECT"] is False
+
+
+def test_a_developer_opts_in_to_debug(tmp_path):
+    assert dumped(run_settings(tmp_path, DEBUG="true"))["DEBUG"] is True
+
+
+def test_production_without_a_secret_key_refuses_to_start(tmp_path):
+    result = run_settings(tmp_path, **{**PRODUCTION, "SECRET_KEY": ""})
 
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
@@ -72,26 +95,70 @@ def test_debug_off_without_a_secret_key_refuses_to_start(tmp_path):
     assert not (tmp_path / "secret_key").exists()
 
 
-def test_debug_off_with_an_empty_secret_key_refuses_to_start(tmp_path):
-    result = run_settings(tmp_path, DEBUG="False", SECRET_KEY="")
+def test_production_refuses_an_insecure_secret_key(tmp_path):
+    for key in ("django-insecure-abc", "x" * 50):
+        result = run_settings(tmp_path, **{**PRODUCTION, "SECRET_KEY": key})
+
+        assert result.returncode != 0
+        assert "ImproperlyConfigured" in result.stderr
+
+
+def test_production_refuses_debug(tmp_path):
+    result = run_settings(tmp_path, **PRODUCTION, DEBUG="true")
 
     assert result.returncode != 0
-    assert "ImproperlyConfigured" in result.stderr
+    assert "DEBUG" in result.stderr
 
 
-def test_debug_off_refuses_an_insecure_secret_key(tmp_path):
-    result = run_settings(tmp_path, DEBUG="False", SECRET_KEY="django-insecure-abc")
+def test_production_refuses_the_default_host_list(tmp_path):
+    result = run_settings(tmp_path, **{k: v for k, v in PRODUCTION.items() if k != "ALLOWED_HOSTS"})
 
     assert result.returncode != 0
-    assert "ImproperlyConfigured" in result.stderr
+    assert "ALLOWED_HOSTS" in result.stderr
 
 
-def test_debug_off_with_a_secret_key_starts_with_secure_cookies(tmp_path):
-    values = dumped(run_settings(tmp_path, DEBUG="False", SECRET_KEY="x" * 50))
+def test_production_refuses_plain_http(tmp_path):
+    for name in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
+        result = run_settings(tmp_path, **PRODUCTION, **{name: "false"})
+        assert result.returncode != 0, name
+    assert run_settings(tmp_path, **PRODUCTION, SECURE_HSTS_SECONDS="0").returncode != 0
+
+
+def test_production_starts_with_https_hsts_and_secure_cookies(tmp_path):
+    values = dumped(run_settings(tmp_path, **PRODUCTION))
 
     assert values["DEBUG"] is False
     assert values["SESSION_COOKIE_SECURE"] is True
     assert values["CSRF_COOKIE_SECURE"] is True
+    assert values["SECURE_SSL_REDIRECT"] is True
+    assert values["SECURE_HSTS_SECONDS"] >= 31536000
+    assert values["SECURE_HSTS_INCLUDE_SUBDOMAINS"] is True
+
+
+def test_hsts_is_set_from_the_environment(tmp_path):
+    values = dumped(
+        run_settings(
+            tmp_path,
+            **PRODUCTION,
+            SECURE_HSTS_SECONDS="600",
+            SECURE_HSTS_INCLUDE_SUBDOMAINS="false",
+            SECURE_HSTS_PRELOAD="true",
+        )
+    )
+
+    assert values["SECURE_HSTS_SECONDS"] == 600
+    assert values["SECURE_HSTS_INCLUDE_SUBDOMAINS"] is False
+    assert values["SECURE_HSTS_PRELOAD"] is True
+
+
+def test_forwarded_headers_are_trusted_only_behind_declared_proxies(tmp_path):
+    plain = dumped(run_settings(tmp_path, USE_X_FORWARDED_HOST="true"))
+    assert plain["SECURE_PROXY_SSL_HEADER"] is None
+    assert plain["USE_X_FORWARDED_HOST"] is False
+
+    proxied = dumped(run_settings(tmp_path, TRUSTED_PROXY_COUNT="1", USE_X_FORWARDED_HOST="true"))
+    assert proxied["SECURE_PROXY_SSL_HEADER"] == ["HTTP_X_FORWARDED_PROTO", "https"]
+    assert proxied["USE_X_FORWARDED_HOST"] is True
 
 
 def test_development_keeps_one_generated_secret_key_readable_only_by_its_owner(tmp_path):
@@ -174,3 +241,19 @@ def test_celery_uses_the_same_time_zone_and_json_only():
     assert settings.CELERY_TIMEZONE == settings.TIME_ZONE
     assert settings.CELERY_ACCEPT_CONTENT == ["json"]
     assert settings.CELERY_TASK_SERIALIZER == "json"
+
+
+# --- dispatch -----------------------------------------------------------------------
+
+
+def test_the_default_policy_escalates_at_the_1_3_5_targets():
+    """One definition: the compliance targets are the default tiers' deadlines."""
+    tiers = settings.ESCALATION_POLICIES["default"]["tiers"]
+    first_by_step = {}
+    for tier in tiers:
+        first_by_step.setdefault(tier["unless"], tier["after_s"])
+    targets = settings.RESPONSE_TARGETS_S
+
+    assert first_by_step["responded_at"] == targets["responded"] == 60
+    assert first_by_step["controlled_at"] == targets["controlled"] == 180
+    assert first_by_step["handled_at"] == targets["handled"] == 300

@@ -26,7 +26,8 @@ class CredentialsSerializer(serializers.Serializer):
 def _authenticate(request, data) -> object:
     s = CredentialsSerializer(data=data)
     s.is_valid(raise_exception=True)
-    user = authenticate(request, **s.validated_data)
+    # The HttpRequest, not DRF's wrapper: django-axes marks a lockout on it.
+    user = authenticate(request._request, **s.validated_data)
     if user is None:
         raise serializers.ValidationError({"non_field_errors": [_("用户名或密码错误。")]})
     return user

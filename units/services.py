@@ -6,6 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.dispatch import Signal
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -170,6 +171,11 @@ def unit_create(
     return unit
 
 
+# Sent inside the writer's transaction when a member's duty flips; the roster
+# knows nothing of sockets, so the layer above (dispatch) subscribes to it.
+member_duty_changed = Signal()  # kwargs: member_id, on_duty
+
+
 @transaction.atomic
 def member_set_duty(*, member: Member, on_duty: bool) -> Member:
     """Clock a member in or out. Off duty means no alerts.
@@ -189,22 +195,8 @@ def member_set_duty(*, member: Member, on_duty: bool) -> Member:
         locked.on_duty = on_duty
         locked.duty_since = timezone.now() if on_duty else None
         locked.save(update_fields=["on_duty", "duty_since"])
-        # The member's open sockets join or leave their unit's alert group.
-        _member_notify_on_commit(
-            member_id=member.pk, message={"type": "member.duty", "on_duty": on_duty}
-        )
+        # The member's open sockets join or leave their unit's alert group:
+        # dispatch, which owns the sockets, listens and pushes after commit.
+        member_duty_changed.send(sender=Member, member_id=member.pk, on_duty=on_duty)
     member.on_duty, member.duty_since = locked.on_duty, locked.duty_since
     return member
-
-
-def _member_notify_on_commit(*, member_id: int, message: dict) -> None:
-    """Tell the member's open sockets (group ``member.<id>``) after commit."""
-    from asgiref.sync import async_to_sync
-    from channels.layers import get_channel_layer
-
-    def send() -> None:
-        layer = get_channel_layer()
-        if layer is not None:
-            async_to_sync(layer.group_send)(f"member.{member_id}", message)
-
-    transaction.on_commit(send)

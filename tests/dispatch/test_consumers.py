@@ -241,9 +241,12 @@ def test_accept_over_the_socket_sets_responded_at_and_broadcasts(near_responder)
                 "incident_id": incident.pk,
                 "action": "accept",
                 "dispatch_status": "accepted",
+                "next_actions": ["on_site"],  # the state machine's word, not the phone's
             }
             update = next(f for f in frames if f["type"] == "incident.update")
             assert update["event"] == "accepted"
+            assert update["dispatch_status"] == "accepted"
+            assert update["next_actions"] == ["on_site"]
             assert update["member_id"] == near_responder.pk
             assert update["responded_at"] is not None
             assert update["id"] > alert["id"]

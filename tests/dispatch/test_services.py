@@ -18,9 +18,9 @@ from dispatch.models import Deadline, Delivery, Dispatch, Incident, IncidentEven
 from dispatch.services import ActionRefused
 from tests.dispatch.conftest import MID, SPOT
 from tests.dispatch.factories import LoginMemberFactory, give_full_kit
-from tests.factories import MemberFactory, UnitFactory
+from tests.factories import MemberFactory, StaffFactory, UnitFactory
 from units import geo
-from units.models import Member
+from units.models import Member, StaffProfile
 
 pytestmark = pytest.mark.django_db
 
@@ -826,3 +826,81 @@ def test_member_action_queries_do_not_grow_with_the_number_of_units(
     member = units[0].members.first()
     with django_assert_max_num_queries(16):
         act(incident, member, "accept")
+
+
+# --- the public write API for drills and the command board -----------------------------
+
+
+def board_call(incident: Incident, unit_ids: list[int], actor) -> list[Dispatch]:
+    return services.wave_send(incident=incident, unit_ids=unit_ids, reason="board", actor=actor)
+
+
+def test_wave_send_alerts_the_named_units_once_and_records_who_called_them(
+    near_responder, far_responder, layer_spy, django_capture_on_commit_callbacks
+):
+    incident = raise_incident().incident
+    officer = StaffFactory(role=StaffProfile.Role.POLICE_STATION).user
+    far_unit = far_responder.unit
+    layer_spy.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = board_call(incident, [near_responder.unit_id, far_unit.pk], officer)
+
+    # The near unit is already on the incident: only the far one is called.
+    assert [d.unit_id for d in sent] == [far_unit.pk]
+    dispatch = sent[0]
+    assert (dispatch.wave.number, dispatch.wave.reason, dispatch.rank) == (2, "board", 2)
+    distance = geo.haversine_m(*SPOT, far_unit.lat, far_unit.lon)
+    assert dispatch.distance_m == round(distance) and dispatch.eta_s > 0
+    assert Delivery.objects.filter(dispatch=dispatch, member=far_responder).exists()
+    alerted = incident.events.get(type="alerted", unit=far_unit)
+    assert alerted.user == officer and alerted.data["wave"] == 2
+    assert layer_spy.types(unit_group(far_unit.pk)) == ["incident.alert"]
+    assert board_call(incident, [far_unit.pk], officer) == []
+    assert incident.waves.count() == 2
+
+
+def test_units_stand_down_releases_the_named_units_but_not_one_on_site(
+    near_responder, neighbour_responder, layer_spy, django_capture_on_commit_callbacks
+):
+    incident = raise_incident(severity=Incident.Severity.MEDIUM).incident
+    act(incident, near_responder, "accept")
+    act(incident, near_responder, "on_site")
+    officer = StaffFactory(role=StaffProfile.Role.POLICE_STATION).user
+    layer_spy.clear()
+    units = [near_responder.unit_id, neighbour_responder.unit_id]
+    with django_capture_on_commit_callbacks(execute=True):
+        count = services.units_stand_down(incident=incident, unit_ids=units, actor=officer)
+
+    assert count == 1
+    statuses = dict(Dispatch.objects.filter(incident=incident).values_list("unit_id", "status"))
+    assert statuses == {
+        near_responder.unit_id: Dispatch.Status.ON_SITE,
+        neighbour_responder.unit_id: Dispatch.Status.STOOD_DOWN,
+    }
+    stood = incident.events.get(type="stood_down")
+    assert (stood.unit_id, stood.user) == (neighbour_responder.unit_id, officer)
+    assert layer_spy.types(unit_group(neighbour_responder.unit_id)) == ["incident.update"]
+
+
+def test_incident_close_closes_without_handled_at_and_tells_every_unit_once(
+    near_responder, neighbour_responder, layer_spy, django_capture_on_commit_callbacks
+):
+    incident = raise_incident(severity=Incident.Severity.MEDIUM).incident
+    act(incident, near_responder, "accept")
+    officer = StaffFactory(role=StaffProfile.Role.POLICE_STATION).user
+    layer_spy.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        closed = services.incident_close(incident=incident, actor=officer, outcome="false_alarm")
+
+    assert closed
+    incident.refresh_from_db()
+    assert incident.status == Incident.Status.CLOSED and incident.handled_at is None
+    assert set(Dispatch.objects.filter(incident=incident).values_list("status", flat=True)) == {
+        Dispatch.Status.STOOD_DOWN
+    }
+    event = incident.events.get(type="closed")
+    assert (event.user, event.data["outcome"]) == (officer, "false_alarm")
+    assert "closed" in [f["event"] for f in layer_spy.to(unit_group(near_responder.unit_id))]
+    assert "closed" in [f["event"] for f in layer_spy.to(SUPERVISORS_GROUP)]
+    assert not services.incident_close(incident=incident, actor=officer)
+    assert incident.events.filter(type="closed").count() == 1

@@ -5,8 +5,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from mobile.models import MemberLoginCode, SignInThrottle
-from units.member_auth import (
+from mobile.auth import (
     SignInError,
     member_activate,
     member_login_code_issue,
@@ -14,6 +13,7 @@ from units.member_auth import (
     member_sign_in,
     phone_normalize,
 )
+from mobile.models import MemberLoginCode, SignInThrottle
 
 PASSWORD = "Resp0nd-now"
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from dispatch import notify
-from dispatch.models import Delivery, Dispatch, Incident
+from dispatch import notify, replies
+from dispatch.actions import next_actions
+from dispatch.models import Delivery, Dispatch, Incident, NotificationAttempt
 from dispatch.services import delivery_ack, dispatch_act, incident_create
-from mobile.models import NotificationAttempt, PushSubscription
+from mobile.models import PushSubscription
 from mobile.services import member_clock
 from tests.factories import MemberFactory
 
@@ -153,7 +154,7 @@ def test_a_failing_backend_is_recorded_and_the_chain_goes_on(unit_pair, schedule
 def test_web_push_without_a_subscription_is_skipped(unit_pair, scheduled, settings):
     settings.NOTIFY_BACKENDS = {
         **settings.NOTIFY_BACKENDS,
-        "push": "dispatch.notify.WebPushBackend",
+        "push": "mobile.webpush.WebPushBackend",
     }
     incident = _raise()
     notify.chain_step(wave_id=incident.waves.get().pk, step=0)
@@ -163,12 +164,12 @@ def test_web_push_without_a_subscription_is_skipped(unit_pair, scheduled, settin
 def test_web_push_drops_a_subscription_the_push_service_says_is_gone(
     unit_pair, scheduled, settings, monkeypatch
 ):
-    from dispatch import webpush
+    from mobile import webpush
 
     member, _mate = unit_pair
     settings.NOTIFY_BACKENDS = {
         **settings.NOTIFY_BACKENDS,
-        "push": "dispatch.notify.WebPushBackend",
+        "push": "mobile.webpush.WebPushBackend",
     }
     PushSubscription.objects.create(
         member=member, endpoint="https://push.invalid/x", p256dh="k", auth="a"
@@ -200,12 +201,12 @@ def test_off_duty_means_no_alert_and_no_reminder(unit_pair, scheduled):
 def test_sms_1_accepts_the_newest_alert_and_a_repeat_changes_nothing(unit_pair):
     member, _mate = unit_pair
     incident = _raise()
-    reply = notify.sms_reply_handle(phone=member.phone, text=" 1 ")
+    reply = replies.sms_reply_handle(phone=member.phone, text=" 1 ")
     assert reply.ok and reply.incident_id == incident.pk and reply.action == "accept"
     incident.refresh_from_db()
     responded = incident.responded_at
     assert responded is not None
-    again = notify.sms_reply_handle(phone=member.phone, text="1")
+    again = replies.sms_reply_handle(phone=member.phone, text="1")
     assert not again.ok
     incident.refresh_from_db()
     assert incident.responded_at == responded
@@ -215,12 +216,12 @@ def test_sms_1_accepts_the_newest_alert_and_a_repeat_changes_nothing(unit_pair):
 def test_sms_2_declines_and_3_4_follow_the_order(unit_pair):
     member, mate = unit_pair
     incident = _raise()
-    assert not notify.sms_reply_handle(phone=member.phone, text="3").ok  # not accepted yet
-    assert notify.sms_reply_handle(phone=member.phone, text=f"2 {incident.pk}").ok
+    assert not replies.sms_reply_handle(phone=member.phone, text="3").ok  # not accepted yet
+    assert replies.sms_reply_handle(phone=member.phone, text=f"2 {incident.pk}").ok
     assert Dispatch.objects.get(incident=incident).status == Dispatch.Status.DECLINED
-    assert notify.sms_reply_handle(phone=mate.phone, text="1").ok  # a change of mind
-    assert notify.sms_reply_handle(phone=mate.phone, text="3").ok
-    assert notify.sms_reply_handle(phone=mate.phone, text="4").ok
+    assert replies.sms_reply_handle(phone=mate.phone, text="1").ok  # a change of mind
+    assert replies.sms_reply_handle(phone=mate.phone, text="3").ok
+    assert replies.sms_reply_handle(phone=mate.phone, text="4").ok
     incident.refresh_from_db()
     assert incident.status == Incident.Status.CLOSED
 
@@ -228,9 +229,9 @@ def test_sms_2_declines_and_3_4_follow_the_order(unit_pair):
 def test_sms_reply_from_a_stranger_or_gibberish_is_refused(unit_pair):
     member, _mate = unit_pair
     _raise()
-    assert "在册" in notify.sms_reply_handle(phone="13800000009", text="1").text
-    assert not notify.sms_reply_handle(phone=member.phone, text="yes please").ok
-    assert not notify.sms_reply_handle(phone=member.phone, text="1 999999").ok
+    assert "在册" in replies.sms_reply_handle(phone="13800000009", text="1").text
+    assert not replies.sms_reply_handle(phone=member.phone, text="yes please").ok
+    assert not replies.sms_reply_handle(phone=member.phone, text="1 999999").ok
     assert Incident.objects.get().responded_at is None
 
 
@@ -276,3 +277,11 @@ def test_the_sweep_runs_overdue_steps_a_dead_worker_missed_once(unit_pair, setti
     assert notify.chain_sweep(now=at) == 0  # claimed: never twice
     assert notify.chain_sweep(now=wave.created_at + dt.timedelta(seconds=70)) == 2
     assert len(_sent("sms")) == 2
+
+
+def test_next_actions_follow_the_one_state_machine():
+    assert next_actions("alerted") == ["accept", "decline"]
+    assert next_actions("declined") == ["accept"]
+    assert next_actions("accepted") == ["on_site"]
+    assert next_actions("on_site") == ["handled"]
+    assert next_actions("handled") == next_actions("stood_down") == []

@@ -8,8 +8,8 @@ from channels.testing import WebsocketCommunicator
 from django.test import Client
 
 from dispatch.models import MemberLocation
+from mobile.auth import member_activate, member_login_code_issue
 from mobile.models import PushSubscription
-from units.member_auth import member_activate, member_login_code_issue
 
 PASSWORD = "Resp0nd-now"
 
@@ -75,7 +75,7 @@ def test_first_sign_in_through_the_page_sets_the_password(client, near_member):
 
 def test_the_shell_page_carries_config_strings_and_the_vapid_key(phone_client, settings, tmp_path):
     settings.VAPID_PRIVATE_KEY_FILE = tmp_path / "vapid.pem"
-    from dispatch import webpush
+    from mobile import webpush
 
     webpush.vapid_reset()
     try:
@@ -164,7 +164,8 @@ def test_manifest_and_service_worker(client, db):
     assert {i["sizes"] for i in manifest["icons"]} >= {"192x192", "512x512"}
     sw = client.get("/m/sw.js")
     assert sw["Service-Worker-Allowed"] == "/m/"
-    assert "/static/member/app.js" in sw.content.decode()
+    assert "/static/member/js/main.js" in sw.content.decode()
+    assert "/static/member/js/socket.js" in sw.content.decode()
 
 
 def test_history_lists_own_alerts(phone_client, near_member, far_member):

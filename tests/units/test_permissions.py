@@ -78,9 +78,13 @@ ADMIN: dict[str, dict[str, str]] = {
     "auth.group": _grant("vacd"),
     "authtoken.tokenproxy": _grant("vacd"),
     "review.indicatornode": _grant("vacd"),  # the review indicator tree: superuser data
-    "mobile.notificationattempt": _grant("vd"),
+    "dispatch.notificationattempt": _grant("vd"),  # the chain's claim rows
     "mobile.signinthrottle": _grant("vd"),
     "mobile.pushsubscription": _grant("vd"),
+    # django-axes: staff login lockouts; a superuser unlocks by deleting the attempt.
+    "axes.accessattempt": _grant("vd"),
+    "axes.accesslog": _grant("vd"),
+    "axes.accessfailurelog": _grant("vd"),
 }
 
 # model -> role -> actions through the API, where the API has an endpoint for them.

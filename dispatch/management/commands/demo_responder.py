@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import websockets
 from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.sessions.backends.db import SessionStore
@@ -45,8 +46,6 @@ class Command(BaseCommand):
         asyncio.run(self._run(url, session.session_key, respond, step_seconds))
 
     async def _run(self, url: str, session_key: str, respond: bool, step: float) -> None:
-        import websockets
-
         origin = url.replace("ws://", "http://").replace("wss://", "https://").split("/ws/")[0]
         headers = {"Cookie": f"sessionid={session_key}", "Origin": origin}
         async with websockets.connect(url, additional_headers=headers) as ws:

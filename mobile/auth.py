@@ -28,10 +28,11 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
 from django.utils.translation import gettext as _
 
-from mobile.models import MemberLoginCode, SignInThrottle
+from dispatch import notify
+from units import phones
+from units.models import Member
 
-from . import phones
-from .models import Member
+from .models import MemberLoginCode, SignInThrottle
 
 User = get_user_model()
 
@@ -111,8 +112,6 @@ def member_login_code_send(*, phone: str) -> None:
     MEMBER_LOGIN_SMS_RESEND_S per member. Sending goes through the SMS backend
     of ``dispatch.notify`` after the code is committed.
     """
-    from dispatch import notify
-
     phone = phone_normalize(phone)
     member = Member.objects.select_related("unit").filter(phone=phone).first()
     if member is None or not member.is_active or not member.unit.is_active:
@@ -303,4 +302,4 @@ def _login_failed(sender, credentials, request=None, **kwargs) -> None:
         _failure_record(phone=match.group(1))
 
 
-user_login_failed.connect(_login_failed, dispatch_uid="units.member_auth.login_failed")
+user_login_failed.connect(_login_failed, dispatch_uid="mobile.auth.login_failed")

@@ -1,4 +1,5 @@
-"""Web Push (RFC 8030 / 8291 / 8292): the VAPID key pair and one encrypted send.
+"""Web Push (RFC 8030 / 8291 / 8292): the VAPID key pair, one encrypted send, and
+the ``push`` channel's backend for ``dispatch.notify`` (named in NOTIFY_BACKENDS).
 
 The key pair is made on first use into ``VAPID_PRIVATE_KEY_FILE`` (DATA_DIR by
 default) and kept: browsers bind their subscriptions to the public key, so a
@@ -18,6 +19,12 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from py_vapid import Vapid02
+from pywebpush import WebPushException, webpush
+
+from dispatch.notify import BaseBackend, Notification, SendResult
+
+from .models import PushSubscription
+from .services import push_success_record
 
 log = logging.getLogger(__name__)
 
@@ -76,8 +83,6 @@ def push_send(
     *, endpoint: str, p256dh: str, auth: str, payload: dict[str, Any], ttl: int | None = None
 ) -> PushResult:
     """Encrypt ``payload`` (aes128gcm) for one subscription and POST it to its push service."""
-    from pywebpush import WebPushException, webpush
-
     info = {"endpoint": endpoint, "keys": {"p256dh": p256dh, "auth": auth}}
     try:
         response = webpush(
@@ -96,3 +101,32 @@ def push_send(
     except Exception as exc:  # network errors: requests' many exception types
         return PushResult(False, None, False, f"{type(exc).__name__}: {exc}"[:200])
     return PushResult(True, response.status_code, False)
+
+
+class WebPushBackend(BaseBackend):
+    """Web Push to each of the member's browser subscriptions (VAPID, aes128gcm)."""
+
+    def send(self, notification: Notification) -> SendResult:
+        subs = list(PushSubscription.objects.filter(member_id=notification.member_id))
+        if not subs:
+            return SendResult(ok=False, skipped=True, detail="no subscription")
+        payload = {
+            "title": notification.title,
+            "body": notification.text,
+            **notification.payload,
+        }
+        sent, details = 0, []
+        for sub in subs:
+            result = push_send(
+                endpoint=sub.endpoint, p256dh=sub.p256dh, auth=sub.auth, payload=payload
+            )
+            if result.ok:
+                sent += 1
+                push_success_record(subscription_id=sub.pk)
+            elif result.gone:
+                sub.delete()  # the browser dropped it; keeping it only slows the next alert
+                details.append(f"gone {result.status}")
+            else:
+                PushSubscription.objects.filter(pk=sub.pk).update(failures=sub.failures + 1)
+                details.append(result.detail)
+        return SendResult(ok=sent > 0, detail=f"{sent}/{len(subs)} sent " + "; ".join(details))

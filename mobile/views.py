@@ -1,4 +1,4 @@
-"""The member's phone pages (/m/): thin edges over units.member_auth and the
+"""The member's phone pages (/m/): thin edges over ``mobile.auth`` and the
 ``mobile`` services and selectors. The page itself talks to /ws/member/."""
 
 from __future__ import annotations
@@ -24,15 +24,16 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from dispatch import notify
+from dispatch import replies
 from dispatch.models import Incident
 from dispatch.selectors import member_for_user
 from dispatch.services import ActionRefused
-from mobile import selectors as mobile_selectors
-from mobile import services as mobile_services
 
-from . import member_auth
-from .member_auth import SignInError
+from . import auth as member_auth
+from . import selectors as mobile_selectors
+from . import services as mobile_services
+from .auth import SignInError
+from .webpush import application_server_key
 
 _AUTH_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
@@ -98,7 +99,8 @@ def sign_out(request: HttpRequest) -> HttpResponse:
 
 
 def _strings() -> dict[str, str]:
-    """Every user-facing string of app.js, translated here (one place for gettext)."""
+    """Every user-facing string of the page's scripts (static/member/js/), translated
+    here (one place for gettext)."""
     return {
         "online": _("在线"),
         "connecting": _("连接中…"),
@@ -180,8 +182,24 @@ def _shell_version() -> str:
     return digest.hexdigest()[:12]
 
 
+# The page's ES modules, one concern each (static/member/js/): all in the offline shell.
+_MEMBER_MODULES = [
+    "actions",
+    "alert",
+    "config",
+    "duty",
+    "events",
+    "main",
+    "position",
+    "push",
+    "report",
+    "socket",
+    "sound",
+    "store",
+    "util",
+]
 _SHELL_STATIC = [
-    "member/app.js",
+    *(f"member/js/{name}.js" for name in _MEMBER_MODULES),
     "member/gcj02.js",
     "member/app.css",
     "member/icon.svg",
@@ -226,8 +244,6 @@ def app(request: HttpRequest) -> HttpResponse:
 
 
 def _vapid_key_or_empty() -> str:
-    from dispatch.webpush import application_server_key
-
     try:
         return application_server_key()
     except OSError:  # a read-only data dir: the app still works, without Web Push
@@ -391,7 +407,7 @@ def sms_reply(request: HttpRequest) -> JsonResponse:
         return JsonResponse(
             {"errors": {"phone": _("须提供 phone 与 text（不超过 200 字）。")}}, status=400
         )
-    reply = notify.sms_reply_handle(phone=phone, text=text)
+    reply = replies.sms_reply_handle(phone=phone, text=text)
     return JsonResponse(
         {
             "ok": reply.ok,
