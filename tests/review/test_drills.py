@@ -125,10 +125,21 @@ def test_closing_a_drill_closes_its_incident_for_every_phone(
     station, tianhe_street, street_units, django_capture_on_commit_callbacks
 ):
     drill = _start(station, "area", None, django_capture_on_commit_callbacks)
-    services.drill_close(user=station, drill_id=drill.pk)
+    layer = get_channel_layer()
+    phones = {}  # one listening "phone" per alerted unit, joined as a member socket would
+    for unit in street_units:
+        phones[unit.pk] = async_to_sync(layer.new_channel)()
+        async_to_sync(layer.group_add)(unit_group(unit.pk), phones[unit.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        services.drill_close(user=station, drill_id=drill.pk)
     drill.refresh_from_db()
     assert drill.status == Drill.Status.CLOSED
     assert drill.incident.status == Incident.Status.CLOSED
+    for unit_id, channel in phones.items():
+        frame = async_to_sync(layer.receive)(channel)["payload"]
+        assert frame["type"] == "incident.closed", unit_id
+        assert frame["incident_id"] == drill.incident_id
+        assert frame["status"] == Incident.Status.CLOSED
 
 
 def test_drill_pages_start_a_drill_and_show_its_report(
