@@ -738,6 +738,7 @@ def _scenario_build(*, password: str) -> dict[str, Any]:
     from units import geo
     from units.locate import street_at
     from units.models import STANDARD_KIT, Equipment, Member, Region, StaffProfile, Unit
+    from units.seeding import MOBILE_PREFIXES
     from units.services import district_at
 
     seeded = list(Unit.objects.values_list("lat", "lon"))
@@ -762,6 +763,8 @@ def _scenario_build(*, password: str) -> dict[str, Any]:
     if spot is None:
         raise SystemExit("no quiet spot for the e2e scenario in the seeded city")
 
+    if 154 in MOBILE_PREFIXES:
+        raise SystemExit("the e2e phones (154...) may now collide with seeded members")
     user_model = get_user_model()
     hashed = make_password(password)
     now = timezone.now()
@@ -792,8 +795,9 @@ def _scenario_build(*, password: str) -> dict[str, Any]:
                     logins.append({"username": user.username, "password": password})
                 member = Member.objects.create(
                     name=f"e2e {label} {i}",
-                    # Not a mobile number, so never one of the seeded phones.
-                    phone=f"100{len(out['units']):04d}{i:04d}",
+                    # A valid mobile number (sign-in normalises and checks it) on
+                    # the 154 prefix, which the seeding never hands out.
+                    phone=f"154{len(out['units']):04d}{i:04d}",
                     unit=unit,
                     on_duty=True,
                     duty_since=now,
