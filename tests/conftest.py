@@ -6,6 +6,8 @@ from django.conf import settings
 from tests.factories import MemberFactory, RegionFactory, StaffFactory, UnitFactory
 from units.models import Region, StaffProfile
 
+UNREACHABLE_REDIS_URL = "unix:///nonexistent/unit-tests-start-no-redis.sock"
+
 
 @pytest.fixture(autouse=True)
 def _unit_test_settings(settings):
@@ -13,6 +15,9 @@ def _unit_test_settings(settings):
     scale-out tests (tests/e2e) use the real daphne, worker and Redis instead."""
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     settings.CELERY_TASK_ALWAYS_EAGER = True
+    # No unit test may reach a Redis it did not start: the default address is the
+    # live system's embedded Redis when one runs. Nothing can answer here.
+    settings.REDIS_URL = UNREACHABLE_REDIS_URL
     # Full-strength hashing costs seconds per test file; it is not under test.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     from config.celery import app

@@ -218,13 +218,20 @@ def test_sqlite_connections_open_in_wal_mode(tmp_path, django_db_blocker):
     reason="the SQLite options only apply when the default database is SQLite",
 )
 def test_test_database_connection_runs_the_configured_init_command():
+    """The connection the tests use runs the configured PRAGMAs. journal_mode
+    cannot show it on the in-memory test database (always "memory" there), so
+    synchronous does: NORMAL (1) comes only from init_command, SQLite's default
+    is FULL (2)."""
+    assert "synchronous=NORMAL" in connection.settings_dict["OPTIONS"]["init_command"]
     with connection.cursor() as cursor:
+        cursor.execute("PRAGMA synchronous")
+        synchronous = cursor.fetchone()[0]
         cursor.execute("PRAGMA journal_mode")
         mode = cursor.fetchone()[0]
+    assert synchronous == 1
     # "memory" for the in-memory test database (WAL is impossible there), "wal"
     # when the test database is a file.
-    expected = "memory" if connection.is_in_memory_db() else "wal"
-    assert mode == expected
+    assert mode == ("memory" if connection.is_in_memory_db() else "wal")
 
 
 # --- locale -------------------------------------------------------------------------

@@ -39,12 +39,15 @@ def test_killed_worker_still_escalates_exactly_once(city, system_factory, socket
     assert mid.wait_for(alert_for(incident_id), timeout=0.1) is None
 
     system.start_worker("worker-replacement")
-    stamped = mid.wait_for_stamped(alert_for(incident_id), timeout=RESPOND_AFTER_S + 10)
+    ready_at = time.monotonic()
+    stamped = mid.wait_for_stamped(alert_for(incident_id), timeout=RESPOND_AFTER_S + 30)
     assert stamped is not None, f"wave 2 never reached the mid unit: {mid.frames[-5:]}"
     arrived_at, alert = stamped
     assert alert["dispatch"]["wave"] == 2
-    # Late by the replacement's start-up and a sweep period, not by Redis's hour.
-    assert arrived_at - started < RESPOND_AFTER_S + 10
+    # Once the deadline is due and a worker is up, a few sweep periods (1 s) at
+    # most, not Redis's hour. How long the replacement took to start is the
+    # machine's business, so the clock starts when both hold.
+    assert arrived_at - max(ready_at, started + RESPOND_AFTER_S) < 10
 
     # Several sweep periods more: nothing fires a second time.
     time.sleep(3)

@@ -108,7 +108,21 @@ def test_watching_an_incident_streams_its_updates(service_area, near_responder, 
             frames = await frames_until_quiet(ws)
             accepted = [f for f in frames if f.get("event") == "accepted"]
             # Once from the incident group, once from the region feed.
-            assert accepted and all(f["responded_at"] for f in accepted)
+            assert len(accepted) == 2 and all(f["responded_at"] for f in accepted)
+            # Detail only watchers get: the responder's position on the way.
+            await database_sync_to_async(services.member_location_record)(
+                member=near_responder, incident_id=incident.pk, lat=SPOT[0], lon=SPOT[1]
+            )
+            positions = await frames_until_quiet(ws)
+            assert [f["type"] for f in positions] == ["responder.location"], positions
+            assert positions[0]["incident_id"] == incident.pk
+
+            await ws.send_json_to({"type": "unwatch", "id": 8, "incident_id": incident.pk})
+            assert (await ws.receive_json_from())["type"] == "ok"
+            await database_sync_to_async(services.member_location_record)(
+                member=near_responder, incident_id=incident.pk, lat=SPOT[0], lon=SPOT[1]
+            )
+            assert await ws.receive_nothing(timeout=0.3)
 
     async_to_sync(scenario)()
 

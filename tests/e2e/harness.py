@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from config.embedded_redis import free_port, redis_start
+from config.embedded_redis import free_port, redis_server_binary
 
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = sys.executable
@@ -235,11 +235,7 @@ class City:
         """Start Redis, create the database, migrate, seed ``units`` units and the
         e2e scenario (near, mid and far units with member logins)."""
         root.mkdir(parents=True, exist_ok=True)
-        port = free_port()
-        try:
-            redis = redis_start(port=port, data_dir=root / "redis", persist=False)
-        except RuntimeError as exc:
-            raise ServiceError(f"redis-server would not start: {exc}") from exc
+        redis, port = redis_start_owned(data_dir=root / "redis")
         try:
             db = Database.create(root=root, outer_url=outer_database_url)
         except Exception:
@@ -274,6 +270,82 @@ class City:
     def close(self) -> None:
         _stop_popen(self.redis)
         self.db.drop()
+
+
+def redis_start_owned(*, data_dir: Path, attempts: int = 5) -> tuple[subprocess.Popen, int]:
+    """A redis-server of our own on a free loopback port: ``(process, port)``.
+
+    redis-server cannot bind port 0 and report it, so a port is chosen here and
+    bound by redis-server a moment later; another process may take it in
+    between. A lost race shows as redis-server exiting ("Address already in
+    use"), or as a *foreign* server answering on the port: the answer must come
+    from our process id. Either way we try again with a fresh port.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    problems: list[str] = []
+    for _ in range(attempts):
+        port = free_port()
+        log = data_dir / f"redis-{port}.log"
+        proc = subprocess.Popen(  # noqa: S603
+            [
+                redis_server_binary(),
+                *("--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir)),
+                *("--save", "", "--appendonly", "no", "--protected-mode", "yes"),
+                *("--daemonize", "no", "--logfile", str(log)),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and proc.poll() is None:
+            answering = _redis_pid(port)
+            if answering == proc.pid:
+                return proc, port
+            if answering is not None:  # someone else's Redis holds the port
+                break
+            time.sleep(0.05)
+        _stop_popen(proc)
+        said = log.read_text(errors="replace") if log.exists() else ""
+        problems.append(f"port {port}: {tail(said, 3)}")
+    raise ServiceError("redis-server would not start:\n" + "\n".join(problems))
+
+
+def _redis_pid(port: int) -> int | None:
+    """The process id of the Redis answering on ``port``, or None if none answers."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.sendall(b"INFO server\r\n")
+            data = b""
+            while b"process_id:" not in data or not data.endswith(b"\r\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError:
+        return None
+    for line in data.decode(errors="replace").splitlines():
+        if line.startswith("process_id:"):
+            return int(line.split(":", 1)[1])
+    return None
+
+
+def listening_socket(port: int = 0) -> socket.socket:
+    """A loopback TCP socket bound and listening here, to be handed to a child.
+
+    The port is bound by the harness itself and the child inherits the bound
+    socket (daphne ``--fd``), so no other process can take it in between; with
+    port 0 the kernel picks a free one. A port that is taken fails loudly.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        # A restarted server takes its predecessor's port despite TIME_WAIT.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", port))
+        sock.listen(128)
+    except OSError as exc:
+        sock.close()
+        raise ServiceError(f"cannot listen on 127.0.0.1:{port}: {exc}") from exc
+    return sock
 
 
 def _stop_popen(proc: subprocess.Popen) -> None:
@@ -325,7 +397,14 @@ class System:
         self.env = {**city.env, **(env or {})}
         self.services: list[Service] = []
 
-    def _spawn(self, name: str, args: list[str], *, port: int | None = None) -> Service:
+    def _spawn(
+        self,
+        name: str,
+        args: list[str],
+        *,
+        port: int | None = None,
+        pass_fds: tuple[int, ...] = (),
+    ) -> Service:
         log_path = self.city.root / f"{name}-{len(self.services)}.log"
         log = log_path.open("wb")
         proc = subprocess.Popen(
@@ -335,19 +414,31 @@ class System:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            pass_fds=pass_fds,
         )
         log.close()  # the child holds its own copy
         service = Service(name=name, proc=proc, log_path=log_path, port=port)
         self.services.append(service)
         return service
 
-    def start_daphne(self, name: str = "daphne") -> Service:
-        port = free_port()
-        service = self._spawn(
-            name,
-            [PYTHON, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-            port=port,
-        )
+    def start_daphne(self, name: str = "daphne", *, port: int = 0) -> Service:
+        """daphne serving a socket the harness bound (a fresh port, or ``port`` to
+        come back on a stopped daphne's address)."""
+        listener = listening_socket(port)
+        try:
+            service = self._spawn(
+                name,
+                [
+                    *(PYTHON, "-m", "daphne", "--fd", str(listener.fileno())),
+                    "config.asgi:application",
+                ],
+                port=listener.getsockname()[1],
+                pass_fds=(listener.fileno(),),
+            )
+        finally:
+            # daphne holds its own copy; ours would keep the port accepting
+            # (queueing) connections after daphne stops.
+            listener.close()
         http = Http(service.http_url)
 
         def answers() -> bool:
@@ -647,6 +738,7 @@ def _scenario_build(*, password: str) -> dict[str, Any]:
     from units import geo
     from units.locate import street_at
     from units.models import STANDARD_KIT, Equipment, Member, Region, StaffProfile, Unit
+    from units.seeding import MOBILE_PREFIXES
     from units.services import district_at
 
     seeded = list(Unit.objects.values_list("lat", "lon"))
@@ -671,6 +763,8 @@ def _scenario_build(*, password: str) -> dict[str, Any]:
     if spot is None:
         raise SystemExit("no quiet spot for the e2e scenario in the seeded city")
 
+    if 154 in MOBILE_PREFIXES:
+        raise SystemExit("the e2e phones (154...) may now collide with seeded members")
     user_model = get_user_model()
     hashed = make_password(password)
     now = timezone.now()
@@ -701,8 +795,9 @@ def _scenario_build(*, password: str) -> dict[str, Any]:
                     logins.append({"username": user.username, "password": password})
                 member = Member.objects.create(
                     name=f"e2e {label} {i}",
-                    # Not a mobile number, so never one of the seeded phones.
-                    phone=f"100{len(out['units']):04d}{i:04d}",
+                    # A valid mobile number (sign-in normalises and checks it) on
+                    # the 154 prefix, which the seeding never hands out.
+                    phone=f"154{len(out['units']):04d}{i:04d}",
                     unit=unit,
                     on_duty=True,
                     duty_since=now,

@@ -83,29 +83,10 @@ def daphne_of(system: harness.System) -> harness.Service:
 def daphne_restart_same_port(system: harness.System, old: harness.Service) -> harness.Service:
     """A restarted server comes back on the same address: the phone reconnects to it."""
     old.stop()
-    service = system._spawn(
-        "daphne",
-        [
-            harness.PYTHON,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(old.port),
-            "config.asgi:application",
-        ],
-        port=old.port,
-    )
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with contextlib.suppress(OSError):
-            if harness.Http(service.http_url).get("/m/login/", timeout=2).status == 200:
-                return service
-        if not service.alive():
-            break
-        time.sleep(0.1)
-    raise service.failure("not answering after restart")
+    try:
+        return system.start_daphne("daphne", port=old.port)
+    except harness.ServiceError as exc:
+        pytest.fail(f"daphne would not come back on port {old.port}: {exc}", pytrace=False)
 
 
 def django_run(city: harness.City, code: str) -> Any:

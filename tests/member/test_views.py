@@ -1,10 +1,17 @@
 from __future__ import annotations
 
+import base64
 import json
+import re
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from channels.testing import WebsocketCommunicator
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    PublicFormat,
+    load_pem_private_key,
+)
 from django.test import Client
 
 from dispatch.models import MemberLocation
@@ -82,9 +89,15 @@ def test_the_shell_page_carries_config_strings_and_the_vapid_key(phone_client, s
         html = phone_client.get("/m/").content.decode()
     finally:
         webpush.vapid_reset()
-    assert (tmp_path / "vapid.pem").exists()
     assert "member-config" in html and "一键报警" in html
     assert '"tileUrl": ""' in html
+    # The page carries the public half of the key the server signs pushes with.
+    config = json.loads(
+        re.search(r'<script id="member-config" type="application/json">(.*?)</script>', html)[1]
+    )
+    key = load_pem_private_key((tmp_path / "vapid.pem").read_bytes(), password=None)
+    public = key.public_key().public_bytes(Encoding.X962, PublicFormat.UncompressedPoint)
+    assert config["vapidKey"] == base64.urlsafe_b64encode(public).rstrip(b"=").decode()
 
 
 def test_me_shows_own_unit_and_kit(phone_client, near_member):

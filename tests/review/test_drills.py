@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -121,14 +123,30 @@ def test_only_police_stations_start_drills_and_only_inside_their_scope(
     assert not Incident.objects.exists()
 
 
+async def _receive(layer, channel: str) -> dict:
+    """The next message on ``channel``; a missing one fails instead of hanging."""
+    return await asyncio.wait_for(layer.receive(channel), timeout=2)
+
+
 def test_closing_a_drill_closes_its_incident_for_every_phone(
     station, tianhe_street, street_units, django_capture_on_commit_callbacks
 ):
     drill = _start(station, "area", None, django_capture_on_commit_callbacks)
-    services.drill_close(user=station, drill_id=drill.pk)
+    layer = get_channel_layer()
+    phones = {}  # one listening "phone" per alerted unit, joined as a member socket would
+    for unit in street_units:
+        phones[unit.pk] = async_to_sync(layer.new_channel)()
+        async_to_sync(layer.group_add)(unit_group(unit.pk), phones[unit.pk])
+    with django_capture_on_commit_callbacks(execute=True):
+        services.drill_close(user=station, drill_id=drill.pk)
     drill.refresh_from_db()
     assert drill.status == Drill.Status.CLOSED
     assert drill.incident.status == Incident.Status.CLOSED
+    for unit_id, channel in phones.items():
+        frame = async_to_sync(_receive)(layer, channel)["payload"]
+        assert frame["type"] == "incident.closed", unit_id
+        assert frame["incident_id"] == drill.incident_id
+        assert frame["status"] == Incident.Status.CLOSED
 
 
 def test_drill_pages_start_a_drill_and_show_its_report(

@@ -113,9 +113,16 @@ def test_an_old_version_cannot_be_reverted_from_the_admin(tianhe_admin, near_uni
 
 def test_clocking_in_is_recorded_in_the_member_history(near_member):
     member_set_duty(member=near_member, on_duty=False)
+    before = Member.history.filter(id=near_member.pk).count()
 
-    latest = Member.history.filter(id=near_member.pk).first()
-    assert latest.on_duty is False
+    member_set_duty(member=near_member, on_duty=True)
+
+    rows = Member.history.filter(id=near_member.pk)
+    assert rows.count() == before + 1
+    latest = rows.first()
+    assert latest.on_duty is True
+    assert latest.duty_since is not None
+    assert latest.prev_record.on_duty is False
 
 
 def test_kit_changes_are_recorded_with_before_and_after(tianhe_admin, near_unit):

@@ -23,7 +23,9 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from dispatch.models import Deadline, Incident
+from dispatch.models import Deadline, Delivery, Dispatch, Incident, Wave
+from mobile.models import NotificationAttempt, PushSubscription, SignInThrottle
+from review.models import IndicatorNode
 from tests.factories import (
     EquipmentFactory,
     MemberFactory,
@@ -132,6 +134,14 @@ def world(city, tianhe, tianhe_street, haizhu_street, near_unit, far_unit):
         )
 
     near_incident, far_incident = incident(tianhe_street), incident(haizhu_street)
+    # A notification attempt needs an alert; it goes to a third incident, far away,
+    # so that no role's view of the two above changes.
+    alerted = incident(haizhu_street)
+    wave = Wave.objects.create(incident=alerted, number=1, radius_m=1000)
+    dispatch = Dispatch.objects.create(
+        incident=alerted, wave=wave, unit=far_unit, rank=1, distance_m=100, eta_s=60
+    )
+    delivery = Delivery.objects.create(dispatch=dispatch, member=far_member)
     return {
         "near": {
             "units.region": tianhe_street,
@@ -161,6 +171,17 @@ def world(city, tianhe, tianhe_street, haizhu_street, near_unit, far_unit):
             ),
             "auth.user": UserFactory(),
             "auth.group": Group.objects.create(name="g"),
+            "review.indicatornode": IndicatorNode.objects.create(code="t", name="t"),
+            "mobile.notificationattempt": NotificationAttempt.objects.create(
+                delivery=delivery, channel="sms", status=NotificationAttempt.Status.SENT
+            ),
+            "mobile.signinthrottle": SignInThrottle.objects.create(phone="13800000000"),
+            "mobile.pushsubscription": PushSubscription.objects.create(
+                member=far_member,
+                endpoint="https://fcm.googleapis.com/fcm/send/e2e",
+                p256dh="p",
+                auth="a",
+            ),
         },
     }
 
@@ -254,6 +275,8 @@ def test_admin_permissions_follow_the_table(world, make_user, role, label):
     if ("a" in may) != (add.status_code == 200):
         wrong.append(f"add: add page answered {add.status_code}")
 
+    # Every model has an object here, so change and delete are checked both ways.
+    assert obj is not None, f"give {label} an object in the world fixture"
     if obj is not None:
         pk = obj.user_id if label == "authtoken.tokenproxy" else obj.pk
         page = client.get(admin_url(label, "change", pk))
@@ -281,7 +304,12 @@ def test_objects_elsewhere_are_invisible_in_lists_and_pages(world, make_user, ro
     page = client.get(admin_url(label, "change", far.pk))
 
     if listing.status_code == 200:
-        assert far.pk not in {o.pk for o in listing.context["cl"].result_list}
+        listed = {o.pk for o in listing.context["cl"].result_list}
+        assert far.pk not in listed
+        # The other direction: what is in scope is listed, so "not listed" above
+        # is scoping, not an empty page.
+        if "v" in allowed(ADMIN, label, role):
+            assert world["near"][label].pk in listed
     # A row out of scope does not exist for this user: the admin's "not found"
     # redirect to the index (or 403/login for users with no access at all).
     assert page.status_code in (302, 403)
