@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.test import Client
@@ -23,8 +24,8 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from dispatch.models import Deadline, Delivery, Dispatch, Incident, Wave
-from mobile.models import NotificationAttempt, PushSubscription, SignInThrottle
+from dispatch.models import Deadline, Delivery, Dispatch, Incident, NotificationAttempt, Wave
+from mobile.models import PushSubscription, SignInThrottle
 from review.models import IndicatorNode
 from tests.factories import (
     EquipmentFactory,
@@ -84,9 +85,10 @@ ADMIN: dict[str, dict[str, str]] = {
     "mobile.signinthrottle": _grant("vd"),
     "mobile.pushsubscription": _grant("vd"),
     # django-axes: staff login lockouts; a superuser unlocks by deleting the attempt.
-    "axes.accessattempt": _grant("vd"),
-    "axes.accesslog": _grant("vd"),
-    "axes.accessfailurelog": _grant("vd"),
+    # (axes' own admin opens its rows in a form whose fields are all read-only.)
+    "axes.accessattempt": _grant("vcd"),
+    "axes.accesslog": _grant("vcd"),
+    "axes.accessfailurelog": _grant("vcd"),
 }
 
 # model -> role -> actions through the API, where the API has an endpoint for them.
@@ -172,10 +174,17 @@ def world(city, tianhe, tianhe_street, haizhu_street, near_unit, far_unit):
             "auth.user": UserFactory(),
             "auth.group": Group.objects.create(name="g"),
             "review.indicatornode": IndicatorNode.objects.create(code="t", name="t"),
-            "mobile.notificationattempt": NotificationAttempt.objects.create(
+            "dispatch.notificationattempt": NotificationAttempt.objects.create(
                 delivery=delivery, channel="sms", status=NotificationAttempt.Status.SENT
             ),
             "mobile.signinthrottle": SignInThrottle.objects.create(phone="13800000000"),
+            "axes.accessattempt": AccessAttempt.objects.create(
+                username="x", ip_address="127.0.0.1", failures_since_start=1
+            ),
+            "axes.accesslog": AccessLog.objects.create(username="x", ip_address="127.0.0.1"),
+            "axes.accessfailurelog": AccessFailureLog.objects.create(
+                username="x", ip_address="127.0.0.1"
+            ),
             "mobile.pushsubscription": PushSubscription.objects.create(
                 member=far_member,
                 endpoint="https://fcm.googleapis.com/fcm/send/e2e",
