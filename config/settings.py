@@ -414,6 +414,19 @@ VAPID_PRIVATE_KEY_FILE = Path(
 VAPID_SUBJECT = env.str("VAPID_SUBJECT", default="mailto:ops@localhost")
 WEBPUSH_TTL_S = env.int("WEBPUSH_TTL_S", default=300)
 WEBPUSH_TIMEOUT_S = env.float("WEBPUSH_TIMEOUT_S", default=5.0)
+# The push services the worker may POST to (mobile/push_endpoints.py): each entry
+# admits that host and its subdomains. FCM (Chrome, Edge on Android), Mozilla
+# autopush (Firefox), Apple web push (Safari), Microsoft WNS (Edge on Windows).
+WEBPUSH_ALLOWED_HOSTS = env.list(
+    "WEBPUSH_ALLOWED_HOSTS",
+    default=[
+        "fcm.googleapis.com",
+        "android.googleapis.com",
+        "push.services.mozilla.com",
+        "push.apple.com",
+        "notify.windows.com",
+    ],
+)
 # The SMS gateway posts member replies ("1" accept, "2" decline) to
 # /m/sms/reply/ with this token; empty disables the webhook.
 SMS_WEBHOOK_TOKEN = env.str("SMS_WEBHOOK_TOKEN", default="")

@@ -13,6 +13,7 @@ from units.models import Member
 from units.services import member_set_duty
 
 from .models import PushSubscription
+from .push_endpoints import EndpointRefused, endpoint_check
 
 
 def _latlon_check(lat, lon, accuracy_m) -> None:
@@ -63,10 +64,10 @@ def push_subscription_save(
 ) -> PushSubscription:
     """Store (or move to this member) a browser's push subscription."""
     errors: dict[str, str] = {}
-    if not isinstance(endpoint, str) or not endpoint.startswith(("https://", "http://")):
-        errors["endpoint"] = _("推送地址须为 http(s) URL。")
-    elif len(endpoint) > 1000:
-        errors["endpoint"] = _("推送地址过长。")
+    try:
+        endpoint_check(endpoint)  # the worker will POST here: no SSRF (issue 10, hole 1)
+    except EndpointRefused as exc:
+        errors["endpoint"] = str(exc)
     for name, value, size in (("p256dh", p256dh, 200), ("auth", auth, 100)):
         if not isinstance(value, str) or not value or len(value) > size:
             errors[name] = _("缺少或无效的订阅密钥。")

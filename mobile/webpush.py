@@ -16,6 +16,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+import requests
 from cryptography.hazmat.primitives import serialization
 from django.conf import settings
 from py_vapid import Vapid02
@@ -24,6 +25,7 @@ from pywebpush import WebPushException, webpush
 from dispatch.notify import BaseBackend, Notification, SendResult
 
 from .models import PushSubscription
+from .push_endpoints import EndpointRefused, endpoint_check
 from .services import push_success_record
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,14 @@ def application_server_key() -> str:
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
 
 
+class _NoRedirectSession(requests.Session):
+    """A session that never follows a redirect: a 3xx is a failed push, not a new target."""
+
+    def request(self, *args: Any, **kwargs: Any) -> requests.Response:
+        kwargs["allow_redirects"] = False
+        return super().request(*args, **kwargs)
+
+
 @dataclass(frozen=True)
 class PushResult:
     ok: bool
@@ -82,8 +92,18 @@ class PushResult:
 def push_send(
     *, endpoint: str, p256dh: str, auth: str, payload: dict[str, Any], ttl: int | None = None
 ) -> PushResult:
-    """Encrypt ``payload`` (aes128gcm) for one subscription and POST it to its push service."""
+    """Encrypt ``payload`` (aes128gcm) for one subscription and POST it to its push service.
+
+    The endpoint is checked again here, not only when it was saved: a row may
+    predate the check, and a host's DNS answer may have moved to an internal
+    address since. Redirects are not followed, for the same reason.
+    """
+    try:
+        endpoint_check(endpoint)
+    except EndpointRefused as exc:
+        return PushResult(False, None, False, f"refused: {exc}"[:200])
     info = {"endpoint": endpoint, "keys": {"p256dh": p256dh, "auth": auth}}
+    session = _NoRedirectSession()
     try:
         response = webpush(
             subscription_info=info,
@@ -94,12 +114,15 @@ def push_send(
             timeout=settings.WEBPUSH_TIMEOUT_S,
             # An alert is urgent: push services may deliver "low" ones late.
             headers={"Urgency": "high"},
+            requests_session=session,
         )
     except WebPushException as exc:
         status = exc.response.status_code if exc.response is not None else None
         return PushResult(False, status, status in (404, 410), str(exc)[:200])
     except Exception as exc:  # network errors: requests' many exception types
         return PushResult(False, None, False, f"{type(exc).__name__}: {exc}"[:200])
+    finally:
+        session.close()
     return PushResult(True, response.status_code, False)
 
 

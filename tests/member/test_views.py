@@ -154,7 +154,11 @@ def test_clock_in_refused_for_an_inactive_unit(phone_client, near_member):
     assert "停用" in json.dumps(response.json(), ensure_ascii=False)
 
 
-def test_push_subscription_is_stored_and_validated(phone_client, near_member):
+def test_push_subscription_is_stored_and_validated(phone_client, near_member, monkeypatch):
+    from mobile import push_endpoints
+
+    # DNS stub for the one hostname (no network in tests); see test_push_ssrf.py.
+    monkeypatch.setattr(push_endpoints, "resolve", lambda host, port: ["142.250.72.10"])
     bad = phone_client.post(
         "/m/api/push/", json.dumps({"endpoint": "ftp://x"}), content_type="application/json"
     )
@@ -163,7 +167,10 @@ def test_push_subscription_is_stored_and_validated(phone_client, near_member):
     ok = phone_client.post(
         "/m/api/push/",
         json.dumps(
-            {"endpoint": "https://push.example/abc", "keys": {"p256dh": "BBBB", "auth": "AAAA"}}
+            {
+                "endpoint": "https://fcm.googleapis.com/fcm/send/abc",
+                "keys": {"p256dh": "BBBB", "auth": "AAAA"},
+            }
         ),
         content_type="application/json",
     )

@@ -1,0 +1,77 @@
+"""Which push endpoints the worker may POST to (issue 10, hole 1: SSRF).
+
+A browser hands us its push service's URL, and the worker later POSTs to it.
+Left open, any member could point the worker at 127.0.0.1, Redis or the
+office network. So an endpoint must be https, on a known push service
+(``WEBPUSH_ALLOWED_HOSTS``), and every address its host resolves to must be a
+public one. The check runs when the subscription is saved (a 400 with the
+reason) and again right before each send, because DNS answers can change.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.utils.translation import gettext as _
+
+
+class EndpointRefused(ValueError):
+    """The endpoint is not one the worker may POST to; ``str()`` is the reason."""
+
+
+def resolve(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to now (the one DNS seam; tests stub it)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    return [info[4][0] for info in infos]
+
+
+def _host_allowed(host: str) -> bool:
+    # Match on label boundaries only: "notify.windows.com" admits
+    # "wns2-by3p.notify.windows.com" but never "evilnotify.windows.com" or
+    # "notify.windows.com.evil.net".
+    for entry in settings.WEBPUSH_ALLOWED_HOSTS:
+        entry = entry.strip().lower().strip(".")
+        if entry and (host == entry or host.endswith("." + entry)):
+            return True
+    return False
+
+
+def _address_public(address: str) -> bool:
+    ip = ipaddress.ip_address(address.split("%", 1)[0])  # drop an IPv6 zone id
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    # is_global is False for loopback, private, link-local, shared (CGNAT),
+    # reserved and unspecified ranges; multicast is never a push service.
+    return ip.is_global and not ip.is_multicast
+
+
+def endpoint_check(endpoint: object) -> str:
+    """Return ``endpoint`` if the worker may POST to it now, else raise EndpointRefused."""
+    if not isinstance(endpoint, str) or not endpoint:
+        raise EndpointRefused(_("推送地址须为 https URL。"))
+    if len(endpoint) > 1000:
+        raise EndpointRefused(_("推送地址过长。"))
+    try:
+        parts = urlsplit(endpoint)
+        port = parts.port or 443
+    except ValueError:
+        raise EndpointRefused(_("推送地址须为 https URL。")) from None
+    if parts.scheme != "https" or not parts.hostname:
+        raise EndpointRefused(_("推送地址须为 https URL。"))
+    if parts.username is not None or parts.password is not None:
+        raise EndpointRefused(_("推送地址不能包含用户名或密码。"))
+    host = parts.hostname.rstrip(".")
+    if not _host_allowed(host):
+        raise EndpointRefused(_("推送地址不属于已知的推送服务。"))
+    try:
+        addresses = resolve(host, port)
+    except (OSError, UnicodeError):
+        raise EndpointRefused(_("推送服务的域名无法解析。")) from None
+    if not addresses:
+        raise EndpointRefused(_("推送服务的域名无法解析。"))
+    if not all(_address_public(a) for a in addresses):
+        raise EndpointRefused(_("推送地址指向内部或保留网络地址。"))
+    return endpoint
