@@ -427,6 +427,9 @@ WEBPUSH_ALLOWED_HOSTS = env.list(
         "notify.windows.com",
     ],
 )
+# Origins ("http://127.0.0.1", any port) exempt from every check above: only for the
+# local push service of the e2e tests. Never set in production.
+WEBPUSH_TEST_ORIGINS = env.list("WEBPUSH_TEST_ORIGINS", default=[])
 # The SMS gateway posts member replies ("1" accept, "2" decline) to
 # /m/sms/reply/ with this token; empty disables the webhook.
 SMS_WEBHOOK_TOKEN = env.str("SMS_WEBHOOK_TOKEN", default="")

@@ -192,3 +192,11 @@ def test_push_session_does_not_follow_redirects(listener):
         server.server_close()
     assert response.status_code == 307
     assert hits == []
+
+
+def test_a_named_test_origin_is_exempt_but_only_that_origin(phone_client, dns, settings):
+    settings.WEBPUSH_TEST_ORIGINS = ["http://127.0.0.1"]
+    assert _subscribe(phone_client, "http://127.0.0.1:18999/x").status_code == 201
+    # Userinfo cannot smuggle another host past the origin match.
+    assert _subscribe(phone_client, "http://127.0.0.1:80@10.0.0.5/x").status_code == 400
+    assert _subscribe(phone_client, "http://127.0.0.2:18999/x").status_code == 400
