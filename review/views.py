@@ -17,6 +17,7 @@ from django.utils.translation import gettext as _
 
 from dispatch.models import Incident
 from dispatch.selectors import incident_compliance
+from units.exporting import csv_row, xlsx_row
 from units.models import Region
 from units.scoping import staff_profile, user_scope
 
@@ -171,9 +172,9 @@ def _csv_response(filename: str, header: list[str], rows: Iterable[list]):
 
     def stream():
         yield "\ufeff"  # BOM: Excel opens UTF-8 CSV with Chinese text correctly
-        yield writer.writerow(header)
+        yield writer.writerow(csv_row(header))
         for row in rows:
-            yield writer.writerow(row)
+            yield writer.writerow(csv_row(row))
 
     response = StreamingHttpResponse(stream(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}.csv"'
@@ -186,9 +187,9 @@ def _xlsx_response(filename: str, header: list[str], rows: Iterable[list]):
 
     book = Workbook(write_only=True)
     sheet = book.create_sheet(filename)
-    sheet.append(header)
+    sheet.append(xlsx_row(sheet, header))
     for row in rows:
-        sheet.append(row)
+        sheet.append(xlsx_row(sheet, row))
     buffer = io.BytesIO()
     book.save(buffer)
     response = HttpResponse(

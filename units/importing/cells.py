@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
 from .. import phones
+from ..exporting import unquote
 from .columns import CN_MOBILE
 
 # --- cell parsing --------------------------------------------------------------------
@@ -28,7 +29,8 @@ def cell_text(value: Any) -> str:
         return str(int(value))
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
-    return str(value).strip()
+    # An export quotes text that would run as a formula ('=...): read it back as it was.
+    return unquote(str(value).strip())
 
 
 def _blank(value: Any) -> bool:

@@ -12,6 +12,7 @@ import openpyxl
 from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
+from ..exporting import csv_row, xlsx_row
 from ..models import Equipment, EquipmentKind, Member, Unit, phone_mask
 from ..scoping import scope_filter, user_may, user_sees_phones
 from .columns import COLUMNS, MEMBER, MODELS, SHEET_TITLES, UNIT
@@ -93,10 +94,10 @@ def roster_export_csv(*, user, kind: str, queryset: QuerySet | None = None) -> I
         buffer.truncate()
         return data
 
-    writer.writerow(headers)
+    writer.writerow(csv_row(headers))
     yield codecs.BOM_UTF8 + take()
     for i, row in enumerate(rows, start=1):
-        writer.writerow(["" if v is None else v for v in row])
+        writer.writerow(csv_row(row))
         if i % 2000 == 0:
             yield take()
     yield take()
@@ -112,9 +113,9 @@ def roster_export_xlsx(
             user=user, kind=kind, queryset=(querysets or {}).get(kind)
         )
         sheet = book.create_sheet(SHEET_TITLES[kind])
-        sheet.append(headers)
+        sheet.append(xlsx_row(sheet, headers))
         for row in rows:
-            sheet.append(row)
+            sheet.append(xlsx_row(sheet, row))
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
@@ -124,8 +125,8 @@ def import_errors_csv(*, errors: list[dict[str, Any]]) -> bytes:
     """Every bad row of a report as a CSV (UTF-8 with BOM, for Excel)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow([_("工作表"), _("行号"), _("列"), _("问题")])
+    writer.writerow(csv_row([_("工作表"), _("行号"), _("列"), _("问题")]))
     for e in errors:
-        row = "" if e["row"] is None else e["row"]
-        writer.writerow([e["sheet"], row, e["field"], e["message"]])
+        # The sheet of a CSV upload is its file name, which the uploader chose.
+        writer.writerow(csv_row([e["sheet"], e["row"], e["field"], e["message"]]))
     return codecs.BOM_UTF8 + buffer.getvalue().encode("utf-8")
