@@ -359,19 +359,22 @@ RANKING_OVERLAY_MAX = env.int("RANKING_OVERLAY_MAX", default=2000)
 
 # --- Member app ---
 # The member's phone (templates/member, static/member, the `mobile` app): sign-in
-# lockout, one-time codes, the escalating notification chain, Web Push, the map.
+# throttling, one-time codes, the escalating notification chain, Web Push, the map.
 INSTALLED_APPS += ["mobile"]
-# Lockout: this many wrong passwords or codes for one phone number within the
-# window lock that number's sign-in for MEMBER_LOGIN_LOCKOUT_S.
-MEMBER_LOGIN_MAX_FAILURES = env.int("MEMBER_LOGIN_MAX_FAILURES", default=5)
-MEMBER_LOGIN_FAILURE_WINDOW_S = env.int("MEMBER_LOGIN_FAILURE_WINDOW_S", default=900)
-MEMBER_LOGIN_LOCKOUT_S = env.int("MEMBER_LOGIN_LOCKOUT_S", default=900)
-# The same lock on the admin and API logins of a member's account (m<phone>):
-# the first backend only refuses locked numbers, ModelBackend checks passwords.
-AUTHENTICATION_BACKENDS = [
-    "mobile.auth.MemberLockoutBackend",
-    "django.contrib.auth.backends.ModelBackend",
-]
+# Sign-in throttling, never a lockout (mobile/auth.py, docs/member-app.md): per
+# counter, (free failures, cap of the doubling wait in seconds). The pair is
+# (number, client address), "ip" the address across numbers, "phone" the number
+# across addresses (short cap: the real member waits a minute at worst).
+MEMBER_SIGNIN_THROTTLES = {
+    "pair": (env.int("MEMBER_SIGNIN_PAIR_FREE", default=3), 900),
+    "ip": (env.int("MEMBER_SIGNIN_IP_FREE", default=20), 900),
+    "phone": (env.int("MEMBER_SIGNIN_PHONE_FREE", default=10), 60),
+}
+# A counter quiet for this long starts again from zero.
+MEMBER_SIGNIN_FORGET_S = env.int("MEMBER_SIGNIN_FORGET_S", default=3600)
+# Wrong tries of one issued code before it is void.
+MEMBER_LOGIN_CODE_MAX_TRIES = env.int("MEMBER_LOGIN_CODE_MAX_TRIES", default=5)
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
 # One-time codes: read out by an admin (valid a day) or sent by SMS (ten minutes,
 # at most one per minute per number).
 MEMBER_LOGIN_CODE_TTL_S = env.int("MEMBER_LOGIN_CODE_TTL_S", default=24 * 3600)

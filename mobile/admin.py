@@ -41,7 +41,7 @@ class NotificationAttemptAdmin(SuperuserReadDeleteAdmin):
 
 @admin.register(SignInThrottle)
 class SignInThrottleAdmin(SuperuserReadDeleteAdmin):
-    list_display = ["phone", "failures", "first_failure_at", "locked_until"]
+    list_display = ["phone", "failures", "last_failure_at", "next_try_at"]
     search_fields = ["phone"]
 
 

@@ -1,28 +1,29 @@
-"""Member sign-in on the phone: phone number + password, one-time codes, lockout.
+"""Member sign-in on the phone: phone number + password, one-time codes, throttling.
 
 Members are rostered without a login. The first sign-in (and a forgotten
 password) goes through a one-time code that an admin reads out or the SMS
 backend sends; with it the member sets a password and the Django user is made.
 
-Lockout is a small DB-backed counter per phone number (``SignInThrottle``)
-rather than django-axes: axes hooks every ``authenticate()`` in the project
-(admin, API token) and keys on username + IP, while this flow also has to count
-wrong one-time codes and must answer the same for unrostered numbers. Wrong
-passwords and wrong codes share the counter; a success resets it.
+Sign-in never tells whether a number is on the roster (issue 10, hole 7): an
+unknown number, a rostered one without a password and a wrong password get the
+same answer, after the same password-hashing work; a code request always gets
+the same notice. Failed tries are throttled, never locked, so a stranger who
+knows a member's number can slow only themselves (docs/member-app.md, "Sign-in
+throttling"). Counters are ``SignInThrottle`` rows per (number, address), per
+address and per number; django-axes covers the staff logins (admin, API).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 import secrets
 from dataclasses import dataclass
 
 from django.conf import settings
 from django.contrib.auth import get_user_model, password_validation
-from django.contrib.auth.backends import ModelBackend
-from django.contrib.auth.signals import user_login_failed
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare, salted_hmac
@@ -42,11 +43,14 @@ CODE_DIGITS = 6
 class SignInError(Exception):
     """A refused sign-in; ``code`` is for programs, ``message`` for the member."""
 
-    def __init__(self, code: str, message: str, *, field: str | None = None) -> None:
+    def __init__(
+        self, code: str, message: str, *, field: str | None = None, retry_after: int = 0
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.field = field
+        self.retry_after = retry_after  # seconds, for "throttled"
 
 
 @dataclass(frozen=True)
@@ -94,6 +98,8 @@ def member_login_code_issue(
     MemberLoginCode.objects.filter(member=member, used_at=None, expires_at__gt=now).update(
         expires_at=now
     )
+    # A fresh code gets its own MEMBER_LOGIN_CODE_MAX_TRIES.
+    SignInThrottle.objects.filter(phone=_code_key(member.phone)).delete()
     code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
     row = MemberLoginCode.objects.create(
         member=member,
@@ -108,9 +114,11 @@ def member_login_code_issue(
 def member_login_code_send(*, phone: str) -> None:
     """Text a one-time code to a rostered member (the "send me a code" button).
 
-    Answers the same whether or not the number is rostered; at most one code per
-    MEMBER_LOGIN_SMS_RESEND_S per member. Sending goes through the SMS backend
-    of ``dispatch.notify`` after the code is committed.
+    Returns the same way whether or not the number is rostered, and whether or
+    not a code went out: within MEMBER_LOGIN_SMS_RESEND_S of the last one it
+    simply sends nothing (an error there would tell a stranger the number is
+    rostered). Sending goes through the SMS backend of ``dispatch.notify`` after
+    the code is committed.
     """
     phone = phone_normalize(phone)
     member = Member.objects.select_related("unit").filter(phone=phone).first()
@@ -120,10 +128,7 @@ def member_login_code_send(*, phone: str) -> None:
     if MemberLoginCode.objects.filter(
         member=member, channel=MemberLoginCode.Channel.SMS, created_at__gt=recent
     ).exists():
-        raise SignInError(
-            "code_too_soon",
-            _("验证码已发送，请 %(s)d 秒后再试。") % {"s": settings.MEMBER_LOGIN_SMS_RESEND_S},
-        )
+        return
     issued = member_login_code_issue(member=member, channel=MemberLoginCode.Channel.SMS)
     text = _("【应急单元】您的登录验证码：%(code)s，%(m)d 分钟内有效。") % {
         "code": issued.code,
@@ -132,56 +137,95 @@ def member_login_code_send(*, phone: str) -> None:
     transaction.on_commit(lambda: notify.send_text(channel="sms", member=member, text=text))
 
 
-# --- Lockout ---------------------------------------------------------------------------
+# --- Throttling ------------------------------------------------------------------------
+#
+# Each failed try (wrong password, unknown number, wrong code) counts on three
+# rows: the (number, address) pair, the address, and the number. Up to a row's
+# free budget nothing happens; after that, the n-th failure makes the next try
+# wait 2**(n - free) seconds, up to the row's cap. A try that comes too early
+# is answered 429 with Retry-After and checks no password, so it costs the
+# attacker time and us nothing. Nothing is ever locked: the number's own row
+# has a short cap, so the real member on their own phone waits a minute at
+# worst even when a botnet guesses from many addresses.
 
 
-def _lock_check(*, phone: str) -> None:
-    row = SignInThrottle.objects.filter(phone=phone).first()
-    if row and row.locked_until and row.locked_until > timezone.now():
-        minutes = max(1, round((row.locked_until - timezone.now()).total_seconds() / 60))
-        raise SignInError(
-            "locked",
-            _("尝试次数过多，该手机号已锁定，请 %(m)d 分钟后再试或联系管理员。") % {"m": minutes},
-        )
+def _throttle_keys(*, phone: str, ip: str | None) -> dict[str, str]:
+    ip = ip or "-"
+    return {"pair": f"pair:{phone}|{ip}", "ip": f"ip:{ip}", "phone": f"phone:{phone}"}
 
 
-def _failure_record(*, phone: str) -> int:
-    """Count a failure; lock the number when the limit is reached. Returns attempts left.
+def _code_key(phone: str) -> str:
+    return f"code:{phone}"
+
+
+def _throttle_check(keys: dict[str, str]) -> None:
+    now = timezone.now()
+    waits = SignInThrottle.objects.filter(phone__in=keys.values(), next_try_at__gt=now).values_list(
+        "next_try_at", flat=True
+    )
+    if waits:
+        seconds = math.ceil((max(waits) - now).total_seconds())
+        raise SignInError("throttled", _("尝试过于频繁，请稍后再试。"), retry_after=max(1, seconds))
+
+
+def _throttle_row(key: str) -> SignInThrottle:
+    """The row for ``key``, locked for update (created if missing, race-safe)."""
+    try:
+        with transaction.atomic():
+            return SignInThrottle.objects.select_for_update().get_or_create(phone=key)[0]
+    except IntegrityError:  # a parallel failure created it first
+        return SignInThrottle.objects.select_for_update().get(phone=key)
+
+
+def _failure_record(keys: dict[str, str]) -> None:
+    """Count a failure on every row of ``keys`` and set when each may try next.
 
     Runs in its own transaction: the caller is about to raise, and the count
-    must survive that.
+    must survive that. Rows are locked in key order, so two parallel failures
+    never wait on each other crosswise.
     """
     now = timezone.now()
-    window = dt.timedelta(seconds=settings.MEMBER_LOGIN_FAILURE_WINDOW_S)
-    limit = settings.MEMBER_LOGIN_MAX_FAILURES
+    forget = dt.timedelta(seconds=settings.MEMBER_SIGNIN_FORGET_S)
     with transaction.atomic():
-        row, _created = SignInThrottle.objects.select_for_update().get_or_create(phone=phone)
-        # The row lock makes read-modify-write safe against parallel attempts.
-        if row.first_failure_at is None or row.first_failure_at < now - window:
-            # A fresh window (or the lock ran out): count from one again.
-            row.failures, row.first_failure_at, row.locked_until = 0, now, None
+        for kind, key in sorted(keys.items(), key=lambda kv: kv[1]):
+            free, cap = settings.MEMBER_SIGNIN_THROTTLES[kind]
+            row = _throttle_row(key)
+            if row.last_failure_at is None or row.last_failure_at < now - forget:
+                row.failures = 0  # quiet for long enough: start again
+            row.failures += 1
+            row.last_failure_at = now
+            if row.failures >= free:
+                delay = min(cap, 2 ** min(row.failures - free, 32))
+                row.next_try_at = now + dt.timedelta(seconds=delay)
+            row.save(update_fields=["failures", "last_failure_at", "next_try_at"])
+
+
+def _code_failure_record(*, phone: str, member: Member | None) -> None:
+    """A wrong code: after MEMBER_LOGIN_CODE_MAX_TRIES the live codes are void."""
+    with transaction.atomic():
+        row = _throttle_row(_code_key(phone))
         row.failures += 1
-        if row.failures >= limit:
-            row.locked_until = now + dt.timedelta(seconds=settings.MEMBER_LOGIN_LOCKOUT_S)
-        row.save(update_fields=["failures", "first_failure_at", "locked_until"])
-    return max(0, limit - row.failures)
+        row.last_failure_at = timezone.now()
+        row.save(update_fields=["failures", "last_failure_at"])
+        if row.failures >= settings.MEMBER_LOGIN_CODE_MAX_TRIES:
+            if member is not None:
+                MemberLoginCode.objects.filter(
+                    member=member, used_at=None, expires_at__gt=row.last_failure_at
+                ).update(expires_at=row.last_failure_at)
+            row.delete()
 
 
-def _failure_refuse(*, phone: str, message: str, field: str) -> SignInError:
-    left = _failure_record(phone=phone)
-    if left == 0:
-        return SignInError(
-            "locked",
-            _("尝试次数过多，该手机号已锁定 %(m)d 分钟。")
-            % {"m": settings.MEMBER_LOGIN_LOCKOUT_S // 60},
-        )
+def _failures_reset(keys: dict[str, str]) -> None:
+    # The address's own row stays: one success must not reset a sprayer's budget.
+    SignInThrottle.objects.filter(phone__in=[keys["pair"], keys["phone"]]).delete()
+
+
+def _bad_credentials() -> SignInError:
     return SignInError(
-        "bad_credentials", message + " " + _("还可尝试 %(n)d 次。") % {"n": left}, field=field
+        "bad_credentials",
+        _("手机号或密码错误。首次登录或忘记密码请用验证码登录"),
+        field="password",
     )
-
-
-def _failures_reset(*, phone: str) -> None:
-    SignInThrottle.objects.filter(phone=phone).delete()
 
 
 def _member_may_sign_in(member: Member) -> None:
@@ -197,38 +241,43 @@ def _member_may_sign_in(member: Member) -> None:
 # --- Sign-in ---------------------------------------------------------------------------
 
 
-def member_sign_in(*, phone: str, password: str):
+def member_sign_in(*, phone: str, password: str, ip: str | None = None):
     """Check a member's phone + password; returns the Django user to log in.
 
-    Raises SignInError: bad phone format, locked, wrong credentials (counted),
-    no password yet (first sign-in needs a code), member or unit inactive. The
-    inactive checks come after the password, so they tell nothing to a stranger.
+    Raises SignInError: bad phone format, throttled (429), wrong credentials
+    (counted; the same answer for an unknown number and for a member without a
+    password yet), member or unit inactive. The inactive checks come after the
+    password, so they tell nothing to a stranger.
     """
     phone = phone_normalize(phone)
-    _lock_check(phone=phone)
+    keys = _throttle_keys(phone=phone, ip=ip)
+    _throttle_check(keys)
     member = Member.objects.select_related("unit", "user").filter(phone=phone).first()
     user = member.user if member else None
-    if member is not None and (user is None or not user.has_usable_password()):
-        raise SignInError(
-            "no_password", _("首次登录请先用一次性验证码设置密码。"), field="password"
-        )
+    if user is None or not user.has_usable_password():
+        # Hash anyway, as ModelBackend does, so the time taken does not tell
+        # an unknown number from a rostered one.
+        User().set_password(password)
+        user = None
     if user is None or not password or not user.check_password(password):
-        raise _failure_refuse(phone=phone, message=_("手机号或密码错误。"), field="password")
+        _failure_record(keys)
+        raise _bad_credentials()
     if not user.is_active:
         raise SignInError("member_inactive", _("该账号已停用，无法登录。"))
     _member_may_sign_in(member)
-    _failures_reset(phone=phone)
+    _failures_reset(keys)
     return user
 
 
-def member_activate(*, phone: str, code: str, password: str):
+def member_activate(*, phone: str, code: str, password: str, ip: str | None = None):
     """First sign-in (or a password reset): a valid one-time code sets the password.
 
     Creates the Django user for a rostered member without one. The code is
     consumed with a conditional update in the same transaction, so it works once.
     """
     phone = phone_normalize(phone)
-    _lock_check(phone=phone)
+    keys = _throttle_keys(phone=phone, ip=ip)
+    _throttle_check(keys)
     code = (code or "").strip()
     member = Member.objects.select_related("unit", "user").filter(phone=phone).first()
     now = timezone.now()
@@ -241,7 +290,9 @@ def member_activate(*, phone: str, code: str, password: str):
             if constant_time_compare(candidate.code_hash, wanted):
                 row = candidate
     if row is None:
-        raise _failure_refuse(phone=phone, message=_("验证码错误或已过期。"), field="code")
+        _failure_record(keys)
+        _code_failure_record(phone=phone, member=member)
+        raise SignInError("bad_credentials", _("验证码错误或已过期。"), field="code")
     _member_may_sign_in(member)
     try:
         password_validation.validate_password(password, user=member.user)
@@ -267,39 +318,6 @@ def member_activate(*, phone: str, code: str, password: str):
             user.set_password(password)
             user.is_active = True
             user.save(update_fields=["password", "is_active"])
-    _failures_reset(phone=phone)
+    _failures_reset(keys)
+    SignInThrottle.objects.filter(phone=_code_key(phone)).delete()
     return user
-
-
-# --- The same lockout on the project's other login paths -------------------------------
-
-_MEMBER_USERNAME_RE = re.compile(r"^m(1\d{10})$")
-
-
-class MemberLockoutBackend(ModelBackend):
-    """Refuses a locked member number on every ``authenticate()`` path (admin, the
-    API's token and session logins), not only on the phone's sign-in page.
-
-    It checks the lock and then steps aside (returns None) so the next backend,
-    ``ModelBackend``, checks the password once; ``get_user`` is ModelBackend's,
-    so sessions naming this backend work too.
-    """
-
-    def authenticate(self, request, username=None, password=None, **kwargs):
-        match = _MEMBER_USERNAME_RE.match(username or "")
-        if match:
-            try:
-                _lock_check(phone=match.group(1))
-            except SignInError as exc:
-                raise PermissionDenied(exc.message) from exc
-        return None
-
-
-def _login_failed(sender, credentials, request=None, **kwargs) -> None:
-    """A wrong password for a member's username on another path counts too."""
-    match = _MEMBER_USERNAME_RE.match(str(credentials.get("username") or ""))
-    if match:
-        _failure_record(phone=match.group(1))
-
-
-user_login_failed.connect(_login_failed, dispatch_uid="mobile.auth.login_failed")

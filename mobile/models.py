@@ -60,16 +60,18 @@ class MemberLoginCode(models.Model):
 
 
 class SignInThrottle(models.Model):
-    """Failed sign-ins per phone number, for the lockout.
+    """Failed sign-in tries under one key, for throttling (mobile/auth.py).
 
-    Keyed by the normalised phone the visitor typed, rostered or not, so the
-    answer never tells which numbers are on the roster.
+    Keys: ``pair:<number>|<address>``, ``ip:<address>``, ``phone:<number>`` and
+    ``code:<number>`` (wrong tries of the current one-time code). Kept for any
+    number typed, rostered or not, so the answer never tells which are rostered.
     """
 
-    phone = models.CharField(_("手机号"), max_length=20, unique=True)
-    failures = models.PositiveIntegerField(_("连续失败次数"), default=0)
-    first_failure_at = models.DateTimeField(null=True, blank=True)
-    locked_until = models.DateTimeField(_("锁定至"), null=True, blank=True)
+    # Named "phone" from when the only key was the number; it holds any key now.
+    phone = models.CharField(_("键"), max_length=100, unique=True)
+    failures = models.PositiveIntegerField(_("失败次数"), default=0)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    next_try_at = models.DateTimeField(_("下次可尝试"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("登录失败计数")

@@ -3,7 +3,7 @@ able to lock a member out.
 
 Written against the HTTP endpoints only (and the roster models), so these tests
 survive the sign-in code's move from units/ to mobile/. They fail on today's
-code; the fix lands after that move (see the security report for the design).
+code; the fix is in mobile/auth.py (docs/member-app.md, "Sign-in throttling").
 """
 
 from __future__ import annotations
@@ -16,10 +16,7 @@ from django.test import Client
 
 from units.models import Member
 
-pytestmark = [
-    pytest.mark.django_db,
-    pytest.mark.xfail(strict=True, reason="hole 7: fixed after the mobile move"),
-]
+pytestmark = pytest.mark.django_db
 
 PASSWORD = "Resp0nd-now"
 UNKNOWN = "13912345678"

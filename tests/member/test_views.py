@@ -16,7 +16,7 @@ from django.test import Client
 
 from dispatch.models import MemberLocation
 from mobile.auth import member_activate, member_login_code_issue
-from mobile.models import PushSubscription
+from mobile.models import PushSubscription, SignInThrottle
 
 PASSWORD = "Resp0nd-now"
 
@@ -52,22 +52,24 @@ def test_staff_without_a_member_record_is_told_so(client, tianhe_admin):
     assert "不是在册队员" in response.content.decode()
 
 
-def test_wrong_password_shows_a_clear_message_and_locks_after_repeats(
-    client, near_member, settings
-):
-    settings.MEMBER_LOGIN_MAX_FAILURES = 2
+def test_wrong_password_shows_a_clear_message_and_is_throttled_after_repeats(client, near_member):
     issued = member_login_code_issue(member=near_member)
     member_activate(phone=near_member.phone, code=issued.code, password=PASSWORD)
     form = {"form": "password", "phone": near_member.phone, "password": "nope-nope"}
-    first = client.post("/m/login/", form)
-    assert first.status_code == 400
-    assert "手机号或密码错误" in first.content.decode()
-    second = client.post("/m/login/", form)
-    assert second.status_code == 429
-    assert "锁定" in second.content.decode()
-    right = client.post("/m/login/", {**form, "password": PASSWORD})
-    assert right.status_code == 429
+    for _ in range(3):
+        wrong = client.post("/m/login/", form)
+        assert wrong.status_code == 400
+        assert "手机号或密码错误" in wrong.content.decode()
+    # Too fast: slowed down, told when to come back, the password not even checked.
+    throttled = client.post("/m/login/", {**form, "password": PASSWORD})
+    assert throttled.status_code == 429
+    assert int(throttled["Retry-After"]) >= 1
+    assert "稍后再试" in throttled.content.decode()
     assert client.get("/m/api/me/").status_code == 401
+    # Never locked: once the wait is over, the right password signs in.
+    SignInThrottle.objects.update(next_try_at=None)
+    assert client.post("/m/login/", {**form, "password": PASSWORD}).status_code == 302
+    assert client.get("/m/api/me/").status_code == 200
 
 
 def test_first_sign_in_through_the_page_sets_the_password(client, near_member):
@@ -295,7 +297,7 @@ def test_the_member_pages_speak_english_when_asked(client, near_member, settings
     wrong = client.post(
         "/m/login/", {"form": "password", "phone": near_member.phone, "password": "x"}
     ).content.decode()
-    assert "First sign-in: set your password with a one-time code." in wrong
+    assert "Wrong phone number or password." in wrong
 
 
 def test_admin_issues_a_one_time_code_that_the_member_can_use(client, near_member):
