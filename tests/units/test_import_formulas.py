@@ -69,7 +69,6 @@ def test_a_formula_with_a_cached_value_imports_that_value(tianhe_street, superus
     assert Unit.objects.get(code="F1").address == "天河路1号"
 
 
-@pytest.mark.xfail(strict=True, reason="fixed after the importing split")
 def test_a_required_formula_cell_without_a_value_is_refused_naming_the_formula(
     tianhe_street, superuser
 ):
@@ -84,7 +83,6 @@ def test_a_required_formula_cell_without_a_value_is_refused_naming_the_formula(
     assert "不能为空" not in error.message
 
 
-@pytest.mark.xfail(strict=True, reason="fixed after the importing split")
 def test_an_optional_formula_cell_without_a_value_is_refused_not_dropped(tianhe_street, superuser):
     data = _book(tianhe_street, address=FORMULA)
 

@@ -22,8 +22,27 @@ class CellError(ValueError):
     pass
 
 
+class FormulaWithoutValue:
+    """An XLSX formula cell saved without its result: it must not read as blank."""
+
+    def __init__(self, formula: str) -> None:
+        self.formula = formula
+
+    def __str__(self) -> str:
+        return ""  # what the cell shows to code that only wants text
+
+    def error(self) -> CellError:
+        return CellError(
+            _(
+                "公式单元格没有计算结果（%(formula)s）："
+                "请在 Excel 中打开并保存，或粘贴为数值后再导入。"
+            )
+            % {"formula": self.formula[:60]}
+        )
+
+
 def cell_text(value: Any) -> str:
-    if value is None:
+    if value is None or isinstance(value, FormulaWithoutValue):
         return ""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))

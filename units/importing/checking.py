@@ -19,6 +19,7 @@ from ..scoping import user_may
 from ..services import locations_in_service_area
 from .cells import (
     CellError,
+    FormulaWithoutValue,
     cell_text,
     parse_bool,
     parse_choice,
@@ -157,6 +158,8 @@ def _parse_row(
         if not col.required and (cell is None or (isinstance(cell, str) and not cell.strip())):
             continue
         try:
+            if isinstance(cell, FormulaWithoutValue):
+                raise cell.error()  # neither "不能为空" nor silently dropped
             values[col.key] = parse(cell)
         except CellError as exc:
             errors.append(RowError(table.title, number, col.header, str(exc)))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ import openpyxl
 from django.conf import settings
 from django.utils.translation import gettext as _
 
+from .cells import FormulaWithoutValue
 from .columns import (
     COLUMNS,
     EQUIPMENT,
@@ -135,16 +137,54 @@ def _csv_rows(text: str) -> Iterator[tuple[int, list[Any]]]:
 def _xlsx_tables(data: bytes) -> list[tuple[str, Iterator[tuple[int, list[Any]]]]]:
     try:
         book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, KeyError, OSError, ValueError) as exc:
         raise RosterFileError(_("无法读取 XLSX 文件，文件可能已损坏。")) from exc
+    formulas_book = None
 
     def rows(sheet) -> Iterator[tuple[int, list[Any]]]:
+        nonlocal formulas_book
         # Some writers store a wrong sheet size; read to the real end.
         sheet.reset_dimensions()
-        for number, cells in enumerate(sheet.iter_rows(values_only=True), start=1):
-            yield number, list(cells)
+        values = sheet.iter_rows(values_only=True)
+        if not _has_formulas(archive, sheet):
+            for number, cells in enumerate(values, start=1):
+                yield number, list(cells)
+            return
+        # Cached values are what Excel shows, and what we read; a formula cell
+        # without one (a file written by a program, never saved by Excel)
+        # would read as blank. A second pass over the same sheet, in step,
+        # tells those cells apart so the row is refused instead.
+        if formulas_book is None:
+            formulas_book = openpyxl.load_workbook(io.BytesIO(data), read_only=True)
+        source = formulas_book[sheet.title]
+        source.reset_dimensions()
+        formulas = source.iter_rows(values_only=True)
+        for number, (cells, raw) in enumerate(
+            itertools.zip_longest(values, formulas, fillvalue=()), start=1
+        ):
+            yield number, _formulas_marked(list(cells), raw)
 
     return [(sheet.title, rows(sheet)) for sheet in book.worksheets]
+
+
+def _has_formulas(archive: zipfile.ZipFile, sheet) -> bool:
+    """A cheap look at the sheet's XML: most rosters hold no formula at all."""
+    try:
+        with archive.open(sheet._worksheet_path) as xml:  # openpyxl keeps no public name
+            body = xml.read()
+    except (KeyError, AttributeError):
+        return True  # cannot tell: take the careful path
+    return b"<f>" in body or b"<f " in body
+
+
+def _formulas_marked(cells: list[Any], raw: tuple[Any, ...]) -> list[Any]:
+    for i, source in enumerate(raw):
+        if cells[i : i + 1] in ([None], []) and isinstance(source, str) and source.startswith("="):
+            if i >= len(cells):
+                cells.extend([None] * (i + 1 - len(cells)))
+            cells[i] = FormulaWithoutValue(source)
+    return cells
 
 
 def _is_blank(cells: list[Any]) -> bool:
