@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 from django.conf import settings
+from django.utils import translation
 
 from tests.factories import MemberFactory, RegionFactory, StaffFactory, UnitFactory
 from units.models import Region, StaffProfile
@@ -24,6 +25,9 @@ def _unit_test_settings(settings):
 
     app.conf.task_always_eager = True
     _process_caches_reset()
+    # A request with the English cookie leaves English active in this thread;
+    # code called outside a request (imports, services) must start in Chinese.
+    translation.activate(settings.LANGUAGE_CODE)
     yield
     _process_caches_reset()
 
