@@ -112,10 +112,16 @@ def incident_list(*, user) -> QuerySet[Incident]:
     """Incidents in the user's region scope. An incident outside every street (no
     region) is visible only to city-wide staff: superusers and staff scoped to the
     root of the region tree."""
+    incidents = Incident.objects.select_related("region")
+    if getattr(user, "is_superuser", False):
+        # Not ``scope_filter(...) | Q(region__isnull=True)``: the superuser's
+        # filter is an empty Q(), and ``Q() | q`` is just ``q``, which hid every
+        # incident with a region from a superuser who also holds a staff role.
+        return incidents
     q = scope_filter(user, "incident")
     if _city_wide(user):
         q |= Q(region__isnull=True)
-    return Incident.objects.filter(q).select_related("region")
+    return incidents.filter(q)
 
 
 def _city_wide(user) -> bool:
