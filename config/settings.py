@@ -318,6 +318,10 @@ _DEFAULT_POLICY = {
 ESCALATION_POLICIES = env.json("ESCALATION_POLICIES", default={"default": _DEFAULT_POLICY})
 # An integration's discovery time may lag the clock a little; beyond this it is refused.
 DISCOVERY_CLOCK_SKEW_S = 5
+# How far back an intake's discovery time may lie: older is a typo or a broken
+# integration, not a live emergency (refused with the field). A time ahead of
+# the server is a fast clock and is clamped, never refused (dispatch/intake.py).
+DISCOVERY_WINDOW_S = env.int("DISCOVERY_WINDOW_S", default=24 * 3600)
 # Application heartbeat on member sockets: ping every N s; close after M s silent.
 WS_HEARTBEAT_S = env.float("WS_HEARTBEAT_S", default=20.0)
 WS_IDLE_CLOSE_S = env.float("WS_IDLE_CLOSE_S", default=60.0)

@@ -151,6 +151,13 @@ class MemberReportSerializer(serializers.Serializer):
     )
 
 
+# Outside the caller's area: forbidden; an external_id taken: a conflict.
+_INTAKE_REFUSED = {
+    "outside_scope": status.HTTP_403_FORBIDDEN,
+    "external_id_conflict": status.HTTP_409_CONFLICT,
+}
+
+
 def _incident_id(pk) -> int:
     """The URL's incident id, or 404 (the router lets any path segment through)."""
     try:
@@ -195,6 +202,10 @@ class IncidentViewSet(viewsets.GenericViewSet):
             result = services.incident_create(created_by=request.user, **s.validated_data)
         except DjangoValidationError as exc:
             raise _as_drf_error(exc) from exc
+        except services.IntakeRefused as exc:
+            return Response(
+                {"code": exc.code, "detail": exc.message}, status=_INTAKE_REFUSED[exc.code]
+            )
         return self._intake_response(result)
 
     @extend_schema(request=MemberReportSerializer, responses={201: dict})

@@ -131,14 +131,19 @@ def _city_wide(user) -> bool:
 
 def incident_get_for_user(*, user, incident_id: int) -> Incident | None:
     """The incident if ``user`` may read it: staff whose scope holds it, or a member
-    whose unit was called to it. None otherwise (the edge answers 404 either way)."""
+    whose unit was called to it or who reported it. None otherwise (the edge
+    answers 404 either way)."""
     incident = incident_list(user=user).filter(pk=incident_id).first()
     if incident is None:
         member = member_for_user(user=user)
         if member is not None:
             incident = (
                 Incident.objects.select_related("region")
-                .filter(pk=incident_id, dispatches__unit_id=member.unit_id)
+                .filter(
+                    Q(dispatches__unit_id=member.unit_id) | Q(reported_by=member),
+                    pk=incident_id,
+                )
+                .distinct()
                 .first()
             )
     return incident

@@ -137,9 +137,7 @@ def test_each_raising_role_reads_what_it_raised(
     assert readable(user, incident_id)
 
 
-@pytest.mark.parametrize(
-    ("role", "region"), [*RAISERS[1:], (Role.POLICE_REVIEWER, "tianhe")]
-)
+@pytest.mark.parametrize(("role", "region"), [*RAISERS[1:], (Role.POLICE_REVIEWER, "tianhe")])
 def test_each_scoped_role_does_not_read_another_districts_incident(
     staff_of, role, region, service_area, near_responder, far_responder
 ):
