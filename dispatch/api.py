@@ -13,7 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 
-from . import selectors, services
+from . import inputs, selectors, services
 from .models import Incident, IncidentEvent
 from .ranking import rank_units
 
@@ -161,9 +161,12 @@ _INTAKE_REFUSED = {
 def _incident_id(pk) -> int:
     """The URL's incident id, or 404 (the router lets any path segment through)."""
     try:
-        return int(pk)
+        value = int(pk)
     except (TypeError, ValueError) as exc:
         raise NotFound() from exc
+    if not inputs.id_in_range(value):  # past a 64-bit key: the driver would raise
+        raise NotFound()
+    return value
 
 
 class IncidentViewSet(viewsets.GenericViewSet):

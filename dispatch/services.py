@@ -40,7 +40,7 @@ from units.locate import street_at
 from units.models import Member, Region, Unit
 from units.services import location_validate
 
-from . import intake, notify, payloads
+from . import inputs, intake, notify, payloads
 from .actions import ACTIONS  # noqa: F401  (re-exported: dispatch.api's choices)
 from .actions import EVENT_FOR_ACTION as _EVENT_FOR_ACTION
 from .actions import TRANSITIONS as _TRANSITIONS
@@ -407,6 +407,9 @@ def _countdown_max_s() -> float:
 
 def dispatch_for_member(*, incident_id: int, member: Member) -> Dispatch:
     """The dispatch of the member's unit to this incident, or ActionRefused."""
+    # An id past a 64-bit key names no incident; the driver would raise on it.
+    if not inputs.id_in_range(incident_id):
+        raise ActionRefused("not_alerted", _("你的单元没有被派往该警情。"))
     dispatch = Dispatch.objects.filter(incident_id=incident_id, unit_id=member.unit_id).first()
     if dispatch is None:
         raise ActionRefused("not_alerted", _("你的单元没有被派往该警情。"))
@@ -640,6 +643,8 @@ def incident_close(
 
 def delivery_ack(*, incident_id: int, member: Member, seen: bool = False) -> bool:
     """Record that the alert reached (or was seen on) the member's phone; first time only."""
+    if not inputs.id_in_range(incident_id):
+        return False
     now = timezone.now()
     field_name = "seen_at" if seen else "delivered_at"
     with transaction.atomic():
@@ -750,7 +755,12 @@ def member_location_record(
     accuracy_m: float | None = None,
     incident_id: int | None = None,
 ) -> MemberLocation:
-    """Store a responder's position; with an incident, show it on that incident's map."""
+    """Store a responder's position; with an incident, show it on that incident's map.
+
+    ``accuracy_m`` must be finite, from 0 to ``LOCATION_ACCURACY_MAX_M``
+    (ValidationError on ``accuracy``): every edge a location enters by comes here.
+    """
+    accuracy_m = inputs.accuracy_clean(accuracy_m)
     if incident_id is not None:
         dispatch = dispatch_for_member(incident_id=incident_id, member=member)
         if dispatch.status not in {Dispatch.Status.ACCEPTED, Dispatch.Status.ON_SITE}:
