@@ -188,9 +188,14 @@ def _intake_repeat(existing: Incident, *, created_by, sent: dict[str, Any]) -> I
     and the caller may see it; otherwise a conflict that names nothing of it."""
     if not intake.region_in_scope(user=created_by, region=existing.region):
         raise intake.conflict()
-    created = existing.events.filter(type=IncidentEvent.Type.CREATED).values_list("data", flat=True)
-    reported = (created.first() or {}).get("discovered_at_reported")
-    reported_at = dt.datetime.fromisoformat(reported) if reported else None
+    reported_at = None
+    if sent["discovered_at"] not in {None, existing.discovered_at}:
+        # Perhaps clamped (a fast clock): the created event kept what it said.
+        created = existing.events.filter(type=IncidentEvent.Type.CREATED)
+        reported = (created.values_list("data", flat=True).first() or {}).get(
+            "discovered_at_reported"
+        )
+        reported_at = dt.datetime.fromisoformat(reported) if reported else None
     if not intake.same_report(existing, reported_discovered_at=reported_at, **sent):
         raise intake.conflict()
     return IntakeResult(incident=existing, created=False)
