@@ -323,7 +323,8 @@ _DEFAULT_POLICY = {
     ],
 }
 ESCALATION_POLICIES = env.json("ESCALATION_POLICIES", default={"default": _DEFAULT_POLICY})
-# An integration's discovery time may lag the clock a little; beyond this it is refused.
+# A caller's clock ahead of ours by more than this is logged as a warning (the
+# time is clamped and the skew kept on the timeline whatever its size).
 DISCOVERY_CLOCK_SKEW_S = 5
 # How far back an intake's discovery time may lie: older is a typo or a broken
 # integration, not a live emergency (refused with the field). A time ahead of
