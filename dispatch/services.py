@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -41,7 +40,7 @@ from units.locate import street_at
 from units.models import Member, Region, Unit
 from units.services import location_validate
 
-from . import notify, payloads
+from . import inputs, intake, notify, payloads
 from .actions import ACTIONS  # noqa: F401  (re-exported: dispatch.api's choices)
 from .actions import EVENT_FOR_ACTION as _EVENT_FOR_ACTION
 from .actions import TRANSITIONS as _TRANSITIONS
@@ -54,6 +53,7 @@ from .events import (
     to_supervisors,
     unit_group,
 )
+from .intake import IntakeRefused  # noqa: F401  (public: the edges catch it)
 from .models import Deadline, Delivery, Dispatch, Incident, IncidentEvent, MemberLocation, Wave
 from .policy import enough_accepts, policy_for, tier_get
 from .ranking import Candidate, rank_units
@@ -113,15 +113,31 @@ def incident_create(
     policy of kind and severity; ``send_wave1=False`` leaves the units to
     ``wave_send``; ``event_data`` is added to the ``created`` event.
     """
+    # What the caller sent, to tell a repeat of the same report from another one.
+    sent = {
+        "kind": kind,
+        "severity": severity,
+        "lat": lat,
+        "lon": lon,
+        "source": source,
+        "address": address,
+        "description": description,
+        "discovered_at": discovered_at,
+    }
     if external_id:
         existing = Incident.objects.filter(external_id=external_id).first()
         if existing is not None:
-            return IntakeResult(incident=existing, created=False)
+            return _intake_repeat(existing, created_by=created_by, sent=sent)
     now = timezone.now()
-    discovered_at = _discovered_at_validate(discovered_at, now=now)
+    discovery = intake.discovery_settle(discovered_at, now=now)
     if region is None:
         district = location_validate(lat=lat, lon=lon)
         region = street_at(lat=lat, lon=lon, district=district)
+        # Drills name their region and were scoped by their caller; intake by
+        # the place. Checked before anything is written or anyone alerted.
+        intake.scope_check(user=created_by, region=region)
+    if discovery.skew_s is not None and discovery.skew_s > settings.DISCOVERY_CLOCK_SKEW_S:
+        log.warning("intake %s: clock %.1f s ahead, clamped", external_id, discovery.skew_s)
     if policy is None:
         policy = policy_for(kind=kind, severity=severity)
     try:
@@ -135,7 +151,7 @@ def incident_create(
                 description=description,
                 source=source,
                 external_id=external_id or None,
-                discovered_at=discovered_at,
+                discovered_at=discovery.at,
                 reported_by=reported_by,
                 created_by=created_by,
                 is_drill=is_drill,
@@ -147,7 +163,7 @@ def incident_create(
                 type=IncidentEvent.Type.CREATED,
                 member=reported_by,
                 user=created_by,
-                data={"source": source, **(event_data or {})},
+                data={"source": source, **discovery.event_data(), **(event_data or {})},
             )
             wave, candidates = (
                 _wave_send(incident=incident, number=1, spec=policy["wave1"], reason="intake")
@@ -161,20 +177,28 @@ def incident_create(
         if external_id:
             existing = Incident.objects.filter(external_id=external_id).first()
             if existing is not None:
-                return IntakeResult(incident=existing, created=False)
+                return _intake_repeat(existing, created_by=created_by, sent=sent)
         raise
     transaction.on_commit(lambda: _deadlines_schedule(deadlines))
     return IntakeResult(incident=incident, created=True, wave=wave, candidates=candidates)
 
 
-def _discovered_at_validate(value: dt.datetime | None, *, now: dt.datetime) -> dt.datetime:
-    if value is None:
-        return now
-    if timezone.is_naive(value):
-        raise ValidationError({"discovered_at": _("发现时间必须带时区。")})
-    if value > now + dt.timedelta(seconds=settings.DISCOVERY_CLOCK_SKEW_S):
-        raise ValidationError({"discovered_at": _("发现时间不能晚于当前时间。")})
-    return min(value, now)
+def _intake_repeat(existing: Incident, *, created_by, sent: dict[str, Any]) -> IntakeResult:
+    """A repeated ``external_id``: the stored incident if it is the same report
+    and the caller may see it; otherwise a conflict that names nothing of it."""
+    if not intake.region_in_scope(user=created_by, region=existing.region):
+        raise intake.conflict()
+    reported_at = None
+    if sent["discovered_at"] not in {None, existing.discovered_at}:
+        # Perhaps clamped (a fast clock): the created event kept what it said.
+        created = existing.events.filter(type=IncidentEvent.Type.CREATED)
+        reported = (created.values_list("data", flat=True).first() or {}).get(
+            "discovered_at_reported"
+        )
+        reported_at = dt.datetime.fromisoformat(reported) if reported else None
+    if not intake.same_report(existing, reported_discovered_at=reported_at, **sent):
+        raise intake.conflict()
+    return IntakeResult(incident=existing, created=False)
 
 
 def _wave_send(
@@ -388,6 +412,9 @@ def _countdown_max_s() -> float:
 
 def dispatch_for_member(*, incident_id: int, member: Member) -> Dispatch:
     """The dispatch of the member's unit to this incident, or ActionRefused."""
+    # An id past a 64-bit key names no incident; the driver would raise on it.
+    if not inputs.id_in_range(incident_id):
+        raise ActionRefused("not_alerted", _("你的单元没有被派往该警情。"))
     dispatch = Dispatch.objects.filter(incident_id=incident_id, unit_id=member.unit_id).first()
     if dispatch is None:
         raise ActionRefused("not_alerted", _("你的单元没有被派往该警情。"))
@@ -621,6 +648,8 @@ def incident_close(
 
 def delivery_ack(*, incident_id: int, member: Member, seen: bool = False) -> bool:
     """Record that the alert reached (or was seen on) the member's phone; first time only."""
+    if not inputs.id_in_range(incident_id):
+        return False
     now = timezone.now()
     field_name = "seen_at" if seen else "delivered_at"
     with transaction.atomic():
@@ -731,7 +760,12 @@ def member_location_record(
     accuracy_m: float | None = None,
     incident_id: int | None = None,
 ) -> MemberLocation:
-    """Store a responder's position; with an incident, show it on that incident's map."""
+    """Store a responder's position; with an incident, show it on that incident's map.
+
+    ``accuracy_m`` must be finite, from 0 to ``LOCATION_ACCURACY_MAX_M``
+    (ValidationError on ``accuracy``): every edge a location enters by comes here.
+    """
+    accuracy_m = inputs.accuracy_clean(accuracy_m)
     if incident_id is not None:
         dispatch = dispatch_for_member(incident_id=incident_id, member=member)
         if dispatch.status not in {Dispatch.Status.ACCEPTED, Dispatch.Status.ON_SITE}:
