@@ -17,7 +17,7 @@ from django.utils import timezone
 from dispatch import services
 from dispatch.events import SUPERVISORS_GROUP, incident_group, unit_group
 from dispatch.models import Deadline, Delivery, Dispatch, Incident, IncidentEvent, Wave
-from dispatch.services import ActionRefused
+from dispatch.services import ActionRefused, members
 from tests.dispatch.conftest import MID, SPOT
 from tests.dispatch.factories import LoginMemberFactory, give_full_kit
 from tests.factories import MemberFactory, StaffFactory, UnitFactory
@@ -399,8 +399,8 @@ def test_the_first_time_claim_is_a_conditional_update(incident):
     """Two accepts racing: only the first conditional update sets responded_at."""
     t1 = timezone.now()
     t2 = t1 + dt.timedelta(seconds=1)
-    assert services._first_time_set(incident=incident, action="accept", now=t1) == "responded_at"
-    assert services._first_time_set(incident=incident, action="accept", now=t2) is None
+    assert members._first_time_set(incident=incident, action="accept", now=t1) == "responded_at"
+    assert members._first_time_set(incident=incident, action="accept", now=t2) is None
     incident.refresh_from_db()
     assert incident.responded_at == t1
 
