@@ -96,9 +96,7 @@ def test_worker_survives_a_redis_restart_and_deadlines_still_fire(city):
 
 def _raise(api: Http, spot: dict, *, must: bool = True) -> int | None:
     try:
-        r = api.post(
-            "/api/v1/incidents/", {"kind": "fire", "lat": spot["lat"], "lon": spot["lon"]}
-        )
+        r = api.post("/api/v1/incidents/", {"kind": "fire", "lat": spot["lat"], "lon": spot["lon"]})
     except OSError:
         if must:
             raise
