@@ -9,7 +9,7 @@ import json
 import time
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -38,6 +38,7 @@ FACTS_WRITE_BATCH = 20  # incidents (each with its dispatch facts) in the first 
 FACTS_WRITE_BATCH_MAX = 200
 ROLLUP_WRITE_BATCH = 200  # roll-up rows in the first batch
 ROLLUP_WRITE_BATCH_MAX = 2000
+WRITE_PAUSE_S = 0.05  # SQLite: the write lock is free this long between batches
 
 
 class _Batches:
@@ -68,6 +69,11 @@ class _Batches:
                 self.size = max(1, self.size // 2)
             elif took < WRITE_TARGET_S / 2:
                 self.size = min(self.most, self.size * 2)
+            if at < len(items) and connection.vendor == "sqlite":
+                # Let a waiting writer in. SQLite's busy handler polls a locked
+                # database at growing intervals (1, 2, 5 ... 25 ms, later 100 ms):
+                # batches back to back starved a member's write for up to 5 s.
+                time.sleep(WRITE_PAUSE_S)
 
 
 def _fact_places(region_id, level, parent_id) -> tuple[int | None, int | None]:

@@ -26,6 +26,7 @@ from django.utils import timezone
 from review import selectors, services
 from review.models import DispatchFact, IncidentFact, UnitWeekly, WeeklyRollup
 from review.seeding import incidents_seed
+from review.services import rollups
 from tests.factories import MemberFactory, UnitFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -61,6 +62,13 @@ def write_transactions():
         yield spans
     finally:
         Atomic.__enter__, Atomic.__exit__ = enter, exit_
+
+
+@pytest.fixture(autouse=True)
+def _no_pause(monkeypatch):
+    # The pause between batches lets waiting writers in (bench/review_refresh.py
+    # measures that); here it would only add seconds.
+    monkeypatch.setattr(rollups, "WRITE_PAUSE_S", 0.0)
 
 
 @pytest.fixture
