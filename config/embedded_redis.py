@@ -25,8 +25,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def redis_start(*, port: int, data_dir: Path, persist: bool = True) -> subprocess.Popen:
-    """Start redis-server on 127.0.0.1:port and wait until it answers PING."""
+def redis_start(
+    *, port: int, data_dir: Path, persist: bool = True, new_session: bool = False
+) -> subprocess.Popen:
+    """Start redis-server on 127.0.0.1:port and wait until it answers PING.
+
+    ``new_session`` puts it in a process group of its own, so that a supervisor
+    (run_system) decides when it stops rather than the terminal's Ctrl-C.
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     args = [
         redis_server_binary(),
@@ -47,7 +53,9 @@ def redis_start(*, port: int, data_dir: Path, persist: bool = True) -> subproces
         "--logfile",
         str(data_dir / "redis.log"),
     ]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # noqa: S603
+    proc = subprocess.Popen(  # noqa: S603
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=new_session
+    )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -182,6 +182,21 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=False)
 CELERY_TIMEZONE = "Asia/Shanghai"
+# Broker loss (tests/chaos/test_redis_restart.py). The worker must outlive any Redis
+# outage and reconnect: retry forever (the default gives up after 100 attempts, about
+# 50 minutes, and exits), and keep retrying at start-up too.
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A task running when the connection drops is left to finish (set on purpose; celery 6
+# flips the default). Its work is in the database, which is still up, and every task
+# is idempotent (a deadline is claimed by a conditional update): cancelling it would
+# abort a wave half sent, while letting it finish costs at most a no-op redelivery.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+# Redis hands an unacked message to another worker after this many seconds. Set on
+# purpose: dispatch enqueues ETA timers only up to half of it (dispatch/services.py,
+# _countdown_max_s), so a held timer is never redelivered before it is due; later
+# ones and a dead worker's timers are the beat sweep's (DEADLINE_SWEEP_SECONDS).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 # The sweep re-fires deadlines a dead worker missed: an escalation is late by at
 # most this many seconds, never by the broker's one-hour visibility timeout.
 DEADLINE_SWEEP_SECONDS = env.float("DEADLINE_SWEEP_SECONDS", default=3.0)

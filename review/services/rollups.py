@@ -4,9 +4,12 @@ by Celery so reports over a year read thousands of rows, not millions."""
 from __future__ import annotations
 
 import datetime as dt
+import gc
+import json
+import time
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -22,7 +25,55 @@ from ..selectors.stats import dispatches_annotated
 
 # --- roll-ups: incident and dispatch facts -------------------------------------------------
 
+# Incidents read (and compared) per pass; nothing here holds a transaction.
 FACTS_CHUNK = 5000
+# Writes go in short transactions: on SQLite every transaction holds the one write
+# lock from BEGIN (IMMEDIATE), and a member's accept waits behind it. A batch is
+# sized to take about WRITE_TARGET_S: it halves when a batch took longer (a slow or
+# busy machine) and doubles, up to the maximum, when it took less than half.
+# tests/review/test_refresh_lock.py bounds the longest; bench/review_refresh.py
+# prints the accept latency during a refresh.
+WRITE_TARGET_S = 0.02
+FACTS_WRITE_BATCH = 20  # incidents (each with its dispatch facts) in the first batch
+FACTS_WRITE_BATCH_MAX = 200
+ROLLUP_WRITE_BATCH = 200  # roll-up rows in the first batch
+ROLLUP_WRITE_BATCH_MAX = 2000
+WRITE_PAUSE_S = 0.05  # SQLite: the write lock is free this long between batches
+
+
+class _Batches:
+    """Consecutive slices of a list, each written in its own timed transaction."""
+
+    def __init__(self, first: int, most: int) -> None:
+        self.size, self.most = first, most
+
+    def __call__(self, items: list):
+        at = 0
+        while at < len(items):
+            batch = items[at : at + self.size]
+            at += len(batch)
+            # No garbage collection while the lock is held: a full collection over
+            # the chunk's many fact objects took ~0.2 s inside one batch. It runs
+            # between batches instead.
+            collecting = gc.isenabled()
+            gc.disable()
+            try:
+                started = time.perf_counter()
+                with transaction.atomic():
+                    yield batch
+                took = time.perf_counter() - started
+            finally:
+                if collecting:
+                    gc.enable()
+            if took > WRITE_TARGET_S:
+                self.size = max(1, self.size // 2)
+            elif took < WRITE_TARGET_S / 2:
+                self.size = min(self.most, self.size * 2)
+            if at < len(items) and connection.vendor == "sqlite":
+                # Let a waiting writer in. SQLite's busy handler polls a locked
+                # database at growing intervals (1, 2, 5 ... 25 ms, later 100 ms):
+                # batches back to back starved a member's write for up to 5 s.
+                time.sleep(WRITE_PAUSE_S)
 
 
 def _fact_places(region_id, level, parent_id) -> tuple[int | None, int | None]:
@@ -37,7 +88,17 @@ def _fact_places(region_id, level, parent_id) -> tuple[int | None, int | None]:
 def facts_sync(*, recent_hours: float | None = None, full: bool = False) -> int:
     """(Re)write the facts of incidents not yet in them, and of those discovered in
     the last ``recent_hours`` (their timestamps may still move). ``full`` rewrites
-    all. Drills are not facts: they are reviewed apart. Returns incidents written.
+    all. Drills are not facts: they are reviewed apart. Returns incidents read.
+
+    Off the hot write path: facts are computed and compared with the stored ones
+    outside any transaction (WAL readers never block the writer), and only the
+    incidents whose facts changed are written, in batches of about
+    ``WRITE_TARGET_S`` each, every batch its own short transaction. The roll-ups
+    of the touched weeks follow the same way. Batches go in incident order, so the
+    watermark (the highest incident with facts) never passes an incident whose
+    facts are missing: newer ones are read live. While a refresh runs, a
+    whole-week report can lag behind the facts just written by that one refresh
+    (seconds), as it lags behind the incidents between refreshes.
     """
 
     hours = recent_hours if recent_hours is not None else settings.REVIEW_FACTS_RESYNC_HOURS
@@ -45,27 +106,79 @@ def facts_sync(*, recent_hours: float | None = None, full: bool = False) -> int:
     if not full:
         since = timezone.now() - dt.timedelta(hours=hours)
         qs = qs.filter(Q(pk__gt=facts_watermark()) | Q(discovered_at__gte=since))
-    # One transaction: a report never sees facts whose weekly roll-ups lag behind.
-    with transaction.atomic():
-        ids = list(qs.order_by("pk").values_list("pk", flat=True))
-        weeks: set[int] = set()
-        for start in range(0, len(ids), FACTS_CHUNK):
-            chunk = ids[start : start + FACTS_CHUNK]
-            with transaction.atomic():
-                weeks |= set(
-                    IncidentFact.objects.filter(incident_id__in=chunk).values_list(
-                        "week", flat=True
-                    )
-                )
-                IncidentFact.objects.filter(incident_id__in=chunk).delete()
-                DispatchFact.objects.filter(incident_id__in=chunk).delete()
-                facts = list(_incident_facts(chunk))
-                weeks |= {f.week for f in facts}
-                IncidentFact.objects.bulk_create(facts, batch_size=1000)
-                DispatchFact.objects.bulk_create(_dispatch_facts(chunk), batch_size=1000)
-        if weeks:
-            rollups_rebuild(weeks=weeks)
+    ids = list(qs.order_by("pk").values_list("pk", flat=True))
+    weeks: set[int] = set()
+    batches = _Batches(FACTS_WRITE_BATCH, FACTS_WRITE_BATCH_MAX)
+    for start in range(0, len(ids), FACTS_CHUNK):
+        chunk = ids[start : start + FACTS_CHUNK]
+        changed, touched = _facts_changed(chunk)
+        weeks |= touched
+        for batch in batches(changed):  # each batch inside its own transaction
+            batch_ids = [incident_id for incident_id, _fact, _dispatches in batch]
+            IncidentFact.objects.filter(incident_id__in=batch_ids).delete()
+            DispatchFact.objects.filter(incident_id__in=batch_ids).delete()
+            IncidentFact.objects.bulk_create([f for _i, f, _d in batch if f is not None])
+            DispatchFact.objects.bulk_create([d for _i, _f, ds in batch for d in ds])
+    if weeks:
+        rollups_rebuild(weeks=weeks)
     return len(ids)
+
+
+def _fields(model, *exclude: str) -> list:
+    return [f for f in model._meta.concrete_fields if f.attname not in {"id", *exclude}]
+
+
+def _row(fields: list, values) -> tuple:
+    """Values as the database stores them (ints rounded, JSON round-tripped), to compare."""
+    out = []
+    for field, value in zip(fields, values, strict=True):
+        if value is not None and field.get_internal_type() == "JSONField":
+            # Keys come back from the database as strings: compare them that way.
+            value = json.dumps(json.loads(json.dumps(value)), sort_keys=True)
+        elif value is not None:
+            value = field.get_prep_value(value)
+        out.append(value)
+    return tuple(out)
+
+
+def _facts_changed(ids: list[int]) -> tuple[list[tuple], set[int]]:
+    """``([(incident id, IncidentFact or None, [DispatchFact]), ...], weeks)`` for the
+    incidents among ``ids`` whose facts differ from the stored ones, in id order;
+    ``weeks`` holds their weeks, before and after. Reads only."""
+    i_fields = _fields(IncidentFact, "synced_at")
+    d_fields = _fields(DispatchFact)
+    i_names = [f.attname for f in i_fields]
+    d_names = [f.attname for f in d_fields]
+    stored_i = {
+        row[0]: row
+        for row in (
+            _row(i_fields, v)
+            for v in IncidentFact.objects.filter(incident_id__in=ids).values_list(*i_names)
+        )
+    }
+    stored_d: dict[int, set[tuple]] = {}
+    for v in DispatchFact.objects.filter(incident_id__in=ids).values_list(*d_names):
+        row = _row(d_fields, v)
+        stored_d.setdefault(row[d_names.index("incident_id")], set()).add(row)
+    new_i = {f.incident_id: f for f in _incident_facts(ids)}
+    new_d: dict[int, list[DispatchFact]] = {}
+    for f in _dispatch_facts(ids):
+        new_d.setdefault(f.incident_id, []).append(f)
+    week_at = i_names.index("week")
+    changed: list[tuple] = []
+    weeks: set[int] = set()
+    for incident_id in ids:
+        fact, dispatches = new_i.get(incident_id), new_d.get(incident_id, [])
+        old = stored_i.get(incident_id)
+        new = _row(i_fields, [getattr(fact, n) for n in i_names]) if fact else None
+        same_d = stored_d.get(incident_id, set()) == {
+            _row(d_fields, [getattr(d, n) for n in d_names]) for d in dispatches
+        }
+        if old == new and same_d:
+            continue
+        changed.append((incident_id, fact, dispatches))
+        weeks |= {row[week_at] for row in (old, new) if row is not None}
+    return changed, weeks
 
 
 def _incident_facts(ids: list[int]):
@@ -170,44 +283,66 @@ def rollups_rebuild(*, weeks: set[int] | None = None) -> int:
             u[2] += bool(declined)
             u[3] += r is None and not declined
             u[4] += c is not None
-        with transaction.atomic():
-            WeeklyRollup.objects.filter(week=week).delete()
-            UnitWeekly.objects.filter(week=week).delete()
-            WeeklyRollup.objects.bulk_create(
-                [
-                    WeeklyRollup(
-                        week=week,
-                        region_id=region,
-                        street_id=street,
-                        district_id=district,
-                        kind=kind,
-                        n=g[0],
-                        ok_responded=g[1],
-                        ok_controlled=g[2],
-                        ok_handled=g[3],
-                        ok_all=g[4],
-                        hist={"to_response_s": g[5], "to_control_s": g[6], "to_handling_s": g[7]},
-                    )  # fmt: skip
-                    for (region, street, district, kind), g in groups.items()
-                ],
-                batch_size=1000,
-            )
-            UnitWeekly.objects.bulk_create(
-                [
-                    UnitWeekly(
-                        week=week,
-                        unit_id=unit,
-                        unit_street_id=u_street,
-                        unit_district_id=u_district,
-                        district_id=district,
-                        alerted=u[0],
-                        accepted=u[1],
-                        declined=u[2],
-                        no_answer=u[3],
-                        on_site=u[4],
-                    )
-                    for (unit, u_street, u_district, district), u in units.items()
-                ],
-                batch_size=2000,
-            )
+        _rows_sync(
+            WeeklyRollup,
+            week,
+            ("region_id", "street_id", "district_id", "kind"),
+            {
+                key: {
+                    "n": g[0],
+                    "ok_responded": g[1],
+                    "ok_controlled": g[2],
+                    "ok_handled": g[3],
+                    "ok_all": g[4],
+                    "hist": {"to_response_s": g[5], "to_control_s": g[6], "to_handling_s": g[7]},
+                }
+                for key, g in groups.items()
+            },
+        )
+        _rows_sync(
+            UnitWeekly,
+            week,
+            ("unit_id", "unit_street_id", "unit_district_id", "district_id"),
+            {
+                key: {
+                    "alerted": u[0],
+                    "accepted": u[1],
+                    "declined": u[2],
+                    "no_answer": u[3],
+                    "on_site": u[4],
+                }
+                for key, u in units.items()
+            },
+        )
     return len(weeks)
+
+
+def _rows_sync(model, week: int, key: tuple[str, ...], wanted: dict[tuple, dict]) -> None:
+    """Make ``model``'s rows of ``week`` equal ``wanted`` ({key values: other values}):
+    compared outside any transaction, then only the differences written, in short
+    transactions (``_Batches``)."""
+    names = list(next(iter(wanted.values()))) if wanted else []
+    value_fields = [model._meta.get_field(n) for n in names]
+    stored: dict[tuple, tuple[int, tuple]] = {}
+    gone: list[int] = []
+    for pk, *values in model.objects.filter(week=week).values_list("pk", *key, *names):
+        k = tuple(values[: len(key)])
+        if k in stored or k not in wanted:  # a duplicate, or a group that is no more
+            gone.append(pk)
+            continue
+        stored[k] = (pk, _row(value_fields, values[len(key) :]))
+    create: list = []
+    update: list = []
+    for k, values in wanted.items():
+        row = dict(zip(key, k, strict=True)) | values
+        if k not in stored:
+            create.append(model(week=week, **row))
+        elif stored[k][1] != _row(value_fields, [values[n] for n in names]):
+            update.append(model(pk=stored[k][0], week=week, **row))
+    batches = _Batches(ROLLUP_WRITE_BATCH, ROLLUP_WRITE_BATCH_MAX)
+    for batch in batches(gone):  # each batch inside its own transaction
+        model.objects.filter(pk__in=batch).delete()
+    for batch in batches(update):
+        model.objects.bulk_update(batch, names)
+    for batch in batches(create):
+        model.objects.bulk_create(batch)
