@@ -49,6 +49,11 @@ class _JsonEdge(AsyncJsonWebsocketConsumer):
 class MemberConsumer(_JsonEdge):
     member: Member | None = None
     _heartbeat: asyncio.Task | None = None
+    closing = False
+
+    async def _refuse(self, code: int, error: str, message: str) -> None:
+        self.closing = True
+        await super()._refuse(code, error, message)
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -225,6 +230,17 @@ class MemberConsumer(_JsonEdge):
 
     async def member_session_end(self, event: dict[str, Any]) -> None:
         await self._refuse(CLOSE_UNAUTHENTICATED, "signed_out", _("已退出登录。"))
+
+    async def member_revoked(self, event: dict[str, Any]) -> None:
+        """The member, its unit or its login was deactivated (``roster_saved_close_revoked``)."""
+        await self._refuse(CLOSE_FORBIDDEN, "inactive", _("该队员或其单元已停用。"))
+
+    async def push(self, event: dict[str, Any]) -> None:
+        # A socket being closed (signed out, deactivated) forwards nothing more,
+        # even frames already queued for it before the close.
+        if self.closing:
+            return
+        await super().push(event)
 
     # --- heartbeat ------------------------------------------------------------------------
 
