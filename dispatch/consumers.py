@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import time
 from typing import Any
@@ -256,6 +257,22 @@ class MemberConsumer(_JsonEdge):
                     await self._refuse(CLOSE_FORBIDDEN, "revoked", _("登录已失效或队员已停用。"))
                     return
                 await self.send_json({"type": "ping", "id": None})
+                await self._redeliver_unacked()
+
+    async def _redeliver_unacked(self) -> None:
+        """Re-send alerts this member has not acked a while after they went out.
+
+        The channel layer is at-most-once and a Redis outage loses frames without
+        closing any socket, so the phone cannot know to resume: the stored
+        ``Delivery`` rows can. Sent as live frames (the phone rings for a new one
+        and drops an id it has, acking it again).
+        """
+        before = timezone.now() - dt.timedelta(seconds=settings.WS_REDELIVER_AFTER_S)
+        frames = await database_sync_to_async(selectors.member_replay)(
+            member=self.member, last_event_id=0, unacked_sent_before=before
+        )
+        for frame in frames:
+            await self.send_json(frame)
 
     def _still_allowed(self) -> bool:
         session = self.scope.get("session")
