@@ -74,6 +74,20 @@ def member_replay(
     before that time, so an ack on its way is not raced.
     """
     now = timezone.now()
+    # Off duty means no alerts, on the fast path and on replay alike.
+    deliveries = Delivery.objects.filter(
+        member=member,
+        member__on_duty=True,
+        member__is_active=True,
+        delivered_at=None,
+        dispatch__unit_id=member.unit_id,
+        created_at__gte=now - dt.timedelta(seconds=settings.REPLAY_UNACKED_S),
+    )
+    if unacked_sent_before is not None:
+        deliveries = deliveries.filter(created_at__lt=unacked_sent_before)
+    unacked = list(deliveries.values_list("dispatch__incident_id", flat=True))
+    if unacked_sent_before is not None and not unacked:
+        return []  # the heartbeat's usual case: one indexed query
     since = now - dt.timedelta(hours=settings.REPLAY_WINDOW_HOURS)
     dispatches = {
         d.incident_id: d
@@ -81,22 +95,8 @@ def member_replay(
     }
     if not dispatches:
         return []
-    # Off duty means no alerts, on the fast path and on replay alike.
     on_duty = Member.objects.filter(pk=member.pk, on_duty=True, is_active=True).exists()
-    unacked: list[int] = []
-    if on_duty:
-        deliveries = Delivery.objects.filter(
-            member=member,
-            delivered_at=None,
-            dispatch__unit_id=member.unit_id,
-            created_at__gte=now - dt.timedelta(seconds=settings.REPLAY_UNACKED_S),
-        )
-        if unacked_sent_before is not None:
-            deliveries = deliveries.filter(created_at__lt=unacked_sent_before)
-        unacked = list(deliveries.values_list("dispatch__incident_id", flat=True))
     if unacked_sent_before is not None:
-        if not unacked:
-            return []
         wanted = Q(incident_id__in=unacked)
     else:
         wanted = Q(pk__gt=last_event_id) | Q(incident_id__in=unacked)
