@@ -98,6 +98,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "config.bodies.LengthRequiredMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "config.locale.ChosenLanguageMiddleware",
@@ -205,6 +206,12 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    # DRF's JSON parser with a nesting limit (config/parsers.py); forms as before.
+    "DEFAULT_PARSER_CLASSES": [
+        "config.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
@@ -316,11 +323,28 @@ _DEFAULT_POLICY = {
     ],
 }
 ESCALATION_POLICIES = env.json("ESCALATION_POLICIES", default={"default": _DEFAULT_POLICY})
-# An integration's discovery time may lag the clock a little; beyond this it is refused.
+# A caller's clock ahead of ours by more than this is logged as a warning (the
+# time is clamped and the skew kept on the timeline whatever its size).
 DISCOVERY_CLOCK_SKEW_S = 5
+# How far back an intake's discovery time may lie: older is a typo or a broken
+# integration, not a live emergency (refused with the field). A time ahead of
+# the server is a fast clock and is clamped, never refused (dispatch/intake.py).
+DISCOVERY_WINDOW_S = env.int("DISCOVERY_WINDOW_S", default=24 * 3600)
+# Client input bounds (dispatch/inputs.py), for the API, the phone's views and
+# the sockets alike. No message of ours nests deeper than a few levels.
+JSON_MAX_DEPTH = 32
+# A phone's reported accuracy in metres; a cell-tower fix is a few km.
+LOCATION_ACCURACY_MAX_M = 100_000
 # Application heartbeat on member sockets: ping every N s; close after M s silent.
 WS_HEARTBEAT_S = env.float("WS_HEARTBEAT_S", default=20.0)
 WS_IDLE_CLOSE_S = env.float("WS_IDLE_CLOSE_S", default=60.0)
+# A client's socket frame: our largest message is well under 1 KB. Up to
+# WS_MAX_FRAME_BYTES a frame is read; above it, up to daphne's own limit
+# (WS_SERVER_MAX_MESSAGE_BYTES, passed to daphne by run_system; daphne's default
+# is the same 1 MiB), it gets an ``error`` frame and the socket stays up. Above
+# daphne's limit the WebSocket protocol itself closes the socket (1009).
+WS_MAX_FRAME_BYTES = 16 * 1024
+WS_SERVER_MAX_MESSAGE_BYTES = 1024 * 1024
 # Replay on resume also re-reads events this many seconds older than the cursor:
 # ids are not committed in order under concurrency; clients drop duplicates by id.
 REPLAY_LOOKBACK_S = 10

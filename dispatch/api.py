@@ -13,7 +13,7 @@ from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound, PermissionDenied
 from rest_framework.response import Response
 
-from . import selectors, services
+from . import inputs, selectors, services
 from .models import Incident, IncidentEvent
 from .ranking import rank_units
 
@@ -151,12 +151,22 @@ class MemberReportSerializer(serializers.Serializer):
     )
 
 
+# Outside the caller's area: forbidden; an external_id taken: a conflict.
+_INTAKE_REFUSED = {
+    "outside_scope": status.HTTP_403_FORBIDDEN,
+    "external_id_conflict": status.HTTP_409_CONFLICT,
+}
+
+
 def _incident_id(pk) -> int:
     """The URL's incident id, or 404 (the router lets any path segment through)."""
     try:
-        return int(pk)
+        value = int(pk)
     except (TypeError, ValueError) as exc:
         raise NotFound() from exc
+    if not inputs.id_in_range(value):  # past a 64-bit key: the driver would raise
+        raise NotFound()
+    return value
 
 
 class IncidentViewSet(viewsets.GenericViewSet):
@@ -195,6 +205,10 @@ class IncidentViewSet(viewsets.GenericViewSet):
             result = services.incident_create(created_by=request.user, **s.validated_data)
         except DjangoValidationError as exc:
             raise _as_drf_error(exc) from exc
+        except services.IntakeRefused as exc:
+            return Response(
+                {"code": exc.code, "detail": exc.message}, status=_INTAKE_REFUSED[exc.code]
+            )
         return self._intake_response(result)
 
     @extend_schema(request=MemberReportSerializer, responses={201: dict})

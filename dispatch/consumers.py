@@ -19,20 +19,56 @@ from django.utils.translation import gettext as _
 
 from units.models import Member
 
-from . import selectors, services
+from . import inputs, selectors, services
 from .actions import next_actions
 from .events import incident_group, member_group, unit_group
+from .inputs import JSONRefused, json_loads
 
 log = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_IDLE = 4408
-MAX_FRAME_BYTES = 16 * 1024
 
 
 class _JsonEdge(AsyncJsonWebsocketConsumer):
-    """What both sockets share: error frames, refusing a socket, pushed frames."""
+    """What both sockets share: reading a client frame, error frames, refusing a
+    socket, pushed frames.
+
+    A client frame that is binary, too large, not JSON or nested too deep gets
+    an ``error`` frame and the socket stays up (channels' own ``receive`` would
+    raise and close it with 1011).
+    """
+
+    def _open(self) -> bool:
+        """Is the socket past its checks (signed in, allowed)? Frames before are dropped."""
+        raise NotImplementedError
+
+    async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
+        if not self._open():
+            return
+        self._heard()
+        limit = settings.WS_MAX_FRAME_BYTES
+        if text_data is None or len(text_data) > limit:
+            await self._error(
+                None,
+                "bad_frame",
+                _("消息须为不超过 %(kb)s KB 的 JSON 文本。") % {"kb": limit // 1024},
+            )
+            return
+        try:
+            content = await self.decode_json(text_data)
+        except JSONRefused as exc:
+            await self._error(None, "bad_json", _("消息不是有效的 JSON。") + " " + str(exc))
+            return
+        await self.receive_json(content)
+
+    def _heard(self) -> None:
+        pass
+
+    @classmethod
+    async def decode_json(cls, text_data):
+        return json_loads(text_data)
 
     async def _error(self, msg_id, code: str, message: str, **extra) -> None:
         await self.send_json(
@@ -106,19 +142,11 @@ class MemberConsumer(_JsonEdge):
 
     # --- client -> server ---------------------------------------------------------------
 
-    async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
-        if self.member is None:
-            return
+    def _open(self) -> bool:
+        return self.member is not None
+
+    def _heard(self) -> None:
         self.last_heard = time.monotonic()
-        if text_data is None or len(text_data) > MAX_FRAME_BYTES:
-            await self._error(None, "bad_frame", _("消息须为不超过 16KB 的 JSON 文本。"))
-            return
-        try:
-            content = await self.decode_json(text_data)
-        except ValueError:
-            await self._error(None, "bad_json", _("消息不是有效的 JSON。"))
-            return
-        await self.receive_json(content)
 
     async def receive_json(self, content: Any, **kwargs) -> None:
         if not isinstance(content, dict) or not isinstance(content.get("type"), str):
@@ -178,8 +206,10 @@ class MemberConsumer(_JsonEdge):
         if lat is None:
             raise _BadField("lat", _("缺少坐标。"))
         accuracy = content.get("accuracy")
-        if accuracy is not None and not isinstance(accuracy, int | float):
-            raise _BadField("accuracy", _("精度须为数字。"))
+        try:
+            accuracy = inputs.accuracy_clean(accuracy)
+        except ValidationError as exc:
+            raise _BadField("accuracy", exc.message_dict["accuracy"][0]) from exc
         incident_id = content.get("incident_id")
         if incident_id is not None:
             incident_id = _int_field(content, "incident_id")
@@ -190,7 +220,7 @@ class MemberConsumer(_JsonEdge):
 
     async def _on_resume(self, msg_id, content) -> None:
         last = content.get("last_event_id") or 0
-        if not isinstance(last, int) or isinstance(last, bool) or last < 0:
+        if not isinstance(last, int) or isinstance(last, bool) or not 0 <= last <= inputs.ID_MAX:
             raise _BadField("last_event_id", _("last_event_id 须为非负整数。"))
         frames = await database_sync_to_async(selectors.member_replay)(
             member=self.member, last_event_id=last
@@ -296,7 +326,7 @@ class _BadField(Exception):
 
 def _int_field(content: dict, name: str) -> int:
     value = content.get(name)
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+    if not isinstance(value, int) or isinstance(value, bool) or not inputs.id_in_range(value):
         raise _BadField(name, _("%(f)s 须为正整数。") % {"f": name})
     return value
 
@@ -321,6 +351,9 @@ class SupervisorConsumer(_JsonEdge):
 
     group: str | None = None
 
+    def _open(self) -> bool:
+        return self.group is not None
+
     async def connect(self) -> None:
         await self.accept()
         user = self.scope.get("user")
@@ -342,8 +375,6 @@ class SupervisorConsumer(_JsonEdge):
             await self.channel_layer.group_discard(incident_group(incident_id), self.channel_name)
 
     async def receive_json(self, content: Any, **kwargs) -> None:
-        if self.group is None:
-            return
         if not isinstance(content, dict) or not isinstance(content.get("type"), str):
             await self._error(None, "bad_message", _("消息须为带 type 字段的 JSON 对象。"))
             return

@@ -23,6 +23,11 @@ Writers (``refresh``, ``apply_units``) hold the index lock; readers (``nearest``
 take no lock. They read one immutable snapshot reference, and the only in-place
 writes are whole 8-byte elements of a packed per-unit state array, so a reader
 sees each unit either before or after a change, never half of it.
+
+The module is over the usual ~500 lines on purpose: the index, its packed state,
+its lock-free snapshot and the one query that refreshes it are one data
+structure whose invariants (above) only hold together; split, each part would
+have to export its private layout to the others.
 """
 
 from __future__ import annotations

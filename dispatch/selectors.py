@@ -138,10 +138,16 @@ def incident_list(*, user) -> QuerySet[Incident]:
     """Incidents in the user's region scope. An incident outside every street (no
     region) is visible only to city-wide staff: superusers and staff scoped to the
     root of the region tree."""
+    incidents = Incident.objects.select_related("region")
+    if getattr(user, "is_superuser", False):
+        # Not ``scope_filter(...) | Q(region__isnull=True)``: the superuser's
+        # filter is an empty Q(), and ``Q() | q`` is just ``q``, which hid every
+        # incident with a region from a superuser who also holds a staff role.
+        return incidents
     q = scope_filter(user, "incident")
     if _city_wide(user):
         q |= Q(region__isnull=True)
-    return Incident.objects.filter(q).select_related("region")
+    return incidents.filter(q)
 
 
 def _city_wide(user) -> bool:
@@ -151,14 +157,19 @@ def _city_wide(user) -> bool:
 
 def incident_get_for_user(*, user, incident_id: int) -> Incident | None:
     """The incident if ``user`` may read it: staff whose scope holds it, or a member
-    whose unit was called to it. None otherwise (the edge answers 404 either way)."""
+    whose unit was called to it or who reported it. None otherwise (the edge
+    answers 404 either way)."""
     incident = incident_list(user=user).filter(pk=incident_id).first()
     if incident is None:
         member = member_for_user(user=user)
         if member is not None:
             incident = (
                 Incident.objects.select_related("region")
-                .filter(pk=incident_id, dispatches__unit_id=member.unit_id)
+                .filter(
+                    Q(dispatches__unit_id=member.unit_id) | Q(reported_by=member),
+                    pk=incident_id,
+                )
+                .distinct()
                 .first()
             )
     return incident

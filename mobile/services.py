@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from dispatch.events import member_control_on_commit
+from dispatch.inputs import accuracy_clean
 from dispatch.services import member_location_record
 from units.models import Member
 from units.services import member_set_duty
@@ -21,10 +22,10 @@ def _latlon_check(lat, lon, accuracy_m) -> None:
         ok = isinstance(value, int | float) and not isinstance(value, bool)
         if not ok or not -limit <= value <= limit:
             errors[name] = _("坐标无效。")
-    if accuracy_m is not None and (
-        not isinstance(accuracy_m, int | float) or isinstance(accuracy_m, bool) or accuracy_m < 0
-    ):
-        errors["accuracy"] = _("精度须为非负数。")
+    try:
+        accuracy_clean(accuracy_m)
+    except ValidationError as exc:
+        errors.update({k: v[0] for k, v in exc.message_dict.items()})
     if errors:
         raise ValidationError(errors)
 

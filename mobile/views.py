@@ -25,6 +25,7 @@ from django.views.decorators.csrf import csrf_exempt, ensure_csrf_cookie
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from dispatch import replies
+from dispatch.inputs import JSONRefused, json_loads
 from dispatch.models import Incident
 from dispatch.selectors import member_for_user
 from dispatch.services import ActionRefused
@@ -310,9 +311,9 @@ def member_json(view):
 
 def _json_body(request) -> dict:
     try:
-        body = json.loads(request.body or b"{}")
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValidationError({"body": _("请求须为 JSON。")}) from exc
+        body = json_loads(request.body or b"{}")
+    except JSONRefused as exc:
+        raise ValidationError({"body": _("请求须为 JSON。") + " " + str(exc)}) from exc
     if not isinstance(body, dict):
         raise ValidationError({"body": _("请求须为 JSON 对象。")})
     return body

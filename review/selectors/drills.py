@@ -17,7 +17,7 @@ from django.db.models import (
     QuerySet,
 )
 
-from dispatch.models import Dispatch
+from dispatch.models import Delivery, Dispatch
 from units.models import Region, Unit
 from units.scoping import user_scope
 
@@ -70,8 +70,6 @@ def _drill_dispatches(*, user, drill_ids=None, since=None, until=None) -> QueryS
 
 
 def _delivered_exists():
-    from dispatch.models import Delivery
-
     return Exists(Delivery.objects.filter(dispatch_id=OuterRef("pk"), delivered_at__isnull=False))
 
 
@@ -191,8 +189,6 @@ class DrillUnitLine:
 def drill_report(*, user, drill) -> tuple[DrillRow, list[DrillUnitLine]]:
     """Who received (delivery receipts), acknowledged, arrived, and how fast, per unit
     in the user's scope; plus the drill's totals."""
-    from dispatch.models import Delivery
-
     totals = drill_league(user=user, by="drill", drill_ids=[drill.pk])
     total = totals[0] if totals else DrillRow(key=drill.pk, label=f"#{drill.pk}")
     incident = drill.incident

@@ -5,13 +5,14 @@ the watermark, area, time and unit-scope conditions, whole weeks for roll-ups.
 from __future__ import annotations
 
 from django.db.models import (
+    Max,
     Q,
     QuerySet,
 )
 
 from dispatch.models import Incident
 from units.models import Region
-from units.scoping import scope_filter, user_scope
+from units.scoping import scope_filter, staff_profile, user_scope
 
 from ..expressions import WEEK_S
 from ..models import IncidentFact
@@ -44,8 +45,6 @@ def _newer_than(qs: QuerySet, watermark: int) -> QuerySet | None:
 
 def facts_watermark() -> int:
     """The highest incident id with a fact row: newer incidents are read live."""
-    from django.db.models import Max
-
     return IncidentFact.objects.aggregate(m=Max("incident_id"))["m"] or 0
 
 
@@ -55,8 +54,6 @@ def _area_q(*, user, filters: IncidentFilter, unit_scope: bool = False) -> Q | N
     (drills, community-level regions)."""
     if filters.drills:
         return None
-    from units.scoping import staff_profile
-
     profile = staff_profile(user)
     if not user.is_superuser and (profile is None or profile.role == profile.Role.UNIT_LEADER):
         return Q(pk__in=[])

@@ -78,7 +78,9 @@ def test_repeated_intake_with_the_same_external_id_returns_the_same_incident(
 ):
     first = post_incident(external_id="110-0002")
     layer_spy.clear()
-    again = post_incident(external_id="110-0002", description="第二次推送")
+    # The same report again (a retry); another report with this id is a 409
+    # (tests/dispatch/test_intake_scope.py).
+    again = post_incident(external_id="110-0002")
 
     assert again.status_code == 200
     assert again.json()["created"] is False
@@ -103,11 +105,48 @@ def field_errors(response) -> dict:
     return response.json()
 
 
-def test_a_discovery_time_in_the_future_is_refused(post_incident, near_responder):
-    future = timezone.now() + dt.timedelta(minutes=10)
-    errors = field_errors(post_incident(discovered_at=future.isoformat()))
+@pytest.mark.parametrize("ahead_s", [5.5, 60, 600])
+def test_a_discovery_time_in_the_future_is_clamped_and_its_skew_recorded(
+    post_incident, near_responder, layer_spy, ahead_s
+):
+    """A fast CAD clock must never drop the emergency (issue 10, fault 2)."""
+    before = timezone.now()
+    future = before + dt.timedelta(seconds=ahead_s)
+    response = post_incident(discovered_at=future.isoformat())
+
+    assert response.status_code == 201, response.content
+    incident = Incident.objects.get()
+    assert before <= incident.discovered_at <= timezone.now()
+    # Clamped to the receipt time (taken a moment before the row is written).
+    lag = incident.received_at - incident.discovered_at
+    assert dt.timedelta(0) <= lag < dt.timedelta(seconds=1)
+    created = incident.events.get(type="created")
+    assert created.data["clock_skew_s"] == pytest.approx(ahead_s, abs=2)
+    assert dt.datetime.fromisoformat(created.data["discovered_at_reported"]) == future
+    assert layer_spy.types(unit_group(near_responder.unit_id)) == ["incident.alert"]
+
+
+def test_a_repeat_with_a_clamped_discovery_time_is_the_same_report(post_incident, near_responder):
+    future = (timezone.now() + dt.timedelta(seconds=30)).isoformat()
+    first = post_incident(external_id="110-fast", discovered_at=future)
+    again = post_incident(external_id="110-fast", discovered_at=future)
+    assert again.status_code == 200, again.content
+    assert again.json()["incident"]["id"] == first.json()["incident"]["id"]
+
+
+@pytest.mark.parametrize("when", ["0001-01-01T00:00:00+00:00", "days:2"])
+def test_a_discovery_time_before_the_window_is_refused(post_incident, near_responder, when):
+    if when.startswith("days:"):
+        when = (timezone.now() - dt.timedelta(days=int(when[5:]))).isoformat()
+    errors = field_errors(post_incident(discovered_at=when))
     assert "discovered_at" in errors
     assert not Incident.objects.exists()
+
+
+def test_the_discovery_window_is_a_setting(post_incident, near_responder, settings):
+    settings.DISCOVERY_WINDOW_S = 60
+    two_minutes_ago = (timezone.now() - dt.timedelta(minutes=2)).isoformat()
+    assert "discovered_at" in field_errors(post_incident(discovered_at=two_minutes_ago))
 
 
 def test_a_naive_discovery_time_is_refused(post_incident, near_responder):
@@ -197,7 +236,10 @@ def test_a_police_reviewer_cannot_post_incidents(city):
     assert not Incident.objects.exists()
 
 
-def test_a_district_admin_can_post_incidents_from_the_console(tianhe_admin, near_responder):
+def test_a_district_admin_can_post_incidents_from_the_console(
+    tianhe_admin, service_area, near_responder
+):
+    # With district outlines (service_area) the point is known to lie in 天河区.
     response = client_for(tianhe_admin).post(
         INCIDENTS, incident_payload(source="console"), format="json"
     )

@@ -17,7 +17,7 @@ from django.utils import timezone
 from dispatch import services
 from dispatch.events import SUPERVISORS_GROUP, incident_group, unit_group
 from dispatch.models import Deadline, Delivery, Dispatch, Incident, IncidentEvent, Wave
-from dispatch.services import ActionRefused
+from dispatch.services import ActionRefused, members
 from tests.dispatch.conftest import MID, SPOT
 from tests.dispatch.factories import LoginMemberFactory, give_full_kit
 from tests.factories import MemberFactory, StaffFactory, UnitFactory
@@ -109,7 +109,7 @@ def test_repeated_intake_with_the_same_external_id_returns_the_same_incident(
         first = raise_incident(external_id="110-0001")
     layer_spy.clear()
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        again = raise_incident(external_id="110-0001", lat=MID[0], lon=MID[1])
+        again = raise_incident(external_id="110-0001")
 
     assert again.incident.pk == first.incident.pk
     assert not again.created
@@ -128,11 +128,31 @@ def test_intake_keeps_a_given_discovery_time_beside_the_intake_time(near_respond
     assert incident.received_at > called_at
 
 
-def test_intake_refuses_a_discovery_time_in_the_future(near_responder):
-    with pytest.raises(ValidationError) as exc:
-        raise_incident(discovered_at=timezone.now() + dt.timedelta(minutes=5))
-    assert "discovered_at" in exc.value.message_dict
-    assert not Incident.objects.exists()
+def test_the_same_external_id_with_another_place_is_refused_and_sends_nothing(
+    near_responder, layer_spy, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        raise_incident(external_id="110-0001")
+    layer_spy.clear()
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(services.IntakeRefused) as exc,
+    ):
+        raise_incident(external_id="110-0001", lat=MID[0], lon=MID[1])
+
+    assert exc.value.code == "external_id_conflict"
+    assert callbacks == [] and layer_spy.sent == []
+    assert Incident.objects.get().lat == SPOT[0]
+
+
+def test_intake_clamps_a_discovery_time_in_the_future_to_the_receipt_time(near_responder):
+    ahead = timezone.now() + dt.timedelta(minutes=5)
+    incident = raise_incident(discovered_at=ahead).incident
+    incident.refresh_from_db()
+    assert incident.discovered_at <= incident.received_at < ahead
+    created = incident.events.get(type=IncidentEvent.Type.CREATED)
+    assert created.data["clock_skew_s"] == pytest.approx(300, abs=2)
+    assert Dispatch.objects.filter(incident=incident).exists()
 
 
 def test_intake_refuses_a_naive_discovery_time(near_responder):
@@ -379,8 +399,8 @@ def test_the_first_time_claim_is_a_conditional_update(incident):
     """Two accepts racing: only the first conditional update sets responded_at."""
     t1 = timezone.now()
     t2 = t1 + dt.timedelta(seconds=1)
-    assert services._first_time_set(incident=incident, action="accept", now=t1) == "responded_at"
-    assert services._first_time_set(incident=incident, action="accept", now=t2) is None
+    assert members._first_time_set(incident=incident, action="accept", now=t1) == "responded_at"
+    assert members._first_time_set(incident=incident, action="accept", now=t2) is None
     incident.refresh_from_db()
     assert incident.responded_at == t1
 

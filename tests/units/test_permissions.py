@@ -27,6 +27,7 @@ from rest_framework.test import APIClient
 from dispatch.models import Deadline, Delivery, Dispatch, Incident, NotificationAttempt, Wave
 from mobile.models import PushSubscription, SignInThrottle
 from review.models import IndicatorNode
+from tests.dispatch.conftest import service_area  # noqa: F401  (intake needs outlines)
 from tests.factories import (
     EquipmentFactory,
     MemberFactory,
@@ -372,6 +373,8 @@ def test_unit_api_follows_the_table(world, make_user, role):
 
 
 @pytest.mark.parametrize("role", ROLES)
+# District outlines: intake raises only inside the caller's area (issue 10, hole 3).
+@pytest.mark.usefixtures("service_area")
 def test_incident_api_follows_the_table(world, make_user, role):
     client = api_for(make_user(role))
     may = allowed(API, "dispatch.incident", role)

@@ -54,7 +54,11 @@ class Command(BaseCommand):
             py = sys.executable
             schedule = str(settings.DATA_DIR / "celerybeat-schedule")
             commands = {
-                "daphne": ["-m", "daphne", "-b", host, "-p", str(port), "config.asgi:application"],
+                "daphne": ["-m", "daphne", "-b", host, "-p", str(port),
+                           # One limit, in settings (see WS_MAX_FRAME_BYTES there).
+                           "--websocket-max-message-size",
+                           str(settings.WS_SERVER_MAX_MESSAGE_BYTES),
+                           "config.asgi:application"],
                 "worker": ["-m", "celery", "-A", "config", "worker", "-l", "warning",
                            "--concurrency", "2", "-n", "worker@%h"],
                 "beat": ["-m", "celery", "-A", "config", "beat", "-l", "warning", "-s", schedule],

@@ -1,0 +1,202 @@
+"""Opening and closing incidents: intake (API, report button, drills) and close."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from units.locate import street_at
+from units.models import Member, Region
+from units.services import location_validate
+
+from .. import intake, payloads
+from ..events import (
+    Message,
+    event_record,
+    incident_group,
+    push_on_commit,
+    to_supervisors,
+    unit_group,
+)
+from ..models import Dispatch, Incident, IncidentEvent, Wave
+from ..policy import policy_for
+from ..ranking import Candidate
+from .dispatches import STANDABLE, dispatches_stand_down
+from .waves import deadlines_create, deadlines_schedule, wave_ranked_send
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IntakeResult:
+    incident: Incident
+    created: bool
+    wave: Wave | None = None
+    candidates: list[Candidate] = field(default_factory=list)
+
+
+def incident_create(
+    *,
+    kind: str,
+    lat: float,
+    lon: float,
+    source: str,
+    severity: int = Incident.Severity.MEDIUM,
+    address: str = "",
+    description: str = "",
+    external_id: str | None = None,
+    discovered_at: dt.datetime | None = None,
+    reported_by: Member | None = None,
+    created_by=None,
+    is_drill: bool = False,
+    region: Region | None = None,
+    policy: dict[str, Any] | None = None,
+    send_wave1: bool = True,
+    event_data: dict[str, Any] | None = None,
+) -> IntakeResult:
+    """Open an incident and send wave 1, straight from the request.
+
+    Runs its own transaction (a savepoint inside the caller's); pushes to the
+    supervisors' boards and enqueues escalation timers after commit.
+    Idempotent on ``external_id``: a repeat returns the stored incident with
+    ``created=False`` and sends nothing.
+
+    For callers that are not intake (a drill): ``region`` names the incident's
+    region outright (the point is that region's centre, not a reported place,
+    so it is not checked against the service area); ``policy`` replaces the
+    policy of kind and severity; ``send_wave1=False`` leaves the units to
+    ``wave_send``; ``event_data`` is added to the ``created`` event.
+    """
+    # What the caller sent, to tell a repeat of the same report from another one.
+    sent = {
+        "kind": kind,
+        "severity": severity,
+        "lat": lat,
+        "lon": lon,
+        "source": source,
+        "address": address,
+        "description": description,
+        "discovered_at": discovered_at,
+    }
+    if external_id:
+        existing = Incident.objects.filter(external_id=external_id).first()
+        if existing is not None:
+            return _intake_repeat(existing, created_by=created_by, sent=sent)
+    now = timezone.now()
+    discovery = intake.discovery_settle(discovered_at, now=now)
+    if region is None:
+        district = location_validate(lat=lat, lon=lon)
+        region = street_at(lat=lat, lon=lon, district=district)
+        # Drills name their region and were scoped by their caller; intake by
+        # the place. Checked before anything is written or anyone alerted.
+        intake.scope_check(user=created_by, region=region)
+    if discovery.skew_s is not None and discovery.skew_s > settings.DISCOVERY_CLOCK_SKEW_S:
+        log.warning("intake %s: clock %.1f s ahead, clamped", external_id, discovery.skew_s)
+    if policy is None:
+        policy = policy_for(kind=kind, severity=severity)
+    try:
+        with transaction.atomic():
+            incident = Incident.objects.create(
+                kind=kind,
+                severity=severity,
+                lat=lat,
+                lon=lon,
+                address=address,
+                description=description,
+                source=source,
+                external_id=external_id or None,
+                discovered_at=discovery.at,
+                reported_by=reported_by,
+                created_by=created_by,
+                is_drill=is_drill,
+                policy=policy,
+                region=region,
+            )
+            event_record(
+                incident_id=incident.pk,
+                type=IncidentEvent.Type.CREATED,
+                member=reported_by,
+                user=created_by,
+                data={"source": source, **discovery.event_data(), **(event_data or {})},
+            )
+            wave, candidates = (
+                wave_ranked_send(incident=incident, number=1, spec=policy["wave1"], reason="intake")
+                if send_wave1
+                else (None, [])
+            )
+            deadlines = deadlines_create(incident=incident, policy=policy)
+            push_on_commit(to_supervisors(incident, payloads.incident_opened(incident)))
+    except IntegrityError:
+        # A concurrent POST with the same external_id won the race.
+        if external_id:
+            existing = Incident.objects.filter(external_id=external_id).first()
+            if existing is not None:
+                return _intake_repeat(existing, created_by=created_by, sent=sent)
+        raise
+    transaction.on_commit(lambda: deadlines_schedule(deadlines))
+    return IntakeResult(incident=incident, created=True, wave=wave, candidates=candidates)
+
+
+def _intake_repeat(existing: Incident, *, created_by, sent: dict[str, Any]) -> IntakeResult:
+    """A repeated ``external_id``: the stored incident if it is the same report
+    and the caller may see it; otherwise a conflict that names nothing of it."""
+    if not intake.region_in_scope(user=created_by, region=existing.region):
+        raise intake.conflict()
+    reported_at = None
+    if sent["discovered_at"] not in {None, existing.discovered_at}:
+        # Perhaps clamped (a fast clock): the created event kept what it said.
+        created = existing.events.filter(type=IncidentEvent.Type.CREATED)
+        reported = (created.values_list("data", flat=True).first() or {}).get(
+            "discovered_at_reported"
+        )
+        reported_at = dt.datetime.fromisoformat(reported) if reported else None
+    if not intake.same_report(existing, reported_discovered_at=reported_at, **sent):
+        raise intake.conflict()
+    return IntakeResult(incident=existing, created=False)
+
+
+def incident_close(
+    *, incident: Incident, actor=None, outcome: str = "closed", stand_down: bool = True
+) -> bool:
+    """Close an open incident that no unit reported handled: a drill ends, a
+    command board closes a false alarm. ``handled_at`` stays empty (nothing was
+    handled); the ``closed`` event records ``actor`` and ``outcome``.
+
+    ``stand_down`` releases every unit not yet on site first (a drill keeps
+    each unit's last state: that is its score). Every unit ever alerted, the
+    incident's watchers and the supervisors' boards are told after commit.
+    Runs its own transaction (a savepoint inside the caller's) under the
+    incident row lock. Returns False if the incident was already closed.
+    """
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().get(pk=incident.pk)
+        if not Incident.objects.filter(pk=incident.pk, status=Incident.Status.OPEN).update(
+            status=Incident.Status.CLOSED
+        ):
+            return False
+        incident.status = Incident.Status.CLOSED
+        messages: list[Message] = []
+        if stand_down:
+            messages += dispatches_stand_down(
+                incident=incident, statuses=STANDABLE, closed=True, actor=actor
+            )
+        data: dict[str, Any] = {"outcome": outcome}
+        if incident.is_drill:
+            data["drill"] = True
+        event = event_record(
+            incident_id=incident.pk, type=IncidentEvent.Type.CLOSED, user=actor, data=data
+        )
+        incident.refresh_from_db()
+        payload = payloads.update(event=event, incident=incident)
+        unit_ids = Dispatch.objects.filter(incident=incident).values_list("unit_id", flat=True)
+        messages += [(unit_group(u), payload) for u in unit_ids]
+        messages.append((incident_group(incident.pk), payload))
+        messages += to_supervisors(incident, payload)
+        push_on_commit(messages)
+    return True

@@ -1,0 +1,207 @@
+"""What members do: accept, decline, on site, handled (the state machine is
+dispatch/actions.py), delivery receipts and shared positions."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from units.models import Member
+
+from .. import inputs, payloads
+from ..actions import EVENT_FOR_ACTION as _EVENT_FOR_ACTION
+from ..actions import TRANSITIONS as _TRANSITIONS
+from ..events import (
+    event_record,
+    events_record,
+    incident_group,
+    push_on_commit,
+)
+from ..models import Delivery, Dispatch, Incident, IncidentEvent, MemberLocation
+from .dispatches import stand_down_if_enough, stand_down_rest, updates_for
+
+
+class ActionRefused(Exception):
+    """A member action that the incident's state does not allow; nothing changed."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def dispatch_for_member(*, incident_id: int, member: Member) -> Dispatch:
+    """The dispatch of the member's unit to this incident, or ActionRefused."""
+    # An id past a 64-bit key names no incident; the driver would raise on it.
+    if not inputs.id_in_range(incident_id):
+        raise ActionRefused("not_alerted", _("你的单元没有被派往该警情。"))
+    dispatch = Dispatch.objects.filter(incident_id=incident_id, unit_id=member.unit_id).first()
+    if dispatch is None:
+        raise ActionRefused("not_alerted", _("你的单元没有被派往该警情。"))
+    return dispatch
+
+
+def dispatch_act(
+    *,
+    incident_id: int,
+    member: Member,
+    action: str,
+    lat: float | None = None,
+    lon: float | None = None,
+) -> Dispatch:
+    """A member's accept / decline / on_site / handled, for their unit's dispatch.
+
+    The dispatch moves with a conditional update (a stale or repeated action
+    changes nothing and is refused); the incident's first-time timestamp is set
+    only if still empty, so a second unit never moves it.
+    """
+    if action not in _TRANSITIONS:
+        raise ActionRefused("unknown_action", _("未知操作：%(a)s") % {"a": action})
+    sources, target = _TRANSITIONS[action]
+    with transaction.atomic():
+        # The incident row first: actions on one incident take turns, every writer
+        # locks the incident before other units' dispatches (stand-down), so two
+        # accepts cannot deadlock, and "now" is read under the lock, so first-time
+        # timestamps follow the order in which the actions commit.
+        incident = Incident.objects.select_for_update().filter(pk=incident_id).first()
+        # A socket holds its member from connect time: re-read what may have changed.
+        member = Member.objects.filter(pk=member.pk).first() or member
+        if not member.is_active:
+            raise ActionRefused("inactive", _("该队员已停用。"))
+        dispatch = dispatch_for_member(incident_id=incident_id, member=member)
+        dispatch.incident = incident
+        if incident.status != Incident.Status.OPEN:
+            raise ActionRefused("closed", _("该警情已结束。"))
+        now = timezone.now()
+        changes: dict[str, Any] = {"status": target}
+        if action == "accept":
+            changes.update(accepted_by=member, accepted_at=now)
+        elif action == "on_site":
+            changes["on_site_at"] = now
+        elif action == "handled":
+            changes["handled_at"] = now
+        moved = Dispatch.objects.filter(pk=dispatch.pk, status__in=sources).update(**changes)
+        if not moved:
+            dispatch.refresh_from_db(fields=["status"])
+            raise ActionRefused(
+                "out_of_order",
+                _("当前状态“%(s)s”下不能执行该操作。") % {"s": dispatch.get_status_display()},
+            )
+        dispatch.refresh_from_db()
+        data: dict[str, Any] = {"member_name": member.name}
+        if lat is not None and lon is not None:
+            data.update(lat=lat, lon=lon)
+        events = [
+            IncidentEvent(
+                type=_EVENT_FOR_ACTION[action], unit_id=member.unit_id, member=member, data=data
+            )
+        ]
+        if _first_time_set(incident=incident, action=action, now=now) == "handled_at":
+            events.append(
+                IncidentEvent(type=IncidentEvent.Type.CLOSED, unit_id=member.unit_id, member=member)
+            )
+        recorded = events_record(incident_id=incident.pk, events=events)
+        incident.refresh_from_db()
+        messages = updates_for(incident=incident, events=recorded)
+        if action == "accept":
+            messages += stand_down_if_enough(incident=incident)
+        if incident.status == Incident.Status.CLOSED:
+            messages += stand_down_rest(incident=incident, closed=True)
+        push_on_commit(messages)
+    return dispatch
+
+
+_FIRST_FIELD = {"accept": "responded_at", "on_site": "controlled_at", "handled": "handled_at"}
+
+
+def _first_time_set(*, incident: Incident, action: str, now: dt.datetime) -> str | None:
+    """Set the incident's first-time timestamp for this action if it is still empty.
+
+    Returns the field name when this call was first, else None.
+    """
+    field_name = _FIRST_FIELD.get(action)
+    if field_name is None:
+        return None
+    changes: dict[str, Any] = {field_name: now}
+    if field_name == "handled_at":
+        changes["status"] = Incident.Status.CLOSED
+    won = Incident.objects.filter(pk=incident.pk, **{field_name: None}).update(**changes)
+    return field_name if won else None
+
+
+def delivery_ack(*, incident_id: int, member: Member, seen: bool = False) -> bool:
+    """Record that the alert reached (or was seen on) the member's phone; first time only."""
+    if not inputs.id_in_range(incident_id):
+        return False
+    now = timezone.now()
+    field_name = "seen_at" if seen else "delivered_at"
+    with transaction.atomic():
+        changes = {field_name: now}
+        if seen:
+            # Seen implies delivered; keep the earlier delivery time if there is one.
+            Delivery.objects.filter(
+                dispatch__incident_id=incident_id, member=member, delivered_at=None
+            ).update(delivered_at=now)
+        won = Delivery.objects.filter(
+            dispatch__incident_id=incident_id, member=member, **{field_name: None}
+        ).update(**changes)
+        if not won:
+            return False
+        event = event_record(
+            incident_id=incident_id,
+            type=IncidentEvent.Type.SEEN if seen else IncidentEvent.Type.DELIVERED,
+            unit_id=member.unit_id,
+            member=member,
+        )
+        incident = Incident.objects.get(pk=incident_id)
+        payload = payloads.update(event=event, incident=incident)
+        push_on_commit([(incident_group(incident_id), payload)])
+    return True
+
+
+def member_location_record(
+    *,
+    member: Member,
+    lat: float,
+    lon: float,
+    accuracy_m: float | None = None,
+    incident_id: int | None = None,
+) -> MemberLocation:
+    """Store a responder's position; with an incident, show it on that incident's map.
+
+    ``accuracy_m`` must be finite, from 0 to ``LOCATION_ACCURACY_MAX_M``
+    (ValidationError on ``accuracy``): every edge a location enters by comes here.
+    """
+    accuracy_m = inputs.accuracy_clean(accuracy_m)
+    if incident_id is not None:
+        dispatch = dispatch_for_member(incident_id=incident_id, member=member)
+        if dispatch.status not in {Dispatch.Status.ACCEPTED, Dispatch.Status.ON_SITE}:
+            raise ActionRefused("not_responding", _("只有正在响应的队员才能共享位置。"))
+    with transaction.atomic():
+        location = MemberLocation.objects.create(
+            member=member, incident_id=incident_id, lat=lat, lon=lon, accuracy_m=accuracy_m
+        )
+        if incident_id is not None:
+            push_on_commit(
+                [
+                    (
+                        incident_group(incident_id),
+                        {
+                            "type": "responder.location",
+                            "id": None,
+                            "incident_id": incident_id,
+                            "member_id": member.pk,
+                            "unit_id": member.unit_id,
+                            "lat": lat,
+                            "lon": lon,
+                            "accuracy_m": accuracy_m,
+                            "at": location.created_at.isoformat(),
+                        },
+                    )
+                ]
+            )
+    return location

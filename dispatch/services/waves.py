@@ -1,0 +1,233 @@
+"""Waves: ranked (intake, escalation) or named (a board's call, a drill), and the
+escalation deadlines each incident gets."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from units.geo import haversine_m
+from units.models import Member, Unit
+
+from .. import notify, payloads
+from ..events import (
+    Message,
+    event_record,
+    events_record,
+    incident_group,
+    push_on_commit,
+    to_supervisors,
+    unit_group,
+)
+from ..models import Deadline, Delivery, Dispatch, Incident, IncidentEvent, Wave
+from ..ranking import Candidate, rank_units
+
+log = logging.getLogger(__name__)
+
+
+def wave_ranked_send(
+    *, incident: Incident, number: int, spec: dict[str, Any], reason: str
+) -> tuple[Wave | None, list[Candidate]]:
+    """Create wave ``number`` with its dispatches, deliveries and alert events.
+
+    Caller holds a transaction and has claimed the right to send this wave.
+    """
+    # Wave 1 has nobody to leave out: spare the hot path the query.
+    already = (
+        set(Dispatch.objects.filter(incident=incident).values_list("unit_id", flat=True))
+        if number > 1
+        else set()
+    )
+    candidates = rank_units(
+        lat=incident.lat,
+        lon=incident.lon,
+        limit=int(spec["units"]),
+        radius_m=spec.get("radius_m"),
+        incident_kind=incident.kind,
+        exclude=already,
+    )
+    wave = Wave.objects.create(
+        incident=incident, number=number, radius_m=int(spec.get("radius_m") or 0), reason=reason
+    )
+    if not candidates:
+        event_record(
+            incident_id=incident.pk,
+            type=IncidentEvent.Type.NO_UNITS,
+            data={"wave": number, "radius_m": spec.get("radius_m")},
+        )
+        push_on_commit(to_supervisors(incident, payloads.no_units(incident, wave=number)))
+        return wave, []
+    wave_write(
+        incident=incident,
+        wave=wave,
+        units=[(c.unit_id, c.distance_m, c.eta_s) for c in candidates],
+        rank0=0,
+    )
+    return wave, candidates
+
+
+def wave_write(
+    *,
+    incident: Incident,
+    wave: Wave,
+    units: list[tuple[int, float, int]],
+    rank0: int,
+    actor=None,
+) -> list[Dispatch]:
+    """Dispatches, deliveries and ``alerted`` events of one wave to ``units``
+    ((unit id, distance m, ETA s), best first); pushes and the Web Push / SMS /
+    voice chain after commit. Caller holds the transaction and the wave."""
+    data: dict[str, Any] = {"drill": True} if incident.is_drill else {}
+    dispatches = Dispatch.objects.bulk_create(
+        [
+            Dispatch(
+                incident=incident,
+                wave=wave,
+                unit_id=unit_id,
+                # Ranks continue across waves; the column is a smallint (a city drill).
+                rank=min(rank0 + i + 1, 32767),
+                distance_m=round(distance_m),
+                eta_s=eta_s,
+            )
+            for i, (unit_id, distance_m, eta_s) in enumerate(units)
+        ]
+    )
+    on_duty = list(
+        Member.objects.filter(
+            unit_id__in=[unit_id for unit_id, _d, _e in units], on_duty=True, is_active=True
+        ).values_list("id", "unit_id")
+    )
+    by_unit = {d.unit_id: d for d in dispatches}
+    Delivery.objects.bulk_create(
+        [Delivery(dispatch=by_unit[unit_id], member_id=member_id) for member_id, unit_id in on_duty]
+    )
+    events = events_record(
+        incident_id=incident.pk,
+        events=[
+            IncidentEvent(
+                type=IncidentEvent.Type.ALERTED,
+                unit_id=d.unit_id,
+                user=actor,
+                data={
+                    "wave": wave.number,
+                    "rank": d.rank,
+                    "distance_m": d.distance_m,
+                    "eta_s": d.eta_s,
+                    **data,
+                },
+            )
+            for d in dispatches
+        ],
+    )
+    alert = payloads.incident_summary(incident)
+    messages: list[Message] = [
+        (unit_group(d.unit_id), payloads.alert(event=e, incident_summary=alert, dispatch=d))
+        for d, e in zip(dispatches, events, strict=True)
+    ]
+    messages.append(
+        (incident_group(incident.pk), payloads.update(event=events[-1], incident=incident))
+    )
+    push_on_commit(messages)
+    # Pages that are closed get Web Push, then SMS, then voice (dispatch/notify.py).
+    notify.chain_start_on_commit(wave_id=wave.pk)
+    return dispatches
+
+
+def wave_send(
+    *,
+    incident: Incident,
+    unit_ids: list[int],
+    reason: str,
+    actor=None,
+    at_own_post: bool = False,
+) -> list[Dispatch]:
+    """Send the next wave of ``incident`` to these units, in this order: a
+    command board's call, a drill's batch. Returns the new dispatches.
+
+    Runs its own transaction (a savepoint inside the caller's) under the
+    incident row lock, so wave numbers and event seqs of one incident are
+    taken in turn. Units already on the incident and inactive units are
+    skipped; with none left, no wave is written and ``[]`` returned.
+    Each ``alerted`` event records ``actor``; phones are pushed and the Web
+    Push / SMS / voice chain starts after commit. ``at_own_post`` (a drill)
+    calls each unit to its own post: ETA 0, nothing to walk.
+    """
+    with transaction.atomic():
+        incident = Incident.objects.select_for_update().get(pk=incident.pk)
+        already = Dispatch.objects.filter(incident=incident)
+        on_incident = already.count()
+        skip = set(already.filter(unit_id__in=unit_ids).values_list("unit_id", flat=True))
+        position = {
+            pk: (lat, lon)
+            for pk, lat, lon in Unit.objects.filter(pk__in=unit_ids, is_active=True).values_list(
+                "pk", "lat", "lon"
+            )
+        }
+        todo = [u for u in dict.fromkeys(unit_ids) if u in position and u not in skip]
+        if not todo:
+            return []
+        number = (
+            incident.waves.order_by("-number").values_list("number", flat=True).first() or 0
+        ) + 1
+        wave = Wave.objects.create(incident=incident, number=number, radius_m=0, reason=reason)
+        units = []
+        for unit_id in todo:
+            distance = haversine_m(incident.lat, incident.lon, *position[unit_id])
+            units.append((unit_id, distance, 0 if at_own_post else _walk_eta_s(distance)))
+        return wave_write(incident=incident, wave=wave, units=units, rank0=on_incident, actor=actor)
+
+
+def _walk_eta_s(distance_m: float) -> int:
+    # Ranking's walking ETA (dispatch/ranking.py, ``Candidate.eta_s``) for units
+    # the caller picked rather than ranking.
+    detour = float(getattr(settings, "RANKING_DETOUR_FACTOR", 1.3))
+    speed = float(getattr(settings, "RANKING_WALK_SPEED_MPS", 1.4))
+    return math.ceil(distance_m * detour / speed)
+
+
+def deadlines_create(*, incident: Incident, policy: dict[str, Any]) -> list[Deadline]:
+    base = incident.received_at
+    return Deadline.objects.bulk_create(
+        [
+            Deadline(
+                incident=incident,
+                tier=tier["name"],
+                due_at=base + dt.timedelta(seconds=tier["after_s"]),
+            )
+            for tier in policy.get("tiers", [])
+        ]
+    )
+
+
+def deadlines_schedule(deadlines: list[Deadline]) -> None:
+    """Enqueue a timer per deadline; the beat sweep re-fires any that is lost.
+
+    A deadline further off than half the broker's visibility timeout gets no
+    timer: Redis would hand an unacked ETA task to a second worker after that
+    timeout. The sweep fires it when due.
+    """
+    # Imported here: tasks imports this module at its top (cycle services <-> tasks).
+    from ..tasks import fire_deadline
+
+    horizon = timezone.now() + dt.timedelta(seconds=_countdown_max_s())
+    for d in deadlines:
+        if d.due_at > horizon:
+            continue
+        try:
+            fire_deadline.apply_async(
+                (d.pk,), eta=d.due_at, expires=d.due_at + dt.timedelta(minutes=5)
+            )
+        except Exception as exc:
+            # Broker down: the deadline row stays pending and the sweep fires it.
+            log.warning("could not enqueue deadline %s (%r); the sweep will fire it", d.pk, exc)
+
+
+def _countdown_max_s() -> float:
+    options = getattr(settings, "CELERY_BROKER_TRANSPORT_OPTIONS", None) or {}
+    return float(options.get("visibility_timeout", 3600)) / 2
