@@ -703,8 +703,19 @@ class MemberSocket:
                 self._cond.wait(left)
 
     def matching(self, predicate: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+        """Matching frames as the phone shows them: a copy of an event id already
+        received (the server re-sends alerts a socket has not acked) counts once."""
         with self._cond:
-            return [f for _at, f in self.frames if predicate(f)]
+            seen: set[tuple[str, int]] = set()
+            out = []
+            for _at, f in self.frames:
+                key = (f.get("type"), f.get("id"))
+                if f.get("id") is not None and key in seen:
+                    continue
+                seen.add(key)
+                if predicate(f):
+                    out.append(f)
+            return out
 
     def request(self, frame: dict[str, Any], timeout: float = 10) -> dict[str, Any]:
         """Send a client message with a fresh id; the ``ok``/``error`` reply to it."""
