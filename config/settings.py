@@ -364,6 +364,12 @@ WS_SERVER_MAX_MESSAGE_BYTES = 1024 * 1024
 # ids are not committed in order under concurrency; clients drop duplicates by id.
 REPLAY_LOOKBACK_S = 10
 REPLAY_WINDOW_HOURS = 24
+# On resume a phone gets every alert addressed to it in the last REPLAY_UNACKED_S
+# that it has not acked, whatever its cursor says; and at each heartbeat the server
+# re-sends the alerts still unacked WS_REDELIVER_AFTER_S after they were sent (the
+# channel layer is at-most-once: a Redis outage loses frames without closing sockets).
+REPLAY_UNACKED_S = 3600
+WS_REDELIVER_AFTER_S = env.float("WS_REDELIVER_AFTER_S", default=5.0)
 
 if PRODUCTION and (SECRET_KEY.startswith("django-insecure") or len(set(SECRET_KEY)) < 5):
     raise ImproperlyConfigured("Refusing an insecure SECRET_KEY with PRODUCTION on.")

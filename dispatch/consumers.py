@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import logging
 import time
 from typing import Any
@@ -85,6 +86,11 @@ class _JsonEdge(AsyncJsonWebsocketConsumer):
 class MemberConsumer(_JsonEdge):
     member: Member | None = None
     _heartbeat: asyncio.Task | None = None
+    closing = False
+
+    async def _refuse(self, code: int, error: str, message: str) -> None:
+        self.closing = True
+        await super()._refuse(code, error, message)
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -256,6 +262,17 @@ class MemberConsumer(_JsonEdge):
     async def member_session_end(self, event: dict[str, Any]) -> None:
         await self._refuse(CLOSE_UNAUTHENTICATED, "signed_out", _("已退出登录。"))
 
+    async def member_revoked(self, event: dict[str, Any]) -> None:
+        """The member, its unit or its login was deactivated (``roster_saved_close_revoked``)."""
+        await self._refuse(CLOSE_FORBIDDEN, "inactive", _("该队员或其单元已停用。"))
+
+    async def push(self, event: dict[str, Any]) -> None:
+        # A socket being closed (signed out, deactivated) forwards nothing more,
+        # even frames already queued for it before the close.
+        if self.closing:
+            return
+        await super().push(event)
+
     # --- heartbeat ------------------------------------------------------------------------
 
     async def _heartbeat_loop(self) -> None:
@@ -270,6 +287,22 @@ class MemberConsumer(_JsonEdge):
                     await self._refuse(CLOSE_FORBIDDEN, "revoked", _("登录已失效或队员已停用。"))
                     return
                 await self.send_json({"type": "ping", "id": None})
+                await self._redeliver_unacked()
+
+    async def _redeliver_unacked(self) -> None:
+        """Re-send alerts this member has not acked a while after they went out.
+
+        The channel layer is at-most-once and a Redis outage loses frames without
+        closing any socket, so the phone cannot know to resume: the stored
+        ``Delivery`` rows can. Sent as live frames (the phone rings for a new one
+        and drops an id it has, acking it again).
+        """
+        before = timezone.now() - dt.timedelta(seconds=settings.WS_REDELIVER_AFTER_S)
+        frames = await database_sync_to_async(selectors.member_replay)(
+            member=self.member, last_event_id=0, unacked_sent_before=before
+        )
+        for frame in frames:
+            await self.send_json(frame)
 
     def _still_allowed(self) -> bool:
         session = self.scope.get("session")

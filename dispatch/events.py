@@ -6,7 +6,8 @@ channel-layer push happens only after the transaction commits.
 Every socket message of the project leaves through ``send_on_commit`` (Zulip's
 ``send_event_on_commit``): ``push_on_commit`` for frames a socket forwards as they
 are, ``member_control_on_commit`` for the control messages that change a member's
-sockets themselves (duty joins or leaves the unit group, sign-out closes them).
+sockets themselves (duty joins or leaves the unit group, sign-out and deactivation
+close them).
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import transaction
 from django.db.models import F
+
+from units.models import Member, Unit
 
 from .models import Incident, IncidentEvent
 
@@ -101,6 +104,22 @@ def member_duty_changed_push(sender, *, member_id: int, on_duty: bool, **kwargs:
     member_control_on_commit(
         member_id=member_id, message={"type": "member.duty", "on_duty": on_duty}
     )
+
+
+def roster_saved_close_revoked(sender, *, instance, raw: bool = False, **kwargs: Any) -> None:
+    """Receiver of ``post_save`` for ``Member``, ``Unit`` and the user model
+    (connected in DispatchConfig): a member, unit or login saved inactive - by the
+    admin, a service or a script - loses its open sockets at once, not at the next
+    heartbeat, so no further alert reaches it."""
+    if raw or getattr(instance, "is_active", True):
+        return
+    if isinstance(instance, Member):
+        member_ids = [instance.pk]
+    elif isinstance(instance, Unit):
+        member_ids = list(Member.objects.filter(unit=instance).values_list("pk", flat=True))
+    else:
+        member_ids = list(Member.objects.filter(user=instance).values_list("pk", flat=True))
+    send_on_commit((member_group(pk), {"type": "member.revoked"}) for pk in member_ids)
 
 
 def send_on_commit(messages: Iterable[LayerMessage]) -> None:

@@ -12,7 +12,7 @@ from units.scoping import scope_filter, user_may
 
 from . import payloads
 from .events import SUPERVISORS_GROUP, region_group
-from .models import Dispatch, Incident, IncidentEvent
+from .models import Delivery, Dispatch, Incident, IncidentEvent
 
 # Events a member's phone shows; delivery receipts are for supervisors only.
 _MEMBER_EVENT_TYPES = {
@@ -53,41 +53,67 @@ def member_for_user(*, user) -> Member | None:
     return Member.objects.select_related("unit").filter(user=user).first()
 
 
-def member_replay(*, member: Member, last_event_id: int) -> list[dict[str, Any]]:
+def member_replay(
+    *, member: Member, last_event_id: int, unacked_sent_before: dt.datetime | None = None
+) -> list[dict[str, Any]]:
     """Frames the member's phone missed after ``last_event_id``, oldest first.
 
-    Read from the stored timeline, not from live messages. Within one incident
-    ids commit in id order (``events_record`` holds the incident's row lock until
-    commit), but across incidents a lower id can commit after the cursor; so
-    other incidents' events a few seconds older than the cursor are re-sent too
-    (the phone drops ids it already has). Nothing of the cursor's own incident
-    at or before the cursor is re-sent. A phone that sees a gap in an incident's
-    ``seq`` resumes from an id before the gap.
+    Read from the stored timeline, not from live messages. Two sources:
+
+    - every alert addressed to the member (a ``Delivery`` row) in the last
+      ``REPLAY_UNACKED_S`` that it has not acked, with its incident's events,
+      whatever the cursor says: a frame lost on the fast path (a Redis outage) is
+      often followed by a live one that moves the cursor past it;
+    - the events after the cursor. Within one incident ids commit in id order
+      (``events_record`` holds the incident's row lock until commit), but across
+      incidents a lower id can commit after the cursor; so other incidents'
+      events a few seconds older than the cursor are re-sent too.
+
+    The phone drops ids it already has. With ``unacked_sent_before`` (the
+    heartbeat's redelivery) only the first source counts, limited to alerts sent
+    before that time, so an ack on its way is not raced.
     """
-    since = timezone.now() - dt.timedelta(hours=settings.REPLAY_WINDOW_HOURS)
+    now = timezone.now()
+    # Off duty means no alerts, on the fast path and on replay alike.
+    deliveries = Delivery.objects.filter(
+        member=member,
+        member__on_duty=True,
+        member__is_active=True,
+        delivered_at=None,
+        dispatch__unit_id=member.unit_id,
+        created_at__gte=now - dt.timedelta(seconds=settings.REPLAY_UNACKED_S),
+    )
+    if unacked_sent_before is not None:
+        deliveries = deliveries.filter(created_at__lt=unacked_sent_before)
+    unacked = list(deliveries.values_list("dispatch__incident_id", flat=True))
+    if unacked_sent_before is not None and not unacked:
+        return []  # the heartbeat's usual case: one indexed query
+    since = now - dt.timedelta(hours=settings.REPLAY_WINDOW_HOURS)
     dispatches = {
         d.incident_id: d
         for d in Dispatch.objects.filter(unit_id=member.unit_id, created_at__gte=since)
     }
     if not dispatches:
         return []
-    cursor = (
-        IncidentEvent.objects.filter(pk=last_event_id)
-        .values_list("incident_id", "created_at")
-        .first()
-    )
-    newer = Q(pk__gt=last_event_id)
-    if cursor is not None:
-        cursor_incident_id, cursor_at = cursor
-        lookback = dt.timedelta(seconds=settings.REPLAY_LOOKBACK_S)
-        newer |= Q(created_at__gte=cursor_at - lookback) & ~Q(incident_id=cursor_incident_id)
+    on_duty = Member.objects.filter(pk=member.pk, on_duty=True, is_active=True).exists()
+    if unacked_sent_before is not None:
+        wanted = Q(incident_id__in=unacked)
+    else:
+        wanted = Q(pk__gt=last_event_id) | Q(incident_id__in=unacked)
+        cursor = (
+            IncidentEvent.objects.filter(pk=last_event_id)
+            .values_list("incident_id", "created_at")
+            .first()
+        )
+        if cursor is not None:
+            cursor_incident_id, cursor_at = cursor
+            lookback = dt.timedelta(seconds=settings.REPLAY_LOOKBACK_S)
+            wanted |= Q(created_at__gte=cursor_at - lookback) & ~Q(incident_id=cursor_incident_id)
     events = (
-        IncidentEvent.objects.filter(newer, incident_id__in=list(dispatches))
+        IncidentEvent.objects.filter(wanted, incident_id__in=list(dispatches))
         .select_related("incident")
         .order_by("pk")
     )
-    # Off duty means no alerts, on the fast path and on replay alike.
-    on_duty = Member.objects.filter(pk=member.pk, on_duty=True, is_active=True).exists()
     frames: list[dict[str, Any]] = []
     for event in events:
         own_unit = event.unit_id == member.unit_id

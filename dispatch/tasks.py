@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from celery.signals import worker_ready
 
 from . import notify, services
 
@@ -28,3 +29,17 @@ def notify_chain_step(wave_id: int, step: int) -> int:
 @shared_task(acks_late=True, ignore_result=True)
 def notify_chain_sweep() -> int:
     return notify.chain_sweep()
+
+
+@worker_ready.connect(dispatch_uid="dispatch.sweep_on_worker_ready")
+def sweep_on_worker_ready(sender=None, **kwargs) -> None:
+    """A worker that (re)starts fires what fell due while no worker ran, at once.
+
+    A crashed worker takes its reserved ETA messages with it (unacked in Redis
+    for the visibility timeout), and beat may be down too: the sweeps, run once
+    through the queue (not in the prefork parent, which must not open database
+    connections its children inherit), find every overdue deadline and chain step.
+    Both are idempotent, so a restart beside a running beat changes nothing.
+    """
+    sweep_deadlines.delay()
+    notify_chain_sweep.delay()

@@ -238,6 +238,8 @@ def app(request: HttpRequest) -> HttpResponse:
         return render(request, "member/not_member.html", status=403)
     config = {
         "wsPath": "/ws/member/",
+        # The phone takes the server for dead after two silent heartbeats.
+        "heartbeatS": settings.WS_HEARTBEAT_S,
         "apiBase": reverse("member:app"),
         "reportUrl": "/api/v1/incidents/report/",
         "swUrl": reverse("member:sw"),

@@ -411,7 +411,10 @@ def test_resume_replays_what_was_missed_while_offline_and_nothing_twice(near_res
                 "count": 2,
                 "last_event_id": update["id"],
             }
-            # Resuming from the latest id sends nothing twice.
+            # The phone acks the alert; then resuming from the latest id sends
+            # nothing twice (an unacked alert would come again, whatever the cursor).
+            await p.send(type="ack", id="a", incident_id=incident.pk)
+            assert (await p.receive_type("ok"))["recorded"] is True
             await p.send(type="resume", id="r2", last_event_id=resumed["last_event_id"])
             again = await p.receive()
             assert again == {
@@ -429,6 +432,8 @@ def test_resume_from_the_last_live_frame_sends_nothing_again(near_responder, nei
         async with phone(near_responder.user) as p:
             await raise_incident()
             alert = await p.receive_type("incident.alert")
+            await p.send(type="ack", id="a", incident_id=alert["incident"]["id"])
+            await p.receive_type("ok")
             await p.send(type="resume", id="r", last_event_id=alert["id"])
             resumed = await p.receive_type("resumed")
             assert resumed["count"] == 0
@@ -472,6 +477,9 @@ def test_resume_replays_events_of_another_incident_committed_late(near_responder
             lambda: second.events.order_by("-pk").values_list("pk", flat=True).first()
         )()
         async with phone(near_responder.user) as p:
+            # The second alert came live and was acked; the first one is in the lookback.
+            await p.send(type="ack", id="a", incident_id=second.pk)
+            await p.receive_type("ok")
             await p.send(type="resume", id="r", last_event_id=cursor)
             frames = [await p.receive(), await p.receive()]
             assert frames[0]["type"] == "incident.alert"
@@ -479,6 +487,55 @@ def test_resume_replays_events_of_another_incident_committed_late(near_responder
             assert frames[1]["type"] == "resumed" and frames[1]["count"] == 1
             # The replayed frame is older than the cursor: the cursor does not move back.
             assert frames[1]["last_event_id"] == cursor
+
+    run(scenario)
+
+
+def test_resume_replays_an_unacked_alert_whatever_the_cursor(settings, near_responder):
+    """A live frame lost (Redis away) and a later one that moved the cursor past
+    it by more than the lookback: the unacked alert still comes back on resume."""
+    settings.REPLAY_LOOKBACK_S = 0
+
+    async def scenario():
+        lost = await raise_incident()
+        later = await raise_incident(lat=SPOT[0] + 0.0005)
+        cursor = await database_sync_to_async(
+            lambda: later.events.order_by("-pk").values_list("pk", flat=True).first()
+        )()
+        async with phone(near_responder.user) as p:
+            await p.send(type="ack", id="a", incident_id=later.pk)
+            await p.receive_type("ok")
+            await p.send(type="resume", id="r", last_event_id=cursor)
+            alert = await p.receive_type("incident.alert")
+            assert (alert["incident"]["id"], alert["replay"]) == (lost.pk, True)
+            assert (await p.receive_type("resumed"))["count"] == 1
+            # Acked now: it never comes again.
+            await p.send(type="ack", id="b", incident_id=lost.pk)
+            await p.receive_type("ok")
+            await p.send(type="resume", id="r2", last_event_id=cursor)
+            assert (await p.receive_type("resumed"))["count"] == 0
+
+    run(scenario)
+
+
+def test_an_unacked_alert_is_sent_again_at_the_heartbeat_until_acked(settings, near_responder):
+    """No socket closed, so the phone does not know to resume: the heartbeat
+    re-sends what the member has not acked, as a live alert."""
+    settings.WS_HEARTBEAT_S = 0.1
+    settings.WS_IDLE_CLOSE_S = 5
+    settings.WS_REDELIVER_AFTER_S = 0
+
+    async def scenario():
+        lost = await raise_incident()  # while no socket listens: the live frame is gone
+        async with phone(near_responder.user) as p:
+            frame = await p.receive_type("incident.alert", timeout=2)
+            assert frame["incident"]["id"] == lost.pk
+            assert "replay" not in frame  # a live alert: the phone rings
+            await p.send(type="ack", id="a", incident_id=lost.pk)
+            while (f := await p.receive(timeout=2))["type"] != "ok":
+                assert f["type"] in {"ping", "incident.alert"}
+            for _ in range(4):  # several heartbeats: pings only
+                assert (await p.receive(timeout=1))["type"] == "ping"
 
     run(scenario)
 

@@ -271,6 +271,23 @@ class City:
         _stop_popen(self.redis)
         self.db.drop()
 
+    def redis_kill(self) -> None:
+        """kill -9 the city's Redis: a crash, nothing flushed, every client cut off."""
+        self.redis.kill()
+        self.redis.wait(timeout=10)
+
+    def redis_restart(self) -> None:
+        """Start Redis again on the same port (empty: it saves nothing), as a
+        supervisor would after a crash."""
+        if self.redis.poll() is None:
+            raise ServiceError("redis is still running")
+        self.redis = _redis_spawn(self.redis_port, data_dir=self.root / "redis")
+        deadline = time.monotonic() + 10
+        while _redis_pid(self.redis_port) != self.redis.pid:
+            if self.redis.poll() is not None or time.monotonic() > deadline:
+                raise ServiceError(f"redis would not start again on port {self.redis_port}")
+            time.sleep(0.05)
+
 
 def redis_start_owned(*, data_dir: Path, attempts: int = 5) -> tuple[subprocess.Popen, int]:
     """A redis-server of our own on a free loopback port: ``(process, port)``.
@@ -286,16 +303,7 @@ def redis_start_owned(*, data_dir: Path, attempts: int = 5) -> tuple[subprocess.
     for _ in range(attempts):
         port = free_port()
         log = data_dir / f"redis-{port}.log"
-        proc = subprocess.Popen(  # noqa: S603
-            [
-                redis_server_binary(),
-                *("--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir)),
-                *("--save", "", "--appendonly", "no", "--protected-mode", "yes"),
-                *("--daemonize", "no", "--logfile", str(log)),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.STDOUT,
-        )
+        proc = _redis_spawn(port, data_dir=data_dir)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and proc.poll() is None:
             answering = _redis_pid(port)
@@ -308,6 +316,20 @@ def redis_start_owned(*, data_dir: Path, attempts: int = 5) -> tuple[subprocess.
         said = log.read_text(errors="replace") if log.exists() else ""
         problems.append(f"port {port}: {tail(said, 3)}")
     raise ServiceError("redis-server would not start:\n" + "\n".join(problems))
+
+
+def _redis_spawn(port: int, *, data_dir: Path) -> subprocess.Popen:
+    log = data_dir / f"redis-{port}.log"
+    return subprocess.Popen(  # noqa: S603
+        [
+            redis_server_binary(),
+            *("--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir)),
+            *("--save", "", "--appendonly", "no", "--protected-mode", "yes"),
+            *("--daemonize", "no", "--logfile", str(log)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def _redis_pid(port: int) -> int | None:
@@ -597,10 +619,19 @@ class MemberSocket:
     """A member's phone on ``/ws/member/``: a reader thread stamps every frame on
     arrival (``time.monotonic()``) and answers the server's heartbeat."""
 
-    def __init__(self, ws_url: str, *, sessionid: str, origin: str, name: str = "") -> None:
+    def __init__(
+        self,
+        ws_url: str,
+        *,
+        sessionid: str,
+        origin: str,
+        name: str = "",
+        on_frame: Callable[[MemberSocket, dict[str, Any]], None] | None = None,
+    ) -> None:
         from websockets.sync.client import connect
 
         self.name = name
+        self.on_frame = on_frame  # called on the reader thread, like a phone's handler
         self._stack = contextlib.ExitStack()
         self.conn = self._stack.enter_context(
             connect(
@@ -633,6 +664,8 @@ class MemberSocket:
                 frame = json.loads(raw)
                 if frame.get("type") == "ping":
                     self.send({"type": "pong", "id": frame.get("id")})
+                if self.on_frame is not None:
+                    self.on_frame(self, frame)
                 with self._cond:
                     self.frames.append((at, frame))
                     self._cond.notify_all()
@@ -670,8 +703,19 @@ class MemberSocket:
                 self._cond.wait(left)
 
     def matching(self, predicate: Callable[[dict[str, Any]], bool]) -> list[dict[str, Any]]:
+        """Matching frames as the phone shows them: a copy of an event id already
+        received (the server re-sends alerts a socket has not acked) counts once."""
         with self._cond:
-            return [f for _at, f in self.frames if predicate(f)]
+            seen: set[tuple[str, int]] = set()
+            out = []
+            for _at, f in self.frames:
+                key = (f.get("type"), f.get("id"))
+                if f.get("id") is not None and key in seen:
+                    continue
+                seen.add(key)
+                if predicate(f):
+                    out.append(f)
+            return out
 
     def request(self, frame: dict[str, Any], timeout: float = 10) -> dict[str, Any]:
         """Send a client message with a fresh id; the ``ok``/``error`` reply to it."""

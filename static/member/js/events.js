@@ -16,7 +16,12 @@ export function seen(id) {
 }
 
 export function onEvent(frame) {
-  if (seen(frame.id)) return;
+  if (seen(frame.id)) {
+    // A copy of an alert we have: the server re-sends alerts it holds unacked
+    // (our ack may have been lost), so ack again or it keeps coming.
+    if (frame.type === "incident.alert") send({ type: "ack", incident_id: frame.incident.id });
+    return;
+  }
   if (frame.type === "incident.alert") {
     const s = frame.incident;
     const known = state.incidents[s.id];

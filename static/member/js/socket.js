@@ -16,6 +16,34 @@ export const nextId = () => ++msgSeq;
 export let replayBatch = [];
 export let lastServerError = "";
 export let signingOut = false;
+// The server pings every CFG.heartbeatS; a socket silent for two of them is taken
+// for dead (a frozen server or a dead route never closes it), checked 4 times a beat.
+const heartbeatMs = () => CFG.heartbeatS * 1000;
+let lastFrameAt = 0;
+let watchdog = null;
+
+function watch(socket) {
+  lastFrameAt = Date.now();
+  clearInterval(watchdog);
+  watchdog = setInterval(() => {
+    if (ws !== socket) return clearInterval(watchdog);
+    if (Date.now() - lastFrameAt > 2 * heartbeatMs()) silent(socket);
+  }, heartbeatMs() / 4);
+}
+
+function silent(socket) {
+  // Let go of it at once: a close handshake with a frozen server never completes.
+  clearInterval(watchdog);
+  ws = null;
+  resumed = false;
+  try {
+    socket.close();
+  } catch (e) {
+    // already closing
+  }
+  setConn("offline");
+  scheduleReconnect();
+}
 
 export function setConn(kind) {
   const el = $("conn");
@@ -39,8 +67,10 @@ export function connect() {
   }
   ws = socket;
   resumed = false;
+  watch(socket); // a handshake that hangs counts as silence too
   socket.onopen = () => setConn("connecting");
   socket.onmessage = (e) => {
+    if (ws === socket) lastFrameAt = Date.now();
     let frame;
     try {
       frame = JSON.parse(e.data);
@@ -51,6 +81,7 @@ export function connect() {
   };
   socket.onclose = (e) => {
     if (ws !== socket) return;
+    clearInterval(watchdog);
     ws = null;
     resumed = false;
     if (e.code === 4403) {
