@@ -436,9 +436,9 @@ def _warning_up(user, region: Region | None) -> tuple[str, str] | None:
     if scope is not None and region.path == scope.path:
         return None
     parent = region.parent if region.level == Region.Level.STREET else None
-    if parent is not None and (scope is None or parent.path.startswith(scope.path)):
-        if scope is None or parent.path != scope.path:
-            return f"?district={parent.code}", _("返回上一级")
+    inside = parent is not None and (scope is None or parent.path.startswith(scope.path))
+    if inside and (scope is None or parent.path != scope.path):
+        return f"?district={parent.code}", _("返回上一级")
     return "?", _("返回全市") if scope is None else _("返回本辖区")
 
 
