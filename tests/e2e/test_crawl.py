@@ -88,7 +88,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.core.management import call_command
 from dispatch.models import Incident
-from review.models import Drill
+from review.models import IndicatorNode
 from review.services.drills import drill_start
 from units.models import Equipment, Member, Region, StaffProfile, Unit
 
@@ -109,6 +109,10 @@ data.update(Unit.objects.values_list("address", flat=True))
 data.update(Member.objects.values_list("name", flat=True))
 data.update(Incident.objects.values_list("address", flat=True))
 data.update(Incident.objects.values_list("description", flat=True))
+# Street types come from the geodata as entered ("街道", "镇").
+data.update(Region.objects.values_list("street_type", flat=True))
+# The index's indicators are rows an administrator names and edits in the admin.
+data.update(IndicatorNode.objects.values_list("name", flat=True))
 result = sorted((d for d in data if d), key=len, reverse=True)
 """
 
