@@ -310,6 +310,9 @@ class Crawler:
                     alert.wait_for(state="hidden")
                 for button in page.locator("nav.tabbar button[data-view]").all():
                     view = button.get_attribute("data-view")
+                    if alert.is_visible():  # a later wave brought it back
+                        page.click("#alert-later")
+                        alert.wait_for(state="hidden")
                     button.click()
                     self.visited.append(f"{path}#{view}")
                     self.check(page, f"{path}#{view}", events)
