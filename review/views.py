@@ -425,6 +425,24 @@ def index_explain(request, level: str, key: int):
 COLOURS = {"green": "#2e9d5b", "amber": "#f0ad4e", "red": "#d9534f"}
 
 
+def _warning_up(user, region: Region | None) -> tuple[str, str] | None:
+    """(href, label) one level up from ``region``, never above the user's own
+    jurisdiction: a station scoped to one street has nothing above (a link to
+    "the whole city" would show it the same street again)."""
+    scope = user_scope(user)
+    if scope is not None and scope.level == Region.Level.CITY:
+        scope = None  # city-wide: the way up ends at the whole city
+    if region is None or region.level == Region.Level.CITY:
+        return None
+    if scope is not None and region.path == scope.path:
+        return None
+    parent = region.parent if region.level == Region.Level.STREET else None
+    inside = parent is not None and (scope is None or parent.path.startswith(scope.path))
+    if inside and (scope is None or parent.path != scope.path):
+        return f"?district={parent.code}", _("返回上一级")
+    return "?", _("返回全市") if scope is None else _("返回本辖区")
+
+
 @reviewer_required
 def warning_map(request):
     try:
@@ -472,6 +490,7 @@ def warning_map(request):
         request,
         "review/warning.html",
         {
+            "up": _warning_up(request.user, region),
             "areas": areas,
             "level": level,
             "counts": counts,

@@ -4,7 +4,8 @@ import pytest
 
 from dispatch.models import Incident
 from review import readiness
-from tests.factories import UnitFactory
+from tests.factories import StaffFactory, UnitFactory
+from units.models import StaffProfile
 
 from .conftest import past_incident
 
@@ -52,3 +53,27 @@ def test_open_incidents_turn_a_district_red_and_the_page_drills_down_to_units(
 def test_a_district_reviewer_cannot_drill_into_another_district(client, tianhe_reviewer, haizhu):
     client.force_login(tianhe_reviewer)
     assert client.get(f"/review/warning/?district={haizhu.code}").status_code == 404
+
+
+def test_the_way_back_up_never_leads_above_the_users_jurisdiction(
+    client, city_reviewer, tianhe, tianhe_street
+):
+    """A station scoped to one street was offered "返回全市", which showed it the same
+    street again; a city reviewer on a street goes back to its district."""
+    station = StaffFactory(role=StaffProfile.Role.POLICE_STATION, region=tianhe_street).user
+    client.force_login(station)
+    page = client.get("/review/warning/")
+    assert page.status_code == 200
+    assert page.context["up"] is None
+    assert "返回全市" not in page.content.decode()
+
+    district_admin = StaffFactory(role=StaffProfile.Role.DISTRICT_ADMIN, region=tianhe).user
+    client.force_login(district_admin)
+    up = client.get(f"/review/warning/?street={tianhe_street.code}").context["up"]
+    assert up == ("?", "返回本辖区")
+
+    client.force_login(city_reviewer)
+    up = client.get(f"/review/warning/?street={tianhe_street.code}").context["up"]
+    assert up == (f"?district={tianhe.code}", "返回上一级")
+    assert client.get(f"/review/warning/?district={tianhe.code}").context["up"] == ("?", "返回全市")
+    assert client.get("/review/warning/").context["up"] is None

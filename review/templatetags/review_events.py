@@ -1,0 +1,77 @@
+"""The incident timeline in words: an event's ``data`` holds internals (``wave=1
+rank=1 distance_m=30``) that a reviewer should read as sentences."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from dispatch.models import Incident
+
+register = template.Library()
+
+# Escalation tiers (settings.DISPATCH_ESCALATION) by name: which target was missed.
+_TIERS = {
+    "respond_1min": lambda: _("1 分钟内无人响应"),
+    "control_3min": lambda: _("3 分钟内无人到场"),
+    "handle_5min": lambda: _("5 分钟内未处置完毕"),
+    "street_10min": lambda: _("10 分钟：街镇接管"),
+    "professional_20min": lambda: _("20 分钟：专业力量接管"),
+}
+_OUTCOMES = {
+    "closed": lambda: _("结案"),
+    "drill_ended": lambda: _("演练结束"),
+}
+_DRILL_SCOPES = {
+    "area": lambda: _("本辖区"),
+    "street": lambda: _("街道"),
+    "district": lambda: _("区"),
+    "city": lambda: _("全市"),
+}
+# Keys that help machines only (the timeline shows the member in its own column).
+_HIDDEN = {"seeded", "member_name", "notify", "drill"}
+
+
+def _part(key: str, value: Any) -> str | None:
+    if key in _HIDDEN or value is None:
+        return None
+    if key == "wave":
+        return _("第 %(n)s 轮") % {"n": value}
+    if key == "rank":
+        return _("距离排第 %(n)s") % {"n": value}
+    if key in ("distance_m", "radius_m"):
+        label = _("距离 %(m)s 米") if key == "distance_m" else _("范围 %(m)s 米")
+        return label % {"m": value}
+    if key == "eta_s":
+        return _("预计 %(s)s 秒到达") % {"s": value}
+    if key == "source":
+        return str(dict(Incident.Source.choices).get(value, value))
+    if key == "closed":
+        return _("警情已结案") if value else _("已有足够单元响应")
+    if key == "tier":
+        return str(_TIERS[value]()) if value in _TIERS else str(value)
+    if key == "outcome":
+        return str(_OUTCOMES[value]()) if value in _OUTCOMES else str(value)
+    if key == "drill_scope":
+        return _("演练范围：%(s)s") % {
+            "s": _DRILL_SCOPES[value]() if value in _DRILL_SCOPES else value
+        }
+    if key == "units":
+        return ngettext("%(n)s 个单元", "%(n)s 个单元", int(value)) % {"n": value}
+    if key in ("lat", "lon"):
+        return None  # shown together below
+    return f"{key}: {value}"
+
+
+@register.filter
+def event_text(data: dict[str, Any] | None) -> str:
+    """One line of human text for an event's data; unknown keys stay visible."""
+    if not data:
+        return ""
+    parts = [p for k, v in data.items() if (p := _part(k, v))]
+    if data.get("lat") is not None and data.get("lon") is not None:
+        parts.append(_("已上报位置"))
+    return " · ".join(parts)
