@@ -31,6 +31,21 @@ _DRILL_SCOPES = {
     "district": lambda: _("区"),
     "city": lambda: _("全市"),
 }
+# Reading order of the known keys. PostgreSQL's jsonb stores keys in its own
+# order, so the stored order cannot be the order of the sentence.
+_ORDER = [
+    "source",
+    "tier",
+    "wave",
+    "rank",
+    "distance_m",
+    "radius_m",
+    "eta_s",
+    "units",
+    "closed",
+    "outcome",
+    "drill_scope",
+]
 # Keys that help machines only (the timeline shows the member in its own column).
 _HIDDEN = {"seeded", "member_name", "notify", "drill"}
 
@@ -71,7 +86,8 @@ def event_text(data: dict[str, Any] | None) -> str:
     """One line of human text for an event's data; unknown keys stay visible."""
     if not data:
         return ""
-    parts = [p for k, v in data.items() if (p := _part(k, v))]
+    keys = sorted(data, key=lambda k: (_ORDER.index(k) if k in _ORDER else len(_ORDER), k))
+    parts = [p for k in keys if (p := _part(k, data[k]))]
     if data.get("lat") is not None and data.get("lon") is not None:
         parts.append(_("已上报位置"))
     return " · ".join(parts)

@@ -130,7 +130,9 @@ def test_alerts_raised_across_a_redis_restart_reach_every_phone_once(city, staff
         for p in phones:
             missing = sorted(set(raised) - set(p.shown))
             assert not missing, f"{p.name} never got alerts {missing} of {raised}"
-            assert sorted(p.shown) == sorted(raised), f"{p.name} showed {p.shown}"
+            # Alerts of earlier tests in this city reach the same unit: each shown once too.
+            twice = sorted({i for i in p.shown if p.shown.count(i) > 1})
+            assert not twice, f"{p.name} showed alerts {twice} twice: {p.shown}"
         assert daphne.alive()
     finally:
         for p in phones:

@@ -212,6 +212,17 @@ def clock_in(page) -> None:
     page.wait_for_selector("#duty-card.on")
 
 
+def wait_true(page, expression: str, timeout: float = 30_000) -> None:
+    """Poll a JS expression until it is truthy. Not ``page.wait_for_function``:
+    Playwright compiles that predicate with ``new Function`` inside the page, which
+    the page's strict CSP (no 'unsafe-eval') refuses; ``evaluate`` goes through
+    the DevTools protocol, outside the page's CSP."""
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for: {expression}"
+        page.wait_for_timeout(100)
+
+
 def wait_online(page, timeout: float = 20_000) -> None:
     page.wait_for_selector("#conn[data-state=online]", timeout=timeout)
 
@@ -220,7 +231,7 @@ def deliver_push(page, payload: dict[str, Any]) -> list[dict[str, Any]]:
     """Hand a push message to the page's service worker through the DevTools
     protocol and return the notifications it then shows."""
     page.context.grant_permissions(["notifications"])
-    page.wait_for_function("navigator.serviceWorker && navigator.serviceWorker.controller")
+    wait_true(page, "!!(navigator.serviceWorker && navigator.serviceWorker.controller)")
     cdp = page.context.new_cdp_session(page)
     registrations: list[dict[str, Any]] = []
     cdp.on(
@@ -241,8 +252,9 @@ def deliver_push(page, payload: dict[str, Any]) -> list[dict[str, Any]]:
             "data": json.dumps(payload, ensure_ascii=False),
         },
     )
-    page.wait_for_function(
-        "navigator.serviceWorker.ready.then(r => r.getNotifications()).then(n => n.length > 0)"
+    wait_true(
+        page,
+        "navigator.serviceWorker.ready.then(r => r.getNotifications()).then(n => n.length > 0)",
     )
     return page.evaluate(
         """navigator.serviceWorker.ready.then(r => r.getNotifications()).then(ns =>
@@ -304,7 +316,8 @@ member_location_record(member=Member.objects.get(pk={mate["member_id"]}),
     lat={incident["lat"] - 0.0006}, lon={incident["lon"]}, incident_id={incident["id"]})
 """,
     )
-    phone.wait_for_function(
+    wait_true(
+        phone,
         f"document.querySelectorAll('#alert-map .leaflet-interactive').length > {markers}",
         timeout=10_000,
     )
@@ -391,7 +404,7 @@ def test_restarted_server_replays_the_missed_alert_and_refuses_a_stale_action(
     mate = member_login(phone_city, "near", 1)
     sign_in(phone, base, login)
     clock_in(phone)
-    phone.wait_for_function("navigator.serviceWorker && navigator.serviceWorker.controller")
+    wait_true(phone, "!!(navigator.serviceWorker && navigator.serviceWorker.controller)")
 
     # The server goes away; an incident is raised meanwhile by another process.
     daphne.stop()
