@@ -236,6 +236,15 @@ class _Params:
                 raise ImproperlyConfigured(f"RANKING_KIT_BY_KIND[{incident_kind!r}]: {e}") from e
         return cls(detour, speed, penalty, need)
 
+    def eta_s(self, distance_m: float) -> int:
+        return math.ceil(distance_m * self.detour / self.speed)
+
+
+def walk_eta_s(distance_m: float) -> int:
+    """The on-foot arrival estimate ranking gives a unit this far away, for units
+    a caller named rather than ranked (a board's call)."""
+    return _Params.current(None).eta_s(distance_m)
+
 
 class UnitIndex:
     """Nearest-unit index of one process.
@@ -486,7 +495,7 @@ class UnitIndex:
             Candidate(
                 unit_id=int(unit_id),
                 distance_m=float(dist),
-                eta_s=math.ceil(dist * p.detour / p.speed),
+                eta_s=p.eta_s(dist),
                 kit_fit=bool(fit),
                 on_duty=int(state & _U16),
                 available=unit_spare(

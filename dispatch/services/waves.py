@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import math
 from typing import Any
 
 from django.conf import settings
@@ -26,7 +25,7 @@ from ..events import (
     unit_group,
 )
 from ..models import Deadline, Delivery, Dispatch, Incident, IncidentEvent, Wave
-from ..ranking import Candidate, rank_units
+from ..ranking import Candidate, rank_units, walk_eta_s
 
 log = logging.getLogger(__name__)
 
@@ -179,16 +178,8 @@ def wave_send(
         units = []
         for unit_id in todo:
             distance = haversine_m(incident.lat, incident.lon, *position[unit_id])
-            units.append((unit_id, distance, 0 if at_own_post else _walk_eta_s(distance)))
+            units.append((unit_id, distance, 0 if at_own_post else walk_eta_s(distance)))
         return wave_write(incident=incident, wave=wave, units=units, rank0=on_incident, actor=actor)
-
-
-def _walk_eta_s(distance_m: float) -> int:
-    # Ranking's walking ETA (dispatch/ranking.py, ``Candidate.eta_s``) for units
-    # the caller picked rather than ranking.
-    detour = float(getattr(settings, "RANKING_DETOUR_FACTOR", 1.3))
-    speed = float(getattr(settings, "RANKING_WALK_SPEED_MPS", 1.4))
-    return math.ceil(distance_m * detour / speed)
 
 
 def deadlines_create(*, incident: Incident, policy: dict[str, Any]) -> list[Deadline]:

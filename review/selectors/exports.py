@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from django.db.models import (
-    OuterRef,
-)
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from dispatch.models import Dispatch
+from units.models import phone_mask
 
 from .common import DURATIONS
 from .incidents import IncidentFilter, incident_list
@@ -24,10 +23,6 @@ EXPORT_MAX_ROWS = 200_000
 def incident_export_rows(*, user, filters: IncidentFilter) -> tuple[list[str], Iterable[list]]:
     """Header and rows for the incident export; phone numbers always masked
     (exports leave the system: a reviewer's report needs no full numbers)."""
-    from django.db.models import Subquery
-
-    from units.models import phone_mask
-
     first = Dispatch.objects.filter(incident_id=OuterRef("pk"), accepted_at__isnull=False).order_by(
         "accepted_at", "pk"
     )
