@@ -11,7 +11,7 @@ import pytest
 
 from tests.e2e.harness import alert_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.e2e, pytest.mark.both_databases, pytest.mark.timeout(120)]
 
 
 def test_incident_alerts_the_nearest_unit_and_accept_sets_responded_at(

@@ -12,7 +12,7 @@ import pytest
 from tests.e2e import harness
 from tests.e2e.harness import E2E_POLICIES, alert_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.e2e, pytest.mark.both_databases, pytest.mark.timeout(120)]
 
 RESPOND_AFTER_S = E2E_POLICIES["default"]["tiers"][0]["after_s"]
 
