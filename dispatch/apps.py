@@ -13,14 +13,21 @@ class DispatchConfig(AppConfig):
         from django.db.models.signals import post_save
 
         from units.models import Member, Unit
-        from units.services import member_duty_changed
+        from units.services import member_duty_changed, roster_bulk_deactivated
 
-        from .events import member_duty_changed_push, roster_saved_close_revoked
+        from .events import (
+            member_duty_changed_push,
+            roster_bulk_deactivated_close,
+            roster_saved_close_revoked,
+        )
 
         # The roster's duty flip reaches the member's sockets (join/leave the unit group).
         member_duty_changed.connect(member_duty_changed_push, dispatch_uid="dispatch.duty_push")
         # Deactivating a member, its unit or its login closes the member's sockets at
         # once (the roster's own post_save signal: units never imports dispatch).
+        roster_bulk_deactivated.connect(
+            roster_bulk_deactivated_close, dispatch_uid="dispatch.close_bulk_deactivated"
+        )
         for model in (Member, Unit, get_user_model()):
             post_save.connect(
                 roster_saved_close_revoked,

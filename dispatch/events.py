@@ -122,6 +122,17 @@ def roster_saved_close_revoked(sender, *, instance, raw: bool = False, **kwargs:
     send_on_commit((member_group(pk), {"type": "member.revoked"}) for pk in member_ids)
 
 
+def roster_bulk_deactivated_close(
+    sender, *, member_ids: list[int], unit_ids: list[int], **kwargs: Any
+) -> None:
+    """Receiver of ``units.services.roster_bulk_deactivated`` (the roster import
+    writes in bulk, without post_save): the same at-once close as above."""
+    ids = set(member_ids)
+    if unit_ids:
+        ids.update(Member.objects.filter(unit_id__in=unit_ids).values_list("pk", flat=True))
+    send_on_commit((member_group(pk), {"type": "member.revoked"}) for pk in sorted(ids))
+
+
 def send_on_commit(messages: Iterable[LayerMessage]) -> None:
     """The one way out to sockets: channel-layer messages, after commit."""
     batch = list(messages)

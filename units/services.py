@@ -175,6 +175,11 @@ def unit_create(
 # knows nothing of sockets, so the layer above (dispatch) subscribes to it.
 member_duty_changed = Signal()  # kwargs: member_id, on_duty
 
+# Sent inside the writer's transaction by bulk writers (the roster import), which
+# save no model one by one and so send no post_save: the members and units they
+# deactivated, for the layer above to close those members' sockets at once.
+roster_bulk_deactivated = Signal()  # kwargs: member_ids, unit_ids
+
 
 @transaction.atomic
 def member_set_duty(*, member: Member, on_duty: bool) -> Member:

@@ -13,6 +13,9 @@ from channels.db import database_sync_to_async
 from dispatch.consumers import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED
 from mobile.services import member_sign_out
 from tests.dispatch.test_consumers import phone, raise_incident, run
+from tests.factories import UserFactory
+from tests.units.test_import import csv_bytes
+from units.importing import roster_import
 from units.models import Member, Unit
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -96,5 +99,53 @@ def test_saving_an_active_member_leaves_the_socket_open(near_responder):
             incident = await raise_incident()
             alert = await p.receive_type("incident.alert")
             assert alert["incident"]["id"] == incident.pk
+
+    run(scenario)
+
+
+# --- the roster import writes in bulk (no post_save): it must close sockets too -------
+
+
+def _import_as_superuser(header: list[str], rows: list[list]) -> None:
+    admin = UserFactory(is_superuser=True, is_staff=True)
+    report = roster_import(
+        data=csv_bytes(header, rows), filename="roster.csv", user=admin, dry_run=False
+    )
+    assert not report.errors, report.errors
+
+
+def test_an_import_that_deactivates_a_member_closes_their_socket_at_once(
+    near_responder, neighbour_responder
+):
+    member = near_responder
+    row = [member.phone, member.name, member.unit.code, member.role, "否"]
+
+    async def scenario():
+        async with phone(member.user) as p, phone(neighbour_responder.user) as other:
+            await database_sync_to_async(_import_as_superuser)(
+                ["手机号", "姓名", "单元编码", "角色", "有效"], [row]
+            )
+            await _closed_with(p, CLOSE_FORBIDDEN, "inactive")
+            incident = await raise_incident()
+            assert await p.nothing(0.3)
+            alert = await other.receive_type("incident.alert")
+            assert alert["incident"]["id"] == incident.pk
+
+    run(scenario)
+
+
+def test_an_import_that_deactivates_a_unit_closes_its_members_sockets_at_once(near_responder):
+    unit = near_responder.unit
+    row = [
+        unit.code, unit.name, unit.get_kind_display(), unit.region.code, unit.address,
+        unit.lat, unit.lon, "否",
+    ]  # fmt: skip
+
+    async def scenario():
+        async with phone(near_responder.user) as p:
+            await database_sync_to_async(_import_as_superuser)(
+                ["单元编码", "单元名称", "类型", "街镇代码", "地址", "纬度", "经度", "启用"], [row]
+            )
+            await _closed_with(p, CLOSE_FORBIDDEN, "inactive")
 
     run(scenario)

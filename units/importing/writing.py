@@ -11,7 +11,7 @@ from django.db.models import Model
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
 from ..models import Unit
-from ..services import roster_changed
+from ..services import roster_bulk_deactivated, roster_changed
 from .columns import EQUIPMENT, KINDS, MEMBER, MODELS, UNIT, WRITE_BATCH, ProgressCallback
 
 
@@ -71,6 +71,15 @@ def plan_write(plan: Plan, *, user, reason: str, progress: ProgressCallback) -> 
                 done += len(batch)
                 progress("write", done, total)
         roster_changed(unit_ids=None)
+        roster_bulk_deactivated.send(
+            sender=Unit,
+            member_ids=_deactivated(plan.updates[MEMBER]),
+            unit_ids=_deactivated(plan.updates[UNIT]),
+        )
+
+
+def _deactivated(updates: list[Planned]) -> list[int]:
+    return [p.obj.pk for p in updates if p.changes.get("is_active", (None, True))[1] is False]
 
 
 def _attname(model: type[Model], name: str) -> str:
