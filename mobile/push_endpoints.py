@@ -5,7 +5,9 @@ Left open, any member could point the worker at 127.0.0.1, Redis or the
 office network. So an endpoint must be https, on a known push service
 (``WEBPUSH_ALLOWED_HOSTS``), and every address its host resolves to must be a
 public one. The check runs when the subscription is saved (a 400 with the
-reason) and again right before each send, because DNS answers can change.
+reason) and again right before each send, because DNS answers can change;
+at send time the connection itself also checks the address it reached
+(``PublicPeerAdapter``), which closes the window between the two lookups.
 """
 
 from __future__ import annotations
@@ -16,6 +18,10 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.utils.translation import gettext as _
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPSConnection
+from urllib3.connectionpool import HTTPSConnectionPool
+from urllib3.exceptions import NewConnectionError
 
 
 class EndpointRefused(ValueError):
@@ -77,3 +83,37 @@ def endpoint_check(endpoint: object) -> str:
     if not all(_address_public(a) for a in addresses):
         raise EndpointRefused(_("推送地址指向内部或保留网络地址。"))
     return endpoint
+
+
+class _PublicPeerHTTPSConnection(HTTPSConnection):
+    """An HTTPS connection that checks the address it actually reached.
+
+    ``endpoint_check`` resolves the name, then the connection resolves it again:
+    a DNS answer that moved in between (DNS rebinding) would aim the worker
+    inside. The connected peer is checked before TLS begins, so not a byte goes
+    to an internal address.
+    """
+
+    def _new_conn(self):
+        sock = super()._new_conn()
+        peer = sock.getpeername()[0]
+        if not _address_public(peer):
+            sock.close()
+            raise NewConnectionError(self, f"refused: {self.host} connected to {peer}")
+        return sock
+
+
+class _PublicPeerHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _PublicPeerHTTPSConnection
+
+
+class PublicPeerAdapter(HTTPAdapter):
+    """A requests adapter whose https connections reach public addresses only
+    (mounted on the push session for ``https://``)."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            **self.poolmanager.pool_classes_by_scheme,
+            "https": _PublicPeerHTTPSPool,
+        }

@@ -25,7 +25,7 @@ from pywebpush import WebPushException, webpush
 from dispatch.notify import BaseBackend, Notification, SendResult
 
 from .models import PushSubscription
-from .push_endpoints import EndpointRefused, endpoint_check
+from .push_endpoints import EndpointRefused, PublicPeerAdapter, endpoint_check
 from .services import push_success_record
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,12 @@ def application_server_key() -> str:
 
 
 class _NoRedirectSession(requests.Session):
-    """A session that never follows a redirect: a 3xx is a failed push, not a new target."""
+    """A session that never follows a redirect (a 3xx is a failed push, not a new
+    target) and whose https connections reach public addresses only."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mount("https://", PublicPeerAdapter())
 
     def request(self, *args: Any, **kwargs: Any) -> requests.Response:
         kwargs["allow_redirects"] = False

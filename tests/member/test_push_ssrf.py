@@ -8,6 +8,7 @@ The send-time tests listen on a local socket to prove nothing was POSTed.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import socket
@@ -200,3 +201,48 @@ def test_a_named_test_origin_is_exempt_but_only_that_origin(phone_client, dns, s
     # Userinfo cannot smuggle another host past the origin match.
     assert _subscribe(phone_client, "http://127.0.0.1:80@10.0.0.5/x").status_code == 400
     assert _subscribe(phone_client, "http://127.0.0.2:18999/x").status_code == 400
+
+
+def test_a_dns_answer_that_moves_between_check_and_connect_is_refused(
+    dns, monkeypatch, settings, tmp_path
+):
+    # DNS rebinding: the check sees the push service's public address, then the
+    # connection's own lookup gets an internal one. The worker must not send a
+    # byte there: the connected peer is checked before TLS or HTTP begins.
+    settings.VAPID_PRIVATE_KEY_FILE = tmp_path / "vapid.pem"
+    received: list[bytes] = []
+    inside = socket.socket()
+    inside.bind(("127.0.0.1", 0))
+    inside.listen(1)
+    inside.settimeout(5)
+
+    def accept() -> None:
+        try:
+            conn, _ = inside.accept()
+        except OSError:
+            return
+        conn.settimeout(2)
+        with contextlib.suppress(OSError):
+            received.append(conn.recv(1024))
+        conn.close()
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    real_getaddrinfo = socket.getaddrinfo
+    inside_port = inside.getsockname()[1]
+
+    def rebinding_getaddrinfo(host, port, *args, **kwargs):
+        if host == "fcm.googleapis.com":
+            return real_getaddrinfo("127.0.0.1", inside_port, *args, **kwargs)
+        return real_getaddrinfo(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding_getaddrinfo)
+    p256dh, auth = _browser_keys()
+    try:
+        result = webpush.push_send(endpoint=FCM, p256dh=p256dh, auth=auth, payload={})
+    finally:
+        webpush.vapid_reset()
+        thread.join(timeout=5)
+        inside.close()
+    assert not result.ok
+    assert received in ([], [b""]), received  # not a byte of TLS or HTTP went inside
