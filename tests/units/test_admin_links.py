@@ -119,3 +119,18 @@ def test_a_plain_foreign_key_still_names_the_row(rows, tianhe):
     page = client.get(reverse("admin:dispatch_incident_change", args=[incident.pk]))
     assert page.status_code == 200
     assert str(incident.region) in page.content.decode()
+
+
+def test_a_members_login_never_shows_its_phone_to_a_reviewer(rows, tianhe):
+    """A member's login is named after its phone (m138...): shown as a foreign key
+    it would unmask the number for a role that gets phones masked."""
+    member = rows["units_member"]
+    member.user.username = f"m{member.phone}"
+    member.user.save()
+    reviewer = StaffFactory(role=Role.POLICE_REVIEWER, region=tianhe).user
+    client = Client()
+    client.force_login(reviewer)
+    page = client.get(reverse("admin:units_member_change", args=[member.pk]))
+    assert page.status_code == 200
+    assert member.phone not in page.content.decode()
+    assert member.phone_masked in page.content.decode()

@@ -4,6 +4,7 @@ the user's scope, capped counts, and history pages scoped like their objects."""
 from __future__ import annotations
 
 from django.contrib import admin
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
@@ -41,7 +42,12 @@ class RelatedText:
 
     def __call__(self, obj) -> str:
         value = getattr(obj, self.field_name, None)
-        return "-" if value is None else str(value)
+        if value is None:
+            return "-"
+        # A member's login is named after its phone ("m138..."): name the member
+        # instead, whose string masks the number.
+        member = getattr(value, "member", None) if isinstance(value, AbstractBaseUser) else None
+        return str(member if member is not None else value)
 
     def __eq__(self, other) -> bool:
         return isinstance(other, RelatedText) and other.field_name == self.field_name
