@@ -35,9 +35,8 @@ import pytest
 
 from tests.e2e import harness
 
-# Not in `./dev test` yet: the crawl still finds open problems of issue 13 (admin
-# links to pages a role may not open, the member app's push payload in Chinese)
-# and takes about 12 minutes on this 2-core machine. `./dev crawl` runs it.
+# Not in `./dev test`: it takes about 12 minutes on this 2-core machine.
+# `./dev crawl` runs it.
 pytestmark = [pytest.mark.e2e, pytest.mark.browser, pytest.mark.crawl]
 
 ROOT = harness.ROOT
