@@ -517,6 +517,9 @@ REVIEW_WARNING_GREEN = env.float("REVIEW_WARNING_GREEN", default=80.0)
 REVIEW_WARNING_AMBER = env.float("REVIEW_WARNING_AMBER", default=60.0)
 REVIEW_WARNING_OPEN_AMBER = env.int("REVIEW_WARNING_OPEN_AMBER", default=1)
 REVIEW_WARNING_OPEN_RED = env.int("REVIEW_WARNING_OPEN_RED", default=3)
+# Below this many real incidents in the period, the index and the warning map say
+# their scores rest mostly on readiness and coverage, not on response times.
+REVIEW_INDEX_MIN_INCIDENTS = env.int("REVIEW_INDEX_MIN_INCIDENTS", default=30)
 CELERY_BEAT_SCHEDULE["review-coverage-gaps"] = {
     "task": "review.tasks.coverage_refresh",
     "schedule": env.float("REVIEW_GAP_REFRESH_S", default=900.0),

@@ -158,6 +158,36 @@ _INTAKE_REFUSED = {
 }
 
 
+# --- what intake answers, for the OpenAPI schema (the views build these bodies) ---------
+
+
+class IntakeWaveSerializer(serializers.Serializer):
+    number = serializers.IntegerField(help_text="wave number, 1 for the first alert")
+    radius_m = serializers.IntegerField(help_text="search radius of this wave, metres")
+
+
+class IntakeResponseSerializer(serializers.Serializer):
+    incident = IncidentSerializer()
+    created = serializers.BooleanField(
+        help_text="false when the same external_id was raised before: the same incident"
+    )
+    wave = IntakeWaveSerializer(allow_null=True, help_text="null when no unit could be alerted")
+    candidates = CandidateSerializer(many=True, help_text="the units alerted, nearest first")
+
+
+class RefusedSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="machine-readable reason, e.g. outside_scope")
+    detail = serializers.CharField(help_text="the reason for people, in the request's language")
+
+
+_INTAKE_RESPONSES = {
+    201: IntakeResponseSerializer,
+    200: IntakeResponseSerializer,
+    403: RefusedSerializer,
+    409: RefusedSerializer,
+}
+
+
 def _incident_id(pk) -> int:
     """The URL's incident id, or 404 (the router lets any path segment through)."""
     try:
@@ -195,7 +225,7 @@ class IncidentViewSet(viewsets.GenericViewSet):
         }
         return Response(body, status=status.HTTP_201_CREATED if result.created else 200)
 
-    @extend_schema(request=IncidentCreateSerializer, responses={201: dict})
+    @extend_schema(request=IncidentCreateSerializer, responses=_INTAKE_RESPONSES)
     def create(self, request):
         if not selectors.user_may_raise_incidents(user=request.user):
             raise PermissionDenied(_("只有接处警系统或指挥、管理人员可以录入警情。"))
@@ -211,7 +241,7 @@ class IncidentViewSet(viewsets.GenericViewSet):
             )
         return self._intake_response(result)
 
-    @extend_schema(request=MemberReportSerializer, responses={201: dict})
+    @extend_schema(request=MemberReportSerializer, responses={201: IntakeResponseSerializer})
     @action(detail=False, methods=["post"])
     def report(self, request):
         """One-button report from a member's phone: discovered now, here."""

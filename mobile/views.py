@@ -251,6 +251,7 @@ def app(request: HttpRequest) -> HttpResponse:
         "detour": settings.RANKING_DETOUR_FACTOR,
         "vapidKey": _vapid_key_or_empty(),
         "kinds": [{"value": v, "label": str(lbl)} for v, lbl in Incident.Kind.choices],
+        "severities": [{"value": v, "label": str(lbl)} for v, lbl in Incident.Severity.choices],
         "language": get_language(),
     }
     return render(

@@ -361,6 +361,17 @@ def _level(request, filters) -> str:
     return level
 
 
+def _sample(user, filters: selectors.IncidentFilter) -> dict:
+    """How many real incidents the period's scores rest on, and whether that is too
+    few to compare areas by their response times (the page then says so)."""
+    needed = settings.REVIEW_INDEX_MIN_INCIDENTS
+    period = selectors.IncidentFilter(
+        region=filters.region, since=filters.since, until=filters.until
+    )
+    found = selectors.incident_list(user=user, filters=period)[:needed].count()
+    return {"sample": found, "sample_needed": needed, "little_data": found < needed}
+
+
 @reviewer_required
 def index_ranking(request):
     try:
@@ -383,6 +394,7 @@ def index_ranking(request):
             "row_count": len(rows),
             "level": level,
             "levels": [("district", _("区")), ("street", _("街道/镇")), ("unit", _("单元"))],
+            **_sample(request.user, filters),
             **_filter_context(request, filters),
         },
     )
@@ -496,6 +508,7 @@ def warning_map(request):
             "counts": counts,
             "colours": COLOURS,
             "map_data": {"outlines": outlines, "points": points},
+            **_sample(request.user, filters),
             **_filter_context(request, filters),
         },
     )

@@ -64,7 +64,8 @@ _ROSTER_EDITOR = {
     "units.equipment": _ALL,
     "units.staffprofile": _READ,
     "units.importjob": frozenset({VIEW, ADD}),
-    "dispatch.incident": frozenset({VIEW, CHANGE}),
+    # Incidents are opened and moved by the dispatch services only: the admin reads.
+    "dispatch.incident": _READ,
 }
 _ROSTER_READER = {
     "units.region": _READ,

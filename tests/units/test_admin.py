@@ -414,3 +414,31 @@ def test_changelist_query_count_does_not_grow_with_rows(request, tianhe_street, 
 
     assert few == many
     assert many <= 12
+
+
+def test_duty_is_clocked_on_the_phone_not_ticked_in_the_admin(tianhe_admin, near_member):
+    """在岗 is the member's own clock-in (units.services.member_set_duty tells the
+    phone's socket to join the unit's alerts): an admin form must not flip it, nor
+    clear it when saved without the box."""
+    data = {
+        "name": "改名",
+        "phone": near_member.phone,
+        "unit": near_member.unit_id,
+        "role": near_member.role,
+        "is_active": "on",
+    }
+    client = logged_in(tianhe_admin)
+    page = client.get(change(near_member)).content.decode()
+    assert 'name="on_duty"' not in page
+
+    response = client.post(change(near_member), data)
+
+    assert response.status_code == 302
+    member = Member.objects.get(pk=near_member.pk)
+    assert (member.name, member.on_duty) == ("改名", True)
+
+
+def test_the_unit_form_shows_duty_without_a_checkbox(tianhe_admin, near_member):
+    page = logged_in(tianhe_admin).get(change(near_member.unit)).content.decode()
+    assert "members-0-name" in page
+    assert 'name="members-0-on_duty"' not in page

@@ -584,3 +584,43 @@ def test_another_users_job_is_not_found(tianhe_admin, haizhu_admin):
 
     assert client.get(reverse("admin:units_importjob_change", args=[job.pk])).status_code == 404
     assert client.get(reverse("admin:units_importjob_status", args=[job.pk])).status_code == 404
+
+
+def test_a_header_field_past_the_csv_limit_fails_the_job_with_a_reason(superuser):
+    """A field over csv's 131,072-character limit in the header row crashed the
+    reader before its first row; the job then showed "running 0 / 0" for ever."""
+    job = ImportJob.objects.create(
+        created_by=superuser,
+        filename="u.csv",
+        data=("编码" + "x" * 140_000 + ",名称\nT1,单元\n").encode(),
+        dry_run=True,
+    )
+
+    importing.import_job_run(job_id=job.pk)
+
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.FAILED
+    assert job.finished_at is not None
+    assert "CSV" in job.result["errors"][0]["message"]
+
+
+def test_a_job_whose_import_crashes_ends_failed_with_the_reason(
+    superuser, tianhe_street, monkeypatch
+):
+    def crash(**kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(importing.jobs, "roster_import", crash)
+    job = ImportJob.objects.create(
+        created_by=superuser,
+        filename="u.csv",
+        data=csv_bytes(UNIT_HEADER, [unit_row("T1", tianhe_street)]),
+        dry_run=True,
+    )
+
+    importing.import_job_run(job_id=job.pk)
+
+    job.refresh_from_db()
+    assert job.status == ImportJob.Status.FAILED
+    assert job.finished_at is not None
+    assert job.result["error_count"] == 1

@@ -60,6 +60,9 @@ class PhoneMaskMixin:
 class MemberInline(PhoneMaskMixin, ScopedInlineMixin, admin.TabularInline):
     model = Member
     fields = ["name", "phone", "role", "on_duty", "trained", "is_active"]
+    # Duty is clocked on the phone (units.services.member_set_duty, which also moves
+    # the phone's socket in or out of the unit's alerts), never ticked here.
+    readonly_fields = ["on_duty"]
     extra = 0
     show_change_link = True
 

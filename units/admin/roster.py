@@ -127,7 +127,9 @@ class MemberAdmin(ExportMixin, PhoneMaskMixin, RosterHistoryAdmin, RegionScopedA
         # The login is linked at the member's first sign-in. A region admin may
         # not point a member at an arbitrary account (say, another district's
         # staff), which would then receive that unit's alerts.
-        fields = list(super().get_readonly_fields(request, obj))
+        # Duty is clocked on the phone (units.services.member_set_duty, which also
+        # moves the phone's socket in or out of the unit's alerts), never ticked here.
+        fields = [*super().get_readonly_fields(request, obj), "on_duty", "duty_since"]
         if request.user.is_superuser:
             return fields
         return [*fields, "user"]

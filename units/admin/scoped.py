@@ -4,7 +4,8 @@ the user's scope, capped counts, and history pages scoped like their objects."""
 from __future__ import annotations
 
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
+from django.contrib.auth.base_user import AbstractBaseUser
+from django.core.exceptions import FieldDoesNotExist, PermissionDenied
 from django.core.paginator import Paginator
 from django.db.models import Q, QuerySet
 from django.http import (
@@ -23,6 +24,95 @@ from ..scoping import (
     user_may,
     user_sees_phones,
 )
+
+
+class RelatedText:
+    """A read-only foreign key shown as its row's name, without a link.
+
+    Django links every read-only foreign key to the related row's change page,
+    whoever looks; most roles may not open most of those pages (a station reading
+    a unit, a reviewer reading who raised an incident) and got a 403. Equal to
+    another of the same field, so the form's ``exclude`` recognises it.
+    """
+
+    def __init__(self, field) -> None:
+        self.field_name = field.name
+        self.__name__ = field.name  # the admin's column class and help text
+        self.short_description = field.verbose_name
+
+    def __call__(self, obj) -> str:
+        value = getattr(obj, self.field_name, None)
+        if value is None:
+            return "-"
+        # A member's login is named after its phone ("m138..."): name the member
+        # instead, whose string masks the number.
+        member = getattr(value, "member", None) if isinstance(value, AbstractBaseUser) else None
+        return str(member if member is not None else value)
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, RelatedText) and other.field_name == self.field_name
+
+    def __hash__(self) -> int:
+        return hash(("RelatedText", self.field_name))
+
+    def __repr__(self) -> str:
+        return f"RelatedText({self.field_name!r})"
+
+
+class RelatedLinksMixin:
+    """Read-only foreign keys link to the related page only for users who may open
+    it; for everyone else they are plain text (``RelatedText``).
+
+    Rewritten on the page's field lists (``render_change_form``), after every
+    subclass and inline chose its read-only fields, since that is the one place
+    that sees them all together with the request.
+    """
+
+    def _related_as_text(self, request, model, names, obj) -> dict[str, RelatedText]:
+        registry = self.admin_site._registry
+        texts = {}
+        for name in names:
+            if not isinstance(name, str):
+                continue
+            try:
+                field = model._meta.get_field(name)
+            except FieldDoesNotExist:
+                continue
+            if not (field.many_to_one or field.one_to_one) or not field.concrete:
+                continue
+            target = registry.get(field.related_model)
+            if target is not None and target.has_view_permission(request):
+                value = getattr(obj, name, None) if isinstance(obj, model) else None
+                # A scoped row's page opens only inside the user's scope.
+                if value is None or target.get_queryset(request).filter(pk=value.pk).exists():
+                    continue
+            texts[name] = RelatedText(field)
+        return texts
+
+    def _unlink(self, request, holder, model, obj) -> None:
+        texts = self._related_as_text(request, model, holder.readonly_fields, obj)
+        if not texts:
+            return
+        holder.readonly_fields = [texts.get(n, n) for n in holder.readonly_fields]
+        holder.fieldsets = [
+            (title, {**opts, "fields": [_swap(f, texts) for f in opts.get("fields", ())]})
+            for title, opts in holder.fieldsets
+        ]
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if context.get("adminform") is not None:
+            self._unlink(request, context["adminform"], self.model, obj)
+        for inline in context.get("inline_admin_formsets", ()):
+            # Rows of an inline each have their own related rows: check the model only.
+            self._unlink(request, inline, inline.opts.model, None)
+        return super().render_change_form(request, context, add, change, form_url, obj)
+
+
+def _swap(entry, texts: dict[str, RelatedText]):
+    # A fieldset line is a name or a tuple of names shown side by side.
+    if isinstance(entry, (list, tuple)):
+        return type(entry)(texts.get(n, n) if isinstance(n, str) else n for n in entry)
+    return texts.get(entry, entry) if isinstance(entry, str) else entry
 
 
 class ScopedPermissionsMixin:
@@ -57,7 +147,7 @@ class CappedCountPaginator(Paginator):
         return min(counted, self.cap)
 
 
-class RegionScopedAdmin(ScopedPermissionsMixin, admin.ModelAdmin):
+class RegionScopedAdmin(RelatedLinksMixin, ScopedPermissionsMixin, admin.ModelAdmin):
     show_full_result_count = False
     list_per_page = 50
     paginator = CappedCountPaginator

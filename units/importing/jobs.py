@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import time
 from typing import Any
 
@@ -19,6 +20,8 @@ from ..scoping import user_may
 from .checking import roster_import
 from .reading import import_size_check
 from .reports import RosterFileError
+
+logger = logging.getLogger(__name__)
 
 # --- import jobs (run by a Celery worker) ----------------------------------------------
 
@@ -115,6 +118,21 @@ def import_job_run(*, job_id: int, live_progress: bool = False) -> None:
             "sheets": [],
             "errors": [{"sheet": "", "row": None, "field": "", "message": m} for m in messages],
             "error_count": len(messages),
+        }
+        status = ImportJob.Status.FAILED
+    except Exception as exc:  # noqa: BLE001 - the job must end, whatever went wrong
+        # An unexpected error would kill the task and leave the job "running 0 / 0"
+        # for ever on the page that polls it: end it as failed, with the reason.
+        logger.exception("import job %s crashed", job_id)
+        message = _("导入意外中止（%(error)s），请检查文件或联系管理员。") % {
+            "error": type(exc).__name__
+        }
+        result = {
+            "dry_run": job.dry_run,
+            "committed": False,
+            "sheets": [],
+            "errors": [{"sheet": "", "row": None, "field": "", "message": message}],
+            "error_count": 1,
         }
         status = ImportJob.Status.FAILED
     done = sum(s["rows"] for s in result["sheets"])

@@ -125,6 +125,7 @@ def _csv_rows(text: str) -> Iterator[tuple[int, list[Any]]]:
     first_line = text.split("\n", 1)[0]
     delimiter = max([",", "\t", ";"], key=first_line.count)
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    number = 0  # the header row itself may be the one the reader refuses
     try:
         for number, cells in enumerate(reader, start=1):
             yield number, cells

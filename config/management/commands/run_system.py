@@ -23,6 +23,7 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 
 from config.embedded_redis import redis_ping, redis_start
+from review import services as review_services
 from units.models import Unit
 
 DEMO_PASSWORD = "demo12345"  # noqa: S105 - the documented demo logins
@@ -48,6 +49,28 @@ class Child:
     started_at: float = 0.0
     backoff_s: float = BACKOFF_FIRST_S
     restart_at: float | None = None  # when a crashed child is due to start again
+
+
+# A modest past for a new city: about one incident a day per 20 units, at most
+# 1,000 over HISTORY_DAYS (about 10 s to write on a laptop). Enough for the index,
+# the warning map and the reports to show something on first start.
+HISTORY_DAYS = 90
+HISTORY_MAX = 1_000
+
+
+def first_start_seed(*, units: int, password: str, out) -> None:
+    """An empty database becomes the demo city: roster, a past, and the review's
+    derived tables (facts, rollups, coverage gaps) computed before the first page."""
+    started = time.monotonic()
+    out.write(f"Empty database: seeding the demo city ({units} units)")
+    call_command("seed_demo", units=units, password=password)
+    count = max(30, min(HISTORY_MAX, units // 20))
+    out.write(f"Seeding {count} past incidents over {HISTORY_DAYS} days")
+    call_command("seed_incidents", count=count, days=HISTORY_DAYS, no_progress=True, verbosity=0)
+    # The beat task would compute the gaps only REVIEW_GAP_REFRESH_S after start.
+    out.write("Computing the coverage gaps")
+    review_services.coverage_compute()
+    out.write(f"Demo city ready in {time.monotonic() - started:.0f} s")
 
 
 class Command(BaseCommand):
@@ -77,8 +100,7 @@ class Command(BaseCommand):
             call_command("migrate", interactive=False, verbosity=0)
             call_command("collectstatic", interactive=False, verbosity=0)
             if not Unit.objects.exists():
-                self.stdout.write(f"Empty database: seeding the demo city ({units} units)")
-                call_command("seed_demo", units=units, password=password)
+                first_start_seed(units=units, password=password, out=self.stdout)
             py = sys.executable
             schedule = str(settings.DATA_DIR / "celerybeat-schedule")
             commands = {

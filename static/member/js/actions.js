@@ -17,7 +17,7 @@ export function act(action, incidentId) {
   if (action === "accept" && position) Object.assign(item, { lat: position.lat, lon: position.lon });
   state.outbox.push(item);
   persist();
-  if (resumed) transmit(item);
+  if (resumed && navigator.onLine) transmit(item);
   else toast(T.queued);
   renderAlert();
 }

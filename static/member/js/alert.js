@@ -1,6 +1,6 @@
 // The alert screen: details, the server's allowed actions, responders, map.
 import { act } from "./actions.js";
-import { $, CFG, T } from "./config.js";
+import { $, CFG, T, kindLabel, severityLabel } from "./config.js";
 import { locate, position } from "./position.js";
 import { send } from "./socket.js";
 import { stopRing } from "./sound.js";
@@ -62,8 +62,8 @@ export function renderAlert() {
   const s = inc.summary;
   $("alert").dataset.status = inc.dispatch.status;
   $("alert").dataset.incident = inc.id;
-  $("alert-kind").textContent = `${s.kind_display}`;
-  $("alert-severity").textContent = s.severity_display;
+  $("alert-kind").textContent = kindLabel(s);
+  $("alert-severity").textContent = severityLabel(s);
   $("alert-severity").className = `sev sev-${s.severity}`;
   $("alert-drill").hidden = !s.is_drill;
   $("alert-address").textContent = s.address || `${s.lat.toFixed(5)}, ${s.lon.toFixed(5)}`;
@@ -111,7 +111,7 @@ export function renderActions(inc, closed) {
     b.className = `btn btn-action ${cls}`;
     b.dataset.action = action;
     const p = pending(action);
-    b.textContent = p ? (p.sent ? T.sending : T.queued) : T[action];
+    b.textContent = p ? (p.sent && navigator.onLine ? T.sending : T.queued) : T[action];
     b.disabled = !!p;
     b.addEventListener("click", () => act(action, inc.id));
     box.appendChild(b);
@@ -160,7 +160,7 @@ export function renderMap(inc, from) {
   layers.clearLayers();
   const points = [onMap(s.lat, s.lon)];
   L.circleMarker(onMap(s.lat, s.lon), { radius: 12, color: "#7f1d1d", fillColor: "#dc2626", fillOpacity: 0.9, weight: 3 })
-    .bindTooltip(s.kind_display, { permanent: true, direction: "top" })
+    .bindTooltip(kindLabel(s), { permanent: true, direction: "top" })
     .addTo(layers);
   const unit = state.me && state.me.unit;
   if (unit) {

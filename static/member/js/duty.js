@@ -1,5 +1,5 @@
 // Lists, duty, own unit, alert history.
-import { $, CFG, T } from "./config.js";
+import { $, CFG, T, kindLabel, severityLabel } from "./config.js";
 import { actionable } from "./events.js";
 import { locate } from "./position.js";
 import { adoptMember, persist, state } from "./store.js";
@@ -14,8 +14,8 @@ export function renderList() {
         .map((inc) => {
           const st = inc.status === "open" ? T["status_" + inc.dispatch.status] || "" : T.incident_closed;
           return `<li><button type="button" class="row-item ${actionable(inc) ? "live" : ""}" data-incident="${inc.id}">
-            <span class="sev sev-${inc.summary.severity}">${esc(inc.summary.severity_display)}</span>
-            <strong>${esc(inc.summary.kind_display)}</strong> <span class="muted">#${inc.id}</span>
+            <span class="sev sev-${inc.summary.severity}">${esc(severityLabel(inc.summary))}</span>
+            <strong>${esc(kindLabel(inc.summary))}</strong> <span class="muted">#${inc.id}</span>
             <span class="addr">${esc(inc.summary.address || "")}</span>
             <span class="muted">${esc(fmtTime(inc.alertedAt))} · ${esc(st)}${inc.replayed ? " · " + esc(T.replayed) : ""}</span>
           </button></li>`;
@@ -98,7 +98,7 @@ export async function renderHistory() {
     if (!r.ok) return;
     $("history-list").innerHTML = r.body.results.length
       ? r.body.results
-          .map((row) => `<li><span><strong>${esc(row.incident.kind_display)}</strong> #${row.incident.id}<br><span class="muted">${esc(row.incident.address)}</span></span>
+          .map((row) => `<li><span><strong>${esc(kindLabel(row.incident))}</strong> #${row.incident.id}<br><span class="muted">${esc(row.incident.address)}</span></span>
             <span>${esc(row.dispatch.status_display)}<br><span class="muted">${esc(fmtTime(row.dispatch.alerted_at))}</span></span></li>`)
           .join("")
       : `<li class="empty">${esc(T.no_alerts)}</li>`;

@@ -10,12 +10,12 @@
  * drops ids it has already applied (the server re-sends a few on purpose).
  */
 import { act } from "./actions.js";
-import { closeAlert, openAlert } from "./alert.js";
+import { closeAlert, openAlert, openIncidentId, renderAlert } from "./alert.js";
 import { $, CFG } from "./config.js";
 import { refreshMe, renderDuty, renderHistory, renderList, renderUnit, toggleDuty } from "./duty.js";
 import { enablePush, swRegistration, swRegistrationSet } from "./push.js";
 import { openReport, reportKindChoose, sendReport } from "./report.js";
-import { connect, reconnectNow, setConn, signOutBegin, ws } from "./socket.js";
+import { connect, reconnectNow, setConn, signOutBegin, wentOffline, ws } from "./socket.js";
 import { enableSound } from "./sound.js";
 import { memberForget, restore, state } from "./store.js";
 
@@ -63,7 +63,10 @@ export function wire() {
     form.submit();
   });
   window.addEventListener("online", reconnectNow);
-  window.addEventListener("offline", () => setConn("offline"));
+  window.addEventListener("offline", () => {
+    wentOffline();
+    if (openIncidentId) renderAlert(); // taps in flight now wait for the network
+  });
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState === "visible" && !ws) connect();
   });

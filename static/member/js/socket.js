@@ -170,6 +170,14 @@ export function signOutBegin() {
   signingOut = true;
 }
 
+// The phone lost its network: a socket can look open for a while yet, and a tap
+// sent into it would show "sending" until the heartbeat gives up. Drop it now, so
+// taps queue (and say so) until the network is back.
+export function wentOffline() {
+  if (ws) silent(ws);
+  else setConn("offline");
+}
+
 // Back online: try at once, forgetting the backoff.
 export function reconnectNow() {
   attempt = 0;

@@ -3,6 +3,12 @@ import { $ } from "./config.js";
 import { enablePush } from "./push.js";
 
 // --- Sound and vibration -------------------------------------------------------------
+// Chrome refuses (and logs an error for) vibration before the user's first tap on
+// the page; the screen and sound still alert then.
+function vibrate(pattern) {
+  const activated = !navigator.userActivation || navigator.userActivation.hasBeenActive;
+  if (navigator.vibrate && activated) navigator.vibrate(pattern);
+}
 export let audio = null;
 export let ringing = null;
 export function soundEnabled() {
@@ -35,7 +41,7 @@ export function ring() {
   let n = 0;
   const tick = () => {
     beep(0.35, n % 2 ? 660 : 990);
-    if (navigator.vibrate) navigator.vibrate([500, 200, 500]);
+    vibrate([500, 200, 500]);
     if (++n >= 20) stopRing();
   };
   tick();
@@ -44,5 +50,5 @@ export function ring() {
 export function stopRing() {
   if (ringing) clearInterval(ringing);
   ringing = null;
-  if (navigator.vibrate) navigator.vibrate(0);
+  vibrate(0);
 }
