@@ -153,6 +153,7 @@ def board(request: HttpRequest) -> HttpResponse:
         "severities": [[v, str(label)] for v, label in Incident.Severity.choices],
         "outcomes": [[k, str(v)] for k, v in services.OUTCOMES.items()],
         "language": get_language(),
+        "timeZone": settings.TIME_ZONE,
     }
     return render(request, "board/board.html", {"config": config})
 

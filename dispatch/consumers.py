@@ -493,16 +493,20 @@ def _seq_field(content: dict, name: str) -> int | None:
 
 def _seqs_field(content: dict) -> dict[int, int]:
     """``seqs``: {incident id: last seq seen}, at most a few hundred incidents."""
-    raw = content.get("seqs") or {}
+    raw = content.get("seqs")
+    if raw is None:
+        return {}
+    bad = _BadField("seqs", _("seqs 须为 {警情编号: 序号} 对象。"))
     if not isinstance(raw, dict) or len(raw) > 1000:
-        raise _BadField("seqs", _("seqs 须为 {警情编号: 序号} 对象。"))
+        raise bad
     out: dict[int, int] = {}
     for key, value in raw.items():
         try:
             incident_id = int(key)
-        except (TypeError, ValueError):
-            raise _BadField("seqs", _("seqs 须为 {警情编号: 序号} 对象。")) from None
+            seq = _seq_field({"seq": value}, "seq") or 0
+        except (TypeError, ValueError, _BadField):
+            raise bad from None
         if not inputs.id_in_range(incident_id):
-            raise _BadField("seqs", _("seqs 须为 {警情编号: 序号} 对象。"))
-        out[incident_id] = _seq_field({"seq": value}, "seq") or 0
+            raise bad
+        out[incident_id] = seq
     return out

@@ -43,7 +43,7 @@ export function candidateRows(tbody, rows, { checkboxes = false, statusOf = null
     tr.appendChild(first);
     const known = units.get(c.unit_id);
     const label = c.code ? `${c.code} ${c.name}` : known ? `${known[1]} ${known[2]}` : gettext("辖区外单元");
-    for (const [text, cls] of [[label], [fmtDistance(c.distance_m), "num"], [fmtEta(c.eta_s), "num"], [String(c.on_duty), "num"], [kitText(c.kit_fit)]]) {
+    for (const [text, cls] of [[label, "name"], [fmtDistance(c.distance_m), "num"], [fmtEta(c.eta_s), "num"], [String(c.on_duty), "num"], [kitText(c.kit_fit)]]) {
       const td = document.createElement("td");
       td.textContent = text;
       if (cls) td.className = cls;

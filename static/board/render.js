@@ -34,7 +34,8 @@ export function select(id) {
 }
 
 const fmtClock = (s) => `${s < 0 ? "-" : ""}${Math.floor(Math.abs(s) / 60)}:${String(Math.floor(Math.abs(s) % 60)).padStart(2, "0")}`;
-const fmtTime = (iso) => (iso ? new Date(iso).toLocaleTimeString(CFG.language === "en" ? "en-GB" : "zh-CN", { hour12: false }) : "");
+// Times in the city's zone (settings.TIME_ZONE), whatever the desk computer's clock says.
+const fmtTime = (iso) => (iso ? new Date(iso).toLocaleTimeString(CFG.language === "en" ? "en-GB" : "zh-CN", { hour12: false, timeZone: CFG.timeZone }) : "");
 const fmtDistance = (m) => (m == null ? "–" : m >= 1000 ? `${(m / 1000).toFixed(1)} km` : `${Math.round(m)} m`);
 
 // Where the incident stands against its marks: each mark met / running (amber
@@ -105,7 +106,7 @@ export function renderIncident(inc, now) {
     box.value = u.unit_id;
     box.disabled = !["alerted", "accepted", "declined"].includes(u.status);
     tr.appendChild(document.createElement("td")).appendChild(box);
-    cell(tr, `${u.code} ${u.name}`);
+    cell(tr, `${u.code} ${u.name}`, "name").title = `${u.code} ${u.name}`;
     cell(tr, u.wave != null ? String(u.wave) : "");
     cell(tr, (STATUS[u.status] || (() => u.status))(), `st st-${u.status}`);
     const ch = (u.channels || []).map((c) => (CHANNELS[c] ? CHANNELS[c]() : c)).join("/");
@@ -176,7 +177,7 @@ export function renderFollowUp(list, now) {
       const tr = document.createElement("tr");
       tr.dataset.unit = u.unit_id;
       cell(tr, `#${inc.id}`);
-      cell(tr, `${u.code} ${u.name}`);
+      cell(tr, `${u.code} ${u.name}`, "name").title = `${u.code} ${u.name}`;
       cell(tr, fmtClock(waited));
       cell(tr, u.leader ? `${u.leader.name} ${u.leader.phone}` : "—", "phone");
       body.appendChild(tr);
