@@ -143,6 +143,17 @@ class Incident(models.Model):
     def __str__(self) -> str:
         return f"#{self.pk} {self.get_kind_display()}"
 
+    def destination(self, *, post: tuple[float, float] | None = None) -> tuple[str, float, float]:
+        """Where a responding unit goes, and where its arrival is judged: the
+        gathering point if a station set one; else, for a drill, the unit's own
+        ``post`` (到岗); else the scene. The phone applies the same rule
+        (static/member/js/alert.js ``destination``)."""
+        if self.gather_lat is not None and self.gather_lon is not None:
+            return ("gathering", self.gather_lat, self.gather_lon)
+        if self.is_drill and post is not None:
+            return ("own_post", *post)
+        return ("scene", self.lat, self.lon)
+
 
 class IncidentEvent(models.Model):
     """Append-only timeline. ``id`` is the replay cursor; ``seq`` counts per incident."""
