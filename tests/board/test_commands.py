@@ -220,3 +220,18 @@ def test_the_gathering_service_refuses_a_closed_incident_and_a_bad_point(
 def test_mid_spot_is_out_of_wave_1():
     # Guards the cast the next-ring test relies on.
     assert MID[0] < SPOT[0]
+
+
+def test_the_leaders_phone_for_a_radio_follow_up_is_masked_for_a_reviewer(
+    service_area, near_responder, officer, reviewer
+):
+    from dispatch.supervision import incident_state
+    from tests.factories import MemberFactory
+    from units.models import Member
+
+    leader = MemberFactory(unit=near_responder.unit, role=Member.Role.LEADER, phone="13812345678")
+    incident = _open_incident()
+    (unit,) = incident_state(user=officer, incident=incident)["units"]
+    assert unit["leader"] == {"name": leader.name, "phone": "13812345678"}
+    (unit,) = incident_state(user=reviewer, incident=incident)["units"]
+    assert unit["leader"]["phone"] == "138****5678"

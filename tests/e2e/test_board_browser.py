@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -32,6 +33,8 @@ def board_city(tmp_path_factory) -> Iterator[harness.City]:
             tmp_path_factory.mktemp("board-city"),
             outer_database_url=os.environ.get("DATABASE_URL"),
             units=60,
+            # Units silent for 3 s are listed for a radio call (30 s in production).
+            extra_env={"BOARD_FOLLOW_UP_AFTER_S": "3"},
         )
     except harness.ServiceError as exc:
         pytest.fail(f"could not set up the city: {exc}", pytrace=False)
@@ -242,6 +245,15 @@ def test_another_stations_officer_sees_none_of_it_and_is_refused(boards, board_c
     stations = board_city.scenario["stations"]
     mine = boards(stations["mine"])
     incident_id = raise_on_board(mine, "E2E-NEAR")
+    # Nobody answers: the units are listed for a radio call with their leader's
+    # phone (in full for a police station), and the 4 s escalation (the e2e
+    # policy's "1 minute") reaches the board as a banner.
+    mine.page.wait_for_selector("#follow-up tbody tr", timeout=10_000)
+    mine.page.wait_for_selector("#banner:not([hidden])", timeout=15_000)
+    assert str(incident_id) in mine.page.locator("#banner").inner_text()
+    phones = mine.page.locator("#follow-up td.phone").all_inner_texts()
+    assert any(re.search(r"1\d{10}", p) for p in phones), phones
+    mine.shot("05-escalation-banner")
     other = boards(stations["other"])
     other.page.wait_for_timeout(1500)
     assert other.page.locator(f"article.incident[data-id='{incident_id}']").count() == 0
