@@ -81,7 +81,7 @@ def django_run(city: City, code: str) -> Any:
 
 SETUP = """
 from dispatch import services
-from dispatch.models import Incident
+from dispatch.models import Dispatch, Incident
 from units.models import Member
 logins = {logins}
 incidents = {incidents}
@@ -111,6 +111,12 @@ for group in groups:
                 "lat": incident.lat, "lon": incident.lon}})
     for unit_id in group[cut:]:
         taps.append({{**by_unit[unit_id][0], "incident_id": incident.pk}})
+# Every phone has acked its alert already (the socket re-sends unacked ones).
+for c in logins:
+    for incident_id in Dispatch.objects.filter(unit_id=c["unit_id"]).values_list(
+            "incident_id", flat=True):
+        services.delivery_ack(incident_id=incident_id,
+            member=Member.objects.get(pk=c["member_id"]))
 result = {{"responders": responders, "taps": taps}}
 """
 
@@ -154,6 +160,14 @@ async def _loadgen(conn, ws_url, origin, movers) -> None:
             async for raw in ws:
                 if '"ping"' in raw:
                     await ws.send(json.dumps({"type": "pong", "id": None}))
+                elif '"incident.alert"' in raw:
+                    # As a phone does: an alert not acked is re-sent every heartbeat.
+                    frame = json.loads(raw)
+                    await ws.send(
+                        json.dumps(
+                            {"type": "ack", "id": None, "incident_id": frame["incident"]["id"]}
+                        )
+                    )
                 elif '"error"' in raw:
                     stats["refused"] += 1
 
@@ -258,6 +272,24 @@ def long_tasks(trace_path: Path) -> dict[str, Any]:
     }
 
 
+def _ack_alerts(sock: MemberSocket, frame: dict) -> None:
+    if frame.get("type") == "incident.alert":
+        sock.send({"type": "ack", "id": None, "incident_id": frame["incident"]["id"]})
+
+
+def tap_socket(daphne, http: Http, t: dict, system: System) -> MemberSocket:
+    for attempt in range(3):
+        try:
+            return MemberSocket(
+                daphne.ws_url, sessionid=t["sessionid"], origin=http.origin, on_frame=_ack_alerts
+            )
+        except Exception as exc:  # noqa: BLE001 - retried, then reported with daphne's log
+            if attempt == 2:
+                raise ServiceError(f"tap socket: {exc!r}\n{daphne.log()[-3000:]}") from exc
+            time.sleep(3)
+    raise AssertionError("unreachable")
+
+
 def run(args) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="bench-board-"))
     city = system = proc = None
@@ -279,6 +311,8 @@ def run(args) -> dict[str, Any]:
         system.start_worker(concurrency=1)
         http = Http(daphne.http_url)
         moving = movers[: args.responders]
+        # The tapping members' sockets (this process), open before the load starts.
+        tap_socks = [(t, tap_socket(daphne, http, t, system)) for t in taps]
         parent, child = mp.Pipe()
         proc = mp.Process(
             target=loadgen, args=(child, daphne.ws_url, http.origin, moving), daemon=True
@@ -338,12 +372,6 @@ def run(args) -> dict[str, Any]:
             )
             frames.clear()
             started = time.monotonic()
-            # Taps during the window: member sockets of this process accept.
-            tap_socks: list[tuple[dict, MemberSocket]] = []
-            for t in taps:
-                tap_socks.append(
-                    (t, MemberSocket(daphne.ws_url, sessionid=t["sessionid"], origin=http.origin))
-                )
             sent: dict[str, float] = {}
             gap = max(0.05, (args.seconds - 2) / max(1, len(tap_socks)))
             for t, sock in tap_socks:

@@ -92,7 +92,7 @@ export function renderIncident(inc, now) {
   const gp = el.querySelector(".gathering");
   gp.hidden = !s.gathering;
   if (s.gathering) gp.textContent = `${gettext("集结点")}：${s.gathering.note || `${s.gathering.lat.toFixed(5)}, ${s.gathering.lon.toFixed(5)}`}`;
-  el.querySelector(".waves").textContent = inc.waves.length ? inc.waves.map((w) => `${gettext("第")}${w.number}${gettext("批")} ${fmtTime(w.at)}`).join(" · ") : "";
+  el.querySelector(".waves").textContent = inc.waves.length ? inc.waves.map((w) => `${interpolate(gettext("第 %s 批"), [w.number])} ${fmtTime(w.at)}`).join(" · ") : "";
   el.querySelector(".commands").querySelectorAll("button, select").forEach((b) => (b.disabled = inc.status !== "open"));
   renderClock(inc, now, el);
   const body = el.querySelector("table.units tbody");

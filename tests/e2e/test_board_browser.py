@@ -313,3 +313,45 @@ dispatch_act(incident_id={incident_id}, member=m, action="on_site")
     text = board.page.locator(f"{card} .timeline").inner_text()
     assert "接受" in text and "到场管控" in text
     board.shot("04-tablet-after-restart")
+
+
+def test_the_phone_heads_for_the_gathering_point_with_distance_and_bearing(
+    chromium, boards, board_system, board_city
+):
+    from tests.e2e.test_member_browser import member_login, sign_in, wait_alert
+
+    near = board_city.scenario["units"]["near"]
+    board = boards(board_city.scenario["stations"]["mine"])
+    context = chromium.new_context(
+        viewport={"width": 390, "height": 844},
+        is_mobile=True,
+        has_touch=True,
+        locale="zh-CN",
+        geolocation={"latitude": near["lat"], "longitude": near["lon"]},
+        permissions=["geolocation"],
+    )
+    phone = context.new_page()
+    errors: list[str] = []
+    phone.on("pageerror", lambda exc: errors.append(str(exc)))
+    try:
+        sign_in(phone, board.base, member_login(board_city, "near", 1))
+        r = board.command("incidents/", {"kind": "fire", "lat": near["lat"], "lon": near["lon"]})
+        assert r.status == 201, r.body
+        incident_id = r.json()["incident_id"]
+        wait_alert(phone, incident_id)
+        assert phone.get_attribute("#alert", "data-destination") == "scene"
+        # 400 m due north of the unit (and of the phone).
+        r = board.command(
+            f"incidents/{incident_id}/gather/",
+            {"lat": near["lat"] + 400 / 111_320, "lon": near["lon"], "note": "北门集结"},
+        )
+        assert r.status == 200, r.body
+        phone.wait_for_selector("#alert[data-destination=gathering]", timeout=10_000)
+        assert "北门集结" in phone.locator("#alert-address").inner_text()
+        assert phone.locator("#alert-distance").inner_text().startswith("400")
+        assert int(phone.get_attribute("#alert-arrow", "data-bearing")) in (0, 360)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        phone.screenshot(path=str(ARTIFACTS / "06-phone-gathering.png"))
+    finally:
+        context.close()
+    assert not errors, errors
