@@ -133,29 +133,40 @@ async def _loadgen(conn, ws_url, origin, movers) -> None:
 
     loop = asyncio.get_running_loop()
     stats = {"connected": 0, "failed": 0, "sent": 0, "refused": 0}
-    gate = asyncio.Semaphore(50)
+    # Few handshakes at a time: each takes daphne's one database thread.
+    gate = asyncio.Semaphore(8)
     running = asyncio.Event()
     stop = asyncio.Event()
 
     async def member(c: dict, offset: float) -> None:
-        try:
-            async with gate:
-                ws = await connect(
-                    ws_url,
-                    origin=origin,
-                    additional_headers={"Cookie": f"sessionid={c['sessionid']}"},
-                    proxy=None,
-                    compression=None,
-                    open_timeout=60,
-                    ping_interval=None,
-                    max_queue=None,
-                )
-                await asyncio.wait_for(ws.recv(), 30)
-            stats["connected"] += 1
-        except Exception:  # noqa: BLE001 - counted
-            stats["failed"] += 1
-            return
+        for attempt in range(3):
+            try:
+                ws = await connect_one(c)
+                break
+            except Exception:  # noqa: BLE001 - retried, then counted
+                if attempt == 2:
+                    stats["failed"] += 1
+                    return
+                await asyncio.sleep(2)
+        stats["connected"] += 1
+        await move(ws, c, offset)
 
+    async def connect_one(c: dict):
+        async with gate:
+            ws = await connect(
+                ws_url,
+                origin=origin,
+                additional_headers={"Cookie": f"sessionid={c['sessionid']}"},
+                proxy=None,
+                compression=None,
+                open_timeout=60,
+                ping_interval=None,
+                max_queue=None,
+            )
+            await asyncio.wait_for(ws.recv(), 30)
+            return ws
+
+    async def move(ws, c: dict, offset: float) -> None:
         async def reader() -> None:
             async for raw in ws:
                 if '"ping"' in raw:

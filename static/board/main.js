@@ -2,7 +2,7 @@
 // socket, and the officer's commands.
 import { api, candidateRows, placeLookup, placeOptions, raise, raiseBody, raisePreview } from "./commands.js";
 import { drawArea, drawIncident, drawPositions, focus, mapInit, pickMarker } from "./map.js";
-import { banner, notice, renderAll, renderClock, renderFollowUp, select, selectedId, statusLabel } from "./render.js";
+import { banner, notice, renderAll, renderClock, renderFollowUp, renderIncident, select, selectedId, statusLabel } from "./render.js";
 import { connect, on, onConnection, resync } from "./socket.js";
 import { applyLocation, applyState, applyUpdate, CFG, incident, incidents, openIncidents } from "./state.js";
 
@@ -11,25 +11,44 @@ let area = { outlines: [], streets: [], units: [] };
 let gatherFor = null; // incident id whose gathering point the next map click sets
 
 // --- drawing, batched to one pass per animation frame ---------------------------------
+// A position moves one marker; an event redraws its incident's card and markers;
+// only a new, closed or removed incident redraws the whole list.
 const dirty = new Set();
+const movedPeople = new Set();
 let allDirty = false;
 let frameAsked = false;
-function redraw(inc) {
-  if (inc) dirty.add(inc.id);
-  else allDirty = true;
+function schedule() {
   if (!frameAsked) {
     frameAsked = true;
     requestAnimationFrame(flush);
   }
 }
-const movedPeople = new Set();
+function redraw(inc) {
+  if (inc) dirty.add(inc.id);
+  else allDirty = true;
+  schedule();
+}
 function flush() {
   frameAsked = false;
-  if (allDirty || dirty.size) {
-    renderAll(Date.now());
-    for (const inc of incidents.values()) if (allDirty || dirty.has(inc.id)) drawIncident(inc, inc.id === selectedId);
-    refreshRaiseStatus();
+  const now = Date.now();
+  if (!allDirty) {
+    for (const id of dirty) {
+      const inc = incidents.get(id);
+      const card = document.querySelector(`article.incident[data-id="${id}"]`);
+      if (!inc || !inc.summary || !card || inc.status !== "open") allDirty = true;
+    }
   }
+  if (allDirty) {
+    renderAll(now);
+    for (const inc of incidents.values()) drawIncident(inc, inc.id === selectedId);
+  } else {
+    for (const id of dirty) {
+      const inc = incidents.get(id);
+      renderIncident(inc, now);
+      drawIncident(inc, inc.id === selectedId);
+    }
+  }
+  if (allDirty || dirty.size) refreshRaiseStatus();
   for (const id of movedPeople) {
     const inc = incidents.get(id);
     if (inc) drawPositions(inc);
@@ -87,7 +106,7 @@ on("responder.location", (frame) => {
   const inc = applyLocation(frame);
   if (inc) {
     movedPeople.add(inc.id);
-    redraw();
+    schedule();
   }
 });
 on("resumed", () => redraw());
