@@ -496,6 +496,12 @@ if MAP_TILE_CRS not in {"wgs84", "gcj02"}:
 # Police review of response timing, drills, the readiness index and the warning
 # map (review/, docs/review.md).
 INSTALLED_APPS += ["review"]
+# The police station's live command board (board/): the clock's marks past 1-3-5
+# (the 10-minute street/town ring and the 20-minute professional ring), and how
+# long an alerted unit may stay silent before the board lists it for a radio call.
+INSTALLED_APPS += ["board"]
+BOARD_RING_TARGETS_S = {"street": 600, "professional": 1200}
+BOARD_FOLLOW_UP_AFTER_S = env.int("BOARD_FOLLOW_UP_AFTER_S", default=30)
 # The composing layer is an app too, for the command that runs them all (run_system).
 INSTALLED_APPS += ["config"]
 # Arrival proof: an on-site report counts as arrival only when the phone was

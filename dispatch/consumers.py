@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 
 from units.models import Member
 
-from . import inputs, selectors, services
+from . import inputs, selectors, services, supervision
 from .actions import next_actions
 from .events import incident_group, member_group, unit_group
 from .inputs import JSONRefused, json_loads
@@ -347,6 +347,13 @@ class SupervisorConsumer(_JsonEdge):
     The socket joins the city-wide group (city-scoped staff, superusers) or its
     region's group, and ``watch``/``unwatch`` one incident's group for its
     detailed updates and responders' positions.
+
+    A board (re)connecting sends ``resume {seqs: {incident_id: last_seq}}``: the
+    socket watches every open incident of the area (and those named), sends each
+    named incident's events after its ``seq`` as ``replay`` frames and then each
+    incident's whole ``incident.state``; ``resumed`` ends it. The groups are
+    joined before the rows are read, so nothing falls between the replay and
+    the live frames (a frame may come twice: clients drop a ``seq`` they have).
     """
 
     group: str | None = None
@@ -365,14 +372,32 @@ class SupervisorConsumer(_JsonEdge):
             return
         self.watching: set[int] = set()
         await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.send_json({"type": "hello", "id": None, "group": self.group})
+        await self.send_json(
+            {
+                "type": "hello",
+                "id": None,
+                "group": self.group,
+                "heartbeat_s": settings.WS_HEARTBEAT_S,
+            }
+        )
+        self._heartbeat = asyncio.ensure_future(self._supervisor_heartbeat())
 
     async def disconnect(self, code: int) -> None:
         if self.group is None:
             return
+        heartbeat = getattr(self, "_heartbeat", None)
+        if heartbeat is not None:
+            heartbeat.cancel()
         await self.channel_layer.group_discard(self.group, self.channel_name)
         for incident_id in getattr(self, "watching", ()):
             await self.channel_layer.group_discard(incident_group(incident_id), self.channel_name)
+
+    async def _supervisor_heartbeat(self) -> None:
+        """A ping per heartbeat, so a board notices a dead server and resumes."""
+        with contextlib.suppress(asyncio.CancelledError):
+            while True:
+                await asyncio.sleep(settings.WS_HEARTBEAT_S)
+                await self.send_json({"type": "ping", "id": None})
 
     async def receive_json(self, content: Any, **kwargs) -> None:
         if not isinstance(content, dict) or not isinstance(content.get("type"), str):
@@ -382,9 +407,14 @@ class SupervisorConsumer(_JsonEdge):
         try:
             if kind == "ping":
                 await self.send_json({"type": "pong", "id": msg_id})
+            elif kind == "pong":
+                pass
             elif kind in {"watch", "unwatch"}:
                 incident_id = _int_field(content, "incident_id")
-                await self._watch(msg_id, incident_id, on=kind == "watch")
+                after = _seq_field(content, "after_seq")
+                await self._watch(msg_id, incident_id, on=kind == "watch", after_seq=after)
+            elif kind == "resume":
+                await self._resume(msg_id, _seqs_field(content))
             else:
                 await self._error(
                     msg_id, "unknown_type", _("未知消息类型：%(t)s") % {"t": kind[:40]}
@@ -392,7 +422,7 @@ class SupervisorConsumer(_JsonEdge):
         except _BadField as exc:
             await self._error(msg_id, "bad_field", exc.message, field=exc.field)
 
-    async def _watch(self, msg_id, incident_id: int, *, on: bool) -> None:
+    async def _watch(self, msg_id, incident_id: int, *, on: bool, after_seq=None) -> None:
         if not on:
             await self.channel_layer.group_discard(incident_group(incident_id), self.channel_name)
             self.watching.discard(incident_id)
@@ -406,4 +436,77 @@ class SupervisorConsumer(_JsonEdge):
             return
         await self.channel_layer.group_add(incident_group(incident_id), self.channel_name)
         self.watching.add(incident_id)
+        frames = []
+        if after_seq is not None:
+            frames = await database_sync_to_async(self._incident_frames)([incident_id], after_seq)
+        for frame in frames:
+            await self.send_json(frame)
         await self.send_json({"type": "ok", "id": msg_id, "incident": snapshot})
+
+    async def _resume(self, msg_id, seqs: dict[int, int]) -> None:
+        user = self.scope["user"]
+        incidents = await database_sync_to_async(supervision.supervisor_incidents)(
+            user=user, ids=list(seqs)
+        )
+        ids = [i.pk for i in incidents]
+        # Join first, read after: a frame sent in between comes twice, never not.
+        for incident_id in ids:
+            if incident_id not in self.watching:
+                await self.channel_layer.group_add(incident_group(incident_id), self.channel_name)
+                self.watching.add(incident_id)
+        frames = await database_sync_to_async(self._resume_frames)(incidents, seqs)
+        for frame in frames:
+            await self.send_json(frame)
+        await self.send_json(
+            {
+                "type": "resumed",
+                "id": msg_id,
+                "incidents": ids,
+                "count": sum(1 for f in frames if f.get("replay")),
+            }
+        )
+
+    def _resume_frames(self, incidents, seqs: dict[int, int]) -> list[dict[str, Any]]:
+        user = self.scope["user"]
+        frames: list[dict[str, Any]] = []
+        for incident in incidents:
+            if incident.pk in seqs:
+                frames += supervision.events_after(incident=incident, after_seq=seqs[incident.pk])
+            frames.append(supervision.incident_state(user=user, incident=incident))
+        return frames
+
+    def _incident_frames(self, ids: list[int], after_seq: int) -> list[dict[str, Any]]:
+        incidents = supervision.supervisor_incidents(user=self.scope["user"], ids=ids)
+        return self._resume_frames(
+            [i for i in incidents if i.pk in ids], {i.pk: after_seq for i in incidents}
+        )
+
+
+def _seq_field(content: dict, name: str) -> int | None:
+    value = content.get(name)
+    if value is None:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= inputs.ID_MAX:
+        raise _BadField(name, _("%(f)s 须为非负整数。") % {"f": name})
+    return value
+
+
+def _seqs_field(content: dict) -> dict[int, int]:
+    """``seqs``: {incident id: last seq seen}, at most a few hundred incidents."""
+    raw = content.get("seqs")
+    if raw is None:
+        return {}
+    bad = _BadField("seqs", _("seqs 须为 {警情编号: 序号} 对象。"))
+    if not isinstance(raw, dict) or len(raw) > 1000:
+        raise bad
+    out: dict[int, int] = {}
+    for key, value in raw.items():
+        try:
+            incident_id = int(key)
+            seq = _seq_field({"seq": value}, "seq") or 0
+        except (TypeError, ValueError, _BadField):
+            raise bad from None
+        if not inputs.id_in_range(incident_id):
+            raise bad
+        out[incident_id] = seq
+    return out

@@ -88,6 +88,13 @@ class Incident(models.Model):
     # Last IncidentEvent.seq; bumped with a conditional UPDATE, which also
     # serialises concurrent event writers on this incident's row.
     last_seq = models.PositiveIntegerField(default=0, editable=False)
+    # Gathering point (区域集结) a police station sets from its board: the
+    # responders' destination instead of the scene (a drill's instead of each
+    # unit's own post). Both coordinates or neither (constraint below).
+    gather_lat = models.FloatField(_("集结点纬度"), null=True, blank=True)
+    gather_lon = models.FloatField(_("集结点经度"), null=True, blank=True)
+    gather_note = models.CharField(_("集结点说明"), max_length=120, blank=True)
+    gather_set_at = models.DateTimeField(_("集结点设定时间"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("警情")
@@ -102,6 +109,16 @@ class Incident(models.Model):
             models.CheckConstraint(
                 condition=Q(lat__gte=-90, lat__lte=90, lon__gte=-180, lon__lte=180),
                 name="incident_latlon_in_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(gather_lat__isnull=True, gather_lon__isnull=True)
+                | Q(
+                    gather_lat__gte=-90,
+                    gather_lat__lte=90,
+                    gather_lon__gte=-180,
+                    gather_lon__lte=180,
+                ),
+                name="incident_gather_point_whole",
             ),
             models.CheckConstraint(
                 condition=Q(responded_at__isnull=True) | Q(responded_at__gte=F("discovered_at")),
@@ -126,6 +143,17 @@ class Incident(models.Model):
     def __str__(self) -> str:
         return f"#{self.pk} {self.get_kind_display()}"
 
+    def destination(self, *, post: tuple[float, float] | None = None) -> tuple[str, float, float]:
+        """Where a responding unit goes, and where its arrival is judged: the
+        gathering point if a station set one; else, for a drill, the unit's own
+        ``post`` (到岗); else the scene. The phone applies the same rule
+        (static/member/js/alert.js ``destination``)."""
+        if self.gather_lat is not None and self.gather_lon is not None:
+            return ("gathering", self.gather_lat, self.gather_lon)
+        if self.is_drill and post is not None:
+            return ("own_post", *post)
+        return ("scene", self.lat, self.lon)
+
 
 class IncidentEvent(models.Model):
     """Append-only timeline. ``id`` is the replay cursor; ``seq`` counts per incident."""
@@ -143,6 +171,7 @@ class IncidentEvent(models.Model):
         NO_UNITS = "no_units", _("范围内无可用单元")
         STOOD_DOWN = "stood_down", _("解除待命")
         FLAGGED = "flagged", _("超时预警")
+        GATHERING = "gathering", _("区域集结")
         CLOSED = "closed", _("结案")
 
     incident = models.ForeignKey(

@@ -6,14 +6,22 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from .actions import STATUS_AFTER_EVENT, next_actions
 from .models import Dispatch, Incident, IncidentEvent
 
 
-def _iso(value) -> str | None:
+def iso(value) -> str | None:
     # Local time, as the REST API renders it, so clients can compare the strings.
     return timezone.localtime(value).isoformat() if value else None
+
+
+_iso = iso
+
+
+def actor_name(user) -> str:
+    return (user.get_full_name() or user.get_username()) if user is not None else ""
 
 
 def timestamps(incident: Incident) -> dict[str, str | None]:
@@ -25,11 +33,29 @@ def timestamps(incident: Incident) -> dict[str, str | None]:
     }
 
 
+def gathering(incident: Incident) -> dict[str, Any] | None:
+    """The gathering point (区域集结) responders head for instead of the scene, or None."""
+    if incident.gather_lat is None or incident.gather_lon is None:
+        return None
+    return {
+        "lat": incident.gather_lat,
+        "lon": incident.gather_lon,
+        "note": incident.gather_note,
+        "set_at": _iso(incident.gather_set_at),
+    }
+
+
+def own_post(*, lat: float, lon: float) -> dict[str, Any]:
+    """A drill's default destination: the unit's own post (到岗)."""
+    return {"lat": lat, "lon": lon, "kind": "own_post"}
+
+
 def incident_summary(incident: Incident) -> dict[str, Any]:
     return {
         "id": incident.pk,
         "kind": incident.kind,
-        "kind_display": incident.get_kind_display(),
+        # A drill's headline says it is a drill, not its placeholder kind ("其他").
+        "kind_display": _("拉动测试（演练）") if incident.is_drill else incident.get_kind_display(),
         "severity": incident.severity,
         "severity_display": incident.get_severity_display(),
         "lat": incident.lat,
@@ -38,13 +64,20 @@ def incident_summary(incident: Incident) -> dict[str, Any]:
         "description": incident.description,
         "status": incident.status,
         "is_drill": incident.is_drill,
+        "gathering": gathering(incident),
         **timestamps(incident),
     }
 
 
 def alert(
-    *, event: IncidentEvent, incident_summary: dict[str, Any], dispatch: Dispatch
+    *,
+    event: IncidentEvent,
+    incident_summary: dict[str, Any],
+    dispatch: Dispatch,
+    destination: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """``destination`` is where this unit goes when the incident has no gathering
+    point and it is not the scene (a drill: the unit's own post)."""
     return {
         "type": "incident.alert",
         "id": event.pk,
@@ -58,6 +91,7 @@ def alert(
             "eta_s": dispatch.eta_s,
             "status": dispatch.status,
             "next_actions": next_actions(dispatch.status),
+            "destination": destination,
         },
     }
 
@@ -77,9 +111,14 @@ def update(*, event: IncidentEvent, incident: Incident) -> dict[str, Any]:
         "unit_id": event.unit_id,
         "member_id": event.member_id,
         "data": event.data,
+        # Who acted (an officer's board command, a drill), for the boards' timelines.
+        "by": actor_name(event.user) if event.user_id else None,
         "at": _iso(event.created_at),
         "status": incident.status,
         "flagged": incident.flagged,
+        # Every frame carries the current gathering point: a phone that missed
+        # the ``gathering`` event still gets it with the next frame.
+        "gathering": gathering(incident),
         **timestamps(incident),
         **moved,
     }

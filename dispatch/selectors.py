@@ -111,7 +111,7 @@ def member_replay(
             wanted |= Q(created_at__gte=cursor_at - lookback) & ~Q(incident_id=cursor_incident_id)
     events = (
         IncidentEvent.objects.filter(wanted, incident_id__in=list(dispatches))
-        .select_related("incident")
+        .select_related("incident", "user")
         .order_by("pk")
     )
     frames: list[dict[str, Any]] = []
@@ -119,11 +119,15 @@ def member_replay(
         own_unit = event.unit_id == member.unit_id
         if event.type == IncidentEvent.Type.ALERTED:
             if own_unit and on_duty:
+                post = None
+                if event.incident.is_drill:
+                    post = payloads.own_post(lat=member.unit.lat, lon=member.unit.lon)
                 frames.append(
                     payloads.alert(
                         event=event,
                         incident_summary=payloads.incident_summary(event.incident),
                         dispatch=dispatches[event.incident_id],
+                        destination=post,
                     )
                 )
         elif event.type == IncidentEvent.Type.STOOD_DOWN:

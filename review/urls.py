@@ -22,6 +22,7 @@ urlpatterns = [
     path("review/warning/", views.warning_map, name="warning"),
     path("review/index/<str:level>/<int:key>/", views.index_explain, name="index-explain"),
     path("review/drills/<int:drill_id>/", views.drill_detail, name="drill"),
+    path("review/drills/<int:drill_id>/live/", views.drill_live, name="drill-live"),
     path(
         "review/export/<str:what>.<str:fmt>",
         views.export,

@@ -10,7 +10,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import Http404, HttpResponse, StreamingHttpResponse
+from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -346,6 +346,32 @@ def drill_detail(request, drill_id: int):
             "may_close": _may_start_drill(request.user) and drill.status != Drill.Status.CLOSED,
             "targets": selectors.targets_s(),
         },
+    )
+
+
+@reviewer_required
+def drill_live(request, drill_id: int):
+    """The drill page's figures as JSON: the page fetches them when the supervisor
+    socket says the drill's incident moved (static/review/drill-live.js)."""
+    drill = selectors.drills_visible(user=request.user).filter(pk=drill_id).first()
+    if drill is None:
+        raise Http404(_("没有该演练，或不在您的辖区内。"))
+    total, _lines = selectors.drill_report(user=request.user, drill=drill)
+    return JsonResponse(
+        {
+            "status": drill.status,
+            "status_display": drill.get_status_display(),
+            "units_alerted": drill.units_alerted,
+            "units_total": drill.units_total,
+            "kpis": {
+                "delivered_pct": total.delivered_pct,
+                "ack_pct": total.ack_pct,
+                "arrived_pct": total.arrived_pct,
+                "ack_median_s": total.ack_median_s,
+                "arrival_median_s": total.arrival_median_s,
+                "score": total.score,
+            },
+        }
     )
 
 

@@ -11,7 +11,8 @@ board):
 - ``incident_create``: open an incident (and, by default, send wave 1);
 - ``wave_send``: send a wave to units the caller names;
 - ``units_stand_down``: release named units from an incident;
-- ``incident_close``: close an incident that nobody reported handled.
+- ``incident_close``: close an incident that nobody reported handled;
+- ``incident_gather_set``: set the gathering point responders head for.
 
 Each records who acted (``actor``, a staff user) on the timeline event and
 pushes to phones and boards only after the transaction commits.
@@ -28,6 +29,7 @@ from ..actions import ACTIONS
 from ..intake import IntakeRefused
 from .dispatches import units_stand_down
 from .escalation import deadline_fire, deadlines_sweep
+from .gathering import incident_gather_set
 from .incidents import IntakeResult, incident_close, incident_create
 from .members import (
     ActionRefused,
@@ -50,6 +52,7 @@ __all__ = [
     "dispatch_for_member",
     "incident_close",
     "incident_create",
+    "incident_gather_set",
     "member_location_record",
     "units_stand_down",
     "wave_send",

@@ -125,8 +125,24 @@ def wave_write(
         ],
     )
     alert = payloads.incident_summary(incident)
+    # A drill sends each unit to its own post (到岗) unless a gathering point is set.
+    posts = (
+        {
+            pk: payloads.own_post(lat=lat, lon=lon)
+            for pk, lat, lon in Unit.objects.filter(pk__in=[d.unit_id for d in dispatches])
+            .values_list("pk", "lat", "lon")
+            .iterator()
+        }
+        if incident.is_drill
+        else {}
+    )
     messages: list[Message] = [
-        (unit_group(d.unit_id), payloads.alert(event=e, incident_summary=alert, dispatch=d))
+        (
+            unit_group(d.unit_id),
+            payloads.alert(
+                event=e, incident_summary=alert, dispatch=d, destination=posts.get(d.unit_id)
+            ),
+        )
         for d, e in zip(dispatches, events, strict=True)
     ]
     messages.append(

@@ -60,8 +60,10 @@ def arrival_checks(*, incident: Incident) -> list[ArrivalCheck]:
 
     The position is the one sent with the report (``event.data`` lat/lon), else
     the member's shared location nearest in time (within
-    ``REVIEW_ARRIVAL_LOCATION_WINDOW_S``). For a drill the scene is each unit's
-    own post: the drill tests that people muster there.
+    ``REVIEW_ARRIVAL_LOCATION_WINDOW_S``). The point is where the unit was sent
+    (``Incident.destination``): the gathering point if one was set, else for a
+    drill each unit's own post (the drill tests that people muster there), else
+    the scene.
     """
     radius = float(settings.REVIEW_ARRIVAL_RADIUS_M)
     window = dt.timedelta(seconds=settings.REVIEW_ARRIVAL_LOCATION_WINDOW_S)
@@ -92,9 +94,8 @@ def arrival_checks(*, incident: Incident) -> list[ArrivalCheck]:
             if near:
                 best = min(near, key=lambda loc: abs(loc.created_at - e.created_at))
                 lat, lon, source = best.lat, best.lon, "location"
-        scene = (incident.lat, incident.lon)
-        if incident.is_drill and e.unit is not None:
-            scene = (e.unit.lat, e.unit.lon)
+        post = (e.unit.lat, e.unit.lon) if e.unit is not None else None
+        _kind, *scene = incident.destination(post=post)
         distance = None
         if lat is not None and lon is not None:
             distance = round(haversine_m(float(lat), float(lon), *scene))

@@ -71,11 +71,15 @@ export function renderAlert() {
 
   const unit = state.me && state.me.unit;
   const from = position ? position : unit ? { lat: unit.lat, lon: unit.lon } : null;
-  let distance = inc.dispatch.distance_m;
+  const dest = destination(inc);
+  $("alert").dataset.destination = dest.kind;
+  if (dest.kind === "gathering") $("alert-address").textContent = `${$("alert-gathering-label").textContent}${dest.note ? " · " + dest.note : ""}`;
+  else if (dest.kind === "own_post") $("alert-address").textContent = $("alert-post-label").textContent;
+  let distance = dest.kind === "scene" ? inc.dispatch.distance_m : null;
   let deg = null;
   if (from) {
-    distance = haversine(from.lat, from.lon, s.lat, s.lon);
-    deg = bearing(from.lat, from.lon, s.lat, s.lon);
+    distance = haversine(from.lat, from.lon, dest.lat, dest.lon);
+    deg = bearing(from.lat, from.lon, dest.lat, dest.lon);
   }
   $("alert-distance").textContent = fmtDistance(distance);
   const eta = distance != null ? (distance * CFG.detour) / CFG.walkSpeed : inc.dispatch.eta_s;
@@ -99,6 +103,16 @@ export function renderAlert() {
   }
   renderActions(inc, closed);
   renderMap(inc, from);
+}
+
+// Where this unit goes: the gathering point a police station set (区域集结),
+// else the server's destination for it (a drill: its own post), else the scene.
+export function destination(inc) {
+  const s = inc.summary;
+  if (s.gathering) return { kind: "gathering", lat: s.gathering.lat, lon: s.gathering.lon, note: s.gathering.note };
+  const d = inc.dispatch.destination;
+  if (d) return { kind: d.kind, lat: d.lat, lon: d.lon };
+  return { kind: "scene", lat: s.lat, lon: s.lon };
 }
 
 export function renderActions(inc, closed) {
@@ -130,7 +144,7 @@ export function renderActions(inc, closed) {
   // The server's state machine decides which actions exist now (dispatch/actions.py).
   for (const action of inc.dispatch.next_actions || []) button(action, action === "decline" ? "btn-decline" : "btn-accept");
   if (st === "accepted" || st === "on_site") {
-    const s = inc.summary;
+    const s = { ...inc.summary, ...destination(inc) };
     const nav = document.createElement("a");
     nav.className = "btn btn-action btn-nav";
     nav.dataset.action = "navigate";
@@ -162,6 +176,11 @@ export function renderMap(inc, from) {
   L.circleMarker(onMap(s.lat, s.lon), { radius: 12, color: "#7f1d1d", fillColor: "#dc2626", fillOpacity: 0.9, weight: 3 })
     .bindTooltip(kindLabel(s), { permanent: true, direction: "top" })
     .addTo(layers);
+  const dest = destination(inc);
+  if (dest.kind === "gathering") {
+    L.circleMarker(onMap(dest.lat, dest.lon), { radius: 10, color: "#065f46", fillColor: "#34d399", fillOpacity: 0.95, weight: 3 }).addTo(layers);
+    points.push(onMap(dest.lat, dest.lon));
+  }
   const unit = state.me && state.me.unit;
   if (unit) {
     L.circleMarker(onMap(unit.lat, unit.lon), { radius: 7, color: "#374151", fillColor: "#9ca3af", fillOpacity: 0.9 }).addTo(layers);

@@ -44,6 +44,8 @@ export function onEvent(frame) {
     const inc = state.incidents[frame.incident_id];
     if (!inc) return;
     inc.status = frame.status;
+    // The gathering point (区域集结) rides on every frame: the newest one wins.
+    if (frame.gathering !== undefined) inc.summary.gathering = frame.gathering;
     inc.timestamps = { discovered_at: frame.discovered_at, responded_at: frame.responded_at, controlled_at: frame.controlled_at, handled_at: frame.handled_at };
     const ownUnit = frame.unit_id === inc.dispatch.unit_id;
     if (["accepted", "on_site", "handled"].includes(frame.event)) {

@@ -1,0 +1,496 @@
+"""Command board benchmark on the real system: a board showing 50 open incidents
+with 500 responders moving, and the time from a member's tap to the board.
+
+    .venv/bin/python bench/board.py [--incidents 50] [--responders 500] [--seconds 30]
+                                    [--taps 100] [--no-write]
+
+Starts a throwaway city (tests/e2e/harness.py): SQLite, the embedded redis-server,
+daphne + a Celery worker. ``--responders`` on-duty members get sessions; their
+units are spread over ``--incidents`` incidents (opened and alerted through
+dispatch's public API, one unit of each accepting, so every member may share
+its position). A load generator in its OWN process holds the members' sockets
+and sends each member's position every 5 s (staggered): responders moving.
+
+The board is headless Chromium (Debian's) at 1920x1080, signed in as city-wide
+staff. Over ``--seconds``: the websocket frames it receives per second (CDP
+``Network.webSocketFrameReceived``), and the renderer's main-thread tasks from a
+Chromium trace (``RunTask`` on ``CrRendererMain``): how many took over 50 ms.
+
+Tap -> board: ``--taps`` members each accept for their unit (one tap each, from
+this process's sockets) while the load runs; the time from sending the accept to
+the board's DOM showing that unit "accepted" (a MutationObserver in the page
+stamps ``Date.now()``; same machine clock as ``time.time()`` here).
+
+Loopback only; prints the figures and appends them to docs/benchmarks.md (between
+the board markers) unless ``--no-write``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import platform
+import random
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.harness import City, Http, MemberSocket, ServiceError, System  # noqa: E402
+
+CHROMIUM = "/usr/bin/chromium"
+DOC = ROOT / "docs" / "benchmarks.md"
+START, END = "<!-- board:start -->", "<!-- board:end -->"
+# Nothing escalates or stands down during a run: every alerted unit stays on.
+BENCH_POLICIES = {
+    "default": {
+        "wave1": {"radius_m": 1500, "units": 5},
+        "enough_accepts": {"1": 100000, "2": 100000, "3": 100000, "4": 100000},
+        "tiers": [],
+    }
+}
+POSITION_EVERY_S = 5.0
+
+
+def django_run(city: City, code: str) -> Any:
+    script = "import json, django\ndjango.setup()\nresult = None\n" + code
+    script += "\nprint(json.dumps(result))\n"
+    proc = subprocess.run(  # noqa: S603
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        env=city.env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if proc.returncode != 0:
+        raise ServiceError(proc.stderr[-3000:])
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+SETUP = """
+from dispatch import services
+from dispatch.models import Dispatch, Incident
+from units.models import Member
+logins = {logins}
+incidents = {incidents}
+tap_per = {tap_per}
+by_unit = {{}}
+for c in logins:
+    by_unit.setdefault(c["unit_id"], []).append(c)
+unit_ids = sorted(by_unit)
+groups = [unit_ids[i::incidents] for i in range(incidents)]
+responders, taps = [], []
+for group in groups:
+    if len(group) < 2:
+        continue
+    first = by_unit[group[0]][0]
+    incident = services.incident_create(
+        kind="fight", lat=first["unit_lat"] + 0.001, lon=first["unit_lon"],
+        source=Incident.Source.CONSOLE, send_wave1=False,
+    ).incident
+    services.wave_send(incident=incident, unit_ids=group, reason="bench")
+    cut = max(1, len(group) - tap_per)
+    # These units accept now (their members move); the rest wait for the taps.
+    for unit_id in group[:cut]:
+        services.dispatch_act(incident_id=incident.pk,
+            member=Member.objects.get(pk=by_unit[unit_id][0]["member_id"]), action="accept")
+        for c in by_unit[unit_id]:
+            responders.append({{**c, "incident_id": incident.pk,
+                "lat": incident.lat, "lon": incident.lon}})
+    for unit_id in group[cut:]:
+        taps.append({{**by_unit[unit_id][0], "incident_id": incident.pk}})
+# Every phone has acked its alert already (the socket re-sends unacked ones).
+for c in logins:
+    for incident_id in Dispatch.objects.filter(unit_id=c["unit_id"]).values_list(
+            "incident_id", flat=True):
+        services.delivery_ack(incident_id=incident_id,
+            member=Member.objects.get(pk=c["member_id"]))
+result = {{"responders": responders, "taps": taps}}
+"""
+
+
+# --- load generator (its own process) --------------------------------------------------
+
+
+def loadgen(conn, ws_url: str, origin: str, movers: list[dict]) -> None:
+    asyncio.run(_loadgen(conn, ws_url, origin, movers))
+
+
+async def _loadgen(conn, ws_url, origin, movers) -> None:
+    from websockets.asyncio.client import connect
+
+    loop = asyncio.get_running_loop()
+    stats = {"connected": 0, "failed": 0, "sent": 0, "refused": 0}
+    # Few handshakes at a time: each takes daphne's one database thread.
+    gate = asyncio.Semaphore(8)
+    running = asyncio.Event()
+    stop = asyncio.Event()
+
+    async def member(c: dict, offset: float) -> None:
+        for attempt in range(3):
+            try:
+                ws = await connect_one(c)
+                break
+            except Exception:  # noqa: BLE001 - retried, then counted
+                if attempt == 2:
+                    stats["failed"] += 1
+                    return
+                await asyncio.sleep(2)
+        stats["connected"] += 1
+        await move(ws, c, offset)
+
+    async def connect_one(c: dict):
+        async with gate:
+            ws = await connect(
+                ws_url,
+                origin=origin,
+                additional_headers={"Cookie": f"sessionid={c['sessionid']}"},
+                proxy=None,
+                compression=None,
+                open_timeout=60,
+                ping_interval=None,
+                max_queue=None,
+            )
+            await asyncio.wait_for(ws.recv(), 30)
+            return ws
+
+    async def move(ws, c: dict, offset: float) -> None:
+        async def reader() -> None:
+            async for raw in ws:
+                if '"ping"' in raw:
+                    await ws.send(json.dumps({"type": "pong", "id": None}))
+                elif '"incident.alert"' in raw:
+                    # As a phone does: an alert not acked is re-sent every heartbeat.
+                    frame = json.loads(raw)
+                    await ws.send(
+                        json.dumps(
+                            {"type": "ack", "id": None, "incident_id": frame["incident"]["id"]}
+                        )
+                    )
+                elif '"error"' in raw:
+                    stats["refused"] += 1
+
+        read = asyncio.create_task(reader())
+        await running.wait()
+        await asyncio.sleep(offset)
+        rng = random.Random(c["member_id"])
+        lat, lon = c["lat"] - 0.004, c["lon"]
+        while not stop.is_set():
+            lat += 0.0003 * rng.random()
+            lon += 0.0002 * (rng.random() - 0.5)
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "location",
+                        "id": None,
+                        "incident_id": c["incident_id"],
+                        "lat": lat,
+                        "lon": lon,
+                        "accuracy": 10,
+                    }
+                )
+            )
+            stats["sent"] += 1
+            with contextlib_suppress():
+                await asyncio.wait_for(stop.wait(), POSITION_EVERY_S)
+        read.cancel()
+        await ws.close()
+
+    tasks = [
+        asyncio.create_task(member(c, POSITION_EVERY_S * i / max(1, len(movers))))
+        for i, c in enumerate(movers)
+    ]
+    while stats["connected"] + stats["failed"] < len(movers):
+        await asyncio.sleep(0.1)
+    conn.send(("ready", dict(stats)))
+    while True:
+        command = await loop.run_in_executor(None, conn.recv)
+        if command == "move":
+            running.set()
+        elif command == "stats":
+            conn.send(("stats", dict(stats)))
+        else:
+            break
+    stop.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class contextlib_suppress:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return exc[0] is asyncio.TimeoutError
+
+
+# --- the board --------------------------------------------------------------------------
+
+STAMP_ACCEPTS = """
+window.__accepted = {};
+new MutationObserver((records) => {
+  for (const r of records) {
+    const tr = r.target;
+    if (r.attributeName === "data-status" && tr.dataset.status === "accepted") {
+      const key = tr.closest("article").dataset.id + ":" + tr.dataset.unit;
+      if (!(key in window.__accepted)) window.__accepted[key] = Date.now();
+    }
+  }
+  for (const r of records) for (const n of r.addedNodes || []) {
+    if (n.nodeType === 1) for (const tr of n.matches("tr[data-status=accepted]") ? [n] :
+        n.querySelectorAll("tr[data-status=accepted]")) {
+      const a = tr.closest("article");
+      if (!a) continue;
+      const key = a.dataset.id + ":" + tr.dataset.unit;
+      if (!(key in window.__accepted)) window.__accepted[key] = Date.now();
+    }
+  }
+}).observe(document.getElementById("incidents"),
+  {subtree: true, childList: true, attributes: true, attributeFilter: ["data-status"]});
+"""
+
+
+def long_tasks(trace_path: Path) -> dict[str, Any]:
+    data = json.loads(trace_path.read_text())
+    events = data["traceEvents"] if isinstance(data, dict) else data
+    threads = {
+        (e["pid"], e["tid"]): e["args"]["name"]
+        for e in events
+        if e.get("ph") == "M" and e.get("name") == "thread_name"
+    }
+    main = {k for k, v in threads.items() if v == "CrRendererMain"}
+    durations = [
+        e["dur"] / 1000
+        for e in events
+        if e.get("name") == "RunTask" and e.get("ph") == "X" and (e["pid"], e["tid"]) in main
+    ]
+    return {
+        "tasks": len(durations),
+        "over_50ms": sum(d > 50 for d in durations),
+        "max_ms": round(max(durations, default=0), 1),
+        "p99_ms": round(float(np.percentile(durations, 99)), 1) if durations else 0,
+    }
+
+
+def _ack_alerts(sock: MemberSocket, frame: dict) -> None:
+    if frame.get("type") == "incident.alert":
+        sock.send({"type": "ack", "id": None, "incident_id": frame["incident"]["id"]})
+
+
+def tap_socket(daphne, http: Http, t: dict, system: System) -> MemberSocket:
+    for attempt in range(3):
+        try:
+            return MemberSocket(
+                daphne.ws_url, sessionid=t["sessionid"], origin=http.origin, on_frame=_ack_alerts
+            )
+        except Exception as exc:  # noqa: BLE001 - retried, then reported with daphne's log
+            if attempt == 2:
+                raise ServiceError(f"tap socket: {exc!r}\n{daphne.log()[-3000:]}") from exc
+            time.sleep(3)
+    raise AssertionError("unreachable")
+
+
+def run(args) -> dict[str, Any]:
+    root = Path(tempfile.mkdtemp(prefix="bench-board-"))
+    city = system = proc = None
+    try:
+        city = City.create(
+            root,
+            units=args.units,
+            extra_env={"ESCALATION_POLICIES": json.dumps(BENCH_POLICIES), "LOG_LEVEL": "WARNING"},
+        )
+        logins = city.run_setup("bench-logins", count=args.responders + args.taps * 3)
+        tap_per = -(-args.taps // args.incidents)
+        setup = django_run(
+            city, SETUP.format(logins=repr(logins), incidents=args.incidents, tap_per=tap_per)
+        )
+        movers = setup["responders"]
+        taps = setup["taps"][: args.taps]
+        system = System(city)
+        daphne = system.start_daphne()
+        system.start_worker(concurrency=1)
+        http = Http(daphne.http_url)
+        moving = movers[: args.responders]
+        # The tapping members' sockets (this process), open before the load starts.
+        tap_socks = [(t, tap_socket(daphne, http, t, system)) for t in taps]
+        parent, child = mp.Pipe()
+        proc = mp.Process(
+            target=loadgen, args=(child, daphne.ws_url, http.origin, moving), daemon=True
+        )
+        proc.start()
+        _, ready = parent.recv()
+
+        from playwright.sync_api import sync_playwright
+
+        staff = city.scenario["staff"]
+        sessionid = Http(daphne.http_url).login_session(staff["username"], staff["password"])
+        figures: dict[str, Any] = {
+            "incidents": args.incidents,
+            "responders": ready["connected"],
+            "connect_failed": ready["failed"],
+            "units": args.units,
+        }
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM,
+                args=[
+                    "--no-sandbox",
+                    "--disable-gpu",
+                    "--disable-background-networking",
+                    "--disable-component-update",
+                ],
+            )
+            context = browser.new_context(viewport={"width": 1920, "height": 1080})
+            context.add_cookies([{"name": "sessionid", "value": sessionid, "url": daphne.http_url}])
+            page = context.new_page()
+            frames: list[float] = []
+            cdp = context.new_cdp_session(page)
+            cdp.send("Network.enable")
+            cdp.on("Network.webSocketFrameReceived", lambda e: frames.append(time.monotonic()))
+            page.goto(daphne.http_url + "/board/")
+            page.wait_for_selector("#conn[data-state=online]", timeout=30_000)
+            deadline = time.monotonic() + 60
+            while page.evaluate("document.querySelectorAll('article.incident').length") < len(
+                {m["incident_id"] for m in moving}
+            ):
+                if time.monotonic() > deadline:
+                    raise ServiceError("the board did not show every incident")
+                page.wait_for_timeout(200)
+            figures["cards"] = page.evaluate("document.querySelectorAll('article.incident').length")
+            page.evaluate(STAMP_ACCEPTS)
+            parent.send("move")
+            time.sleep(POSITION_EVERY_S + 1)  # every mover has sent once
+            trace = root / "trace.json"
+            browser.start_tracing(
+                page=page,
+                path=str(trace),
+                categories=[
+                    "devtools.timeline",
+                    "disabled-by-default-devtools.timeline",
+                    "toplevel",
+                ],
+            )
+            frames.clear()
+            started = time.monotonic()
+            sent: dict[str, float] = {}
+            gap = max(0.05, (args.seconds - 2) / max(1, len(tap_socks)))
+            for t, sock in tap_socks:
+                sent[f"{t['incident_id']}:{t['unit_id']}"] = time.time()
+                sock.send({"type": "accept", "id": 1, "incident_id": t["incident_id"]})
+                time.sleep(gap)
+            while time.monotonic() - started < args.seconds:
+                time.sleep(0.2)
+            window = time.monotonic() - started
+            browser.stop_tracing()
+            received = len([f for f in frames if f >= started])
+            page.wait_for_timeout(2000)
+            shown = page.evaluate("window.__accepted")
+            lat_ms = sorted((shown[k] - sent[k] * 1000) for k in sent if k in shown)
+            parent.send("stats")
+            _, stats = parent.recv()
+            figures.update(
+                {
+                    "window_s": round(window, 1),
+                    "frames_per_s": round(received / window, 1),
+                    "long_tasks": long_tasks(trace),
+                    "taps": len(sent),
+                    "taps_shown": len(lat_ms),
+                    "tap_p50_ms": round(float(np.percentile(lat_ms, 50)), 1) if lat_ms else None,
+                    "tap_p99_ms": round(float(np.percentile(lat_ms, 99)), 1) if lat_ms else None,
+                    "tap_max_ms": round(max(lat_ms), 1) if lat_ms else None,
+                    "location_refused": stats["refused"],
+                    "positions_sent": stats["sent"],
+                }
+            )
+            page.screenshot(path=str(root / "board.png"))
+            (ROOT / "test-artifacts").mkdir(exist_ok=True)
+            shutil.copy(root / "board.png", ROOT / "test-artifacts" / "bench-board.png")
+            for _t, sock in tap_socks:
+                sock.close()
+            browser.close()
+        return figures
+    finally:
+        if proc is not None:
+            parent.send("stop")
+            proc.join(timeout=15)
+            if proc.is_alive():
+                proc.kill()
+        if system is not None:
+            system.stop()
+        if city is not None:
+            city.close()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def report(f: dict[str, Any]) -> str:
+    load = "/".join(f"{x:.1f}" for x in os.getloadavg())
+    lt = f["long_tasks"]
+    return "\n".join(
+        [
+            START,
+            f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} CPU, "
+            f"Python {platform.python_version()}, "
+            f"load average after the run {load}. Loopback; SQLite + embedded redis-server + one "
+            f"daphne + one Celery worker; {f['units']} units seeded. The board: headless Chromium "
+            f"at 1920x1080 as city-wide staff, showing {f['cards']} open incidents; "
+            f"{f['responders']} responders (member websockets in a load generator process) send "
+            f"a position every {POSITION_EVERY_S:g} s each, staggered "
+            f"({f['positions_sent']} positions in all, {f['location_refused']} refused). "
+            f"Measured over {f['window_s']} s.",
+            "",
+            "| board websocket frames/s | main-thread tasks | tasks > 50 ms | longest task ms | "
+            "task p99 ms | taps shown | tap -> board p50 / p99 / max ms |",
+            "|---|---|---|---|---|---|---|",
+            f"| {f['frames_per_s']} | {lt['tasks']} | **{lt['over_50ms']}** | {lt['max_ms']} | "
+            f"{lt['p99_ms']} | {f['taps_shown']}/{f['taps']} | "
+            f"**{f['tap_p50_ms']} / {f['tap_p99_ms']}** / {f['tap_max_ms']} |",
+            "",
+            "Tap -> board: a member's socket sends `accept` (one per unit, spread over the "
+            "window) -> the board's row for that unit shows 已接受 (MutationObserver stamp), "
+            "during the position load. Reproduce: `.venv/bin/python bench/board.py`.",
+            END,
+        ]
+    )
+
+
+def write(text: str) -> None:
+    doc = DOC.read_text()
+    if START in doc:
+        head, rest = doc.split(START, 1)
+        doc = head + text + rest.split(END, 1)[1]
+    else:
+        doc = doc.rstrip() + "\n\n## Command board (bench/board.py)\n\n" + text + "\n"
+    DOC.write_text(doc)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--units", type=int, default=900)
+    parser.add_argument("--incidents", type=int, default=50)
+    parser.add_argument("--responders", type=int, default=500)
+    parser.add_argument("--taps", type=int, default=100)
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--no-write", action="store_true")
+    args = parser.parse_args()
+    figures = run(args)
+    print(json.dumps(figures, indent=2, ensure_ascii=False))
+    text = report(figures)
+    print(text)
+    if not args.no_write:
+        write(text)
+
+
+if __name__ == "__main__":
+    mp.set_start_method("spawn")
+    main()

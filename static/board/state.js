@@ -1,0 +1,101 @@
+// The board's picture of its area: incidents by id, each with its units, positions
+// and timeline, built from the supervisor socket's frames. Frames are applied once
+// each by per-incident seq; a gap in the seqs asks for a replay (see socket.js).
+
+export const CFG = JSON.parse(document.getElementById("board-config").textContent);
+export const incidents = new Map(); // id -> incident
+export const units = new Map(); // id -> [id, code, name, lat, lon] (the area's units)
+
+const TIMELINE_MAX = 80;
+
+function blank(id) {
+  return { id, summary: null, status: "open", seq: 0, ahead: new Set(), units: new Map(), positions: new Map(), timeline: [], waves: [], targetsAt: {}, gap: false, closedAt: null };
+}
+
+export function incident(id) {
+  let inc = incidents.get(id);
+  if (!inc) incidents.set(id, (inc = blank(id)));
+  return inc;
+}
+
+// A whole incident as the server sees it now (after a watch or a resume).
+export function applyState(frame) {
+  const s = frame.incident;
+  const inc = incident(s.id);
+  inc.summary = s;
+  inc.status = s.status;
+  inc.targetsAt = frame.targets_at || {};
+  inc.waves = frame.waves || [];
+  inc.units = new Map(frame.units.map((u) => [u.unit_id, u]));
+  for (const p of frame.positions || []) inc.positions.set(p.member_id, p);
+  inc.timeline = (frame.timeline || []).slice(-TIMELINE_MAX);
+  if (frame.seq > inc.seq) inc.seq = frame.seq;
+  for (const seq of [...inc.ahead]) if (seq <= inc.seq) inc.ahead.delete(seq);
+  inc.gap = inc.ahead.size > 0;
+  if (inc.status !== "open" && !inc.closedAt) inc.closedAt = Date.now();
+  return inc;
+}
+
+// One timeline event (``incident.update`` / ``incident.closed``). Returns the
+// incident if the frame was new, null for a copy already applied.
+export function applyUpdate(frame) {
+  const inc = incident(frame.incident_id);
+  if (frame.seq != null) {
+    if (frame.seq <= inc.seq || inc.ahead.has(frame.seq)) return null;
+    inc.ahead.add(frame.seq);
+    while (inc.ahead.has(inc.seq + 1)) inc.ahead.delete(++inc.seq);
+    inc.gap = inc.ahead.size > 0;
+  }
+  if (inc.summary) {
+    Object.assign(inc.summary, {
+      status: frame.status,
+      flagged: frame.flagged,
+      gathering: frame.gathering,
+      responded_at: frame.responded_at,
+      controlled_at: frame.controlled_at,
+      handled_at: frame.handled_at,
+    });
+  }
+  inc.status = frame.type === "incident.closed" ? "closed" : frame.status;
+  if (inc.status !== "open" && !inc.closedAt) inc.closedAt = Date.now();
+  const uid = frame.unit_id;
+  if (uid != null) {
+    let u = inc.units.get(uid);
+    if (!u) {
+      const row = units.get(uid);
+      u = { unit_id: uid, code: row ? row[1] : `#${uid}`, name: row ? row[2] : "", lat: row ? row[3] : null, lon: row ? row[4] : null, status: "alerted", channels: [], delivered: 0, members: 0, leader: null, wave: null, distance_m: null };
+      inc.units.set(uid, u);
+      inc.unknownUnits = true; // its leader and receipts come with the next state
+    }
+    const d = frame.data || {};
+    if (frame.event === "alerted") {
+      Object.assign(u, { status: "alerted", wave: d.wave, rank: d.rank, distance_m: d.distance_m, eta_s: d.eta_s, alerted_at: frame.at });
+    } else if (frame.event === "delivered") {
+      u.delivered = (u.delivered || 0) + 1;
+      if (!u.channels.includes("app")) u.channels = [...u.channels, "app"];
+    }
+    if (frame.dispatch_status) u.status = frame.dispatch_status;
+    if (frame.event === "accepted") u.accepted_at = frame.at;
+  }
+  inc.timeline.push(frame);
+  if (inc.timeline.length > TIMELINE_MAX) inc.timeline.shift();
+  return inc;
+}
+
+export function applyLocation(frame) {
+  const inc = incidents.get(frame.incident_id);
+  if (!inc) return null;
+  inc.positions.set(frame.member_id, frame);
+  return inc;
+}
+
+// What the board sends on (re)connect: the last seq it holds of each incident.
+export function seqs() {
+  const out = {};
+  for (const [id, inc] of incidents) if (inc.summary) out[id] = inc.seq;
+  return out;
+}
+
+export function openIncidents() {
+  return [...incidents.values()].filter((inc) => inc.summary && (inc.status === "open" || Date.now() - (inc.closedAt || 0) < 60000));
+}
