@@ -31,6 +31,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("review.urls")),  # police review pages and /api/v1/reports/
     path("m/", include("mobile.urls")),  # the member's phone app
+    path("hooks/", include("dispatch.hooks")),  # SMS / voice provider callbacks
 ]
 
 # Friendly pages for people, JSON under /api/ (config/errors.py).

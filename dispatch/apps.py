@@ -16,6 +16,7 @@ class DispatchConfig(AppConfig):
         from units.services import member_duty_changed
 
         from .events import member_duty_changed_push, roster_saved_close_revoked
+        from .gateways import checks  # noqa: F401 - registers the provider key checks
 
         # The roster's duty flip reaches the member's sockets (join/leave the unit group).
         member_duty_changed.connect(member_duty_changed_push, dispatch_uid="dispatch.duty_push")

@@ -47,6 +47,8 @@ _BUSY_CODES = {"isv.BUSINESS_LIMIT_CONTROL", "Throttling", "Throttling.User", "S
 
 
 def template_params(note: Notification) -> dict[str, str]:
+    if note.incident_id is None:  # a plain text (an answer, a login code): the text template
+        return {"text": note.text[:60]}
     data = note.payload or {}
     return {
         "kind": str(data.get("kind_label", "")),
@@ -87,6 +89,14 @@ class AliyunSmsBackend(GatewayBackend):
     provider = "aliyun_sms"
     batch_size = 100  # SendBatchSms takes up to 100 numbers a call
 
+    def batch_key(self, note: Notification) -> Any:
+        return note.incident_id is None  # alerts and plain texts use different templates
+
+    def _template(self, note: Notification) -> str:
+        if note.incident_id is None:
+            return self.conf.get("text_template") or self.conf["template"]
+        return self.conf["template"]
+
     def __init__(self) -> None:
         super().__init__()
         require(self.conf, "aliyun", "access_key_id", "access_key_secret", "sign", "template")
@@ -101,7 +111,7 @@ class AliyunSmsBackend(GatewayBackend):
                     sms_models.SendSmsRequest(
                         phone_numbers=note.phone,
                         sign_name=self.conf["sign"],
-                        template_code=self.conf["template"],
+                        template_code=self._template(note),
                         template_param=json.dumps(template_params(note), ensure_ascii=False),
                         out_id=str(note.member_id),
                     ),
@@ -112,7 +122,7 @@ class AliyunSmsBackend(GatewayBackend):
                     sms_models.SendBatchSmsRequest(
                         phone_number_json=json.dumps([n.phone for n in notes]),
                         sign_name_json=json.dumps([self.conf["sign"]] * len(notes)),
-                        template_code=self.conf["template"],
+                        template_code=self._template(notes[0]),
                         template_param_json=json.dumps(
                             [template_params(n) for n in notes], ensure_ascii=False
                         ),

@@ -109,8 +109,13 @@ class GatewayBackend(BaseBackend):
             tries=int(self.conf.get("retries", 3)) + 1,
             backoff_s=float(self.conf.get("backoff_s", 0.5)),
             qps=float(self.conf.get("qps", 10)),
-            on_retry=self.retries.append,
+            on_retry=self._retried,
         )
+
+    def _retried(self, retry: Retry) -> None:
+        self.retries.append(retry)
+        if self.retry_listener is not None:
+            self.retry_listener(retry)
 
     def _call(self, notifications: list[Notification]) -> list[SendResult]:  # pragma: no cover
         raise NotImplementedError

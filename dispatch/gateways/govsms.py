@@ -82,13 +82,19 @@ class GovSmsBackend(GatewayBackend):
 
     def _call(self, notes: list[Notification]) -> list[SendResult]:
         body = json.dumps(
-            {"messages": [{"id": str(i), "phone": n.phone, "text": n.text} for i, n in enumerate(notes)]},
+            {
+                "messages": [
+                    {"id": str(i), "phone": n.phone, "text": n.text} for i, n in enumerate(notes)
+                ]
+            },
             ensure_ascii=False,
         ).encode()
         request = urllib.request.Request(  # noqa: S310 - the URL is a setting, http(s) only
             self.conf["url"].rstrip("/") + "/send",
             data=body,
-            headers=signed_headers(app_id=self.conf["app_id"], secret=self.conf["secret"], body=body),
+            headers=signed_headers(
+                app_id=self.conf["app_id"], secret=self.conf["secret"], body=body
+            ),
             method="POST",
         )
         try:
@@ -99,16 +105,16 @@ class GovSmsBackend(GatewayBackend):
         except urllib.error.HTTPError as exc:
             if http_status_transient(exc.code):
                 raise TransientError(f"HTTP {exc.code}") from exc
-            return [SendResult(ok=False, detail=f"HTTP {exc.code}", error_code=str(exc.code))] * len(
-                notes
-            )
+            return [
+                SendResult(ok=False, detail=f"HTTP {exc.code}", error_code=str(exc.code))
+            ] * len(notes)
         except (OSError, ValueError) as exc:  # timeout, refused, a broken answer
             raise TransientError(f"{type(exc).__name__}: {exc}"[:200]) from exc
         if answer.get("code") != 0:
             code = str(answer.get("code"))
-            return [SendResult(ok=False, detail=str(answer.get("msg", ""))[:200], error_code=code)] * len(
-                notes
-            )
+            return [
+                SendResult(ok=False, detail=str(answer.get("msg", ""))[:200], error_code=code)
+            ] * len(notes)
         by_id = {str(r.get("id")): r for r in answer.get("results", [])}
         results = []
         for i in range(len(notes)):
@@ -116,5 +122,7 @@ class GovSmsBackend(GatewayBackend):
             if r.get("code") == 0 and r.get("msg_id"):
                 results.append(SendResult(ok=True, detail="govsms", provider_ref=str(r["msg_id"])))
             else:
-                results.append(SendResult(ok=False, detail="refused", error_code=str(r.get("code"))))
+                results.append(
+                    SendResult(ok=False, detail="refused", error_code=str(r.get("code")))
+                )
         return results

@@ -69,6 +69,8 @@ def _e164(phone: str) -> str:
 
 def _params(note: Notification) -> list[str]:
     p = template_params(note)
+    if note.incident_id is None:
+        return [p["text"]]
     return [p["kind"], p["place"], p["distance"], p["incident"]]
 
 
@@ -95,7 +97,9 @@ class TencentSmsBackend(GatewayBackend):
         require(self.conf, "tencent", "secret_id", "secret_key", "app_id", "sign", "template")
         cred = credential.Credential(self.conf["secret_id"], self.conf["secret_key"])
         self.client = SmsClient(
-            cred, self.conf.get("region", "ap-guangzhou"), _profile(self.conf, self.conf["endpoint"])
+            cred,
+            self.conf.get("region", "ap-guangzhou"),
+            _profile(self.conf, self.conf["endpoint"]),
         )
 
     def _call(self, notes: list[Notification]) -> list[SendResult]:
@@ -103,7 +107,11 @@ class TencentSmsBackend(GatewayBackend):
         req.PhoneNumberSet = [_e164(n.phone) for n in notes]
         req.SmsSdkAppId = self.conf["app_id"]
         req.SignName = self.conf["sign"]
-        req.TemplateId = self.conf["template"]
+        req.TemplateId = (
+            self.conf.get("text_template") or self.conf["template"]
+            if notes[0].incident_id is None
+            else self.conf["template"]
+        )
         # One set of template parameters a call: ``batch_key`` groups the notes so.
         req.TemplateParamSet = _params(notes[0])
         try:
@@ -136,7 +144,9 @@ class TencentVoiceBackend(GatewayBackend):
         require(self.conf, "tencent", "secret_id", "secret_key", "app_id", "template")
         cred = credential.Credential(self.conf["secret_id"], self.conf["secret_key"])
         self.client = VmsClient(
-            cred, self.conf.get("region", "ap-guangzhou"), _profile(self.conf, self.conf["endpoint"])
+            cred,
+            self.conf.get("region", "ap-guangzhou"),
+            _profile(self.conf, self.conf["endpoint"]),
         )
 
     def _call(self, notes: list[Notification]) -> list[SendResult]:
