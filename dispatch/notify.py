@@ -320,9 +320,19 @@ def _notify_chunk(*, backend: BaseBackend, channel: str, deliveries: Sequence[De
         if (not result.ok and not result.skipped) or (result.skipped and channel == last_channel):
             moved_on.append(attempt.delivery_id)
     with transaction.atomic():
-        NotificationAttempt.objects.bulk_update(
-            attempts, ["status", "detail", "provider_ref", "error_code", "reached_at"]
-        )
+        # One UPDATE per distinct outcome (a batch call shares one; Tencent's
+        # per-number ids make one each): bulk_update's CASE per row is quadratic here.
+        outcomes: dict[tuple, list[int]] = defaultdict(list)
+        for a in attempts:
+            outcomes[(a.status, a.detail, a.provider_ref, a.error_code, a.reached_at)].append(a.pk)
+        for (status, detail, ref, code, reached_at), pks in outcomes.items():
+            NotificationAttempt.objects.filter(pk__in=pks).update(
+                status=status,
+                detail=detail,
+                provider_ref=ref,
+                error_code=code,
+                reached_at=reached_at,
+            )
         _reached_record(
             channel=channel,
             attempts=reached,
