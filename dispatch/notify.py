@@ -82,8 +82,12 @@ class BaseBackend:
     ``SendResult(ok=False, detail=...)``; the chain moves that member on."""
 
     # True when the provider reports delivery later by callback: a sent message
-    # has not reached anyone until then. False: sent is as far as we will know.
+    # has not reached anyone until then (dispatch.gateways).
     has_receipts = False
+    # True when a send is as far as we will ever know and counts as reaching the
+    # member. The "push" channel always counts (REACHED_ON_SEND); the console and
+    # locmem backends never do: a log line reaches nobody.
+    reaches_on_send = False
     # Called with each retry the backend makes (dispatch.gateways.base.Retry).
     retry_listener = None
 
@@ -197,6 +201,10 @@ def _pending(*, wave_id: int, condition: str):
     return _pending_all(condition=condition).filter(dispatch__wave_id=wave_id)
 
 
+# Channels whose sent message counts as reaching the member (the issue's "push
+# sent": Web Push gives no delivery receipt), whatever the backend says.
+REACHED_ON_SEND = frozenset({"push"})
+
 # Claimed and sent this many members at a time: one INSERT, one provider batch
 # (or several), one UPDATE.
 CLAIM_CHUNK = 1000
@@ -298,6 +306,7 @@ def _notify_chunk(*, backend: BaseBackend, channel: str, deliveries: Sequence[De
     finally:
         backend.retry_listener = None
     now = timezone.now()
+    reaches_on_send = backend.reaches_on_send or channel in REACHED_ON_SEND
     reached: list[NotificationAttempt] = []
     moved_on: list[int] = []
     last_channel = settings.NOTIFY_CHAIN[-1]["channel"] if settings.NOTIFY_CHAIN else channel
@@ -312,7 +321,7 @@ def _notify_chunk(*, backend: BaseBackend, channel: str, deliveries: Sequence[De
         attempt.detail = result.detail[:255]
         attempt.provider_ref = result.provider_ref[:64]
         attempt.error_code = result.error_code[:64]
-        if result.ok and not backend.has_receipts:
+        if result.ok and not backend.has_receipts and reaches_on_send:
             attempt.reached_at = now
             reached.append(attempt)
         # A refused message moves the member on now; a skipped step (no push
