@@ -4,6 +4,7 @@ callbacks posted to /hooks/ as the providers document them."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -353,3 +354,37 @@ def test_check_warns_of_missing_keys_and_errs_on_malformed_ones(settings, cloud)
     assert isinstance(error, Error)
     settings.NOTIFY_BACKENDS = {"sms": "dispatch.notify.ConsoleBackend"}
     assert checks.gateway_keys_present() == [] and checks.gateway_keys_well_formed() == []
+
+
+def test_a_channel_that_reaches_a_member_is_on_the_timeline_and_the_supervisors_feed(
+    settings, unit_pair, no_timers, django_capture_on_commit_callbacks
+):
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    member, mate = unit_pair
+    settings.NOTIFY_BACKENDS = {"push": "dispatch.notify.LocMemBackend"}
+    settings.NOTIFY_CHAIN = [{"channel": "push", "after_s": 0, "while": "undelivered"}]
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)("supervisors", channel)
+    incident = _raise()
+    with django_capture_on_commit_callbacks(execute=True):
+        notify.chain_step(wave_id=incident.waves.get().pk, step=0)
+    events = _events(incident, "reached")
+    assert sorted(e.member_id for e in events) == sorted([member.pk, mate.pk])
+    assert {e.data["channel"] for e in events} == {"push"}
+    frames = async_to_sync(_drain)(layer, channel)
+    reached = [f for f in frames if f.get("event") == "reached"]
+    assert sorted(f["member_id"] for f in reached) == sorted([member.pk, mate.pk])
+    assert all(f["data"]["channel"] == "push" and f["at"] for f in reached)
+
+
+async def _drain(layer, channel: str) -> list[dict]:
+    frames = []
+    while True:
+        try:
+            message = await asyncio.wait_for(layer.receive(channel), timeout=0.2)
+        except TimeoutError:
+            return frames
+        frames.append(message["payload"])
