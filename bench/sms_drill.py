@@ -29,6 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--members", type=int, default=41_000)
     parser.add_argument("--qps", type=float, default=100.0)
+    parser.add_argument("--profile", action="store_true", help="profile the drill's step")
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="sms-drill-"))
@@ -134,8 +135,17 @@ def run(args, cloud) -> None:
     )
     print(f"setup: {args.members} members, {n_units} units in {time.monotonic() - started:.1f}s")
 
+    profiler = None
+    if args.profile:
+        import cProfile
+
+        profiler = cProfile.Profile()
+        profiler.enable()
     t0 = time.monotonic()
     sent = notify.chain_step(wave_id=wave.pk, step=0, schedule_next=False)
+    if profiler is not None:
+        profiler.disable()
+        profiler.print_stats("cumulative")
     elapsed = time.monotonic() - t0
     again = notify.chain_step(wave_id=wave.pk, step=0, schedule_next=False)  # a retried task
 

@@ -27,6 +27,7 @@ follow-up (an ``unreachable`` event, once).
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import uuid
@@ -293,7 +294,9 @@ def _notify_chunk(*, backend: BaseBackend, channel: str, deliveries: Sequence[De
     )
     if not attempts:
         return 0
-    notes = [alert_notification(channel=channel, delivery=by_id[a.delivery_id]) for a in attempts]
+    notes = _alert_notifications(
+        channel=channel, deliveries=[by_id[a.delivery_id] for a in attempts]
+    )
     incidents = {d.dispatch.incident_id: d.dispatch.incident for d in by_id.values()}
     backend.retry_listener = lambda retry: _retry_record(
         channel=channel, retry=retry, incidents=list(incidents.values())
@@ -579,6 +582,26 @@ def receipt_record(receipt: Receipt) -> bool:
                     )
                 )
     return True
+
+
+def _alert_notifications(*, channel: str, deliveries: Sequence[Delivery]) -> list[Notification]:
+    """One text per dispatch (its members share incident and distance), then the
+    member's fields: translating the labels per member cost a city drill seconds."""
+    per_dispatch: dict[int, Notification] = {}
+    notes = []
+    for delivery in deliveries:
+        first = per_dispatch.get(delivery.dispatch_id)
+        if first is None:
+            note = per_dispatch[delivery.dispatch_id] = alert_notification(
+                channel=channel, delivery=delivery
+            )
+        else:
+            member = delivery.member
+            note = dataclasses.replace(
+                first, member_id=member.pk, member_name=member.name, phone=member.phone
+            )
+        notes.append(note)
+    return notes
 
 
 def alert_notification(*, channel: str, delivery: Delivery) -> Notification:
