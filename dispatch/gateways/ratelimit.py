@@ -85,6 +85,7 @@ def reset() -> None:
         _clients.clear()
         _down_until.clear()
         _local_slot.clear()
+        _seen.clear()
 
 
 def once(key: str, *, ttl_s: int) -> bool:

@@ -388,3 +388,42 @@ async def _drain(layer, channel: str) -> list[dict]:
         except TimeoutError:
             return frames
         frames.append(message["payload"])
+
+
+def test_a_late_reply_or_one_from_a_stranger_is_answered_and_changes_nothing(
+    settings, cloud, unit_pair, client, no_timers, django_capture_on_commit_callbacks
+):
+    member, _mate = unit_pair
+    _backends(settings, sms="tencent.TencentSmsBackend")
+    incident = _raise()
+    Incident.objects.filter(pk=incident.pk).update(status=Incident.Status.CANCELLED)
+    url = f"/hooks/tencent/{TENCENT_TOKEN}/sms-reply/"
+    with django_capture_on_commit_callbacks(execute=True):
+        assert _post(client, url, cloud.tencent_sms_reply(phone=member.phone, text="1")) == 200
+        assert _post(client, url, cloud.tencent_sms_reply(phone="13700000001", text="1")) == 200
+    incident.refresh_from_db()
+    assert incident.responded_at is None
+    assert _events(incident, "accepted") == []
+    answered = sorted(
+        p.removeprefix("+86") for a in cloud.calls("tencent", "SendSms") for p in a.phones
+    )
+    assert answered == sorted([member.phone, "13700000001"])  # each told why, once
+
+
+def test_a_reply_after_the_window_is_too_late(settings, unit_pair):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from dispatch import replies
+
+    member, _mate = unit_pair
+    settings.NOTIFY_CHAIN = []
+    incident = _raise()
+    Incident.objects.filter(pk=incident.pk).update(
+        received_at=timezone.now() - timedelta(seconds=settings.NOTIFY_REPLY_WINDOW_S + 60)
+    )
+    reply = replies.sms_reply_handle(phone=member.phone, text="1")
+    assert not reply.ok and reply.reason == "too_late"
+    incident.refresh_from_db()
+    assert incident.responded_at is None
