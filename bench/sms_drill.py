@@ -30,6 +30,9 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=41_000)
     parser.add_argument("--qps", type=float, default=100.0)
     parser.add_argument("--profile", action="store_true", help="profile the drill's step")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="worker processes sharing the step (and the bucket)"
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="sms-drill-"))
@@ -142,7 +145,11 @@ def run(args, cloud) -> None:
         profiler = cProfile.Profile()
         profiler.enable()
     t0 = time.monotonic()
-    sent = notify.chain_step(wave_id=wave.pk, step=0, schedule_next=False)
+    if args.workers > 1:
+        sent, worker_rss = _in_workers(wave_id=wave.pk, workers=args.workers)
+    else:
+        sent = notify.chain_step(wave_id=wave.pk, step=0, schedule_next=False)
+        worker_rss = [resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024]
     if profiler is not None:
         profiler.disable()
         profiler.print_stats("cumulative")
@@ -157,12 +164,48 @@ def run(args, cloud) -> None:
     busiest = max(
         (sum(1 for t in times[i:] if t < start + 1.0) for i, start in enumerate(times)), default=0
     )
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss = ", ".join(f"{r:.0f}" for r in worker_rss)
     print(f"accepted: {sent} members in {len(arrivals)} calls; second run sent {again}")
     print(f"time until every message accepted: {last:.1f}s (step returned after {elapsed:.1f}s)")
     print(f"provider limit {args.qps:.0f} QPS; busiest second at the provider: {busiest} calls")
     print(f"members never texted: {args.members - len(counts)}; duplicates: {duplicates}")
-    print(f"attempt rows: {NotificationAttempt.objects.count()}; worker peak RSS: {rss_mb:.0f} MB")
+    print(f"attempt rows: {NotificationAttempt.objects.count()}; worker peak RSS (MB): {rss}")
+
+
+def _in_workers(*, wave_id: int, workers: int) -> tuple[int, list[float]]:
+    """Split the wave's members over forked worker processes, as several Celery
+    workers would: each claims and sends its share; Redis paces them together."""
+    import multiprocessing
+
+    from django.db import connections
+
+    connections.close_all()  # a forked child must open its own
+    ctx = multiprocessing.get_context("fork")
+    results = ctx.Queue()
+    procs = [
+        ctx.Process(target=_worker, args=(wave_id, i, workers, results)) for i in range(workers)
+    ]
+    for proc in procs:
+        proc.start()
+    answers = [results.get(timeout=1800) for _ in procs]
+    for proc in procs:
+        proc.join()
+    return sum(a[0] for a in answers), [a[1] for a in answers]
+
+
+def _worker(wave_id: int, index: int, workers: int, results) -> None:
+    from django.db.models.functions import Mod
+
+    from dispatch import notify
+
+    deliveries = list(
+        notify._pending(wave_id=wave_id, condition="unanswered")
+        .annotate(share=Mod("pk", workers))
+        .filter(share=index)
+        .select_related("member", "dispatch__incident__region")
+    )
+    sent = notify.notify_deliveries(channel="sms", deliveries=deliveries)
+    results.put((sent, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))
 
 
 if __name__ == "__main__":
