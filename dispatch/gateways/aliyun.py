@@ -69,6 +69,24 @@ def _config(conf: dict[str, Any], endpoint: str) -> Config:
     )
 
 
+_clients: dict[tuple, Any] = {}
+
+
+def _client(cls, conf: dict[str, Any]) -> Any:
+    """One SDK client per class and settings, kept: making one costs tens of
+    milliseconds, and a failed SMS must reach the voice call within a second."""
+    key = (
+        cls,
+        conf["endpoint"],
+        conf["access_key_id"],
+        conf.get("protocol"),
+        conf.get("timeout_s"),
+    )
+    if key not in _clients:
+        _clients[key] = cls(_config(conf, conf["endpoint"]))
+    return _clients[key]
+
+
 def _call(fn, request) -> Any:
     """Run one SDK call; sort its failures into transient and final."""
     try:
@@ -100,7 +118,7 @@ class AliyunSmsBackend(GatewayBackend):
     def __init__(self) -> None:
         super().__init__()
         require(self.conf, "aliyun", "access_key_id", "access_key_secret", "sign", "template")
-        self.client = SmsClient(_config(self.conf, self.conf["endpoint"]))
+        self.client = _client(SmsClient, self.conf)
 
     def _call(self, notes: list[Notification]) -> list[SendResult]:
         try:
@@ -147,7 +165,7 @@ class AliyunVoiceBackend(GatewayBackend):
     def __init__(self) -> None:
         super().__init__()
         require(self.conf, "aliyun", "access_key_id", "access_key_secret", "tts_code")
-        self.client = VmsClient(_config(self.conf, self.conf["endpoint"]))
+        self.client = _client(VmsClient, self.conf)
 
     def _call(self, notes: list[Notification]) -> list[SendResult]:
         note = notes[0]

@@ -63,6 +63,20 @@ def _profile(conf: dict[str, Any], endpoint: str) -> ClientProfile:
     return ClientProfile(httpProfile=http)
 
 
+_clients: dict[tuple, Any] = {}
+
+
+def _client(cls, conf: dict[str, Any]) -> Any:
+    """One SDK client per class and settings, kept (see aliyun._client)."""
+    key = (cls, conf["endpoint"], conf["secret_id"], conf.get("protocol"), conf.get("timeout_s"))
+    if key not in _clients:
+        cred = credential.Credential(conf["secret_id"], conf["secret_key"])
+        _clients[key] = cls(
+            cred, conf.get("region", "ap-guangzhou"), _profile(conf, conf["endpoint"])
+        )
+    return _clients[key]
+
+
 def _e164(phone: str) -> str:
     return phone if phone.startswith("+") else f"+86{phone}"
 
@@ -95,12 +109,7 @@ class TencentSmsBackend(GatewayBackend):
     def __init__(self) -> None:
         super().__init__()
         require(self.conf, "tencent", "secret_id", "secret_key", "app_id", "sign", "template")
-        cred = credential.Credential(self.conf["secret_id"], self.conf["secret_key"])
-        self.client = SmsClient(
-            cred,
-            self.conf.get("region", "ap-guangzhou"),
-            _profile(self.conf, self.conf["endpoint"]),
-        )
+        self.client = _client(SmsClient, self.conf)
 
     def _call(self, notes: list[Notification]) -> list[SendResult]:
         req = sms_models.SendSmsRequest()
@@ -142,12 +151,7 @@ class TencentVoiceBackend(GatewayBackend):
     def __init__(self) -> None:
         super().__init__()
         require(self.conf, "tencent", "secret_id", "secret_key", "app_id", "template")
-        cred = credential.Credential(self.conf["secret_id"], self.conf["secret_key"])
-        self.client = VmsClient(
-            cred,
-            self.conf.get("region", "ap-guangzhou"),
-            _profile(self.conf, self.conf["endpoint"]),
-        )
+        self.client = _client(VmsClient, self.conf)
 
     def _call(self, notes: list[Notification]) -> list[SendResult]:
         note = notes[0]
