@@ -449,6 +449,79 @@ NOTIFY_CHAIN = env.json(
         {"channel": "voice", "after_s": 45, "while": "unanswered"},
     ],
 )
+# Real SMS / voice providers (dispatch/gateways/, docs/deployment.md): name one in
+# NOTIFY_BACKENDS, e.g. {"sms": "dispatch.gateways.aliyun.AliyunSmsBackend", ...}.
+# Keys, endpoints (overridable: the tests point the SDKs at a local server), the
+# provider's QPS limit and template ids come from the environment.
+_ALIYUN = {
+    "access_key_id": env.str("ALIYUN_ACCESS_KEY_ID", default=""),
+    "access_key_secret": env.str("ALIYUN_ACCESS_KEY_SECRET", default=""),
+    "protocol": env.str("ALIYUN_PROTOCOL", default="https"),
+    "timeout_s": env.float("ALIYUN_TIMEOUT_S", default=5.0),
+    "retries": env.int("NOTIFY_RETRIES", default=3),
+    "backoff_s": env.float("NOTIFY_BACKOFF_S", default=0.5),
+}
+_TENCENT = {
+    "secret_id": env.str("TENCENT_SECRET_ID", default=""),
+    "secret_key": env.str("TENCENT_SECRET_KEY", default=""),
+    "region": env.str("TENCENT_REGION", default="ap-guangzhou"),
+    "protocol": env.str("TENCENT_PROTOCOL", default="https"),
+    "timeout_s": env.float("TENCENT_TIMEOUT_S", default=5.0),
+    "retries": env.int("NOTIFY_RETRIES", default=3),
+    "backoff_s": env.float("NOTIFY_BACKOFF_S", default=0.5),
+}
+NOTIFY_GATEWAYS = {
+    "aliyun_sms": {
+        **_ALIYUN,
+        "endpoint": env.str("ALIYUN_ENDPOINT_SMS", default="dysmsapi.aliyuncs.com"),
+        "qps": env.float("ALIYUN_SMS_QPS", default=100.0),
+        "sign": env.str("ALIYUN_SMS_SIGN", default=""),
+        "template": env.str("ALIYUN_SMS_TEMPLATE", default=""),
+        "text_template": env.str("ALIYUN_SMS_TEXT_TEMPLATE", default=""),
+    },
+    "aliyun_voice": {
+        **_ALIYUN,
+        "endpoint": env.str("ALIYUN_ENDPOINT_VOICE", default="dyvmsapi.aliyuncs.com"),
+        "qps": env.float("ALIYUN_VOICE_QPS", default=50.0),
+        "tts_code": env.str("ALIYUN_VOICE_TTS_CODE", default=""),
+        "show_number": env.str("ALIYUN_VOICE_SHOW_NUMBER", default=""),
+    },
+    "tencent_sms": {
+        **_TENCENT,
+        "endpoint": env.str("TENCENT_ENDPOINT_SMS", default="sms.tencentcloudapi.com"),
+        "qps": env.float("TENCENT_SMS_QPS", default=100.0),
+        "app_id": env.str("TENCENT_SMS_APP_ID", default=""),
+        "sign": env.str("TENCENT_SMS_SIGN", default=""),
+        "template": env.str("TENCENT_SMS_TEMPLATE", default=""),
+        "text_template": env.str("TENCENT_SMS_TEXT_TEMPLATE", default=""),
+    },
+    "tencent_voice": {
+        **_TENCENT,
+        "endpoint": env.str("TENCENT_ENDPOINT_VOICE", default="vms.tencentcloudapi.com"),
+        "qps": env.float("TENCENT_VOICE_QPS", default=50.0),
+        "app_id": env.str("TENCENT_VOICE_APP_ID", default=""),
+        "template": env.str("TENCENT_VOICE_TEMPLATE", default=""),
+    },
+    "govsms": {
+        "url": env.str("GOVSMS_URL", default=""),
+        "app_id": env.str("GOVSMS_APP_ID", default=""),
+        "secret": env.str("GOVSMS_SECRET", default=""),
+        "qps": env.float("GOVSMS_QPS", default=50.0),
+        "timeout_s": env.float("GOVSMS_TIMEOUT_S", default=5.0),
+        "retries": env.int("NOTIFY_RETRIES", default=3),
+        "backoff_s": env.float("NOTIFY_BACKOFF_S", default=0.5),
+    },
+}
+# Provider callbacks (/hooks/<provider>/...): Alibaba's and Tencent's HTTP pushes
+# carry no signature, so the URL set in their consoles ends with this secret
+# (/hooks/aliyun/<token>/sms-report/). The government platform signs with GOVSMS_SECRET.
+ALIYUN_CALLBACK_TOKEN = env.str("ALIYUN_CALLBACK_TOKEN", default="")
+TENCENT_CALLBACK_TOKEN = env.str("TENCENT_CALLBACK_TOKEN", default="")
+# A member's SMS reply or key press later than this after the alert is answered
+# "too late" and changes nothing; an unknown reply gets the help text at most
+# once per number in this many seconds.
+NOTIFY_REPLY_WINDOW_S = env.int("NOTIFY_REPLY_WINDOW_S", default=6 * 3600)
+NOTIFY_HELP_INTERVAL_S = env.int("NOTIFY_HELP_INTERVAL_S", default=600)
 # A beat sweep runs chain steps overdue by a few seconds (a dead worker's).
 CELERY_BEAT_SCHEDULE["notify-chain-sweep"] = {
     "task": "dispatch.tasks.notify_chain_sweep",

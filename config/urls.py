@@ -32,6 +32,7 @@ urlpatterns = [
     path("", include("review.urls")),  # police review pages and /api/v1/reports/
     path("m/", include("mobile.urls")),  # the member's phone app
     path("board/", include("board.urls")),  # the police station's live command board
+    path("hooks/", include("dispatch.hooks")),  # SMS / voice provider callbacks
 ]
 
 # Friendly pages for people, JSON under /api/ (config/errors.py).

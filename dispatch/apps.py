@@ -20,6 +20,7 @@ class DispatchConfig(AppConfig):
             roster_bulk_deactivated_close,
             roster_saved_close_revoked,
         )
+        from .gateways import checks  # noqa: F401 - registers the provider key checks
 
         # The roster's duty flip reaches the member's sockets (join/leave the unit group).
         member_duty_changed.connect(member_duty_changed_push, dispatch_uid="dispatch.duty_push")

@@ -173,6 +173,12 @@ class IncidentEvent(models.Model):
         FLAGGED = "flagged", _("超时预警")
         GATHERING = "gathering", _("区域集结")
         CLOSED = "closed", _("结案")
+        # The notification chain (dispatch/notify.py): a channel reached the member
+        # (app delivered is DELIVERED above), a provider call was retried, and a
+        # member no channel reached, to be called on the radio.
+        REACHED = "reached", _("已触达")
+        NOTIFY_RETRY = "notify_retry", _("渠道重试")
+        UNREACHABLE = "unreachable", _("联系不上，需电台跟进")
 
     incident = models.ForeignKey(
         Incident, models.CASCADE, related_name="events", verbose_name=_("警情")
@@ -342,6 +348,9 @@ class NotificationAttempt(models.Model):
         SENT = "sent", _("已发送")
         FAILED = "failed", _("失败")
         SKIPPED = "skipped", _("无可用渠道")
+        # Not a channel: the once-only flag "no channel reached this member", kept as
+        # an attempt of channel "radio" so the (delivery, channel) claim makes it once.
+        RADIO = "radio", _("需电台跟进")
 
     delivery = models.ForeignKey(
         Delivery, models.CASCADE, related_name="notification_attempts", verbose_name=_("送达回执")
@@ -350,6 +359,17 @@ class NotificationAttempt(models.Model):
     status = models.CharField(_("结果"), max_length=8, choices=Status.choices)
     detail = models.CharField(_("详情"), max_length=255, blank=True)
     created_at = models.DateTimeField(_("时间"), auto_now_add=True)
+    # The provider's message or call id (Alibaba BizId / CallId, Tencent SerialNo /
+    # CallId): receipts and key presses name it. Alibaba's SendBatchSms gives one id
+    # to a whole call, so a receipt is matched on (id, phone number).
+    provider_ref = models.CharField(_("渠道流水号"), max_length=64, blank=True, db_index=True)
+    # When the channel reached the member: SMS delivered, call answered, push sent.
+    reached_at = models.DateTimeField(_("触达时间"), null=True, blank=True)
+    answered = models.BooleanField(_("已接听"), null=True, blank=True)  # voice only
+    error_code = models.CharField(_("错误码"), max_length=64, blank=True)
+    # The worker that inserted the row (bulk claims: INSERT ... ON CONFLICT DO NOTHING
+    # cannot say which rows were its own).
+    claim = models.CharField(max_length=32, blank=True, editable=False)
 
     class Meta:
         # Born in the phone app; dispatch's chain writes it, so it lives here now.

@@ -14,12 +14,25 @@ wave) and notifies every alerted member whose alert is still undelivered or
 unanswered, whose incident is open and who is still on duty. A
 ``NotificationAttempt`` row per (delivery, channel) is the claim, so a step never
 reaches a member twice on one channel.
+
+Real providers (``dispatch.gateways``) take many numbers a call (``send_many``),
+answer with their message or call id (``SendResult.provider_ref``) and report
+later by callback (``dispatch.hooks``): ``receipt_record`` marks the member's
+attempt reached (SMS delivered, call answered: a ``reached`` event on the
+timeline and the supervisors' feed) or failed, and a failure moves that member
+to the chain's next channel at once (``chain_advance``), not at the next step's
+timer. A member whom every channel of the chain failed is flagged for a radio
+follow-up (an ``unreachable`` event, once).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
+import uuid
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,9 +42,12 @@ from django.utils import timezone
 from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 
+from units import phones
 from units.models import Member
 
-from .models import Delivery, Dispatch, Incident, NotificationAttempt, Wave
+from . import payloads
+from .events import events_record, incident_group, push_on_commit, to_supervisors
+from .models import Delivery, Dispatch, Incident, IncidentEvent, NotificationAttempt, Wave
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +72,38 @@ class SendResult:
     ok: bool
     detail: str = ""
     skipped: bool = False  # nothing to send to (e.g. no push subscription)
+    provider_ref: str = ""  # the provider's message / call id, named by its receipts
+    error_code: str = ""  # the provider's refusal code
+    transient: bool = False  # a timeout or 5xx that outlasted every retry
 
 
 class BaseBackend:
-    """Subclass and implement ``send``. Raise nothing for a failed delivery:
-    return ``SendResult(ok=False, detail=...)``; the chain goes on to its next step."""
+    """Subclass and implement ``send`` (and ``send_many`` where the provider has a
+    batch API). Raise nothing for a failed delivery: return
+    ``SendResult(ok=False, detail=...)``; the chain moves that member on."""
+
+    # True when the provider reports delivery later by callback: a sent message
+    # has not reached anyone until then (dispatch.gateways).
+    has_receipts = False
+    # True when a send is as far as we will ever know and counts as reaching the
+    # member. The "push" channel always counts (REACHED_ON_SEND); the console and
+    # locmem backends never do: a log line reaches nobody.
+    reaches_on_send = False
+    # Called with each retry the backend makes (dispatch.gateways.base.Retry).
+    retry_listener = None
 
     def send(self, notification: Notification) -> SendResult:  # pragma: no cover
         raise NotImplementedError
+
+    def send_many(self, notifications: Sequence[Notification]) -> list[SendResult]:
+        results = []
+        for note in notifications:
+            try:
+                results.append(self.send(note))
+            except Exception as exc:  # one broken message must not lose the others
+                log.exception("notify %s to member %s failed", note.channel, note.member_id)
+                results.append(SendResult(ok=False, detail=f"{type(exc).__name__}: {exc}"[:200]))
+        return results
 
 
 class ConsoleBackend(BaseBackend):
@@ -101,13 +141,22 @@ def backend_for(channel: str) -> BaseBackend:
 
 def send_text(*, channel: str, member: Member, text: str) -> SendResult:
     """Send a plain text (a login code) through one channel's backend."""
+    return send_to_phone(
+        channel=channel, phone=member.phone, text=text, member_id=member.pk, name=member.name
+    )
+
+
+def send_to_phone(
+    *, channel: str, phone: str, text: str, member_id: int = 0, name: str = ""
+) -> SendResult:
+    """Send a plain text to a number (an answer to an SMS reply, a login code)."""
     note = Notification(
-        channel=channel, member_id=member.pk, member_name=member.name, phone=member.phone, text=text
+        channel=channel, member_id=member_id, member_name=name, phone=phone, text=text
     )
     try:
         return backend_for(channel).send(note)
     except Exception as exc:  # a broken gateway must not break the caller
-        log.exception("notify %s to member %s failed", channel, member.pk)
+        log.exception("notify %s to member %s failed", channel, member_id)
         return SendResult(ok=False, detail=f"{type(exc).__name__}: {exc}"[:200])
 
 
@@ -137,9 +186,8 @@ def _step_schedule(*, wave_id: int, step: int) -> None:
         log.exception("could not enqueue notification step %s of wave %s", step, wave_id)
 
 
-def _pending(*, wave_id: int, condition: str):
+def _pending_all(*, condition: str):
     qs = Delivery.objects.filter(
-        dispatch__wave_id=wave_id,
         dispatch__status=Dispatch.Status.ALERTED,
         dispatch__incident__status=Incident.Status.OPEN,
         member__on_duty=True,
@@ -148,6 +196,19 @@ def _pending(*, wave_id: int, condition: str):
     if condition == "undelivered":
         qs = qs.filter(delivered_at=None)
     return qs
+
+
+def _pending(*, wave_id: int, condition: str):
+    return _pending_all(condition=condition).filter(dispatch__wave_id=wave_id)
+
+
+# Channels whose sent message counts as reaching the member (the issue's "push
+# sent": Web Push gives no delivery receipt), whatever the backend says.
+REACHED_ON_SEND = frozenset({"push"})
+
+# Claimed and sent this many members at a time: one INSERT, one provider batch
+# (or several), one UPDATE.
+CLAIM_CHUNK = 1000
 
 
 def chain_step(*, wave_id: int, step: int, schedule_next: bool = True) -> int:
@@ -161,13 +222,9 @@ def chain_step(*, wave_id: int, step: int, schedule_next: bool = True) -> int:
     deliveries = list(
         _pending(wave_id=wave_id, condition=condition)
         .exclude(notification_attempts__channel=channel)
-        .select_related("member", "dispatch__incident")
+        .select_related("member", "dispatch__incident__region")
     )
-    sent = 0
-    if deliveries:
-        backend = backend_for(channel)
-        for delivery in deliveries:
-            sent += _notify_one(backend=backend, channel=channel, delivery=delivery)
+    sent = notify_deliveries(channel=channel, deliveries=deliveries) if deliveries else 0
     # Later steps only while someone of this wave may still need them.
     if (
         schedule_next
@@ -199,31 +256,352 @@ def chain_sweep(*, now: dt.datetime | None = None, grace_s: float = 5.0) -> int:
     return sent
 
 
-def _notify_one(*, backend: BaseBackend, channel: str, delivery: Delivery) -> int:
+def notify_deliveries(*, channel: str, deliveries: Sequence[Delivery]) -> int:
+    """Claim and send one channel to these members; returns how many were sent.
+
+    The (delivery, channel) row is the claim, inserted in bulk: a member whose row
+    another worker inserted first is left to that worker, so no member gets the
+    same SMS twice however many tasks, retries and sweeps run the step.
+    """
+    backend = backend_for(channel)
+    sent = 0
+    for start in range(0, len(deliveries), CLAIM_CHUNK):
+        sent += _notify_chunk(
+            backend=backend, channel=channel, deliveries=deliveries[start : start + CLAIM_CHUNK]
+        )
+    return sent
+
+
+def _notify_chunk(*, backend: BaseBackend, channel: str, deliveries: Sequence[Delivery]) -> int:
+    token = uuid.uuid4().hex
+    by_id = {d.pk: d for d in deliveries}
+    NotificationAttempt.objects.bulk_create(
+        [
+            NotificationAttempt(
+                delivery_id=pk,
+                channel=channel,
+                status=NotificationAttempt.Status.SENDING,
+                claim=token,
+            )
+            for pk in by_id
+        ],
+        ignore_conflicts=True,
+    )
+    attempts = list(
+        NotificationAttempt.objects.filter(
+            claim=token, channel=channel, delivery_id__in=list(by_id)
+        ).order_by("pk")
+    )
+    if not attempts:
+        return 0
+    notes = _alert_notifications(
+        channel=channel, deliveries=[by_id[a.delivery_id] for a in attempts]
+    )
+    incidents = {d.dispatch.incident_id: d.dispatch.incident for d in by_id.values()}
+    backend.retry_listener = lambda retry: _retry_record(
+        channel=channel, retry=retry, incidents=list(incidents.values())
+    )
+    try:
+        results = backend.send_many(notes)
+    except Exception as exc:  # a broken backend fails these members, not the step
+        log.exception("notify %s: backend failed", channel)
+        results = [SendResult(ok=False, detail=f"{type(exc).__name__}: {exc}"[:200])] * len(notes)
+    finally:
+        backend.retry_listener = None
+    now = timezone.now()
+    reaches_on_send = backend.reaches_on_send or channel in REACHED_ON_SEND
+    reached: list[NotificationAttempt] = []
+    moved_on: list[int] = []
+    last_channel = settings.NOTIFY_CHAIN[-1]["channel"] if settings.NOTIFY_CHAIN else channel
+    for attempt, result in zip(attempts, results, strict=True):
+        attempt.status = (
+            NotificationAttempt.Status.SENT
+            if result.ok
+            else NotificationAttempt.Status.SKIPPED
+            if result.skipped
+            else NotificationAttempt.Status.FAILED
+        )
+        attempt.detail = result.detail[:255]
+        attempt.provider_ref = result.provider_ref[:64]
+        attempt.error_code = result.error_code[:64]
+        if result.ok and not backend.has_receipts and reaches_on_send:
+            attempt.reached_at = now
+            reached.append(attempt)
+        # A refused message moves the member on now; a skipped step (no push
+        # subscription) waits for the next timer, unless it was the last step.
+        if (not result.ok and not result.skipped) or (result.skipped and channel == last_channel):
+            moved_on.append(attempt.delivery_id)
+    with transaction.atomic():
+        # One UPDATE per distinct outcome (a batch call shares one; Tencent's
+        # per-number ids make one each): bulk_update's CASE per row is quadratic here.
+        outcomes: dict[tuple, list[int]] = defaultdict(list)
+        for a in attempts:
+            outcomes[(a.status, a.detail, a.provider_ref, a.error_code, a.reached_at)].append(a.pk)
+        for (status, detail, ref, code, reached_at), pks in outcomes.items():
+            NotificationAttempt.objects.filter(pk__in=pks).update(
+                status=status,
+                detail=detail,
+                provider_ref=ref,
+                error_code=code,
+                reached_at=reached_at,
+            )
+        _reached_record(
+            channel=channel,
+            attempts=reached,
+            deliveries=by_id,
+            at=now,
+        )
+        for delivery_id in moved_on:
+            transaction.on_commit(
+                lambda pk=delivery_id: _advance_schedule(delivery_id=pk, from_channel=channel)
+            )
+    return sum(1 for r in results if r.ok)
+
+
+def _reached_record(
+    *,
+    channel: str,
+    attempts: Sequence[NotificationAttempt],
+    deliveries: dict[int, Delivery],
+    at: dt.datetime,
+) -> None:
+    """A ``reached`` event per member on the incident's timeline and the supervisors'
+    feed. Caller holds a transaction."""
+    by_incident: dict[int, list[IncidentEvent]] = defaultdict(list)
+    incidents: dict[int, Incident] = {}
+    for attempt in attempts:
+        delivery = deliveries[attempt.delivery_id]
+        incident = delivery.dispatch.incident
+        incidents[incident.pk] = incident
+        by_incident[incident.pk].append(
+            IncidentEvent(
+                type=IncidentEvent.Type.REACHED,
+                unit_id=delivery.member.unit_id,
+                member_id=delivery.member_id,
+                data={"channel": channel, "at": at.isoformat()},
+            )
+        )
+    for incident_id, events in by_incident.items():
+        _events_push(incident=incidents[incident_id], events=events)
+
+
+def _events_push(*, incident: Incident, events: list[IncidentEvent]) -> None:
+    recorded = events_record(incident_id=incident.pk, events=events)
+    incident.refresh_from_db(fields=["status", "flagged", "last_seq"])
+    messages = []
+    for event in recorded:
+        payload = payloads.update(event=event, incident=incident)
+        messages.append((incident_group(incident.pk), payload))
+        messages += to_supervisors(incident, payload)
+    push_on_commit(messages)
+
+
+def _retry_record(*, channel: str, retry, incidents: Sequence[Incident]) -> None:
+    """The timeline says a provider call is being retried (timeout, 5xx)."""
+    for incident in incidents:
+        with transaction.atomic():
+            _events_push(
+                incident=incident,
+                events=[
+                    IncidentEvent(
+                        type=IncidentEvent.Type.NOTIFY_RETRY,
+                        data={
+                            "channel": channel,
+                            "provider": retry.provider,
+                            "attempt": retry.attempt,
+                            "delay_s": retry.delay_s,
+                            "detail": retry.detail,
+                        },
+                    )
+                ],
+            )
+
+
+def _advance_schedule(*, delivery_id: int, from_channel: str) -> None:
+    # Imported here: tasks imports this module at its top (cycle notify <-> tasks).
+    from .tasks import notify_chain_advance
+
+    try:
+        notify_chain_advance.apply_async((delivery_id, from_channel), expires=120)
+    except Exception:
+        log.exception("could not enqueue chain advance for delivery %s", delivery_id)
+
+
+def chain_advance(*, delivery_id: int, from_channel: str) -> int:
+    """Move one member past a failed channel to the next one of the chain, now.
+
+    Steps whose condition no longer holds (the alert was answered) end it; a
+    channel already tried is passed over if it failed, and waited for if it is
+    still out. When nothing is left, the member may be unreachable.
+    """
+    chain = settings.NOTIFY_CHAIN
+    channels = [spec["channel"] for spec in chain]
+    if from_channel not in channels:
+        return 0
+    for spec in chain[channels.index(from_channel) + 1 :]:
+        channel = spec["channel"]
+        delivery = (
+            _pending_all(condition=spec.get("while", "unanswered"))
+            .filter(pk=delivery_id)
+            .select_related("member", "dispatch__incident__region")
+            .first()
+        )
+        if delivery is None:
+            if not _pending_all(condition="unanswered").filter(pk=delivery_id).exists():
+                return 0  # answered, stood down, closed or off duty: nothing to chase
+            continue  # delivered to the page: the push step is not needed
+        tried = NotificationAttempt.objects.filter(delivery_id=delivery_id, channel=channel).first()
+        if tried is None:
+            return notify_deliveries(channel=channel, deliveries=[delivery])
+        if tried.reached_at is not None or tried.status in (
+            NotificationAttempt.Status.SENDING,
+            NotificationAttempt.Status.SENT,
+        ):
+            return 0  # it reached the member, or is still out and its receipt decides
+    unreachable_flag(delivery_id=delivery_id)
+    return 0
+
+
+def unreachable_flag(*, delivery_id: int) -> bool:
+    """Flag a member whom every channel of the chain failed: an ``unreachable``
+    event (联系不上，需电台跟进) on the timeline and the supervisors' feed, once."""
+    delivery = (
+        _pending_all(condition="undelivered")
+        .filter(pk=delivery_id)
+        .select_related("member", "dispatch__incident__region")
+        .first()
+    )
+    if delivery is None:
+        return False
+    attempts = {a.channel: a for a in NotificationAttempt.objects.filter(delivery_id=delivery_id)}
+    for spec in settings.NOTIFY_CHAIN:
+        attempt = attempts.get(spec["channel"])
+        if attempt is None or attempt.reached_at is not None:
+            return False
+        if attempt.status not in (
+            NotificationAttempt.Status.FAILED,
+            NotificationAttempt.Status.SKIPPED,
+        ):
+            return False
     try:
         with transaction.atomic():
-            attempt = NotificationAttempt.objects.create(
-                delivery=delivery, channel=channel, status=NotificationAttempt.Status.SENDING
+            NotificationAttempt.objects.create(
+                delivery_id=delivery_id,
+                channel="radio",
+                status=NotificationAttempt.Status.RADIO,
+                detail="every channel failed",
+            )
+            _events_push(
+                incident=delivery.dispatch.incident,
+                events=[
+                    IncidentEvent(
+                        type=IncidentEvent.Type.UNREACHABLE,
+                        unit_id=delivery.member.unit_id,
+                        member_id=delivery.member_id,
+                        data={
+                            "channels": [spec["channel"] for spec in settings.NOTIFY_CHAIN],
+                            "phone_tail": delivery.member.phone[-4:],
+                        },
+                    )
+                ],
             )
     except IntegrityError:
-        return 0  # another worker claimed this step for this member
-    note = alert_notification(channel=channel, delivery=delivery)
+        return False  # flagged already
+    return True
+
+
+# --- Provider receipts -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """One provider report on one message: SMS delivered / failed, call answered / not."""
+
+    channel: str
+    provider_ref: str
+    phone: str
+    reached: bool
+    error_code: str = ""
+    answered: bool | None = None
+
+
+def attempt_for(*, channel: str, provider_ref: str, phone: str) -> NotificationAttempt | None:
+    """The attempt a provider's id and number name, or None (not ours, or forged)."""
+    if not provider_ref:
+        return None
     try:
-        result = backend.send(note)
-    except Exception as exc:
-        log.exception("notify %s for delivery %s failed", channel, delivery.pk)
-        result = SendResult(ok=False, detail=f"{type(exc).__name__}: {exc}"[:200])
-    status = (
-        NotificationAttempt.Status.SENT
-        if result.ok
-        else NotificationAttempt.Status.SKIPPED
-        if result.skipped
-        else NotificationAttempt.Status.FAILED
+        phone = phones.phone_normalize(phone.removeprefix("+86").removeprefix("0086"))
+    except phones.PhoneInvalid:
+        return None
+    return (
+        NotificationAttempt.objects.filter(
+            channel=channel, provider_ref=provider_ref, delivery__member__phone=phone
+        )
+        .select_related("delivery__member", "delivery__dispatch__incident__region")
+        .first()
     )
-    NotificationAttempt.objects.filter(pk=attempt.pk).update(
-        status=status, detail=result.detail[:255]
+
+
+def receipt_record(receipt: Receipt) -> bool:
+    """Apply one receipt to the member's attempt for that channel; False if it names
+    no message of ours. First word wins: a late duplicate changes nothing."""
+    attempt = attempt_for(
+        channel=receipt.channel, provider_ref=receipt.provider_ref, phone=receipt.phone
     )
-    return 1 if result.ok else 0
+    if attempt is None:
+        return False
+    now = timezone.now()
+    with transaction.atomic():
+        pending = NotificationAttempt.objects.filter(pk=attempt.pk, reached_at=None).exclude(
+            status=NotificationAttempt.Status.FAILED
+        )
+        if receipt.reached:
+            won = pending.update(
+                reached_at=now,
+                answered=receipt.answered,
+                status=NotificationAttempt.Status.SENT,
+                error_code=receipt.error_code[:64],
+            )
+            if won:
+                _reached_record(
+                    channel=receipt.channel,
+                    attempts=[attempt],
+                    deliveries={attempt.delivery_id: attempt.delivery},
+                    at=now,
+                )
+        else:
+            won = pending.update(
+                status=NotificationAttempt.Status.FAILED,
+                answered=receipt.answered,
+                error_code=receipt.error_code[:64],
+            )
+            if won:
+                transaction.on_commit(
+                    lambda: _advance_schedule(
+                        delivery_id=attempt.delivery_id, from_channel=receipt.channel
+                    )
+                )
+    return True
+
+
+def _alert_notifications(*, channel: str, deliveries: Sequence[Delivery]) -> list[Notification]:
+    """One text per dispatch (its members share incident and distance), then the
+    member's fields: translating the labels per member cost a city drill seconds."""
+    per_dispatch: dict[int, Notification] = {}
+    notes = []
+    for delivery in deliveries:
+        first = per_dispatch.get(delivery.dispatch_id)
+        if first is None:
+            note = per_dispatch[delivery.dispatch_id] = alert_notification(
+                channel=channel, delivery=delivery
+            )
+        else:
+            member = delivery.member
+            note = dataclasses.replace(
+                first, member_id=member.pk, member_name=member.name, phone=member.phone
+            )
+        notes.append(note)
+    return notes
 
 
 def alert_notification(*, channel: str, delivery: Delivery) -> Notification:
@@ -255,6 +633,10 @@ def alert_notification(*, channel: str, delivery: Delivery) -> Notification:
             "type": "incident.alert",
             "incident_id": incident.pk,
             "kind": incident.kind,
+            # Template parameters for the SMS / voice providers (dispatch.gateways).
+            "kind_label": str(incident.get_kind_display()),
+            "place": where,
+            "distance_m": delivery.dispatch.distance_m,
             "severity": incident.severity,
             "url": f"/m/#incident-{incident.pk}",
             "tag": f"incident-{incident.pk}",

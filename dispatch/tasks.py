@@ -31,6 +31,19 @@ def notify_chain_sweep() -> int:
     return notify.chain_sweep()
 
 
+@shared_task(acks_late=True, ignore_result=True)
+def notify_chain_advance(delivery_id: int, from_channel: str) -> int:
+    """A channel failed for one member (a refused send, a "failed" receipt, an
+    unanswered call): the next channel now, not at the next step's timer."""
+    return notify.chain_advance(delivery_id=delivery_id, from_channel=from_channel)
+
+
+@shared_task(acks_late=True, ignore_result=True, expires=300)
+def sms_answer_send(phone: str, text: str) -> bool:
+    """Text the answer to an SMS reply or key press back to the number."""
+    return notify.send_to_phone(channel="sms", phone=phone, text=text).ok
+
+
 @worker_ready.connect(dispatch_uid="dispatch.sweep_on_worker_ready")
 def sweep_on_worker_ready(sender=None, **kwargs) -> None:
     """A worker that (re)starts fires what fell due while no worker ran, at once.
