@@ -163,6 +163,9 @@ def chain_step(*, wave_id: int, step: int, schedule_next: bool = True) -> int:
         .exclude(notification_attempts__channel=channel)
         .select_related("member", "dispatch__incident")
     )
+    # A drill not ticked "use SMS/voice" stays on the free channels (app, push).
+    if channel in settings.NOTIFY_PAID_CHANNELS:
+        deliveries = [d for d in deliveries if d.dispatch.incident.paid_channels]
     sent = 0
     if deliveries:
         backend = backend_for(channel)

@@ -32,7 +32,9 @@ from .drills import (
     DRILL_ARRIVE_TARGET_S,
     DrillRow,
     DrillUnitLine,
+    PaidEstimate,
     drill_league,
+    drill_paid_estimate,
     drill_report,
     drills_visible,
 )
@@ -116,6 +118,8 @@ __all__ = [
     "coverage_cells",
     "dispatches_annotated",
     "drill_league",
+    "drill_paid_estimate",
+    "PaidEstimate",
     "drill_report",
     "drills_visible",
     "facts_watermark",
