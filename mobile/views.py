@@ -218,6 +218,7 @@ def _shell_version() -> str:
 _MEMBER_MODULES = [
     "actions",
     "alert",
+    "alerttest",
     "config",
     "duty",
     "events",
