@@ -25,6 +25,7 @@ from . import readiness, selectors, services
 from .access import reviewer_required
 from .models import Drill
 from .selectors import OutOfScope, ReviewInputError
+from .selectors.incidents import REACH_ROWS_MAX
 
 FILTER_PARAMS = ("district", "street", "kind", "since", "until", "compliant")
 
@@ -124,6 +125,8 @@ def incident_detail(request, incident_id: int):
         {
             "incident": incident,
             "timeline": selectors.incident_timeline(incident=incident),
+            "reach": selectors.incident_reach(incident=incident),
+            "reach_max": REACH_ROWS_MAX,
             "compliance": incident_compliance(incident),
             "durations": selectors.incident_durations_s(incident),
             "trails": trails,
