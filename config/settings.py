@@ -454,6 +454,11 @@ NOTIFY_CHAIN = env.json(
 # cost from NOTIFY_COST_CNY (yuan per SMS / per call, the providers' list prices).
 NOTIFY_PAID_CHANNELS = env.list("NOTIFY_PAID_CHANNELS", default=["sms", "voice"])
 NOTIFY_COST_CNY = env.json("NOTIFY_COST_CNY", default={"sms": 0.045, "voice": 0.12})
+# Who no channel reaches (units.readiness): the rows it reads belong to the apps
+# above the roster, so the roster is told the function by name.
+READINESS_UNREACHABLE_MEMBERS = env.str(
+    "READINESS_UNREACHABLE_MEMBERS", default="mobile.selectors.members_unreachable"
+)
 # "Test my alert" (测试提醒, mobile/alert_test.py): the member's own chain on a
 # short timetable, one channel every ALERT_TEST_STEP_S seconds; at most one test
 # per member per ALERT_TEST_MIN_INTERVAL_S and ALERT_TEST_PER_DAY a day.

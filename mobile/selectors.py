@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import OuterRef, Subquery
+from django.db.models import Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from dispatch import payloads
@@ -18,10 +18,10 @@ from dispatch.models import (
 )
 from dispatch.services import dispatch_for_member
 from units.models import STANDARD_KIT, Equipment, EquipmentKind, Member
-from units.readiness import equipment_usable
+from units.readiness import equipment_usable, phone_takes_sms_q
 
 from .alert_test import channel_label
-from .models import AlertTest, AlertTestAttempt
+from .models import AlertTest, AlertTestAttempt, PushSubscription
 
 
 def member_overview(*, member: Member) -> dict[str, Any]:
@@ -260,3 +260,35 @@ def member_reach_last(*, member: Member) -> list[dict[str, Any]]:
         Member.objects.filter(pk=member.pk).annotate(**annotations).values(*annotations).first()
     )
     return [{**r, "at": r["at"].isoformat()} for r in reach_rows(values or {})]
+
+
+# --- Who no channel reaches (units.readiness, by settings.READINESS_UNREACHABLE_MEMBERS) ----
+
+
+def members_unreachable(members):
+    """The members no channel reaches when their page is closed: neither a push
+    subscription nor a mainland mobile number, or their last alert that the
+    chain chased failed on every channel it tried (none sent, the page never
+    acknowledged it). Correlated subqueries on ``members``' own query."""
+    member = OuterRef("pk")
+    last_chased = Subquery(
+        Delivery.objects.filter(member=member, notification_attempts__isnull=False)
+        .order_by("-created_at", "-pk")
+        .values("pk")[:1]
+    )
+    annotated = members.annotate(
+        _has_push=Exists(PushSubscription.objects.filter(member=member)),
+        _last_chased=last_chased,
+    ).annotate(
+        _last_reached=Exists(
+            Delivery.objects.filter(pk=OuterRef("_last_chased"), delivered_at__isnull=False)
+        )
+        | Exists(
+            NotificationAttempt.objects.filter(
+                delivery_id=OuterRef("_last_chased"), status=NotificationAttempt.Status.SENT
+            )
+        ),
+    )
+    no_channel = Q(_has_push=False) & ~phone_takes_sms_q()
+    all_failed = Q(_last_chased__isnull=False, _last_reached=False)
+    return annotated.filter(no_channel | all_failed)
