@@ -3,7 +3,7 @@
 // marked 测试, its own push tag; the server sends it to this member only.
 import { $, CFG, T } from "./config.js";
 import { ring } from "./sound.js";
-import { state } from "./store.js";
+import { persist, state } from "./store.js";
 import { api, errorText, esc, fmtTime, toast } from "./util.js";
 
 let current = null; // the test being shown: {id, channels, stopped}
@@ -46,6 +46,22 @@ async function poll() {
   }
   if (current.channels.some((c) => c.status === "pending" || c.status === "sending") && !current.stopped) {
     pollTimer = setTimeout(poll, 3000);
+  } else {
+    reachRefresh();
+  }
+}
+
+// After a test the "last reached" list has news.
+async function reachRefresh() {
+  try {
+    const r = await api(CFG.apiBase + "api/me/");
+    if (r.ok && state.me) {
+      state.me.reach = r.body.reach;
+      persist();
+      renderReach();
+    }
+  } catch (e) {
+    /* offline: the next refresh brings it */
   }
 }
 
