@@ -4,7 +4,8 @@ number) and push subscriptions."""
 
 from django.contrib import admin, messages
 from django.utils.formats import date_format
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
@@ -108,7 +109,7 @@ class MemberAdmin(RosterMemberAdmin):
         if not rows:
             return "—"
         return format_html_join(
-            format_html("<br>"),
+            mark_safe("<br>"),
             "{} {}{}",
             (
                 (
