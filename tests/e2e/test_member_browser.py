@@ -557,10 +557,13 @@ def test_test_my_alert_walks_the_members_own_chain_marked_as_a_test(
 ):
     base = daphne_of(phone_system).http_url
     login = member_login(phone_city, "near", 1)
+    # This member's rows only: an earlier test's incident may still be escalating.
     counted = (
-        "SELECT (SELECT COUNT(*) FROM dispatch_incident) + (SELECT COUNT(*) FROM dispatch_delivery)"
+        "SELECT (SELECT COUNT(*) FROM dispatch_incident WHERE reported_by_id = %s)"
+        " + (SELECT COUNT(*) FROM dispatch_delivery WHERE member_id = %s)"
     )
-    before = phone_city.db.scalar(counted)
+    mine = (login["member_id"], login["member_id"])
+    before = phone_city.db.scalar(counted, mine)
     sign_in(phone, base, login)
     if phone.locator("#alert").is_visible():  # an earlier test's alert, replayed
         phone.click("#alert-later")
@@ -587,7 +590,7 @@ def test_test_my_alert_walks_the_members_own_chain_marked_as_a_test(
         phone.click("#test-alert-start")
     assert again.value.status == 429
     # Nothing any statistic could count: no incident, no receipt row.
-    assert phone_city.db.scalar(counted) == before
+    assert phone_city.db.scalar(counted, mine) == before
 
 
 # --- Web Push through the real chain --------------------------------------------------------
