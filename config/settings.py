@@ -522,6 +522,22 @@ TENCENT_CALLBACK_TOKEN = env.str("TENCENT_CALLBACK_TOKEN", default="")
 # once per number in this many seconds.
 NOTIFY_REPLY_WINDOW_S = env.int("NOTIFY_REPLY_WINDOW_S", default=6 * 3600)
 NOTIFY_HELP_INTERVAL_S = env.int("NOTIFY_HELP_INTERVAL_S", default=600)
+# Channels that cost money per message: a drill uses them only when the officer
+# ticks "use SMS/voice" (Incident.paid_channels); the drill form estimates their
+# cost from NOTIFY_COST_CNY (yuan per SMS / per call, the providers' list prices).
+NOTIFY_PAID_CHANNELS = env.list("NOTIFY_PAID_CHANNELS", default=["sms", "voice"])
+NOTIFY_COST_CNY = env.json("NOTIFY_COST_CNY", default={"sms": 0.045, "voice": 0.12})
+# Who no channel reaches (units.readiness): the rows it reads belong to the apps
+# above the roster, so the roster is told the function by name.
+READINESS_UNREACHABLE_MEMBERS = env.str(
+    "READINESS_UNREACHABLE_MEMBERS", default="mobile.selectors.members_unreachable"
+)
+# "Test my alert" (测试提醒, mobile/alert_test.py): the member's own chain on a
+# short timetable, one channel every ALERT_TEST_STEP_S seconds; at most one test
+# per member per ALERT_TEST_MIN_INTERVAL_S and ALERT_TEST_PER_DAY a day.
+ALERT_TEST_STEP_S = env.float("ALERT_TEST_STEP_S", default=15.0)
+ALERT_TEST_MIN_INTERVAL_S = env.int("ALERT_TEST_MIN_INTERVAL_S", default=300)
+ALERT_TEST_PER_DAY = env.int("ALERT_TEST_PER_DAY", default=5)
 # A beat sweep runs chain steps overdue by a few seconds (a dead worker's).
 CELERY_BEAT_SCHEDULE["notify-chain-sweep"] = {
     "task": "dispatch.tasks.notify_chain_sweep",

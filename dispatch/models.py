@@ -74,6 +74,10 @@ class Incident(models.Model):
     )
     status = models.CharField(_("状态"), max_length=16, choices=Status.choices, default=Status.OPEN)
     is_drill = models.BooleanField(_("演练"), default=False)
+    # Whether the chain may use the channels that cost money per message
+    # (settings.NOTIFY_PAID_CHANNELS: SMS, voice). Real incidents always may; a
+    # drill only when the officer ticked "use SMS/voice" on the drill form.
+    paid_channels = models.BooleanField(_("使用短信/语音"), default=True)
     # The escalation policy in force at intake: settings may change later, an
     # open incident keeps the rules it was opened with.
     policy = models.JSONField(_("升级策略"))

@@ -224,6 +224,9 @@ def chain_step(*, wave_id: int, step: int, schedule_next: bool = True) -> int:
         .exclude(notification_attempts__channel=channel)
         .select_related("member", "dispatch__incident__region")
     )
+    # A drill not ticked "use SMS/voice" stays on the free channels (app, push).
+    if channel in settings.NOTIFY_PAID_CHANNELS:
+        deliveries = [d for d in deliveries if d.dispatch.incident.paid_channels]
     sent = notify_deliveries(channel=channel, deliveries=deliveries) if deliveries else 0
     # Later steps only while someone of this wave may still need them.
     if (

@@ -3,6 +3,10 @@ attempts (to see who was reached how), lockouts (delete a row to unlock a
 number) and push subscriptions."""
 
 from django.contrib import admin, messages
+from django.utils.formats import date_format
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
+from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
 from dispatch.models import NotificationAttempt
@@ -11,6 +15,7 @@ from units.models import Member
 
 from .auth import SignInError, member_login_code_issue
 from .models import PushSubscription, SignInThrottle
+from .selectors import member_reach_annotations, reach_rows
 
 
 class SuperuserReadDeleteAdmin(admin.ModelAdmin):
@@ -80,3 +85,38 @@ admin.site.unregister(Member)
 @admin.register(Member)
 class MemberAdmin(RosterMemberAdmin):
     actions = [*(RosterMemberAdmin.actions or []), member_issue_login_code]
+
+    # Which channels reached each member last (app / push / SMS / voice), from
+    # the dispatch and test-alert rows the roster cannot import: correlated
+    # subqueries on the changelist's own query, so a page costs the same
+    # queries however many members it lists.
+    def get_list_display(self, request):
+        return [*super().get_list_display(request), "last_reached"]
+
+    def changelist_view(self, request, extra_context=None):
+        request._reach_annotate = True
+        return super().changelist_view(request, extra_context)
+
+    def get_queryset(self, request):
+        qs = super().get_queryset(request)
+        if getattr(request, "_reach_annotate", False):
+            qs = qs.annotate(**member_reach_annotations())
+        return qs
+
+    @admin.display(description=_("最近送达"))
+    def last_reached(self, member) -> str:
+        rows = reach_rows(member)
+        if not rows:
+            return "—"
+        return format_html_join(
+            mark_safe("<br>"),
+            "{} {}{}",
+            (
+                (
+                    r["label"],
+                    date_format(localtime(r["at"]), "m-d H:i"),
+                    _("（测试）") if r["test"] else "",
+                )
+                for r in rows
+            ),
+        )

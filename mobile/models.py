@@ -104,3 +104,57 @@ class PushSubscription(models.Model):
 
     def __str__(self) -> str:
         return f"{self.member_id} {self.endpoint[:60]}"
+
+
+class AlertTest(models.Model):
+    """A member's "test my alert" (测试提醒): their own chain, end to end, on a short
+    timetable, every message marked as a test (mobile/alert_test.py).
+
+    Deliberately not an ``Incident``: no dispatch, delivery, event or wave rows,
+    so no report, index, drill, readiness figure or incident list can count it,
+    no supervisor board shows it, and no teammate's phone hears it.
+    """
+
+    member = models.ForeignKey(
+        Member, models.CASCADE, related_name="alert_tests", verbose_name=_("队员")
+    )
+    created_at = models.DateTimeField(_("发起时间"), auto_now_add=True, db_index=True)
+    # The open page received the test frame (the app channel reached the member).
+    app_delivered_at = models.DateTimeField(_("页面收到"), null=True, blank=True)
+    stopped_at = models.DateTimeField(_("已停止"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("测试提醒")
+        verbose_name_plural = _("测试提醒")
+        indexes = [models.Index(fields=["member", "created_at"], name="alert_test_member")]
+
+    def __str__(self) -> str:
+        return f"{self.member_id} test {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class AlertTestAttempt(models.Model):
+    """One channel of a test run; unique per (test, channel), like the chain's claim."""
+
+    class Status(models.TextChoices):
+        SENDING = "sending", _("发送中")
+        SENT = "sent", _("已发送")
+        FAILED = "failed", _("失败")
+        SKIPPED = "skipped", _("无可用渠道")
+
+    test = models.ForeignKey(
+        AlertTest, models.CASCADE, related_name="attempts", verbose_name=_("测试提醒")
+    )
+    channel = models.CharField(_("渠道"), max_length=16)
+    status = models.CharField(_("结果"), max_length=8, choices=Status.choices)
+    detail = models.CharField(_("详情"), max_length=255, blank=True)
+    created_at = models.DateTimeField(_("时间"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("测试提醒记录")
+        verbose_name_plural = _("测试提醒记录")
+        constraints = [
+            models.UniqueConstraint(fields=["test", "channel"], name="alert_test_once_per_channel")
+        ]
+
+    def __str__(self) -> str:
+        return f"test {self.test_id} {self.channel} {self.status}"

@@ -4,14 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.db.models import Exists, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from dispatch import payloads
 from dispatch.actions import next_actions
-from dispatch.models import Delivery, Dispatch, IncidentEvent, MemberLocation
+from dispatch.models import (
+    Delivery,
+    Dispatch,
+    IncidentEvent,
+    MemberLocation,
+    NotificationAttempt,
+)
 from dispatch.services import dispatch_for_member
 from units.models import STANDARD_KIT, Equipment, EquipmentKind, Member
-from units.readiness import equipment_usable
+from units.readiness import equipment_usable, phone_takes_sms_q
+
+from .alert_test import channel_label
+from .models import AlertTest, AlertTestAttempt, PushSubscription
 
 
 def member_overview(*, member: Member) -> dict[str, Any]:
@@ -66,6 +76,7 @@ def member_overview(*, member: Member) -> dict[str, Any]:
         "teammates": teammates,
         "kit": kit,
         "kit_complete": all(k["ok"] for k in kit if k["required"]),
+        "reach": member_reach_last(member=member),
     }
 
 
@@ -169,3 +180,115 @@ def member_incident(*, member: Member, incident_id: int) -> dict[str, Any]:
         },
         "responders": list(responders.values()),
     }
+
+
+# --- Which channels reached a member last ---------------------------------------------------
+
+REACH_CHANNELS = ("app", "push", "sms", "voice")
+
+
+def member_reach_annotations(member_ref: str = "pk") -> dict[str, Subquery]:
+    """Per channel, when it last reached the member: the open page's receipt
+    (``Delivery.delivered_at``), the chain's sent attempts, and the member's own
+    "test my alert" runs (kept apart: ``test_<channel>``). Correlated subqueries,
+    one value each, for a Member queryset: a page of the admin's list costs one
+    query whatever its length.
+
+    A sent attempt counts from its ``created_at``: the provider accepted it. When
+    the providers' receipts land (``NotificationAttempt.delivered_at``), the
+    handset's receipt time is the better figure.
+    """
+    member = OuterRef(member_ref)
+    sent = NotificationAttempt.Status.SENT
+    test_sent = AlertTestAttempt.Status.SENT
+
+    def latest(qs, field: str) -> Subquery:
+        return Subquery(qs.order_by(f"-{field}").values(field)[:1])
+
+    out = {
+        "reach_app": latest(
+            Delivery.objects.filter(member=member, delivered_at__isnull=False), "delivered_at"
+        ),
+        "reach_test_app": latest(
+            AlertTest.objects.filter(member=member, app_delivered_at__isnull=False),
+            "app_delivered_at",
+        ),
+    }
+    for channel in REACH_CHANNELS[1:]:
+        out[f"reach_{channel}"] = latest(
+            NotificationAttempt.objects.filter(
+                delivery__member=member, channel=channel, status=sent
+            ),
+            "created_at",
+        )
+        out[f"reach_test_{channel}"] = latest(
+            AlertTestAttempt.objects.filter(test__member=member, channel=channel, status=test_sent),
+            "created_at",
+        )
+    return out
+
+
+def reach_rows(values: Any) -> list[dict[str, Any]]:
+    """Fold the annotations of one member (an object or a dict) into rows, newest
+    first: channel, label, when, and whether that was a test."""
+
+    def get(name: str):
+        return values.get(name) if isinstance(values, dict) else getattr(values, name, None)
+
+    rows = []
+    for channel in REACH_CHANNELS:
+        real, test = get(f"reach_{channel}"), get(f"reach_test_{channel}")
+        if real is None and test is None:
+            continue
+        is_test = real is None or (test is not None and test > real)
+        rows.append(
+            {
+                "channel": channel,
+                "label": channel_label(channel),
+                "at": test if is_test else real,
+                "test": is_test,
+            }
+        )
+    rows.sort(key=lambda r: r["at"], reverse=True)
+    return rows
+
+
+def member_reach_last(*, member: Member) -> list[dict[str, Any]]:
+    """Which channels reached the member last, newest first (one query)."""
+    annotations = member_reach_annotations()
+    values = (
+        Member.objects.filter(pk=member.pk).annotate(**annotations).values(*annotations).first()
+    )
+    return [{**r, "at": r["at"].isoformat()} for r in reach_rows(values or {})]
+
+
+# --- Who no channel reaches (units.readiness, by settings.READINESS_UNREACHABLE_MEMBERS) ----
+
+
+def members_unreachable(members):
+    """The members no channel reaches when their page is closed: neither a push
+    subscription nor a mainland mobile number, or their last alert that the
+    chain chased failed on every channel it tried (none sent, the page never
+    acknowledged it). Correlated subqueries on ``members``' own query."""
+    member = OuterRef("pk")
+    last_chased = Subquery(
+        Delivery.objects.filter(member=member, notification_attempts__isnull=False)
+        .order_by("-created_at", "-pk")
+        .values("pk")[:1]
+    )
+    annotated = members.annotate(
+        _has_push=Exists(PushSubscription.objects.filter(member=member)),
+        _last_chased=last_chased,
+    ).annotate(
+        _last_reached=Exists(
+            Delivery.objects.filter(pk=OuterRef("_last_chased"), delivered_at__isnull=False)
+        )
+        | Exists(
+            NotificationAttempt.objects.filter(
+                delivery_id=OuterRef("_last_chased"), status=NotificationAttempt.Status.SENT
+            )
+        ),
+    )
+    no_channel = Q(_has_push=False) & ~phone_takes_sms_q()
+    all_failed = Q(_last_chased__isnull=False, _last_reached=False)
+    return annotated.filter(no_channel | all_failed)

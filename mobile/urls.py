@@ -15,5 +15,7 @@ urlpatterns = [
     path("api/alerts/", views.api_alerts, name="api-alerts"),
     path("api/incidents/<int:incident_id>/", views.api_incident, name="api-incident"),
     path("api/push/", views.api_push, name="api-push"),
+    path("api/alert-test/", views.api_alert_test, name="api-alert-test"),
+    path("api/alert-test/<int:test_id>/", views.api_alert_test_one, name="api-alert-test-one"),
     path("sms/reply/", views.sms_reply, name="sms-reply"),
 ]

@@ -31,6 +31,7 @@ from dispatch.models import Incident
 from dispatch.selectors import member_for_user
 from dispatch.services import ActionRefused
 
+from . import alert_test
 from . import auth as member_auth
 from . import selectors as mobile_selectors
 from . import services as mobile_services
@@ -179,6 +180,24 @@ def _strings() -> dict[str, str]:
         "alert_title": _("警情"),
         "wave": _("批次"),
         "language": _("English"),
+        "test_alert": _("测试提醒"),
+        "test_alert_hint": _(
+            "发起后请锁屏等待：将依次通过页面、推送、短信、语音电话提醒你，每项都标明“测试”。不会通知其他人，也不计入任何统计。"
+        ),
+        "test_alert_title": _("【测试提醒】这不是真实警情"),
+        "test_alert_started": _("测试已开始"),
+        "test_alert_stop": _("停止测试"),
+        "test_alert_stopped": _("测试已停止"),
+        "test_after": _("秒后"),
+        "test_status_sent": _("已送出"),
+        "test_status_failed": _("失败"),
+        "test_status_skipped": _("无可用渠道"),
+        "test_status_pending": _("等待中"),
+        "test_status_sending": _("发送中…"),
+        "test_status_stopped": _("已停止"),
+        "reach_title": _("最近送达渠道"),
+        "reach_never": _("尚无记录"),
+        "reach_test": _("测试"),
     }
 
 
@@ -199,6 +218,7 @@ def _shell_version() -> str:
 _MEMBER_MODULES = [
     "actions",
     "alert",
+    "alerttest",
     "config",
     "duty",
     "events",
@@ -401,6 +421,45 @@ def api_push(request, member) -> JsonResponse:
     except ValidationError as exc:
         return _errors(exc)
     return JsonResponse({"id": sub.pk}, status=201)
+
+
+# --- "Test my alert" (mobile/alert_test.py) ------------------------------------------------
+
+
+@require_POST
+@member_json
+def api_alert_test(request, member) -> JsonResponse:
+    """Start a test of the member's own chain; 429 with Retry-After when too soon."""
+    try:
+        test = alert_test.alert_test_start(member=member)
+    except alert_test.AlertTestRefused as exc:
+        response = JsonResponse({"code": "too_soon", "detail": exc.message}, status=429)
+        response["Retry-After"] = str(exc.retry_after)
+        return response
+    return JsonResponse(alert_test.alert_test_status(test=test), status=201)
+
+
+@require_http_methods(["GET", "POST"])
+@member_json
+def api_alert_test_one(request, member, test_id: int) -> JsonResponse:
+    """GET: which channels the test tried. POST ``{"event": "received"|"stop"}``:
+    the page got the test frame, or the member stops the test."""
+    test = member.alert_tests.filter(pk=test_id).first()
+    if test is None:
+        return JsonResponse({"detail": _("没有该测试。")}, status=404)
+    if request.method == "POST":
+        try:
+            event = _json_body(request).get("event")
+        except ValidationError as exc:
+            return _errors(exc)
+        if event == "received":
+            alert_test.alert_test_app_received(member=member, test_id=test.pk)
+        elif event == "stop":
+            alert_test.alert_test_stop(member=member, test_id=test.pk)
+        else:
+            return JsonResponse({"errors": {"event": [_("须为 received 或 stop。")]}}, status=400)
+        test.refresh_from_db()
+    return JsonResponse(alert_test.alert_test_status(test=test))
 
 
 # --- SMS gateway webhook -----------------------------------------------------------------

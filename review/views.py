@@ -25,6 +25,7 @@ from . import readiness, selectors, services
 from .access import reviewer_required
 from .models import Drill
 from .selectors import OutOfScope, ReviewInputError
+from .selectors.incidents import REACH_ROWS_MAX
 
 FILTER_PARAMS = ("district", "street", "kind", "since", "until", "compliant")
 
@@ -124,6 +125,8 @@ def incident_detail(request, incident_id: int):
         {
             "incident": incident,
             "timeline": selectors.incident_timeline(incident=incident),
+            "reach": selectors.incident_reach(incident=incident),
+            "reach_max": REACH_ROWS_MAX,
             "compliance": incident_compliance(incident),
             "durations": selectors.incident_durations_s(incident),
             "trails": trails,
@@ -266,20 +269,33 @@ def _may_start_drill(user) -> bool:
 
 @reviewer_required
 def drills(request):
+    paid_form = None
     if request.method == "POST":
         if not _may_start_drill(request.user):
             raise PermissionDenied
+        scope, code = request.POST.get("scope", ""), request.POST.get("code") or None
+        paid = request.POST.get("paid_channels") == "1"
         try:
-            drill = services.drill_start(
-                user=request.user,
-                scope=request.POST.get("scope", ""),
-                code=request.POST.get("code") or None,
-            )
+            # SMS and calls cost money: the officer sees their number and cost
+            # (this same page, with the estimate) and confirms before any is sent.
+            if request.POST.get("estimate") or (paid and request.POST.get("confirm") != "1"):
+                region = services.drill_region_resolve(user=request.user, scope=scope, code=code)
+                paid_form = {
+                    "scope": scope,
+                    "code": code or "",
+                    "paid": paid,
+                    "region": region,
+                    "estimate": selectors.drill_paid_estimate(region=region),
+                }
+            else:
+                drill = services.drill_start(
+                    user=request.user, scope=scope, code=code, paid_channels=paid
+                )
+                messages.success(request, _("拉动测试已发起，正在分批通知单元。"))
+                return redirect("review:drill", drill_id=drill.pk)
         except services.DrillRefused as exc:
             messages.error(request, exc.message)
             return redirect("review:drills")
-        messages.success(request, _("拉动测试已发起，正在分批通知单元。"))
-        return redirect("review:drill", drill_id=drill.pk)
     try:
         filters = _filters(request, default_days=365)
     except ReviewInputError as exc:
@@ -298,6 +314,8 @@ def drills(request):
             "league": league,
             "may_start": _may_start_drill(request.user),
             "scopes": Drill.Scope.choices,
+            "paid_form": paid_form,
+            "costs": settings.NOTIFY_COST_CNY,
             **_filter_context(request, filters),
         },
     )

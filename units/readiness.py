@@ -13,6 +13,15 @@ admin shows as ready is a unit dispatch will call, and the other way round.
   (``STANDARD_KIT``; one for kinds outside it, such as an AED), not broken, and
   not expired. **Complete kit**: every standard-kit line usable.
 
+- **Reachable**: some channel can wake the member's phone when the page is
+  closed: a Web Push subscription, or a mainland mobile number for SMS and
+  voice, unless the member's last alert failed on every channel it tried. The
+  rows behind it (subscriptions, the chain's attempts) belong to the apps above
+  the roster, so ``settings.READINESS_UNREACHABLE_MEMBERS`` names the function
+  that applies it (``mobile.selectors.members_unreachable``), like
+  ``NOTIFY_BACKENDS``; without it, a member without a mobile number is the
+  only one counted.
+
 Each rule comes in the forms its callers need (a scalar, a ``Q`` for the
 database, a numpy mask for the in-memory index), written next to each other
 so they cannot drift apart.
@@ -23,10 +32,13 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
-from django.db.models import BooleanField, ExpressionWrapper, F, Q
+from django.conf import settings
+from django.db.models import BooleanField, ExpressionWrapper, F, Q, QuerySet
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
-from .models import STANDARD_KIT, Equipment, EquipmentKind
+from .models import STANDARD_KIT, Equipment, EquipmentKind, Member
+from .phones import CN_MOBILE
 
 # Minimum quantity per equipment kind for a row to count as usable.
 KIT_MINIMUM: dict[str, int] = {kind: STANDARD_KIT.get(kind, 1) for kind in EquipmentKind.values}
@@ -55,6 +67,27 @@ def ready_expression(on_duty_field: str = "on_duty_count") -> ExpressionWrapper:
 def ready_mask(is_active: np.ndarray, on_duty: np.ndarray, post_min: np.ndarray) -> np.ndarray:
     """Vectorised ``unit_is_ready``."""
     return np.asarray(is_active, dtype=bool) & (np.asarray(on_duty) > np.asarray(post_min))
+
+
+# --- reachable -----------------------------------------------------------------------------
+
+
+def phone_takes_sms_q() -> Q:
+    """A stored number SMS and voice can reach: a mainland mobile number."""
+    return Q(phone__regex=rf"^{CN_MOBILE.pattern}$")
+
+
+def members_unreachable(members: QuerySet[Member]) -> QuerySet[Member]:
+    """The members of ``members`` no channel can reach when their page is closed."""
+    path = getattr(settings, "READINESS_UNREACHABLE_MEMBERS", "")
+    if path:
+        return import_string(path)(members)
+    return members.exclude(phone_takes_sms_q())
+
+
+def unit_unreachable(*, on_duty: int, unreachable: int) -> bool:
+    """A unit with people on duty, none of whom any channel can reach."""
+    return on_duty > 0 and unreachable >= on_duty
 
 
 # --- usable kit ---------------------------------------------------------------------------

@@ -24,8 +24,10 @@ from .readiness import (
     kit_complete,
     kit_complete_expression,
     kit_ok_q,
+    members_unreachable,
     ready_expression,
     unit_is_ready,
+    unit_unreachable,
 )
 from .scoping import scope_filter, user_scope
 
@@ -121,6 +123,10 @@ class ReadinessRow:
     ready: int = 0
     kit_incomplete: int = 0  # active units whose standard kit is short, broken or expired
     no_one_on_duty: int = 0  # active units with nobody on duty
+    # active units with people on duty, none of whom any channel reaches when
+    # their page is closed (no push subscription and no number for SMS/voice,
+    # or their last alert failed on every channel): units.readiness
+    no_channel: int = 0
     members_on_duty: int = 0
     expired_items: int = 0
     expiring_items: int = 0  # still in date, expiring within ROSTER_EXPIRY_WARNING_DAYS
@@ -184,6 +190,7 @@ def readiness_overview(*, user, region: Region | None = None) -> ReadinessOvervi
         return {u: n for u, n in _raw_rows(counted) if u in in_scope}
 
     on_duty = per_unit(Member.objects.filter(on_duty=True, is_active=True))
+    unreachable = per_unit(members_unreachable(Member.objects.filter(on_duty=True, is_active=True)))
     kit_ok = per_unit(Equipment.objects.filter(kit_ok_q(today=today)))
     warn = today + dt.timedelta(days=settings.ROSTER_EXPIRY_WARNING_DAYS)
     due = today - dt.timedelta(days=settings.ROSTER_INSPECTION_INTERVAL_DAYS)
@@ -207,6 +214,9 @@ def readiness_overview(*, user, region: Region | None = None) -> ReadinessOvervi
                 target.ready += unit_is_ready(is_active=active, on_duty=duty, post_min=post_min)
                 target.kit_incomplete += not complete
                 target.no_one_on_duty += not duty
+                target.no_channel += unit_unreachable(
+                    on_duty=duty, unreachable=unreachable.get(pk, 0)
+                )
     ordered = sorted(rows.values(), key=lambda r: (-r.not_ready, r.region.code))
     return ReadinessOverview(region=region, total=total, rows=ordered, today=today)
 

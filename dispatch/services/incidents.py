@@ -55,6 +55,7 @@ def incident_create(
     reported_by: Member | None = None,
     created_by=None,
     is_drill: bool = False,
+    paid_channels: bool = True,
     region: Region | None = None,
     policy: dict[str, Any] | None = None,
     send_wave1: bool = True,
@@ -71,7 +72,8 @@ def incident_create(
     region outright (the point is that region's centre, not a reported place,
     so it is not checked against the service area); ``policy`` replaces the
     policy of kind and severity; ``send_wave1=False`` leaves the units to
-    ``wave_send``; ``event_data`` is added to the ``created`` event.
+    ``wave_send``; ``event_data`` is added to the ``created`` event;
+    ``paid_channels=False`` keeps the chain to the free channels (a drill).
     """
     # What the caller sent, to tell a repeat of the same report from another one.
     sent = {
@@ -115,6 +117,7 @@ def incident_create(
                 reported_by=reported_by,
                 created_by=created_by,
                 is_drill=is_drill,
+                paid_channels=paid_channels,
                 policy=policy,
                 region=region,
             )

@@ -9,6 +9,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from django.conf import settings
 from django.db.models import (
     Count,
     Exists,
@@ -18,7 +19,7 @@ from django.db.models import (
 )
 
 from dispatch.models import Delivery, Dispatch
-from units.models import Region, Unit
+from units.models import Member, Region, Unit
 from units.scoping import user_scope
 
 from ..expressions import SecondsBetween
@@ -32,6 +33,34 @@ from .stats import _round
 
 DRILL_ACK_TARGET_S = "responded"  # a drill is judged on the same 1-3-5 targets
 DRILL_ARRIVE_TARGET_S = "controlled"
+
+
+@dataclass(frozen=True)
+class PaidEstimate:
+    """What ticking "use SMS/voice" may cost a drill: the worst case, where no
+    on-duty member answers before the chain's SMS and voice steps."""
+
+    members: int  # on duty now in the drill's active units
+    sms: int
+    calls: int
+    cost_cny: float
+
+
+def drill_paid_estimate(*, region: Region) -> PaidEstimate:
+    """One SMS and one call per on-duty member for each SMS / voice step of
+    ``settings.NOTIFY_CHAIN``, priced by ``settings.NOTIFY_COST_CNY``."""
+    members = Member.objects.filter(
+        on_duty=True,
+        is_active=True,
+        unit__is_active=True,
+        unit__region__path__startswith=region.path,
+    ).count()
+    steps = [spec["channel"] for spec in settings.NOTIFY_CHAIN]
+    sms = members * steps.count("sms")
+    calls = members * steps.count("voice")
+    prices = settings.NOTIFY_COST_CNY
+    cost = sms * float(prices.get("sms", 0)) + calls * float(prices.get("voice", 0))
+    return PaidEstimate(members=members, sms=sms, calls=calls, cost_cny=round(cost, 2))
 
 
 def drills_visible(*, user):

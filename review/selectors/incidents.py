@@ -19,8 +19,9 @@ from django.db.models import (
     When,
 )
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
-from dispatch.models import Incident, IncidentEvent, MemberLocation
+from dispatch.models import Delivery, Incident, IncidentEvent, MemberLocation, NotificationAttempt
 from units.models import Region
 from units.scoping import scope_filter
 
@@ -194,3 +195,83 @@ def responder_trails(*, incident: Incident) -> list[Trail]:
     for member_id, trail in trails.items():
         trail.points = [(lat, lon, at.isoformat()) for at, lat, lon in sorted(points[member_id])]
     return list(trails.values())
+
+
+# --- which channel reached each member ------------------------------------------------------
+
+REACH_CHANNELS = ("push", "sms", "voice")
+REACH_ROWS_MAX = 500
+REACH_LABELS = {
+    "app": gettext_lazy("应用页面"),
+    "push": gettext_lazy("推送通知"),
+    "sms": gettext_lazy("短信"),
+    "voice": gettext_lazy("语音电话"),
+}
+
+
+@dataclass
+class ChannelTry:
+    status: str  # NotificationAttempt.Status value
+    status_display: str
+    at: dt.datetime
+    detail: str = ""
+
+
+@dataclass
+class MemberReach:
+    """How one alerted member was reached for one incident: the open page's
+    receipt and each step of the chain (push, SMS, voice)."""
+
+    unit_code: str
+    member_name: str
+    app_at: dt.datetime | None
+    tries: dict[str, ChannelTry]
+    first_channel: str | None = None  # "app" or a chain channel: the first that reached
+    first_at: dt.datetime | None = None
+
+    @property
+    def first_label(self) -> str:
+        return str(REACH_LABELS.get(self.first_channel, self.first_channel or ""))
+
+    @property
+    def cells(self) -> list[ChannelTry | None]:
+        return [self.tries.get(c) for c in REACH_CHANNELS]
+
+
+def incident_reach(*, incident: Incident, limit: int = REACH_ROWS_MAX) -> list[MemberReach]:
+    """Per alerted member, which channel reached them and when (two queries).
+
+    A chain step counts as reaching the member when sent (the provider took it);
+    the page counts when it acknowledged the alert (``Delivery.delivered_at``).
+    """
+    deliveries = list(
+        Delivery.objects.filter(dispatch__incident=incident)
+        .select_related("member", "dispatch__unit")
+        .order_by("dispatch__unit__code", "member__name", "pk")[:limit]
+    )
+    tries: dict[int, dict[str, ChannelTry]] = defaultdict(dict)
+    attempts = NotificationAttempt.objects.filter(
+        delivery_id__in=[d.pk for d in deliveries]
+    ).order_by("created_at")
+    for a in attempts:
+        tries[a.delivery_id][a.channel] = ChannelTry(
+            status=a.status,
+            status_display=a.get_status_display(),
+            at=a.created_at,
+            detail=a.detail,
+        )
+    rows = []
+    for d in deliveries:
+        row = MemberReach(
+            unit_code=d.dispatch.unit.code,
+            member_name=d.member.name,
+            app_at=d.delivered_at,
+            tries=tries.get(d.pk, {}),
+        )
+        reached = [(t.at, c) for c, t in row.tries.items() if t.status == "sent"]
+        if d.delivered_at is not None:
+            reached.append((d.delivered_at, "app"))
+        if reached:
+            row.first_at, row.first_channel = min(reached)
+        rows.append(row)
+    return rows

@@ -71,9 +71,12 @@ def drill_region_resolve(*, user, scope: str, code: str | None = None) -> Region
     return region
 
 
-def drill_start(*, user, scope: str, code: str | None = None) -> Drill:
+def drill_start(*, user, scope: str, code: str | None = None, paid_channels: bool = False) -> Drill:
     """Start a no-notice drill: an ``is_drill`` incident for ``scope``; the units are
     alerted in batches by Celery after commit (a city-wide drill is ~23,000 units).
+
+    The chain stays on the free channels (app, Web Push) unless ``paid_channels``
+    (the officer ticked "use SMS/voice" after seeing ``drill_paid_estimate``).
 
     Only police stations (and superusers) start drills, inside their own scope.
     """
@@ -106,6 +109,7 @@ def drill_start(*, user, scope: str, code: str | None = None) -> Drill:
             region=region,
             created_by=user,
             is_drill=True,
+            paid_channels=paid_channels,
             policy=policy,
             # Units are alerted in batches by ``drill_send_batch``, not ranked.
             send_wave1=False,

@@ -56,6 +56,10 @@ self.addEventListener("fetch", (event) => {
 self.addEventListener("push", (event) => {
   let data = {};
   try { data = event.data ? event.data.json() : {}; } catch (e) { data = { body: event.data && event.data.text() }; }
+  // Always show a notification, whatever the payload: iOS revokes the subscription
+  // of a site whose pushes show nothing, and an alert must stay on screen
+  // (requireInteraction) and sound again for each new message (renotify, one tag
+  // per incident, so a newer wave replaces its incident's card, not another's).
   const title = data.title || "应急警情";
   event.waitUntil(
     self.registration.showNotification(title, {
@@ -67,6 +71,21 @@ self.addEventListener("push", (event) => {
       data: { url: data.url || SHELL_URL },
     }).then(() => self.clients.matchAll({ type: "window" }))
       .then((clients) => clients.forEach((c) => c.postMessage({ type: "push", data })))
+  );
+});
+
+// The push service rotated or dropped the subscription: subscribe again with the
+// same server key and let open pages send it to the server (they also re-sync
+// on every load, which covers the case where no page is open now).
+self.addEventListener("pushsubscriptionchange", (event) => {
+  const old = event.oldSubscription;
+  const key = old && old.options && old.options.applicationServerKey;
+  if (!key) return;
+  event.waitUntil(
+    self.registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key })
+      .then(() => self.clients.matchAll({ type: "window" }))
+      .then((clients) => clients.forEach((c) => c.postMessage({ type: "push-resubscribed" })))
+      .catch(() => {})
   );
 });
 

@@ -55,6 +55,8 @@ def phone_city(tmp_path_factory) -> Iterator[harness.City]:
                 "NOTIFY_CHAIN": json.dumps(CHAIN),
                 "MEMBER_SIGNIN_PAIR_FREE": str(FREE_TRIES),
                 "LOG_LEVEL": "INFO",
+                # "Test my alert" walks the chain one channel a second here.
+                "ALERT_TEST_STEP_S": "1",
             },
         )
     except harness.ServiceError as exc:
@@ -258,7 +260,8 @@ def deliver_push(page, payload: dict[str, Any]) -> list[dict[str, Any]]:
     )
     return page.evaluate(
         """navigator.serviceWorker.ready.then(r => r.getNotifications()).then(ns =>
-            ns.map(n => ({title: n.title, body: n.body, tag: n.tag})))"""
+            ns.map(n => ({title: n.title, body: n.body, tag: n.tag,
+                          requireInteraction: n.requireInteraction, renotify: n.renotify})))"""
     )
 
 
@@ -371,7 +374,16 @@ member_location_record(member=Member.objects.get(pk={mate["member_id"]}),
         phone,
         {"title": "【应急警情】测试", "body": "推送测试", "tag": "incident-1", "url": "/m/"},
     )
-    assert shown == [{"title": "【应急警情】测试", "body": "推送测试", "tag": "incident-1"}]
+    # It stays until touched and sounds again for each new message of its incident.
+    assert shown == [
+        {
+            "title": "【应急警情】测试",
+            "body": "推送测试",
+            "tag": "incident-1",
+            "requireInteraction": True,
+            "renotify": True,
+        }
+    ]
 
     # Signing out: back to the sign-in page, off duty, the stored alerts gone.
     phone.click("#alert-later")
@@ -538,6 +550,49 @@ def test_wrong_password_is_throttled_not_locked_and_inactive_unit_is_told(
     shot(phone, "14-inactive-unit-sign-in")
 
 
+@pytest.mark.e2e
+@pytest.mark.browser
+def test_test_my_alert_walks_the_members_own_chain_marked_as_a_test(
+    phone, phone_system, phone_city
+):
+    base = daphne_of(phone_system).http_url
+    login = member_login(phone_city, "near", 1)
+    # This member's rows only: an earlier test's incident may still be escalating.
+    counted = (
+        "SELECT (SELECT COUNT(*) FROM dispatch_incident WHERE reported_by_id = %s)"
+        " + (SELECT COUNT(*) FROM dispatch_delivery WHERE member_id = %s)"
+    )
+    mine = (login["member_id"], login["member_id"])
+    before = phone_city.db.scalar(counted, mine)
+    sign_in(phone, base, login)
+    if phone.locator("#alert").is_visible():  # an earlier test's alert, replayed
+        phone.click("#alert-later")
+    phone.click(".tabbar [data-view=unit]")
+    with phone.expect_response("**/m/api/alert-test/") as answer:
+        phone.click("#test-alert-start")
+    assert answer.value.status == 201
+    # The app channel: the page's own test sheet, badged 测试, not an incident alert.
+    phone.wait_for_selector("#test-alert:not([hidden])")
+    assert "测试" in phone.locator("#test-alert").inner_text()
+    assert phone.locator("#alert").is_hidden()
+    # Then push (no subscription here: skipped), SMS and voice (console), one a second.
+    wait_true(
+        phone,
+        "[...document.querySelectorAll('#test-alert-steps li')].map(li => li.dataset.status)"
+        ".join() === 'sent,skipped,sent,sent'",
+    )
+    shot(phone, "09-test-alert")
+    # The tab's "last reached" list then shows the test's channels, marked 测试.
+    wait_true(phone, "document.querySelectorAll('#reach-list .test-badge').length >= 3")
+    # A second tap straight away is refused (SMS and calls cost money).
+    with phone.expect_response("**/m/api/alert-test/") as again:
+        phone.click("#test-alert-close")
+        phone.click("#test-alert-start")
+    assert again.value.status == 429
+    # Nothing any statistic could count: no incident, no receipt row.
+    assert phone_city.db.scalar(counted, mine) == before
+
+
 # --- Web Push through the real chain --------------------------------------------------------
 
 
@@ -617,6 +672,7 @@ def test_a_closed_page_gets_an_encrypted_web_push(phone_system, phone_city):
         assert headers["content-encoding"] == "aes128gcm"
         _vapid_verify(headers["authorization"], audience=f"http://127.0.0.1:{server.server_port}")
         assert headers["urgency"] == "high"
+        assert int(headers["ttl"]) > 0  # explicit: a push service's default may be 0
         payload = json.loads(
             http_ece.decrypt(
                 push["body"], private_key=receiver, auth_secret=auth, version="aes128gcm"

@@ -1,5 +1,6 @@
 // Lists, duty, own unit, alert history.
 import { $, CFG, T, kindLabel, severityLabel } from "./config.js";
+import { renderReach } from "./alerttest.js";
 import { actionable } from "./events.js";
 import { locate } from "./position.js";
 import { adoptMember, persist, state } from "./store.js";
@@ -47,6 +48,7 @@ export function renderUnit() {
   $("kit-list").innerHTML = me.kit
     .map((k) => `<li class="${k.ok ? "" : "bad"}"><span>${esc(k.label)}</span><span>${k.quantity}/${k.required || "–"} ${esc(k.condition)}${k.expired ? " · " + esc(k.expires) : ""}</span></li>`)
     .join("");
+  renderReach();
   $("team-list").innerHTML = me.teammates
     .map((m) => `<li><span>${esc(m.name)}</span><span class="${m.on_duty ? "good" : "muted"}">${esc(m.on_duty ? T.on_duty : T.off_duty)}</span></li>`)
     .join("");

@@ -11,6 +11,7 @@
  */
 import { act } from "./actions.js";
 import { closeAlert, openAlert, openIncidentId, renderAlert } from "./alert.js";
+import { closeTest, startTest, stopTest } from "./alerttest.js";
 import { $, CFG } from "./config.js";
 import { refreshMe, renderDuty, renderHistory, renderList, renderUnit, toggleDuty } from "./duty.js";
 import { enablePush, swRegistration, swRegistrationSet } from "./push.js";
@@ -37,6 +38,9 @@ export function wire() {
   });
   document.querySelectorAll(".tabbar button").forEach((b) => b.addEventListener("click", () => showView(b.dataset.view)));
   $("report-open").addEventListener("click", openReport);
+  $("test-alert-start").addEventListener("click", startTest);
+  $("test-alert-stop").addEventListener("click", stopTest);
+  $("test-alert-close").addEventListener("click", closeTest);
   $("report-cancel").addEventListener("click", () => ($("report").hidden = true));
   $("report-send").addEventListener("click", sendReport);
   $("report-kinds").addEventListener("click", (e) => {
@@ -74,6 +78,7 @@ export function wire() {
     navigator.serviceWorker.addEventListener("message", (e) => {
       // A push arrived while this page is open: make sure the socket is live.
       if (e.data && e.data.type === "push" && !ws) connect();
+      if (e.data && e.data.type === "push-resubscribed") enablePush();
     });
   }
 }

@@ -14,13 +14,28 @@ export async function enablePush() {
   try {
     if (Notification.permission === "default") await Notification.requestPermission();
     if (Notification.permission !== "granted") return;
-    const sub =
-      (await swRegistration.pushManager.getSubscription()) ||
-      (await swRegistration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: b64ToBytes(CFG.vapidKey) }));
+    const key = b64ToBytes(CFG.vapidKey);
+    let sub = await swRegistration.pushManager.getSubscription();
+    // A subscription made for another server key (the key file was replaced)
+    // would be refused by the push service: replace it.
+    if (sub && !sameKey(sub.options && sub.options.applicationServerKey, key)) {
+      await sub.unsubscribe();
+      sub = null;
+    }
+    sub = sub || (await swRegistration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: key }));
+    // Sent on every page load: the server creates or refreshes the row (keyed by
+    // endpoint, idempotent), so a row lost on the server, an endpoint the browser
+    // rotated or a subscription moved to this member all heal themselves.
     await api(CFG.apiBase + "api/push/", { method: "POST", body: JSON.stringify(sub.toJSON()) });
   } catch (e) {
     /* push needs a push service; the socket, SMS and voice still reach the member */
   }
+}
+
+function sameKey(buffer, bytes) {
+  if (!buffer) return true; // browsers that do not expose it: keep the subscription
+  const a = new Uint8Array(buffer);
+  return a.length === bytes.length && a.every((v, i) => v === bytes[i]);
 }
 
 export function swRegistrationSet(reg) {

@@ -2,6 +2,7 @@
 import { flushOutbox, onReply } from "./actions.js";
 import { $, CFG, T } from "./config.js";
 import { renderDuty } from "./duty.js";
+import { onTestFrame } from "./alerttest.js";
 import { afterReplay, onEvent } from "./events.js";
 import { adoptMember, load, persist, state } from "./store.js";
 import { toast } from "./util.js";
@@ -160,6 +161,8 @@ export function handleFrame(frame) {
     case "incident.update":
     case "incident.closed":
       return onEvent(frame);
+    case "alert.test":
+      return onTestFrame(frame);
     default:
       return;
   }
