@@ -265,3 +265,20 @@ class UnitWeekly(models.Model):
 
     def __str__(self) -> str:
         return f"week {self.week} unit {self.unit_id}"
+
+
+class SetAsideIndex(models.Model):
+    """A secondary index ``seed_incidents`` dropped for a bulk load, with the
+    statement that builds it again. The run rebuilds and deletes it at the end;
+    a run killed half-way leaves it here, and the next run rebuilds it first."""
+
+    name = models.CharField(max_length=128, unique=True)
+    sql = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("暂时移除的索引")
+        verbose_name_plural = _("暂时移除的索引")
+
+    def __str__(self) -> str:
+        return self.name
