@@ -282,3 +282,26 @@ class SetAsideIndex(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class IndexSnapshot(models.Model):
+    """The readiness index of every district, street or unit (``level``) of one
+    area (a district, or the whole city when ``area_id`` is None) over the default
+    period, as the beat task computed it at ``until``: the index page reads this
+    instead of scoring 23,000 units per request. ``rows`` is
+    ``[[key, label, code, score, {metric: value}], ...]``, best first."""
+
+    area_id = models.BigIntegerField(null=True)
+    level = models.CharField(max_length=16)
+    since = models.DateTimeField()
+    until = models.DateTimeField()
+    rows = models.JSONField(default=list)
+    seconds = models.FloatField(default=0)
+
+    class Meta:
+        verbose_name = _("指数快照")
+        verbose_name_plural = _("指数快照")
+        indexes = [models.Index(fields=["area_id", "level", "until"], name="index_snapshot_area")]
+
+    def __str__(self) -> str:
+        return f"{self.level} area {self.area_id or '*'} {self.until:%Y-%m-%d %H:%M}"

@@ -76,6 +76,10 @@ from .rollups import (
     incident_count,
     units_unreliable,
 )
+from .snapshots import (
+    index_snapshot_area,
+    index_snapshot_for,
+)
 from .stats import (
     GROUPS,
     DurationStats,
@@ -127,6 +131,8 @@ __all__ = [
     "incident_list",
     "incident_stats",
     "incident_timeline",
+    "index_snapshot_area",
+    "index_snapshot_for",
     "incidents_annotated",
     "map_points",
     "percentile_cont",
