@@ -41,7 +41,14 @@ from units.models import Member, Region, Unit
 
 from . import selectors
 from .expressions import WEEK_S
-from .models import DispatchFact, IncidentFact, SetAsideIndex, UnitWeekly, WeeklyRollup
+from .models import (
+    DispatchFact,
+    DistrictWeekly,
+    IncidentFact,
+    SetAsideIndex,
+    UnitWeekly,
+    WeeklyRollup,
+)
 from .selectors.common import _utc_offset_s
 from .services.rollups import rollups_rebuild
 
@@ -70,6 +77,7 @@ SEEDED_MODELS: tuple[type[models.Model], ...] = (
     IncidentFact,
     DispatchFact,
     WeeklyRollup,
+    DistrictWeekly,
     UnitWeekly,
 )
 _SEEDED_TABLES = [m._meta.db_table for m in SEEDED_MODELS]
@@ -764,26 +772,9 @@ class _RollupSums:
         inc = {
             name: np.concatenate([b[name] for b in self.incidents]) for name in self.incidents[0]
         }
-        groups, group_of = _group(inc["week"], inc["street"], inc["district"], inc["kind"])
+        groups, sums = _summed(inc, "week", "street", "district", "kind")
         g = groups.shape[0]
-
-        def count(mask) -> np.ndarray:
-            return np.bincount(group_of, weights=mask, minlength=g).astype(np.int64)
-
-        ok_r, ok_c, ok_h = inc["ok_r"], inc["ok_c"], inc["ok_h"]
-        hist: list[dict[str, dict[int, int]]] = [
-            {"to_response_s": {}, "to_control_s": {}, "to_handling_s": {}} for _ in range(g)
-        ]
-        for name, values in (("to_response_s", inc["r"]), ("to_control_s", inc["c"]),
-                             ("to_handling_s", inc["h"])):  # fmt: skip
-            has = values >= 0
-            pairs, counts = np.unique(
-                group_of[has].astype(np.int64) << 32 | values[has], return_counts=True
-            )
-            for pair, n in zip(pairs.tolist(), counts.tolist(), strict=True):
-                hist[pair >> 32][name][pair & 0xFFFFFFFF] = n
-        streets = groups[:, 1]
-        districts = groups[:, 2]
+        streets, districts = groups[:, 1], groups[:, 2]
         writer.write(
             WeeklyRollup,
             g,
@@ -794,12 +785,22 @@ class _RollupSums:
                 "street_id": streets,
                 "district_id": _nullable(districts, districts >= 0),
                 "kind": np.asarray(KINDS, dtype=object)[groups[:, 3]].tolist(),
-                "n": np.bincount(group_of, minlength=g),
-                "ok_responded": count(ok_r),
-                "ok_controlled": count(ok_c),
-                "ok_handled": count(ok_h),
-                "ok_all": count(ok_r & ok_c & ok_h),
-                "hist": [json.dumps(h) for h in hist],
+                **sums,
+            },
+        )
+        # Every seeded incident has a street: all are "located".
+        groups, sums = _summed(inc, "week", "district")
+        g = groups.shape[0]
+        districts = groups[:, 1]
+        writer.write(
+            DistrictWeekly,
+            g,
+            {
+                "id": writer.reserve(DistrictWeekly, g) + np.arange(g),
+                "week": groups[:, 0],
+                "district_id": _nullable(districts, districts >= 0),
+                "located": True,
+                **sums,
             },
         )
 
@@ -850,6 +851,33 @@ def _group(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         groups[:, i] = (packed & ((1 << bits[i]) - 1)) - 1
         packed = packed >> bits[i]
     return groups, group_of.ravel()
+
+
+def _summed(inc: dict[str, np.ndarray], *keys: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """Roll-up columns of the incident facts grouped by ``keys``: the groups, and
+    counts, 1-3-5 counts and duration histograms (JSON text) per group."""
+    groups, group_of = _group(*(inc[k] for k in keys))
+    g = groups.shape[0]
+    hist: list[dict[str, dict[int, int]]] = [
+        {"to_response_s": {}, "to_control_s": {}, "to_handling_s": {}} for _ in range(g)
+    ]
+    for name, values in (("to_response_s", inc["r"]), ("to_control_s", inc["c"]),
+                         ("to_handling_s", inc["h"])):  # fmt: skip
+        has = values >= 0
+        pairs, counts = np.unique(
+            group_of[has].astype(np.int64) << 32 | values[has], return_counts=True
+        )
+        for pair, n in zip(pairs.tolist(), counts.tolist(), strict=True):
+            hist[pair >> 32][name][pair & 0xFFFFFFFF] = n
+    ok_r, ok_c, ok_h = inc["ok_r"], inc["ok_c"], inc["ok_h"]
+    return groups, {
+        "n": np.bincount(group_of, minlength=g),
+        "ok_responded": count_of(group_of, ok_r, g),
+        "ok_controlled": count_of(group_of, ok_c, g),
+        "ok_handled": count_of(group_of, ok_h, g),
+        "ok_all": count_of(group_of, ok_r & ok_c & ok_h, g),
+        "hist": [json.dumps(h) for h in hist],
+    }
 
 
 def count_of(group_of: np.ndarray, mask: np.ndarray, g: int) -> np.ndarray:

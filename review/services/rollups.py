@@ -19,7 +19,14 @@ from units.models import Region
 
 from .. import readiness
 from ..expressions import WeekNumber
-from ..models import DispatchFact, IncidentFact, IndexSnapshot, UnitWeekly, WeeklyRollup
+from ..models import (
+    DispatchFact,
+    DistrictWeekly,
+    IncidentFact,
+    IndexSnapshot,
+    UnitWeekly,
+    WeeklyRollup,
+)
 from ..selectors.common import _utc_offset_s, week_bounds
 from ..selectors.facts import facts_watermark
 from ..selectors.incidents import incidents_annotated
@@ -299,6 +306,31 @@ def rollups_rebuild(*, weeks: set[int] | None = None) -> int:
                     "hist": {"to_response_s": g[5], "to_control_s": g[6], "to_handling_s": g[7]},
                 }
                 for key, g in groups.items()
+            },
+        )
+        coarse: dict[tuple, list] = {}
+        for (region, _street, district, _kind), g in groups.items():
+            c = coarse.setdefault((district, region is not None), [0, 0, 0, 0, 0, {}, {}, {}])
+            for i in range(5):
+                c[i] += g[i]
+            for slot in (5, 6, 7):
+                into = c[slot]
+                for value, count in g[slot].items():
+                    into[value] = into.get(value, 0) + count
+        _rows_sync(
+            DistrictWeekly,
+            week,
+            ("district_id", "located"),
+            {
+                key: {
+                    "n": c[0],
+                    "ok_responded": c[1],
+                    "ok_controlled": c[2],
+                    "ok_handled": c[3],
+                    "ok_all": c[4],
+                    "hist": {"to_response_s": c[5], "to_control_s": c[6], "to_handling_s": c[7]},
+                }
+                for key, c in coarse.items()
             },
         )
         _rows_sync(

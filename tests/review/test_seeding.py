@@ -9,7 +9,13 @@ from django.db.models import F, Q
 
 from dispatch.models import Dispatch, Incident, IncidentEvent
 from review import selectors, services
-from review.models import DispatchFact, IncidentFact, UnitWeekly, WeeklyRollup
+from review.models import (
+    DispatchFact,
+    DistrictWeekly,
+    IncidentFact,
+    UnitWeekly,
+    WeeklyRollup,
+)
 from review.seeding import incidents_seed
 from tests.factories import MemberFactory, UnitFactory
 
@@ -101,15 +107,20 @@ def _rollup_rows():
         "week", "unit_id", "unit_street_id", "unit_district_id", "district_id", "alerted",
         "accepted", "declined", "no_answer", "on_site",
     )  # fmt: skip
-    return sorted(map(canon, weekly)), sorted(units)
+    districts = DistrictWeekly.objects.values_list(
+        "week", "district_id", "located", "n", "ok_responded", "ok_controlled", "ok_handled",
+        "ok_all", "hist",
+    )  # fmt: skip
+    return sorted(map(canon, weekly)), sorted(units), sorted(map(canon, districts))
 
 
 def test_seeded_rollups_equal_the_rollups_rebuilt_from_the_facts(small_city):
     incidents_seed(count=300, seed=4, until=UNTIL, days=40)
     seeded = _rollup_rows()
-    assert seeded[0] and seeded[1]
+    assert seeded[0] and seeded[1] and seeded[2]
 
     WeeklyRollup.objects.all().delete()
+    DistrictWeekly.objects.all().delete()
     UnitWeekly.objects.all().delete()
     services.rollups_rebuild()
 
@@ -122,6 +133,7 @@ def test_seeding_on_top_of_seeded_facts_rebuilds_the_weeks_it_touched(small_city
     seeded = _rollup_rows()
 
     WeeklyRollup.objects.all().delete()
+    DistrictWeekly.objects.all().delete()
     UnitWeekly.objects.all().delete()
     services.rollups_rebuild()
 
