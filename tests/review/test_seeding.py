@@ -5,14 +5,16 @@ import json
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.db import connection
 from django.db.models import F, Q
 
 from dispatch.models import Dispatch, Incident, IncidentEvent
-from review import selectors, services
+from review import seeding, selectors, services
 from review.models import (
     DispatchFact,
     DistrictWeekly,
     IncidentFact,
+    SetAsideIndex,
     UnitWeekly,
     WeeklyRollup,
 )
@@ -138,3 +140,31 @@ def test_seeding_on_top_of_seeded_facts_rebuilds_the_weeks_it_touched(small_city
     services.rollups_rebuild()
 
     assert _rollup_rows() == seeded
+
+
+def _index_names():
+    return {name for name, _sql in seeding._secondary_indexes(seeding._SEEDED_TABLES)}
+
+
+def test_a_bulk_seed_sets_indexes_aside_and_builds_them_again(small_city):
+    before = _index_names()
+    assert before
+
+    incidents_seed(count=120, seed=6, until=UNTIL, days=20, bulk=True)
+
+    assert _index_names() == before
+    assert not SetAsideIndex.objects.exists()
+    assert Incident.objects.count() == 120
+
+
+def test_indexes_a_killed_bulk_seed_left_dropped_are_built_by_the_next_run(small_city):
+    name, sql = sorted(seeding._secondary_indexes(["review_dispatchfact"]))[0]
+    SetAsideIndex.objects.create(name=name, sql=sql)
+    with connection.cursor() as cur:
+        cur.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
+    assert name not in _index_names()
+
+    incidents_seed(count=10, seed=6, until=UNTIL, days=20)
+
+    assert name in _index_names()
+    assert not SetAsideIndex.objects.exists()
