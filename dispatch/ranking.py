@@ -768,8 +768,8 @@ def rank_units(
 ) -> list[Candidate]:
     """The ``limit`` best units to call to (lat, lon), best first, on a fresh roster.
 
-    Does one database query when the roster is unchanged (see
-    ``UnitIndex.refresh``); sync only.
+    Does one database query, also right after roster changes, which it applies
+    in memory (see ``UnitIndex.refresh``); sync only.
     """
     index = unit_index()
     index.refresh()
