@@ -245,6 +245,9 @@ def _indexes_set_aside(drop: bool) -> Iterator[None]:
     finally:
         if connection.vendor == "postgresql":
             with connection.cursor() as cur:
+                # Deferred foreign key checks still pending (inside a caller's
+                # transaction) forbid CREATE INDEX on their tables: run them now.
+                cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
                 # More memory for the index sorts (this session only).
                 cur.execute("SET maintenance_work_mem = '256MB'")
         indexes_restore()
