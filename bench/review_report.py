@@ -7,11 +7,13 @@ district report takes at scale. Prints figures; asserts nothing.
     .venv/bin/python bench/review_report.py --reuse DIR      # time again on a kept data dir
 
 Steps: migrate, ``seed_demo`` (23,000 units), ``seed_incidents --count N``
-(which writes the review's roll-up facts too), then as the demo ``reviewer``
-(city scope): the district report of 天河区 (page and API), the city report, the
-incident list page, and the whole report computed live (facts ignored), for
-the last 90 days and the whole year; then a city-wide drill (every unit, in
-batches, eager Celery) and its report. Each figure is the median of 5 runs.
+(which writes the review's roll-up facts too), the beat task that stores the
+readiness index, then as the demo ``reviewer`` (city scope): the district report
+of 天河区 (page and API), the city report, the incident list page, and the whole
+report computed live (facts ignored), for the last 90 days and the whole year;
+the index pages (all 23,000 units, streets, districts); then a city-wide drill
+(every unit, in batches, eager Celery) and its report. Each figure is the median
+of 5 runs; the goals of issue 14 are printed beside theirs, with the load average.
 """
 
 from __future__ import annotations
@@ -27,6 +29,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+# Issue 14's goals on this machine.
+REPORT_GOAL_S = 1.0  # the city-wide report page at 1M incidents
+INDEX_GOAL_S = 1.0  # the index over all 23,000 units
+SEED_GOAL_S = 120.0  # seed_incidents --count 1000000
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"   (load {one:.1f} {five:.1f} {fifteen:.1f})"
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -36,6 +48,9 @@ def main() -> None:
     parser.add_argument("--database-url", default="")
     parser.add_argument("--reuse", default="", help="a data dir seeded by an earlier run")
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument(
+        "--profile", default="", help="print a pyinstrument profile of one GET of this URL"
+    )
     parser.add_argument(
         "--no-drill", dest="drill", action="store_false", help="skip the city drill"
     )
@@ -58,7 +73,7 @@ def main() -> None:
     from django.test import Client
 
     from dispatch.models import Incident
-    from review import selectors
+    from review import readiness, selectors
     from review.seeding import incidents_seed
     from units.seeding import demo_city_seed
 
@@ -71,10 +86,20 @@ def main() -> None:
         print(f"seed_demo {args.units:,} units: {time.perf_counter() - t:.1f} s")
         t = time.perf_counter()
         result = incidents_seed(count=count, progress=sys.stderr)
+        took = time.perf_counter() - t
+        goal = SEED_GOAL_S * count / 1_000_000
         print(
             f"seed_incidents {result.incidents:,} incidents ({result.dispatches:,} dispatches, "
-            f"{result.events:,} events): {time.perf_counter() - t:.1f} s"
+            f"{result.events:,} events): {took:.1f} s   goal {goal:.0f} s "
+            f"({took / goal:.2f}x){load()}"
         )
+    from review import services
+
+    t = time.perf_counter()
+    snapshots = services.index_snapshots_refresh()
+    print(
+        f"beat: readiness index stored ({snapshots} snapshots) in {time.perf_counter() - t:.1f} s"
+    )
     total = Incident.objects.count()
     print(f"incidents in the database: {total:,}")
 
@@ -83,15 +108,22 @@ def main() -> None:
     client.force_login(user)
     today = time.strftime("%Y-%m-%d")
 
-    def timed(label: str, fn) -> None:
+    def timed(label: str, fn, goal_s: float | None = None) -> None:
         fn()  # warm: caches, first query plans
         runs = []
         for _ in range(args.runs):
             t = time.perf_counter()
             fn()
             runs.append(time.perf_counter() - t)
-        median, worst = statistics.median(runs) * 1000, max(runs) * 1000
-        print(f"  {label:<58} median {median:7.0f} ms   max {worst:7.0f} ms")
+        median, worst = statistics.median(runs), max(runs)
+        versus = ""
+        if goal_s is not None:
+            verdict = "meets" if median <= goal_s else "MISSES"
+            versus = f"   goal {goal_s * 1000:.0f} ms: {verdict} ({median / goal_s:.2f}x)"
+        print(
+            f"  {label:<58} median {median * 1000:7.0f} ms   max {worst * 1000:7.0f} ms"
+            f"{versus}{load()}"
+        )
 
     def get(url: str):
         def fetch():
@@ -114,7 +146,7 @@ def main() -> None:
             "district report API /api/v1/reports/response-times/",
             get(f"/api/v1/reports/response-times/?district=440106{q}"),
         )
-        timed("city report page (11 districts)", get(f"/review/report/?{q[1:]}"))
+        timed("city report page (11 districts)", get(f"/review/report/?{q[1:]}"), REPORT_GOAL_S)
         timed("incident list page, district, page 1", get(f"/review/incidents/?district=440106{q}"))
 
         def live_report(since=year_ago if since else None):
@@ -125,6 +157,26 @@ def main() -> None:
             )
 
         timed("(for comparison) district by street, live, no roll-ups", live_report)
+
+    print("readiness index, default period (stored by beat):")
+    for level in ("unit", "street", "district"):
+        timed(
+            f"index page /review/index/?level={level}",
+            get(f"/review/index/?level={level}"),
+            INDEX_GOAL_S if level == "unit" else None,
+        )
+    timed(
+        "(for comparison) unit index computed live, no snapshot",
+        lambda: readiness.index_scores(user=user, level="unit", stored=False),
+    )
+    if args.profile:
+        from pyinstrument import Profiler
+
+        profiler = Profiler()
+        profiler.start()
+        get(args.profile)()
+        profiler.stop()
+        print(profiler.output_text(unicode=False, color=False))
 
     if args.drill:
         # A city-wide drill, batches run inline (eager Celery): every active unit.

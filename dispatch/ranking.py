@@ -42,7 +42,8 @@ from datetime import date
 import numpy as np
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db.models import Count, Q
+from django.db import connection
+from django.db.models import Count
 from django.utils import timezone
 from scipy.spatial import cKDTree
 
@@ -305,6 +306,28 @@ class UnitIndex:
     def overlay_size(self) -> int:
         return self._snap.overlay.size
 
+    def unit_states(self) -> dict[int, tuple[float, float, bool, int, int, int]]:
+        """What the index holds, per unit id: (lat, lon, is_active, post_min,
+        on_duty, kit_bits). For tests and checks; not a hot path."""
+        snap = self._snap
+        keep = np.ones(snap.base.size, bool)
+        keep[snap.masked] = False
+        out = {}
+        for rows, take in ((snap.base, keep), (snap.overlay, slice(None))):
+            ids, lat, lon, state = rows.take(take)
+            for unit_id, la, lo, st in zip(
+                ids.tolist(), lat.tolist(), lon.tolist(), state.tolist(), strict=True
+            ):
+                out[unit_id] = (
+                    la,
+                    lo,
+                    bool((st >> _ACTIVE_SHIFT) & 1),
+                    (st >> _POST_SHIFT) & _U16,
+                    st & _U16,
+                    st >> _KIT_SHIFT,
+                )
+        return out
+
     def _publish(self, snap: _Snapshot, *, rebuilt: bool) -> None:
         if rebuilt:
             self.rebuilds += 1
@@ -315,8 +338,10 @@ class UnitIndex:
     def refresh(self) -> None:
         """Apply RosterChange rows written since the last refresh.
 
-        One query when nothing changed; three more for the changed units' rows;
-        a full reload (four bulk queries) the first time, when a change names no
+        One query, whether or not something changed: the new log rows come back
+        together with the changed units' rows, on-duty counts and usable kit, so a
+        member clocking in costs the next call an in-memory write, not a reload.
+        A full reload (four bulk queries) the first time, when a change names no
         unit, when many units changed, or when the date moved on (kit expiry).
         Runs database queries: from async code call it through ``sync_to_async``.
         """
@@ -328,20 +353,16 @@ class UnitIndex:
                 self._load_all(today)
                 return
             last = self._last_change_id
-            changes = RosterChange.objects.filter(id__gt=last)
-            if self._gaps:
-                changes = RosterChange.objects.filter(Q(id__gt=last) | Q(id__in=list(self._gaps)))
-            rows = list(changes.values_list("id", "unit_id"))
-            position = _log_position(last, [change_id for change_id, _ in rows], self._gaps)
-            unit_ids = {unit_id for _, unit_id in rows}
+            changes, fetched = _changes_fetch(last, sorted(self._gaps), today=today)
+            position = _log_position(last, [change_id for change_id, _ in changes], self._gaps)
+            unit_ids = {unit_id for _, unit_id in changes}
             if None in unit_ids or len(unit_ids) > _PARTIAL_RELOAD_MAX:
                 self._load_all(today)
                 return
             if unit_ids:
-                fetched = _fetch_units(sorted(unit_ids), today=today)
                 deleted = sorted(unit_ids - set(fetched.ids.tolist()))
                 self._apply(fetched, np.asarray(deleted, dtype=np.int64))
-            # Only now: a failed reload leaves these changes to the next refresh.
+            # Only now: a failed read leaves these changes to the next refresh.
             self._last_change_id, self._gaps = position
 
     def _load_all(self, today: date) -> None:
@@ -377,6 +398,8 @@ class UnitIndex:
     def _apply(self, rows: _Rows, deleted: np.ndarray) -> None:
         """Caller holds the lock."""
         snap = self._snap
+        if not deleted.size and _write_states_in_place(snap, rows):
+            return
         base, overlay = snap.base, snap.overlay
         touched = np.concatenate((rows.ids, deleted))
 
@@ -512,6 +535,39 @@ class UnitIndex:
         ]
 
 
+# A few units changed (a member clocked in): written in place one by one, cheaper
+# than the vectorised general path's array rebuilds.
+_IN_PLACE_MAX = 16
+
+
+def _write_states_in_place(snap: _Snapshot, rows: _Rows) -> bool:
+    """Write the new state of units that stay where they are (base or overlay) in
+    place; False, writing nothing, when one moved, is new or is hidden. Caller
+    holds the lock."""
+    if rows.size > _IN_PLACE_MAX:
+        return False
+    base, overlay = snap.base, snap.overlay
+    writes: list[tuple[np.ndarray, int, int]] = []
+    for i in range(rows.size):
+        unit_id, lat, lon = int(rows.ids[i]), rows.lat[i], rows.lon[i]
+        at = int(np.searchsorted(overlay.ids, unit_id)) if overlay.size else 0
+        if at < overlay.size and overlay.ids[at] == unit_id:
+            target = overlay
+        else:
+            at = int(np.searchsorted(base.ids, unit_id))
+            if at >= base.size or base.ids[at] != unit_id:
+                return False  # new
+            if snap.masked.size and _isin_sorted(snap.masked, np.asarray([at]))[0]:
+                return False  # hidden: moved to the overlay, or deleted
+            target = base
+        if target.lat[at] != lat or target.lon[at] != lon:
+            return False  # moved
+        writes.append((target.state, at, int(rows.state[i])))
+    for state, at, value in writes:
+        state[at] = value  # one aligned int64 store: readers see before or after
+    return True
+
+
 def _log_position(
     last: int, seen_ids: list[int], gaps: dict[int, float]
 ) -> tuple[int, dict[int, float]]:
@@ -595,6 +651,86 @@ def _slots(ids: np.ndarray, pairs: list[tuple[int, int]]) -> tuple[np.ndarray, n
     return slot[ok], table[ok, 1]
 
 
+_change_sql_cache: tuple[date, str, str, list] | None = None
+
+
+def _change_sql(today: date) -> tuple[str, list]:
+    """The refresh query for ``today``'s kit rule: RosterChange rows after a position
+    (CTE ``ch``), the changed units' rows, on-duty counts and in-service kit rows,
+    as one UNION ALL. Built from the same querysets as ``_fetch_units`` (so the
+    rules cannot drift) and compiled once a day: the refresh runs on every call."""
+    global _change_sql_cache
+    cached = _change_sql_cache
+    vendor = connection.vendor
+    if cached is not None and cached[0] == today and cached[1] == vendor:
+        return cached[2], cached[3]
+    q = connection.ops.quote_name
+    members, member_params = (
+        Member.objects.filter(on_duty=True, is_active=True)
+        .order_by()
+        .values_list("unit_id")
+        .query.sql_with_params()
+    )
+    kit, kit_params = (
+        Equipment.objects.filter(kit_in_service_q(today=today))
+        .order_by()
+        .values_list("unit_id", "kind", "quantity")
+        .query.sql_with_params()
+    )
+    unit, log = q(Unit._meta.db_table), q(RosterChange._meta.db_table)
+    # Only table names and Django-compiled SQL go into the text; values are parameters.
+    sql = (
+        f"WITH ch AS (SELECT c.id, c.unit_id FROM {log} c WHERE {{where}}) "  # noqa: S608
+        "SELECT 0, ch.id, ch.unit_id, u.lat, u.lon, u.is_active, u.post_min, NULL, NULL "
+        f"FROM ch LEFT JOIN {unit} u ON u.id = ch.unit_id "
+        "UNION ALL "
+        "SELECT 1, NULL, m.unit_id, NULL, NULL, NULL, NULL, COUNT(*), NULL "
+        f"FROM ({members}) m WHERE m.unit_id IN (SELECT unit_id FROM ch) GROUP BY m.unit_id "
+        "UNION ALL "
+        "SELECT 2, NULL, k.unit_id, NULL, NULL, NULL, NULL, k.quantity, k.kind "
+        f"FROM ({kit}) k WHERE k.unit_id IN (SELECT unit_id FROM ch)"
+    )
+    params = [*member_params, *kit_params]
+    _change_sql_cache = (today, vendor, sql, params)
+    return sql, params
+
+
+def _changes_fetch(
+    last: int, gaps: list[int], *, today: date
+) -> tuple[list[tuple[int, int | None]], _Rows]:
+    """RosterChange (id, unit_id) rows after ``last`` or in ``gaps``, and the changed
+    units' current dispatch rows (a deleted unit has none), in one query."""
+    sql, params = _change_sql(today)
+    where, where_params = "c.id > %s", [last]
+    if gaps:
+        where = f"(c.id > %s OR c.id IN ({', '.join(['%s'] * len(gaps))}))"
+        where_params += gaps
+    changes: list[tuple[int, int | None]] = []
+    places: dict[int, tuple[float, float, bool, int]] = {}
+    on_duty: dict[int, int] = {}
+    kit: dict[int, int] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql.replace("{where}", where), [*where_params, *params])
+        for part, change_id, unit_id, lat, lon, active, post_min, n, kind in cursor.fetchall():
+            if part == 0:
+                changes.append((change_id, unit_id))
+                if lat is not None:
+                    places[unit_id] = (lat, lon, bool(active), post_min)
+            elif part == 1:
+                on_duty[unit_id] = n
+            elif kit_enough(kind=kind, quantity=n):
+                kit[unit_id] = kit.get(unit_id, 0) | KIT_BITS[kind]
+    ids = sorted(places)
+    rows = [places[i] for i in ids]
+    state = _pack(
+        [r[2] for r in rows],
+        [r[3] for r in rows],
+        [on_duty.get(i, 0) for i in ids],
+        [kit.get(i, 0) for i in ids],
+    )
+    return changes, _Rows.build(ids, [r[0] for r in rows], [r[1] for r in rows], state)
+
+
 _index: UnitIndex | None = None
 _index_lock = threading.Lock()
 
@@ -632,8 +768,8 @@ def rank_units(
 ) -> list[Candidate]:
     """The ``limit`` best units to call to (lat, lon), best first, on a fresh roster.
 
-    Does one database query when the roster is unchanged (see
-    ``UnitIndex.refresh``); sync only.
+    Does one database query, also right after roster changes, which it applies
+    in memory (see ``UnitIndex.refresh``); sync only.
     """
     index = unit_index()
     index.refresh()

@@ -265,3 +265,67 @@ class UnitWeekly(models.Model):
 
     def __str__(self) -> str:
         return f"week {self.week} unit {self.unit_id}"
+
+
+class SetAsideIndex(models.Model):
+    """A secondary index ``seed_incidents`` dropped for a bulk load, with the
+    statement that builds it again. The run rebuilds and deletes it at the end;
+    a run killed half-way leaves it here, and the next run rebuilds it first."""
+
+    name = models.CharField(max_length=128, unique=True)
+    sql = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("暂时移除的索引")
+        verbose_name_plural = _("暂时移除的索引")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class IndexSnapshot(models.Model):
+    """The readiness index of every district, street or unit (``level``) of one
+    area (a district, or the whole city when ``area_id`` is None) over the default
+    period, as the beat task computed it at ``until``: the index page reads this
+    instead of scoring 23,000 units per request. ``rows`` is
+    ``[[key, label, code, score, {metric: value}], ...]``, best first."""
+
+    area_id = models.BigIntegerField(null=True)
+    level = models.CharField(max_length=16)
+    since = models.DateTimeField()
+    until = models.DateTimeField()
+    rows = models.JSONField(default=list)
+    seconds = models.FloatField(default=0)
+
+    class Meta:
+        verbose_name = _("指数快照")
+        verbose_name_plural = _("指数快照")
+        indexes = [models.Index(fields=["area_id", "level", "until"], name="index_snapshot_area")]
+
+    def __str__(self) -> str:
+        return f"{self.level} area {self.area_id or '*'} {self.until:%Y-%m-%d %H:%M}"
+
+
+class DistrictWeekly(models.Model):
+    """``WeeklyRollup`` summed per week and district over streets and kinds (and
+    ``located``: whether the incidents had a region), for city-wide reports: 600
+    rows a year instead of 65,000. Rebuilt with ``WeeklyRollup``."""
+
+    week = models.IntegerField()
+    district_id = models.BigIntegerField(null=True)
+    located = models.BooleanField(default=True)
+    n = models.IntegerField()
+    ok_responded = models.IntegerField()
+    ok_controlled = models.IntegerField()
+    ok_handled = models.IntegerField()
+    ok_all = models.IntegerField()
+    hist = models.JSONField(default=dict)
+
+    class Meta:
+        verbose_name = _("区周汇总")
+        verbose_name_plural = _("区周汇总")
+        indexes = [models.Index(fields=["week"], name="districtweek_week")]
+
+    def __str__(self) -> str:
+        return f"week {self.week} district {self.district_id}"

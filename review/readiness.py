@@ -280,9 +280,18 @@ class IndexRow:
     label: str
     code: str
     score: float | None
-    tree: Scored | None
     rank: int | None = None
     metrics: dict[str, float | None] = field(default_factory=dict)
+    # The scored tree: given when computed live, else scored from ``metrics`` on
+    # first use (a stored snapshot's page shows 300 rows of 23,000).
+    scored: Scored | None = field(default=None, repr=False)
+    root: TreeNode | None = field(default=None, repr=False)
+
+    @property
+    def tree(self) -> Scored | None:
+        if self.scored is None and self.root is not None:
+            self.scored = score_tree(self.root, self.metrics)
+        return self.scored
 
 
 def index_scores(
@@ -292,16 +301,38 @@ def index_scores(
     region: Region | None = None,
     since: dt.datetime | None = None,
     until: dt.datetime | None = None,
+    stored: bool = True,
 ) -> list[IndexRow]:
     """Score every district, street or unit in scope (under ``region``), best first.
 
     Period metrics (timing, compliance, drills) use [since, until), default the
-    last 90 days; readiness and coverage are the current state.
+    last 90 days; readiness and coverage are the current state. For the default
+    period the snapshot kept by beat answers (``stored``; see
+    ``selectors.index_snapshot_for``), else everything is computed now.
     """
     if level not in LEVELS:
         raise selectors.ReviewInputError({"level": f"level must be one of {', '.join(LEVELS)}"})
     until = until or timezone.now()
-    since = since or until - dt.timedelta(days=90)
+    since = since or until - dt.timedelta(days=settings.REVIEW_INDEX_DAYS)
+    roots = indicator_tree()
+    snapshot = (
+        selectors.index_snapshot_for(
+            user=user, level=level, region=region, since=since, until=until
+        )
+        if stored
+        else None
+    )
+    if snapshot is not None:
+        rows = [
+            IndexRow(
+                key=key, level=level, label=label, code=code, score=score, metrics=metrics,
+                root=roots[0] if roots else None,
+            )
+            for key, label, code, score, metrics in snapshot.rows
+        ]  # fmt: skip
+        for i, r in enumerate(rows):
+            r.rank = i + 1 if r.score is not None else None
+        return rows
     entities = _entities(user=user, level=level, region=region)
     sources: Iterable[dict[int, dict[str, float | None]]] = (
         _timing_metrics(user=user, level=level, region=region, since=since, until=until),
@@ -313,7 +344,6 @@ def index_scores(
         for key, values in source.items():
             if key in entities:
                 entities[key].metrics.update(values)
-    roots = indicator_tree()
     rows = []
     for e in entities.values():
         tree = score_tree(roots[0], e.metrics) if roots else None
@@ -324,7 +354,7 @@ def index_scores(
                 label=e.label,
                 code=e.code,
                 score=tree.score if tree else None,
-                tree=tree,
+                scored=tree,
                 metrics=e.metrics,
             )
         )

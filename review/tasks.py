@@ -23,3 +23,9 @@ def drill_send_batch(drill_id: int, after_unit_id: int) -> int:
 def facts_refresh() -> int:
     """Bring the review's incident and dispatch facts up to date (beat)."""
     return services.facts_sync()
+
+
+@shared_task(acks_late=True, ignore_result=True, expires=600)
+def index_refresh() -> int:
+    """Store the readiness index of the city and each district (beat)."""
+    return services.index_snapshots_refresh()

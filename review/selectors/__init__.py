@@ -79,6 +79,10 @@ from .rollups import (
     incident_count,
     units_unreliable,
 )
+from .snapshots import (
+    index_snapshot_area,
+    index_snapshot_for,
+)
 from .stats import (
     GROUPS,
     DurationStats,
@@ -133,6 +137,8 @@ __all__ = [
     "incident_list",
     "incident_stats",
     "incident_timeline",
+    "index_snapshot_area",
+    "index_snapshot_for",
     "incidents_annotated",
     "map_points",
     "percentile_cont",

@@ -5,15 +5,17 @@ newer than the facts merged in; counts for the paginator; unreliable units.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import repeat
 from typing import Any
 
+import numpy as np
 from django.db.models import (
     Count,
     Q,
     QuerySet,
 )
 
-from ..models import IncidentFact, WeeklyRollup
+from ..models import DistrictWeekly, IncidentFact, WeeklyRollup
 from .common import DURATIONS, STEPS, _histograms
 from .facts import _area_q, _facts_q, _newer_than, _time_q, _whole_weeks, facts_watermark
 from .incidents import IncidentFilter, incident_list
@@ -46,6 +48,9 @@ def area_stats_many(
         w0, w1, pieces = _whole_weeks(filters.since, filters.until)
         if w1 > w0:
             rollups = WeeklyRollup.objects.filter(area, week__gte=w0, week__lt=w1)
+            city = _city_q(area) if set(bys) <= {None, "week", "district"} else None
+            if city is not None:
+                rollups = DistrictWeekly.objects.filter(city, week__gte=w0, week__lt=w1)
             by_column = {_FACT_GROUPS[b]: b for b in bys}
             for column, rows in _rollup_stats(rollups, list(by_column)).items():
                 parts[by_column[column]].append(rows)
@@ -60,35 +65,82 @@ def area_stats_many(
     return {by: _merge(parts[by], by=by) for by in bys}
 
 
+def _city_q(area: Q) -> Q | None:
+    """``area`` as a filter on ``DistrictWeekly`` when it is the whole city (no kind):
+    all incidents, or (city staff) those with a region; else None."""
+    if area == Q():
+        return Q()
+    if area == Q(region_id__isnull=False):
+        return Q(located=True)
+    return None
+
+
 def _rollup_stats(qs: QuerySet, groups: Sequence[str | None]) -> dict[str | None, list[GroupStats]]:
-    """Sum roll-up rows into stats per grouping column (None: one total), one read."""
-    stats: dict[str | None, dict[Any, GroupStats]] = {g: {} for g in groups}
+    """Sum roll-up rows into stats per grouping column (None: one total), one read.
+
+    The rows are first summed into the finest groups the groupings need (each
+    histogram entry kept in flat lists), then each grouping adds those up with
+    numpy: a year of street roll-ups holds millions of histogram entries, too
+    many to merge dict by dict for every grouping."""
+    names = list(dict.fromkeys(g for g in groups if g))
+    k = len(names)
+    fine: dict[tuple, int] = {}
+    sums: list[list[int]] = []
+    entries: dict[str, tuple[list, list, list]] = {name: ([], [], []) for name in DURATIONS}
     rows = qs.order_by().values_list(
-        "district_id", "street_id", "week",
-        "n", "ok_responded", "ok_controlled", "ok_handled", "ok_all", "hist",
-    )  # fmt: skip
-    column = {"district_id": 0, "street_id": 1, "week": 2}
+        *names, "n", "ok_responded", "ok_controlled", "ok_handled", "ok_all", "hist"
+    )
     for row in rows:
-        n, ok_r, ok_c, ok_h, ok_all, hist = row[3:]
-        for g in groups:
-            key = row[column[g]] if g else None
-            s = stats[g].get(key)
-            if s is None:
-                s = stats[g][key] = GroupStats(key=key, ok={step: 0 for step in STEPS})
-            s.incidents += n
-            s.compliant += ok_all
-            s.ok["responded"] += ok_r
-            s.ok["controlled"] += ok_c
-            s.ok["handled"] += ok_h
-            for name, counts in hist.items():
-                into = s.hist.setdefault(name, {})
-                for value, count in counts.items():  # JSON keys: seconds as text
-                    into[value] = into.get(value, 0) + count
-    out = {}
-    for g, rows in stats.items():
-        for r in rows.values():
-            r.hist = {name: {int(v): c for v, c in h.items()} for name, h in r.hist.items()}
-        out[g] = list(rows.values())
+        key = row[:k]
+        at = fine.get(key)
+        if at is None:
+            at = fine[key] = len(sums)
+            sums.append([0, 0, 0, 0, 0])
+        total = sums[at]
+        for i in range(5):
+            total[i] += row[k + i]
+        for name, counts in row[k + 5].items():
+            into = entries.get(name)
+            if into is None or not counts:
+                continue
+            into[0].extend(repeat(at, len(counts)))
+            into[1].extend(counts)  # JSON keys: seconds as text
+            into[2].extend(counts.values())
+    fine_keys = list(fine)
+    fine_sums = np.asarray(sums, dtype=np.int64).reshape(-1, 5)
+    parsed = {
+        name: (
+            np.asarray(at, dtype=np.int64),
+            np.asarray(values, dtype=np.int64) if values else np.empty(0, np.int64),
+            np.asarray(counts, dtype=np.int64),
+        )
+        for name, (at, values, counts) in entries.items()
+    }
+    out: dict[str | None, list[GroupStats]] = {}
+    for g in groups:
+        if g in out:
+            continue
+        column = names.index(g) if g else None
+        keys: dict[Any, int] = {}
+        owner = np.fromiter(
+            (keys.setdefault(key[column] if g else None, len(keys)) for key in fine_keys),
+            dtype=np.int64,
+            count=len(fine_keys),
+        )
+        stats = [GroupStats(key=key, ok={step: 0 for step in STEPS}) for key in keys]
+        totals = np.zeros((len(keys), 5), dtype=np.int64)
+        np.add.at(totals, owner, fine_sums)
+        for s, (n, ok_r, ok_c, ok_h, ok_all) in zip(stats, totals.tolist(), strict=True):
+            s.incidents, s.compliant = n, ok_all
+            s.ok["responded"], s.ok["controlled"], s.ok["handled"] = ok_r, ok_c, ok_h
+        for name, (at, values, counts) in parsed.items():
+            if not values.size:
+                continue
+            packed, which = np.unique(owner[at] << 32 | values, return_inverse=True)
+            added = np.bincount(which.ravel(), weights=counts).astype(np.int64)
+            for pair, count in zip(packed.tolist(), added.tolist(), strict=True):
+                stats[pair >> 32].hist.setdefault(name, {})[pair & 0xFFFFFFFF] = count
+        out[g] = stats
     return out
 
 

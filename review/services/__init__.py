@@ -12,7 +12,7 @@ from .drills import (
     drill_send_batch,
     drill_start,
 )
-from .rollups import FACTS_CHUNK, facts_sync, rollups_rebuild
+from .rollups import FACTS_CHUNK, facts_sync, index_snapshots_refresh, rollups_rebuild
 
 __all__ = [
     "DRILL_STARTER_ROLES",
@@ -26,5 +26,6 @@ __all__ = [
     "drill_send_batch",
     "drill_start",
     "facts_sync",
+    "index_snapshots_refresh",
     "rollups_rebuild",
 ]

@@ -9,6 +9,7 @@ import json
 import time
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -16,8 +17,16 @@ from django.utils import timezone
 from dispatch.models import Dispatch, Incident
 from units.models import Region
 
+from .. import readiness
 from ..expressions import WeekNumber
-from ..models import DispatchFact, IncidentFact, UnitWeekly, WeeklyRollup
+from ..models import (
+    DispatchFact,
+    DistrictWeekly,
+    IncidentFact,
+    IndexSnapshot,
+    UnitWeekly,
+    WeeklyRollup,
+)
 from ..selectors.common import _utc_offset_s, week_bounds
 from ..selectors.facts import facts_watermark
 from ..selectors.incidents import incidents_annotated
@@ -299,6 +308,31 @@ def rollups_rebuild(*, weeks: set[int] | None = None) -> int:
                 for key, g in groups.items()
             },
         )
+        coarse: dict[tuple, list] = {}
+        for (region, _street, district, _kind), g in groups.items():
+            c = coarse.setdefault((district, region is not None), [0, 0, 0, 0, 0, {}, {}, {}])
+            for i in range(5):
+                c[i] += g[i]
+            for slot in (5, 6, 7):
+                into = c[slot]
+                for value, count in g[slot].items():
+                    into[value] = into.get(value, 0) + count
+        _rows_sync(
+            DistrictWeekly,
+            week,
+            ("district_id", "located"),
+            {
+                key: {
+                    "n": c[0],
+                    "ok_responded": c[1],
+                    "ok_controlled": c[2],
+                    "ok_handled": c[3],
+                    "ok_all": c[4],
+                    "hist": {"to_response_s": c[5], "to_control_s": c[6], "to_handling_s": c[7]},
+                }
+                for key, c in coarse.items()
+            },
+        )
         _rows_sync(
             UnitWeekly,
             week,
@@ -346,3 +380,44 @@ def _rows_sync(model, week: int, key: tuple[str, ...], wanted: dict[tuple, dict]
         model.objects.bulk_update(batch, names)
     for batch in batches(create):
         model.objects.bulk_create(batch)
+
+
+# --- the readiness index, stored ------------------------------------------------------------
+
+
+def index_snapshots_refresh(*, now: dt.datetime | None = None) -> int:
+    """Score the readiness index for the default period (``REVIEW_INDEX_DAYS`` up to
+    ``now``) for the city and for each district, every level at or below it, and
+    store each as an ``IndexSnapshot`` (older ones of the same area and level go).
+    Returns how many snapshots were written. Beat runs it every
+    ``REVIEW_INDEX_REFRESH_S``: scoring 23,000 units takes seconds, too slow for a
+    page."""
+    until = now or timezone.now()
+    since = until - dt.timedelta(days=settings.REVIEW_INDEX_DAYS)
+    # The whole city's view; each area's snapshot is then the view of anyone whose
+    # scope or filter is that area (selectors.index_snapshot_area).
+    everyone = get_user_model()(is_superuser=True, is_active=True)
+    districts = list(Region.objects.filter(level=Region.Level.DISTRICT).order_by("pk"))
+    written = 0
+    for area in [None, *districts]:
+        for level in readiness.LEVELS:
+            if area is not None and level == "district":
+                continue  # one row: the live path is as fast
+            started = time.perf_counter()
+            rows = readiness.index_scores(
+                user=everyone, level=level, region=area, since=since, until=until, stored=False
+            )
+            payload = [[r.key, r.label, r.code, r.score, r.metrics] for r in rows]
+            area_id = area.pk if area is not None else None
+            with transaction.atomic():
+                IndexSnapshot.objects.filter(area_id=area_id, level=level).delete()
+                IndexSnapshot.objects.create(
+                    area_id=area_id,
+                    level=level,
+                    since=since,
+                    until=until,
+                    rows=payload,
+                    seconds=round(time.perf_counter() - started, 3),
+                )
+            written += 1
+    return written

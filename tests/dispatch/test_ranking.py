@@ -547,14 +547,14 @@ def test_ranking_an_unchanged_roster_costs_one_query(django_assert_num_queries):
 
 
 @pytest.mark.django_db
-def test_changed_units_are_reloaded_in_three_more_queries(django_assert_num_queries):
+def test_changed_units_come_back_in_the_same_single_query(django_assert_num_queries):
     units = [make_unit(north_m=100 * i) for i in range(1, 6)]
     rank_units(lat=LAT, lon=LON, limit=10)
     for unit in units:
         unit.post_min = 0
         unit.save()
 
-    with django_assert_num_queries(4):
+    with django_assert_num_queries(1):
         ranked = rank_units(lat=LAT, lon=LON, limit=10)
     assert [c.available for c in ranked] == [2] * 5
 
@@ -616,9 +616,145 @@ def test_a_failed_reload_leaves_the_change_for_the_next_refresh(monkeypatch):
     def broken(*args, **kwargs):
         raise ConnectionError("database went away")
 
-    monkeypatch.setattr("dispatch.ranking._fetch_units", broken)
+    monkeypatch.setattr("dispatch.ranking._changes_fetch", broken)
     with pytest.raises(ConnectionError):
         rank_units(lat=LAT, lon=LON, limit=10)
     monkeypatch.undo()
 
     assert ranked_ids() == []
+
+
+@pytest.mark.django_db
+def test_a_member_moved_to_another_unit_changes_both_units_counts():
+    a = make_unit(north_m=100, on_duty=2, post_min=1)
+    b = make_unit(north_m=300, on_duty=1, post_min=1)
+    assert ranked_ids() == [a.pk]
+
+    member = a.members.filter(on_duty=True).first()
+    member.unit = b
+    member.save()
+
+    assert ranked_ids() == [b.pk]
+
+
+@pytest.mark.django_db
+def test_kit_moved_to_another_unit_changes_both_units_fit():
+    a = make_unit(north_m=100, kit=KNIFE_KIT)
+    b = make_unit(north_m=150, kit=("steel_fork", "stab_vest"))
+    knife = {"lat": LAT, "lon": LON, "limit": 10, "incident_kind": "knife"}
+    assert [c.kit_fit for c in rank_units(**knife)] == [True, False]
+
+    shield = Equipment.objects.get(unit=a, kind="shield")
+    shield.unit = b
+    shield.save()
+
+    assert {c.unit_id: c.kit_fit for c in rank_units(**knife)} == {a.pk: False, b.pk: True}
+
+
+# --- property: the incrementally kept index equals a full rebuild --------------------
+
+
+def _churn_step(rng: random.Random) -> None:
+    """One random roster write of the kinds a day brings: duty, members and units
+    (de)activated, moved, added and deleted, kit broken, repaired, moved."""
+    units = list(Unit.objects.order_by("pk"))
+    members = list(Member.objects.order_by("pk"))
+    kit = list(Equipment.objects.order_by("pk"))
+    op = rng.choice(
+        ["duty"] * 6
+        + ["member_active", "member_move", "member_new", "member_delete"]
+        + ["unit_active", "unit_post_min", "unit_move", "unit_new", "unit_delete"]
+        + ["kit_condition", "kit_quantity", "kit_expiry", "kit_move", "kit_delete", "kit_new"]
+    )
+    if op == "duty" and members:
+        member = rng.choice(members)
+        if member.on_duty or (member.is_active and member.unit.is_active):
+            member_set_duty(member=member, on_duty=not member.on_duty)
+    elif op == "member_active" and members:
+        member = rng.choice(members)
+        member.is_active = not member.is_active
+        member.save()
+    elif op == "member_move" and members and units:
+        member = rng.choice(members)
+        member.unit = rng.choice(units)
+        member.save()
+    elif op == "member_new" and units:
+        MemberFactory(unit=rng.choice(units), on_duty=rng.random() < 0.7)
+    elif op == "member_delete" and members:
+        rng.choice(members).delete()
+    elif op == "unit_active" and units:
+        unit = rng.choice(units)
+        unit.is_active = not unit.is_active
+        unit.save()
+    elif op == "unit_post_min" and units:
+        unit = rng.choice(units)
+        unit.post_min = rng.randint(0, 3)
+        unit.save()
+    elif op == "unit_move" and units:
+        unit = rng.choice(units)
+        unit.lat = LAT + rng.uniform(-0.02, 0.02)
+        unit.save()
+    elif op == "unit_new":
+        make_unit(north_m=rng.uniform(-2000, 2000), on_duty=rng.randint(0, 3))
+    elif op == "unit_delete" and len(units) > 3:
+        rng.choice(units).delete()
+    elif op == "kit_condition" and kit:
+        item = rng.choice(kit)
+        item.condition = rng.choice(Equipment.Condition.values)
+        item.save()
+    elif op == "kit_quantity" and kit:
+        item = rng.choice(kit)
+        item.quantity = rng.randint(1, 3)
+        item.save()
+    elif op == "kit_expiry" and kit:
+        item = rng.choice(kit)
+        item.expires = rng.choice([None, timezone.localdate() - timedelta(days=1)])
+        item.save()
+    elif op == "kit_move" and kit and units:
+        item = rng.choice(kit)
+        target = rng.choice(units)
+        if not Equipment.objects.filter(unit=target, kind=item.kind).exists():
+            item.unit = target
+            item.save()
+    elif op == "kit_delete" and kit:
+        rng.choice(kit).delete()
+    elif op == "kit_new" and units:
+        unit = rng.choice(units)
+        kind = rng.choice(ALL_KINDS)
+        if not Equipment.objects.filter(unit=unit, kind=kind).exists():
+            EquipmentFactory(unit=unit, kind=kind, quantity=STANDARD_KIT.get(kind, 1))
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("seed", "overlay_max"), [(1, 2000), (2, 4), (3, 0)])
+def test_the_incrementally_kept_index_equals_a_full_rebuild_after_random_churn(
+    settings, seed, overlay_max
+):
+    settings.RANKING_OVERLAY_MAX = overlay_max  # 4 and 0: tree rebuilds along the way
+    rng = random.Random(seed)
+    for _ in range(25):
+        make_unit(north_m=rng.uniform(-2000, 2000), on_duty=rng.randint(0, 3))
+    kept = unit_index()
+    loads = kept.rebuilds
+
+    for step in range(200):
+        _churn_step(rng)
+        if rng.random() < 0.5:
+            continue  # several writes between two calls, as between two incidents
+        kept.refresh()
+        if step % 10 == 0 or step > 190:
+            fresh = UnitIndex()
+            fresh.refresh()
+            assert kept.unit_states() == fresh.unit_states(), f"step {step}"
+            for kind in (None, "knife", "cardiac"):
+                query = {"lat": LAT, "lon": LON, "limit": 8, "incident_kind": kind}
+                for available in (True, False):
+                    assert kept.nearest(**query, require_available=available) == fresh.nearest(
+                        **query, require_available=available
+                    )
+    kept.refresh()
+    fresh = UnitIndex()
+    fresh.refresh()
+    assert kept.unit_states() == fresh.unit_states()
+    if overlay_max == 2000:
+        assert kept.rebuilds == loads  # every change was applied in memory, no reload
