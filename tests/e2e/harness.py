@@ -452,6 +452,10 @@ class System:
                 name,
                 [
                     *(PYTHON, "-m", "daphne", "--fd", str(listener.fileno())),
+                    # A reconnect storm queues thousands of handshakes: one still
+                    # waiting for its turn after daphne's default 5 s would be
+                    # dropped and come back, making the queue longer.
+                    *("--websocket_connect_timeout", "60"),
                     "config.asgi:application",
                 ],
                 port=listener.getsockname()[1],
@@ -507,6 +511,13 @@ class System:
         _wait(lambda: "beat: Starting" in service.log(), service=service, what="ready", timeout=30)
         return service
 
+    def start_proxy(self, daphnes: list[Service] | None = None) -> Proxy:
+        """nginx in front of ``daphnes`` (default: every daphne started so far)."""
+        daphnes = daphnes or [s for s in self.services if s.name.startswith("daphne")]
+        proxy = Proxy(self, daphnes)
+        proxy.start()
+        return proxy
+
     def check_alive(self) -> None:
         for service in self.services:
             if not service.alive() and service.proc.returncode not in (-signal.SIGKILL,):
@@ -520,6 +531,137 @@ class System:
         deadline = time.monotonic() + 8
         for service in reversed(self.services):
             service.stop(timeout=max(0.1, deadline - time.monotonic()))
+
+
+# --- the reverse proxy ----------------------------------------------------------------------
+
+NGINX_TEMPLATE = ROOT / "deploy" / "nginx.conf.template"
+
+
+def nginx_binary() -> str:
+    import shutil
+
+    found = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    if found is None:
+        raise ServiceError("nginx is not installed (Debian: apt-get install -y nginx-light)")
+    return found
+
+
+def nginx_config(*, prefix: Path, listen: str, upstreams: list[int], user: str | None) -> str:
+    """deploy/nginx.conf.template filled in for loopback daphne ports."""
+    values = {
+        "@PREFIX@": str(prefix),
+        "@ERROR_LOG@": str(prefix / "error.log"),
+        "@LISTEN@": listen,
+        "@UPSTREAMS@": "\n".join(
+            f"        server 127.0.0.1:{port} max_fails=0;" for port in upstreams
+        ),
+        "@TLS@": "",
+        # As root, nginx's workers would run as "nobody", who cannot write the
+        # test's private temp dirs.
+        "@USER@": user or "",
+    }
+    lines = []
+    for line in NGINX_TEMPLATE.read_text().splitlines():
+        if line.lstrip().startswith("#"):  # the placeholders' own documentation
+            lines.append(line)
+            continue
+        if "@USER@" in line and not user:
+            continue  # not root: nginx runs as whoever started it
+        for key, value in values.items():
+            line = line.replace(key, value)
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+class Proxy:
+    """nginx from deploy/nginx.conf.template in front of daphne processes.
+
+    nginx binds its own port; a port taken by someone else between our choice and
+    its bind shows as nginx exiting ("Address already in use"), and we try another.
+    ``restart`` stops it (fast shutdown: every socket through it drops) and starts
+    it again on the same port, as a crash and a supervisor's restart would.
+    """
+
+    def __init__(self, system: System, daphnes: list[Service], name: str = "nginx") -> None:
+        self.system = system
+        self.name = name
+        self.upstreams = [d.port for d in daphnes]
+        self.prefix = system.city.root / f"{name}-{secrets.token_hex(3)}"
+        for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (self.prefix / sub).mkdir(parents=True, exist_ok=True)
+        self.service: Service | None = None
+        self.port: int | None = None
+
+    def start(self, *, port: int | None = None, attempts: int = 5) -> Service:
+        problems: list[str] = []
+        for _ in range(1 if port else attempts):
+            chosen = port or free_port()
+            conf = self.prefix / "nginx.conf"
+            user = None
+            if os.geteuid() == 0:
+                import pwd
+
+                user = pwd.getpwuid(os.geteuid()).pw_name
+            conf.write_text(
+                nginx_config(
+                    prefix=self.prefix,
+                    listen=f"127.0.0.1:{chosen}",
+                    upstreams=self.upstreams,
+                    user=user,
+                )
+            )
+            service = self.system._spawn(
+                self.name,
+                [nginx_binary(), "-p", str(self.prefix), "-c", str(conf), "-g", "daemon off;"],
+                port=chosen,
+            )
+            http = Http(service.http_url)
+
+            def answers(http: Http = http) -> bool:
+                try:
+                    return http.get("/api/v1/auth/login/", timeout=2).status == 200
+                except OSError:
+                    return False
+
+            try:
+                _wait(answers, service=service, what="proxying HTTP", timeout=20)
+            except ServiceError as exc:
+                service.stop()
+                errors = (
+                    (self.prefix / "error.log").read_text(errors="replace")
+                    if (self.prefix / "error.log").exists()
+                    else ""
+                )
+                problems.append(f"port {chosen}: {exc}\n{tail(errors, 5)}")
+                continue
+            self.service, self.port = service, chosen
+            return service
+        raise ServiceError("nginx would not start:\n" + "\n".join(problems))
+
+    def stop(self) -> None:
+        """Stop nginx (a stopped proxy is not a dead service for ``check_alive``)."""
+        if self.service is not None:
+            self.service.stop()
+            with contextlib.suppress(ValueError):
+                self.system.services.remove(self.service)
+
+    def restart(self, *, down_s: float = 0.0) -> float:
+        """Stop, stay down ``down_s``, start on the same port; the time it came back."""
+        self.stop()
+        time.sleep(down_s)
+        self.start(port=self.port)
+        return time.monotonic()
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/member/"
 
 
 # --- clients ------------------------------------------------------------------------------
@@ -929,9 +1071,25 @@ def _bench_logins(*, count: int) -> list[dict[str, Any]]:
     return out
 
 
+def _bench_city_duty(*, count: int) -> list[dict[str, Any]]:
+    """Every active member of the city on duty (the whole city's shift), then
+    sessions for ``count`` of them (``_bench_logins``).
+
+    A bulk update, before any daphne or worker starts: their ranking indexes are
+    built from these rows, so no roster change needs to be logged.
+    """
+    from django.utils import timezone
+
+    from units.models import Member
+
+    Member.objects.filter(is_active=True).update(on_duty=True, duty_since=timezone.now())
+    return _bench_logins(count=count)
+
+
 _COMMANDS: dict[str, Callable[..., Any]] = {
     "prepare": _prepare,
     "bench-logins": _bench_logins,
+    "bench-city-duty": _bench_city_duty,
 }
 
 
