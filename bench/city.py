@@ -499,7 +499,10 @@ def main() -> None:
     try:
         print(f"Seeding {args.units} units, everyone on duty, {args.sockets} sessions...")
         city = City.create(
-            root, units=args.units, extra_env={"ESCALATION_POLICIES": json.dumps(BENCH_POLICIES)}
+            root,
+            outer_database_url=os.environ.get("DATABASE_URL"),
+            units=args.units,
+            extra_env={"ESCALATION_POLICIES": json.dumps(BENCH_POLICIES)},
         )
         logins = city.run_setup("bench-city-duty", timeout=600, count=args.sockets)
         if len(logins) < args.sockets:
