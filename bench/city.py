@@ -526,6 +526,9 @@ def main() -> None:
     print()
     print(table)
     print(f"\n(total {time.monotonic() - began:.0f} s)")
+    city_engine = (
+        "PostgreSQL 15" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "SQLite"
+    )
     if not args.no_write:
         write_doc(
             args,
@@ -533,7 +536,7 @@ def main() -> None:
             "behind nginx (`bench/city.py`)\n\n"
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {machine()}; load average "
             "beside each figure (the machine is shared: figures are noisy). Loopback; "
-            f"{'PostgreSQL' if os.environ.get('DATABASE_URL', '').startswith('postgres') else 'SQLite (WAL)'}"
+            f"{city_engine}"
             f" + embedded redis-server (pub/sub layer) + {args.daphnes} daphne behind nginx "
             "(deploy/nginx.conf.template) + a Celery worker + beat; every member of a "
             f"{args.units}-unit city on duty; {args.sockets:,} member websockets held by "
