@@ -143,7 +143,8 @@ class Run:
 
     def run(self, city: City, logins: list[dict]) -> None:
         args = self.args
-        system = System(city, env={"WS_HEARTBEAT_S": str(args.heartbeat)})
+        # DEBUG off as in production: DEBUG keeps every query in memory.
+        system = System(city, env={"WS_HEARTBEAT_S": str(args.heartbeat), "DEBUG": "0"})
         gen = None
         try:
             daphnes = [system.start_daphne(f"daphne-{i + 1}") for i in range(args.daphnes)]

@@ -80,7 +80,12 @@ class _JsonEdge(AsyncJsonWebsocketConsumer):
         await self.close(code=code)
 
     async def push(self, event: dict[str, Any]) -> None:
-        await self.send_json(event["payload"])
+        # dispatch.events serialises each frame once for all its sockets.
+        text = event.get("text")
+        if text is not None:
+            await self.send(text_data=text)
+        else:
+            await self.send_json(event["payload"])
 
 
 class MemberConsumer(_JsonEdge):
