@@ -20,7 +20,7 @@ import pytest
 from tests.e2e import harness
 from tests.e2e.harness import E2E_POLICIES, alert_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(150)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 RESPOND_AFTER_S = E2E_POLICIES["default"]["tiers"][0]["after_s"]
 OUTER_DB = os.environ.get("DATABASE_URL", "")
@@ -39,8 +39,10 @@ def city(tmp_path_factory):
         )
     except harness.ServiceError as exc:
         pytest.fail(f"could not set up the city: {exc}", pytrace=False)
-    yield city
-    city.close()
+    try:
+        yield city
+    finally:
+        city.close()
 
 
 @pytest.fixture(scope="module")
@@ -50,17 +52,20 @@ def topology(city):
     system = harness.System(
         city, env={"WS_HEARTBEAT_S": "1", "WS_REDELIVER_AFTER_S": "2", "TRUSTED_PROXY_COUNT": "1"}
     )
+    # try/finally, not except: a pytest-timeout in the middle of the start must
+    # not leave daphne, workers or nginx running.
     try:
-        daphnes = [system.start_daphne("daphne-a"), system.start_daphne("daphne-b")]
-        system.start_worker("worker-1", concurrency=1)
-        system.start_worker("worker-2", concurrency=1)
-        system.start_beat()
-        proxy = system.start_proxy(daphnes)
-    except harness.ServiceError as exc:
+        try:
+            daphnes = [system.start_daphne("daphne-a"), system.start_daphne("daphne-b")]
+            system.start_worker("worker-1", concurrency=1)
+            system.start_worker("worker-2", concurrency=1)
+            system.start_beat()
+            proxy = system.start_proxy(daphnes)
+        except harness.ServiceError as exc:
+            pytest.fail(f"could not start the production topology: {exc}", pytrace=False)
+        yield system, proxy
+    finally:
         system.stop()
-        pytest.fail(f"could not start the production topology: {exc}", pytrace=False)
-    yield system, proxy
-    system.stop()
 
 
 @pytest.fixture
