@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -99,7 +100,7 @@ def staff(city, proxy) -> harness.Http:
 def sockets_on(port: int) -> int:
     """Established connections nginx holds to one daphne (its websockets)."""
     count = 0
-    for line in open("/proc/net/tcp").read().splitlines()[1:]:  # noqa: PTH123, SIM115
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
         parts = line.split()
         if parts[3] == "01" and int(parts[1].rsplit(":", 1)[1], 16) == port:
             count += 1
@@ -161,4 +162,5 @@ def test_alerts_and_escalation_survive_a_redis_failover_under_sentinel(city, top
     assert alert["dispatch"]["wave"] == 2
     assert len(near.matching(alert_for(incident_id))) == 1
     for service in system.services:
-        assert service.alive(), f"{service.name} died in the failover:\n{harness.tail(service.log())}"
+        said = harness.tail(service.log())
+        assert service.alive(), f"{service.name} died in the failover:\n{said}"
