@@ -176,7 +176,7 @@ class Run:
                 options=Options(ack=not args.no_ack, concurrency=args.connect_concurrency),
             )
             print(f"Connecting {len(logins)} sockets through nginx...", flush=True)
-            stats = gen.start()
+            stats = gen.start(timeout=args.connect_timeout)
             time.sleep(3)  # let the last handshakes' groups settle
             self.note_load("connect")
             per = {d.name: established_on(d.port) for d in daphnes}
@@ -478,7 +478,10 @@ def main() -> None:
     parser.add_argument("--wide", type=int, default=3, help="city-wide alerts")
     parser.add_argument("--wide-spacing", type=float, default=4.0)
     parser.add_argument("--heartbeat", type=float, default=20.0, help="WS_HEARTBEAT_S")
-    parser.add_argument("--connect-concurrency", type=int, default=200)
+    # Handshakes in flight per load generator process. More than daphne answers
+    # within its handshake timeout only turns into resets and retries.
+    parser.add_argument("--connect-concurrency", type=int, default=50)
+    parser.add_argument("--connect-timeout", type=float, default=1800.0)
     parser.add_argument("--no-ack", action="store_true", help="phones do not ack alerts")
     parser.add_argument("--no-storm", action="store_true")
     parser.add_argument("--storm-down", type=float, default=1.0, help="seconds nginx is down")
