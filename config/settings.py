@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from pathlib import Path
+from typing import Any
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -155,6 +156,27 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 EMBEDDED_REDIS_PORT = env.int("EMBEDDED_REDIS_PORT", default=6390)
 REDIS_URL = env.str("REDIS_URL", default=f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0")
 
+# Redis under Sentinel (scale-out): REDIS_SENTINELS="host:port,host:port,..." and
+# REDIS_SENTINEL_MASTER name the monitored master; the channel layer and Celery
+# then ask the sentinels where the master is and follow a failover. REDIS_URL
+# is not used by either then.
+REDIS_SENTINELS = [
+    (host, int(port))
+    for host, _, port in (item.rpartition(":") for item in env.list("REDIS_SENTINELS", default=[]))
+]
+REDIS_SENTINEL_MASTER = env.str("REDIS_SENTINEL_MASTER", default="emergency")
+REDIS_DB = env.int("REDIS_DB", default=0)
+if REDIS_SENTINELS:
+    _layer_host: Any = {
+        "sentinels": REDIS_SENTINELS,
+        "master_name": REDIS_SENTINEL_MASTER,
+        "db": REDIS_DB,
+        # A dead master must not hang a push: fail fast, ask the sentinels again.
+        "socket_connect_timeout": 2,
+    }
+else:
+    _layer_host = REDIS_URL
+
 # The pub/sub layer fanned out 4-8x faster than RedisChannelLayer here. Either is
 # at-most-once; alerts are rows in the database and phones replay them on resume.
 CHANNEL_LAYERS = {
@@ -162,7 +184,7 @@ CHANNEL_LAYERS = {
         "BACKEND": env.str(
             "CHANNEL_LAYER_BACKEND", default="channels_redis.pubsub.RedisPubSubChannelLayer"
         ),
-        "CONFIG": {"hosts": [REDIS_URL]},
+        "CONFIG": {"hosts": [_layer_host]},
     }
 }
 if CHANNEL_LAYERS["default"]["BACKEND"] == "channels.layers.InMemoryChannelLayer":
@@ -173,7 +195,10 @@ elif CHANNEL_LAYERS["default"]["BACKEND"] == "channels_redis.core.RedisChannelLa
     # phone replays them from the database on resume.
     CHANNEL_LAYERS["default"]["CONFIG"].update({"capacity": 500, "expiry": 30})
 
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_BROKER_URL = env.str(
+    "CELERY_BROKER_URL",
+    default=";".join(f"sentinel://{h}:{p}/{REDIS_DB}" for h, p in REDIS_SENTINELS) or REDIS_URL,
+)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -196,7 +221,9 @@ CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 # purpose: dispatch enqueues ETA timers only up to half of it (dispatch/services.py,
 # _countdown_max_s), so a held timer is never redelivered before it is due; later
 # ones and a dead worker's timers are the beat sweep's (DEADLINE_SWEEP_SECONDS).
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, Any] = {"visibility_timeout": 3600}
+if REDIS_SENTINELS:
+    CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL_MASTER
 # The sweep re-fires deadlines a dead worker missed: an escalation is late by at
 # most this many seconds, never by the broker's one-hour visibility timeout.
 DEADLINE_SWEEP_SECONDS = env.float("DEADLINE_SWEEP_SECONDS", default=3.0)

@@ -7,12 +7,12 @@ import contextlib
 import datetime as dt
 import logging
 import time
+import weakref
 from typing import Any
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
-from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -80,12 +80,17 @@ class _JsonEdge(AsyncJsonWebsocketConsumer):
         await self.close(code=code)
 
     async def push(self, event: dict[str, Any]) -> None:
-        await self.send_json(event["payload"])
+        # dispatch.events serialises each frame once for all its sockets.
+        text = event.get("text")
+        if text is not None:
+            await self.send(text_data=text)
+        else:
+            await self.send_json(event["payload"])
 
 
 class MemberConsumer(_JsonEdge):
     member: Member | None = None
-    _heartbeat: asyncio.Task | None = None
+    session_key: str | None = None
     closing = False
 
     async def _refuse(self, code: int, error: str, message: str) -> None:
@@ -107,7 +112,9 @@ class MemberConsumer(_JsonEdge):
         if self.member.on_duty:
             await self._join_unit()
         self.last_heard = time.monotonic()
-        self._heartbeat = asyncio.ensure_future(self._heartbeat_loop())
+        session = self.scope.get("session")
+        self.session_key = getattr(session, "session_key", None)
+        _heartbeat_for_loop().add(self)
         await self.send_json(
             {
                 "type": "hello",
@@ -124,8 +131,7 @@ class MemberConsumer(_JsonEdge):
         )
 
     async def disconnect(self, code: int) -> None:
-        if self._heartbeat is not None:
-            self._heartbeat.cancel()
+        _heartbeat_for_loop().discard(self)
         if self.member is not None:
             await self.channel_layer.group_discard(member_group(self.member.pk), self.channel_name)
             await self.channel_layer.group_discard(
@@ -273,48 +279,111 @@ class MemberConsumer(_JsonEdge):
             return
         await super().push(event)
 
-    # --- heartbeat ------------------------------------------------------------------------
+    # --- heartbeat (driven by _MemberHeartbeat, one per process) ---------------------
 
-    async def _heartbeat_loop(self) -> None:
-        """Notice a silently dead phone, a sign-out or a deactivation."""
-        with contextlib.suppress(asyncio.CancelledError):
-            while True:
-                await asyncio.sleep(settings.WS_HEARTBEAT_S)
-                if time.monotonic() - self.last_heard > settings.WS_IDLE_CLOSE_S:
-                    await self.close(code=CLOSE_IDLE)
-                    return
-                if not await database_sync_to_async(self._still_allowed)():
-                    await self._refuse(CLOSE_FORBIDDEN, "revoked", _("登录已失效或队员已停用。"))
-                    return
-                await self.send_json({"type": "ping", "id": None})
-                await self._redeliver_unacked()
-
-    async def _redeliver_unacked(self) -> None:
-        """Re-send alerts this member has not acked a while after they went out.
+    async def _beat(self, *, allowed: bool, frames: list[dict[str, Any]]) -> None:
+        """One heartbeat of this socket: refuse it if its member or session is no
+        longer allowed, else ping and re-send alerts still unacked.
 
         The channel layer is at-most-once and a Redis outage loses frames without
         closing any socket, so the phone cannot know to resume: the stored
-        ``Delivery`` rows can. Sent as live frames (the phone rings for a new one
-        and drops an id it has, acking it again).
+        ``Delivery`` rows can. Re-sent as live frames (the phone rings for a new
+        one and drops an id it has, acking it again).
         """
-        before = timezone.now() - dt.timedelta(seconds=settings.WS_REDELIVER_AFTER_S)
-        frames = await database_sync_to_async(selectors.member_replay)(
-            member=self.member, last_event_id=0, unacked_sent_before=before
-        )
+        if not allowed:
+            await self._refuse(CLOSE_FORBIDDEN, "revoked", _("登录已失效或队员已停用。"))
+            return
+        await self.send_json({"type": "ping", "id": None})
         for frame in frames:
             await self.send_json(frame)
 
-    def _still_allowed(self) -> bool:
-        session = self.scope.get("session")
-        key = getattr(session, "session_key", None)
-        if (
-            key
-            and not Session.objects.filter(session_key=key, expire_date__gt=timezone.now()).exists()
-        ):
-            return False
-        return Member.objects.filter(
-            pk=self.member.pk, is_active=True, unit__is_active=True, user__is_active=True
-        ).exists()
+
+class _MemberHeartbeat:
+    """The heartbeat of every member socket of one process (one event loop).
+
+    Every ``WS_HEARTBEAT_S`` it closes sockets silent for ``WS_IDLE_CLOSE_S``,
+    then asks the database once for all the others (``members_heartbeat``:
+    member and login still active, session still valid, alerts still unacked)
+    and pings each. A heartbeat task with three queries per socket kept a
+    daphne's one database thread busy at a few thousand sockets (bench/city.py).
+    """
+
+    def __init__(self) -> None:
+        self.sockets: set[MemberConsumer] = set()
+        self.task: asyncio.Task | None = None
+
+    def add(self, socket: MemberConsumer) -> None:
+        self.sockets.add(socket)
+        if self.task is None or self.task.done():
+            self.task = asyncio.ensure_future(self._run())
+
+    def discard(self, socket: MemberConsumer) -> None:
+        self.sockets.discard(socket)
+        if not self.sockets and self.task is not None:
+            self.task.cancel()
+            self.task = None
+
+    async def _run(self) -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            while self.sockets:
+                await asyncio.sleep(settings.WS_HEARTBEAT_S)
+                try:
+                    await self.beat()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # One bad beat (the database away a moment) must not stop
+                    # the heartbeat of every socket in the process.
+                    log.exception("member heartbeat failed; trying again next beat")
+
+    async def beat(self) -> None:
+        now = time.monotonic()
+        live: list[MemberConsumer] = []
+        for socket in list(self.sockets):
+            if socket.closing or socket.member is None:
+                continue
+            if now - socket.last_heard > settings.WS_IDLE_CLOSE_S:
+                socket.closing = True
+                await _quietly(socket.close(code=CLOSE_IDLE))
+            else:
+                live.append(socket)
+        if not live:
+            return
+        before = timezone.now() - dt.timedelta(seconds=settings.WS_REDELIVER_AFTER_S)
+        allowed, live_keys, frames = await database_sync_to_async(selectors.members_heartbeat)(
+            sockets=[(s.member.pk, s.session_key) for s in live],
+            unacked_sent_before=before,
+        )
+        for socket in live:
+            if socket.closing:
+                continue
+            ok = socket.member.pk in allowed and (
+                socket.session_key is None or socket.session_key in live_keys
+            )
+            await _quietly(socket._beat(allowed=ok, frames=frames.get(socket.member.pk, [])))
+
+
+_heartbeats: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _MemberHeartbeat] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _heartbeat_for_loop() -> _MemberHeartbeat:
+    loop = asyncio.get_running_loop()
+    heartbeat = _heartbeats.get(loop)
+    if heartbeat is None:
+        heartbeat = _heartbeats[loop] = _MemberHeartbeat()
+    return heartbeat
+
+
+async def _quietly(coro) -> None:
+    """A socket that went away between the check and the send is not an error."""
+    try:
+        await coro
+    except asyncio.CancelledError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - logged; the other sockets go on
+        log.debug("heartbeat send failed: %r", exc)
 
 
 class _BadField(Exception):

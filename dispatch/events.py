@@ -13,6 +13,7 @@ close them).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -141,7 +142,10 @@ def send_on_commit(messages: Iterable[LayerMessage]) -> None:
 
 
 def _as_push(payload: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "push", "payload": payload}
+    # The frame's text is serialised here, once per message, not once per socket
+    # by each consumer: a city-wide alert reaches thousands of sockets per daphne.
+    # ``payload`` stays for in-process readers (tests, the drills' checks).
+    return {"type": "push", "payload": payload, "text": json.dumps(payload)}
 
 
 def send_now(messages: Sequence[LayerMessage]) -> None:

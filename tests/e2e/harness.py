@@ -222,6 +222,7 @@ class City:
     redis_port: int
     env: dict[str, str]
     scenario: dict[str, Any] = field(default_factory=dict)
+    sentinel: SentinelSet | None = None
 
     @classmethod
     def create(
@@ -231,18 +232,32 @@ class City:
         outer_database_url: str | None = None,
         units: int = 300,
         extra_env: dict[str, str] | None = None,
+        sentinel: bool = False,
     ) -> City:
         """Start Redis, create the database, migrate, seed ``units`` units and the
-        e2e scenario (near, mid and far units with member logins)."""
+        e2e scenario (near, mid and far units with member logins).
+
+        With ``sentinel``, Redis is Debian's redis-server as a master and a
+        replica watched by three redis-sentinel processes, and every process
+        finds the master through the sentinels (``REDIS_SENTINELS``)."""
         root.mkdir(parents=True, exist_ok=True)
-        redis, port = redis_start_owned(data_dir=root / "redis")
+        sentinels = None
+        if sentinel:
+            sentinels = SentinelSet.start(root / "redis")
+            redis, port = sentinels.master, sentinels.master_port
+        else:
+            redis, port = redis_start_owned(data_dir=root / "redis")
         try:
             db = Database.create(root=root, outer_url=outer_database_url)
         except Exception:
+            if sentinels is not None:
+                sentinels.stop()
             _stop_popen(redis)
             raise
         env = _base_env(root=root, database_url=db.url, redis_port=port, extra=extra_env)
-        city = cls(root=root, db=db, redis=redis, redis_port=port, env=env)
+        if sentinels is not None:
+            env.update(sentinels.env())
+        city = cls(root=root, db=db, redis=redis, redis_port=port, env=env, sentinel=sentinels)
         try:
             city.scenario = city.run_setup("prepare", units=units, password=PASSWORD)
         except Exception:
@@ -268,6 +283,8 @@ class City:
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
     def close(self) -> None:
+        if self.sentinel is not None:
+            self.sentinel.stop()
         _stop_popen(self.redis)
         self.db.drop()
 
@@ -349,6 +366,181 @@ def _redis_pid(port: int) -> int | None:
         if line.startswith("process_id:"):
             return int(line.split(":", 1)[1])
     return None
+
+
+SENTINEL_MASTER = "emergency"
+
+
+def _debian_binary(name: str) -> str:
+    import shutil
+
+    found = shutil.which(name) or (
+        f"/usr/bin/{name}" if Path(f"/usr/bin/{name}").exists() else None
+    )
+    if found is None:
+        raise ServiceError(f"{name} is not installed (Debian: apt-get install -y {name})")
+    return found
+
+
+@dataclass
+class SentinelSet:
+    """A Redis master, one replica and three sentinels (quorum 2), Debian's
+    binaries, each on a port of its own, all stopped by ``stop``.
+
+    The sentinels take the master for down after 1 s and fail over to the
+    replica; ``failover_wait`` reports the new master's port.
+    """
+
+    data_dir: Path
+    master: subprocess.Popen
+    master_port: int
+    replica: subprocess.Popen
+    replica_port: int
+    sentinels: list[tuple[subprocess.Popen, int]]
+
+    @classmethod
+    def start(cls, data_dir: Path) -> SentinelSet:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        server = _debian_binary("redis-server")
+        master, master_port = _redis_owned(data_dir, [server], "master")
+        started: list[subprocess.Popen] = [master]
+        try:
+            replica, replica_port = _redis_owned(
+                data_dir, [server], "replica", extra=["--replicaof", "127.0.0.1", str(master_port)]
+            )
+            started.append(replica)
+            sentinels = []
+            for i in range(3):
+                proc, port = _sentinel_owned(
+                    data_dir, _debian_binary("redis-sentinel"), i, master_port=master_port
+                )
+                started.append(proc)
+                sentinels.append((proc, port))
+        except Exception:
+            for proc in started:
+                _stop_popen(proc)
+            raise
+        found = cls(data_dir, master, master_port, replica, replica_port, sentinels)
+        # The sentinels must know the replica before a failover can pick it.
+        deadline = time.monotonic() + 20
+        while found._replicas_known() < 1:
+            if time.monotonic() > deadline:
+                found.stop()
+                raise ServiceError("the sentinels never saw the replica")
+            time.sleep(0.2)
+        return found
+
+    def env(self) -> dict[str, str]:
+        return {
+            "REDIS_SENTINELS": ",".join(f"127.0.0.1:{port}" for _, port in self.sentinels),
+            "REDIS_SENTINEL_MASTER": SENTINEL_MASTER,
+        }
+
+    def _ask(self, port: int, command: str) -> str:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(command.encode() + b"\r\n")
+            time.sleep(0.05)
+            return s.recv(65536).decode(errors="replace")
+
+    def _replicas_known(self) -> int:
+        try:
+            said = self._ask(self.sentinels[0][1], f"SENTINEL REPLICAS {SENTINEL_MASTER}")
+        except OSError:
+            return 0
+        return said.count("127.0.0.1")
+
+    def master_now(self) -> int | None:
+        """The master's port as the first answering sentinel tells it."""
+        for _, port in self.sentinels:
+            try:
+                said = self._ask(port, f"SENTINEL GET-MASTER-ADDR-BY-NAME {SENTINEL_MASTER}")
+            except OSError:
+                continue
+            numbers = [line for line in said.split("\r\n") if line.isdigit()]
+            if numbers:
+                return int(numbers[-1])
+        return None
+
+    def failover_wait(self, timeout: float = 30) -> int:
+        """Wait until the sentinels name the replica as master; its port."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.master_now() == self.replica_port:
+                return self.replica_port
+            time.sleep(0.2)
+        raise ServiceError(f"no failover within {timeout:.0f} s (master: {self.master_now()})")
+
+    def stop(self) -> None:
+        for proc, _ in self.sentinels:
+            _stop_popen(proc)
+        _stop_popen(self.replica)
+        _stop_popen(self.master)
+
+
+def _redis_owned(
+    data_dir: Path, binary: list[str], name: str, extra: list[str] | None = None, attempts: int = 5
+) -> tuple[subprocess.Popen, int]:
+    """A redis-server of ours on a fresh port, retried when another process took it."""
+    problems = []
+    for _ in range(attempts):
+        port = free_port()
+        log = data_dir / f"{name}-{port}.log"
+        proc = subprocess.Popen(  # noqa: S603
+            [
+                *binary,
+                *("--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir)),
+                *("--save", "", "--appendonly", "no", "--daemonize", "no"),
+                *("--logfile", str(log), "--dbfilename", f"{name}-{port}.rdb"),
+                *(extra or []),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and proc.poll() is None:
+            answering = _redis_pid(port)
+            if answering == proc.pid:
+                return proc, port
+            if answering is not None:
+                break
+            time.sleep(0.05)
+        _stop_popen(proc)
+        problems.append(
+            f"port {port}: {tail(log.read_text(errors='replace'), 3) if log.exists() else ''}"
+        )
+    raise ServiceError(f"redis-server ({name}) would not start:\n" + "\n".join(problems))
+
+
+def _sentinel_owned(
+    data_dir: Path, binary: str, index: int, *, master_port: int, attempts: int = 5
+) -> tuple[subprocess.Popen, int]:
+    problems = []
+    for _ in range(attempts):
+        port = free_port()
+        conf = data_dir / f"sentinel-{index}-{port}.conf"
+        # Sentinel rewrites its own config file: one writable file per sentinel.
+        conf.write_text(
+            f"port {port}\nbind 127.0.0.1\ndaemonize no\n"
+            f"logfile {data_dir / f'sentinel-{index}-{port}.log'}\ndir {data_dir}\n"
+            f"sentinel monitor {SENTINEL_MASTER} 127.0.0.1 {master_port} 2\n"
+            f"sentinel down-after-milliseconds {SENTINEL_MASTER} 1000\n"
+            f"sentinel failover-timeout {SENTINEL_MASTER} 5000\n"
+            f"sentinel parallel-syncs {SENTINEL_MASTER} 1\n"
+        )
+        proc = subprocess.Popen(  # noqa: S603
+            [binary, str(conf)], stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and proc.poll() is None:
+            answering = _redis_pid(port)
+            if answering == proc.pid:
+                return proc, port
+            if answering is not None:
+                break
+            time.sleep(0.05)
+        _stop_popen(proc)
+        problems.append(f"port {port}")
+    raise ServiceError("redis-sentinel would not start: " + ", ".join(problems))
 
 
 def listening_socket(port: int = 0) -> socket.socket:
@@ -452,6 +644,10 @@ class System:
                 name,
                 [
                     *(PYTHON, "-m", "daphne", "--fd", str(listener.fileno())),
+                    # A reconnect storm queues thousands of handshakes: one still
+                    # waiting for its turn after daphne's default 5 s would be
+                    # dropped and come back, making the queue longer.
+                    *("--websocket_connect_timeout", "60"),
                     "config.asgi:application",
                 ],
                 port=listener.getsockname()[1],
@@ -507,6 +703,13 @@ class System:
         _wait(lambda: "beat: Starting" in service.log(), service=service, what="ready", timeout=30)
         return service
 
+    def start_proxy(self, daphnes: list[Service] | None = None) -> Proxy:
+        """nginx in front of ``daphnes`` (default: every daphne started so far)."""
+        daphnes = daphnes or [s for s in self.services if s.name.startswith("daphne")]
+        proxy = Proxy(self, daphnes)
+        proxy.start()
+        return proxy
+
     def check_alive(self) -> None:
         for service in self.services:
             if not service.alive() and service.proc.returncode not in (-signal.SIGKILL,):
@@ -520,6 +723,137 @@ class System:
         deadline = time.monotonic() + 8
         for service in reversed(self.services):
             service.stop(timeout=max(0.1, deadline - time.monotonic()))
+
+
+# --- the reverse proxy ----------------------------------------------------------------------
+
+NGINX_TEMPLATE = ROOT / "deploy" / "nginx.conf.template"
+
+
+def nginx_binary() -> str:
+    import shutil
+
+    found = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    if found is None:
+        raise ServiceError("nginx is not installed (Debian: apt-get install -y nginx-light)")
+    return found
+
+
+def nginx_config(*, prefix: Path, listen: str, upstreams: list[int], user: str | None) -> str:
+    """deploy/nginx.conf.template filled in for loopback daphne ports."""
+    values = {
+        "@PREFIX@": str(prefix),
+        "@ERROR_LOG@": str(prefix / "error.log"),
+        "@LISTEN@": listen,
+        "@UPSTREAMS@": "\n".join(
+            f"        server 127.0.0.1:{port} max_fails=0;" for port in upstreams
+        ),
+        "@TLS@": "",
+        # As root, nginx's workers would run as "nobody", who cannot write the
+        # test's private temp dirs.
+        "@USER@": user or "",
+    }
+    lines = []
+    for line in NGINX_TEMPLATE.read_text().splitlines():
+        if line.lstrip().startswith("#"):  # the placeholders' own documentation
+            lines.append(line)
+            continue
+        if "@USER@" in line and not user:
+            continue  # not root: nginx runs as whoever started it
+        for key, value in values.items():
+            line = line.replace(key, value)
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+class Proxy:
+    """nginx from deploy/nginx.conf.template in front of daphne processes.
+
+    nginx binds its own port; a port taken by someone else between our choice and
+    its bind shows as nginx exiting ("Address already in use"), and we try another.
+    ``restart`` stops it (fast shutdown: every socket through it drops) and starts
+    it again on the same port, as a crash and a supervisor's restart would.
+    """
+
+    def __init__(self, system: System, daphnes: list[Service], name: str = "nginx") -> None:
+        self.system = system
+        self.name = name
+        self.upstreams = [d.port for d in daphnes]
+        self.prefix = system.city.root / f"{name}-{secrets.token_hex(3)}"
+        for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
+            (self.prefix / sub).mkdir(parents=True, exist_ok=True)
+        self.service: Service | None = None
+        self.port: int | None = None
+
+    def start(self, *, port: int | None = None, attempts: int = 5) -> Service:
+        problems: list[str] = []
+        for _ in range(1 if port else attempts):
+            chosen = port or free_port()
+            conf = self.prefix / "nginx.conf"
+            user = None
+            if os.geteuid() == 0:
+                import pwd
+
+                user = pwd.getpwuid(os.geteuid()).pw_name
+            conf.write_text(
+                nginx_config(
+                    prefix=self.prefix,
+                    listen=f"127.0.0.1:{chosen}",
+                    upstreams=self.upstreams,
+                    user=user,
+                )
+            )
+            service = self.system._spawn(
+                self.name,
+                [nginx_binary(), "-p", str(self.prefix), "-c", str(conf), "-g", "daemon off;"],
+                port=chosen,
+            )
+            http = Http(service.http_url)
+
+            def answers(http: Http = http) -> bool:
+                try:
+                    return http.get("/api/v1/auth/login/", timeout=2).status == 200
+                except OSError:
+                    return False
+
+            try:
+                _wait(answers, service=service, what="proxying HTTP", timeout=20)
+            except ServiceError as exc:
+                service.stop()
+                errors = (
+                    (self.prefix / "error.log").read_text(errors="replace")
+                    if (self.prefix / "error.log").exists()
+                    else ""
+                )
+                problems.append(f"port {chosen}: {exc}\n{tail(errors, 5)}")
+                continue
+            self.service, self.port = service, chosen
+            return service
+        raise ServiceError("nginx would not start:\n" + "\n".join(problems))
+
+    def stop(self) -> None:
+        """Stop nginx (a stopped proxy is not a dead service for ``check_alive``)."""
+        if self.service is not None:
+            self.service.stop()
+            with contextlib.suppress(ValueError):
+                self.system.services.remove(self.service)
+
+    def restart(self, *, down_s: float = 0.0) -> float:
+        """Stop, stay down ``down_s``, start on the same port; the time it came back."""
+        self.stop()
+        time.sleep(down_s)
+        self.start(port=self.port)
+        return time.monotonic()
+
+    @property
+    def http_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/ws/member/"
 
 
 # --- clients ------------------------------------------------------------------------------
@@ -929,9 +1263,25 @@ def _bench_logins(*, count: int) -> list[dict[str, Any]]:
     return out
 
 
+def _bench_city_duty(*, count: int) -> list[dict[str, Any]]:
+    """Every active member of the city on duty (the whole city's shift), then
+    sessions for ``count`` of them (``_bench_logins``).
+
+    A bulk update, before any daphne or worker starts: their ranking indexes are
+    built from these rows, so no roster change needs to be logged.
+    """
+    from django.utils import timezone
+
+    from units.models import Member
+
+    Member.objects.filter(is_active=True).update(on_duty=True, duty_since=timezone.now())
+    return _bench_logins(count=count)
+
+
 _COMMANDS: dict[str, Callable[..., Any]] = {
     "prepare": _prepare,
     "bench-logins": _bench_logins,
+    "bench-city-duty": _bench_city_duty,
 }
 
 

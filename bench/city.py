@@ -1,0 +1,557 @@
+"""The whole city on duty (issue 14): 10,000 member sockets through nginx and two
+daphne processes; wave 1, a city-wide alert, memory per socket and a reconnect
+storm, each beside its goal.
+
+    .venv/bin/python bench/city.py [--sockets 10000] [--daphnes 2] [--no-write]
+
+Topology (tests/e2e/harness.py, the same as the e2e scale-out test): a seeded
+city (SQLite, or PostgreSQL when DATABASE_URL says so; the embedded
+redis-server), ``--daphnes`` daphne processes behind nginx from
+deploy/nginx.conf.template (websocket upgrade on), one Celery worker and beat.
+Every member of the city is put on duty; ``--sockets`` of them get sessions
+minted in the database (no 10,000 logins) and a load generator of its own
+(bench/loadgen.py, ``--loadgens`` processes) connects them all through nginx.
+
+Figures:
+
+- sockets connected, and daphne memory per socket: (RSS after - RSS before) /
+  sockets that daphne holds, per daphne (sockets counted from /proc/net/tcp);
+- wave 1: POST (through nginx) -> the last ``incident.alert`` on the POST's
+  target sockets, over ``--incidents`` incidents at seeded units;
+- city-wide alert: one POST alerts every unit, so every connected socket; POST ->
+  last frame, and the share delivered;
+- reconnect storm: nginx is stopped (every socket drops) and started again;
+  alerts sent while it is down go straight to a daphne. Time from the restart
+  until every phone has its ``resumed`` reply, and the alerts lost (a target
+  phone that never shows one) or rung twice (a second frame with a new event id
+  for the same alert; copies of an id the phone has are dropped, as the page
+  does, and counted apart).
+
+Prints the table beside the goals and appends it to docs/benchmarks.md (its own
+section, replaced on the next run with the same ``--daphnes`` and ``--sockets``)
+unless ``--no-write``. ``--profile`` records each daphne with py-spy during the
+city-wide waves (flame graphs in the temp dir; ``--keep`` keeps it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.fanout import BENCH_POLICIES, machine  # noqa: E402
+from bench.loadgen import LoadGen, Options  # noqa: E402
+from tests.e2e.harness import City, Http, Service, ServiceError, System  # noqa: E402
+
+DOC = ROOT / "docs" / "benchmarks.md"
+GOALS = {
+    "sockets": 10_000,
+    "kb_per_socket": 30.0,
+    "wave1_p50_ms": 20.0,
+    "wave1_p99_ms": 50.0,
+    "wide_ms": 2000.0,
+    "delivered": 1.0,
+    "lost": 0,
+    "rung_twice": 0,
+}
+
+
+def load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def tree_rss_kb(pid: int) -> int:
+    """RSS of a process and its children (nginx's workers)."""
+    total = rss_kb(pid)
+    with contextlib.suppress(OSError):
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            total += tree_rss_kb(int(child))
+    return total
+
+
+def established_on(port: int) -> int:
+    """Established TCP connections whose local port is ``port`` (a daphne's sockets)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                parts = line.split()
+                if parts[3] == "01" and int(parts[1].rsplit(":", 1)[1], 16) == port:
+                    count += 1
+    return count
+
+
+@dataclass
+class Waves:
+    post_ms: list[float] = field(default_factory=list)
+    last_ms: list[float] = field(default_factory=list)
+    spread_ms: list[float] = field(default_factory=list)
+    targets: int = 0
+    delivered: int = 0
+
+    def score(self, posts, records) -> None:
+        arrivals: dict[tuple[int, int], float] = {}
+        for incident_id, member_id, _event, at, _replay, _copy in records:
+            if (incident_id, member_id) not in arrivals or at < arrivals[(incident_id, member_id)]:
+                arrivals[(incident_id, member_id)] = at
+        for incident_id, started, post_s, targets in posts:
+            got = [arrivals[(incident_id, m)] for m in targets if (incident_id, m) in arrivals]
+            self.targets += len(targets)
+            self.delivered += len(got)
+            self.post_ms.append(post_s * 1000)
+            if got:
+                self.last_ms.append((max(got) - started) * 1000)
+                self.spread_ms.append((max(got) - min(got)) * 1000)
+
+
+def pct(values: list[float], q: float) -> float:
+    return float(np.percentile(values, q)) if values else float("nan")
+
+
+class Run:
+    def __init__(self, args) -> None:
+        self.args = args
+        self.figures: dict[str, Any] = {"loads": {}}
+        self.profiles: list[Path] = []
+
+    def note_load(self, what: str) -> None:
+        self.figures["loads"][what] = load()
+
+    # --- setup ------------------------------------------------------------------------------
+
+    def run(self, city: City, logins: list[dict]) -> None:
+        args = self.args
+        # DEBUG off as in production: DEBUG keeps every query in memory.
+        system = System(city, env={"WS_HEARTBEAT_S": str(args.heartbeat), "DEBUG": "0"})
+        gen = None
+        try:
+            daphnes = [system.start_daphne(f"daphne-{i + 1}") for i in range(args.daphnes)]
+            system.start_worker(concurrency=1)
+            system.start_beat()
+            proxy = system.start_proxy(daphnes)
+            api = Http(proxy.http_url)
+            api.login_token(city.scenario["staff"]["username"], city.scenario["staff"]["password"])
+            direct = Http(daphnes[0].http_url)
+            direct.token = api.token
+            self.members_by_unit: dict[int, list[int]] = {}
+            for c in logins:
+                self.members_by_unit.setdefault(c["unit_id"], []).append(c["member_id"])
+
+            # Memory baseline: every daphne has served a socket (lazy imports, the
+            # layer's Redis connection), then settles.
+            warm = LoadGen(proxy.ws_url, api.origin, logins[: 4 * args.daphnes], processes=1)
+            warm.start()
+            warm.stop()
+            time.sleep(2)
+            before = {d.name: rss_kb(d.pid) for d in daphnes}
+            nginx_before = tree_rss_kb(proxy.service.pid)
+
+            gen = LoadGen(
+                proxy.ws_url,
+                api.origin,
+                logins,
+                processes=args.loadgens,
+                options=Options(ack=not args.no_ack, concurrency=args.connect_concurrency),
+            )
+            print(f"Connecting {len(logins)} sockets through nginx...", flush=True)
+            stats = gen.start(timeout=args.connect_timeout)
+            time.sleep(3)  # let the last handshakes' groups settle
+            self.note_load("connect")
+            per = {d.name: established_on(d.port) for d in daphnes}
+            after = {d.name: rss_kb(d.pid) for d in daphnes}
+            self.figures.update(
+                connected=stats["connected"],
+                failed=stats["failed"],
+                connect_s=stats["connect_s"],
+                errors=stats["errors"],
+                per_daphne={
+                    d.name: {
+                        "sockets": per[d.name],
+                        "rss_before_mb": before[d.name] / 1024,
+                        "rss_after_mb": after[d.name] / 1024,
+                        "kb_per_socket": (after[d.name] - before[d.name]) / max(1, per[d.name]),
+                    }
+                    for d in daphnes
+                },
+                nginx_kb_per_socket=(tree_rss_kb(proxy.service.pid) - nginx_before)
+                / max(1, stats["connected"]),
+                loadgen_mb=sum(rss_kb(p) for p in gen.pids()) / 1024,
+            )
+            print(
+                f"  {stats['connected']} connected in {stats['connect_s']:.1f} s "
+                f"({stats['failed']} failed{': ' + stats['errors'][0] if stats['errors'] else ''})"
+                f"; per daphne {per}; load {load()}",
+                flush=True,
+            )
+            self.wave1(api, gen)
+            self.wide(api, gen, daphnes, city)
+            if not args.no_storm:
+                self.storm(api, direct, gen, proxy)
+            self.figures["push_failures"] = sum(
+                d.log().count("channel layer push failed") for d in daphnes
+            )
+            self.figures["tracebacks"] = sum(d.log().count("Traceback") for d in daphnes)
+        finally:
+            if gen is not None:
+                gen.stop()
+            system.stop()
+
+    # --- the figures ------------------------------------------------------------------------
+
+    def _post(self, api: Http, kind: str, lat: float, lon: float, timeout: float = 60):
+        started = time.monotonic()
+        r = api.post("/api/v1/incidents/", {"kind": kind, "lat": lat, "lon": lon}, timeout=timeout)
+        if r.status != 201:
+            raise ServiceError(f"POST {kind} incident -> {r.status}: {r.body[:300]!r}")
+        body = r.json()
+        targets = {m for c in body["candidates"] for m in self.members_by_unit.get(c["unit"], [])}
+        return body["incident"]["id"], started, r.elapsed_s, targets
+
+    def spots(self, n: int) -> list[tuple[float, float]]:
+        units = list({c["unit_id"]: c for c in self.logins}.values())
+        step = max(1, len(units) // n)
+        return [(u["unit_lat"], u["unit_lon"]) for u in units[::step][:n]]
+
+    def wave1(self, api: Http, gen: LoadGen) -> None:
+        args = self.args
+        posts = []
+        for i, (lat, lon) in enumerate(self.spots(args.incidents + args.warmup)):
+            post = self._post(api, "fight", lat, lon)
+            if i >= args.warmup and post[3]:
+                posts.append(post)
+            time.sleep(args.spacing)
+        time.sleep(1.5)
+        waves = Waves()
+        waves.score(posts, gen.collect())
+        self.note_load("wave1")
+        self.figures["wave1"] = waves
+        print(
+            f"  wave 1: POST -> last frame p50 {pct(waves.last_ms, 50):.1f} ms, "
+            f"p99 {pct(waves.last_ms, 99):.1f} ms, {waves.delivered}/{waves.targets} delivered;"
+            f" load {load()}",
+            flush=True,
+        )
+
+    def wide(self, api: Http, gen: LoadGen, daphnes: list[Service], city: City) -> None:
+        args = self.args
+        lat, lon = self.spots(1)[0]
+        profilers = []
+        if args.profile:
+            for d in daphnes:
+                out = city.root / f"pyspy-{d.name}.svg"
+                self.profiles.append(out)
+                profilers.append(
+                    subprocess.Popen(
+                        [
+                            shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
+                            *("record", "--pid", str(d.pid), "--rate", "200"),
+                            *("--output", str(out), "--nonblocking"),
+                        ],
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                )
+            time.sleep(1)
+        posts = []
+        for _ in range(args.wide):
+            posts.append(self._post(api, "crowd", lat, lon, timeout=120))
+            time.sleep(args.wide_spacing)
+        time.sleep(2)
+        for p in profilers:
+            p.send_signal(2)  # SIGINT: py-spy writes its flame graph
+        for p in profilers:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=30)
+        waves = Waves()
+        waves.score(posts, gen.collect())
+        self.note_load("wide")
+        self.figures["wide"] = waves
+        print(
+            f"  city-wide: {int(waves.targets / max(1, len(posts)))} targets, POST -> last frame "
+            f"p50 {pct(waves.last_ms, 50):.0f} ms, max {pct(waves.last_ms, 100):.0f} ms, "
+            f"{waves.delivered}/{waves.targets} delivered; load {load()}",
+            flush=True,
+        )
+
+    def storm(self, api: Http, direct: Http, gen: LoadGen, proxy) -> None:
+        """nginx restarts: every socket drops and comes back, resuming."""
+        args = self.args
+        spots = self.spots(40)
+        gen.forget_drops()
+        gen.collect()
+        posts = []
+        stopped_at = time.monotonic()
+        proxy.stop()
+        # Alerts while the proxy is down: raised straight at a daphne (another
+        # proxy, the 110 integration); no phone can hear them live.
+        for lat, lon in spots[:5]:
+            posts.append(self._post(direct, "fight", lat, lon))
+        time.sleep(args.storm_down)
+        proxy.start(port=proxy.port)
+        back_at = time.monotonic()
+        # And while the phones are reconnecting: wave 1s and one city-wide alert.
+        for lat, lon in spots[5:10]:
+            posts.append(self._post(api, "fight", lat, lon))
+            time.sleep(0.2)
+        posts.append(self._post(api, "crowd", *spots[10], timeout=120))
+        deadline = time.monotonic() + args.storm_timeout
+        status = gen.status()
+        while time.monotonic() < deadline:
+            status = gen.status()
+            if status["resumed"] >= status["dropped"] and status["dropped"] > 0:
+                break
+            time.sleep(0.5)
+        all_resumed = status["resumed"] >= status["dropped"] > 0
+        # Redelivery of anything still unacked, then count.
+        time.sleep(max(5.0, 2 * args.heartbeat))
+        records = gen.collect()
+        seen: dict[tuple[int, int], set[int]] = {}
+        copies = 0
+        for incident_id, member_id, event_id, _at, _replay, copy in records:
+            if copy:
+                copies += 1
+                continue
+            seen.setdefault((incident_id, member_id), set()).add(event_id)
+        targets = [(i, m) for i, _s, _p, ts in posts for m in ts]
+        lost = sum(1 for key in targets if key not in seen)
+        twice = sum(1 for key in targets if len(seen.get(key, ())) > 1)
+        self.note_load("storm")
+        self.figures["storm"] = {
+            "dropped": status["dropped"],
+            "resumed": status["resumed"],
+            "all_resumed": all_resumed,
+            "resume_s": (status["last_resumed"] - back_at) if status["last_resumed"] else None,
+            "down_s": back_at - stopped_at,
+            "targets": len(targets),
+            "lost": lost,
+            "rung_twice": twice,
+            "copies": copies,
+            "alerts": len(posts),
+        }
+        print(
+            f"  storm: {status['resumed']}/{status['dropped']} resumed, "
+            f"{self.figures['storm']['resume_s'] or float('nan'):.1f} s after nginx was back; "
+            f"{lost} lost, {twice} rung twice, {copies} copies dropped of {len(targets)} "
+            f"alert deliveries; load {load()}",
+            flush=True,
+        )
+
+    # --- the report ----------------------------------------------------------------------
+
+    def table(self) -> str:
+        f, a = self.figures, self.args
+        loads = f["loads"]
+        rows = [
+            "| figure | goal | result | result / goal | load avg (1/5/15 min) |",
+            "|---|---|---|---|---|",
+        ]
+
+        def row(name, goal, result, ratio, when):
+            rows.append(f"| {name} | {goal} | {result} | {ratio} | {loads.get(when, '-')} |")
+
+        row(
+            "member sockets connected through nginx",
+            f"{GOALS['sockets']:,}",
+            f"{f['connected']:,} of {a.sockets:,} in {f['connect_s']:.0f} s",
+            f"{f['connected'] / GOALS['sockets']:.2f}",
+            "connect",
+        )
+        for name, d in f["per_daphne"].items():
+            row(
+                f"memory per socket, {name} ({d['sockets']:,} sockets, RSS "
+                f"{d['rss_before_mb']:.0f} -> {d['rss_after_mb']:.0f} MB)",
+                f"<= {GOALS['kb_per_socket']:.0f} KB",
+                f"{d['kb_per_socket']:.1f} KB",
+                f"{d['kb_per_socket'] / GOALS['kb_per_socket']:.2f}",
+                "connect",
+            )
+        w = f["wave1"]
+        p50, p99 = pct(w.last_ms, 50), pct(w.last_ms, 99)
+        row(
+            f"wave 1, POST -> last frame p50 ({len(w.last_ms)} incidents, "
+            f"{w.targets / max(1, len(w.last_ms)):.0f} sockets each)",
+            f"<= {GOALS['wave1_p50_ms']:.0f} ms",
+            f"{p50:.1f} ms",
+            f"{p50 / GOALS['wave1_p50_ms']:.2f}",
+            "wave1",
+        )
+        row(
+            "wave 1, POST -> last frame p99",
+            f"<= {GOALS['wave1_p99_ms']:.0f} ms",
+            f"{p99:.1f} ms",
+            f"{p99 / GOALS['wave1_p99_ms']:.2f}",
+            "wave1",
+        )
+        w = f["wide"]
+        n = max(1, len(w.post_ms))
+        wp50, wmax = pct(w.last_ms, 50), pct(w.last_ms, 100)
+        row(
+            f"city-wide alert, POST -> last frame p50 / max ({n} alerts, "
+            f"{w.targets // n:,} sockets each; POST alone p50 {pct(w.post_ms, 50):.0f} ms, "
+            f"first -> last frame p50 {pct(w.spread_ms, 50):.0f} ms)",
+            f"<= {GOALS['wide_ms']:.0f} ms",
+            f"{wp50:.0f} / {wmax:.0f} ms",
+            f"{wp50 / GOALS['wide_ms']:.2f} / {wmax / GOALS['wide_ms']:.2f}",
+            "wide",
+        )
+        share = w.delivered / max(1, w.targets)
+        row(
+            "city-wide alert, delivered",
+            "100%",
+            f"{share:.2%} ({w.delivered:,} of {w.targets:,})",
+            f"{share:.4f}",
+            "wide",
+        )
+        s = f.get("storm")
+        if s:
+            resume = f"{s['resume_s']:.1f} s" if s["resume_s"] is not None else "-"
+            row(
+                f"reconnect storm: nginx restarted ({s['down_s']:.1f} s down), "
+                f"time until every phone resumed",
+                "report",
+                f"{resume} ({s['resumed']:,} of {s['dropped']:,} resumed)",
+                "-",
+                "storm",
+            )
+            row(
+                f"reconnect storm: alerts lost / rung twice ({s['alerts']} alerts, "
+                f"{s['targets']:,} deliveries; {s['copies']:,} copies of known ids dropped)",
+                "0 / 0",
+                f"{s['lost']} / {s['rung_twice']}",
+                "-",
+                "storm",
+            )
+        rows.append("")
+        rows.append(
+            f"nginx: {f['nginx_kb_per_socket']:.1f} KB per socket; load generator "
+            f"({a.loadgens} processes): {f['loadgen_mb']:.0f} MB. "
+            f"Group sends failed in daphne: {f['push_failures']}; tracebacks in daphne logs: "
+            f"{f['tracebacks']}."
+        )
+        return "\n".join(rows)
+
+
+def write_doc(args, section: str) -> None:
+    label = f"city:{args.daphnes}x{args.sockets}"
+    start, end = f"<!-- {label}:start -->", f"<!-- {label}:end -->"
+    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    block = f"{start}\n{section.strip()}\n{end}"
+    if start in text and end in text:
+        before, rest = text.split(start, 1)
+        text = before + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip() + "\n\n" + block + "\n"
+    DOC.write_text(text)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--sockets", type=int, default=10_000)
+    parser.add_argument("--units", type=int, default=0, help="default: sockets / 9.5")
+    parser.add_argument("--daphnes", type=int, default=2)
+    parser.add_argument("--loadgens", type=int, default=2, help="load generator processes")
+    parser.add_argument("--incidents", type=int, default=50)
+    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--spacing", type=float, default=0.2)
+    parser.add_argument("--wide", type=int, default=3, help="city-wide alerts")
+    parser.add_argument("--wide-spacing", type=float, default=4.0)
+    parser.add_argument("--heartbeat", type=float, default=20.0, help="WS_HEARTBEAT_S")
+    # Handshakes in flight per load generator process. More than daphne answers
+    # within its handshake timeout only turns into resets and retries.
+    parser.add_argument("--connect-concurrency", type=int, default=50)
+    parser.add_argument("--connect-timeout", type=float, default=1800.0)
+    parser.add_argument("--no-ack", action="store_true", help="phones do not ack alerts")
+    parser.add_argument("--no-storm", action="store_true")
+    parser.add_argument("--storm-down", type=float, default=1.0, help="seconds nginx is down")
+    parser.add_argument("--storm-timeout", type=float, default=180.0)
+    parser.add_argument("--profile", action="store_true", help="py-spy the city-wide waves")
+    parser.add_argument("--no-write", action="store_true")
+    parser.add_argument("--keep", action="store_true")
+    args, _unknown = parser.parse_known_args()
+    args.units = args.units or int(args.sockets / 9.5) + 10
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (65536, max(hard, 65536)))
+
+    began = time.monotonic()
+    root = Path(tempfile.mkdtemp(prefix="city-"))
+    city = None
+    run = Run(args)
+    try:
+        print(f"Seeding {args.units} units, everyone on duty, {args.sockets} sessions...")
+        city = City.create(
+            root,
+            outer_database_url=os.environ.get("DATABASE_URL"),
+            units=args.units,
+            extra_env={"ESCALATION_POLICIES": json.dumps(BENCH_POLICIES)},
+        )
+        logins = city.run_setup("bench-city-duty", timeout=600, count=args.sockets)
+        if len(logins) < args.sockets:
+            print(f"  only {len(logins)} members: raise --units", flush=True)
+            args.sockets = len(logins)
+        run.logins = logins
+        print(f"  seeded in {time.monotonic() - began:.0f} s", flush=True)
+        run.run(city, logins)
+    except ServiceError as exc:
+        print(f"FAILED: {exc}", file=sys.stderr)
+        sys.exit(1)
+    finally:
+        if city is not None:
+            city.close()
+        if args.keep or args.profile:
+            print(f"Logs kept in {root}")
+        else:
+            shutil.rmtree(root, ignore_errors=True)
+
+    table = run.table()
+    print()
+    print(table)
+    print(f"\n(total {time.monotonic() - began:.0f} s)")
+    city_engine = (
+        "PostgreSQL 15" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "SQLite"
+    )
+    if not args.no_write:
+        write_doc(
+            args,
+            f"## The whole city on duty: {args.sockets:,} member sockets, {args.daphnes} daphne "
+            "behind nginx (`bench/city.py`)\n\n"
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {machine()}; load average "
+            "beside each figure (the machine is shared: figures are noisy). Loopback; "
+            f"{city_engine}"
+            f" + embedded redis-server (pub/sub layer) + {args.daphnes} daphne behind nginx "
+            "(deploy/nginx.conf.template) + a Celery worker + beat; every member of a "
+            f"{args.units}-unit city on duty; {args.sockets:,} member websockets held by "
+            f"bench/loadgen.py in {args.loadgens} processes, acking every alert"
+            f"{' (no acks)' if args.no_ack else ''}; heartbeat every {args.heartbeat:.0f} s.\n\n"
+            f"{table}\n\n"
+            f"Reproduce: `.venv/bin/python bench/city.py --sockets {args.sockets} "
+            f"--daphnes {args.daphnes}`.\n",
+        )
+        print(f"Wrote {DOC.relative_to(ROOT)}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,308 @@
+"""A load generator of member phones: thousands of ``/ws/member/`` sockets per process.
+
+Each phone is an asyncio task on a lean client (``websockets``, no compression,
+no client pings: the server's heartbeat is answered with ``pong``). It acts as
+the member page does where it matters for delivery:
+
+- stamps every ``incident.alert`` on arrival (CLOCK_MONOTONIC, shared by all
+  processes on Linux) and acks it (the delivery receipt);
+- drops a copy of an event id it already has (the server re-sends unacked alerts
+  and replays around the cursor), counting the copy;
+- when its socket drops, reconnects with jittered back-off and sends ``resume``
+  with the last event id it saw, and stamps the ``resumed`` reply.
+
+``LoadGen`` runs several such processes (one per CPU is plenty: a process holds
+10,000 sockets in ~0.5 GB) and merges what they report. Used by bench/city.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import multiprocessing as mp
+import random
+import resource
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+# (incident id, member id, event id, arrival, replayed, copy of an id it had)
+Record = tuple[int, int, int, float, bool, bool]
+
+
+@dataclass
+class Options:
+    ack: bool = True
+    concurrency: int = 200  # handshakes in flight per process
+    open_timeout: float = 60.0
+    reconnect_jitter_s: float = 1.0  # first retry after uniform(0, jitter)
+    reconnect_max_s: float = 5.0
+
+
+@dataclass
+class Phone:
+    sessionid: str
+    member_id: int
+    seen: set[int] = field(default_factory=set)  # event ids the page has
+    last_event_id: int = 0
+    connected: bool = False
+    dropped_at: float | None = None
+    resumed_at: float | None = None
+    reconnects: int = 0
+
+
+def _raise_nofile() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 65536
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), max(hard, want)))
+        return
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def child(conn, ws_url: str, origin: str, clients: list[dict], options: Options) -> None:
+    """Process entry: hold ``clients``' sockets; answer the parent's commands."""
+    _raise_nofile()
+    asyncio.run(_child(conn, ws_url, origin, clients, options))
+
+
+async def _child(conn, ws_url: str, origin: str, clients: list[dict], options: Options) -> None:
+    from websockets.asyncio.client import connect
+    from websockets.exceptions import ConnectionClosed
+
+    loop = asyncio.get_running_loop()
+    gate = asyncio.Semaphore(options.concurrency)
+    records: list[Record] = []
+    stats: dict[str, Any] = {"failed": 0, "errors": [], "rung_twice": 0}
+    phones = [Phone(sessionid=c["sessionid"], member_id=c["member_id"]) for c in clients]
+    stopping = False
+    first_round = asyncio.Event()
+    tried = 0
+
+    async def open_socket(phone: Phone):
+        async with gate:
+            ws = await connect(
+                ws_url,
+                origin=origin,
+                additional_headers={"Cookie": f"sessionid={phone.sessionid}"},
+                proxy=None,
+                compression=None,
+                open_timeout=options.open_timeout,
+                ping_interval=None,
+                max_queue=None,
+            )
+            try:
+                hello = json.loads(await asyncio.wait_for(ws.recv(), options.open_timeout))
+            except BaseException:
+                await ws.close()
+                raise
+        if hello.get("type") != "hello":
+            await ws.close()
+            raise RuntimeError(f"no hello: {str(hello)[:120]}")
+        return ws
+
+    def note_error(exc: BaseException) -> None:
+        if len(stats["errors"]) < 5:
+            stats["errors"].append(repr(exc)[:200])
+
+    async def read(phone: Phone, ws) -> None:
+        async for raw in ws:
+            at = time.monotonic()
+            if '"ping"' in raw[:40]:
+                await ws.send('{"type":"pong","id":null}')
+                continue
+            frame = json.loads(raw)
+            kind = frame.get("type")
+            if kind == "resumed":
+                phone.resumed_at = at
+                phone.last_event_id = max(phone.last_event_id, frame.get("last_event_id") or 0)
+                continue
+            event_id = frame.get("id")
+            if not kind or not kind.startswith("incident.") or not isinstance(event_id, int):
+                continue
+            copy = event_id in phone.seen
+            phone.seen.add(event_id)
+            phone.last_event_id = max(phone.last_event_id, event_id)
+            if kind == "incident.alert":
+                records.append(
+                    (
+                        frame["incident"]["id"],
+                        phone.member_id,
+                        event_id,
+                        at,
+                        bool(frame.get("replay")),
+                        copy,
+                    )
+                )
+                if options.ack:
+                    await ws.send(
+                        json.dumps(
+                            {"type": "ack", "id": None, "incident_id": frame["incident"]["id"]}
+                        )
+                    )
+
+    async def run_phone(phone: Phone) -> None:
+        nonlocal tried
+        ws = None
+        try:
+            ws = await open_socket(phone)
+            phone.connected = True
+        except Exception as exc:  # noqa: BLE001 - counted and reported, the run goes on
+            stats["failed"] += 1
+            note_error(exc)
+        finally:
+            tried += 1
+            if tried == len(phones):
+                first_round.set()
+        if ws is None:
+            return
+        while True:
+            try:
+                await read(phone, ws)
+            except ConnectionClosed:
+                pass
+            except Exception as exc:  # noqa: BLE001 - a socket dropped mid-run: counted
+                note_error(exc)
+            phone.connected = False
+            if stopping:
+                return
+            phone.dropped_at = time.monotonic()
+            phone.resumed_at = None
+            # Reconnect as the page does: jittered, growing back-off, then resume.
+            delay = random.uniform(0, options.reconnect_jitter_s)  # noqa: S311
+            while True:
+                await asyncio.sleep(delay)
+                try:
+                    ws = await open_socket(phone)
+                    break
+                except Exception:  # noqa: BLE001 - the proxy is down: try again
+                    delay = min(options.reconnect_max_s, max(0.2, delay * 2))
+            phone.connected = True
+            phone.reconnects += 1
+            await ws.send(
+                json.dumps({"type": "resume", "id": None, "last_event_id": phone.last_event_id})
+            )
+
+    started = time.monotonic()
+    tasks = [asyncio.create_task(run_phone(p)) for p in phones]
+    await first_round.wait()
+    stats["connect_s"] = time.monotonic() - started
+    conn.send(("ready", {**stats, "connected": sum(p.connected for p in phones)}))
+    while True:
+        command = await loop.run_in_executor(None, conn.recv)
+        if command == "collect":
+            conn.send(("records", list(records)))
+            records.clear()
+        elif command == "status":
+            conn.send(
+                (
+                    "status",
+                    {
+                        "connected": sum(p.connected for p in phones),
+                        "dropped": sum(p.dropped_at is not None for p in phones),
+                        "resumed": sum(p.resumed_at is not None for p in phones),
+                        "last_resumed": max(
+                            (p.resumed_at for p in phones if p.resumed_at), default=None
+                        ),
+                        "first_dropped": min(
+                            (p.dropped_at for p in phones if p.dropped_at), default=None
+                        ),
+                        "reconnects": sum(p.reconnects for p in phones),
+                        "errors": stats["errors"],
+                    },
+                )
+            )
+        elif command == "forget_drops":
+            for p in phones:
+                p.dropped_at = p.resumed_at = None
+            conn.send(("ok", None))
+        else:
+            break
+    stopping = True
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    conn.send(("stopped", None))
+
+
+class LoadGen:
+    """Several load-generator processes holding ``clients``' sockets between them."""
+
+    def __init__(
+        self,
+        ws_url: str,
+        origin: str,
+        clients: list[dict],
+        *,
+        processes: int = 2,
+        options: Options | None = None,
+    ) -> None:
+        self.options = options or Options()
+        ctx = mp.get_context("spawn")
+        self.pipes = []
+        self.procs = []
+        for i in range(processes):
+            parent, kid = ctx.Pipe()
+            proc = ctx.Process(
+                target=child,
+                args=(kid, ws_url, origin, clients[i::processes], self.options),
+                daemon=True,
+                name=f"loadgen-{i}",
+            )
+            self.pipes.append(parent)
+            self.procs.append(proc)
+
+    def start(self, timeout: float = 600) -> dict[str, Any]:
+        for proc in self.procs:
+            proc.start()
+        merged: dict[str, Any] = {"connected": 0, "failed": 0, "errors": [], "connect_s": 0.0}
+        for pipe in self.pipes:
+            if not pipe.poll(timeout):
+                raise RuntimeError(f"load generator did not finish connecting in {timeout:.0f} s")
+            _, stats = pipe.recv()
+            merged["connected"] += stats["connected"]
+            merged["failed"] += stats["failed"]
+            merged["errors"] += stats["errors"]
+            merged["connect_s"] = max(merged["connect_s"], stats["connect_s"])
+        return merged
+
+    def _ask(self, command: str) -> list[Any]:
+        for pipe in self.pipes:
+            pipe.send(command)
+        return [pipe.recv()[1] for pipe in self.pipes]
+
+    def collect(self) -> list[Record]:
+        return [r for part in self._ask("collect") for r in part]
+
+    def status(self) -> dict[str, Any]:
+        parts = self._ask("status")
+        out: dict[str, Any] = {
+            k: sum(p[k] for p in parts) for k in ("connected", "dropped", "resumed", "reconnects")
+        }
+        resumed = [p["last_resumed"] for p in parts if p["last_resumed"] is not None]
+        dropped = [p["first_dropped"] for p in parts if p["first_dropped"] is not None]
+        out["last_resumed"] = max(resumed, default=None)
+        out["first_dropped"] = min(dropped, default=None)
+        out["errors"] = [e for p in parts for e in p["errors"]]
+        return out
+
+    def forget_drops(self) -> None:
+        self._ask("forget_drops")
+
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs if p.pid]
+
+    def stop(self) -> None:
+        for pipe in self.pipes:
+            with contextlib.suppress(Exception):
+                pipe.send("stop")
+        for pipe in self.pipes:
+            with contextlib.suppress(Exception):
+                if pipe.poll(20):
+                    pipe.recv()
+        for proc in self.procs:
+            proc.join(timeout=10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join(timeout=5)

@@ -1,0 +1,68 @@
+"""The member sockets' heartbeat checks every socket of a process at once
+(``selectors.members_heartbeat``): its queries do not grow with the sockets, and
+it still tells each socket apart (its member, its login, its own session)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from django.contrib.sessions.backends.db import SessionStore
+from django.contrib.sessions.models import Session
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from dispatch import selectors
+from tests.dispatch.factories import LoginMemberFactory
+from tests.factories import UnitFactory
+from units.models import Member
+
+pytestmark = pytest.mark.django_db
+
+
+def _sockets(n: int) -> list[tuple[int, str]]:
+    unit = UnitFactory()
+    out = []
+    for _ in range(n):
+        member = LoginMemberFactory(unit=unit, on_duty=True)
+        session = SessionStore()
+        session["_auth_user_id"] = str(member.user_id)
+        session.create()
+        out.append((member.pk, session.session_key))
+    return out
+
+
+def _queries(sockets) -> int:
+    with CaptureQueriesContext(connection) as captured:
+        selectors.members_heartbeat(sockets=sockets, unacked_sent_before=timezone.now())
+    return len(captured)
+
+
+def test_the_heartbeat_of_many_sockets_takes_as_many_queries_as_one():
+    one = _queries(_sockets(1))
+    many = _queries(_sockets(60))
+    assert many == one <= 3
+
+
+def test_the_heartbeat_tells_apart_each_socket_of_one_member():
+    (member_id, key), (other_id, other_key) = _sockets(2)
+    # The member signed out on one phone (its session gone); the other member's
+    # login was deactivated.
+    Session.objects.filter(session_key=key).update(
+        expire_date=timezone.now() - dt.timedelta(seconds=1)
+    )
+    second_key = SessionStore()
+    second_key["_auth_user_id"] = "x"
+    second_key.create()
+    user = Member.objects.get(pk=other_id).user
+    user.is_active = False
+    user.save()
+
+    allowed, live_keys, frames = selectors.members_heartbeat(
+        sockets=[(member_id, key), (member_id, second_key.session_key), (other_id, other_key)],
+        unacked_sent_before=timezone.now(),
+    )
+    assert allowed == {member_id}
+    assert key not in live_keys and second_key.session_key in live_keys
+    assert frames == {}
