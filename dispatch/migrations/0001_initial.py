@@ -6,201 +6,520 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('units', '0001_initial'),
+        ("units", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Incident',
+            name="Incident",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('kind', models.CharField(choices=[('knife', '持刀/暴力'), ('fight', '打架斗殴'), ('fire', '火情'), ('medical', '急病救助'), ('theft', '盗抢'), ('crowd', '人群聚集'), ('other', '其他')], max_length=16, verbose_name='类型')),
-                ('severity', models.PositiveSmallIntegerField(choices=[(1, '一般'), (2, '较大'), (3, '重大'), (4, '特别重大')], default=2, verbose_name='等级')),
-                ('lat', models.FloatField(verbose_name='纬度')),
-                ('lon', models.FloatField(verbose_name='经度')),
-                ('address', models.CharField(blank=True, max_length=255, verbose_name='地址')),
-                ('description', models.TextField(blank=True, max_length=2000, verbose_name='描述')),
-                ('source', models.CharField(choices=[('cad', '110/接处警系统'), ('console', '指挥台'), ('member', '队员一键报警'), ('drill', '拉动测试')], max_length=16, verbose_name='来源')),
-                ('external_id', models.CharField(blank=True, max_length=64, null=True, verbose_name='外部编号')),
-                ('status', models.CharField(choices=[('open', '处置中'), ('closed', '已处置'), ('cancelled', '已撤销')], default='open', max_length=16, verbose_name='状态')),
-                ('is_drill', models.BooleanField(default=False, verbose_name='演练')),
-                ('policy', models.JSONField(verbose_name='升级策略')),
-                ('discovered_at', models.DateTimeField(verbose_name='第一时间发现')),
-                ('responded_at', models.DateTimeField(blank=True, null=True, verbose_name='第一时间响应')),
-                ('controlled_at', models.DateTimeField(blank=True, null=True, verbose_name='第一时间管控')),
-                ('handled_at', models.DateTimeField(blank=True, null=True, verbose_name='第一时间处置')),
-                ('received_at', models.DateTimeField(auto_now_add=True, verbose_name='接报时间')),
-                ('flagged', models.BooleanField(default=False, verbose_name='超时标记')),
-                ('last_seq', models.PositiveIntegerField(default=0, editable=False)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='录入人')),
-                ('region', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='incidents', to='units.region', verbose_name='所属街镇')),
-                ('reported_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='reported_incidents', to='units.member', verbose_name='报警队员')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("knife", "持刀/暴力"),
+                            ("fight", "打架斗殴"),
+                            ("fire", "火情"),
+                            ("medical", "急病救助"),
+                            ("theft", "盗抢"),
+                            ("crowd", "人群聚集"),
+                            ("other", "其他"),
+                        ],
+                        max_length=16,
+                        verbose_name="类型",
+                    ),
+                ),
+                (
+                    "severity",
+                    models.PositiveSmallIntegerField(
+                        choices=[(1, "一般"), (2, "较大"), (3, "重大"), (4, "特别重大")],
+                        default=2,
+                        verbose_name="等级",
+                    ),
+                ),
+                ("lat", models.FloatField(verbose_name="纬度")),
+                ("lon", models.FloatField(verbose_name="经度")),
+                ("address", models.CharField(blank=True, max_length=255, verbose_name="地址")),
+                ("description", models.TextField(blank=True, max_length=2000, verbose_name="描述")),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("cad", "110/接处警系统"),
+                            ("console", "指挥台"),
+                            ("member", "队员一键报警"),
+                            ("drill", "拉动测试"),
+                        ],
+                        max_length=16,
+                        verbose_name="来源",
+                    ),
+                ),
+                (
+                    "external_id",
+                    models.CharField(blank=True, max_length=64, null=True, verbose_name="外部编号"),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("open", "处置中"), ("closed", "已处置"), ("cancelled", "已撤销")],
+                        default="open",
+                        max_length=16,
+                        verbose_name="状态",
+                    ),
+                ),
+                ("is_drill", models.BooleanField(default=False, verbose_name="演练")),
+                ("policy", models.JSONField(verbose_name="升级策略")),
+                ("discovered_at", models.DateTimeField(verbose_name="第一时间发现")),
+                (
+                    "responded_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="第一时间响应"),
+                ),
+                (
+                    "controlled_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="第一时间管控"),
+                ),
+                (
+                    "handled_at",
+                    models.DateTimeField(blank=True, null=True, verbose_name="第一时间处置"),
+                ),
+                ("received_at", models.DateTimeField(auto_now_add=True, verbose_name="接报时间")),
+                ("flagged", models.BooleanField(default=False, verbose_name="超时标记")),
+                ("last_seq", models.PositiveIntegerField(default=0, editable=False)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="录入人",
+                    ),
+                ),
+                (
+                    "region",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="incidents",
+                        to="units.region",
+                        verbose_name="所属街镇",
+                    ),
+                ),
+                (
+                    "reported_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="reported_incidents",
+                        to="units.member",
+                        verbose_name="报警队员",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': '警情',
-                'verbose_name_plural': '警情',
-                'ordering': ['-received_at'],
+                "verbose_name": "警情",
+                "verbose_name_plural": "警情",
+                "ordering": ["-received_at"],
             },
         ),
         migrations.CreateModel(
-            name='Deadline',
+            name="Deadline",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('tier', models.CharField(max_length=32, verbose_name='层级')),
-                ('due_at', models.DateTimeField(verbose_name='到期')),
-                ('fired_at', models.DateTimeField(blank=True, null=True, verbose_name='已触发')),
-                ('outcome', models.CharField(blank=True, max_length=32, verbose_name='结果')),
-                ('incident', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deadlines', to='dispatch.incident')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("tier", models.CharField(max_length=32, verbose_name="层级")),
+                ("due_at", models.DateTimeField(verbose_name="到期")),
+                ("fired_at", models.DateTimeField(blank=True, null=True, verbose_name="已触发")),
+                ("outcome", models.CharField(blank=True, max_length=32, verbose_name="结果")),
+                (
+                    "incident",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deadlines",
+                        to="dispatch.incident",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': '时限',
-                'verbose_name_plural': '时限',
+                "verbose_name": "时限",
+                "verbose_name_plural": "时限",
             },
         ),
         migrations.CreateModel(
-            name='IncidentEvent',
+            name="IncidentEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('seq', models.PositiveIntegerField(verbose_name='序号')),
-                ('type', models.CharField(choices=[('created', '接报'), ('alerted', '推送'), ('delivered', '送达'), ('seen', '已读'), ('accepted', '接受'), ('declined', '拒绝'), ('on_site', '到场管控'), ('handled', '处置完毕'), ('escalated', '升级'), ('no_units', '范围内无可用单元'), ('stood_down', '解除待命'), ('flagged', '超时预警'), ('closed', '结案')], max_length=16, verbose_name='事件')),
-                ('data', models.JSONField(blank=True, default=dict, verbose_name='内容')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='时间')),
-                ('incident', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='dispatch.incident', verbose_name='警情')),
-                ('member', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='units.member', verbose_name='队员')),
-                ('unit', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='units.unit', verbose_name='单元')),
-                ('user', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='操作人')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("seq", models.PositiveIntegerField(verbose_name="序号")),
+                (
+                    "type",
+                    models.CharField(
+                        choices=[
+                            ("created", "接报"),
+                            ("alerted", "推送"),
+                            ("delivered", "送达"),
+                            ("seen", "已读"),
+                            ("accepted", "接受"),
+                            ("declined", "拒绝"),
+                            ("on_site", "到场管控"),
+                            ("handled", "处置完毕"),
+                            ("escalated", "升级"),
+                            ("no_units", "范围内无可用单元"),
+                            ("stood_down", "解除待命"),
+                            ("flagged", "超时预警"),
+                            ("closed", "结案"),
+                        ],
+                        max_length=16,
+                        verbose_name="事件",
+                    ),
+                ),
+                ("data", models.JSONField(blank=True, default=dict, verbose_name="内容")),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="时间"),
+                ),
+                (
+                    "incident",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="dispatch.incident",
+                        verbose_name="警情",
+                    ),
+                ),
+                (
+                    "member",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="units.member",
+                        verbose_name="队员",
+                    ),
+                ),
+                (
+                    "unit",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="units.unit",
+                        verbose_name="单元",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                        verbose_name="操作人",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': '警情事件',
-                'verbose_name_plural': '警情事件',
-                'ordering': ['incident_id', 'seq'],
+                "verbose_name": "警情事件",
+                "verbose_name_plural": "警情事件",
+                "ordering": ["incident_id", "seq"],
             },
         ),
         migrations.CreateModel(
-            name='MemberLocation',
+            name="MemberLocation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('lat', models.FloatField()),
-                ('lon', models.FloatField()),
-                ('accuracy_m', models.FloatField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('incident', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='locations', to='dispatch.incident')),
-                ('member', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='locations', to='units.member')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("lat", models.FloatField()),
+                ("lon", models.FloatField()),
+                ("accuracy_m", models.FloatField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "incident",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="locations",
+                        to="dispatch.incident",
+                    ),
+                ),
+                (
+                    "member",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="locations",
+                        to="units.member",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': '队员位置',
-                'verbose_name_plural': '队员位置',
+                "verbose_name": "队员位置",
+                "verbose_name_plural": "队员位置",
             },
         ),
         migrations.CreateModel(
-            name='Wave',
+            name="Wave",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveSmallIntegerField(verbose_name='批次')),
-                ('radius_m', models.PositiveIntegerField(verbose_name='半径(米)')),
-                ('reason', models.CharField(blank=True, max_length=32, verbose_name='原因')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('incident', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='waves', to='dispatch.incident')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.PositiveSmallIntegerField(verbose_name="批次")),
+                ("radius_m", models.PositiveIntegerField(verbose_name="半径(米)")),
+                ("reason", models.CharField(blank=True, max_length=32, verbose_name="原因")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "incident",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="waves",
+                        to="dispatch.incident",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': '推送批次',
-                'verbose_name_plural': '推送批次',
-                'ordering': ['incident_id', 'number'],
+                "verbose_name": "推送批次",
+                "verbose_name_plural": "推送批次",
+                "ordering": ["incident_id", "number"],
             },
         ),
         migrations.CreateModel(
-            name='Dispatch',
+            name="Dispatch",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('rank', models.PositiveSmallIntegerField(verbose_name='排名')),
-                ('distance_m', models.PositiveIntegerField(verbose_name='距离(米)')),
-                ('eta_s', models.PositiveIntegerField(verbose_name='预计到达(秒)')),
-                ('status', models.CharField(choices=[('alerted', '已推送'), ('accepted', '已接受'), ('declined', '已拒绝'), ('stood_down', '已解除'), ('on_site', '已到场'), ('handled', '已处置')], default='alerted', max_length=16, verbose_name='状态')),
-                ('accepted_at', models.DateTimeField(blank=True, null=True)),
-                ('on_site_at', models.DateTimeField(blank=True, null=True)),
-                ('handled_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('accepted_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='units.member')),
-                ('unit', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='dispatches', to='units.unit')),
-                ('incident', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='dispatches', to='dispatch.incident')),
-                ('wave', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='dispatches', to='dispatch.wave')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("rank", models.PositiveSmallIntegerField(verbose_name="排名")),
+                ("distance_m", models.PositiveIntegerField(verbose_name="距离(米)")),
+                ("eta_s", models.PositiveIntegerField(verbose_name="预计到达(秒)")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("alerted", "已推送"),
+                            ("accepted", "已接受"),
+                            ("declined", "已拒绝"),
+                            ("stood_down", "已解除"),
+                            ("on_site", "已到场"),
+                            ("handled", "已处置"),
+                        ],
+                        default="alerted",
+                        max_length=16,
+                        verbose_name="状态",
+                    ),
+                ),
+                ("accepted_at", models.DateTimeField(blank=True, null=True)),
+                ("on_site_at", models.DateTimeField(blank=True, null=True)),
+                ("handled_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "accepted_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="units.member",
+                    ),
+                ),
+                (
+                    "unit",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="dispatches",
+                        to="units.unit",
+                    ),
+                ),
+                (
+                    "incident",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="dispatches",
+                        to="dispatch.incident",
+                    ),
+                ),
+                (
+                    "wave",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="dispatches",
+                        to="dispatch.wave",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': '调度',
-                'verbose_name_plural': '调度',
+                "verbose_name": "调度",
+                "verbose_name_plural": "调度",
             },
         ),
         migrations.CreateModel(
-            name='Delivery',
+            name="Delivery",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('delivered_at', models.DateTimeField(blank=True, null=True)),
-                ('seen_at', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('member', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='units.member')),
-                ('dispatch', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='deliveries', to='dispatch.dispatch')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("delivered_at", models.DateTimeField(blank=True, null=True)),
+                ("seen_at", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "member",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deliveries",
+                        to="units.member",
+                    ),
+                ),
+                (
+                    "dispatch",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deliveries",
+                        to="dispatch.dispatch",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': '送达回执',
-                'verbose_name_plural': '送达回执',
-                'constraints': [models.UniqueConstraint(fields=('dispatch', 'member'), name='delivery_unique_member')],
+                "verbose_name": "送达回执",
+                "verbose_name_plural": "送达回执",
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("dispatch", "member"), name="delivery_unique_member"
+                    )
+                ],
             },
         ),
         migrations.AddIndex(
-            model_name='incident',
-            index=models.Index(fields=['status', 'received_at'], name='incident_status_received'),
+            model_name="incident",
+            index=models.Index(fields=["status", "received_at"], name="incident_status_received"),
         ),
         migrations.AddIndex(
-            model_name='incident',
-            index=models.Index(fields=['discovered_at'], name='incident_discovered'),
+            model_name="incident",
+            index=models.Index(fields=["discovered_at"], name="incident_discovered"),
         ),
         migrations.AddConstraint(
-            model_name='incident',
-            constraint=models.UniqueConstraint(condition=models.Q(('external_id__isnull', False)), fields=('external_id',), name='incident_unique_external_id'),
+            model_name="incident",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("external_id__isnull", False)),
+                fields=("external_id",),
+                name="incident_unique_external_id",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='incident',
-            constraint=models.CheckConstraint(condition=models.Q(('lat__gte', -90), ('lat__lte', 90), ('lon__gte', -180), ('lon__lte', 180)), name='incident_latlon_in_range'),
+            model_name="incident",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("lat__gte", -90), ("lat__lte", 90), ("lon__gte", -180), ("lon__lte", 180)
+                ),
+                name="incident_latlon_in_range",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='incident',
-            constraint=models.CheckConstraint(condition=models.Q(('responded_at__isnull', True), ('responded_at__gte', models.F('discovered_at')), _connector='OR'), name='incident_responded_after_discovered'),
+            model_name="incident",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("responded_at__isnull", True),
+                    ("responded_at__gte", models.F("discovered_at")),
+                    _connector="OR",
+                ),
+                name="incident_responded_after_discovered",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='incident',
-            constraint=models.CheckConstraint(condition=models.Q(('controlled_at__isnull', True), models.Q(('responded_at__isnull', False), ('controlled_at__gte', models.F('responded_at'))), _connector='OR'), name='incident_controlled_after_responded'),
+            model_name="incident",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("controlled_at__isnull", True),
+                    models.Q(
+                        ("responded_at__isnull", False),
+                        ("controlled_at__gte", models.F("responded_at")),
+                    ),
+                    _connector="OR",
+                ),
+                name="incident_controlled_after_responded",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='incident',
-            constraint=models.CheckConstraint(condition=models.Q(('handled_at__isnull', True), models.Q(('controlled_at__isnull', False), ('handled_at__gte', models.F('controlled_at'))), _connector='OR'), name='incident_handled_after_controlled'),
+            model_name="incident",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    ("handled_at__isnull", True),
+                    models.Q(
+                        ("controlled_at__isnull", False),
+                        ("handled_at__gte", models.F("controlled_at")),
+                    ),
+                    _connector="OR",
+                ),
+                name="incident_handled_after_controlled",
+            ),
         ),
         migrations.AddIndex(
-            model_name='deadline',
-            index=models.Index(condition=models.Q(('fired_at__isnull', True)), fields=['due_at'], name='deadline_pending'),
+            model_name="deadline",
+            index=models.Index(
+                condition=models.Q(("fired_at__isnull", True)),
+                fields=["due_at"],
+                name="deadline_pending",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='deadline',
-            constraint=models.UniqueConstraint(fields=('incident', 'tier'), name='deadline_unique_tier'),
+            model_name="deadline",
+            constraint=models.UniqueConstraint(
+                fields=("incident", "tier"), name="deadline_unique_tier"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='incidentevent',
-            constraint=models.UniqueConstraint(fields=('incident', 'seq'), name='event_unique_seq'),
+            model_name="incidentevent",
+            constraint=models.UniqueConstraint(fields=("incident", "seq"), name="event_unique_seq"),
         ),
         migrations.AddIndex(
-            model_name='memberlocation',
-            index=models.Index(fields=['incident', 'member', 'created_at'], name='location_trail'),
+            model_name="memberlocation",
+            index=models.Index(fields=["incident", "member", "created_at"], name="location_trail"),
         ),
         migrations.AddConstraint(
-            model_name='wave',
-            constraint=models.UniqueConstraint(fields=('incident', 'number'), name='wave_unique_number'),
+            model_name="wave",
+            constraint=models.UniqueConstraint(
+                fields=("incident", "number"), name="wave_unique_number"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='dispatch',
-            constraint=models.UniqueConstraint(fields=('incident', 'unit'), name='dispatch_unique_unit'),
+            model_name="dispatch",
+            constraint=models.UniqueConstraint(
+                fields=("incident", "unit"), name="dispatch_unique_unit"
+            ),
         ),
     ]

@@ -5,41 +5,71 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('dispatch', '0002_notificationattempt'),
-        ('units', '0002_roster_admin'),
+        ("dispatch", "0002_notificationattempt"),
+        ("units", "0002_roster_admin"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='incident',
-            name='gather_lat',
-            field=models.FloatField(blank=True, null=True, verbose_name='集结点纬度'),
+            model_name="incident",
+            name="gather_lat",
+            field=models.FloatField(blank=True, null=True, verbose_name="集结点纬度"),
         ),
         migrations.AddField(
-            model_name='incident',
-            name='gather_lon',
-            field=models.FloatField(blank=True, null=True, verbose_name='集结点经度'),
+            model_name="incident",
+            name="gather_lon",
+            field=models.FloatField(blank=True, null=True, verbose_name="集结点经度"),
         ),
         migrations.AddField(
-            model_name='incident',
-            name='gather_note',
-            field=models.CharField(blank=True, max_length=120, verbose_name='集结点说明'),
+            model_name="incident",
+            name="gather_note",
+            field=models.CharField(blank=True, max_length=120, verbose_name="集结点说明"),
         ),
         migrations.AddField(
-            model_name='incident',
-            name='gather_set_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='集结点设定时间'),
+            model_name="incident",
+            name="gather_set_at",
+            field=models.DateTimeField(blank=True, null=True, verbose_name="集结点设定时间"),
         ),
         migrations.AlterField(
-            model_name='incidentevent',
-            name='type',
-            field=models.CharField(choices=[('created', '接报'), ('alerted', '推送'), ('delivered', '送达'), ('seen', '已读'), ('accepted', '接受'), ('declined', '拒绝'), ('on_site', '到场管控'), ('handled', '处置完毕'), ('escalated', '升级'), ('no_units', '范围内无可用单元'), ('stood_down', '解除待命'), ('flagged', '超时预警'), ('gathering', '区域集结'), ('closed', '结案')], max_length=16, verbose_name='事件'),
+            model_name="incidentevent",
+            name="type",
+            field=models.CharField(
+                choices=[
+                    ("created", "接报"),
+                    ("alerted", "推送"),
+                    ("delivered", "送达"),
+                    ("seen", "已读"),
+                    ("accepted", "接受"),
+                    ("declined", "拒绝"),
+                    ("on_site", "到场管控"),
+                    ("handled", "处置完毕"),
+                    ("escalated", "升级"),
+                    ("no_units", "范围内无可用单元"),
+                    ("stood_down", "解除待命"),
+                    ("flagged", "超时预警"),
+                    ("gathering", "区域集结"),
+                    ("closed", "结案"),
+                ],
+                max_length=16,
+                verbose_name="事件",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='incident',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('gather_lat__isnull', True), ('gather_lon__isnull', True)), models.Q(('gather_lat__gte', -90), ('gather_lat__lte', 90), ('gather_lon__gte', -180), ('gather_lon__lte', 180)), _connector='OR'), name='incident_gather_point_whole'),
+            model_name="incident",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("gather_lat__isnull", True), ("gather_lon__isnull", True)),
+                    models.Q(
+                        ("gather_lat__gte", -90),
+                        ("gather_lat__lte", 90),
+                        ("gather_lon__gte", -180),
+                        ("gather_lon__lte", 180),
+                    ),
+                    _connector="OR",
+                ),
+                name="incident_gather_point_whole",
+            ),
         ),
     ]

@@ -4,45 +4,77 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('dispatch', '0002_notificationattempt'),
+        ("dispatch", "0002_notificationattempt"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='notificationattempt',
-            name='answered',
-            field=models.BooleanField(blank=True, null=True, verbose_name='已接听'),
+            model_name="notificationattempt",
+            name="answered",
+            field=models.BooleanField(blank=True, null=True, verbose_name="已接听"),
         ),
         migrations.AddField(
-            model_name='notificationattempt',
-            name='claim',
+            model_name="notificationattempt",
+            name="claim",
             field=models.CharField(blank=True, editable=False, max_length=32),
         ),
         migrations.AddField(
-            model_name='notificationattempt',
-            name='error_code',
-            field=models.CharField(blank=True, max_length=64, verbose_name='错误码'),
+            model_name="notificationattempt",
+            name="error_code",
+            field=models.CharField(blank=True, max_length=64, verbose_name="错误码"),
         ),
         migrations.AddField(
-            model_name='notificationattempt',
-            name='provider_ref',
-            field=models.CharField(blank=True, db_index=True, max_length=64, verbose_name='渠道流水号'),
+            model_name="notificationattempt",
+            name="provider_ref",
+            field=models.CharField(
+                blank=True, db_index=True, max_length=64, verbose_name="渠道流水号"
+            ),
         ),
         migrations.AddField(
-            model_name='notificationattempt',
-            name='reached_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='触达时间'),
+            model_name="notificationattempt",
+            name="reached_at",
+            field=models.DateTimeField(blank=True, null=True, verbose_name="触达时间"),
         ),
         migrations.AlterField(
-            model_name='incidentevent',
-            name='type',
-            field=models.CharField(choices=[('created', '接报'), ('alerted', '推送'), ('delivered', '送达'), ('seen', '已读'), ('accepted', '接受'), ('declined', '拒绝'), ('on_site', '到场管控'), ('handled', '处置完毕'), ('escalated', '升级'), ('no_units', '范围内无可用单元'), ('stood_down', '解除待命'), ('flagged', '超时预警'), ('closed', '结案'), ('reached', '已触达'), ('notify_retry', '渠道重试'), ('unreachable', '联系不上，需电台跟进')], max_length=16, verbose_name='事件'),
+            model_name="incidentevent",
+            name="type",
+            field=models.CharField(
+                choices=[
+                    ("created", "接报"),
+                    ("alerted", "推送"),
+                    ("delivered", "送达"),
+                    ("seen", "已读"),
+                    ("accepted", "接受"),
+                    ("declined", "拒绝"),
+                    ("on_site", "到场管控"),
+                    ("handled", "处置完毕"),
+                    ("escalated", "升级"),
+                    ("no_units", "范围内无可用单元"),
+                    ("stood_down", "解除待命"),
+                    ("flagged", "超时预警"),
+                    ("closed", "结案"),
+                    ("reached", "已触达"),
+                    ("notify_retry", "渠道重试"),
+                    ("unreachable", "联系不上，需电台跟进"),
+                ],
+                max_length=16,
+                verbose_name="事件",
+            ),
         ),
         migrations.AlterField(
-            model_name='notificationattempt',
-            name='status',
-            field=models.CharField(choices=[('sending', '发送中'), ('sent', '已发送'), ('failed', '失败'), ('skipped', '无可用渠道'), ('radio', '需电台跟进')], max_length=8, verbose_name='结果'),
+            model_name="notificationattempt",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("sending", "发送中"),
+                    ("sent", "已发送"),
+                    ("failed", "失败"),
+                    ("skipped", "无可用渠道"),
+                    ("radio", "需电台跟进"),
+                ],
+                max_length=8,
+                verbose_name="结果",
+            ),
         ),
     ]
