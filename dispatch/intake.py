@@ -18,10 +18,11 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from units.models import Region, StaffProfile
+from units.models import Region, StaffProfile, Unit
 from units.scoping import staff_profile
 
 from .models import Incident
+from .ranking import rank_units
 
 
 class IntakeRefused(Exception):
@@ -117,12 +118,15 @@ def same_report(
 ) -> bool:
     """Is this repeat of ``incident``'s ``external_id`` the same report?
 
-    Compares what the caller sent; a discovery time the caller left out is not
-    compared (it was the receipt time), and one that was clamped is compared
-    with what the caller's clock said then (``reported_discovered_at``, from the
+    Compares what the caller sent; a discovery time or an address the caller
+    left out is not compared (they were the receipt time and a placed address),
+    and a discovery time that was clamped is compared with what the caller's
+    clock said then (``reported_discovered_at``, from the
     ``created`` event).
     """
     for name, value in fields.items():
+        if name == "address" and not value:
+            continue  # left out: intake placed it (``address_default``)
         if name == "discovered_at":
             if value is not None and value not in {incident.discovered_at, reported_discovered_at}:
                 return False
@@ -133,3 +137,20 @@ def same_report(
 
 def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def address_default(*, region: Region | None, lat: float, lon: float) -> str:
+    """Where an incident reported without an address is, for people: its street
+    and the nearest unit ("天河南街道·天河城商场附近"), never raw coordinates.
+    Stored with the incident (it is data, in the city's language, like a CAD
+    address), so every page, frame and SMS shows the same words."""
+    nearest = rank_units(lat=lat, lon=lon, limit=1, require_available=False)
+    unit = (
+        Unit.objects.filter(pk=nearest[0].unit_id).values_list("name", flat=True).first()
+        if nearest
+        else None
+    )
+    street = region.name if region is not None else ""
+    if unit:
+        return f"{street}·{unit}附近" if street else f"{unit}附近"
+    return street

@@ -64,6 +64,8 @@ def incident_summary(incident: Incident) -> dict[str, Any]:
         "description": incident.description,
         "status": incident.status,
         "is_drill": incident.is_drill,
+        # A member's report: that member's phone shows its confirmation, not an alert.
+        "reported_by": incident.reported_by_id,
         "gathering": gathering(incident),
         **timestamps(incident),
     }

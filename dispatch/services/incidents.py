@@ -98,6 +98,8 @@ def incident_create(
         # Drills name their region and were scoped by their caller; intake by
         # the place. Checked before anything is written or anyone alerted.
         intake.scope_check(user=created_by, region=region)
+    if not address and not is_drill:
+        address = intake.address_default(region=region, lat=lat, lon=lon)
     if discovery.skew_s is not None and discovery.skew_s > settings.DISCOVERY_CLOCK_SKEW_S:
         log.warning("intake %s: clock %.1f s ahead, clamped", external_id, discovery.skew_s)
     if policy is None:

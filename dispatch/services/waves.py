@@ -97,10 +97,15 @@ def wave_write(
             for i, (unit_id, distance_m, eta_s) in enumerate(units)
         ]
     )
+    # A member's one-button report: the reporter is on site by definition, so
+    # colleagues and nearby units are alerted, not the reporter (no delivery:
+    # no push, SMS or call either; the frame names them for their own phone).
     on_duty = list(
         Member.objects.filter(
             unit_id__in=[unit_id for unit_id, _d, _e in units], on_duty=True, is_active=True
-        ).values_list("id", "unit_id")
+        )
+        .exclude(pk=incident.reported_by_id)
+        .values_list("id", "unit_id")
     )
     by_unit = {d.unit_id: d for d in dispatches}
     Delivery.objects.bulk_create(

@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from dispatch import payloads
 from dispatch.events import unit_group
 from dispatch.models import Delivery, Dispatch, Incident
 from tests.dispatch.conftest import SPOT, client_for
@@ -585,3 +586,38 @@ def test_delivery_rows_follow_the_api_intake(post_incident, near_responder):
     post_incident()
     members = set(near_responder.unit.members.values_list("pk", flat=True))
     assert set(Delivery.objects.values_list("member_id", flat=True)) == members
+
+
+def test_a_one_button_report_alerts_colleagues_not_the_reporter(
+    near_responder, neighbour_responder, django_capture_on_commit_callbacks
+):
+    # Issue 13: the reporter is on site by definition. Their colleagues and the
+    # nearby units are alerted; the reporter gets no alert, no push, SMS or call
+    # (no delivery row), and the frame names the reporter so their own phone
+    # shows the report's confirmation instead of an alert of its own incident.
+    colleague = near_responder.unit.members.exclude(pk=near_responder.pk).get(on_duty=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client_for(near_responder.user).post(
+            REPORT, {"kind": "fight", "lat": SPOT[0], "lon": SPOT[1]}, format="json"
+        )
+    assert response.status_code == 201, response.content
+    incident = Incident.objects.get()
+    alerted = set(
+        Delivery.objects.filter(dispatch__incident=incident).values_list("member_id", flat=True)
+    )
+    assert near_responder.pk not in alerted
+    assert {colleague.pk, neighbour_responder.pk} <= alerted
+    assert payloads.incident_summary(incident)["reported_by"] == near_responder.pk
+
+
+def test_a_report_without_an_address_is_placed_by_street_and_nearest_unit(near_responder):
+    # Never raw coordinates: the street, and the nearest unit's name.
+    response = client_for(near_responder.user).post(
+        REPORT, {"kind": "fight", "lat": SPOT[0], "lon": SPOT[1]}, format="json"
+    )
+    assert response.status_code == 201
+    incident = Incident.objects.get()
+    if incident.region is not None:
+        assert incident.address.startswith(incident.region.name)
+    assert f"{near_responder.unit.name}附近" in incident.address
+    assert str(SPOT[0])[:6] not in incident.address

@@ -80,6 +80,9 @@ export function afterReplay() {
 export function notify(incidentId) {
   const inc = state.incidents[incidentId];
   if (!inc || !actionable(inc)) return;
+  // Our own one-button report: we are on site; its confirmation stays in front
+  // (the server sends colleagues the alert, and this phone a copy for the list).
+  if (inc.summary.reported_by != null && inc.summary.reported_by === memberId) return;
   inc.notified = true;
   persist();
   openAlert(incidentId);
