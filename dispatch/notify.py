@@ -224,9 +224,6 @@ def chain_step(*, wave_id: int, step: int, schedule_next: bool = True) -> int:
         .exclude(notification_attempts__channel=channel)
         .select_related("member", "dispatch__incident__region")
     )
-    # A drill not ticked "use SMS/voice" stays on the free channels (app, push).
-    if channel in settings.NOTIFY_PAID_CHANNELS:
-        deliveries = [d for d in deliveries if d.dispatch.incident.paid_channels]
     sent = notify_deliveries(channel=channel, deliveries=deliveries) if deliveries else 0
     # Later steps only while someone of this wave may still need them.
     if (
@@ -266,6 +263,12 @@ def notify_deliveries(*, channel: str, deliveries: Sequence[Delivery]) -> int:
     another worker inserted first is left to that worker, so no member gets the
     same SMS twice however many tasks, retries and sweeps run the step.
     """
+    # A drill not ticked "use SMS/voice" stays on the free channels (app, push),
+    # on every path: the timed steps, the sweep and a failed receipt's advance.
+    if channel in settings.NOTIFY_PAID_CHANNELS:
+        deliveries = [d for d in deliveries if d.dispatch.incident.paid_channels]
+        if not deliveries:
+            return 0
     backend = backend_for(channel)
     sent = 0
     for start in range(0, len(deliveries), CLAIM_CHUNK):
