@@ -199,6 +199,8 @@ class Run:
                 / max(1, stats["connected"]),
                 loadgen_mb=sum(rss_kb(p) for p in gen.pids()) / 1024,
             )
+            if stats["timed_out"]:
+                print(f"  connect budget of {args.connect_timeout:.0f} s spent", flush=True)
             print(
                 f"  {stats['connected']} connected in {stats['connect_s']:.1f} s "
                 f"({stats['failed']} failed{': ' + stats['errors'][0] if stats['errors'] else ''})"

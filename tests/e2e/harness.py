@@ -249,7 +249,7 @@ class City:
             redis, port = redis_start_owned(data_dir=root / "redis")
         try:
             db = Database.create(root=root, outer_url=outer_database_url)
-        except Exception:
+        except BaseException:  # pytest-timeout's Failed too: no Redis left behind
             if sentinels is not None:
                 sentinels.stop()
             _stop_popen(redis)
@@ -260,7 +260,7 @@ class City:
         city = cls(root=root, db=db, redis=redis, redis_port=port, env=env, sentinel=sentinels)
         try:
             city.scenario = city.run_setup("prepare", units=units, password=PASSWORD)
-        except Exception:
+        except BaseException:  # pytest-timeout's Failed too: no Redis left behind
             city.close()
             raise
         return city
