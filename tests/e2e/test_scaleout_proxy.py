@@ -21,7 +21,7 @@ import pytest
 from tests.e2e import harness
 from tests.e2e.harness import E2E_POLICIES, alert_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.e2e, pytest.mark.both_databases, pytest.mark.timeout(240)]
 
 RESPOND_AFTER_S = E2E_POLICIES["default"]["tiers"][0]["after_s"]
 OUTER_DB = os.environ.get("DATABASE_URL", "")
