@@ -106,6 +106,17 @@ def _enqueue(task, *args) -> None:
         log.exception("could not enqueue %s", task.name)
 
 
+def _token_items(request: HttpRequest, token: str, expected: str) -> list | JsonResponse:
+    """The callback's items if its URL token is ours and its body parses;
+    otherwise the refusal (403) or the field error (400) to answer with."""
+    if not _token_ok(token, expected):
+        return _refused()
+    try:
+        return _items(_json(request))
+    except BadPayload as exc:
+        return _bad(exc)
+
+
 # --- Alibaba Cloud ---------------------------------------------------------------------
 
 
@@ -117,12 +128,9 @@ def _aliyun(kind: str):
     @csrf_exempt
     @require_POST
     def view(request: HttpRequest, token: str) -> JsonResponse:
-        if not _token_ok(token, settings.ALIYUN_CALLBACK_TOKEN):
-            return _refused()
-        try:
-            items = _items(_json(request))
-        except BadPayload as exc:
-            return _bad(exc)
+        items = _token_items(request, token, settings.ALIYUN_CALLBACK_TOKEN)
+        if isinstance(items, JsonResponse):
+            return items
         for item in items:
             phone = _text(item, "phone_number", "callee", "called_number")
             if kind == "sms-report":
@@ -174,12 +182,9 @@ def _tencent_ok() -> JsonResponse:
 @csrf_exempt
 @require_POST
 def tencent_sms_report(request: HttpRequest, token: str) -> JsonResponse:
-    if not _token_ok(token, settings.TENCENT_CALLBACK_TOKEN):
-        return _refused()
-    try:
-        items = _items(_json(request))
-    except BadPayload as exc:
-        return _bad(exc)
+    items = _token_items(request, token, settings.TENCENT_CALLBACK_TOKEN)
+    if isinstance(items, JsonResponse):
+        return items
     for item in items:
         notify.receipt_record(
             notify.Receipt(
@@ -196,12 +201,9 @@ def tencent_sms_report(request: HttpRequest, token: str) -> JsonResponse:
 @csrf_exempt
 @require_POST
 def tencent_sms_reply(request: HttpRequest, token: str) -> JsonResponse:
-    if not _token_ok(token, settings.TENCENT_CALLBACK_TOKEN):
-        return _refused()
-    try:
-        items = _items(_json(request))
-    except BadPayload as exc:
-        return _bad(exc)
+    items = _token_items(request, token, settings.TENCENT_CALLBACK_TOKEN)
+    if isinstance(items, JsonResponse):
+        return items
     for item in items:
         _reply(phone=_text(item, "mobile"), text=_text(item, "text"))
     return _tencent_ok()
