@@ -13,6 +13,7 @@ from django.contrib.auth import login, logout
 from django.contrib.staticfiles import finders
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import get_token
 from django.shortcuts import redirect, render
 from django.template.loader import get_template, render_to_string
 from django.templatetags.static import static
@@ -248,11 +249,14 @@ def _member_or_none(request):
 
 
 @never_cache
-@ensure_csrf_cookie
 @require_GET
 def app(request: HttpRequest) -> HttpResponse:
     if not request.user.is_authenticated:
+        # No CSRF cookie on this redirect: the sign-in page sets its own, and a
+        # second one minted here (by a service worker's fetch, say) would
+        # overwrite it and void the form on screen.
         return redirect("member:sign-in")
+    get_token(request)  # the page's fetches send it back (ensure_csrf_cookie's effect)
     member = _member_or_none(request)
     if member is None:
         return render(request, "member/not_member.html", status=403)

@@ -9,7 +9,16 @@ const STATIC_URLS = {{ static_urls|safe }};
 
 self.addEventListener("install", (event) => {
   event.waitUntil(
-    caches.open(CACHE).then((cache) => cache.addAll([SHELL_URL, ...STATIC_URLS])).then(() => self.skipWaiting())
+    caches.open(CACHE).then((cache) => Promise.all([
+      cache.addAll(STATIC_URLS),
+      // The shell only as a signed-in member sees it. Signed out, /m/ redirects
+      // to the sign-in page: following that would cache the sign-in page as the
+      // shell, and would render it behind the page's back with a fresh CSRF
+      // cookie, so the form on screen would then be refused (403). The next
+      // signed-in load caches the shell instead (network first, below).
+      fetch(SHELL_URL, { redirect: "manual" }).then((response) =>
+        response.ok && !response.redirected ? cache.put(SHELL_URL, response) : undefined),
+    ])).then(() => self.skipWaiting())
   );
 });
 
