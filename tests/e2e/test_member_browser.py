@@ -235,29 +235,53 @@ def deliver_push(page, payload: dict[str, Any]) -> list[dict[str, Any]]:
     page.context.grant_permissions(["notifications"])
     wait_true(page, "!!(navigator.serviceWorker && navigator.serviceWorker.controller)")
     cdp = page.context.new_cdp_session(page)
-    registrations: list[dict[str, Any]] = []
+    registrations: dict[str, dict[str, Any]] = {}
+    versions: dict[str, dict[str, Any]] = {}
     cdp.on(
         "ServiceWorker.workerRegistrationUpdated",
-        lambda e: registrations.extend(e["registrations"]),
+        lambda e: registrations.update({r["registrationId"]: r for r in e["registrations"]}),
+    )
+    cdp.on(
+        "ServiceWorker.workerVersionUpdated",
+        lambda e: versions.update({v["versionId"]: v for v in e["versions"]}),
     )
     cdp.send("ServiceWorker.enable")
+
+    def activated_registration() -> str | None:
+        """The live registration of /m/ with an activated worker: the only one a
+        push reaches (DevTools drops one sent to a worker still installing)."""
+        for version in versions.values():
+            registration = registrations.get(version["registrationId"])
+            if (
+                registration
+                and not registration["isDeleted"]
+                and registration["scopeURL"].endswith("/m/")
+                and version["status"] == "activated"
+            ):
+                return registration["registrationId"]
+        return None
+
     deadline = time.monotonic() + 10
-    while not registrations and time.monotonic() < deadline:
+    while activated_registration() is None:
+        assert time.monotonic() < deadline, f"no activated worker: {registrations} {versions}"
         page.wait_for_timeout(100)
-    assert registrations, "no service worker registration reported"
     origin = page.evaluate("location.origin")
     cdp.send(
         "ServiceWorker.deliverPushMessage",
         {
             "origin": origin,
-            "registrationId": registrations[0]["registrationId"],
+            "registrationId": activated_registration(),
             "data": json.dumps(payload, ensure_ascii=False),
         },
     )
-    wait_true(
-        page,
-        "navigator.serviceWorker.ready.then(r => r.getNotifications()).then(n => n.length > 0)",
-    )
+    try:
+        wait_true(
+            page,
+            "navigator.serviceWorker.ready.then(r => r.getNotifications()).then(n => n.length > 0)",
+            timeout=15_000,
+        )
+    except AssertionError as exc:
+        raise AssertionError(f"no notification shown; workers: {versions}") from exc
     return page.evaluate(
         """navigator.serviceWorker.ready.then(r => r.getNotifications()).then(ns =>
             ns.map(n => ({title: n.title, body: n.body, tag: n.tag,
