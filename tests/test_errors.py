@@ -77,3 +77,16 @@ def test_an_api_crash_answers_json_500_without_details():
     body = response.json()
     assert "detail" in body
     assert "boom" not in response.content.decode()
+
+
+def test_a_stale_form_is_a_friendly_403_that_says_what_to_do():
+    """A form whose CSRF token no longer matches (signed in or out elsewhere) gets
+    a page a member understands, not Django's technical CSRF page."""
+    client = Client(enforce_csrf_checks=True)
+    client.get("/m/login/")  # the cookie and the form's token
+    response = client.post("/m/login/", {"phone": "13800000000", "password": "x"})
+
+    assert response.status_code == 403
+    page = response.content.decode()
+    assert "页面已过期" in page and 'href="/m/login/"' in page
+    assert "CSRF" not in page
