@@ -384,7 +384,14 @@ def _rank(rows: list[IndexRow]) -> None:
     """Rated entities first, best score first, ranked 1..n; unrated ones after them
     (by score, for reference) with no rank: an area without a record is never
     ranked against areas with one."""
-    rows.sort(key=lambda r: (not r.rated, r.score is None, -(r.score or 0), r.code))
+    rows.sort(
+        key=lambda r: (
+            not (r.rated and r.score is not None),
+            r.score is None,
+            -(r.score or 0),
+            r.code,
+        )
+    )
     for i, r in enumerate(rows):
         r.rank = i + 1 if r.rated and r.score is not None else None
 
