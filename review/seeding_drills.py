@@ -25,7 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext as _
 
 from dispatch.models import Delivery, Dispatch, Incident, IncidentEvent, Wave
 from units.geo import haversine_m_array
@@ -199,6 +200,9 @@ def _write_drill(*, rng, writer: _Writer, plan: _Plan, ids, lat, lon, on_duty, f
     t_ack = np.minimum(t_alert + 5 + ack_s, t_end - 2)
     t_site = np.minimum(t_ack + 30 + walk_s, t_end - 1)
 
+    # The text drill_start writes, in the site's language (it is stored data).
+    with translation.override(settings.LANGUAGE_CODE):
+        description = _("拉动测试（演练）：%(r)s 全部单元，请立即到岗集结。") % {"r": region.name}
     incident_id = writer.reserve(Incident, 1)
     responded = int(t_ack[acked].min()) if acked.any() else None
     controlled = int(t_site[arrived].min()) if arrived.any() else None
@@ -263,7 +267,7 @@ def _write_drill(*, rng, writer: _Writer, plan: _Plan, ids, lat, lon, on_duty, f
             "lat": [round(c_lat, 6)],
             "lon": [round(c_lon, 6)],
             "address": region.name,
-            "description": f"拉动测试（演练）：{region.name} 全部单元，请立即到岗集结。",
+            "description": description,
             "source": Incident.Source.DRILL.value,
             "region_id": region.pk,
             "status": Incident.Status.CLOSED.value,
