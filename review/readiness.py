@@ -100,6 +100,21 @@ def sample_of(level: str, metrics: dict[str, float | None]) -> Sample:
     )
 
 
+def score_entity(root: TreeNode, level: str, metrics: dict[str, float | None]) -> Scored:
+    """Score one entity's tree on the metrics that count; the leaves left out for
+    a small sample keep their raw value, marked, for the explanation page."""
+    counted = counted_metrics(level, metrics)
+    scored = score_tree(root, counted)
+    stack = [scored]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        if node.metric and node.metric not in counted and metrics.get(node.metric) is not None:
+            node.raw = round(float(metrics[node.metric]), 1)
+            node.below_sample = True
+    return scored
+
+
 def counted_metrics(level: str, metrics: dict[str, float | None]) -> dict[str, float | None]:
     """``metrics`` without the leaves whose sample is below its minimum: scored as
     "no data" (left out, siblings renormalised), never as 0 or as an average."""
@@ -154,6 +169,8 @@ class Scored:
     good: float | None = None
     bad: float | None = None
     share: float | None = None  # the weight's share among scored siblings
+    # Leaves: the metric has a value, but its sample is below the minimum.
+    below_sample: bool = False
     children: list[Scored] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -167,6 +184,7 @@ class Scored:
             "metric": self.metric,
             "good": self.good,
             "bad": self.bad,
+            "below_sample": self.below_sample,
             "children": [c.as_dict() for c in self.children],
         }
 
@@ -368,7 +386,7 @@ class IndexRow:
     @property
     def tree(self) -> Scored | None:
         if self.scored is None and self.root is not None:
-            self.scored = score_tree(self.root, counted_metrics(self.level, self.metrics))
+            self.scored = score_entity(self.root, self.level, self.metrics)
         return self.scored
 
     @property
@@ -447,7 +465,7 @@ def index_scores(
                 entities[key].metrics.update(values)
     rows = []
     for e in entities.values():
-        tree = score_tree(roots[0], counted_metrics(level, e.metrics)) if roots else None
+        tree = score_entity(roots[0], level, e.metrics) if roots else None
         rows.append(
             IndexRow(
                 key=e.key,

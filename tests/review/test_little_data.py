@@ -126,3 +126,18 @@ def test_a_fresh_city_is_grey_not_amber_and_the_pages_say_the_rule(
     for url in ("/review/index/", "/review/warning/"):
         page = client.get(url).content.decode()
         assert "评分规则" in page and "数据不足" in page
+
+
+def test_the_explanation_shows_a_record_below_its_minimum_as_left_out_not_as_missing(
+    client, city_reviewer, tianhe, tianhe_street, staffed
+):
+    for day in range(2):
+        past_incident(region=tianhe_street, at=timezone.now() - dt.timedelta(days=day + 1))
+    rows = readiness.index_scores(user=city_reviewer, level="district")
+    row = next(r for r in rows if r.key == tianhe.pk)
+    timing = next(c for c in row.tree.children if c.code == "timing")
+    assert timing.score is None
+    assert all(leaf.below_sample and leaf.raw is not None for leaf in timing.children)
+    client.force_login(city_reviewer)
+    page = client.get(f"/review/index/district/{tianhe.pk}/").content.decode()
+    assert "样本不足，不计入" in page and "数据不足" in page and "第 None" not in page
