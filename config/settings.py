@@ -639,9 +639,13 @@ REVIEW_WARNING_GREEN = env.float("REVIEW_WARNING_GREEN", default=80.0)
 REVIEW_WARNING_AMBER = env.float("REVIEW_WARNING_AMBER", default=60.0)
 REVIEW_WARNING_OPEN_AMBER = env.int("REVIEW_WARNING_OPEN_AMBER", default=1)
 REVIEW_WARNING_OPEN_RED = env.int("REVIEW_WARNING_OPEN_RED", default=3)
-# Below this many real incidents in the period, the index and the warning map say
-# their scores rest mostly on readiness and coverage, not on response times.
+# Minimum samples behind the index (review/readiness.py, docs/review.md): the
+# response-time leaves count for an area only with this many real incidents in the
+# period (for a unit: real alerts), the drill leaves only with this many drill
+# alerts; an area or unit with neither is unrated ("数据不足": no rank, no colour).
 REVIEW_INDEX_MIN_INCIDENTS = env.int("REVIEW_INDEX_MIN_INCIDENTS", default=30)
+REVIEW_INDEX_MIN_UNIT_ALERTS = env.int("REVIEW_INDEX_MIN_UNIT_ALERTS", default=10)
+REVIEW_INDEX_MIN_DRILL_ALERTS = env.int("REVIEW_INDEX_MIN_DRILL_ALERTS", default=2)
 CELERY_BEAT_SCHEDULE["review-coverage-gaps"] = {
     "task": "review.tasks.coverage_refresh",
     "schedule": env.float("REVIEW_GAP_REFRESH_S", default=900.0),

@@ -7,6 +7,16 @@ clamped; ``good`` may be below ``bad`` for "lower is better"). An inner node is
 the weighted mean of its children that have a score: a leaf with no data (no
 incidents in the period, no drill yet) is left out and its siblings' weights
 renormalised, and the explanation says so.
+
+Little data (``sample_of``): the timing leaves count only when the period holds
+at least ``REVIEW_INDEX_MIN_INCIDENTS`` real incidents (an area) or
+``REVIEW_INDEX_MIN_UNIT_ALERTS`` real alerts (a unit), the drill leaves only
+after ``REVIEW_INDEX_MIN_DRILL_ALERTS`` drill alerts; below that they are left
+out like leaves without data, so one drill or three incidents do not carry the
+weight of a season's record. An entity with neither sample is *unrated*: its
+score (readiness and coverage only) is shown for reference, but it has no rank
+and no colour on the warning map ("数据不足"), so areas with data are never
+ranked against areas without.
 """
 
 from __future__ import annotations
@@ -34,6 +44,87 @@ from .models import CoverageSnapshot, IndicatorNode
 
 M = IndicatorNode.Metric
 LEVELS = ("district", "street", "unit")
+
+# The leaves that measure how units performed in the period (as opposed to the
+# current state: duty, kit, coverage), and the sample each one rests on.
+TIMING_METRICS = frozenset(
+    {
+        M.RESPONSE_MEDIAN,
+        M.ARRIVAL_MEDIAN,
+        M.HANDLING_MEDIAN,
+        M.RESPONDED_1MIN,
+        M.CONTROLLED_3MIN,
+        M.HANDLED_5MIN,
+    }
+)
+DRILL_METRICS = frozenset({M.DRILL_ACK, M.DRILL_ARRIVAL})
+# Sample sizes, kept beside the metrics (also in stored snapshots).
+N_INCIDENTS = "n_incidents"  # real incidents in an area; real alerts of a unit
+N_DRILLS = "n_drill_alerts"  # drill alerts to the entity's units
+
+
+@dataclass(frozen=True)
+class Sample:
+    """How much performance data one entity's score rests on, against the minimums."""
+
+    incidents: int
+    incidents_needed: int
+    drills: int
+    drills_needed: int
+
+    @property
+    def timing_counts(self) -> bool:
+        return self.incidents >= self.incidents_needed
+
+    @property
+    def drills_count(self) -> bool:
+        return self.drills >= self.drills_needed
+
+    @property
+    def rated(self) -> bool:
+        """Enough of either record to rank and colour the entity."""
+        return self.timing_counts or self.drills_count
+
+
+def sample_of(level: str, metrics: dict[str, float | None]) -> Sample:
+    incidents_needed = (
+        settings.REVIEW_INDEX_MIN_UNIT_ALERTS
+        if level == "unit"
+        else settings.REVIEW_INDEX_MIN_INCIDENTS
+    )
+    return Sample(
+        incidents=int(metrics.get(N_INCIDENTS) or 0),
+        incidents_needed=max(1, int(incidents_needed)),
+        drills=int(metrics.get(N_DRILLS) or 0),
+        drills_needed=max(1, int(settings.REVIEW_INDEX_MIN_DRILL_ALERTS)),
+    )
+
+
+def score_entity(root: TreeNode, level: str, metrics: dict[str, float | None]) -> Scored:
+    """Score one entity's tree on the metrics that count; the leaves left out for
+    a small sample keep their raw value, marked, for the explanation page."""
+    counted = counted_metrics(level, metrics)
+    scored = score_tree(root, counted)
+    stack = [scored]
+    while stack:
+        node = stack.pop()
+        stack.extend(node.children)
+        if node.metric and node.metric not in counted and metrics.get(node.metric) is not None:
+            node.raw = round(float(metrics[node.metric]), 1)
+            node.below_sample = True
+    return scored
+
+
+def counted_metrics(level: str, metrics: dict[str, float | None]) -> dict[str, float | None]:
+    """``metrics`` without the leaves whose sample is below its minimum: scored as
+    "no data" (left out, siblings renormalised), never as 0 or as an average."""
+    sample = sample_of(level, metrics)
+    dropped = set()
+    if not sample.timing_counts:
+        dropped |= TIMING_METRICS
+    if not sample.drills_count:
+        dropped |= DRILL_METRICS
+    return {k: v for k, v in metrics.items() if k not in dropped}
 
 
 # --- the tree ---------------------------------------------------------------------------
@@ -78,6 +169,8 @@ class Scored:
     good: float | None = None
     bad: float | None = None
     share: float | None = None  # the weight's share among scored siblings
+    # Leaves: the metric has a value, but its sample is below the minimum.
+    below_sample: bool = False
     children: list[Scored] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -91,6 +184,7 @@ class Scored:
             "metric": self.metric,
             "good": self.good,
             "bad": self.bad,
+            "below_sample": self.below_sample,
             "children": [c.as_dict() for c in self.children],
         }
 
@@ -165,6 +259,7 @@ def _timing_metrics(
         t = selectors.targets_s()
         for s in selectors.unit_stats(user=user, filters=filters):
             m = out.setdefault(s.unit_id, {})
+            m[N_INCIDENTS] = s.alerted
             none = selectors.DurationStats()
             m[M.RESPONSE_MEDIAN] = s.durations.get("to_response_s", none).median
             m[M.ARRIVAL_MEDIAN] = s.durations.get("to_control_s", none).median
@@ -180,6 +275,7 @@ def _timing_metrics(
         if g.key is None:
             continue
         out[g.key] = {
+            N_INCIDENTS: g.incidents,
             M.RESPONSE_MEDIAN: g.durations.get("to_response_s", selectors.DurationStats()).median,
             M.ARRIVAL_MEDIAN: g.durations.get("to_control_s", selectors.DurationStats()).median,
             M.HANDLING_MEDIAN: g.durations.get("to_handling_s", selectors.DurationStats()).median,
@@ -195,7 +291,7 @@ def _drill_metrics(
 ) -> dict[int, dict[str, float | None]]:
     rows = selectors.drill_league(user=user, by=level, since=since, until=until)
     return {
-        r.key: {M.DRILL_ACK: r.ack_pct, M.DRILL_ARRIVAL: r.arrival_median_s}
+        r.key: {N_DRILLS: r.units, M.DRILL_ACK: r.ack_pct, M.DRILL_ARRIVAL: r.arrival_median_s}
         for r in rows
         if r.key is not None
     }
@@ -290,8 +386,32 @@ class IndexRow:
     @property
     def tree(self) -> Scored | None:
         if self.scored is None and self.root is not None:
-            self.scored = score_tree(self.root, self.metrics)
+            self.scored = score_entity(self.root, self.level, self.metrics)
         return self.scored
+
+    @property
+    def sample(self) -> Sample:
+        return sample_of(self.level, self.metrics)
+
+    @property
+    def rated(self) -> bool:
+        return self.sample.rated
+
+
+def _rank(rows: list[IndexRow]) -> None:
+    """Rated entities first, best score first, ranked 1..n; unrated ones after them
+    (by score, for reference) with no rank: an area without a record is never
+    ranked against areas with one."""
+    rows.sort(
+        key=lambda r: (
+            not (r.rated and r.score is not None),
+            r.score is None,
+            -(r.score or 0),
+            r.code,
+        )
+    )
+    for i, r in enumerate(rows):
+        r.rank = i + 1 if r.rated and r.score is not None else None
 
 
 def index_scores(
@@ -330,8 +450,7 @@ def index_scores(
             )
             for key, label, code, score, metrics in snapshot.rows
         ]  # fmt: skip
-        for i, r in enumerate(rows):
-            r.rank = i + 1 if r.score is not None else None
+        _rank(rows)
         return rows
     entities = _entities(user=user, level=level, region=region)
     sources: Iterable[dict[int, dict[str, float | None]]] = (
@@ -346,7 +465,7 @@ def index_scores(
                 entities[key].metrics.update(values)
     rows = []
     for e in entities.values():
-        tree = score_tree(roots[0], e.metrics) if roots else None
+        tree = score_entity(roots[0], level, e.metrics) if roots else None
         rows.append(
             IndexRow(
                 key=e.key,
@@ -358,9 +477,7 @@ def index_scores(
                 metrics=e.metrics,
             )
         )
-    rows.sort(key=lambda r: (r.score is None, -(r.score or 0), r.code))
-    for i, r in enumerate(rows):
-        r.rank = i + 1 if r.score is not None else None
+    _rank(rows)
     return rows
 
 
@@ -394,17 +511,34 @@ def open_incidents_by(*, user, level: str) -> dict[int, int]:
 # --- three-colour warning (三色预警) -------------------------------------------------------
 
 GREEN, AMBER, RED = "green", "amber", "red"
-_WORSE = {GREEN: 0, AMBER: 1, RED: 2}
+# No colour: too little data to judge (数据不足). Not a warning, and not "fine".
+GREY = "grey"
+_WORSE = {GREY: -1, GREEN: 0, AMBER: 1, RED: 2}
 
 
-def colour_for(*, score: float | None, open_incidents: int) -> tuple[str, list[str]]:
+def colour_for(
+    *, score: float | None, open_incidents: int, sample: Sample | None = None
+) -> tuple[str, list[str]]:
     """Green / amber / red from the index score and open incidents; the worse wins.
+    An entity with too little data (``sample`` not rated) or no score is grey,
+    unless open incidents make it amber or red: those are facts now, not a sample.
     Returns the colour and the reasons (Chinese, for the page)."""
 
     reasons = []
     by_score = GREEN
-    if score is None:
-        by_score = AMBER
+    if sample is not None and not sample.rated:
+        by_score = GREY
+        reasons.append(
+            _("数据不足：警情样本 %(n)s/%(need)s，演练样本 %(d)s/%(dneed)s")
+            % {
+                "n": sample.incidents,
+                "need": sample.incidents_needed,
+                "d": sample.drills,
+                "dneed": sample.drills_needed,
+            }
+        )
+    elif score is None:
+        by_score = GREY
         reasons.append(_("无指数数据"))
     elif score < settings.REVIEW_WARNING_AMBER:
         by_score = RED
@@ -423,7 +557,8 @@ def colour_for(*, score: float | None, open_incidents: int) -> tuple[str, list[s
         by_open = AMBER
     if by_open != GREEN:
         reasons.append(_("%(n)s 起警情正在处置") % {"n": open_incidents})
-    return max(by_score, by_open, key=_WORSE.__getitem__), reasons
+        return max(by_score, by_open, key=_WORSE.__getitem__), reasons
+    return by_score, reasons
 
 
 @dataclass
@@ -436,6 +571,7 @@ class WarningArea:
     open_incidents: int
     colour: str
     reasons: list[str]
+    sample: Sample | None = None
     lat: float | None = None
     lon: float | None = None
     boundary: dict | None = None
@@ -478,7 +614,7 @@ def warning_areas(*, user, region: Region | None = None) -> tuple[str, list[Warn
     areas = []
     for r in rows:
         n_open = open_by.get(r.key, 0)
-        colour, reasons = colour_for(score=r.score, open_incidents=n_open)
+        colour, reasons = colour_for(score=r.score, open_incidents=n_open, sample=r.sample)
         lat, lon, boundary = places.get(r.key, (None, None, None))
         areas.append(
             WarningArea(
@@ -490,6 +626,7 @@ def warning_areas(*, user, region: Region | None = None) -> tuple[str, list[Warn
                 open_incidents=n_open,
                 colour=colour,
                 reasons=reasons,
+                sample=r.sample,
                 lat=lat,
                 lon=lon,
                 boundary=boundary if level == "district" else None,

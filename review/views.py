@@ -413,7 +413,13 @@ def _sample(user, filters: selectors.IncidentFilter) -> dict:
         region=filters.region, since=filters.since, until=filters.until
     )
     found = selectors.incident_list(user=user, filters=period)[:needed].count()
-    return {"sample": found, "sample_needed": needed, "little_data": found < needed}
+    return {
+        "sample": found,
+        "sample_needed": needed,
+        "sample_unit_needed": settings.REVIEW_INDEX_MIN_UNIT_ALERTS,
+        "sample_drill_needed": settings.REVIEW_INDEX_MIN_DRILL_ALERTS,
+        "little_data": found < needed,
+    }
 
 
 @reviewer_required
@@ -478,7 +484,7 @@ def index_explain(request, level: str, key: int):
 
 # --- three-colour warning map ------------------------------------------------------------
 
-COLOURS = {"green": "#2e9d5b", "amber": "#f0ad4e", "red": "#d9534f"}
+COLOURS = {"green": "#2e9d5b", "amber": "#f0ad4e", "red": "#d9534f", "grey": "#9aa4ae"}
 
 
 def _warning_up(user, region: Region | None) -> tuple[str, str] | None:

@@ -16,6 +16,13 @@ pytestmark = pytest.mark.django_db
 M = IndicatorNode.Metric
 
 
+@pytest.fixture(autouse=True)
+def _small_samples(settings):
+    # These tests score a handful of incidents: let them count as a record.
+    settings.REVIEW_INDEX_MIN_INCIDENTS = 1
+    settings.REVIEW_INDEX_MIN_UNIT_ALERTS = 1
+
+
 def test_the_default_tree_is_seeded_as_data_with_five_level_one_indicators():
     [root] = readiness.indicator_tree()
     assert root.node.name == "就绪与响应综合指数"

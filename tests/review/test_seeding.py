@@ -13,13 +13,16 @@ from review import seeding, selectors, services
 from review.models import (
     DispatchFact,
     DistrictWeekly,
+    Drill,
     IncidentFact,
     SetAsideIndex,
     UnitWeekly,
     WeeklyRollup,
 )
 from review.seeding import incidents_seed
+from review.seeding_drills import drills_seed
 from tests.factories import MemberFactory, UnitFactory
+from units.models import Unit
 
 pytestmark = pytest.mark.django_db
 
@@ -168,3 +171,101 @@ def test_indexes_a_killed_bulk_seed_left_dropped_are_built_by_the_next_run(small
 
     assert name in _index_names()
     assert not SetAsideIndex.objects.exists()
+
+
+# --- seeded drills -------------------------------------------------------------------
+
+
+@pytest.fixture
+def drill_city(tianhe_street, haizhu_street):
+    """Two streets of 20 units, two members on duty each; two units nobody staffs."""
+    units = []
+    for street, lat in ((tianhe_street, 23.13), (haizhu_street, 23.09)):
+        for i in range(20):
+            unit = UnitFactory(region=street, lat=lat + i * 0.001, lon=113.32)
+            MemberFactory.create_batch(0 if i == 19 else 2, unit=unit, on_duty=True)
+            units.append(unit)
+    return units
+
+
+def _drill_rows():
+    return list(
+        Dispatch.objects.filter(incident__is_drill=True)
+        .order_by("incident__discovered_at", "unit_id")
+        .values_list("unit_id", "status", "accepted_at", "on_site_at", "incident__discovered_at")
+    )
+
+
+def test_seeded_drills_are_deterministic_and_follow_the_drill_flows_rows(drill_city):
+    result = drills_seed(seed=5, until=UNTIL, days=42, district_drills=2, street_drills=1)
+    # Two districts: two district-wide drills and one street drill each.
+    assert result.drills == 6 and Drill.objects.count() == 6
+    first = _drill_rows()
+    Dispatch.objects.all().delete()
+    Drill.objects.all().delete()
+    Incident.objects.all().delete()
+    drills_seed(seed=5, until=UNTIL, days=42, district_drills=2, street_drills=1)
+    again = _drill_rows()
+    assert [r[:2] for r in again] == [r[:2] for r in first]
+
+    for drill in Drill.objects.select_related("incident", "region"):
+        incident = drill.incident
+        assert incident.is_drill and incident.source == Incident.Source.DRILL
+        assert incident.status == Incident.Status.CLOSED and incident.handled_at is None
+        assert drill.status == Drill.Status.CLOSED and drill.closed_at > incident.discovered_at
+        assert UNTIL - dt.timedelta(days=42) <= incident.discovered_at < UNTIL
+        in_region = set(
+            Unit.objects.filter(region__path__startswith=drill.region.path).values_list(
+                "pk", flat=True
+            )
+        )
+        alerted = set(incident.dispatches.values_list("unit_id", flat=True))
+        assert alerted == in_region and drill.units_alerted == drill.units_total == len(in_region)
+        seqs = list(incident.events.order_by("seq").values_list("seq", "created_at"))
+        assert [s for s, _at in seqs] == list(range(1, incident.last_seq + 1))
+        assert [at for _s, at in seqs] == sorted(at for _s, at in seqs)
+        assert incident.events.filter(type="alerted").count() == len(in_region)
+        for d in incident.dispatches.select_related("accepted_by"):
+            assert d.wave.reason == "drill" and d.eta_s == 0
+            if d.accepted_at is not None:
+                # The member who accepted is on the unit and their phone got the alert.
+                assert d.accepted_by.unit_id == d.unit_id
+                assert d.deliveries.filter(
+                    member=d.accepted_by, delivered_at__lte=d.accepted_at
+                ).exists()
+                assert incident.responded_at <= d.accepted_at
+            if d.on_site_at is not None:
+                assert d.accepted_at <= d.on_site_at and incident.controlled_at <= d.on_site_at
+        # Nobody on duty, nobody answers.
+        assert not incident.dispatches.filter(
+            unit__members__isnull=True, accepted_at__isnull=False
+        ).exists()
+    # Drills stay out of the incident facts and reports.
+    services.facts_sync(full=True)
+    assert not IncidentFact.objects.exists()
+
+
+def test_seeded_drills_have_plausible_timings_in_the_drill_report(drill_city, city_reviewer):
+    drills_seed(seed=7, until=UNTIL, days=42, district_drills=3, street_drills=2)
+    lines = [
+        line
+        for drill in Drill.objects.all()
+        for line in selectors.drill_report(user=city_reviewer, drill=drill)[1]
+    ]
+    acked = [x.acknowledged_s for x in lines if x.acknowledged_s is not None]
+    arrived = [x.arrived_s for x in lines if x.arrived_s is not None]
+    # Most acknowledge within 1-3 minutes and reach their post within 3-5; some
+    # late, a few never.
+    assert 0.75 < len(acked) / len(lines) < 0.97
+    assert sum(60 <= s <= 180 for s in acked) / len(acked) > 0.6
+    assert sum(180 <= s <= 300 for s in arrived) / len(arrived) > 0.5
+    assert any(s > 300 for s in arrived)
+    assert any(x.received == 0 for x in lines)  # the unstaffed units
+    assert any(x.arrival_verified is False for x in lines) or len(arrived) < 30
+    league = selectors.drill_league(user=city_reviewer, by="unit")
+    assert len(league) == len(drill_city) and league[0].score > league[-1].score
+
+
+def test_the_drill_command_refuses_an_empty_roster(db):
+    with pytest.raises(CommandError, match="no active units"):
+        call_command("seed_drills")

@@ -21,7 +21,9 @@ pytestmark = pytest.mark.django_db
         (90, 1, "amber"),
         (90, 3, "red"),
         (40, 1, "red"),
-        (None, 0, "amber"),
+        # No score is no data, not a warning (issue 13): grey, "数据不足".
+        (None, 0, "grey"),
+        (None, 1, "amber"),
     ],
 )
 def test_the_worse_of_index_and_open_incidents_sets_the_colour(score, open_incidents, colour):

@@ -56,6 +56,7 @@ class Child:
 # the warning map and the reports to show something on first start.
 HISTORY_DAYS = 90
 HISTORY_MAX = 1_000
+DRILL_DAYS = 42
 
 
 def first_start_seed(*, units: int, password: str, out) -> None:
@@ -67,6 +68,10 @@ def first_start_seed(*, units: int, password: str, out) -> None:
     count = max(30, min(HISTORY_MAX, units // 20))
     out.write(f"Seeding {count} past incidents over {HISTORY_DAYS} days")
     call_command("seed_incidents", count=count, days=HISTORY_DAYS, no_progress=True, verbosity=0)
+    # Police stations' drills of the last weeks: the drill pages, and the index's
+    # drill leaves, have a record to show (review/seeding_drills.py).
+    out.write(f"Seeding the drills of the last {DRILL_DAYS} days")
+    call_command("seed_drills", days=DRILL_DAYS, verbosity=0)
     # The beat task would compute the gaps only REVIEW_GAP_REFRESH_S after start.
     out.write("Computing the coverage gaps")
     review_services.coverage_compute()
