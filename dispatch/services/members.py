@@ -20,6 +20,7 @@ from ..events import (
     events_record,
     incident_group,
     push_on_commit,
+    to_supervisors,
 )
 from ..models import Delivery, Dispatch, Incident, IncidentEvent, MemberLocation
 from .dispatches import stand_down_if_enough, stand_down_rest, updates_for
@@ -159,7 +160,8 @@ def delivery_ack(*, incident_id: int, member: Member, seen: bool = False) -> boo
         )
         incident = Incident.objects.get(pk=incident_id)
         payload = payloads.update(event=event, incident=incident)
-        push_on_commit([(incident_group(incident_id), payload)])
+        # The boards show which channel reached each member, live (and by seq on resume).
+        push_on_commit([(incident_group(incident_id), payload), *to_supervisors(incident, payload)])
     return True
 
 

@@ -2,7 +2,7 @@
 // socket, and the officer's commands.
 import { api, candidateRows, placeLookup, placeOptions, raise, raiseBody, raisePreview } from "./commands.js";
 import { drawArea, drawIncident, drawPositions, focus, mapInit, pickMarker } from "./map.js";
-import { banner, notice, renderAll, renderClock, renderFollowUp, renderIncident, select, selectedId, statusLabel } from "./render.js";
+import { banner, escalationText, notice, renderAll, renderClock, renderFollowUp, renderIncident, select, selectedId, statusLabel } from "./render.js";
 import { connect, on, onConnection, resync } from "./socket.js";
 import { applyLocation, applyState, applyUpdate, CFG, incident, incidents, openIncidents } from "./state.js";
 
@@ -85,8 +85,7 @@ function onUpdate(frame) {
   else if (frame.event === "alerted" || inc.unknownUnits) resyncSoon(inc, 300);
   else if (inc.gap) resyncSoon(inc, 800);
   if (frame.event === "escalated" && !frame.replay) {
-    const d = frame.data || {};
-    banner(`${gettext("升级")} #${inc.id}: ${d.tier || ""}${d.units != null ? ` · ${gettext("新推送单元")} ${d.units}` : ""}`);
+    banner(escalationText(frame));
     beep();
   }
   redraw(inc);
