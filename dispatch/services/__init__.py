@@ -34,10 +34,12 @@ from .gathering import incident_gather_set
 from .incidents import IntakeResult, incident_close, incident_create
 from .members import (
     ActionRefused,
+    LocationReport,
     delivery_ack,
     dispatch_act,
     dispatch_for_member,
     member_location_record,
+    member_locations_record,
 )
 from .waves import wave_send
 
@@ -56,6 +58,8 @@ __all__ = [
     "incident_gather_set",
     "incident_ring_next",
     "member_location_record",
+    "member_locations_record",
+    "LocationReport",
     "units_stand_down",
     "wave_send",
 ]

@@ -51,7 +51,8 @@ function flush() {
   if (allDirty || dirty.size) refreshRaiseStatus();
   for (const id of movedPeople) {
     const inc = incidents.get(id);
-    if (inc) drawPositions(inc);
+    if (inc && inc.moved) drawPositions(inc, inc.moved);
+    if (inc) inc.moved = null;
   }
   dirty.clear();
   movedPeople.clear();

@@ -96,6 +96,35 @@ function card(inc) {
   return el;
 }
 
+function unitRow(u) {
+  const tr = document.createElement("tr");
+  tr.dataset.unit = u.unit_id;
+  const box = document.createElement("input");
+  box.type = "checkbox";
+  box.value = u.unit_id;
+  tr.appendChild(document.createElement("td")).appendChild(box);
+  for (const cls of ["name", "", "st", "reach", "num"]) cell(tr, "", cls);
+  return tr;
+}
+
+const setText = (el, text) => {
+  if (el.textContent !== text) el.textContent = text;
+};
+
+function unitRowFill(tr, u) {
+  const [boxCell, name, wave, st, reach, distance] = tr.children;
+  if (tr.dataset.status !== u.status) tr.dataset.status = u.status;
+  boxCell.firstChild.disabled = !["alerted", "accepted", "declined"].includes(u.status);
+  setText(name, `${u.code} ${u.name}`);
+  name.title = name.textContent;
+  setText(wave, u.wave != null ? String(u.wave) : "");
+  setText(st, (STATUS[u.status] || (() => u.status))());
+  st.className = `st st-${u.status}`;
+  setText(reach, reachText(u));
+  reach.dataset.channels = (u.channels || []).join(" ");
+  setText(distance, fmtDistance(u.distance_m));
+}
+
 export function renderIncident(inc, now) {
   const s = inc.summary;
   if (!s) return;
@@ -114,24 +143,19 @@ export function renderIncident(inc, now) {
   el.querySelector(".waves").textContent = inc.waves.length ? inc.waves.map((w) => `${interpolate(gettext("第 %s 批"), [w.number])} ${fmtTime(w.at)}`).join(" · ") : "";
   el.querySelector(".commands").querySelectorAll("button, select").forEach((b) => (b.disabled = inc.status !== "open"));
   renderClock(inc, now, el);
+  // Rows updated in place, keyed by unit: an officer's ticked boxes survive every
+  // frame, and a receipt changes one cell, not the whole table.
   const body = el.querySelector("table.units tbody");
-  body.textContent = "";
+  const rows = new Map([...body.children].map((tr) => [Number(tr.dataset.unit), tr]));
+  let i = 0;
   for (const u of inc.units.values()) {
-    const tr = document.createElement("tr");
-    tr.dataset.unit = u.unit_id;
-    tr.dataset.status = u.status;
-    const box = document.createElement("input");
-    box.type = "checkbox";
-    box.value = u.unit_id;
-    box.disabled = !["alerted", "accepted", "declined"].includes(u.status);
-    tr.appendChild(document.createElement("td")).appendChild(box);
-    cell(tr, `${u.code} ${u.name}`, "name").title = `${u.code} ${u.name}`;
-    cell(tr, u.wave != null ? String(u.wave) : "");
-    cell(tr, (STATUS[u.status] || (() => u.status))(), `st st-${u.status}`);
-    cell(tr, reachText(u), "reach").dataset.channels = (u.channels || []).join(" ");
-    cell(tr, fmtDistance(u.distance_m), "num");
-    body.appendChild(tr);
+    const tr = rows.get(u.unit_id) || unitRow(u);
+    rows.delete(u.unit_id);
+    unitRowFill(tr, u);
+    if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null);
+    i++;
   }
+  for (const tr of rows.values()) tr.remove();
   const tl = el.querySelector(".timeline ol");
   tl.textContent = "";
   for (const e of inc.timeline.slice(-30).reverse()) {
@@ -183,24 +207,35 @@ export function renderAll(now) {
   renderFollowUp(list, now);
 }
 
+// Runs every second: rows are rebuilt only when the set of units to chase changes;
+// otherwise only their waiting times move.
+let followUpKey = "";
 export function renderFollowUp(list, now) {
   const body = $("follow-up").querySelector("tbody");
-  body.textContent = "";
+  const due = [];
   for (const inc of list) {
     if (inc.status !== "open") continue;
     for (const u of inc.units.values()) {
       if (u.status !== "alerted" || !u.alerted_at) continue;
       const waited = (now - Date.parse(u.alerted_at)) / 1000;
-      if (waited < CFG.followUpAfterS) continue;
+      if (waited >= CFG.followUpAfterS) due.push([inc, u, waited]);
+    }
+  }
+  const key = due.map(([inc, u]) => `${inc.id}:${u.unit_id}:${u.leader ? u.leader.phone : ""}`).join(",");
+  if (key !== followUpKey) {
+    followUpKey = key;
+    body.textContent = "";
+    for (const [inc, u] of due) {
       const tr = document.createElement("tr");
       tr.dataset.unit = u.unit_id;
       cell(tr, `#${inc.id}`);
       cell(tr, `${u.code} ${u.name}`, "name").title = `${u.code} ${u.name}`;
-      cell(tr, fmtClock(waited));
+      cell(tr, "", "waited");
       cell(tr, u.leader ? `${u.leader.name} ${u.leader.phone}` : "—", "phone");
       body.appendChild(tr);
     }
   }
+  due.forEach(([, , waited], n) => setText(body.children[n].children[2], fmtClock(waited)));
 }
 
 // An escalation in words: the tier as people call it (settings name the tiers

@@ -117,6 +117,8 @@ export function applyLocation(frame) {
   const inc = incidents.get(frame.incident_id);
   if (!inc) return null;
   inc.positions.set(frame.member_id, frame);
+  // Only these markers move at the next draw (never every responder of the incident).
+  (inc.moved || (inc.moved = new Set())).add(frame.member_id);
   return inc;
 }
 
