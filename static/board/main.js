@@ -49,14 +49,27 @@ function flush() {
     }
   }
   if (allDirty || dirty.size) refreshRaiseStatus();
+  dirty.clear();
+  allDirty = false;
+}
+
+// Positions: hundreds of responders each send one every few seconds, so some
+// arrive in nearly every animation frame, and each draw repaints the whole map
+// canvas. They are drawn at most every POSITIONS_EVERY_MS instead (a marker is
+// at most that late), the markers that moved only.
+const POSITIONS_EVERY_MS = 500;
+let positionsTimer = null;
+function schedulePositions() {
+  if (positionsTimer == null) positionsTimer = setTimeout(() => requestAnimationFrame(drawMoved), POSITIONS_EVERY_MS);
+}
+function drawMoved() {
+  positionsTimer = null;
   for (const id of movedPeople) {
     const inc = incidents.get(id);
     if (inc && inc.moved) drawPositions(inc, inc.moved);
     if (inc) inc.moved = null;
   }
-  dirty.clear();
   movedPeople.clear();
-  allDirty = false;
 }
 
 // --- socket frames ---------------------------------------------------------------------
@@ -106,7 +119,7 @@ on("responder.location", (frame) => {
   const inc = applyLocation(frame);
   if (inc) {
     movedPeople.add(inc.id);
-    schedule();
+    schedulePositions();
   }
 });
 on("resumed", () => redraw());
