@@ -119,6 +119,10 @@ def incident_ring_next(*, incident_id: int, actor) -> list[Dispatch]:
             ).update(outcome=RING_SENT):
                 tier = candidate
                 break
+        if tier is not None:
+            # Before the incident lock too: a deadline firing holds its own row,
+            # then waits for the incident's (no lock cycle with it).
+            _next_ring_bring_forward(incident=incident, tiers=tiers, sent=tier, now=now)
         incident = Incident.objects.select_for_update().get(pk=incident_id)
         if incident.status != Incident.Status.OPEN:
             raise ActionRefused("closed", _("该警情已结束。"))
@@ -133,10 +137,9 @@ def incident_ring_next(*, incident_id: int, actor) -> list[Dispatch]:
             actor=actor,
         )
         if not candidates:
-            # Rolls the claim back: the ring's deadline still sends it when due.
+            # Rolls the claim (and the next ring's move) back: the deadline still
+            # sends this ring when due.
             raise ActionRefused("no_units", _("范围内没有更多可调派的单元。"))
-        if tier is not None:
-            _next_ring_bring_forward(incident=incident, tiers=tiers, sent=tier, now=now)
         return list(wave.dispatches.order_by("rank"))
 
 
