@@ -359,6 +359,48 @@ def tap_socket(daphne, http: Http, t: dict, system: System) -> MemberSocket:
     raise AssertionError("unreachable")
 
 
+class FeedProbe:
+    """A second client of the same supervisor feed, in Python: what the server
+    sends, whatever the browser makes of it (tells a slow server from a slow page)."""
+
+    def __init__(self, ws_url: str, origin: str, sessionid: str) -> None:
+        import threading
+
+        from websockets.sync.client import connect
+
+        self.conn = connect(
+            ws_url.replace("/ws/member/", "/ws/supervisor/"),
+            origin=origin,
+            additional_headers={"Cookie": f"sessionid={sessionid}"},
+            proxy=None,
+            compression=None,
+            open_timeout=30,
+            max_size=None,
+        )
+        self.times: list[float] = []
+        self.accepted: dict[str, float] = {}
+        self.error = ""
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        try:
+            for raw in self.conn:
+                self.times.append(time.monotonic())
+                if '"hello"' in raw:
+                    self.conn.send(json.dumps({"type": "resume", "id": 1, "seqs": {}}))
+                elif '"ping"' in raw:
+                    self.conn.send(json.dumps({"type": "pong", "id": None}))
+                elif '"event": "accepted"' in raw:
+                    f = json.loads(raw)
+                    self.accepted.setdefault(f"{f['incident_id']}:{f['unit_id']}", time.time())
+        except Exception as exc:  # noqa: BLE001 - closed at the end of the run
+            self.error = repr(exc)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
 def run(args) -> dict[str, Any]:
     root = Path(tempfile.mkdtemp(prefix="bench-board-"))
     city = system = proc = None
@@ -417,6 +459,7 @@ def run(args) -> dict[str, Any]:
             cdp = context.new_cdp_session(page)
             cdp.send("Network.enable")
             cdp.on("Network.webSocketFrameReceived", lambda e: frames.append(time.monotonic()))
+            probe = FeedProbe(daphne.ws_url, http.origin, sessionid)
             page.goto(daphne.http_url + "/board/")
             page.wait_for_selector("#conn[data-state=online]", timeout=30_000)
             deadline = time.monotonic() + 60
@@ -442,6 +485,7 @@ def run(args) -> dict[str, Any]:
             )
             frames.clear()
             counted = page.evaluate("({...window.__ws})")
+            probe_before = len(probe.times)
             started = time.monotonic()
             sent: dict[str, float] = {}
             sent_mono: dict[str, float] = {}
@@ -458,6 +502,10 @@ def run(args) -> dict[str, Any]:
             browser.stop_tracing()
             received = len([f for f in frames if f >= started])
             counted_end = page.evaluate("({...window.__ws})")
+            probe_fps = round((len(probe.times) - probe_before) / window, 1)
+            probe_ms = sorted(
+                (probe.accepted[k] - sent[k]) * 1000 for k in sent if k in probe.accepted
+            )
             in_page = {k: round((counted_end[k] - counted[k]) / window, 1) for k in counted}
             # The server's answer to each tap (its ``ok``): tap -> server, for comparison.
             server_ms = []
@@ -482,6 +530,12 @@ def run(args) -> dict[str, Any]:
                     "frames_per_s": in_page["all"],
                     "frames_per_s_by_kind": in_page,
                     "cdp_frames_per_s": round(received / window, 1),
+                    "probe_frames_per_s": probe_fps,
+                    "probe_tap_p50_p99_ms": [
+                        round(float(np.percentile(probe_ms, q)), 1) for q in (50, 99)
+                    ]
+                    if probe_ms
+                    else None,
                     "tap_server_p50_ms": round(float(np.percentile(server_ms, 50)), 1)
                     if server_ms
                     else None,
@@ -507,6 +561,7 @@ def run(args) -> dict[str, Any]:
             shutil.copy(root / "board.png", ROOT / "test-artifacts" / "bench-board.png")
             for _t, sock in tap_socks:
                 sock.close()
+            probe.close()
             browser.close()
         return figures
     finally:
