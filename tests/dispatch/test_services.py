@@ -1078,3 +1078,34 @@ def test_the_next_ring_of_a_closed_incident_is_refused(unanswered):
         services.incident_ring_next(incident_id=unanswered.pk, actor=officer)
     assert refused.value.code == "closed"
     assert unanswered.deadlines.get(tier="respond_1min").outcome == ""
+
+
+def test_a_batch_of_positions_is_stored_in_one_transaction_and_each_refusal_kept(
+    unanswered, responders, layer_spy, django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    """Hundreds of responders' positions per socket process: one query to check them
+    all and one insert, not a round of queries each; a refused one is its own."""
+    act(unanswered, responders["near"], "accept")
+    partner = Member.objects.filter(unit=responders["near"].unit).exclude(pk=responders["near"].pk)[
+        0
+    ]
+    reports = [
+        members.LocationReport(
+            member=responders["near"], lat=23.131, lon=113.32, incident_id=unanswered.pk
+        ),
+        members.LocationReport(member=partner, lat=23.132, lon=113.32, incident_id=unanswered.pk),
+        members.LocationReport(
+            member=responders["far"], lat=23.09, lon=113.33, incident_id=unanswered.pk
+        ),
+        members.LocationReport(member=responders["mid"], lat=23.11, lon=113.32),
+    ]
+    # One check of every dispatch, one INSERT (in the test's transaction: within a
+    # savepoint and its release), whatever the number of positions.
+    with django_assert_num_queries(4), django_capture_on_commit_callbacks(execute=True):
+        results = services.member_locations_record(reports=reports)
+    stored = [row is not None for row, _refused in results]
+    assert stored == [True, True, False, True]
+    assert results[2][1].code == "not_alerted"
+    frames = layer_spy.to(incident_group(unanswered.pk))
+    positions = [f for f in frames if f["type"] == "responder.location"]
+    assert [f["member_id"] for f in positions] == [responders["near"].pk, partner.pk]
