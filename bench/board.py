@@ -237,6 +237,36 @@ class contextlib_suppress:
 
 # --- the board --------------------------------------------------------------------------
 
+# Counted in the page itself: every message the board's sockets receive, by kind.
+# (The CDP frame event of the first runs reached this process only when Playwright
+# next pumped its event loop, so its count said nothing about the window.)
+COUNT_FRAMES = """
+(() => {
+  const Real = window.WebSocket;
+  window.__ws = { all: 0, location: 0, update: 0 };
+  window.__arrived = {};
+  window.WebSocket = class extends Real {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener("message", (m) => {
+        const w = window.__ws;
+        w.all++;
+        if (m.data.includes('"responder.location"')) w.location++;
+        else if (m.data.includes('"incident.update"')) {
+          w.update++;
+          // When each unit's acceptance reached the page (tap -> socket).
+          if (m.data.includes('"event": "accepted"')) {
+            const f = JSON.parse(m.data);
+            const key = f.incident_id + ":" + f.unit_id;
+            if (!(key in window.__arrived)) window.__arrived[key] = Date.now();
+          }
+        }
+      });
+    }
+  };
+})();
+"""
+
 STAMP_ACCEPTS = """
 window.__accepted = {};
 new MutationObserver((records) => {
@@ -275,7 +305,35 @@ def long_tasks(trace_path: Path) -> dict[str, Any]:
         for e in events
         if e.get("name") == "RunTask" and e.get("ph") == "X" and (e["pid"], e["tid"]) in main
     ]
+    # What the long tasks spent their time on: the events nested in them, by name.
+    long = [
+        (e["ts"], e["ts"] + e["dur"], (e["pid"], e["tid"]))
+        for e in events
+        if e.get("name") == "RunTask"
+        and e.get("ph") == "X"
+        and (e["pid"], e["tid"]) in main
+        and e["dur"] > 50_000
+    ]
+    inside: dict[str, float] = {}
+    for e in events:
+        if (
+            e.get("ph") != "X"
+            or e.get("name") == "RunTask"
+            or (e.get("pid"), e.get("tid")) not in main
+        ):
+            continue
+        for start, end, _thread in long:
+            if start <= e["ts"] < end:
+                name = e["name"]
+                if name == "FunctionCall":
+                    data = e.get("args", {}).get("data", {})
+                    where = data.get("url", "").rsplit("/", 1)[-1]
+                    name = f"{data.get('functionName', '')} {where}:{data.get('lineNumber', '')}"
+                inside[name] = inside.get(name, 0) + e["dur"] / 1000
+                break
+    top = sorted(inside.items(), key=lambda kv: -kv[1])[:12]
     return {
+        "in_long_tasks_ms": {k: round(v, 1) for k, v in top},
         "tasks": len(durations),
         "over_50ms": sum(d > 50 for d in durations),
         "max_ms": round(max(durations, default=0), 1),
@@ -299,6 +357,48 @@ def tap_socket(daphne, http: Http, t: dict, system: System) -> MemberSocket:
                 raise ServiceError(f"tap socket: {exc!r}\n{daphne.log()[-3000:]}") from exc
             time.sleep(3)
     raise AssertionError("unreachable")
+
+
+class FeedProbe:
+    """A second client of the same supervisor feed, in Python: what the server
+    sends, whatever the browser makes of it (tells a slow server from a slow page)."""
+
+    def __init__(self, ws_url: str, origin: str, sessionid: str) -> None:
+        import threading
+
+        from websockets.sync.client import connect
+
+        self.conn = connect(
+            ws_url.replace("/ws/member/", "/ws/supervisor/"),
+            origin=origin,
+            additional_headers={"Cookie": f"sessionid={sessionid}"},
+            proxy=None,
+            compression=None,
+            open_timeout=30,
+            max_size=None,
+        )
+        self.times: list[float] = []
+        self.accepted: dict[str, float] = {}
+        self.error = ""
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        try:
+            for raw in self.conn:
+                self.times.append(time.monotonic())
+                if '"hello"' in raw:
+                    self.conn.send(json.dumps({"type": "resume", "id": 1, "seqs": {}}))
+                elif '"ping"' in raw:
+                    self.conn.send(json.dumps({"type": "pong", "id": None}))
+                elif '"event": "accepted"' in raw:
+                    f = json.loads(raw)
+                    self.accepted.setdefault(f"{f['incident_id']}:{f['unit_id']}", time.time())
+        except Exception as exc:  # noqa: BLE001 - closed at the end of the run
+            self.error = repr(exc)
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 def run(args) -> dict[str, Any]:
@@ -352,12 +452,14 @@ def run(args) -> dict[str, Any]:
                 ],
             )
             context = browser.new_context(viewport={"width": 1920, "height": 1080})
+            context.add_init_script(COUNT_FRAMES)
             context.add_cookies([{"name": "sessionid", "value": sessionid, "url": daphne.http_url}])
             page = context.new_page()
             frames: list[float] = []
             cdp = context.new_cdp_session(page)
             cdp.send("Network.enable")
             cdp.on("Network.webSocketFrameReceived", lambda e: frames.append(time.monotonic()))
+            probe = FeedProbe(daphne.ws_url, http.origin, sessionid)
             page.goto(daphne.http_url + "/board/")
             page.wait_for_selector("#conn[data-state=online]", timeout=30_000)
             deadline = time.monotonic() + 60
@@ -382,11 +484,16 @@ def run(args) -> dict[str, Any]:
                 ],
             )
             frames.clear()
+            counted = page.evaluate("({...window.__ws})")
+            probe_before = len(probe.times)
             started = time.monotonic()
             sent: dict[str, float] = {}
+            sent_mono: dict[str, float] = {}
+            tap_errors: list[str] = []
             gap = max(0.05, (args.seconds - 2) / max(1, len(tap_socks)))
             for t, sock in tap_socks:
                 sent[f"{t['incident_id']}:{t['unit_id']}"] = time.time()
+                sent_mono[f"{t['incident_id']}:{t['unit_id']}"] = time.monotonic()
                 sock.send({"type": "accept", "id": 1, "incident_id": t["incident_id"]})
                 time.sleep(gap)
             while time.monotonic() - started < args.seconds:
@@ -394,15 +501,51 @@ def run(args) -> dict[str, Any]:
             window = time.monotonic() - started
             browser.stop_tracing()
             received = len([f for f in frames if f >= started])
+            counted_end = page.evaluate("({...window.__ws})")
+            probe_fps = round((len(probe.times) - probe_before) / window, 1)
+            probe_ms = sorted(
+                (probe.accepted[k] - sent[k]) * 1000 for k in sent if k in probe.accepted
+            )
+            in_page = {k: round((counted_end[k] - counted[k]) / window, 1) for k in counted}
+            # The server's answer to each tap (its ``ok``): tap -> server, for comparison.
+            server_ms = []
+            for t, sock in tap_socks:
+                key = f"{t['incident_id']}:{t['unit_id']}"
+                ok = [at for at, f in sock.frames if f.get("type") == "ok" and f.get("id") == 1]
+                errors = [f for _at, f in sock.frames if f.get("type") == "error"]
+                if ok:
+                    server_ms.append((ok[0] - sent_mono[key]) * 1000)
+                elif errors:
+                    tap_errors.append(errors[0].get("code"))
             page.wait_for_timeout(2000)
             shown = page.evaluate("window.__accepted")
             lat_ms = sorted((shown[k] - sent[k] * 1000) for k in sent if k in shown)
+            arrived = page.evaluate("window.__arrived")
+            socket_ms = sorted((arrived[k] - sent[k] * 1000) for k in sent if k in arrived)
             parent.send("stats")
             _, stats = parent.recv()
             figures.update(
                 {
                     "window_s": round(window, 1),
-                    "frames_per_s": round(received / window, 1),
+                    "frames_per_s": in_page["all"],
+                    "frames_per_s_by_kind": in_page,
+                    "cdp_frames_per_s": round(received / window, 1),
+                    "probe_frames_per_s": probe_fps,
+                    "probe_tap_p50_p99_ms": [
+                        round(float(np.percentile(probe_ms, q)), 1) for q in (50, 99)
+                    ]
+                    if probe_ms
+                    else None,
+                    "tap_server_p50_ms": round(float(np.percentile(server_ms, 50)), 1)
+                    if server_ms
+                    else None,
+                    "tap_server_answered": len(server_ms),
+                    "tap_socket_p50_p99_ms": [
+                        round(float(np.percentile(socket_ms, q)), 1) for q in (50, 99)
+                    ]
+                    if socket_ms
+                    else None,
+                    "tap_errors": tap_errors[:5],
                     "long_tasks": long_tasks(trace),
                     "taps": len(sent),
                     "taps_shown": len(lat_ms),
@@ -418,6 +561,7 @@ def run(args) -> dict[str, Any]:
             shutil.copy(root / "board.png", ROOT / "test-artifacts" / "bench-board.png")
             for _t, sock in tap_socks:
                 sock.close()
+            probe.close()
             browser.close()
         return figures
     finally:

@@ -4,15 +4,12 @@ incident, wave or dispatch itself."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from dispatch import services as dispatch_services
 from dispatch.models import Dispatch, Incident
-from dispatch.ranking import rank_units
 from dispatch.selectors import incident_list, user_may_raise_incidents
 
 # Close outcomes an officer picks from (the ``closed`` event keeps the code).
@@ -22,8 +19,6 @@ OUTCOMES = {
     "police_took_over": gettext_lazy("已移交警方处置"),
     "professional_took_over": gettext_lazy("已移交专业力量"),
 }
-# "Next ring now" when the incident's policy has no ring left with a wave.
-NEXT_RING_FALLBACK = {"radius_m": 5000, "units": 10}
 CALL_MAX_UNITS = 50
 
 
@@ -95,41 +90,14 @@ def board_call_units(*, user, incident_id: int, unit_ids: list[int]) -> list[Dis
     )
 
 
-def next_ring_spec(incident: Incident) -> dict[str, Any]:
-    """The wave of the incident's next ring that has not fired yet (its policy's
-    tiers in order), or a wider ring when none is left."""
-    fired = set(incident.deadlines.filter(fired_at__isnull=False).values_list("tier", flat=True))
-    for tier in incident.policy.get("tiers", []):
-        if tier.get("wave") and tier["name"] not in fired:
-            return tier["wave"]
-    return NEXT_RING_FALLBACK
-
-
 def board_next_ring(*, user, incident_id: int) -> list[Dispatch]:
-    """The next ring now: the next ranked units (not yet on the incident) as a wave.
-
-    The ring's escalation deadline stays: if it comes due with the incident still
-    unanswered, escalation sends its own wave as well.
-    """
+    """The next ring now: dispatch sends the policy's next ring (and takes that
+    ring's escalation deadline, so the same wave does not go out again when due)."""
     incident = incident_for_command(user=user, incident_id=incident_id)
-    spec = next_ring_spec(incident)
-    already = set(Dispatch.objects.filter(incident=incident).values_list("unit_id", flat=True))
-    candidates = rank_units(
-        lat=incident.lat,
-        lon=incident.lon,
-        limit=int(spec["units"]),
-        radius_m=spec.get("radius_m"),
-        incident_kind=incident.kind,
-        exclude=already,
-    )
-    if not candidates:
-        raise BoardRefused("no_units", _("范围内没有更多可调派的单元。"), status=409)
-    return dispatch_services.wave_send(
-        incident=incident,
-        unit_ids=[c.unit_id for c in candidates],
-        reason="board_ring",
-        actor=user,
-    )
+    try:
+        return dispatch_services.incident_ring_next(incident_id=incident.pk, actor=user)
+    except dispatch_services.ActionRefused as exc:
+        raise BoardRefused(exc.code, exc.message, status=409) from exc
 
 
 def board_gather(*, user, incident_id: int, lat: float, lon: float, note: str = ""):

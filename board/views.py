@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from dispatch import inputs
 from dispatch.models import Incident
+from dispatch.policy import tier_labels
 from units.scoping import user_may
 
 from . import selectors, services
@@ -146,6 +147,7 @@ def board(request: HttpRequest) -> HttpResponse:
         "heartbeatS": settings.WS_HEARTBEAT_S,
         "followUpAfterS": settings.BOARD_FOLLOW_UP_AFTER_S,
         "targetsS": {**settings.RESPONSE_TARGETS_S, **settings.BOARD_RING_TARGETS_S},
+        "tierLabels": tier_labels(),
         "tileUrl": settings.MAP_TILE_URL,
         "tileAttribution": settings.MAP_TILE_ATTRIBUTION,
         "tileCrs": settings.MAP_TILE_CRS,

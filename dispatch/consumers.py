@@ -219,10 +219,14 @@ class MemberConsumer(_JsonEdge):
         incident_id = content.get("incident_id")
         if incident_id is not None:
             incident_id = _int_field(content, "incident_id")
-        await database_sync_to_async(services.member_location_record)(
-            member=self.member, lat=lat, lon=lon, accuracy_m=accuracy, incident_id=incident_id
+        # Answered (ok or error) when the process's batch is stored: see _LocationBatch.
+        _locations_for_loop().add(
+            self,
+            msg_id,
+            services.LocationReport(
+                member=self.member, lat=lat, lon=lon, accuracy_m=accuracy, incident_id=incident_id
+            ),
         )
-        await self.send_json({"type": "ok", "id": msg_id})
 
     async def _on_resume(self, msg_id, content) -> None:
         last = content.get("last_event_id") or 0
@@ -361,6 +365,63 @@ class _MemberHeartbeat:
                 socket.session_key is None or socket.session_key in live_keys
             )
             await _quietly(socket._beat(allowed=ok, frames=frames.get(socket.member.pk, [])))
+
+
+class _LocationBatch:
+    """Positions from every member socket of one process, stored together.
+
+    Hundreds of responders each send a position every few seconds; one database
+    call each kept daphne's one database thread busy (a new SQLite connection, a
+    query, a commit, per position), and every tap and board frame queued behind
+    them (bench/board.py). Positions wait up to LOCATION_BATCH_S and are stored
+    by one ``member_locations_record`` call; each socket then gets its ``ok`` or
+    its error frame, and the boards their frames after commit.
+    """
+
+    def __init__(self) -> None:
+        self.pending: list[tuple[MemberConsumer, Any, services.LocationReport]] = []
+        self.task: asyncio.Task | None = None
+
+    def add(self, socket: MemberConsumer, msg_id, report: services.LocationReport) -> None:
+        self.pending.append((socket, msg_id, report))
+        if self.task is None or self.task.done():
+            self.task = asyncio.ensure_future(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(LOCATION_BATCH_S)
+        while self.pending:
+            batch, self.pending = (
+                self.pending[:LOCATION_BATCH_MAX],
+                self.pending[LOCATION_BATCH_MAX:],
+            )
+            try:
+                results = await database_sync_to_async(services.member_locations_record)(
+                    reports=[report for _s, _i, report in batch]
+                )
+            except Exception:
+                log.exception("storing %s positions failed", len(batch))
+                failed = services.ActionRefused("unavailable", _("位置暂未保存，请稍后再试。"))
+                results = [(None, failed)] * len(batch)
+            for (socket, msg_id, _report), (_row, refused) in zip(batch, results, strict=True):
+                if refused is None:
+                    await _quietly(socket.send_json({"type": "ok", "id": msg_id}))
+                else:
+                    await _quietly(socket._error(msg_id, refused.code, refused.message))
+
+
+LOCATION_BATCH_S = 0.2
+LOCATION_BATCH_MAX = 500
+_location_batches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LocationBatch] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _locations_for_loop() -> _LocationBatch:
+    loop = asyncio.get_running_loop()
+    batch = _location_batches.get(loop)
+    if batch is None:
+        batch = _location_batches[loop] = _LocationBatch()
+    return batch
 
 
 _heartbeats: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _MemberHeartbeat] = (

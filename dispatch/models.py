@@ -183,6 +183,9 @@ class IncidentEvent(models.Model):
         REACHED = "reached", _("已触达")
         NOTIFY_RETRY = "notify_retry", _("渠道重试")
         UNREACHABLE = "unreachable", _("联系不上，需电台跟进")
+        # A provider's receipt says its channel did not reach the member (SMS failed,
+        # call unanswered): the boards show it per member, the chain moves on.
+        NOTIFY_FAILED = "notify_failed", _("渠道未送达")
 
     incident = models.ForeignKey(
         Incident, models.CASCADE, related_name="events", verbose_name=_("警情")

@@ -582,6 +582,21 @@ def receipt_record(receipt: Receipt) -> bool:
                 error_code=receipt.error_code[:64],
             )
             if won:
+                _events_push(
+                    incident=attempt.delivery.dispatch.incident,
+                    events=[
+                        IncidentEvent(
+                            type=IncidentEvent.Type.NOTIFY_FAILED,
+                            unit_id=attempt.delivery.member.unit_id,
+                            member_id=attempt.delivery.member_id,
+                            data={
+                                "channel": receipt.channel,
+                                "error_code": receipt.error_code[:64],
+                                "at": now.isoformat(),
+                            },
+                        )
+                    ],
+                )
                 transaction.on_commit(
                     lambda: _advance_schedule(
                         delivery_id=attempt.delivery_id, from_channel=receipt.channel

@@ -7,6 +7,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 Policy = dict[str, Any]
 
@@ -73,3 +75,33 @@ def enough_accepts(policy: Policy) -> int:
 
 def tier_get(policy: Policy, name: str) -> dict[str, Any] | None:
     return next((t for t in policy.get("tiers", []) if t["name"] == name), None)
+
+
+# What people call the default policy's tiers (boards, banners): the ring of the
+# 1-3-5 / 10 / 20-minute circle a tier brings in, never its name in settings.
+TIER_LABELS = {
+    "respond_1min": gettext_lazy("1 分钟响应圈"),
+    "control_3min": gettext_lazy("3 分钟互助圈"),
+    "handle_5min": gettext_lazy("5 分钟增援圈"),
+    "street_10min": gettext_lazy("10 分钟街镇力量"),
+    "professional_20min": gettext_lazy("20 分钟专业力量"),
+}
+
+
+def tier_label(tier: dict[str, Any]) -> str:
+    """A tier in words, in the active language: its known label, else the policy's
+    own ``label`` (a setting, as written), else its minute mark."""
+    if tier["name"] in TIER_LABELS:
+        return str(TIER_LABELS[tier["name"]])
+    if isinstance(tier.get("label"), str) and tier["label"]:
+        return tier["label"]
+    return _("%(m)s 分钟升级") % {"m": round(float(tier.get("after_s", 0)) / 60, 1)}
+
+
+def tier_labels() -> dict[str, str]:
+    """Every tier of every configured policy, by name, in words."""
+    return {
+        tier["name"]: tier_label(tier)
+        for policy in settings.ESCALATION_POLICIES.values()
+        for tier in policy.get("tiers", [])
+    }

@@ -63,21 +63,28 @@ def incident_state(*, user, incident: Incident) -> dict[str, Any]:
         .order_by("rank")
     )
     unit_ids = [d.unit_id for d in dispatches]
+    # Each member's channels as the board shows them (and updates from the feed's
+    # delivered / seen / reached / notify_failed frames): [member, unit, channel,
+    # "reached" | "failed"]; a unit shows the channels that reached any member.
+    reach: list[list[Any]] = [
+        [member_id, unit_id, "app", "reached"]
+        for member_id, unit_id in Delivery.objects.filter(
+            dispatch__incident=incident, delivered_at__isnull=False
+        ).values_list("member_id", "dispatch__unit_id")
+    ]
+    for member_id, unit_id, channel, reached_at, status in NotificationAttempt.objects.filter(
+        delivery__dispatch__incident=incident
+    ).values_list(
+        "delivery__member_id", "delivery__dispatch__unit_id", "channel", "reached_at", "status"
+    ):
+        if reached_at is not None:
+            reach.append([member_id, unit_id, channel, "reached"])
+        elif status == NotificationAttempt.Status.FAILED:
+            reach.append([member_id, unit_id, channel, "failed"])
     channels: dict[int, set[str]] = defaultdict(set)
-    for unit_id in (
-        Delivery.objects.filter(dispatch__incident=incident, delivered_at__isnull=False)
-        .values_list("dispatch__unit_id", flat=True)
-        .distinct()
-    ):
-        channels[unit_id].add("app")
-    for unit_id, channel in (
-        NotificationAttempt.objects.filter(
-            delivery__dispatch__incident=incident, status=NotificationAttempt.Status.SENT
-        )
-        .values_list("delivery__dispatch__unit_id", "channel")
-        .distinct()
-    ):
-        channels[unit_id].add(channel)
+    failed: dict[int, set[str]] = defaultdict(set)
+    for _member_id, unit_id, channel, state in reach:
+        (channels if state == "reached" else failed)[unit_id].add(channel)
     leaders: dict[int, Member] = {}
     for m in Member.objects.filter(
         unit_id__in=unit_ids, role=Member.Role.LEADER, is_active=True
@@ -104,6 +111,9 @@ def incident_state(*, user, incident: Incident) -> dict[str, Any]:
                 "members": d.members_n,
                 "delivered": d.delivered_n,
                 "channels": sorted(channels.get(d.unit_id, ())),
+                "failed_channels": sorted(
+                    failed.get(d.unit_id, set()) - channels.get(d.unit_id, set())
+                ),
                 "leader": (
                     {"name": leader.name, "phone": phone_for(user, leader.phone)}
                     if leader
@@ -139,6 +149,7 @@ def incident_state(*, user, incident: Incident) -> dict[str, Any]:
         "waves": waves,
         "units": units,
         "positions": positions,
+        "reach": reach,
         "timeline": timeline,
     }
 

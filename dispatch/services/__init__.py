@@ -12,7 +12,8 @@ board):
 - ``wave_send``: send a wave to units the caller names;
 - ``units_stand_down``: release named units from an incident;
 - ``incident_close``: close an incident that nobody reported handled;
-- ``incident_gather_set``: set the gathering point responders head for.
+- ``incident_gather_set``: set the gathering point responders head for;
+- ``incident_ring_next``: send the next ring of the escalation policy now.
 
 Each records who acted (``actor``, a staff user) on the timeline event and
 pushes to phones and boards only after the transaction commits.
@@ -28,15 +29,17 @@ from __future__ import annotations
 from ..actions import ACTIONS
 from ..intake import IntakeRefused
 from .dispatches import units_stand_down
-from .escalation import deadline_fire, deadlines_sweep
+from .escalation import deadline_fire, deadlines_sweep, incident_ring_next
 from .gathering import incident_gather_set
 from .incidents import IntakeResult, incident_close, incident_create
 from .members import (
     ActionRefused,
+    LocationReport,
     delivery_ack,
     dispatch_act,
     dispatch_for_member,
     member_location_record,
+    member_locations_record,
 )
 from .waves import wave_send
 
@@ -53,7 +56,10 @@ __all__ = [
     "incident_close",
     "incident_create",
     "incident_gather_set",
+    "incident_ring_next",
     "member_location_record",
+    "member_locations_record",
+    "LocationReport",
     "units_stand_down",
     "wave_send",
 ]

@@ -4,6 +4,8 @@ dispatch/actions.py), delivery receipts and shared positions."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
@@ -20,6 +22,7 @@ from ..events import (
     events_record,
     incident_group,
     push_on_commit,
+    to_supervisors,
 )
 from ..models import Delivery, Dispatch, Incident, IncidentEvent, MemberLocation
 from .dispatches import stand_down_if_enough, stand_down_rest, updates_for
@@ -159,7 +162,8 @@ def delivery_ack(*, incident_id: int, member: Member, seen: bool = False) -> boo
         )
         incident = Incident.objects.get(pk=incident_id)
         payload = payloads.update(event=event, incident=incident)
-        push_on_commit([(incident_group(incident_id), payload)])
+        # The boards show which channel reached each member, live (and by seq on resume).
+        push_on_commit([(incident_group(incident_id), payload), *to_supervisors(incident, payload)])
     return True
 
 
@@ -176,32 +180,100 @@ def member_location_record(
     ``accuracy_m`` must be finite, from 0 to ``LOCATION_ACCURACY_MAX_M``
     (ValidationError on ``accuracy``): every edge a location enters by comes here.
     """
-    accuracy_m = inputs.accuracy_clean(accuracy_m)
-    if incident_id is not None:
-        dispatch = dispatch_for_member(incident_id=incident_id, member=member)
-        if dispatch.status not in {Dispatch.Status.ACCEPTED, Dispatch.Status.ON_SITE}:
-            raise ActionRefused("not_responding", _("只有正在响应的队员才能共享位置。"))
-    with transaction.atomic():
-        location = MemberLocation.objects.create(
-            member=member, incident_id=incident_id, lat=lat, lon=lon, accuracy_m=accuracy_m
-        )
-        if incident_id is not None:
-            push_on_commit(
-                [
-                    (
-                        incident_group(incident_id),
-                        {
-                            "type": "responder.location",
-                            "id": None,
-                            "incident_id": incident_id,
-                            "member_id": member.pk,
-                            "unit_id": member.unit_id,
-                            "lat": lat,
-                            "lon": lon,
-                            "accuracy_m": accuracy_m,
-                            "at": location.created_at.isoformat(),
-                        },
-                    )
-                ]
-            )
+    report = LocationReport(
+        member=member,
+        lat=lat,
+        lon=lon,
+        accuracy_m=inputs.accuracy_clean(accuracy_m),
+        incident_id=incident_id,
+    )
+    ((location, refused),) = member_locations_record(reports=[report])
+    if refused is not None:
+        raise refused
     return location
+
+
+@dataclass(frozen=True)
+class LocationReport:
+    """One position a member sent; ``accuracy_m`` already checked (``inputs.accuracy_clean``)."""
+
+    member: Member
+    lat: float
+    lon: float
+    accuracy_m: float | None = None
+    incident_id: int | None = None
+
+
+_RESPONDING = {Dispatch.Status.ACCEPTED, Dispatch.Status.ON_SITE}
+
+
+def member_locations_record(
+    *, reports: Sequence[LocationReport]
+) -> list[tuple[MemberLocation | None, ActionRefused | None]]:
+    """Store many positions in one transaction (a socket process's batch: one
+    database call for hundreds of responders moving, not one each), pushed to
+    each incident's watchers after commit. Per report, in order: the stored row,
+    or the refusal (position for an incident the member's unit is not responding
+    to), and then nothing is stored for that report.
+    """
+    wanted = {
+        (r.incident_id, r.member.unit_id)
+        for r in reports
+        if r.incident_id is not None and inputs.id_in_range(r.incident_id)
+    }
+    status = (
+        {
+            (incident_id, unit_id): st
+            for incident_id, unit_id, st in Dispatch.objects.filter(
+                incident_id__in={i for i, _u in wanted}, unit_id__in={u for _i, u in wanted}
+            ).values_list("incident_id", "unit_id", "status")
+        }
+        if wanted
+        else {}
+    )
+    out: list[tuple[MemberLocation | None, ActionRefused | None]] = []
+    rows: list[MemberLocation] = []
+    for r in reports:
+        if r.incident_id is not None:
+            st = status.get((r.incident_id, r.member.unit_id))
+            if st is None:
+                out.append((None, ActionRefused("not_alerted", _("你的单元没有被派往该警情。"))))
+                continue
+            if st not in _RESPONDING:
+                refused = ActionRefused("not_responding", _("只有正在响应的队员才能共享位置。"))
+                out.append((None, refused))
+                continue
+        row = MemberLocation(
+            member=r.member,
+            incident_id=r.incident_id,
+            lat=r.lat,
+            lon=r.lon,
+            accuracy_m=r.accuracy_m,
+        )
+        rows.append(row)
+        out.append((row, None))
+    if not rows:
+        return out
+    with transaction.atomic():
+        MemberLocation.objects.bulk_create(rows)
+        push_on_commit(
+            [
+                (
+                    incident_group(row.incident_id),
+                    {
+                        "type": "responder.location",
+                        "id": None,
+                        "incident_id": row.incident_id,
+                        "member_id": row.member_id,
+                        "unit_id": row.member.unit_id,
+                        "lat": row.lat,
+                        "lon": row.lon,
+                        "accuracy_m": row.accuracy_m,
+                        "at": row.created_at.isoformat(),
+                    },
+                )
+                for row in rows
+                if row.incident_id is not None
+            ]
+        )
+    return out

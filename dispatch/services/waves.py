@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 def wave_ranked_send(
-    *, incident: Incident, number: int, spec: dict[str, Any], reason: str
+    *, incident: Incident, number: int, spec: dict[str, Any], reason: str, actor=None
 ) -> tuple[Wave | None, list[Candidate]]:
     """Create wave ``number`` with its dispatches, deliveries and alert events.
 
@@ -67,6 +67,7 @@ def wave_ranked_send(
         wave=wave,
         units=[(c.unit_id, c.distance_m, c.eta_s) for c in candidates],
         rank0=0,
+        actor=actor,
     )
     return wave, candidates
 

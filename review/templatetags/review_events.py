@@ -76,6 +76,8 @@ def _part(key: str, value: Any) -> str | None:
         }
     if key == "units":
         return ngettext("%(n)s 个单元", "%(n)s 个单元", int(value)) % {"n": value}
+    if key == "ring_sent_early":
+        return _("该圈已由指挥台提前推送") if value else None
     if key in ("lat", "lon"):
         return None  # shown together below
     return f"{key}: {value}"

@@ -2,7 +2,7 @@
 // socket, and the officer's commands.
 import { api, candidateRows, placeLookup, placeOptions, raise, raiseBody, raisePreview } from "./commands.js";
 import { drawArea, drawIncident, drawPositions, focus, mapInit, pickMarker } from "./map.js";
-import { banner, notice, renderAll, renderClock, renderFollowUp, renderIncident, select, selectedId, statusLabel } from "./render.js";
+import { banner, escalationText, notice, renderAll, renderClock, renderFollowUp, renderIncident, select, selectedId, statusLabel } from "./render.js";
 import { connect, on, onConnection, resync } from "./socket.js";
 import { applyLocation, applyState, applyUpdate, CFG, incident, incidents, openIncidents } from "./state.js";
 
@@ -49,13 +49,27 @@ function flush() {
     }
   }
   if (allDirty || dirty.size) refreshRaiseStatus();
+  dirty.clear();
+  allDirty = false;
+}
+
+// Positions: hundreds of responders each send one every few seconds, so some
+// arrive in nearly every animation frame, and each draw repaints the whole map
+// canvas. They are drawn at most every POSITIONS_EVERY_MS instead (a marker is
+// at most that late), the markers that moved only.
+const POSITIONS_EVERY_MS = 500;
+let positionsTimer = null;
+function schedulePositions() {
+  if (positionsTimer == null) positionsTimer = setTimeout(() => requestAnimationFrame(drawMoved), POSITIONS_EVERY_MS);
+}
+function drawMoved() {
+  positionsTimer = null;
   for (const id of movedPeople) {
     const inc = incidents.get(id);
-    if (inc) drawPositions(inc);
+    if (inc && inc.moved) drawPositions(inc, inc.moved);
+    if (inc) inc.moved = null;
   }
-  dirty.clear();
   movedPeople.clear();
-  allDirty = false;
 }
 
 // --- socket frames ---------------------------------------------------------------------
@@ -85,8 +99,7 @@ function onUpdate(frame) {
   else if (frame.event === "alerted" || inc.unknownUnits) resyncSoon(inc, 300);
   else if (inc.gap) resyncSoon(inc, 800);
   if (frame.event === "escalated" && !frame.replay) {
-    const d = frame.data || {};
-    banner(`${gettext("升级")} #${inc.id}: ${d.tier || ""}${d.units != null ? ` · ${gettext("新推送单元")} ${d.units}` : ""}`);
+    banner(escalationText(frame));
     beep();
   }
   redraw(inc);
@@ -106,7 +119,7 @@ on("responder.location", (frame) => {
   const inc = applyLocation(frame);
   if (inc) {
     movedPeople.add(inc.id);
-    schedule();
+    schedulePositions();
   }
 });
 on("resumed", () => redraw());

@@ -124,10 +124,12 @@ export function drawIncident(inc, selected) {
   drawPositions(inc);
 }
 
-export function drawPositions(inc) {
+// Every responder's marker, or only those in ``memberIds`` (the ones that moved).
+export function drawPositions(inc, memberIds) {
   const g = incidentMarkers.get(inc.id);
   if (!g) return;
-  for (const p of inc.positions.values()) {
+  const todo = memberIds ? [...memberIds].map((id) => inc.positions.get(id)).filter(Boolean) : inc.positions.values();
+  for (const p of todo) {
     const at = toMap(p.lat, p.lon);
     let m = g.people.get(p.member_id);
     if (!m) {

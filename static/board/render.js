@@ -14,6 +14,16 @@ const STATUS = {
 };
 export const statusLabel = (status) => (STATUS[status] ? STATUS[status]() : status || "");
 const CHANNELS = { app: () => gettext("应用"), push: () => gettext("推送通知"), sms: () => gettext("短信"), voice: () => gettext("语音") };
+export const channelLabel = (c) => (CHANNELS[c] ? CHANNELS[c]() : c);
+// A unit's receipts in one cell: members the app reached of those alerted, the
+// channels that reached someone, the channels that failed (✗), no channel at all (⚠).
+export function reachText(u) {
+  const ok = (u.channels || []).map(channelLabel).join("/");
+  const bad = (u.failed_channels || []).filter((c) => !(u.channels || []).includes(c)).map((c) => `✗${channelLabel(c)}`);
+  const parts = [u.members ? `${u.delivered || 0}/${u.members}` : "", ok, ...bad];
+  if (u.unreachable) parts.push(`⚠ ${gettext("需电台跟进")}`);
+  return parts.filter(Boolean).join(" ");
+}
 const MARKS = [
   ["responded", "responded_at", () => gettext("响应")],
   ["controlled", "controlled_at", () => gettext("管控")],
@@ -26,7 +36,16 @@ const EVENTS = {
   accepted: () => gettext("接受"), declined: () => gettext("拒绝"), on_site: () => gettext("到场管控"), handled: () => gettext("处置完毕"),
   escalated: () => gettext("升级"), no_units: () => gettext("范围内无可用单元"), stood_down: () => gettext("解除待命"),
   flagged: () => gettext("超时预警"), closed: () => gettext("结案"), gathering: () => gettext("区域集结"),
+  reached: () => gettext("已触达"), unreachable: () => gettext("各渠道均未触达，需电台跟进"), notify_retry: () => gettext("重试发送"),
 };
+// The words after an event's name: which tier escalated, which channel reached, the outcome.
+function eventDetail(e) {
+  const d = e.data || {};
+  if (e.event === "escalated") return ` · ${tierLabel(d.tier)}`;
+  if ((e.event === "reached" || e.event === "notify_retry") && d.channel) return ` · ${channelLabel(d.channel)}`;
+  if (e.event === "closed" && d.outcome) return ` · ${outcomeLabel(d.outcome)}`;
+  return "";
+}
 
 export let selectedId = null;
 export function select(id) {
@@ -77,6 +96,35 @@ function card(inc) {
   return el;
 }
 
+function unitRow(u) {
+  const tr = document.createElement("tr");
+  tr.dataset.unit = u.unit_id;
+  const box = document.createElement("input");
+  box.type = "checkbox";
+  box.value = u.unit_id;
+  tr.appendChild(document.createElement("td")).appendChild(box);
+  for (const cls of ["name", "", "st", "reach", "num"]) cell(tr, "", cls);
+  return tr;
+}
+
+const setText = (el, text) => {
+  if (el.textContent !== text) el.textContent = text;
+};
+
+function unitRowFill(tr, u) {
+  const [boxCell, name, wave, st, reach, distance] = tr.children;
+  if (tr.dataset.status !== u.status) tr.dataset.status = u.status;
+  boxCell.firstChild.disabled = !["alerted", "accepted", "declined"].includes(u.status);
+  setText(name, `${u.code} ${u.name}`);
+  name.title = name.textContent;
+  setText(wave, u.wave != null ? String(u.wave) : "");
+  setText(st, (STATUS[u.status] || (() => u.status))());
+  st.className = `st st-${u.status}`;
+  setText(reach, reachText(u));
+  reach.dataset.channels = (u.channels || []).join(" ");
+  setText(distance, fmtDistance(u.distance_m));
+}
+
 export function renderIncident(inc, now) {
   const s = inc.summary;
   if (!s) return;
@@ -95,31 +143,25 @@ export function renderIncident(inc, now) {
   el.querySelector(".waves").textContent = inc.waves.length ? inc.waves.map((w) => `${interpolate(gettext("第 %s 批"), [w.number])} ${fmtTime(w.at)}`).join(" · ") : "";
   el.querySelector(".commands").querySelectorAll("button, select").forEach((b) => (b.disabled = inc.status !== "open"));
   renderClock(inc, now, el);
+  // Rows updated in place, keyed by unit: an officer's ticked boxes survive every
+  // frame, and a receipt changes one cell, not the whole table.
   const body = el.querySelector("table.units tbody");
-  body.textContent = "";
+  const rows = new Map([...body.children].map((tr) => [Number(tr.dataset.unit), tr]));
+  let i = 0;
   for (const u of inc.units.values()) {
-    const tr = document.createElement("tr");
-    tr.dataset.unit = u.unit_id;
-    tr.dataset.status = u.status;
-    const box = document.createElement("input");
-    box.type = "checkbox";
-    box.value = u.unit_id;
-    box.disabled = !["alerted", "accepted", "declined"].includes(u.status);
-    tr.appendChild(document.createElement("td")).appendChild(box);
-    cell(tr, `${u.code} ${u.name}`, "name").title = `${u.code} ${u.name}`;
-    cell(tr, u.wave != null ? String(u.wave) : "");
-    cell(tr, (STATUS[u.status] || (() => u.status))(), `st st-${u.status}`);
-    const ch = (u.channels || []).map((c) => (CHANNELS[c] ? CHANNELS[c]() : c)).join("/");
-    cell(tr, u.members ? `${u.delivered || 0}/${u.members}${ch ? " " + ch : ""}` : ch);
-    cell(tr, fmtDistance(u.distance_m), "num");
-    body.appendChild(tr);
+    const tr = rows.get(u.unit_id) || unitRow(u);
+    rows.delete(u.unit_id);
+    unitRowFill(tr, u);
+    if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null);
+    i++;
   }
+  for (const tr of rows.values()) tr.remove();
   const tl = el.querySelector(".timeline ol");
   tl.textContent = "";
   for (const e of inc.timeline.slice(-30).reverse()) {
     const li = document.createElement("li");
     const who = [e.unit_code || (e.unit_id && inc.units.get(e.unit_id) ? inc.units.get(e.unit_id).code : ""), e.data && e.data.member_name, e.by].filter(Boolean).join(" ");
-    li.textContent = `${fmtTime(e.at)} ${(EVENTS[e.event] || (() => e.event))()} ${who}${e.event === "closed" && e.data && e.data.outcome ? " · " + outcomeLabel(e.data.outcome) : ""}`;
+    li.textContent = `${fmtTime(e.at)} ${(EVENTS[e.event] || (() => e.event))()} ${who}${eventDetail(e)}`;
     li.dataset.event = e.event;
     tl.appendChild(li);
   }
@@ -165,24 +207,46 @@ export function renderAll(now) {
   renderFollowUp(list, now);
 }
 
+// Runs every second: rows are rebuilt only when the set of units to chase changes;
+// otherwise only their waiting times move.
+let followUpKey = "";
 export function renderFollowUp(list, now) {
   const body = $("follow-up").querySelector("tbody");
-  body.textContent = "";
+  const due = [];
   for (const inc of list) {
     if (inc.status !== "open") continue;
     for (const u of inc.units.values()) {
       if (u.status !== "alerted" || !u.alerted_at) continue;
       const waited = (now - Date.parse(u.alerted_at)) / 1000;
-      if (waited < CFG.followUpAfterS) continue;
+      if (waited >= CFG.followUpAfterS) due.push([inc, u, waited]);
+    }
+  }
+  const key = due.map(([inc, u]) => `${inc.id}:${u.unit_id}:${u.leader ? u.leader.phone : ""}`).join(",");
+  if (key !== followUpKey) {
+    followUpKey = key;
+    body.textContent = "";
+    for (const [inc, u] of due) {
       const tr = document.createElement("tr");
       tr.dataset.unit = u.unit_id;
       cell(tr, `#${inc.id}`);
       cell(tr, `${u.code} ${u.name}`, "name").title = `${u.code} ${u.name}`;
-      cell(tr, fmtClock(waited));
+      cell(tr, "", "waited");
       cell(tr, u.leader ? `${u.leader.name} ${u.leader.phone}` : "—", "phone");
       body.appendChild(tr);
     }
   }
+  due.forEach(([, , waited], n) => setText(body.children[n].children[2], fmtClock(waited)));
+}
+
+// An escalation in words: the tier as people call it (settings name the tiers
+// respond_1min, street_10min...; the page's config translates them).
+export const tierLabel = (name) => (CFG.tierLabels && CFG.tierLabels[name]) || gettext("升级层级");
+export function escalationText(frame) {
+  const d = frame.data || {};
+  let text = `${gettext("升级")} #${frame.incident_id}: ${tierLabel(d.tier)}`;
+  if (d.units != null) text += ` · ${gettext("新推送单元")} ${d.units}`;
+  else if (d.ring_sent_early) text += ` · ${gettext("该圈已提前推送")}`;
+  return text;
 }
 
 let bannerTimer = null;

@@ -9,7 +9,7 @@ export const units = new Map(); // id -> [id, code, name, lat, lon] (the area's 
 const TIMELINE_MAX = 80;
 
 function blank(id) {
-  return { id, summary: null, status: "open", seq: 0, ahead: new Set(), units: new Map(), positions: new Map(), timeline: [], waves: [], targetsAt: {}, gap: false, closedAt: null };
+  return { id, summary: null, status: "open", seq: 0, ahead: new Set(), units: new Map(), positions: new Map(), reach: new Map(), timeline: [], waves: [], targetsAt: {}, gap: false, closedAt: null };
 }
 
 export function incident(id) {
@@ -28,6 +28,8 @@ export function applyState(frame) {
   inc.waves = frame.waves || [];
   inc.units = new Map(frame.units.map((u) => [u.unit_id, u]));
   for (const p of frame.positions || []) inc.positions.set(p.member_id, p);
+  inc.reach = new Map();
+  for (const [memberId, , channel, st] of frame.reach || []) memberReach(inc, memberId)[channel] = st;
   inc.timeline = (frame.timeline || []).slice(-TIMELINE_MAX);
   if (frame.seq > inc.seq) inc.seq = frame.seq;
   for (const seq of [...inc.ahead]) if (seq <= inc.seq) inc.ahead.delete(seq);
@@ -70,9 +72,14 @@ export function applyUpdate(frame) {
     const d = frame.data || {};
     if (frame.event === "alerted") {
       Object.assign(u, { status: "alerted", wave: d.wave, rank: d.rank, distance_m: d.distance_m, eta_s: d.eta_s, alerted_at: frame.at });
-    } else if (frame.event === "delivered") {
-      u.delivered = (u.delivered || 0) + 1;
-      if (!u.channels.includes("app")) u.channels = [...u.channels, "app"];
+    } else if (frame.event === "delivered" || frame.event === "seen") {
+      reached(inc, u, frame.member_id, "app", "reached");
+    } else if (frame.event === "reached") {
+      reached(inc, u, frame.member_id, d.channel, "reached");
+    } else if (frame.event === "notify_failed") {
+      reached(inc, u, frame.member_id, d.channel, "failed");
+    } else if (frame.event === "unreachable") {
+      u.unreachable = true;
     }
     if (frame.dispatch_status) u.status = frame.dispatch_status;
     if (frame.event === "accepted") u.accepted_at = frame.at;
@@ -82,10 +89,36 @@ export function applyUpdate(frame) {
   return inc;
 }
 
+// A member's channels: {app: "reached", sms: "failed", ...}.
+function memberReach(inc, memberId) {
+  let m = inc.reach.get(memberId);
+  if (!m) inc.reach.set(memberId, (m = {}));
+  return m;
+}
+
+// A receipt for one member on one channel: the member's state, and the unit's
+// row (members the app reached; channels that reached anyone; channels that failed).
+function reached(inc, u, memberId, channel, st) {
+  if (!channel) return;
+  const m = memberReach(inc, memberId);
+  if (channel === "app" && m.app !== "reached" && memberId != null) u.delivered = (u.delivered || 0) + 1;
+  if (m[channel] === "reached") return; // first word wins, as on the server
+  m[channel] = st;
+  u.channels = u.channels || [];
+  u.failed_channels = u.failed_channels || [];
+  if (st === "reached") {
+    if (!u.channels.includes(channel)) u.channels = [...u.channels, channel];
+  } else if (!u.channels.includes(channel) && !u.failed_channels.includes(channel)) {
+    u.failed_channels = [...u.failed_channels, channel];
+  }
+}
+
 export function applyLocation(frame) {
   const inc = incidents.get(frame.incident_id);
   if (!inc) return null;
   inc.positions.set(frame.member_id, frame);
+  // Only these markers move at the next draw (never every responder of the incident).
+  (inc.moved || (inc.moved = new Set())).add(frame.member_id);
   return inc;
 }
 

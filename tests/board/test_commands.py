@@ -4,6 +4,7 @@ message) outside the officer's area, for a watching role, or on a closed inciden
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pytest
@@ -235,3 +236,23 @@ def test_the_leaders_phone_for_a_radio_follow_up_is_masked_for_a_reviewer(
     assert unit["leader"] == {"name": leader.name, "phone": "13812345678"}
     (unit,) = incident_state(user=reviewer, incident=incident)["units"]
     assert unit["leader"]["phone"] == "138****5678"
+
+
+def test_next_ring_now_takes_that_rings_deadline_so_its_wave_goes_out_once(
+    service_area, near_responder, mid_responder, officer
+):
+    """The officer sends the 1-minute ring early: when its deadline comes due, the
+    same ring must not go out a second time (an empty wave or units alerted twice)."""
+    incident = _open_incident()
+    status, body = post(officer, f"incidents/{incident.pk}/next-ring/")
+    assert status == 200, body
+    assert body["alerted"] == [mid_responder.unit_id]
+
+    deadline = incident.deadlines.get(tier="respond_1min")
+    deadline.due_at = deadline.due_at - dt.timedelta(hours=1)
+    deadline.save(update_fields=["due_at"])
+    services.deadline_fire(deadline_id=deadline.pk)
+    services.deadlines_sweep()
+
+    assert list(incident.waves.values_list("number", flat=True)) == [1, 2]
+    assert incident.dispatches.filter(unit_id=mid_responder.unit_id).count() == 1

@@ -27,6 +27,8 @@ def test_a_police_station_opens_the_board_in_chinese_with_no_inline_script(offic
     assert 'type="module" src="/static/board/main.js"' in html
     config = json.loads(html.split('id="board-config" type="application/json">')[1].split("<")[0])
     assert config["mayCommand"] is True and config["tileUrl"] == ""
+    # Escalation banners name tiers as people do, not as settings do.
+    assert config["tierLabels"]["street_10min"] == "10 分钟街镇力量"
 
 
 def test_the_home_page_links_the_board_for_stations_not_for_reviewers(officer, reviewer):

@@ -994,3 +994,118 @@ def test_incident_close_closes_without_handled_at_and_tells_every_unit_once(
     assert "closed" in [f["event"] for f in layer_spy.to(SUPERVISORS_GROUP)]
     assert not services.incident_close(incident=incident, actor=officer)
     assert incident.events.filter(type="closed").count() == 1
+
+
+# --- the next ring now (a command board) ------------------------------------------------
+
+
+def test_the_next_ring_now_takes_its_deadline_so_the_wave_goes_out_once(
+    unanswered, responders, layer_spy, django_capture_on_commit_callbacks
+):
+    officer = StaffFactory(role=StaffProfile.Role.POLICE_STATION).user
+    before = timezone.now()
+    with django_capture_on_commit_callbacks(execute=True):
+        sent = services.incident_ring_next(incident_id=unanswered.pk, actor=officer)
+    assert [d.unit_id for d in sent] == [responders["mid"].unit_id]
+    wave = Wave.objects.get(incident=unanswered, number=2)
+    assert (wave.radius_m, wave.reason) == (3000, "board_ring")
+    assert unanswered.events.get(type="alerted", unit=responders["mid"].unit).user == officer
+    ring = unanswered.deadlines.get(tier="respond_1min")
+    assert (ring.fired_at, ring.outcome) == (None, "ring_sent")
+    # The next ring keeps its interval (3 min - 1 min) from this wave, not from intake.
+    following = unanswered.deadlines.get(tier="control_3min")
+    assert before + dt.timedelta(seconds=120) <= following.due_at
+    assert following.due_at <= timezone.now() + dt.timedelta(seconds=120)
+
+    # The 1-minute deadline comes due: the station is told, no wave goes out again.
+    make_due(unanswered, "respond_1min")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.deadline_fire(deadline_id=ring.pk) == "escalated"
+    assert services.deadlines_sweep() == 0
+    assert unanswered.waves.count() == 2
+    assert unanswered.dispatches.filter(unit_id=responders["mid"].unit_id).count() == 1
+    escalated = unanswered.events.get(type="escalated")
+    assert escalated.data == {
+        "tier": "respond_1min",
+        "notify": ["station"],
+        "ring_sent_early": True,
+    }
+    mid_alerts = [
+        f
+        for f in layer_spy.to(unit_group(responders["mid"].unit_id))
+        if f["type"] == "incident.alert"
+    ]
+    assert len(mid_alerts) == 1
+
+    # Pressed again: the 3-minute ring (the far unit), and its deadline is taken too.
+    sent = services.incident_ring_next(incident_id=unanswered.pk, actor=officer)
+    assert [d.unit_id for d in sent] == [responders["far"].unit_id]
+    assert unanswered.deadlines.get(tier="control_3min").outcome == "ring_sent"
+
+
+def test_a_ring_whose_deadline_fired_first_is_not_sent_again_by_the_board(unanswered, responders):
+    """The deadline won the race: the board's press sends the ring after it."""
+    services.deadline_fire(deadline_id=make_due(unanswered, "respond_1min").pk)
+    officer = StaffFactory(role=StaffProfile.Role.POLICE_STATION).user
+    sent = services.incident_ring_next(incident_id=unanswered.pk, actor=officer)
+    assert [d.unit_id for d in sent] == [responders["far"].unit_id]
+    assert list(unanswered.waves.values_list("reason", flat=True).order_by("number")) == [
+        "intake",
+        "respond_1min",
+        "board_ring",
+    ]
+    assert unanswered.deadlines.get(tier="control_3min").outcome == "ring_sent"
+
+
+def test_a_next_ring_with_nobody_in_range_writes_nothing_and_keeps_the_deadline(
+    near_responder,
+):
+    incident = raise_incident().incident
+    officer = StaffFactory(role=StaffProfile.Role.POLICE_STATION).user
+    seq = Incident.objects.get(pk=incident.pk).last_seq
+    with pytest.raises(ActionRefused) as refused:
+        services.incident_ring_next(incident_id=incident.pk, actor=officer)
+    assert refused.value.code == "no_units"
+    assert incident.waves.count() == 1
+    assert Incident.objects.get(pk=incident.pk).last_seq == seq
+    assert incident.deadlines.get(tier="respond_1min").outcome == ""
+
+
+def test_the_next_ring_of_a_closed_incident_is_refused(unanswered):
+    officer = StaffFactory(role=StaffProfile.Role.POLICE_STATION).user
+    services.incident_close(incident=unanswered, actor=officer, outcome="false_alarm")
+    with pytest.raises(ActionRefused) as refused:
+        services.incident_ring_next(incident_id=unanswered.pk, actor=officer)
+    assert refused.value.code == "closed"
+    assert unanswered.deadlines.get(tier="respond_1min").outcome == ""
+
+
+def test_a_batch_of_positions_is_stored_in_one_transaction_and_each_refusal_kept(
+    unanswered, responders, layer_spy, django_capture_on_commit_callbacks, django_assert_num_queries
+):
+    """Hundreds of responders' positions per socket process: one query to check them
+    all and one insert, not a round of queries each; a refused one is its own."""
+    act(unanswered, responders["near"], "accept")
+    partner = Member.objects.filter(unit=responders["near"].unit).exclude(pk=responders["near"].pk)[
+        0
+    ]
+    reports = [
+        members.LocationReport(
+            member=responders["near"], lat=23.131, lon=113.32, incident_id=unanswered.pk
+        ),
+        members.LocationReport(member=partner, lat=23.132, lon=113.32, incident_id=unanswered.pk),
+        members.LocationReport(
+            member=responders["far"], lat=23.09, lon=113.33, incident_id=unanswered.pk
+        ),
+        members.LocationReport(member=responders["mid"], lat=23.11, lon=113.32),
+    ]
+    # One check of every dispatch, one INSERT (in the test's transaction: within a
+    # savepoint and its release), whatever the number of positions.
+    with django_assert_num_queries(4), django_capture_on_commit_callbacks(execute=True):
+        results = services.member_locations_record(reports=reports)
+    stored = [row is not None for row, _refused in results]
+    assert stored == [True, True, False, True]
+    assert results[2][1].code == "not_alerted"
+    frames = layer_spy.to(incident_group(unanswered.pk))
+    positions = [f for f in frames if f["type"] == "responder.location"]
+    assert [f["member_id"] for f in positions] == [responders["near"].pk, partner.pk]

@@ -12,9 +12,9 @@ from django.conf import settings
 from django.test import Client
 
 from config.asgi import application
-from dispatch import services
+from dispatch import notify, services
 from dispatch.consumers import CLOSE_FORBIDDEN
-from dispatch.models import Incident
+from dispatch.models import Delivery, Incident, NotificationAttempt
 from tests.dispatch.conftest import SPOT
 from tests.factories import StaffFactory, UserFactory
 from units.models import StaffProfile
@@ -155,5 +155,101 @@ def test_a_member_or_plain_user_cannot_open_the_feed(near_responder):
                 assert error["code"] == "forbidden"
                 closed = await ws.receive_output()
                 assert closed == {"type": "websocket.close", "code": CLOSE_FORBIDDEN}
+
+    async_to_sync(scenario)()
+
+
+def _sent(delivery, channel: str, ref: str):
+    """The chain sent this member a message on ``channel``; its receipt is due."""
+    return NotificationAttempt.objects.create(
+        delivery=delivery, channel=channel, status=NotificationAttempt.Status.SENT, provider_ref=ref
+    )
+
+
+def test_receipts_of_every_channel_reach_the_area_feed_after_commit_with_their_seq(
+    service_area, near_responder, tianhe, haizhu, settings
+):
+    """A member's app receipt and the providers' SMS / voice receipts each reach
+    the station's feed as one frame (not watching: the area's feed alone) with its
+    seq, and a board that missed them gets them on resume; another area, nothing."""
+    # The chain's own timed steps stay out: this test sends as a provider would.
+    settings.NOTIFY_CHAIN = []
+    station = StaffFactory(role=StaffProfile.Role.POLICE_STATION, region=tianhe).user
+    other = StaffFactory(role=StaffProfile.Role.POLICE_STATION, region=haizhu).user
+
+    async def scenario():
+        async with feed(station) as ws, feed(other) as far:
+            await ws.receive_json_from()
+            await far.receive_json_from()
+            incident = await raise_incident()
+            await frames_until_quiet(ws)
+            partner = await database_sync_to_async(
+                lambda: (
+                    Delivery.objects.filter(dispatch__incident=incident)
+                    .exclude(member=near_responder)
+                    .select_related("member")
+                    .get()
+                )
+            )()
+            mine = await database_sync_to_async(
+                lambda: Delivery.objects.get(dispatch__incident=incident, member=near_responder)
+            )()
+            sms = await database_sync_to_async(_sent)(partner, "sms", "sms-1")
+            voice = await database_sync_to_async(_sent)(mine, "voice", "call-1")
+            seq_before = await database_sync_to_async(
+                lambda: Incident.objects.get(pk=incident.pk).last_seq
+            )()
+
+            await database_sync_to_async(services.delivery_ack)(
+                incident_id=incident.pk, member=near_responder
+            )
+            await database_sync_to_async(notify.receipt_record)(
+                notify.Receipt(
+                    channel="sms",
+                    provider_ref="sms-1",
+                    phone=partner.member.phone,
+                    reached=False,
+                    error_code="MOBILE_NOT_ON_SERVICE",
+                )
+            )
+            await database_sync_to_async(notify.receipt_record)(
+                notify.Receipt(
+                    channel="voice",
+                    provider_ref="call-1",
+                    phone=near_responder.phone,
+                    reached=True,
+                    answered=True,
+                )
+            )
+            frames = [f for f in await frames_until_quiet(ws) if f.get("event")]
+            assert [(f["event"], f["member_id"], f["data"].get("channel")) for f in frames] == [
+                ("delivered", near_responder.pk, None),
+                ("notify_failed", partner.member_id, "sms"),
+                ("reached", near_responder.pk, "voice"),
+            ]
+            assert [f["seq"] for f in frames] == [seq_before + 1, seq_before + 2, seq_before + 3]
+            assert frames[1]["data"]["error_code"] == "MOBILE_NOT_ON_SERVICE"
+            assert all(f["unit_id"] == near_responder.unit_id for f in frames)
+            assert await far.receive_nothing(timeout=0.3)
+
+            # A board that missed them: replayed on resume, then the whole state
+            # with each member's channels.
+            await ws.send_json_to({"type": "resume", "id": 3, "seqs": {incident.pk: seq_before}})
+            frames = await frames_until_quiet(ws)
+            replayed = [f["event"] for f in frames if f.get("replay")]
+            assert replayed == ["delivered", "notify_failed", "reached"]
+            state = next(f for f in frames if f["type"] == "incident.state")
+            assert sorted(map(tuple, state["reach"])) == sorted(
+                [
+                    (near_responder.pk, near_responder.unit_id, "app", "reached"),
+                    (near_responder.pk, near_responder.unit_id, "voice", "reached"),
+                    (partner.member_id, near_responder.unit_id, "sms", "failed"),
+                ]
+            )
+            (unit,) = state["units"]
+            assert (unit["channels"], unit["failed_channels"]) == (["app", "voice"], ["sms"])
+        await database_sync_to_async(sms.refresh_from_db)()
+        await database_sync_to_async(voice.refresh_from_db)()
+        assert sms.status == NotificationAttempt.Status.FAILED and voice.reached_at is not None
 
     async_to_sync(scenario)()

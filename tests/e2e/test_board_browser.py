@@ -250,7 +250,10 @@ def test_another_stations_officer_sees_none_of_it_and_is_refused(boards, board_c
     # policy's "1 minute") reaches the board as a banner.
     mine.page.wait_for_selector("#follow-up tbody tr", timeout=10_000)
     mine.page.wait_for_selector("#banner:not([hidden])", timeout=15_000)
-    assert str(incident_id) in mine.page.locator("#banner").inner_text()
+    banner = mine.page.locator("#banner").inner_text()
+    assert str(incident_id) in banner
+    # The tier in words, never its name in settings.
+    assert "1 分钟响应圈" in banner and "respond_1min" not in banner, banner
     phones = mine.page.locator("#follow-up td.phone").all_inner_texts()
     assert any(re.search(r"1\d{10}", p) for p in phones), phones
     mine.shot("05-escalation-banner")
