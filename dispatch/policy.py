@@ -79,6 +79,19 @@ def tier_get(policy: Policy, name: str) -> dict[str, Any] | None:
 
 # What people call the default policy's tiers (boards, banners): the ring of the
 # 1-3-5 / 10 / 20-minute circle a tier brings in, never its name in settings.
+# The notification channels, as people name them (timeline, phone, admin).
+CHANNEL_LABELS = {
+    "app": gettext_lazy("应用页面"),
+    "push": gettext_lazy("推送通知"),
+    "sms": gettext_lazy("短信"),
+    "voice": gettext_lazy("语音电话"),
+}
+
+
+def channel_label(channel: str) -> str:
+    return str(CHANNEL_LABELS.get(channel, channel))
+
+
 TIER_LABELS = {
     "respond_1min": gettext_lazy("1 分钟响应圈"),
     "control_3min": gettext_lazy("3 分钟互助圈"),

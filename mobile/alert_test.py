@@ -29,26 +29,15 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 
 from dispatch.events import member_group, push_on_commit
 from dispatch.notify import Notification, SendResult, backend_for
+from dispatch.policy import channel_label
 from units.models import Member
 
 from .models import AlertTest, AlertTestAttempt
 
 log = logging.getLogger(__name__)
-
-CHANNEL_LABELS = {
-    "app": gettext_lazy("应用页面"),
-    "push": gettext_lazy("推送通知"),
-    "sms": gettext_lazy("短信"),
-    "voice": gettext_lazy("语音电话"),
-}
-
-
-def channel_label(channel: str) -> str:
-    return str(CHANNEL_LABELS.get(channel, channel))
 
 
 class AlertTestRefused(Exception):

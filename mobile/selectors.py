@@ -16,11 +16,11 @@ from dispatch.models import (
     MemberLocation,
     NotificationAttempt,
 )
+from dispatch.policy import channel_label
 from dispatch.services import dispatch_for_member
 from units.models import STANDARD_KIT, Equipment, EquipmentKind, Member
 from units.readiness import equipment_usable, phone_takes_sms_q
 
-from .alert_test import channel_label
 from .models import AlertTest, AlertTestAttempt, PushSubscription
 
 

@@ -10,6 +10,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
 from dispatch.models import Incident
+from dispatch.policy import channel_label
 
 register = template.Library()
 
@@ -45,9 +46,21 @@ _ORDER = [
     "closed",
     "outcome",
     "drill_scope",
+    "channel",
+    "channels",
+    "provider",
+    "attempt",
+    "delay_s",
+    "error_code",
+    "detail",
+    "phone_tail",
+    "note",
+    "clock_skew_s",
 ]
 # Keys that help machines only (the timeline shows the member in its own column).
-_HIDDEN = {"seeded", "member_name", "notify", "drill"}
+# ``at`` is the event's own time (its column); the reported discovery time goes
+# with the clock skew.
+_HIDDEN = {"seeded", "member_name", "notify", "drill", "at", "discovered_at_reported"}
 
 
 def _part(key: str, value: Any) -> str | None:
@@ -78,6 +91,26 @@ def _part(key: str, value: Any) -> str | None:
         return ngettext("%(n)s 个单元", "%(n)s 个单元", int(value)) % {"n": value}
     if key == "ring_sent_early":
         return _("该圈已由指挥台提前推送") if value else None
+    if key == "channel":
+        return _("渠道：%(c)s") % {"c": channel_label(value)}
+    if key == "channels":
+        return _("已试：%(c)s") % {"c": "、".join(channel_label(c) for c in value)}
+    if key == "provider":
+        return _("服务商：%(p)s") % {"p": value}
+    if key == "attempt":
+        return _("第 %(n)s 次重试") % {"n": value}
+    if key == "delay_s":
+        return _("%(s)s 秒后") % {"s": value}
+    if key == "error_code":
+        return _("错误码 %(code)s") % {"code": value}
+    if key == "detail":
+        return str(value)
+    if key == "phone_tail":
+        return _("手机尾号 %(tail)s") % {"tail": value}
+    if key == "note":
+        return str(value) or None
+    if key == "clock_skew_s":
+        return _("报警方时钟快了 %(s)s 秒，按收到时间记录") % {"s": value}
     if key in ("lat", "lon"):
         return None  # shown together below
     return f"{key}: {value}"

@@ -40,3 +40,20 @@ def test_the_timeline_text_is_translated():
         assert event_text({"tier": "respond_1min", "units": 1}) == (
             "Nobody responded within 1 minute · 1 unit"
         )
+
+
+def test_channel_events_read_as_sentences():
+    """Receipts, retries and radio follow-ups (issues 11, 12) carry channels and
+    codes: none of their keys reaches the page raw."""
+    failed = event_text({"channel": "sms", "error_code": "isv.MOBILE_NUMBER_ILLEGAL", "at": "x"})
+    assert failed == "渠道：短信 · 错误码 isv.MOBILE_NUMBER_ILLEGAL"
+    retry = event_text(
+        {"channel": "voice", "provider": "aliyun", "attempt": 2, "delay_s": 4, "detail": "503"}
+    )
+    assert retry == "渠道：语音电话 · 服务商：aliyun · 第 2 次重试 · 4 秒后 · 503"
+    unreachable = event_text({"channels": ["app", "sms"], "phone_tail": "1234"})
+    assert unreachable == "已试：应用页面、短信 · 手机尾号 1234"
+    skew = event_text({"source": "cad", "clock_skew_s": 12.5, "discovered_at_reported": "x"})
+    assert "12.5" in skew and "discovered_at" not in skew
+    for text in (failed, retry, unreachable, skew):
+        assert ": " not in text and "_" not in text.split("isv.")[0]
