@@ -210,14 +210,12 @@ class AliyunIvrBackend(AliyunVoiceBackend):
         GatewayBackend.__init__(self)
         require(self.conf, "aliyun", "access_key_id", "access_key_secret", "ivr_code")
         self.client = _client(VmsClient, self.conf)
-
-    def _menu(self) -> list[vms_models.IvrCallRequestMenuKeyMap]:
+        # Built here, in the caller's thread: calls run in worker threads, where
+        # the caller's active language is not.
         code = self.conf.get("ivr_key_code") or self.conf["ivr_code"]
-        return [
-            vms_models.IvrCallRequestMenuKeyMap(
-                key=key, code=code, tts_params=json.dumps({"choice": choice}, ensure_ascii=False)
-            )
-            for key, choice in (("1", _("接受")), ("2", _("拒绝")))
+        self.menu = [
+            {"key": key, "code": code, "tts_params": json.dumps({"choice": c}, ensure_ascii=False)}
+            for key, c in (("1", _("接受")), ("2", _("拒绝")))
         ]
 
     def _call(self, notes: list[Notification]) -> list[SendResult]:
@@ -230,7 +228,9 @@ class AliyunIvrBackend(AliyunVoiceBackend):
                     called_show_number=self.conf.get("show_number") or None,
                     start_code=self.conf["ivr_code"],
                     start_tts_params=json.dumps(template_params(note), ensure_ascii=False),
-                    menu_key_map=self._menu(),
+                    menu_key_map=[
+                        vms_models.IvrCallRequestMenuKeyMap(**item) for item in self.menu
+                    ],
                     play_times=2,
                     timeout=self.key_timeout_ms,
                     # Echoed back in VoiceCallReport, which names no number.
