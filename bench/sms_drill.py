@@ -7,7 +7,7 @@ Prints the time until every message was accepted, the duplicates (a member
 texted twice: must be 0, also after the step is run again as a retried task
 would), the busiest second as the provider saw it, and the worker's peak RSS.
 
-    .venv/bin/python bench/sms_drill.py [--members 41000] [--qps 100] [--concurrency 4]
+    .venv/bin/python bench/sms_drill.py [--members 41000] [--qps 100] [--concurrency 8]
 
 The fake cloud runs in a process of its own (``CloudProcess``).
 """
@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--qps", type=float, default=100.0)
     parser.add_argument("--profile", action="store_true", help="profile the drill's step")
     parser.add_argument(
-        "--concurrency", type=int, default=4, help="provider calls in flight per worker"
+        "--concurrency", type=int, default=8, help="provider calls in flight per worker"
     )
     parser.add_argument(
         "--workers", type=int, default=1, help="worker processes sharing the step (and the bucket)"

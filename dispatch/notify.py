@@ -32,7 +32,7 @@ import datetime as dt
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -235,16 +235,68 @@ def chain_step(*, wave_id: int, step: int, schedule_next: bool = True) -> int:
     return sent
 
 
-def deliveries_load(qs) -> list[Delivery]:
-    """The deliveries with member and dispatch, and each incident (with its region)
-    loaded once and shared: a wave's 41,000 rows name one incident, and building
-    it per row was a third of a city drill's database time."""
-    deliveries = list(qs.select_related("member", "dispatch"))
-    incident_ids = {d.dispatch.incident_id for d in deliveries}
-    incidents = Incident.objects.select_related("region").in_bulk(list(incident_ids))
-    for delivery in deliveries:
-        delivery.dispatch.incident = incidents[delivery.dispatch.incident_id]
-    return deliveries
+@dataclass(slots=True)
+class MemberRef:
+    pk: int
+    name: str
+    phone: str
+    unit_id: int
+
+
+@dataclass(slots=True)
+class DispatchRef:
+    pk: int
+    incident: Incident
+    distance_m: int
+
+    @property
+    def incident_id(self) -> int:
+        return self.incident.pk
+
+
+@dataclass(slots=True)
+class Target:
+    """What the chain reads of a ``Delivery`` to notify one member: the fields of
+    its member and dispatch, and the incident, shared. ``notify_deliveries``
+    takes these or real deliveries alike."""
+
+    pk: int
+    dispatch_id: int
+    member_id: int
+    dispatch: DispatchRef
+    member: MemberRef
+
+
+def deliveries_load(qs) -> list[Target]:
+    """The deliveries of ``qs`` as ``Target``s: one query for their fields, one
+    for the incidents (with region), each incident and dispatch built once and
+    shared. Model instances of delivery, member, dispatch, incident and region
+    per row were most of a city drill's own time (41,000 rows, one incident)."""
+    rows = list(
+        qs.values_list(
+            "pk",
+            "dispatch_id",
+            "member_id",
+            "dispatch__incident_id",
+            "dispatch__distance_m",
+            "member__name",
+            "member__phone",
+            "member__unit_id",
+        )
+    )
+    incidents = Incident.objects.select_related("region").in_bulk(list({r[3] for r in rows}))
+    dispatches: dict[int, DispatchRef] = {}
+    targets = []
+    for pk, dispatch_id, member_id, incident_id, distance_m, name, phone, unit_id in rows:
+        dispatch = dispatches.get(dispatch_id)
+        if dispatch is None:
+            dispatch = dispatches[dispatch_id] = DispatchRef(
+                dispatch_id, incidents[incident_id], distance_m
+            )
+        targets.append(
+            Target(pk, dispatch_id, member_id, dispatch, MemberRef(member_id, name, phone, unit_id))
+        )
+    return targets
 
 
 def chain_sweep(*, now: dt.datetime | None = None, grace_s: float = 5.0) -> int:
@@ -268,7 +320,7 @@ def chain_sweep(*, now: dt.datetime | None = None, grace_s: float = 5.0) -> int:
     return sent
 
 
-def notify_deliveries(*, channel: str, deliveries: Sequence[Delivery]) -> int:
+def notify_deliveries(*, channel: str, deliveries: Sequence[Delivery | Target]) -> int:
     """Claim and send one channel to these members; returns how many were sent.
 
     The (delivery, channel) row is the claim, inserted in bulk: a member whose row
@@ -290,20 +342,12 @@ def notify_deliveries(*, channel: str, deliveries: Sequence[Delivery]) -> int:
     return sent
 
 
-def _notify_chunk(*, backend: BaseBackend, channel: str, deliveries: Sequence[Delivery]) -> int:
+def _notify_chunk(
+    *, backend: BaseBackend, channel: str, deliveries: Sequence[Delivery | Target]
+) -> int:
     token = uuid.uuid4().hex
     by_id = {d.pk: d for d in deliveries}
-    _claims_insert(delivery_ids=list(by_id), channel=channel, token=token)
-    # What this worker won, as (pk, delivery) pairs: model instances cost more to
-    # build than the rest of a member's claim.
-    attempts = [
-        _Claim(pk, delivery_id)
-        for pk, delivery_id in NotificationAttempt.objects.filter(
-            claim=token, channel=channel, delivery_id__in=list(by_id)
-        )
-        .order_by("pk")
-        .values_list("pk", "delivery_id")
-    ]
+    attempts = _claims_insert(delivery_ids=list(by_id), channel=channel, token=token)
     if not attempts:
         return 0
     notes = _alert_notifications(
@@ -375,13 +419,16 @@ def _notify_chunk(*, backend: BaseBackend, channel: str, deliveries: Sequence[De
     return sum(1 for r in results if r.ok)
 
 
-def _claims_insert(*, delivery_ids: list[int], channel: str, token: str) -> None:
-    """Claim (delivery, channel) for these deliveries in one statement: the rows
-    another worker inserted first stay theirs (ON CONFLICT DO NOTHING on the
-    unique pair), and ``token`` marks ours.
+def _claims_insert(*, delivery_ids: list[int], channel: str, token: str) -> list[_Claim]:
+    """Claim (delivery, channel) for these deliveries in one statement; return the
+    claims this call won, in insertion order. Rows another worker inserted first
+    stay theirs: ON CONFLICT DO NOTHING on the unique pair, and RETURNING names
+    only the rows this statement inserted (PostgreSQL; SQLite 3.35+).
 
-    One INSERT ... SELECT rather than ``bulk_create``: building and binding the
-    rows in Python cost 0.4 ms a member, a quarter of a city drill's time."""
+    One INSERT ... SELECT ... RETURNING rather than ``bulk_create`` and a query
+    for the rows it made: building and binding the rows in Python, and the
+    second query's id list, cost more than half a millisecond a member, most of
+    a city drill's own time. ``token`` still marks which worker inserted a row."""
     attempt = NotificationAttempt._meta
     quote = connection.ops.quote_name
     columns = ", ".join(
@@ -397,6 +444,7 @@ def _claims_insert(*, delivery_ids: list[int], channel: str, token: str) -> None
             "claim",
         )
     )
+    delivery_pk = quote(Delivery._meta.pk.column)
     marks = ", ".join(["%s"] * len(delivery_ids))
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     with connection.cursor() as cursor:
@@ -404,12 +452,13 @@ def _claims_insert(*, delivery_ids: list[int], channel: str, token: str) -> None
         # INSERT ... SELECT ... ON CONFLICT.
         cursor.execute(
             f"INSERT INTO {quote(attempt.db_table)} ({columns}) "  # noqa: S608 - names are ours
-            f"SELECT {quote(Delivery._meta.pk.column)}, %s, %s, '', %s, '', '', %s "
-            f"FROM {quote(Delivery._meta.db_table)} "
-            f"WHERE {quote(Delivery._meta.pk.column)} IN ({marks}) "
-            "ON CONFLICT DO NOTHING",
+            f"SELECT {delivery_pk}, %s, %s, '', %s, '', '', %s "
+            f"FROM {quote(Delivery._meta.db_table)} WHERE {delivery_pk} IN ({marks}) "
+            f"ON CONFLICT DO NOTHING "
+            f"RETURNING {quote(attempt.pk.column)}, {quote(attempt.get_field('delivery').column)}",
             [channel, NotificationAttempt.Status.SENDING, now, token, *delivery_ids],
         )
+        return sorted(_Claim(pk, delivery_id) for pk, delivery_id in cursor.fetchall())
 
 
 class _Claim(NamedTuple):
@@ -421,7 +470,7 @@ def _reached_record(
     *,
     channel: str,
     attempts: Sequence[NotificationAttempt | _Claim],
-    deliveries: dict[int, Delivery],
+    deliveries: Mapping[int, Delivery | Target],
     at: dt.datetime,
 ) -> None:
     """A ``reached`` event per member on the incident's timeline and the supervisors'
@@ -643,7 +692,9 @@ def receipt_record(receipt: Receipt) -> bool:
     return True
 
 
-def _alert_notifications(*, channel: str, deliveries: Sequence[Delivery]) -> list[Notification]:
+def _alert_notifications(
+    *, channel: str, deliveries: Sequence[Delivery | Target]
+) -> list[Notification]:
     """One text per dispatch (its members share incident and distance), the
     incident's labels once per incident, then the member's fields: translating
     the labels per unit cost a city drill seconds (each choice label is looked
@@ -694,7 +745,7 @@ def alert_notification(*, channel: str, delivery: Delivery) -> Notification:
     )
 
 
-def _alert_for(*, channel: str, parts: _IncidentText, delivery: Delivery) -> Notification:
+def _alert_for(*, channel: str, parts: _IncidentText, delivery: Delivery | Target) -> Notification:
     incident = parts.incident
     member = delivery.member
     text = _("%(title)s 地点：%(where)s，距你单元约 %(d)d 米。") % {

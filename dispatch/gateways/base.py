@@ -113,7 +113,7 @@ class GatewayBackend(BaseBackend):
         def send(part: list[int]) -> tuple[list[int], list[SendResult]]:
             return part, self._send_chunk([notifications[i] for i in part], retried.put)
 
-        workers = max(1, min(int(self.conf.get("concurrency", 4)), len(parts)))
+        workers = max(1, min(int(self.conf.get("concurrency", 8)), len(parts)))
         if workers == 1:
             done = [send(part) for part in parts]
             self._retries_report(retried)

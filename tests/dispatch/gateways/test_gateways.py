@@ -20,6 +20,7 @@ from dispatch.gateways import checks, ratelimit
 from dispatch.gateways.aliyun import AliyunVoiceBackend
 from dispatch.models import Incident, NotificationAttempt
 from tests.dispatch.gateways.conftest import TENCENT_TOKEN, _backends, _events, _raise
+from tests.factories import MemberFactory
 
 
 def _post(client, url: str, body) -> int:
@@ -208,3 +209,42 @@ def test_a_reply_after_the_window_is_too_late(settings, unit_pair):
     assert not reply.ok and reply.reason == "too_late"
     incident.refresh_from_db()
     assert incident.responded_at is None
+
+
+def _step_queries(incident: Incident) -> int:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        assert notify.chain_step(wave_id=incident.waves.get().pk, step=0, schedule_next=False)
+    return len(queries)
+
+
+def test_an_sms_step_makes_as_many_queries_for_60_members_as_for_2(
+    settings, cloud, unit_pair, no_timers
+):
+    member, _mate = unit_pair
+    _backends(settings)
+    few = _step_queries(_raise())
+    MemberFactory.create_batch(58, unit=member.unit, on_duty=True)
+    many = _raise()
+    assert _step_queries(many) == few
+    assert NotificationAttempt.objects.filter(delivery__dispatch__incident=many).count() == 60
+
+
+def test_a_member_another_worker_claimed_is_not_texted_again(settings, cloud, unit_pair, no_timers):
+    member, mate = unit_pair
+    _backends(settings)
+    incident = _raise()
+    # This worker loaded the wave; another claimed the member in between.
+    targets = notify.deliveries_load(notify._pending(wave_id=incident.waves.get().pk, condition=""))
+    delivery = next(t for t in targets if t.member_id == member.pk)
+    NotificationAttempt.objects.create(
+        delivery_id=delivery.pk, channel="sms", status="sending", claim="other-worker"
+    )
+    assert notify.notify_deliveries(channel="sms", deliveries=targets) == 1
+    assert [a.phones for a in cloud.calls("aliyun")] == [[mate.phone]]
+    assert notify.notify_deliveries(channel="sms", deliveries=targets) == 0  # a rerun
+    assert len(cloud.calls("aliyun")) == 1
+    claims = dict(NotificationAttempt.objects.values_list("delivery__member_id", "claim"))
+    assert claims[member.pk] == "other-worker" and claims[mate.pk] not in ("", "other-worker")
