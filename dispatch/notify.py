@@ -27,7 +27,6 @@ follow-up (an ``unreachable`` event, once).
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import logging
 import uuid
@@ -714,8 +713,17 @@ def _alert_notifications(
             )
         else:
             member = delivery.member
-            note = dataclasses.replace(
-                first, member_id=member.pk, member_name=member.name, phone=member.phone
+            # Not dataclasses.replace: its per-call field walk was a tenth of a
+            # city drill's own time.
+            note = Notification(
+                first.channel,
+                member.pk,
+                member.name,
+                member.phone,
+                first.text,
+                first.title,
+                first.payload,
+                first.incident_id,
             )
         notes.append(note)
     return notes
