@@ -124,7 +124,8 @@ class AliyunSmsBackend(GatewayBackend):
 
     def __init__(self) -> None:
         super().__init__()
-        require(self.conf, "aliyun", "access_key_id", "access_key_secret", "sign", "template")
+        require(self.conf, "aliyun", "access_key_id", "access_key_secret")
+        require(self.conf, "aliyun_sms", "sign", "template")
         self.client = _client(SmsClient, self.conf)
 
     def _call(self, notes: list[Notification]) -> list[SendResult]:
@@ -171,7 +172,8 @@ class AliyunVoiceBackend(GatewayBackend):
 
     def __init__(self) -> None:
         super().__init__()
-        require(self.conf, "aliyun", "access_key_id", "access_key_secret", "tts_code")
+        require(self.conf, "aliyun", "access_key_id", "access_key_secret")
+        require(self.conf, "aliyun_voice", "tts_code")
         self.client = _client(VmsClient, self.conf)
 
     def _call(self, notes: list[Notification]) -> list[SendResult]:
@@ -208,7 +210,10 @@ class AliyunIvrBackend(AliyunVoiceBackend):
 
     def __init__(self) -> None:
         GatewayBackend.__init__(self)
-        require(self.conf, "aliyun", "access_key_id", "access_key_secret", "ivr_code")
+        # IvrCall, unlike SingleCallByTts, needs the caller number (one bought
+        # for interactive calls): without it every call would be refused.
+        require(self.conf, "aliyun", "access_key_id", "access_key_secret")
+        require(self.conf, "aliyun_voice", "ivr_code", "show_number")
         self.client = _client(VmsClient, self.conf)
         # Built here, in the caller's thread: calls run in worker threads, where
         # the caller's active language is not.
@@ -225,7 +230,7 @@ class AliyunIvrBackend(AliyunVoiceBackend):
                 self.client.ivr_call_with_options,
                 vms_models.IvrCallRequest(
                     called_number=note.phone,
-                    called_show_number=self.conf.get("show_number") or None,
+                    called_show_number=self.conf["show_number"],
                     start_code=self.conf["ivr_code"],
                     start_tts_params=json.dumps(template_params(note), ensure_ascii=False),
                     menu_key_map=[

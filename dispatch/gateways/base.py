@@ -57,12 +57,15 @@ def gateway_settings(provider: str) -> dict[str, Any]:
     return conf
 
 
-def require(conf: dict[str, Any], provider: str, *names: str) -> None:
-    """A clear start-up error for a configured backend whose keys are missing."""
+def require(conf: dict[str, Any], prefix: str, *names: str) -> None:
+    """A clear start-up error for a configured backend whose keys are missing,
+    naming the environment variables to set: ``prefix`` is the variables'
+    prefix (``aliyun`` for the shared keys, ``aliyun_voice`` for the voice
+    template: ALIYUN_ACCESS_KEY_ID, ALIYUN_VOICE_TTS_CODE)."""
     missing = [name for name in names if not conf.get(name)]
     if missing:
-        env = ", ".join(f"{provider.upper()}_{name.upper()}" for name in missing)
-        raise ImproperlyConfigured(f"{provider}: missing {env} (see docs/deployment.md)")
+        env = ", ".join(f"{prefix.upper()}_{name.upper()}" for name in missing)
+        raise ImproperlyConfigured(f"{prefix}: missing {env} (see docs/deployment.md)")
 
 
 class GatewayBackend(BaseBackend):

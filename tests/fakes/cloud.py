@@ -216,14 +216,16 @@ class FakeCloud:
                 params = dict(parse_qsl(url.query))
                 params.update(parse_qsl(body.decode()))
                 if action == "IvrCall" and not (
-                    params.get("StartCode") and params.get("MenuKeyMap.1.Key")
+                    params.get("StartCode")
+                    and params.get("CalledShowNumber")
+                    and params.get("MenuKeyMap.1.Key")
                 ):
                     return self._send(
                         400,
                         {
                             "RequestId": "fake",
                             "Code": "MissingParameter",
-                            "Message": "StartCode and MenuKeyMap are mandatory for IvrCall.",
+                            "Message": "StartCode, CalledShowNumber and MenuKeyMap are mandatory.",
                         },
                     )
                 if action == "SendSms":

@@ -44,6 +44,7 @@ def cloud(settings):
             "tts_code": "TTS_1",
             "ivr_code": "TTS_2",
             "ivr_key_code": "TTS_3",
+            "show_number": "02000000000",
         },
         "tencent_sms": {
             **tencent,

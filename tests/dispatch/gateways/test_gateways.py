@@ -248,3 +248,24 @@ def test_a_member_another_worker_claimed_is_not_texted_again(settings, cloud, un
     assert len(cloud.calls("aliyun")) == 1
     claims = dict(NotificationAttempt.objects.values_list("delivery__member_id", "claim"))
     assert claims[member.pk] == "other-worker" and claims[mate.pk] not in ("", "other-worker")
+
+
+@pytest.mark.parametrize(
+    ("backend", "gateway", "field", "env"),
+    [
+        ("aliyun.AliyunSmsBackend", "aliyun_sms", "template", "ALIYUN_SMS_TEMPLATE"),
+        ("aliyun.AliyunVoiceBackend", "aliyun_voice", "tts_code", "ALIYUN_VOICE_TTS_CODE"),
+        ("aliyun.AliyunIvrBackend", "aliyun_voice", "show_number", "ALIYUN_VOICE_SHOW_NUMBER"),
+        ("aliyun.AliyunIvrBackend", "aliyun_voice", "access_key_id", "ALIYUN_ACCESS_KEY_ID"),
+        ("tencent.TencentSmsBackend", "tencent_sms", "app_id", "TENCENT_SMS_APP_ID"),
+        ("tencent.TencentVoiceBackend", "tencent_voice", "template", "TENCENT_VOICE_TEMPLATE"),
+        ("tencent.TencentVoiceBackend", "tencent_voice", "secret_key", "TENCENT_SECRET_KEY"),
+    ],
+)
+def test_a_missing_key_is_named_by_the_variable_to_set(
+    settings, cloud, backend, gateway, field, env
+):
+    settings.NOTIFY_BACKENDS = {"voice": f"dispatch.gateways.{backend}"}
+    settings.NOTIFY_GATEWAYS[gateway][field] = ""
+    (warning,) = checks.gateway_keys_present()
+    assert f"missing {env} " in warning.msg
