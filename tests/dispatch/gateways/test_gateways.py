@@ -269,3 +269,24 @@ def test_a_missing_key_is_named_by_the_variable_to_set(
     settings.NOTIFY_GATEWAYS[gateway][field] = ""
     (warning,) = checks.gateway_keys_present()
     assert f"missing {env} " in warning.msg
+
+
+def test_a_step_in_several_chunks_texts_each_member_once_and_records_every_outcome(
+    settings, cloud, unit_pair, no_timers, monkeypatch
+):
+    member, _mate = unit_pair
+    MemberFactory(unit=member.unit, on_duty=True)
+    _backends(settings)
+    monkeypatch.setattr(notify, "CLAIM_CHUNK", 1)  # three chunks, three claims
+    cloud.behaviour.fail_5xx = 1
+    incident = _raise()
+    assert notify.chain_step(wave_id=incident.waves.get().pk, step=0) == 3
+    sends = cloud.calls("aliyun", "SendSms")
+    assert sorted(p for a in sends for p in a.phones) == sorted(
+        NotificationAttempt.objects.values_list("delivery__member__phone", flat=True)
+    )
+    refs = dict(NotificationAttempt.objects.values_list("provider_ref", "status"))
+    assert refs == {a.ref: "sent" for a in sends}
+    (retry,) = _events(incident, "notify_retry")
+    assert retry.data["attempt"] == 1
+    assert notify.chain_step(wave_id=incident.waves.get().pk, step=0) == 0
