@@ -511,6 +511,9 @@ NOTIFY_GATEWAYS = {
         "endpoint": env.str("ALIYUN_ENDPOINT_VOICE", default="dyvmsapi.aliyuncs.com"),
         "qps": env.float("ALIYUN_VOICE_QPS", default=50.0),
         "tts_code": env.str("ALIYUN_VOICE_TTS_CODE", default=""),
+        # AliyunIvrBackend (IvrCall): the alert with "按1接受，按2拒绝", and the confirmation.
+        "ivr_code": env.str("ALIYUN_VOICE_IVR_CODE", default=""),
+        "ivr_key_code": env.str("ALIYUN_VOICE_IVR_KEY_CODE", default=""),
         "show_number": env.str("ALIYUN_VOICE_SHOW_NUMBER", default=""),
     },
     "tencent_sms": {

@@ -34,6 +34,8 @@ from django.utils.crypto import constant_time_compare
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
+from units.models import Member
+
 from . import notify, replies
 from .gateways import govsms, ratelimit
 
@@ -99,6 +101,18 @@ def _answer(*, phone: str, reply: replies.SmsReply) -> None:
     transaction.on_commit(lambda: _enqueue(sms_answer_send, phone, reply.text))
 
 
+def _keypress(*, call_id: str, phone: str, keys: str, answer_refusal: bool = True) -> None:
+    reply = replies.keypress_handle(provider_ref=call_id, phone=phone, keys=keys)
+    if reply.ok or answer_refusal:
+        _answer(phone=phone, reply=reply)
+
+
+def _member_phone(member_id: str) -> str:
+    if not member_id.isdigit():
+        return ""
+    return Member.objects.filter(pk=int(member_id)).values_list("phone", flat=True).first() or ""
+
+
 def _enqueue(task, *args) -> None:
     try:
         task.delay(*args)
@@ -146,12 +160,15 @@ def _aliyun(kind: str):
             elif kind == "sms-up":
                 _reply(phone=phone, text=_text(item, "content"))
             elif kind == "voice-report":
+                # The call record, after the call: answered or not, and (for an
+                # IvrCall) the keys pressed, which VoiceCallReport usually brought
+                # already; dispatch_act refuses the second, so it acts once.
                 call_id = _text(item, "call_id")
                 keys = _text(item, "dtmf", "digits")
                 if keys:
-                    reply = replies.keypress_handle(provider_ref=call_id, phone=phone, keys=keys)
-                    _answer(phone=phone, reply=reply)
-                    continue
+                    # A repeat of the real-time press is refused quietly: no SMS
+                    # telling the member their own answer was "already given".
+                    _keypress(call_id=call_id, phone=phone, keys=keys, answer_refusal=False)
                 duration = _text(item, "duration")
                 answered = (duration.isdigit() and int(duration) > 0) or _text(
                     item, "status_code"
@@ -166,6 +183,15 @@ def _aliyun(kind: str):
                         error_code="" if answered else _text(item, "status_code"),
                     )
                 )
+            elif kind == "voice-call-report":
+                # Status changes during a call; 300000 is a key press on an IvrCall
+                # (dtmf). The message names the call and echoes our OutId (the
+                # member), not the number: the number comes from the member, and
+                # attempt_for still requires that call to have gone to it.
+                keys = _text(item, "dtmf")
+                if _text(item, "status_code") == "300000" and keys:
+                    phone = _member_phone(_text(item, "out_id"))
+                    _keypress(call_id=_text(item, "call_id"), phone=phone, keys=keys)
         return _aliyun_ok()
 
     view.__name__ = f"aliyun_{kind.replace('-', '_')}"
@@ -289,6 +315,11 @@ urlpatterns = [
     path("aliyun/<str:token>/sms-report/", _aliyun("sms-report"), name="hook-aliyun-sms-report"),
     path("aliyun/<str:token>/sms-up/", _aliyun("sms-up"), name="hook-aliyun-sms-up"),
     path("aliyun/<str:token>/voice-report/", _aliyun("voice-report"), name="hook-aliyun-voice"),
+    path(
+        "aliyun/<str:token>/voice-call-report/",
+        _aliyun("voice-call-report"),
+        name="hook-aliyun-voice-call",
+    ),
     path("tencent/<str:token>/sms-report/", tencent_sms_report, name="hook-tencent-sms-report"),
     path("tencent/<str:token>/sms-reply/", tencent_sms_reply, name="hook-tencent-sms-reply"),
     path("tencent/<str:token>/voice/", tencent_voice, name="hook-tencent-voice"),

@@ -4,7 +4,7 @@ One module per provider, each a ``dispatch.notify.BaseBackend`` built on the
 provider's official SDK (request signing is the SDK's, not ours):
 
 - ``aliyun.AliyunSmsBackend`` (SendSms / SendBatchSms), ``aliyun.AliyunVoiceBackend``
-  (SingleCallByTts);
+  (SingleCallByTts), ``aliyun.AliyunIvrBackend`` (IvrCall: keys 1 / 2 answer);
 - ``tencent.TencentSmsBackend`` (SendSms, 200 numbers a call),
   ``tencent.TencentVoiceBackend`` (SendTtsVoice);
 - ``govsms.GovSmsBackend``: a local government SMS platform (政务短信平台) over

@@ -10,15 +10,21 @@ and ``ALIYUN_PROTOCOL`` point them elsewhere (the tests' local server).
   parameters from settings (``ALIYUN_SMS_TEMPLATE``, ``ALIYUN_SMS_SIGN``). The
   template is expected to take ``kind``, ``place``, ``distance`` and ``incident``
   (e.g. "【${kind}】${place}，距你约${distance}米，回复1接受2拒绝，警情${incident}").
-- Voice: ``SingleCallByTts`` (one callee a call) with ``ALIYUN_VOICE_TTS_CODE``.
+- Voice: ``SingleCallByTts`` (one callee a call) with ``ALIYUN_VOICE_TTS_CODE``,
+  a notification that cannot take an answer; or, with ``AliyunIvrBackend``,
+  ``IvrCall`` (interactive voice): the start template ``ALIYUN_VOICE_IVR_CODE``
+  reads the alert and the menu "按1接受，按2拒绝", and ``MenuKeyMap`` maps keys 1
+  and 2 to ``ALIYUN_VOICE_IVR_KEY_CODE``, read back to confirm the choice.
 
 Callbacks (``dispatch.hooks``) follow the documented "HTTP批量推送" (HTTP batch push)
 form of the receipt configuration, not the MNS queue form: Alibaba POSTs a JSON
 array - ``SmsReport`` (phone_number, success, err_code, biz_id, out_id ...),
 ``SmsUp`` (phone_number, content, sign_name, send_time ...), ``VoiceReport``
 (call_id, status_code, duration, out_id ...) and, for calls that collect keys,
-the IVR report's ``digits``. That documentation defines no signature on the
-push, so the callback URL configured in the console carries our secret
+for IvrCall, the key press: in real time as ``VoiceCallReport`` (status_code
+300000 with ``dtmf``; it names the call and echoes OutId, the member, not the
+number), and again in the call's ``VoiceReport`` (``dtmf``). That documentation
+defines no signature on the push, so the callback URL configured in the console carries our secret
 (``ALIYUN_CALLBACK_TOKEN``), and a receipt is only applied when its id and
 number match a message we sent.
 """
@@ -36,6 +42,7 @@ from alibabacloud_dyvmsapi20170525.client import Client as VmsClient
 from alibabacloud_tea_openapi.exceptions import ClientException
 from alibabacloud_tea_openapi.utils_models import Config
 from darabonba.runtime import RuntimeOptions
+from django.utils.translation import gettext as _
 
 from ..notify import Notification, SendResult
 from .base import GatewayBackend, TransientError, require
@@ -117,7 +124,8 @@ class AliyunSmsBackend(GatewayBackend):
 
     def __init__(self) -> None:
         super().__init__()
-        require(self.conf, "aliyun", "access_key_id", "access_key_secret", "sign", "template")
+        require(self.conf, "aliyun", "access_key_id", "access_key_secret")
+        require(self.conf, "aliyun_sms", "sign", "template")
         self.client = _client(SmsClient, self.conf)
 
     def _call(self, notes: list[Notification]) -> list[SendResult]:
@@ -164,7 +172,8 @@ class AliyunVoiceBackend(GatewayBackend):
 
     def __init__(self) -> None:
         super().__init__()
-        require(self.conf, "aliyun", "access_key_id", "access_key_secret", "tts_code")
+        require(self.conf, "aliyun", "access_key_id", "access_key_secret")
+        require(self.conf, "aliyun_voice", "tts_code")
         self.client = _client(VmsClient, self.conf)
 
     def _call(self, notes: list[Notification]) -> list[SendResult]:
@@ -178,6 +187,58 @@ class AliyunVoiceBackend(GatewayBackend):
                     tts_code=self.conf["tts_code"],
                     tts_param=json.dumps(template_params(note), ensure_ascii=False),
                     play_times=2,
+                    out_id=str(note.member_id),
+                ),
+            ).body
+        except ClientException as exc:
+            return _final_error(exc, 1)
+        if body.code in _BUSY_CODES:
+            raise TransientError(f"{body.code}: {body.message}")
+        if body.code != "OK":
+            return [SendResult(ok=False, detail=body.message or "", error_code=body.code)]
+        return [SendResult(ok=True, detail="aliyun", provider_ref=body.call_id or "")]
+
+
+class AliyunIvrBackend(AliyunVoiceBackend):
+    """An alert call that takes the answer: IvrCall, keys 1 (accept) and 2 (decline).
+
+    The press comes back through ``dispatch.hooks`` (VoiceCallReport) into the
+    same ``sms_reply_handle`` / ``dispatch_act`` as a text reply or a tap."""
+
+    # Milliseconds the call waits for a key after the menu (Timeout).
+    key_timeout_ms = 10_000
+
+    def __init__(self) -> None:
+        GatewayBackend.__init__(self)
+        # IvrCall, unlike SingleCallByTts, needs the caller number (one bought
+        # for interactive calls): without it every call would be refused.
+        require(self.conf, "aliyun", "access_key_id", "access_key_secret")
+        require(self.conf, "aliyun_voice", "ivr_code", "show_number")
+        self.client = _client(VmsClient, self.conf)
+        # Built here, in the caller's thread: calls run in worker threads, where
+        # the caller's active language is not.
+        code = self.conf.get("ivr_key_code") or self.conf["ivr_code"]
+        self.menu = [
+            {"key": key, "code": code, "tts_params": json.dumps({"choice": c}, ensure_ascii=False)}
+            for key, c in (("1", _("接受")), ("2", _("拒绝")))
+        ]
+
+    def _call(self, notes: list[Notification]) -> list[SendResult]:
+        note = notes[0]
+        try:
+            body = _call(
+                self.client.ivr_call_with_options,
+                vms_models.IvrCallRequest(
+                    called_number=note.phone,
+                    called_show_number=self.conf["show_number"],
+                    start_code=self.conf["ivr_code"],
+                    start_tts_params=json.dumps(template_params(note), ensure_ascii=False),
+                    menu_key_map=[
+                        vms_models.IvrCallRequestMenuKeyMap(**item) for item in self.menu
+                    ],
+                    play_times=2,
+                    timeout=self.key_timeout_ms,
+                    # Echoed back in VoiceCallReport, which names no number.
                     out_id=str(note.member_id),
                 ),
             ).body

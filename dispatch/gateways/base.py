@@ -14,8 +14,10 @@ A provider call ends one of three ways:
 from __future__ import annotations
 
 import logging
+import queue
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -55,12 +57,15 @@ def gateway_settings(provider: str) -> dict[str, Any]:
     return conf
 
 
-def require(conf: dict[str, Any], provider: str, *names: str) -> None:
-    """A clear start-up error for a configured backend whose keys are missing."""
+def require(conf: dict[str, Any], prefix: str, *names: str) -> None:
+    """A clear start-up error for a configured backend whose keys are missing,
+    naming the environment variables to set: ``prefix`` is the variables'
+    prefix (``aliyun`` for the shared keys, ``aliyun_voice`` for the voice
+    template: ALIYUN_ACCESS_KEY_ID, ALIYUN_VOICE_TTS_CODE)."""
     missing = [name for name in names if not conf.get(name)]
     if missing:
-        env = ", ".join(f"{provider.upper()}_{name.upper()}" for name in missing)
-        raise ImproperlyConfigured(f"{provider}: missing {env} (see docs/deployment.md)")
+        env = ", ".join(f"{prefix.upper()}_{name.upper()}" for name in missing)
+        raise ImproperlyConfigured(f"{prefix}: missing {env} (see docs/deployment.md)")
 
 
 class GatewayBackend(BaseBackend):
@@ -89,19 +94,48 @@ class GatewayBackend(BaseBackend):
         return None
 
     def send_many(self, notifications: Sequence[Notification]) -> list[SendResult]:
+        """Send in calls of ``batch_size``, up to ``concurrency`` calls in flight.
+
+        A provider call is mostly waiting for the provider (tens of ms), so one
+        call at a time holds a worker far below the provider's rate; the token
+        bucket, taken before each call, still spaces the calls' departures,
+        however many are in flight. Retries are reported to ``retry_listener``
+        from this thread (it writes to the database: the worker threads open no
+        connections)."""
         groups: dict[Any, list[int]] = {}
         for i, note in enumerate(notifications):
             groups.setdefault(self.batch_key(note), []).append(i)
+        parts = [
+            indexes[start : start + self.batch_size]
+            for indexes in groups.values()
+            for start in range(0, len(indexes), self.batch_size)
+        ]
         results: list[SendResult | None] = [None] * len(notifications)
-        for indexes in groups.values():
-            for start in range(0, len(indexes), self.batch_size):
-                part = indexes[start : start + self.batch_size]
-                chunk = [notifications[i] for i in part]
-                for i, result in zip(part, self._send_chunk(chunk), strict=True):
-                    results[i] = result
+        retried: queue.SimpleQueue[Retry] = queue.SimpleQueue()
+
+        def send(part: list[int]) -> tuple[list[int], list[SendResult]]:
+            return part, self._send_chunk([notifications[i] for i in part], retried.put)
+
+        workers = max(1, min(int(self.conf.get("concurrency", 8)), len(parts)))
+        if workers == 1:
+            done = [send(part) for part in parts]
+            self._retries_report(retried)
+        else:
+            done = []
+            with ThreadPoolExecutor(workers, thread_name_prefix=self.provider) as pool:
+                pending = {pool.submit(send, part) for part in parts}
+                while pending:
+                    finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                    done += [future.result() for future in finished]
+                    self._retries_report(retried)
+        for part, chunk_results in done:
+            for i, result in zip(part, chunk_results, strict=True):
+                results[i] = result
         return [r for r in results if r is not None]
 
-    def _send_chunk(self, chunk: list[Notification]) -> list[SendResult]:
+    def _send_chunk(
+        self, chunk: list[Notification], on_retry: Callable[[Retry], None]
+    ) -> list[SendResult]:
         return send_with_retry(
             provider=self.provider,
             call=lambda: self._call(chunk),
@@ -109,13 +143,15 @@ class GatewayBackend(BaseBackend):
             tries=int(self.conf.get("retries", 3)) + 1,
             backoff_s=float(self.conf.get("backoff_s", 0.5)),
             qps=float(self.conf.get("qps", 10)),
-            on_retry=self._retried,
+            on_retry=on_retry,
         )
 
-    def _retried(self, retry: Retry) -> None:
-        self.retries.append(retry)
-        if self.retry_listener is not None:
-            self.retry_listener(retry)
+    def _retries_report(self, retried: queue.SimpleQueue[Retry]) -> None:
+        while not retried.empty():
+            retry = retried.get()
+            self.retries.append(retry)
+            if self.retry_listener is not None:
+                self.retry_listener(retry)
 
     def _call(self, notifications: list[Notification]) -> list[SendResult]:  # pragma: no cover
         raise NotImplementedError

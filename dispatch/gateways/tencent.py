@@ -108,7 +108,8 @@ class TencentSmsBackend(GatewayBackend):
 
     def __init__(self) -> None:
         super().__init__()
-        require(self.conf, "tencent", "secret_id", "secret_key", "app_id", "sign", "template")
+        require(self.conf, "tencent", "secret_id", "secret_key")
+        require(self.conf, "tencent_sms", "app_id", "sign", "template")
         self.client = _client(SmsClient, self.conf)
 
     def _call(self, notes: list[Notification]) -> list[SendResult]:
@@ -150,7 +151,8 @@ class TencentVoiceBackend(GatewayBackend):
 
     def __init__(self) -> None:
         super().__init__()
-        require(self.conf, "tencent", "secret_id", "secret_key", "app_id", "template")
+        require(self.conf, "tencent", "secret_id", "secret_key")
+        require(self.conf, "tencent_voice", "app_id", "template")
         self.client = _client(VmsClient, self.conf)
 
     def _call(self, notes: list[Notification]) -> list[SendResult]:

@@ -6,8 +6,16 @@ request's signature the way the provider documents it - Alibaba Cloud's V3
 the signed headers and the body's SHA-256), Tencent Cloud's ``TC3-HMAC-SHA256``
 (key derived from date, service and ``tc3_request``), the government platform's
 HMAC over timestamp, nonce and body - and answers in the documented success and
-error formats. It records when each call arrived (for rate checks), can be told
-to answer 5xx or to time out, and builds the documented callbacks.
+error formats. It records when each call arrived (for rate checks) and can be
+told to answer 5xx or to time out.
+
+It also plays the provider's side of the callbacks: ``AppHooks`` POSTs the
+documented receipts, SMS uplinks and key presses over HTTP to a running app
+(pytest-django's ``live_server``, or the bench's server), to the URLs we
+register in the providers' consoles. Alibaba Cloud and Tencent Cloud document
+no signature on these pushes, so they go to the URL carrying our secret token,
+as registered; the government platform signs each one (HMAC-SHA256 over
+timestamp, nonce and body).
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import json
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -42,6 +50,8 @@ class Arrival:
     action: str
     phones: list[str]
     ref: str = ""
+    out_id: str = ""  # echoed back in Alibaba's voice callbacks, as documented
+    params: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -205,11 +215,24 @@ class FakeCloud:
                     )
                 params = dict(parse_qsl(url.query))
                 params.update(parse_qsl(body.decode()))
+                if action == "IvrCall" and not (
+                    params.get("StartCode")
+                    and params.get("CalledShowNumber")
+                    and params.get("MenuKeyMap.1.Key")
+                ):
+                    return self._send(
+                        400,
+                        {
+                            "RequestId": "fake",
+                            "Code": "MissingParameter",
+                            "Message": "StartCode, CalledShowNumber and MenuKeyMap are mandatory.",
+                        },
+                    )
                 if action == "SendSms":
                     phones = params["PhoneNumbers"].split(",")
                 elif action == "SendBatchSms":
                     phones = json.loads(params["PhoneNumberJson"])
-                elif action == "SingleCallByTts":
+                elif action in ("SingleCallByTts", "IvrCall"):
                     phones = [params["CalledNumber"]]
                 else:
                     return self._send(404, {"Code": "InvalidAction.NotFound", "Message": action})
@@ -222,9 +245,12 @@ class FakeCloud:
                             "Message": "invalid number",
                         },
                     )
-                ref = cloud.next_id("call-" if action == "SingleCallByTts" else "biz-")
-                cloud.arrivals.append(Arrival(arrived, "aliyun", action, phones, ref))
-                key = "CallId" if action == "SingleCallByTts" else "BizId"
+                is_call = action in ("SingleCallByTts", "IvrCall")
+                ref = cloud.next_id("call-" if is_call else "biz-")
+                cloud.arrivals.append(
+                    Arrival(arrived, "aliyun", action, phones, ref, params.get("OutId", ""), params)
+                )
+                key = "CallId" if is_call else "BizId"
                 self._send(200, {"RequestId": "fake", "Code": "OK", "Message": "OK", key: ref})
 
             # Tencent Cloud: JSON body, action in X-TC-Action.
@@ -410,3 +436,128 @@ class FakeCloud:
                 return response.status, response.read()
         except urllib.error.HTTPError as exc:
             return exc.code, exc.read()
+
+
+@dataclass(frozen=True)
+class AppHooks:
+    """The providers' side of the callbacks: each method POSTs one documented
+    callback over HTTP to a running app and returns the HTTP status.
+
+    ``base_url`` is the app (``live_server.url``); the tokens and the government
+    platform's key are what was registered with each provider. ``forged(...)``
+    gives a sender with other credentials (someone who guessed the URL).
+    """
+
+    cloud: FakeCloud
+    base_url: str
+    aliyun_token: str
+    tencent_token: str
+    gov_app: str = GOV_APP
+    gov_secret: str = GOV_SECRET
+
+    def forged(self, **changes: str) -> AppHooks:
+        return replace(self, **changes)
+
+    def _json(self, path: str, body: Any) -> int:
+        data = json.dumps(body, ensure_ascii=False).encode()
+        return self.cloud.post(
+            self.base_url.rstrip("/") + path, data, {"Content-Type": "application/json"}
+        )[0]
+
+    def _gov(self, body: dict[str, Any]) -> int:
+        data, headers = FakeCloud.gov_signed(body, self.gov_secret)
+        headers = {**headers, "X-App-Id": self.gov_app, "Content-Type": "application/json"}
+        return self.cloud.post(self.base_url.rstrip("/") + "/hooks/govsms/", data, headers)[0]
+
+    # --- SMS -----------------------------------------------------------------------
+
+    def sms_report(self, provider: str, *, phone: str, ref: str, delivered: bool, code="") -> int:
+        """A delivery receipt for the message ``ref`` (Alibaba's BizId, Tencent's
+        SerialNo / sid, the government platform's msg_id) to ``phone``."""
+        if provider == "aliyun":
+            body = FakeCloud.aliyun_sms_report(
+                phone=phone, biz_id=ref, success=delivered, err_code=code or "DELIVERED"
+            )
+            return self._json(f"/hooks/aliyun/{self.aliyun_token}/sms-report/", body)
+        if provider == "tencent":
+            body = FakeCloud.tencent_sms_report(
+                phone=phone, sid=ref, success=delivered, errmsg=code or "DELIVRD"
+            )
+            return self._json(f"/hooks/tencent/{self.tencent_token}/sms-report/", body)
+        return self._gov(
+            {
+                "type": "report",
+                "reports": [
+                    {
+                        "msg_id": ref,
+                        "phone": phone,
+                        "status": "DELIVERED" if delivered else "FAILED",
+                        "error_code": code,
+                    }
+                ],
+            }
+        )
+
+    def sms_reply(self, provider: str, *, phone: str, text: str) -> int:
+        """The member texts back (the provider's uplink callback)."""
+        if provider == "aliyun":
+            body = FakeCloud.aliyun_sms_up(phone=phone, content=text)
+            return self._json(f"/hooks/aliyun/{self.aliyun_token}/sms-up/", body)
+        if provider == "tencent":
+            body = FakeCloud.tencent_sms_reply(phone=phone, text=text)
+            return self._json(f"/hooks/tencent/{self.tencent_token}/sms-reply/", body)
+        return self._gov({"type": "reply", "phone": phone, "text": text})
+
+    # --- voice ---------------------------------------------------------------------
+
+    def voice_key(self, provider: str, *, phone: str, call_id: str, key: str) -> int:
+        """The member presses ``key`` during the call ``call_id``.
+
+        Alibaba's IvrCall reports it in real time as a VoiceCallReport with
+        status_code 300000 and the dtmf; that message names the call and echoes
+        the OutId we sent, but not the number. Tencent sends voicekey_callback."""
+        if provider == "aliyun":
+            (call,) = [a for a in self.cloud.calls("aliyun") if a.ref == call_id] or [None]
+            body = [
+                {
+                    "call_id": call_id,
+                    "status_code": "300000",
+                    "dtmf": key,
+                    "status_time": time.strftime("%Y-%m-%d %H:%M:%S"),
+                    "out_id": call.out_id if call else "",
+                }
+            ]
+            return self._json(f"/hooks/aliyun/{self.aliyun_token}/voice-call-report/", body)
+        body = FakeCloud.tencent_voice_key(phone=phone, callid=call_id, key=key)
+        return self._json(f"/hooks/tencent/{self.tencent_token}/voice/", body)
+
+    def voice_report(
+        self, provider: str, *, phone: str, call_id: str, answered: bool, dtmf: str = ""
+    ) -> int:
+        """The call's end: answered or not (Alibaba's VoiceReport, which also
+        carries the keys pressed on an IVR call; Tencent's voiceprompt_callback)."""
+        if provider == "aliyun":
+            (call,) = [a for a in self.cloud.calls("aliyun") if a.ref == call_id] or [None]
+            now = time.strftime("%Y-%m-%d %H:%M:%S")
+            body = [
+                {
+                    "status_code": "200000" if answered else "200005",
+                    "callee": phone,
+                    "caller": "057100000000",
+                    "duration": "12" if answered else "0",
+                    "voice_type": "voice",
+                    "originate_time": now,
+                    "b_start_time": now if answered else "",
+                    "end_time": now,
+                    "call_id": call_id,
+                    "status_msg": "执行完成" if answered else "用户未接听",
+                    "out_id": call.out_id if call else "",
+                    "dtmf": dtmf,
+                    "toll_type": "LOCAL",
+                }
+            ]
+            return self._json(f"/hooks/aliyun/{self.aliyun_token}/voice-report/", body)
+        body = FakeCloud.tencent_voice_prompt(
+            phone=phone, callid=call_id, status="0" if answered else "1"
+        )
+        return self._json(f"/hooks/tencent/{self.tencent_token}/voice/", body)
