@@ -442,6 +442,9 @@ MEMBER_SIGNIN_THROTTLES = {
     "ip": (env.int("MEMBER_SIGNIN_IP_FREE", default=20), 900),
     "phone": (env.int("MEMBER_SIGNIN_PHONE_FREE", default=10), 60),
 }
+# A provider receipt that names a message id not recorded yet (it outran its own
+# send call) is held this long for the id to be written, then dropped.
+RECEIPT_HOLD_S = env.int("RECEIPT_HOLD_S", default=600)
 # A counter quiet for this long starts again from zero.
 MEMBER_SIGNIN_FORGET_S = env.int("MEMBER_SIGNIN_FORGET_S", default=3600)
 # Wrong tries of one issued code before it is void.

@@ -343,6 +343,31 @@ class MemberLocation(models.Model):
         return f"{self.member_id} ({self.lat:.5f}, {self.lon:.5f})"
 
 
+class HeldReceipt(models.Model):
+    """A provider receipt naming a message id we have not recorded yet.
+
+    A receipt can outrun its own send: the ids of a chunk of calls are written
+    when the chunk's calls return, and a quick "failed" report may arrive first.
+    It waits here and is applied when the id is recorded (``notify``), so a
+    failed SMS still moves the member on at once; after ``RECEIPT_HOLD_S`` it is
+    dropped (a forged or foreign id never matches anything)."""
+
+    channel = models.CharField(max_length=16)
+    provider_ref = models.CharField(max_length=64, db_index=True)
+    phone = models.CharField(max_length=20)
+    reached = models.BooleanField()
+    answered = models.BooleanField(null=True)
+    error_code = models.CharField(max_length=64, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        verbose_name = _("待匹配回执")
+        verbose_name_plural = _("待匹配回执")
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.provider_ref}"
+
+
 class NotificationAttempt(models.Model):
     """One step of the escalating chain (push, SMS, voice) for one alerted member.
 

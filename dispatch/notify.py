@@ -46,7 +46,15 @@ from units.models import Member
 
 from . import payloads
 from .events import events_record, incident_group, push_on_commit, to_supervisors
-from .models import Delivery, Dispatch, Incident, IncidentEvent, NotificationAttempt, Wave
+from .models import (
+    Delivery,
+    Dispatch,
+    HeldReceipt,
+    Incident,
+    IncidentEvent,
+    NotificationAttempt,
+    Wave,
+)
 
 log = logging.getLogger(__name__)
 
@@ -415,6 +423,9 @@ def _notify_chunk(
             transaction.on_commit(
                 lambda pk=delivery_id: _advance_schedule(delivery_id=pk, from_channel=channel)
             )
+        refs = sorted({ref for (_, _, ref, _, _) in outcomes if ref})
+        if refs:
+            transaction.on_commit(lambda: held_receipts_apply(channel=channel, refs=refs))
     return sum(1 for r in results if r.ok)
 
 
@@ -656,6 +667,7 @@ def receipt_record(receipt: Receipt) -> bool:
         channel=receipt.channel, provider_ref=receipt.provider_ref, phone=receipt.phone
     )
     if attempt is None:
+        _receipt_hold(receipt)
         return False
     now = timezone.now()
     with transaction.atomic():
@@ -704,6 +716,45 @@ def receipt_record(receipt: Receipt) -> bool:
                     )
                 )
     return True
+
+
+def _receipt_hold(receipt: Receipt) -> None:
+    """Keep a receipt whose id is not recorded yet (it may have outrun its send),
+    and drop the ones held longer than ``RECEIPT_HOLD_S``."""
+    if not receipt.provider_ref or not receipt.phone:
+        return
+    now = timezone.now()
+    HeldReceipt.objects.filter(
+        received_at__lt=now - dt.timedelta(seconds=settings.RECEIPT_HOLD_S)
+    ).delete()
+    HeldReceipt.objects.create(
+        channel=receipt.channel,
+        provider_ref=receipt.provider_ref[:64],
+        phone=receipt.phone[:20],
+        reached=receipt.reached,
+        answered=receipt.answered,
+        error_code=receipt.error_code[:64],
+    )
+
+
+def held_receipts_apply(*, channel: str, refs: Sequence[str]) -> int:
+    """Apply the held receipts that name ids just recorded; each once (the delete
+    is the claim). Returns how many named a message of ours."""
+    applied = 0
+    for held in HeldReceipt.objects.filter(channel=channel, provider_ref__in=refs):
+        if not HeldReceipt.objects.filter(pk=held.pk).delete()[0]:
+            continue  # another worker applied it
+        applied += receipt_record(
+            Receipt(
+                channel=held.channel,
+                provider_ref=held.provider_ref,
+                phone=held.phone,
+                reached=held.reached,
+                error_code=held.error_code,
+                answered=held.answered,
+            )
+        )
+    return applied
 
 
 def _alert_notifications(

@@ -27,6 +27,7 @@ import json
 import threading
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -60,6 +61,9 @@ class Behaviour:
     timeout: int = 0  # hang on the next N calls past the client's timeout
     hang_s: float = 3.0
     refuse_phones: set[str] = field(default_factory=set)  # per-number refusal
+    # Called with (message id, phones) after a send is accepted and before it is
+    # answered: a receipt sent from here outruns the send, as a quick one can.
+    before_answer: Callable[[str, list[str]], None] | None = None
 
 
 def _hmac(key: bytes, msg: str) -> bytes:
@@ -251,6 +255,8 @@ class FakeCloud:
                     Arrival(arrived, "aliyun", action, phones, ref, params.get("OutId", ""), params)
                 )
                 key = "CallId" if is_call else "BizId"
+                if cloud.behaviour.before_answer:
+                    cloud.behaviour.before_answer(ref, phones)
                 self._send(200, {"RequestId": "fake", "Code": "OK", "Message": "OK", key: ref})
 
             # Tencent Cloud: JSON body, action in X-TC-Action.

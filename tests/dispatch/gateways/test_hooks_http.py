@@ -212,3 +212,40 @@ def test_a_failed_sms_receipt_moves_the_member_to_voice_within_a_second(
     assert calls[member.phone].at - started < 1.0
     attempt = NotificationAttempt.objects.get(delivery__member=member, channel="sms")
     assert attempt.status == "failed" and attempt.error_code == "MK:0001"
+
+
+def test_a_failed_receipt_that_outruns_its_send_still_moves_the_member_on(
+    settings, cloud, hooks, unit_pair, no_timers
+):
+    """The ids of a chunk of calls are written when the calls return; a "failed"
+    report that arrives first is held and applied then, not dropped."""
+    member, mate = unit_pair
+    _backends(
+        settings,
+        voice="aliyun.AliyunVoiceBackend",
+        chain=[
+            {"channel": "sms", "after_s": 0, "while": "unanswered"},
+            {"channel": "voice", "after_s": 600, "while": "unanswered"},
+        ],
+    )
+    statuses = []
+
+    def receipt_first(ref: str, phones: list[str]) -> None:
+        if ref.startswith("biz-"):  # the SMS, not the voice call it leads to
+            statuses.append(
+                hooks.sms_report(
+                    "aliyun", phone=member.phone, ref=ref, delivered=False, code="MK:0005"
+                )
+            )
+
+    cloud.behaviour.before_answer = receipt_first
+    incident = _raise()
+    notify.chain_step(wave_id=incident.waves.get().pk, step=0, schedule_next=False)
+    cloud.behaviour.before_answer = None
+
+    assert statuses == [200]  # the receipt was in before the send was answered
+    attempt = NotificationAttempt.objects.get(delivery__member=member, channel="sms")
+    assert attempt.status == "failed" and attempt.error_code == "MK:0005"
+    assert [c.phones for c in cloud.calls("aliyun", "SingleCallByTts")] == [[member.phone]]
+    assert [e.member_id for e in _events(incident, "notify_failed")] == [member.pk]
+    assert not NotificationAttempt.objects.filter(delivery__member=mate, status="failed").exists()
