@@ -11,12 +11,26 @@ import asyncio
 import json
 
 import websockets
-from django.conf import settings
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.sessions.backends.db import SessionStore
 from django.core.management.base import BaseCommand, CommandError
 
 from units.models import Member
+
+# The backend the session names must be one that loads users: the first of
+# AUTHENTICATION_BACKENDS is django-axes' lockout check, which has no get_user,
+# and the socket's handshake failed with a 500 on it.
+SESSION_BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+def member_session(member: Member) -> str:
+    """A signed-in session for ``member``, as the sign-in page makes; its key."""
+    session = SessionStore()
+    session[SESSION_KEY] = str(member.user.pk)
+    session[BACKEND_SESSION_KEY] = SESSION_BACKEND
+    session[HASH_SESSION_KEY] = member.user.get_session_auth_hash()
+    session.create()
+    return session.session_key
 
 
 class Command(BaseCommand):
@@ -37,13 +51,9 @@ class Command(BaseCommand):
         if member.user is None:
             member.user = get_user_model().objects.create_user(username=f"m{phone}")
             member.save(update_fields=["user"])
-        session = SessionStore()
-        session[SESSION_KEY] = str(member.user.pk)
-        session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
-        session[HASH_SESSION_KEY] = member.user.get_session_auth_hash()
-        session.create()
+        session_key = member_session(member)
         self.stdout.write(f"{member.name} ({member.unit.name}), on duty: {member.on_duty}")
-        asyncio.run(self._run(url, session.session_key, respond, step_seconds))
+        asyncio.run(self._run(url, session_key, respond, step_seconds))
 
     async def _run(self, url: str, session_key: str, respond: bool, step: float) -> None:
         origin = url.replace("ws://", "http://").replace("wss://", "https://").split("/ws/")[0]
