@@ -192,11 +192,17 @@ class AliyunVoiceBackend(GatewayBackend):
             ).body
         except ClientException as exc:
             return _final_error(exc, 1)
-        if body.code in _BUSY_CODES:
-            raise TransientError(f"{body.code}: {body.message}")
-        if body.code != "OK":
-            return [SendResult(ok=False, detail=body.message or "", error_code=body.code)]
-        return [SendResult(ok=True, detail="aliyun", provider_ref=body.call_id or "")]
+        return _call_answered(body)
+
+
+def _call_answered(body) -> list[SendResult]:
+    """A voice call's answer (SingleCallByTts, IvrCall): busy is retried, any other
+    code is the member's failure, OK names the call for its reports."""
+    if body.code in _BUSY_CODES:
+        raise TransientError(f"{body.code}: {body.message}")
+    if body.code != "OK":
+        return [SendResult(ok=False, detail=body.message or "", error_code=body.code)]
+    return [SendResult(ok=True, detail="aliyun", provider_ref=body.call_id or "")]
 
 
 class AliyunIvrBackend(AliyunVoiceBackend):
@@ -244,8 +250,4 @@ class AliyunIvrBackend(AliyunVoiceBackend):
             ).body
         except ClientException as exc:
             return _final_error(exc, 1)
-        if body.code in _BUSY_CODES:
-            raise TransientError(f"{body.code}: {body.message}")
-        if body.code != "OK":
-            return [SendResult(ok=False, detail=body.message or "", error_code=body.code)]
-        return [SendResult(ok=True, detail="aliyun", provider_ref=body.call_id or "")]
+        return _call_answered(body)
