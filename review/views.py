@@ -300,12 +300,12 @@ def drills(request):
         filters = _filters(request, default_days=365)
     except ReviewInputError as exc:
         return _bad_input(request, exc)
-    league = {
-        by: selectors.drill_league(
-            user=request.user, by=by, since=filters.since, until=filters.until
-        )
-        for by in ("station", "street", "unit")
-    }
+    league = selectors.drill_leagues(
+        user=request.user,
+        by=("station", "street", "unit"),
+        since=filters.since,
+        until=filters.until,
+    )
     return render(
         request,
         "review/drills.html",
