@@ -484,7 +484,8 @@ def index_scores(
 def index_trend(
     *, user, level: str, key: int, weeks: int = 8, region: Region | None = None
 ) -> list[tuple[str, float | None]]:
-    """One entity's score for each of the last ``weeks`` whole weeks (Monday starts)."""
+    """One entity's score for each of the last ``weeks`` whole weeks (Monday starts);
+    None for a week whose sample is too small to rate, as on the index itself."""
     today = timezone.localdate()
     monday = today - dt.timedelta(days=today.weekday())
     out = []
@@ -495,7 +496,7 @@ def index_trend(
             user=user, level=level, region=region, since=start, until=start + dt.timedelta(days=7)
         )
         row = next((r for r in rows if r.key == key), None)
-        out.append((start_day.isoformat(), row.score if row else None))
+        out.append((start_day.isoformat(), row.score if row and row.rated else None))
     return out
 
 

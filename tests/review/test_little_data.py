@@ -141,3 +141,25 @@ def test_the_explanation_shows_a_record_below_its_minimum_as_left_out_not_as_mis
     client.force_login(city_reviewer)
     page = client.get(f"/review/index/district/{tianhe.pk}/").content.decode()
     assert "样本不足，不计入" in page and "数据不足" in page and "第 None" not in page
+
+
+def test_the_weekly_trend_leaves_a_week_too_small_to_rate_empty(
+    city_reviewer, tianhe_street, tianhe_unit, settings
+):
+    """The explanation's 8-week trend plotted a score for a week of one incident
+    while the index itself left that street unrated."""
+    today = timezone.localdate()
+    last_monday = today - dt.timedelta(days=today.weekday() + 7)
+    midweek = timezone.make_aware(
+        dt.datetime.combine(last_monday + dt.timedelta(days=2), dt.time(12))
+    )
+    past_incident(region=tianhe_street, at=midweek)
+
+    settings.REVIEW_INDEX_MIN_INCIDENTS = 2
+    trend = readiness.index_trend(user=city_reviewer, level="street", key=tianhe_street.pk)
+    assert len(trend) == 8 and trend[-1][0] == last_monday.isoformat()
+    assert trend[-1][1] is None
+
+    settings.REVIEW_INDEX_MIN_INCIDENTS = 1
+    trend = readiness.index_trend(user=city_reviewer, level="street", key=tianhe_street.pk)
+    assert trend[-1][1] is not None
