@@ -662,12 +662,19 @@ def attempt_for(*, channel: str, provider_ref: str, phone: str) -> NotificationA
 
 def receipt_record(receipt: Receipt) -> bool:
     """Apply one receipt to the member's attempt for that channel; False if it names
-    no message of ours. First word wins: a late duplicate changes nothing."""
+    no message of ours (yet: it is held for its id, ``_receipt_hold``). First word
+    wins: a late duplicate changes nothing."""
+    if _receipt_apply(receipt):
+        return True
+    _receipt_hold(receipt)
+    return False
+
+
+def _receipt_apply(receipt: Receipt) -> bool:
     attempt = attempt_for(
         channel=receipt.channel, provider_ref=receipt.provider_ref, phone=receipt.phone
     )
     if attempt is None:
-        _receipt_hold(receipt)
         return False
     now = timezone.now()
     with transaction.atomic():
@@ -739,12 +746,13 @@ def _receipt_hold(receipt: Receipt) -> None:
 
 def held_receipts_apply(*, channel: str, refs: Sequence[str]) -> int:
     """Apply the held receipts that name ids just recorded; each once (the delete
-    is the claim). Returns how many named a message of ours."""
+    is the claim). Returns how many named a message of ours; the others (an id
+    of ours with another number) are dropped, not held again."""
     applied = 0
     for held in HeldReceipt.objects.filter(channel=channel, provider_ref__in=refs):
         if not HeldReceipt.objects.filter(pk=held.pk).delete()[0]:
             continue  # another worker applied it
-        applied += receipt_record(
+        applied += _receipt_apply(
             Receipt(
                 channel=held.channel,
                 provider_ref=held.provider_ref,
