@@ -10,7 +10,6 @@ import time
 import weakref
 from typing import Any
 
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -21,7 +20,7 @@ from units.models import Member
 
 from . import inputs, selectors, services, supervision
 from .actions import next_actions
-from .events import incident_group, member_group, unit_group
+from .events import db_call, incident_group, member_group, unit_group
 from .inputs import JSONRefused, json_loads
 
 log = logging.getLogger(__name__)
@@ -99,7 +98,7 @@ class MemberConsumer(_JsonEdge):
 
     async def connect(self) -> None:
         user = self.scope.get("user")
-        self.member = await database_sync_to_async(selectors.member_for_user)(user=user)
+        self.member = await db_call(selectors.member_for_user)(user=user)
         await self.accept()
         if self.member is None:
             await self._refuse(CLOSE_UNAUTHENTICATED, "unauthenticated", _("请先登录。"))
@@ -182,7 +181,7 @@ class MemberConsumer(_JsonEdge):
 
     async def _on_ack(self, msg_id, content, *, seen: bool = False) -> None:
         incident_id = _int_field(content, "incident_id")
-        first = await database_sync_to_async(services.delivery_ack)(
+        first = await db_call(services.delivery_ack)(
             incident_id=incident_id, member=self.member, seen=seen
         )
         await self.send_json({"type": "ok", "id": msg_id, "recorded": first})
@@ -193,7 +192,7 @@ class MemberConsumer(_JsonEdge):
     async def _on_action(self, msg_id, content) -> None:
         incident_id = _int_field(content, "incident_id")
         lat, lon = _optional_latlon(content)
-        dispatch = await database_sync_to_async(services.dispatch_act)(
+        dispatch = await db_call(services.dispatch_act)(
             incident_id=incident_id, member=self.member, action=content["type"], lat=lat, lon=lon
         )
         await self.send_json(
@@ -232,9 +231,7 @@ class MemberConsumer(_JsonEdge):
         last = content.get("last_event_id") or 0
         if not isinstance(last, int) or isinstance(last, bool) or not 0 <= last <= inputs.ID_MAX:
             raise _BadField("last_event_id", _("last_event_id 须为非负整数。"))
-        frames = await database_sync_to_async(selectors.member_replay)(
-            member=self.member, last_event_id=last
-        )
+        frames = await db_call(selectors.member_replay)(member=self.member, last_event_id=last)
         for frame in frames:
             await self.send_json({**frame, "replay": True})
         await self.send_json(
@@ -354,7 +351,7 @@ class _MemberHeartbeat:
         if not live:
             return
         before = timezone.now() - dt.timedelta(seconds=settings.WS_REDELIVER_AFTER_S)
-        allowed, live_keys, frames = await database_sync_to_async(selectors.members_heartbeat)(
+        allowed, live_keys, frames = await db_call(selectors.members_heartbeat)(
             sockets=[(s.member.pk, s.session_key) for s in live],
             unacked_sent_before=before,
         )
@@ -395,7 +392,7 @@ class _LocationBatch:
                 self.pending[LOCATION_BATCH_MAX:],
             )
             try:
-                results = await database_sync_to_async(services.member_locations_record)(
+                results = await db_call(services.member_locations_record)(
                     reports=[report for _s, _i, report in batch]
                 )
             except Exception:
@@ -494,7 +491,7 @@ class SupervisorConsumer(_JsonEdge):
     async def connect(self) -> None:
         await self.accept()
         user = self.scope.get("user")
-        self.group = await database_sync_to_async(selectors.supervisor_group_for)(user=user)
+        self.group = await db_call(selectors.supervisor_group_for)(user=user)
         if self.group is None:
             await self._refuse(
                 CLOSE_FORBIDDEN, "forbidden", _("只有有权查看警情的工作人员可以订阅。")
@@ -558,7 +555,7 @@ class SupervisorConsumer(_JsonEdge):
             self.watching.discard(incident_id)
             await self.send_json({"type": "ok", "id": msg_id})
             return
-        snapshot = await database_sync_to_async(selectors.incident_snapshot_for)(
+        snapshot = await db_call(selectors.incident_snapshot_for)(
             user=self.scope["user"], incident_id=incident_id
         )
         if snapshot is None:
@@ -568,23 +565,21 @@ class SupervisorConsumer(_JsonEdge):
         self.watching.add(incident_id)
         frames = []
         if after_seq is not None:
-            frames = await database_sync_to_async(self._incident_frames)([incident_id], after_seq)
+            frames = await db_call(self._incident_frames)([incident_id], after_seq)
         for frame in frames:
             await self.send_json(frame)
         await self.send_json({"type": "ok", "id": msg_id, "incident": snapshot})
 
     async def _resume(self, msg_id, seqs: dict[int, int]) -> None:
         user = self.scope["user"]
-        incidents = await database_sync_to_async(supervision.supervisor_incidents)(
-            user=user, ids=list(seqs)
-        )
+        incidents = await db_call(supervision.supervisor_incidents)(user=user, ids=list(seqs))
         ids = [i.pk for i in incidents]
         # Join first, read after: a frame sent in between comes twice, never not.
         for incident_id in ids:
             if incident_id not in self.watching:
                 await self.channel_layer.group_add(incident_group(incident_id), self.channel_name)
                 self.watching.add(incident_id)
-        frames = await database_sync_to_async(self._resume_frames)(incidents, seqs)
+        frames = await db_call(self._resume_frames)(incidents, seqs)
         for frame in frames:
             await self.send_json(frame)
         await self.send_json(

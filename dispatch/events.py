@@ -13,12 +13,14 @@ close them).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.db import transaction
 from django.db.models import F
@@ -148,8 +150,33 @@ def _as_push(payload: dict[str, Any]) -> dict[str, Any]:
     return {"type": "push", "payload": payload, "text": json.dumps(payload)}
 
 
+# Set by ``db_call`` around a socket's database call: messages committed there
+# are collected here and published by the event loop afterwards (see db_call).
+_deferred: contextvars.ContextVar[list[LayerMessage] | None] = contextvars.ContextVar(
+    "dispatch_deferred_publishes", default=None
+)
+
+
 def send_now(messages: Sequence[LayerMessage]) -> None:
     """Fan out to all groups concurrently; a lost push is recovered by replay."""
+    if not messages:
+        return
+    sink = _deferred.get()
+    if sink is not None:
+        sink.extend(messages)
+        return
+    if get_channel_layer() is None:
+        return
+    try:
+        async_to_sync(publish)(messages)
+    except Exception as exc:
+        # The rows are committed; phones replay them on resume.
+        log.warning("channel layer unavailable (%r); events stay in the database", exc)
+
+
+async def publish(messages: Sequence[LayerMessage]) -> None:
+    """Send channel-layer messages from the event loop, concurrently; a failed
+    send is logged (the rows are committed: phones and boards replay them)."""
     layer = get_channel_layer()
     if layer is None or not messages:
         return
@@ -162,17 +189,39 @@ def send_now(messages: Sequence[LayerMessage]) -> None:
         async with limit:
             await layer.group_send(group, message)
 
-    async def send_all() -> None:
+    try:
         results = await asyncio.gather(
             *(send_one(group, message) for group, message in messages),
             return_exceptions=True,
         )
-        for result in results:
-            if isinstance(result, Exception):
-                log.warning("channel layer push failed: %r", result)
-
-    try:
-        async_to_sync(send_all)()
-    except Exception as exc:
-        # The rows are committed; phones replay them on resume.
+    except Exception as exc:  # noqa: BLE001 - the rows are committed
         log.warning("channel layer unavailable (%r); events stay in the database", exc)
+        return
+    for result in results:
+        if isinstance(result, Exception):
+            log.warning("channel layer push failed: %r", result)
+
+
+def db_call(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``database_sync_to_async(fn)`` for sockets, publishing after, not inside.
+
+    All database calls of a daphne process's sockets share one thread. A
+    commit's publishes used to run inside it (``async_to_sync`` waits for the
+    event loop to send them), so every ack, tap and position of the process
+    queued behind Redis round trips (bench/board.py). Here the commit hooks only
+    collect the messages; the event loop sends them once the call returns,
+    before the socket answers, so the order a client sees is kept.
+    """
+    call = database_sync_to_async(fn)
+
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        sink: list[LayerMessage] = []
+        token = _deferred.set(sink)
+        try:
+            return await call(*args, **kwargs)
+        finally:
+            _deferred.reset(token)
+            if sink:
+                await publish(sink)
+
+    return wrapper
