@@ -559,6 +559,8 @@ def run(args) -> dict[str, Any]:
             page.screenshot(path=str(root / "board.png"))
             (ROOT / "test-artifacts").mkdir(exist_ok=True)
             shutil.copy(root / "board.png", ROOT / "test-artifacts" / "bench-board.png")
+            # The trace stays for reading in chrome://tracing or Perfetto.
+            shutil.copy(trace, ROOT / "test-artifacts" / "bench-board-trace.json")
             for _t, sock in tap_socks:
                 sock.close()
             probe.close()

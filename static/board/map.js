@@ -4,7 +4,8 @@
 import { CFG, units } from "./state.js";
 
 let map = null;
-let renderer = null;
+let renderer = null; // the area: thousands of points, redrawn on pan and zoom only
+let live = null; // what changes: incidents, their units, gathering points, positions
 const layers = {};
 const incidentMarkers = new Map(); // incident id -> {scene, gather, units: Map, people: Map}
 
@@ -24,6 +25,10 @@ export const STATE_COLOURS = {
 
 export function mapInit(onClick) {
   renderer = L.canvas({ padding: 0.2 });
+  // Live markers are SVG, apart from the area's canvas: a moving responder then
+  // repaints its own small shape, where redrawing a map-sized software canvas
+  // cost each position draw a 30-50 ms compositor commit (bench/board.py trace).
+  live = L.svg({ padding: 0.2 });
   map = L.map("map", { preferCanvas: true, renderer, zoomControl: true, attributionControl: !!CFG.tileUrl, minZoom: 8, maxZoom: 19 });
   if (CFG.tileUrl) L.tileLayer(CFG.tileUrl, { attribution: CFG.tileAttribution, maxZoom: 19 }).addTo(map);
   layers.outlines = L.layerGroup().addTo(map);
@@ -87,7 +92,7 @@ export function drawIncident(inc, selected) {
   }
   const colour = s.is_drill ? "#7c3aed" : "#dc2626";
   if (!g.scene) {
-    g.scene = L.circleMarker(toMap(s.lat, s.lon), { renderer, radius: 10, color: "#7f1d1d", weight: 3, fillColor: colour, fillOpacity: 0.9 })
+    g.scene = L.circleMarker(toMap(s.lat, s.lon), { renderer: live, radius: 10, color: "#7f1d1d", weight: 3, fillColor: colour, fillOpacity: 0.9 })
       .bindTooltip(`#${s.id} ${s.kind_display}`, { permanent: true, direction: "top", className: "incident-label" })
       .addTo(g.layer);
     g.scene.on("click", (ev) => {
@@ -100,7 +105,7 @@ export function drawIncident(inc, selected) {
   if (gp) {
     const at = toMap(gp.lat, gp.lon);
     if (!g.gather) {
-      g.gather = L.circleMarker(at, { renderer, radius: 9, color: "#065f46", weight: 3, fillColor: "#34d399", fillOpacity: 0.95 })
+      g.gather = L.circleMarker(at, { renderer: live, radius: 9, color: "#065f46", weight: 3, fillColor: "#34d399", fillOpacity: 0.95 })
         .bindTooltip("", { permanent: true, direction: "right", className: "gather-label" })
         .addTo(g.layer);
     }
@@ -114,7 +119,7 @@ export function drawIncident(inc, selected) {
     if (u.lat == null) continue;
     let m = g.units.get(u.unit_id);
     if (!m) {
-      m = L.circleMarker(toMap(u.lat, u.lon), { renderer, radius: 6, weight: 3, fillOpacity: 0.25 }).bindTooltip("").addTo(g.layer);
+      m = L.circleMarker(toMap(u.lat, u.lon), { renderer: live, radius: 6, weight: 3, fillOpacity: 0.25 }).bindTooltip("").addTo(g.layer);
       g.units.set(u.unit_id, m);
     }
     const c = STATE_COLOURS[u.status] || "#f59e0b";
@@ -133,7 +138,7 @@ export function drawPositions(inc, memberIds) {
     const at = toMap(p.lat, p.lon);
     let m = g.people.get(p.member_id);
     if (!m) {
-      m = L.circleMarker(at, { renderer, radius: 5, color: "#1e3a8a", weight: 2, fillColor: "#3b82f6", fillOpacity: 1 }).bindTooltip(p.name || `#${p.member_id}`).addTo(g.layer);
+      m = L.circleMarker(at, { renderer: live, radius: 5, color: "#1e3a8a", weight: 2, fillColor: "#3b82f6", fillOpacity: 1 }).bindTooltip(p.name || `#${p.member_id}`).addTo(g.layer);
       g.people.set(p.member_id, m);
     } else {
       m.setLatLng(at);
@@ -152,5 +157,5 @@ export function focus(inc) {
 let pick = null;
 export function pickMarker(lat, lon) {
   if (pick) pick.remove();
-  pick = L.circleMarker(toMap(lat, lon), { renderer, radius: 8, color: "#111827", weight: 2, dashArray: "3 3", fillColor: "#fde047", fillOpacity: 0.8 }).addTo(map);
+  pick = L.circleMarker(toMap(lat, lon), { renderer: live, radius: 8, color: "#111827", weight: 2, dashArray: "3 3", fillColor: "#fde047", fillOpacity: 0.8 }).addTo(map);
 }

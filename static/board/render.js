@@ -110,18 +110,22 @@ function unitRow(u) {
 const setText = (el, text) => {
   if (el.textContent !== text) el.textContent = text;
 };
+const setAttr = (el, name, value) => {
+  if (el[name] !== value) el[name] = value;
+};
 
 function unitRowFill(tr, u) {
   const [boxCell, name, wave, st, reach, distance] = tr.children;
   if (tr.dataset.status !== u.status) tr.dataset.status = u.status;
-  boxCell.firstChild.disabled = !["alerted", "accepted", "declined"].includes(u.status);
+  setAttr(boxCell.firstChild, "disabled", !["alerted", "accepted", "declined"].includes(u.status));
   setText(name, `${u.code} ${u.name}`);
-  name.title = name.textContent;
+  setAttr(name, "title", name.textContent);
   setText(wave, u.wave != null ? String(u.wave) : "");
   setText(st, (STATUS[u.status] || (() => u.status))());
-  st.className = `st st-${u.status}`;
+  setAttr(st, "className", `st st-${u.status}`);
   setText(reach, reachText(u));
-  reach.dataset.channels = (u.channels || []).join(" ");
+  const channels = (u.channels || []).join(" ");
+  if (reach.dataset.channels !== channels) reach.dataset.channels = channels;
   setText(distance, fmtDistance(u.distance_m));
 }
 
@@ -129,34 +133,46 @@ export function renderIncident(inc, now) {
   const s = inc.summary;
   if (!s) return;
   const el = card(inc);
+  // Every write below is skipped when nothing changed: a frame for one unit must
+  // not dirty the card's other nodes (each dirty node costs style and layout).
   el.classList.toggle("selected", inc.id === selectedId);
   el.classList.toggle("closed", inc.status !== "open");
-  el.querySelector(".title").textContent = `#${s.id} ${s.kind_display}`;
+  setText(el.querySelector(".title"), `#${s.id} ${s.kind_display}`);
   const sev = el.querySelector(".sev");
-  sev.textContent = s.severity_display;
-  sev.className = `sev sev-${s.severity}`;
-  el.querySelector(".drill").hidden = !s.is_drill;
-  el.querySelector(".where").textContent = [s.street, s.address, fmtTime(s.discovered_at)].filter(Boolean).join(" · ");
+  setText(sev, s.severity_display);
+  setAttr(sev, "className", `sev sev-${s.severity}`);
+  setAttr(el.querySelector(".drill"), "hidden", !s.is_drill);
+  setText(el.querySelector(".where"), [s.street, s.address, fmtTime(s.discovered_at)].filter(Boolean).join(" · "));
   const gp = el.querySelector(".gathering");
-  gp.hidden = !s.gathering;
-  if (s.gathering) gp.textContent = `${gettext("集结点")}：${s.gathering.note || `${s.gathering.lat.toFixed(5)}, ${s.gathering.lon.toFixed(5)}`}`;
-  el.querySelector(".waves").textContent = inc.waves.length ? inc.waves.map((w) => `${interpolate(gettext("第 %s 批"), [w.number])} ${fmtTime(w.at)}`).join(" · ") : "";
-  el.querySelector(".commands").querySelectorAll("button, select").forEach((b) => (b.disabled = inc.status !== "open"));
+  setAttr(gp, "hidden", !s.gathering);
+  if (s.gathering) setText(gp, `${gettext("集结点")}：${s.gathering.note || `${s.gathering.lat.toFixed(5)}, ${s.gathering.lon.toFixed(5)}`}`);
+  setText(el.querySelector(".waves"), inc.waves.length ? inc.waves.map((w) => `${interpolate(gettext("第 %s 批"), [w.number])} ${fmtTime(w.at)}`).join(" · ") : "");
+  if (el.dataset.status !== inc.status) {
+    el.dataset.status = inc.status;
+    el.querySelector(".commands").querySelectorAll("button, select").forEach((b) => (b.disabled = inc.status !== "open"));
+  }
   renderClock(inc, now, el);
   // Rows updated in place, keyed by unit: an officer's ticked boxes survive every
   // frame, and a receipt changes one cell, not the whole table.
   const body = el.querySelector("table.units tbody");
-  const rows = new Map([...body.children].map((tr) => [Number(tr.dataset.unit), tr]));
+  const rows = new Map();
+  for (const tr of [...body.children]) {
+    const id = Number(tr.dataset.unit);
+    if (inc.units.has(id)) rows.set(id, tr);
+    else tr.remove(); // before any insert: the rows left keep their order
+  }
   let i = 0;
   for (const u of inc.units.values()) {
     const tr = rows.get(u.unit_id) || unitRow(u);
-    rows.delete(u.unit_id);
     unitRowFill(tr, u);
     if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null);
     i++;
   }
-  for (const tr of rows.values()) tr.remove();
   const tl = el.querySelector(".timeline ol");
+  const last = inc.timeline[inc.timeline.length - 1];
+  const tlKey = `${inc.timeline.length}:${last ? last.seq : ""}:${inc.units.size}`;
+  if (tl.dataset.key === tlKey) return;
+  tl.dataset.key = tlKey;
   tl.textContent = "";
   for (const e of inc.timeline.slice(-30).reverse()) {
     const li = document.createElement("li");
@@ -177,9 +193,9 @@ export function renderClock(inc, now, el) {
   if (!el || !inc.summary) return;
   const c = clockState(inc, now);
   const clock = el.querySelector(".clock");
-  clock.textContent = inc.status === "open" ? fmtClock(c.elapsed) : gettext("已结案");
-  clock.dataset.level = inc.status === "open" ? c.level : "off";
-  el.dataset.level = clock.dataset.level;
+  setText(clock, inc.status === "open" ? fmtClock(c.elapsed) : gettext("已结案"));
+  const level = inc.status === "open" ? c.level : "off";
+  if (clock.dataset.level !== level) clock.dataset.level = el.dataset.level = level;
   const ol = el.querySelector(".marks");
   if (ol.children.length !== c.marks.length) {
     ol.textContent = "";
@@ -187,9 +203,9 @@ export function renderClock(inc, now, el) {
   }
   c.marks.forEach((m, i) => {
     const li = ol.children[i];
-    li.dataset.state = m.state;
-    li.dataset.mark = m.name;
-    li.textContent = `${m.label} ${Math.round(CFG.targetsS[m.name] / 60)}′`;
+    if (li.dataset.state !== m.state) li.dataset.state = m.state;
+    if (li.dataset.mark !== m.name) li.dataset.mark = m.name;
+    setText(li, `${m.label} ${Math.round(CFG.targetsS[m.name] / 60)}′`);
   });
 }
 
@@ -207,9 +223,9 @@ export function renderAll(now) {
   renderFollowUp(list, now);
 }
 
-// Runs every second: rows are rebuilt only when the set of units to chase changes;
-// otherwise only their waiting times move.
-let followUpKey = "";
+// Runs every second: rows are kept, keyed by incident and unit, and moved or
+// filled in place (rebuilding hundreds of rows each second dirtied the whole pane's
+// layout); otherwise only their waiting times move.
 export function renderFollowUp(list, now) {
   const body = $("follow-up").querySelector("tbody");
   const due = [];
@@ -221,21 +237,38 @@ export function renderFollowUp(list, now) {
       if (waited >= CFG.followUpAfterS) due.push([inc, u, waited]);
     }
   }
-  const key = due.map(([inc, u]) => `${inc.id}:${u.unit_id}:${u.leader ? u.leader.phone : ""}`).join(",");
-  if (key !== followUpKey) {
-    followUpKey = key;
-    body.textContent = "";
-    for (const [inc, u] of due) {
-      const tr = document.createElement("tr");
+  // Rows that left go first: the rest are then already in order, and a row
+  // leaving or coming moves no other row (each move dirties the row's layout).
+  const keys = new Set(due.map(([inc, u]) => `${inc.id}:${u.unit_id}`));
+  const rows = new Map();
+  for (const tr of [...body.children]) {
+    if (keys.has(tr.dataset.key)) rows.set(tr.dataset.key, tr);
+    else tr.remove();
+  }
+  due.forEach(([inc, u, waited], i) => {
+    const key = `${inc.id}:${u.unit_id}`;
+    let tr = rows.get(key);
+    if (!tr) {
+      tr = document.createElement("tr");
+      tr.dataset.key = key;
       tr.dataset.unit = u.unit_id;
       cell(tr, `#${inc.id}`);
-      cell(tr, `${u.code} ${u.name}`, "name").title = `${u.code} ${u.name}`;
-      cell(tr, "", "waited");
-      cell(tr, u.leader ? `${u.leader.name} ${u.leader.phone}` : "—", "phone");
-      body.appendChild(tr);
+      cell(tr, "", "name");
+      // The waiting time ticks every second in every row: its box has a fixed
+      // size (board.css), so a tick lays out that box alone, not the table.
+      cell(tr, "", "waited").appendChild(document.createElement("span"));
+      cell(tr, "", "phone");
     }
-  }
-  due.forEach(([, , waited], n) => setText(body.children[n].children[2], fmtClock(waited)));
+    const [, name, waitedCell, phone] = tr.children;
+    setText(name, `${u.code} ${u.name}`);
+    setAttr(name, "title", name.textContent);
+    // In steps of 10 s: hundreds of rows each changing every second cost the
+    // board a 20-40 ms layout each second (bench/board.py trace); a radio
+    // operator needs "about how long", the card's own clock keeps the seconds.
+    setText(waitedCell.firstChild, fmtClock(Math.floor(waited / 10) * 10));
+    setText(phone, u.leader ? `${u.leader.name} ${u.leader.phone}` : "—");
+    if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null);
+  });
 }
 
 // An escalation in words: the tier as people call it (settings name the tiers
