@@ -428,6 +428,11 @@ RANKING_WALK_SPEED_MPS = env.float("RANKING_WALK_SPEED_MPS", default=1.4)
 RANKING_DETOUR_FACTOR = env.float("RANKING_DETOUR_FACTOR", default=1.3)
 # Changed units searched by brute force before the KD-tree is rebuilt.
 RANKING_OVERLAY_MAX = env.int("RANKING_OVERLAY_MAX", default=2000)
+# Each process's ranking index is refreshed from the roster log by a background
+# thread this often, so ranking an incident asks the database nothing; a change
+# made in another process reaches the ranking within about this long (one made
+# in the same process, at once). 0: refresh on every ranking call instead.
+RANKING_REFRESH_S = env.float("RANKING_REFRESH_S", default=0.2)
 
 # --- Member app ---
 # The member's phone (templates/member, static/member, the `mobile` app): sign-in

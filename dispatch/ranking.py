@@ -2,9 +2,11 @@
 
 Every process (daphne, Celery worker) keeps one ``UnitIndex`` in memory: unit
 positions in a KD-tree plus each unit's dispatch state (active, post_min,
-members on duty, usable kit). ``rank_units`` first brings the index up to date
-from the ``RosterChange`` log (one query, usually empty), then answers from
-memory alone.
+members on duty, usable kit). A background thread per process applies the
+``RosterChange`` log to it every ``RANKING_REFRESH_S`` (one query, usually
+empty), so ``rank_units`` answers from memory alone, with no query; it refreshes
+itself first only when this process committed a roster change the thread has
+not applied yet, or when the thread is not keeping up (or is off: tests).
 
 Ranking contract (see docs/ranking.md):
 
@@ -32,7 +34,9 @@ have to export its private layout to the others.
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 import threading
 import time
 from collections.abc import Collection, Iterable, Sequence
@@ -51,6 +55,9 @@ from units import geo
 from units.geo import EARTH_RADIUS_M, chord_to_m, haversine_m_radians, m_to_chord
 from units.models import Equipment, EquipmentKind, Member, RosterChange, Unit
 from units.readiness import kit_enough, kit_in_service_q, ready_mask, unit_spare
+from units.services import local_roster_version
+
+log = logging.getLogger(__name__)
 
 __all__ = [
     "Candidate",
@@ -269,6 +276,8 @@ class UnitIndex:
         self._gaps: dict[int, float] = {}  # change id skipped over -> when first missed
         self._kit_date: date | None = None
         self.rebuilds = 0  # tree builds so far (for tests and monitoring)
+        self.refreshed_at = -math.inf  # time.monotonic() of the last refresh
+        self._local_seen = -1  # local_roster_version() as of the last refresh
 
     # --- building ------------------------------------------------------------
 
@@ -348,22 +357,30 @@ class UnitIndex:
         with self._lock:
             if self._detached:
                 return
-            today = timezone.localdate()
-            if self._last_change_id is None or self._kit_date != today:
-                self._load_all(today)
-                return
-            last = self._last_change_id
-            changes, fetched = _changes_fetch(last, sorted(self._gaps), today=today)
-            position = _log_position(last, [change_id for change_id, _ in changes], self._gaps)
-            unit_ids = {unit_id for _, unit_id in changes}
-            if None in unit_ids or len(unit_ids) > _PARTIAL_RELOAD_MAX:
-                self._load_all(today)
-                return
-            if unit_ids:
-                deleted = sorted(unit_ids - set(fetched.ids.tolist()))
-                self._apply(fetched, np.asarray(deleted, dtype=np.int64))
-            # Only now: a failed read leaves these changes to the next refresh.
-            self._last_change_id, self._gaps = position
+            # Read before the query: a change committed meanwhile counts as unseen.
+            local = local_roster_version()
+            self._refresh_locked()
+            self._local_seen = local
+            self.refreshed_at = time.monotonic()
+
+    def _refresh_locked(self) -> None:
+        """Caller holds the lock."""
+        today = timezone.localdate()
+        if self._last_change_id is None or self._kit_date != today:
+            self._load_all(today)
+            return
+        last = self._last_change_id
+        changes, fetched = _changes_fetch(last, sorted(self._gaps), today=today)
+        position = _log_position(last, [change_id for change_id, _ in changes], self._gaps)
+        unit_ids = {unit_id for _, unit_id in changes}
+        if None in unit_ids or len(unit_ids) > _PARTIAL_RELOAD_MAX:
+            self._load_all(today)
+            return
+        if unit_ids:
+            deleted = sorted(unit_ids - set(fetched.ids.tolist()))
+            self._apply(fetched, np.asarray(deleted, dtype=np.int64))
+        # Only now: a failed read leaves these changes to the next refresh.
+        self._last_change_id, self._gaps = position
 
     def _load_all(self, today: date) -> None:
         # Read the log position before the units: a change committed after this
@@ -756,6 +773,65 @@ def reset_unit_index() -> None:
         _index = None
 
 
+# --- the refresher: the index kept fresh off the ranking path -----------------------
+
+_refresher: tuple[int, threading.Thread] | None = None  # (pid, thread): not across fork
+
+
+def _kept_fresh(index: UnitIndex) -> bool:
+    """Can ``rank_units`` answer without refreshing first?
+
+    Yes when the refresher thread runs and refreshed lately (at most a few
+    periods ago: a roster change in another process reaches the ranking within
+    about ``RANKING_REFRESH_S``), and no roster change of this process has
+    committed since (that one is in the very next answer). Otherwise, or with
+    ``RANKING_REFRESH_S`` = 0, the caller refreshes first, as before.
+    """
+    period = settings.RANKING_REFRESH_S
+    if period <= 0:
+        return False
+    _refresher_ensure(period)
+    fresh_within = max(5 * period, 1.0)
+    return (
+        index._local_seen == local_roster_version()
+        and time.monotonic() - index.refreshed_at <= fresh_within
+    )
+
+
+def _refresher_ensure(period: float) -> None:
+    global _refresher
+    pid = os.getpid()
+    current = _refresher
+    if current is not None and current[0] == pid and current[1].is_alive():
+        return
+    with _index_lock:
+        current = _refresher
+        if current is not None and current[0] == pid and current[1].is_alive():
+            return
+        thread = threading.Thread(
+            target=_refresh_forever, args=(period,), name="ranking-refresher", daemon=True
+        )
+        _refresher = (pid, thread)
+        thread.start()
+
+
+def _refresh_forever(period: float) -> None:
+    """Refresh this process's index every ``period`` s, on the thread's own
+    database connection. A failed refresh (the database away) is logged and
+    tried again; meanwhile ``rank_units`` sees the index go stale and refreshes
+    on its own call, as without the thread."""
+    while True:
+        time.sleep(period)
+        index = _index
+        if index is None:
+            continue
+        try:
+            index.refresh()
+        except Exception:  # noqa: BLE001 - logged; the next period tries again
+            log.warning("ranking index refresh failed", exc_info=True)
+            connection.close()
+
+
 def rank_units(
     *,
     lat: float,
@@ -768,11 +844,13 @@ def rank_units(
 ) -> list[Candidate]:
     """The ``limit`` best units to call to (lat, lon), best first, on a fresh roster.
 
-    Does one database query, also right after roster changes, which it applies
-    in memory (see ``UnitIndex.refresh``); sync only.
+    No database query while the process's refresher keeps the index fresh
+    (``_kept_fresh``); otherwise one, applying the roster changes in memory
+    (``UnitIndex.refresh``). Sync only.
     """
     index = unit_index()
-    index.refresh()
+    if not _kept_fresh(index):
+        index.refresh()
     return index.nearest(
         lat=lat,
         lon=lon,

@@ -16,6 +16,9 @@ def _unit_test_settings(settings):
     scale-out tests (tests/e2e) use the real daphne, worker and Redis instead."""
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     settings.CELERY_TASK_ALWAYS_EAGER = True
+    # No refresher thread in unit tests (it would read outside the test's
+    # transaction): ranking refreshes on each call; tests that mean it turn it on.
+    settings.RANKING_REFRESH_S = 0
     # No unit test may reach a Redis it did not start: the default address is the
     # live system's embedded Redis when one runs. Nothing can answer here.
     settings.REDIS_URL = UNREACHABLE_REDIS_URL

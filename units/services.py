@@ -20,6 +20,23 @@ def roster_changed(*, unit_ids: Iterable[int] | None) -> None:
         RosterChange.objects.create(unit_id=None)
     else:
         RosterChange.objects.bulk_create([RosterChange(unit_id=u) for u in set(unit_ids)])
+    transaction.on_commit(_local_roster_bump)
+
+
+# How many transactions of this process have committed roster changes. The
+# process's ranking index, kept fresh by a background refresher, compares it
+# with what it has applied: a change made here is in the very next ranking,
+# without waiting for the refresher (dispatch.ranking).
+_local_roster_version = 0
+
+
+def _local_roster_bump() -> None:
+    global _local_roster_version
+    _local_roster_version += 1
+
+
+def local_roster_version() -> int:
+    return _local_roster_version
 
 
 @dataclass(frozen=True)

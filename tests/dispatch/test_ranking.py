@@ -3,12 +3,15 @@ from __future__ import annotations
 import math
 import random
 import threading
+import time
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
 import pytest
+from django.db import OperationalError
 from django.utils import timezone
 
+import dispatch.ranking as ranking
 from dispatch.ranking import (
     Candidate,
     UnitIndex,
@@ -758,3 +761,69 @@ def test_the_incrementally_kept_index_equals_a_full_rebuild_after_random_churn(
     assert kept.unit_states() == fresh.unit_states()
     if overlay_max == 2000:
         assert kept.rebuilds == loads  # every change was applied in memory, no reload
+
+
+# --- the refresher: roster changes applied off the ranking path -----------------------
+
+
+def _wait_for(predicate, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, "the refresher did not apply the change"
+        time.sleep(0.02)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_the_refresher_on_ranking_asks_the_database_nothing(
+    settings, django_assert_num_queries
+):
+    settings.RANKING_REFRESH_S = 0.05
+    unit = make_unit(north_m=100, on_duty=2)
+    assert ranked_ids() == [unit.pk]
+
+    # Another process clocks a third member in: its rows and log entry are
+    # committed there, this process's transactions saw nothing of it.
+    member = Member.objects.filter(unit=unit, on_duty=False).get()
+    Member.objects.filter(pk=member.pk).update(on_duty=True, duty_since=timezone.now())
+    RosterChange.objects.create(unit_id=unit.pk)
+    _wait_for(lambda: unit_index().unit_states()[unit.pk][4] == 3)
+
+    with django_assert_num_queries(0):
+        (c,) = rank_units(lat=LAT, lon=LON, limit=10)
+    assert c.on_duty == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_change_made_in_this_process_is_in_the_very_next_answer(settings):
+    settings.RANKING_REFRESH_S = 30  # the refresher would come far too late
+    unit = make_unit(north_m=100, on_duty=1, post_min=1)  # not ready: 1 on duty, post needs 1
+    assert ranked_ids() == []
+
+    member = Member.objects.filter(unit=unit, on_duty=False).get()
+    member_set_duty(member=member, on_duty=True)
+
+    assert ranked_ids() == [unit.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_stalled_refresher_leaves_ranking_to_refresh_itself(settings, monkeypatch):
+    settings.RANKING_REFRESH_S = 0.05
+    unit = make_unit(north_m=100, on_duty=1, post_min=1)
+    assert ranked_ids() == []
+    # The refresher's refreshes fail from now on (its database away).
+    failing = threading.Event()
+    real_refresh = ranking.UnitIndex.refresh
+
+    def refresh(self):
+        if threading.current_thread().name == "ranking-refresher" and failing.is_set():
+            raise OperationalError("database away")
+        return real_refresh(self)
+
+    monkeypatch.setattr(ranking.UnitIndex, "refresh", refresh)
+    failing.set()
+
+    Member.objects.filter(unit=unit, on_duty=False).update(on_duty=True)
+    RosterChange.objects.create(unit_id=unit.pk)  # another process's change
+    time.sleep(1.1)  # longer than the index may be left unrefreshed
+
+    assert ranked_ids() == [unit.pk]
