@@ -100,7 +100,12 @@ export function drawIncident(inc, selected) {
       document.dispatchEvent(new CustomEvent("board:select", { detail: inc.id }));
     });
   }
-  g.scene.setStyle({ weight: selected ? 5 : 3 });
+  // Each Leaflet style or position write rewrites the shape's SVG: an update of
+  // one unit must not rewrite every marker of its incident (bench/board.py).
+  if (g.selected !== selected) {
+    g.selected = selected;
+    g.scene.setStyle({ weight: selected ? 5 : 3 });
+  }
   const gp = s.gathering;
   if (gp) {
     const at = toMap(gp.lat, gp.lon);
@@ -122,9 +127,16 @@ export function drawIncident(inc, selected) {
       m = L.circleMarker(toMap(u.lat, u.lon), { renderer: live, radius: 6, weight: 3, fillOpacity: 0.25 }).bindTooltip("").addTo(g.layer);
       g.units.set(u.unit_id, m);
     }
-    const c = STATE_COLOURS[u.status] || "#f59e0b";
-    m.setStyle({ color: c, fillColor: c });
-    m.setTooltipContent(`${u.code} ${u.name}`);
+    if (m.drawnStatus !== u.status) {
+      m.drawnStatus = u.status;
+      const c = STATE_COLOURS[u.status] || "#f59e0b";
+      m.setStyle({ color: c, fillColor: c });
+    }
+    const label = `${u.code} ${u.name}`;
+    if (m.drawnLabel !== label) {
+      m.drawnLabel = label;
+      m.setTooltipContent(label);
+    }
   }
   drawPositions(inc);
 }
@@ -140,9 +152,10 @@ export function drawPositions(inc, memberIds) {
     if (!m) {
       m = L.circleMarker(at, { renderer: live, radius: 5, color: "#1e3a8a", weight: 2, fillColor: "#3b82f6", fillOpacity: 1 }).bindTooltip(p.name || `#${p.member_id}`).addTo(g.layer);
       g.people.set(p.member_id, m);
-    } else {
+    } else if (m.drawnAt !== `${p.lat},${p.lon}`) {
       m.setLatLng(at);
     }
+    m.drawnAt = `${p.lat},${p.lon}`;
   }
 }
 
