@@ -296,6 +296,11 @@ class IndexSnapshot(models.Model):
     since = models.DateTimeField()
     until = models.DateTimeField()
     rows = models.JSONField(default=list)
+    # The first ``INDEX_HEAD_ROWS`` of ``rows`` and how many there are: the index
+    # page shows 300 rows, and decoding all 23,000 units' metrics took longer
+    # than the rest of the page. None: written before these were kept.
+    head = models.JSONField(default=list)
+    row_count = models.IntegerField(null=True)
     seconds = models.FloatField(default=0)
 
     class Meta:

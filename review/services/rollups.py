@@ -417,6 +417,8 @@ def index_snapshots_refresh(*, now: dt.datetime | None = None) -> int:
                     since=since,
                     until=until,
                     rows=payload,
+                    head=payload[: readiness.INDEX_HEAD_ROWS],
+                    row_count=len(payload),
                     seconds=round(time.perf_counter() - started, 3),
                 )
             written += 1
