@@ -267,6 +267,33 @@ class UnitWeekly(models.Model):
         return f"week {self.week} unit {self.unit_id}"
 
 
+class UnitCumulative(models.Model):
+    """``UnitWeekly`` added up from the first week: each key's counts through the
+    end of ``week``, one row for every week from the key's first to the last week
+    with roll-ups (dense), so that any whole-week range costs two rows per unit
+    (the range's last week minus the week before its first) instead of one per
+    unit and week. Rebuilt with ``UnitWeekly`` from the first week it touched."""
+
+    week = models.IntegerField()
+    unit_id = models.BigIntegerField()
+    unit_street_id = models.BigIntegerField(null=True)
+    unit_district_id = models.BigIntegerField(null=True)
+    district_id = models.BigIntegerField(null=True)  # the incidents'
+    alerted = models.IntegerField()
+    accepted = models.IntegerField()
+    declined = models.IntegerField()
+    no_answer = models.IntegerField()
+    on_site = models.IntegerField()
+
+    class Meta:
+        verbose_name = _("单元累计汇总")
+        verbose_name_plural = _("单元累计汇总")
+        indexes = [models.Index(fields=["week"], name="unitcum_week")]
+
+    def __str__(self) -> str:
+        return f"through week {self.week} unit {self.unit_id}"
+
+
 class SetAsideIndex(models.Model):
     """A secondary index ``seed_incidents`` dropped for a bulk load, with the
     statement that builds it again. The run rebuilds and deletes it at the end;
