@@ -28,7 +28,7 @@ from .common import (
     STEPS,
     _histograms,
     _utc_offset_s,
-    percentile_cont,
+    hist_percentiles,
     targets_s,
     week_start,
 )
@@ -139,14 +139,14 @@ def _finish(rows: list[GroupStats], *, by: str | None) -> list[GroupStats]:
     """Medians and p90 from the histograms, labels, order."""
     for row in rows:
         for name, hist in row.hist.items():
-            pairs = sorted(hist.items())
-            row.durations[name] = DurationStats(
-                count=sum(hist.values()),
-                median=_round(percentile_cont(pairs, 0.5)),
-                p90=_round(percentile_cont(pairs, 0.9)),
-            )
+            row.durations[name] = _duration_stats(hist)
     _label(rows, by=by)
     return sorted(rows, key=lambda s: (s.code or "", str(s.key)))
+
+
+def _duration_stats(hist: dict[int, int]) -> DurationStats:
+    count, (median, p90) = hist_percentiles(hist, (0.5, 0.9))
+    return DurationStats(count=count, median=_round(median), p90=_round(p90))
 
 
 def _merge(parts: Iterable[list[GroupStats]], *, by: str | None) -> list[GroupStats]:
@@ -465,12 +465,7 @@ def unit_stats(
                     into[value] = into.get(value, 0) + count
     for m in merged.values():
         for name, hist in m.hist.items():
-            pairs = sorted(hist.items())
-            m.durations[name] = DurationStats(
-                count=sum(hist.values()),
-                median=_round(percentile_cont(pairs, 0.5)),
-                p90=_round(percentile_cont(pairs, 0.9)),
-            )
+            m.durations[name] = _duration_stats(hist)
     labels = Unit.objects.filter(pk__in=list(merged)).values_list(
         "pk", "code", "name", "region__name"
     )

@@ -107,3 +107,18 @@ def test_the_reports_unit_lists_equal_sorting_every_unit(
     assert got.unit_count == len(every)
     assert _counts(got.units) == _counts(expect_shown)
     assert all(u.code and u.durations for u in got.units)
+
+
+def test_hist_percentiles_equal_percentile_cont():
+    import random
+
+    from review.selectors.common import hist_percentiles, percentile_cont
+
+    rng = random.Random(3)
+    for size in (1, 2, 3, 10, 400):
+        hist = {rng.randint(0, 900): rng.randint(1, 5) for _ in range(size)}
+        pairs = sorted(hist.items())
+        count, got = hist_percentiles(hist, (0.5, 0.9, 0.0, 1.0))
+        assert count == sum(hist.values())
+        assert got == [percentile_cont(pairs, p) for p in (0.5, 0.9, 0.0, 1.0)]
+    assert hist_percentiles({}, (0.5,)) == (0, [None])
