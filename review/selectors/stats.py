@@ -8,13 +8,16 @@ from typing import Any
 
 import numpy as np
 from django.db.models import (
+    Case,
     Count,
     Exists,
+    F,
     Max,
     OuterRef,
     Q,
     QuerySet,
     Sum,
+    When,
 )
 from django.utils.translation import gettext as _
 
@@ -394,13 +397,17 @@ def _unit_weeks_counts(area: Q, w0: int, w1: int) -> np.ndarray:
     through, before = min(w1 - 1, last), w0 - 1
     if through < w0:
         return np.empty((0, 6), np.int64)
-    rows = UnitCumulative.objects.filter(area, week__in=[through, before]).values_list(
-        "week", "unit_id", *COUNTS
+    # The difference summed per unit by the database: half the rows to read.
+    rows = (
+        UnitCumulative.objects.filter(area, week__in=[through, before])
+        .order_by()
+        .values("unit_id")
+        .annotate(
+            **{f"n_{c}": Sum(Case(When(week=through, then=F(c)), default=-F(c))) for c in COUNTS}
+        )
+        .values_list("unit_id", *(f"n_{c}" for c in COUNTS))
     )
-    table = np.array(list(rows), dtype=np.int64).reshape(-1, 7)
-    sign = np.where(table[:, 0] == through, 1, -1)
-    table[:, 2:] *= sign[:, None]
-    return table[:, 1:]
+    return np.array(list(rows), dtype=np.int64).reshape(-1, 6)
 
 
 def unit_stats(
