@@ -55,6 +55,12 @@ def main() -> None:
     parser.add_argument(
         "--no-drill", dest="drill", action="store_false", help="skip the city drill"
     )
+    parser.add_argument(
+        "--no-live",
+        dest="live",
+        action="store_false",
+        help="skip the (for comparison) timings computed live, without roll-ups",
+    )
     args = parser.parse_args()
     count = 1_000_000 if args.full else args.count
 
@@ -158,7 +164,8 @@ def main() -> None:
                 qs=selectors.incident_list(user=user, filters=filters), by="street"
             )
 
-        timed("(for comparison) district by street, live, no roll-ups", live_report)
+        if args.live:
+            timed("(for comparison) district by street, live, no roll-ups", live_report)
 
     print("readiness index, default period (stored by beat):")
     for level in ("unit", "street", "district"):
@@ -167,10 +174,11 @@ def main() -> None:
             get(f"/review/index/?level={level}"),
             INDEX_GOAL_S if level == "unit" else None,
         )
-    timed(
-        "(for comparison) unit index computed live, no snapshot",
-        lambda: readiness.index_scores(user=user, level="unit", stored=False),
-    )
+    if args.live:
+        timed(
+            "(for comparison) unit index computed live, no snapshot",
+            lambda: readiness.index_scores(user=user, level="unit", stored=False),
+        )
     if args.profile:
         from pyinstrument import Profiler
 
