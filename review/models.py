@@ -200,8 +200,17 @@ class DispatchFact(models.Model):
         indexes = [
             models.Index(fields=["district_id", "discovered_at"], name="dfact_district_time"),
             models.Index(fields=["street_id", "discovered_at"], name="dfact_street_time"),
-            models.Index(fields=["unit_id", "discovered_at"], name="dfact_unit_time"),
-        ]
+            # Covering the per-unit reads (counts and the listed units' times):
+            # a year of a unit's dispatches is read from the index alone, not
+            # from rows scattered over a 5-million-row table.
+            models.Index(
+                fields=[
+                    "unit_id", "discovered_at", "to_response_s", "to_control_s",
+                    "to_handling_s", "declined",
+                ],
+                name="dfact_unit_time",
+            ),
+        ]  # fmt: skip
 
     def __str__(self) -> str:
         return f"dispatch {self.dispatch_id}"
