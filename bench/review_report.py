@@ -47,6 +47,7 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=23_000)
     parser.add_argument("--database-url", default="")
     parser.add_argument("--reuse", default="", help="a data dir seeded by an earlier run")
+    parser.add_argument("--data-dir", default="", help="seed into this (new) data dir, kept")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument(
         "--profile", default="", help="print a pyinstrument profile of one GET of this URL"
@@ -54,10 +55,17 @@ def main() -> None:
     parser.add_argument(
         "--no-drill", dest="drill", action="store_false", help="skip the city drill"
     )
+    parser.add_argument(
+        "--no-live",
+        dest="live",
+        action="store_false",
+        help="skip the (for comparison) timings computed live, without roll-ups",
+    )
     args = parser.parse_args()
     count = 1_000_000 if args.full else args.count
 
-    data_dir = args.reuse or tempfile.mkdtemp(prefix="review-bench-")
+    data_dir = args.reuse or args.data_dir or tempfile.mkdtemp(prefix="review-bench-")
+    Path(data_dir).mkdir(parents=True, exist_ok=True)
     os.environ["DATA_DIR"] = data_dir
     os.environ.setdefault("CHANNEL_LAYER_BACKEND", "channels.layers.InMemoryChannelLayer")
     if args.database_url:
@@ -79,8 +87,8 @@ def main() -> None:
 
     engine = settings.DATABASES["default"]["ENGINE"].rsplit(".", 1)[-1]
     print(f"database: {engine} ({data_dir if engine == 'sqlite3' else args.database_url})")
+    call_command("migrate", verbosity=0)  # a kept data dir may predate a migration
     if not args.reuse:
-        call_command("migrate", verbosity=0)
         t = time.perf_counter()
         demo_city_seed(units=args.units)
         print(f"seed_demo {args.units:,} units: {time.perf_counter() - t:.1f} s")
@@ -156,7 +164,8 @@ def main() -> None:
                 qs=selectors.incident_list(user=user, filters=filters), by="street"
             )
 
-        timed("(for comparison) district by street, live, no roll-ups", live_report)
+        if args.live:
+            timed("(for comparison) district by street, live, no roll-ups", live_report)
 
     print("readiness index, default period (stored by beat):")
     for level in ("unit", "street", "district"):
@@ -165,10 +174,11 @@ def main() -> None:
             get(f"/review/index/?level={level}"),
             INDEX_GOAL_S if level == "unit" else None,
         )
-    timed(
-        "(for comparison) unit index computed live, no snapshot",
-        lambda: readiness.index_scores(user=user, level="unit", stored=False),
-    )
+    if args.live:
+        timed(
+            "(for comparison) unit index computed live, no snapshot",
+            lambda: readiness.index_scores(user=user, level="unit", stored=False),
+        )
     if args.profile:
         from pyinstrument import Profiler
 

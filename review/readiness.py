@@ -26,6 +26,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -86,17 +87,25 @@ class Sample:
         return self.timing_counts or self.drills_count
 
 
-def sample_of(level: str, metrics: dict[str, float | None]) -> Sample:
+def sample_minimums(level: str) -> tuple[int, int]:
+    """(incidents or alerts needed, drill alerts needed) at this level."""
     incidents_needed = (
         settings.REVIEW_INDEX_MIN_UNIT_ALERTS
         if level == "unit"
         else settings.REVIEW_INDEX_MIN_INCIDENTS
     )
+    return max(1, int(incidents_needed)), max(1, int(settings.REVIEW_INDEX_MIN_DRILL_ALERTS))
+
+
+def sample_of(
+    level: str, metrics: dict[str, float | None], minimums: tuple[int, int] | None = None
+) -> Sample:
+    incidents_needed, drills_needed = minimums or sample_minimums(level)
     return Sample(
         incidents=int(metrics.get(N_INCIDENTS) or 0),
-        incidents_needed=max(1, int(incidents_needed)),
+        incidents_needed=incidents_needed,
         drills=int(metrics.get(N_DRILLS) or 0),
-        drills_needed=max(1, int(settings.REVIEW_INDEX_MIN_DRILL_ALERTS)),
+        drills_needed=drills_needed,
     )
 
 
@@ -389,8 +398,9 @@ class IndexRow:
             self.scored = score_entity(self.root, self.level, self.metrics)
         return self.scored
 
-    @property
+    @cached_property
     def sample(self) -> Sample:
+        # Cached: ranking 23,000 rows asks each for it more than once.
         return sample_of(self.level, self.metrics)
 
     @property
@@ -402,6 +412,10 @@ def _rank(rows: list[IndexRow]) -> None:
     """Rated entities first, best score first, ranked 1..n; unrated ones after them
     (by score, for reference) with no rank: an area without a record is never
     ranked against areas with one."""
+    if rows:
+        minimums = sample_minimums(rows[0].level)  # settings read once, not per row
+        for r in rows:
+            r.sample = sample_of(r.level, r.metrics, minimums)
     rows.sort(
         key=lambda r: (
             not (r.rated and r.score is not None),
@@ -412,6 +426,53 @@ def _rank(rows: list[IndexRow]) -> None:
     )
     for i, r in enumerate(rows):
         r.rank = i + 1 if r.rated and r.score is not None else None
+
+
+INDEX_HEAD_ROWS = 300  # rows a stored snapshot keeps apart for the index page
+
+
+def index_page(
+    *,
+    user,
+    level: str,
+    region: Region | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    limit: int = INDEX_HEAD_ROWS,
+) -> tuple[list[IndexRow], int]:
+    """The first ``limit`` rows of ``index_scores`` and how many rows it has.
+
+    From a stored snapshot only its head is read: the rows were stored best
+    first, so the head's ranks are the whole list's."""
+    if level not in LEVELS:
+        raise selectors.ReviewInputError({"level": f"level must be one of {', '.join(LEVELS)}"})
+    until = until or timezone.now()
+    since = since or until - dt.timedelta(days=settings.REVIEW_INDEX_DAYS)
+    snapshot = selectors.index_snapshot_for(
+        user=user, level=level, region=region, since=since, until=until, head_only=True
+    )
+    if (
+        snapshot is not None
+        and snapshot.row_count is not None
+        and (limit <= len(snapshot.head) or snapshot.row_count == len(snapshot.head))
+    ):
+        rows = _snapshot_rows(snapshot.head[:limit], level)
+        return rows, snapshot.row_count
+    rows = index_scores(user=user, level=level, region=region, since=since, until=until)
+    return rows[:limit], len(rows)
+
+
+def _snapshot_rows(payload: list, level: str) -> list[IndexRow]:
+    roots = indicator_tree()
+    rows = [
+        IndexRow(
+            key=key, level=level, label=label, code=code, score=score, metrics=metrics,
+            root=roots[0] if roots else None,
+        )
+        for key, label, code, score, metrics in payload
+    ]  # fmt: skip
+    _rank(rows)
+    return rows
 
 
 def index_scores(
@@ -434,7 +495,6 @@ def index_scores(
         raise selectors.ReviewInputError({"level": f"level must be one of {', '.join(LEVELS)}"})
     until = until or timezone.now()
     since = since or until - dt.timedelta(days=settings.REVIEW_INDEX_DAYS)
-    roots = indicator_tree()
     snapshot = (
         selectors.index_snapshot_for(
             user=user, level=level, region=region, since=since, until=until
@@ -443,15 +503,8 @@ def index_scores(
         else None
     )
     if snapshot is not None:
-        rows = [
-            IndexRow(
-                key=key, level=level, label=label, code=code, score=score, metrics=metrics,
-                root=roots[0] if roots else None,
-            )
-            for key, label, code, score, metrics in snapshot.rows
-        ]  # fmt: skip
-        _rank(rows)
-        return rows
+        return _snapshot_rows(snapshot.rows, level)
+    roots = indicator_tree()
     entities = _entities(user=user, level=level, region=region)
     sources: Iterable[dict[int, dict[str, float | None]]] = (
         _timing_metrics(user=user, level=level, region=region, since=since, until=until),

@@ -46,11 +46,12 @@ from .models import (
     DistrictWeekly,
     IncidentFact,
     SetAsideIndex,
+    UnitCumulative,
     UnitWeekly,
     WeeklyRollup,
 )
 from .selectors.common import _utc_offset_s
-from .services.rollups import rollups_rebuild
+from .services.rollups import UNIT_COUNTS, rollups_rebuild
 
 MAX_COUNT = 1_000_000
 DEFAULT_SEED = 20246
@@ -79,6 +80,7 @@ SEEDED_MODELS: tuple[type[models.Model], ...] = (
     WeeklyRollup,
     DistrictWeekly,
     UnitWeekly,
+    UnitCumulative,
 )
 _SEEDED_TABLES = [m._meta.db_table for m in SEEDED_MODELS]
 
@@ -419,6 +421,10 @@ def incidents_seed(
     if sums is None:
         rollups_rebuild(weeks=weeks)
     with connection.cursor() as cur:
+        if connection.vendor == "sqlite":
+            # Statistics from a sample of each index (the planner needs no more):
+            # a full ANALYZE reads every index of 23 million rows.
+            cur.execute("PRAGMA analysis_limit = 1000")
         cur.execute("ANALYZE")
     return SeedIncidentsResult(
         incidents=count,
@@ -833,7 +839,51 @@ class _RollupSums:
                 "on_site": count_of(group_of, d["on_site"], g),
             },
         )
+        self._write_cumulative(writer, groups, group_of, d)
         writer.finish()
+
+    def _write_cumulative(self, writer: _Writer, groups, group_of, d) -> None:
+        """``UnitCumulative`` from the weekly unit groups: per (unit, incident
+        district), the counts summed through each week from its first to the last
+        seeded week, as ``unit_cumulative_rebuild`` writes them."""
+        g = groups.shape[0]
+        accepted, declined = d["accepted"], d["declined"]
+        weekly = np.column_stack(
+            [
+                np.bincount(group_of, minlength=g),
+                count_of(group_of, accepted, g),
+                count_of(group_of, declined, g),
+                count_of(group_of, ~accepted & ~declined, g),
+                count_of(group_of, d["on_site"], g),
+            ]
+        )
+        keys, key_of = _group(groups[:, 1], groups[:, 2])
+        first_week, last_week = int(groups[:, 0].min()), int(groups[:, 0].max())
+        span = last_week - first_week + 1
+        at = groups[:, 0] - first_week
+        dense = np.zeros((keys.shape[0], span, 5), dtype=np.int64)
+        dense[key_of, at] = weekly  # one weekly group per (key, week)
+        np.cumsum(dense, axis=1, out=dense)
+        begins = np.full(keys.shape[0], span, dtype=np.int64)
+        np.minimum.at(begins, key_of, at)
+        key_i, week_i = np.nonzero(np.arange(span)[None, :] >= begins[:, None])
+        unit, districts = keys[key_i, 0], keys[key_i, 1]
+        unit_district = self.city.district[unit]
+        totals = dense[key_i, week_i]
+        m = key_i.size
+        writer.write(
+            UnitCumulative,
+            m,
+            {
+                "id": writer.reserve(UnitCumulative, m) + np.arange(m),
+                "week": week_i + first_week,
+                "unit_id": self.city.ids[unit],
+                "unit_street_id": self.city.street[unit],
+                "unit_district_id": _nullable(unit_district, unit_district >= 0),
+                "district_id": _nullable(districts, districts >= 0),
+                **{name: totals[:, i] for i, name in enumerate(UNIT_COUNTS)},
+            },
+        )
 
 
 def _group(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -429,19 +429,20 @@ def index_ranking(request):
         level = _level(request, filters)
     except ReviewInputError as exc:
         return _bad_input(request, exc)
-    rows = readiness.index_scores(
+    rows, row_count = readiness.index_page(
         user=request.user,
         level=level,
         region=filters.region,
         since=filters.since,
         until=filters.until,
+        limit=300,
     )
     return render(
         request,
         "review/index.html",
         {
-            "rows": rows[:300],
-            "row_count": len(rows),
+            "rows": rows,
+            "row_count": row_count,
             "level": level,
             "levels": [("district", _("区")), ("street", _("街道/镇")), ("unit", _("单元"))],
             **_sample(request.user, filters),

@@ -91,6 +91,7 @@ from .stats import (
     UnitStats,
     dispatches_annotated,
     incident_stats,
+    unit_counts,
     unit_stats,
 )
 
@@ -152,6 +153,7 @@ __all__ = [
     "targets_s",
     "time_range_parse",
     "unit_export_rows",
+    "unit_counts",
     "unit_stats",
     "units_unreliable",
     "week_bounds",

@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.db.models import (
     Count,
@@ -147,6 +148,30 @@ def percentile_cont(histogram: Sequence[tuple[int, int]], p: float) -> float | N
         seen += count
     assert lo is not None and hi is not None
     return lo + (hi - lo) * (pos - lo_rank)
+
+
+def hist_percentiles(hist: dict[int, int], ps: Sequence[float]) -> tuple[int, list[float | None]]:
+    """(count, [``percentile_cont(p)`` for p in ps]) of a {value: count} histogram,
+    with numpy: a city-wide report finishes a few hundred histograms of up to
+    thousands of distinct seconds each. Same interpolation, same floats."""
+    if not hist:
+        return 0, [None for _p in ps]
+    values = np.fromiter(hist.keys(), dtype=np.int64, count=len(hist))
+    counts = np.fromiter(hist.values(), dtype=np.int64, count=len(hist))
+    order = np.argsort(values, kind="stable")
+    values, seen = values[order], np.cumsum(counts[order])
+    n = int(seen[-1])
+    if n == 0:
+        return 0, [None for _p in ps]
+    out: list[float | None] = []
+    for p in ps:
+        pos = p * (n - 1)
+        lo_rank, hi_rank = math.floor(pos), math.ceil(pos)
+        # the first value whose cumulative count passes the rank
+        lo = int(values[np.searchsorted(seen, lo_rank, side="right")])
+        hi = int(values[np.searchsorted(seen, hi_rank, side="right")])
+        out.append(lo + (hi - lo) * (pos - lo_rank))
+    return n, out
 
 
 def _histograms(

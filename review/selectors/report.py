@@ -5,14 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from django.utils.translation import gettext as _
 
-from units.models import Region
+from units.models import Region, Unit
 
 from .common import targets_s
 from .incidents import IncidentFilter
 from .rollups import area_stats_many, units_unreliable
-from .stats import GroupStats, UnitStats, unit_stats
+from .stats import COUNTS, GroupStats, UnitStats, unit_counts, unit_stats
 
 # --- the report -------------------------------------------------------------------------
 
@@ -54,6 +55,8 @@ class ResponseReport:
 
 
 UNITS_SHOWN = 200
+UNRELIABLE_MIN_ALERTS = 3  # units_unreliable's defaults
+UNRELIABLE_SHOWN = 20
 
 
 def area_grouping(region: Region | None) -> str | None:
@@ -78,19 +81,45 @@ def response_report(*, user, filters: IncidentFilter, with_units: bool = True) -
         weeks=stats["week"],
     )
     if with_units:
-        counts = unit_stats(user=user, filters=filters, durations=False)
-        report.unreliable = units_unreliable(counts)
+        counts = unit_counts(user=user, filters=filters)
+        shown, unreliable = _units_listed(counts)
         # The page lists the most-called units; their medians only (fast at any size).
-        shown = sorted(counts, key=lambda u: (-u.alerted, u.code))[:UNITS_SHOWN]
         timed = {
             u.unit_id: u
             for u in unit_stats(
-                user=user,
-                filters=filters,
-                unit_ids=[u.unit_id for u in shown] + [u.unit_id for u in report.unreliable],
+                user=user, filters=filters, unit_ids=[u.unit_id for u in shown + unreliable]
             )
         }
         report.units = [timed.get(u.unit_id, u) for u in shown]
-        report.unreliable = [timed.get(u.unit_id, u) for u in report.unreliable]
+        report.unreliable = [timed.get(u.unit_id, u) for u in unreliable]
         report.unit_count = len(counts)
     return report
+
+
+def _units_listed(counts: np.ndarray) -> tuple[list[UnitStats], list[UnitStats]]:
+    """The ``UNITS_SHOWN`` most-alerted units (ties by code) and ``units_unreliable``
+    of ``unit_counts`` rows, as counted ``UnitStats`` with labels. Only the
+    candidates (the rows at or above each list's cut, ties included) become
+    objects: the city has 23,000 units."""
+    if not len(counts):
+        return [], []
+    alerted = counts[:, 1]
+    cut = np.sort(alerted)[::-1][min(UNITS_SHOWN, alerted.size) - 1]
+    bad = counts[:, 3] + counts[:, 4]
+    worse = (alerted >= UNRELIABLE_MIN_ALERTS) & (bad > 0)
+    share = np.where(worse, bad / np.maximum(alerted, 1), -1.0)
+    if worse.sum() > UNRELIABLE_SHOWN:
+        order = np.lexsort((-alerted, -share))[UNRELIABLE_SHOWN - 1]
+        worse &= (share > share[order]) | ((share == share[order]) & (alerted >= alerted[order]))
+    rows = counts[(alerted >= cut) | worse]
+    stats = [UnitStats(int(r[0]), **dict(zip(COUNTS, map(int, r[1:]), strict=True))) for r in rows]
+    labels = Unit.objects.filter(pk__in=[s.unit_id for s in stats]).values_list(
+        "pk", "code", "name", "region__name"
+    )
+    by_id = {s.unit_id: s for s in stats}
+    for pk, code, name, street in labels:
+        s = by_id[pk]
+        s.code, s.name, s.street = code, name, street
+    shown = sorted(stats, key=lambda u: (-u.alerted, u.code))[:UNITS_SHOWN]
+    unreliable = units_unreliable(stats, min_alerts=UNRELIABLE_MIN_ALERTS, limit=UNRELIABLE_SHOWN)
+    return shown, unreliable

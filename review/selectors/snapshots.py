@@ -25,21 +25,27 @@ def index_snapshot_area(*, user, region: Region | None) -> tuple[bool, int | Non
 
 
 def index_snapshot_for(
-    *, user, level: str, region: Region | None, since: dt.datetime, until: dt.datetime
+    *,
+    user,
+    level: str,
+    region: Region | None,
+    since: dt.datetime,
+    until: dt.datetime,
+    head_only: bool = False,
 ) -> IndexSnapshot | None:
     """The stored snapshot that answers ``index_scores`` for these arguments, or None.
 
     A snapshot answers the default period (``REVIEW_INDEX_DAYS`` up to now) when it
     was computed within ``REVIEW_INDEX_STALE_S`` of the request's end; any other
-    period, or an older snapshot, is computed live."""
+    period, or an older snapshot, is computed live. ``head_only``: ``rows`` is
+    left unread (deferred), for a page that shows the head."""
     usable, area_id = index_snapshot_area(user=user, region=region)
     if not usable or until - since != dt.timedelta(days=settings.REVIEW_INDEX_DAYS):
         return None
     stale = dt.timedelta(seconds=settings.REVIEW_INDEX_STALE_S)
+    snapshots = IndexSnapshot.objects.defer("rows") if head_only else IndexSnapshot.objects
     return (
-        IndexSnapshot.objects.filter(
-            area_id=area_id, level=level, until__gte=until - stale, until__lte=until
-        )
+        snapshots.filter(area_id=area_id, level=level, until__gte=until - stale, until__lte=until)
         .order_by("-until")
         .first()
     )

@@ -12,7 +12,13 @@ from .drills import (
     drill_send_batch,
     drill_start,
 )
-from .rollups import FACTS_CHUNK, facts_sync, index_snapshots_refresh, rollups_rebuild
+from .rollups import (
+    FACTS_CHUNK,
+    facts_sync,
+    index_snapshots_refresh,
+    rollups_rebuild,
+    unit_cumulative_rebuild,
+)
 
 __all__ = [
     "DRILL_STARTER_ROLES",
@@ -28,4 +34,5 @@ __all__ = [
     "facts_sync",
     "index_snapshots_refresh",
     "rollups_rebuild",
+    "unit_cumulative_rebuild",
 ]

@@ -11,7 +11,7 @@ import time
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Max, Min, Q
 from django.utils import timezone
 
 from dispatch.models import Dispatch, Incident
@@ -24,6 +24,7 @@ from ..models import (
     DistrictWeekly,
     IncidentFact,
     IndexSnapshot,
+    UnitCumulative,
     UnitWeekly,
     WeeklyRollup,
 )
@@ -348,7 +349,48 @@ def rollups_rebuild(*, weeks: set[int] | None = None) -> int:
                 for key, u in units.items()
             },
         )
+    if weeks:
+        unit_cumulative_rebuild(since_week=min(weeks))
     return len(weeks)
+
+
+UNIT_KEY = ("unit_id", "unit_street_id", "unit_district_id", "district_id")
+UNIT_COUNTS = ("alerted", "accepted", "declined", "no_answer", "on_site")
+
+
+def unit_cumulative_rebuild(*, since_week: int | None = None) -> int:
+    """Rewrite ``UnitCumulative`` from ``since_week`` (None: the first week) to the
+    last week with ``UnitWeekly`` rows, from the cumulative row of the week before
+    plus each week's ``UnitWeekly``; rows past the last week go. When the week
+    before has no rows though earlier roll-ups exist (a table never built), it is
+    built from the first week. Returns the weeks written."""
+    span = UnitWeekly.objects.aggregate(first=Min("week"), last=Max("week"))
+    first, last = span["first"], span["last"]
+    if last is None:
+        UnitCumulative.objects.all().delete()
+        return 0
+    start = first if since_week is None else max(since_week, first)
+    if start > first and not UnitCumulative.objects.filter(week=start - 1).exists():
+        start = first
+    UnitCumulative.objects.filter(week__gt=last).delete()
+    running: dict[tuple, list[int]] = {
+        tuple(row[:4]): list(row[4:])
+        for row in UnitCumulative.objects.filter(week=start - 1).values_list(
+            *UNIT_KEY, *UNIT_COUNTS
+        )
+    }
+    for week in range(start, last + 1):
+        for row in UnitWeekly.objects.filter(week=week).values_list(*UNIT_KEY, *UNIT_COUNTS):
+            total = running.setdefault(tuple(row[:4]), [0] * 5)
+            for i, count in enumerate(row[4:]):
+                total[i] += count
+        _rows_sync(
+            UnitCumulative,
+            week,
+            UNIT_KEY,
+            {key: dict(zip(UNIT_COUNTS, counts, strict=True)) for key, counts in running.items()},
+        )
+    return last + 1 - start
 
 
 def _rows_sync(model, week: int, key: tuple[str, ...], wanted: dict[tuple, dict]) -> None:
@@ -417,6 +459,8 @@ def index_snapshots_refresh(*, now: dt.datetime | None = None) -> int:
                     since=since,
                     until=until,
                     rows=payload,
+                    head=payload[: readiness.INDEX_HEAD_ROWS],
+                    row_count=len(payload),
                     seconds=round(time.perf_counter() - started, 3),
                 )
             written += 1

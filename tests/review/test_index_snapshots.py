@@ -104,3 +104,45 @@ def test_another_period_or_a_stale_snapshot_is_computed_live(busy_city, city_rev
         )
         == []
     )
+
+
+@pytest.mark.parametrize("limit", [2, 300])
+def test_the_index_page_reads_the_snapshots_head_as_the_whole_list_ranks_it(
+    busy_city, city_reviewer, monkeypatch, limit
+):
+    now = timezone.now()
+    monkeypatch.setattr(readiness, "INDEX_HEAD_ROWS", 3)
+    services.index_snapshots_refresh(now=now)
+    kw = {
+        "user": city_reviewer,
+        "level": "unit",
+        "since": now - dt.timedelta(days=90),
+        "until": now,
+    }
+    whole = readiness.index_scores(**kw)
+
+    page, count = readiness.index_page(**kw, limit=limit)
+
+    assert count == len(whole) == len(busy_city)
+    if limit <= 3:  # the head answers: the rows themselves are never read
+        IndexSnapshot.objects.update(rows=[])
+        page, count = readiness.index_page(**kw, limit=limit)
+    assert _rows(page) == _rows(whole[:limit])
+    assert count == len(busy_city)
+
+
+def test_a_snapshot_without_a_head_is_read_whole(busy_city, city_reviewer):
+    now = timezone.now()
+    services.index_snapshots_refresh(now=now)
+    IndexSnapshot.objects.update(head=[], row_count=None)  # stored before heads were kept
+    kw = {
+        "user": city_reviewer,
+        "level": "unit",
+        "since": now - dt.timedelta(days=90),
+        "until": now,
+    }
+
+    page, count = readiness.index_page(**kw, limit=2)
+
+    assert count == len(busy_city)
+    assert _rows(page) == _rows(readiness.index_scores(**kw)[:2])

@@ -16,6 +16,7 @@ from review.models import (
     Drill,
     IncidentFact,
     SetAsideIndex,
+    UnitCumulative,
     UnitWeekly,
     WeeklyRollup,
 )
@@ -116,17 +117,27 @@ def _rollup_rows():
         "week", "district_id", "located", "n", "ok_responded", "ok_controlled", "ok_handled",
         "ok_all", "hist",
     )  # fmt: skip
-    return sorted(map(canon, weekly)), sorted(units), sorted(map(canon, districts))
+    cumulative = UnitCumulative.objects.values_list(
+        "week", "unit_id", "unit_street_id", "unit_district_id", "district_id", "alerted",
+        "accepted", "declined", "no_answer", "on_site",
+    )  # fmt: skip
+    return (
+        sorted(map(canon, weekly)),
+        sorted(units),
+        sorted(map(canon, districts)),
+        sorted(cumulative),
+    )
 
 
 def test_seeded_rollups_equal_the_rollups_rebuilt_from_the_facts(small_city):
     incidents_seed(count=300, seed=4, until=UNTIL, days=40)
     seeded = _rollup_rows()
-    assert seeded[0] and seeded[1] and seeded[2]
+    assert seeded[0] and seeded[1] and seeded[2] and seeded[3]
 
     WeeklyRollup.objects.all().delete()
     DistrictWeekly.objects.all().delete()
     UnitWeekly.objects.all().delete()
+    UnitCumulative.objects.all().delete()
     services.rollups_rebuild()
 
     assert _rollup_rows() == seeded
@@ -140,6 +151,7 @@ def test_seeding_on_top_of_seeded_facts_rebuilds_the_weeks_it_touched(small_city
     WeeklyRollup.objects.all().delete()
     DistrictWeekly.objects.all().delete()
     UnitWeekly.objects.all().delete()
+    UnitCumulative.objects.all().delete()
     services.rollups_rebuild()
 
     assert _rollup_rows() == seeded
