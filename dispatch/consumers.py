@@ -22,6 +22,7 @@ from . import inputs, selectors, services, supervision
 from .actions import next_actions
 from .events import db_call, incident_group, member_group, unit_group
 from .inputs import JSONRefused, json_loads
+from .socket_pass import PASS_COOKIE
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +98,13 @@ class MemberConsumer(_JsonEdge):
         await super()._refuse(code, error, message)
 
     async def connect(self) -> None:
-        user = self.scope.get("user")
-        self.member = await db_call(selectors.member_for_user)(user=user)
+        # No AuthMiddleware in front of this socket (dispatch/routing.py): the
+        # cookies sign the member in with one query (dispatch.socket_pass).
+        cookies = self.scope.get("cookies") or {}
+        session_key = cookies.get(settings.SESSION_COOKIE_NAME) or None
+        self.member = await db_call(selectors.member_for_socket)(
+            session_key=session_key, member_pass=cookies.get(PASS_COOKIE)
+        )
         await self.accept()
         if self.member is None:
             await self._refuse(CLOSE_UNAUTHENTICATED, "unauthenticated", _("请先登录。"))
@@ -111,8 +117,7 @@ class MemberConsumer(_JsonEdge):
         if self.member.on_duty:
             await self._join_unit()
         self.last_heard = time.monotonic()
-        session = self.scope.get("session")
-        self.session_key = getattr(session, "session_key", None)
+        self.session_key = session_key
         _heartbeat_for_loop().add(self)
         await self.send_json(
             {

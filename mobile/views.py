@@ -9,7 +9,7 @@ from functools import cache, wraps
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth import login, logout
+from django.contrib.auth import HASH_SESSION_KEY, login, logout
 from django.contrib.staticfiles import finders
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -31,6 +31,7 @@ from dispatch.inputs import JSONRefused, json_loads
 from dispatch.models import Incident
 from dispatch.selectors import member_for_user
 from dispatch.services import ActionRefused
+from dispatch.socket_pass import socket_pass_clear, socket_pass_set
 
 from . import alert_test
 from . import auth as member_auth
@@ -83,7 +84,18 @@ def sign_in(request: HttpRequest) -> HttpResponse:
                         ip=ip,
                     )
                 login(request, user, backend=_AUTH_BACKEND)
-                return redirect("member:app")
+                response = redirect("member:app")
+                member = member_for_user(user=user)
+                if member is not None:
+                    # The phone's socket handshake then costs one query.
+                    socket_pass_set(
+                        response,
+                        member_id=member.pk,
+                        user_id=user.pk,
+                        session_key=request.session.session_key,
+                        auth_hash=request.session[HASH_SESSION_KEY],
+                    )
+                return response
         except SignInError as exc:
             ctx["error"], ctx["error_field"] = exc.message, exc.field
             if exc.code == "throttled":
@@ -107,7 +119,9 @@ def sign_out(request: HttpRequest) -> HttpResponse:
     if member is not None:
         mobile_services.member_sign_out(member=member, session_key=request.session.session_key)
     logout(request)
-    return redirect(reverse("member:sign-in") + "?signed_out=1")
+    response = redirect(reverse("member:sign-in") + "?signed_out=1")
+    socket_pass_clear(response)
+    return response
 
 
 # --- The app shell ---------------------------------------------------------------------
