@@ -13,6 +13,7 @@ from typing import Any
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.http.cookie import parse_cookie
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -98,9 +99,9 @@ class MemberConsumer(_JsonEdge):
         await super()._refuse(code, error, message)
 
     async def connect(self) -> None:
-        # No AuthMiddleware in front of this socket (dispatch/routing.py): the
-        # cookies sign the member in with one query (dispatch.socket_pass).
-        cookies = self.scope.get("cookies") or {}
+        # No session or auth middleware in front of this socket (dispatch/routing.py):
+        # the cookies sign the member in with one query (dispatch.socket_pass).
+        cookies = _cookies(self.scope)
         session_key = cookies.get(settings.SESSION_COOKIE_NAME) or None
         self.member = await db_call(selectors.member_for_socket)(
             session_key=session_key, member_pass=cookies.get(PASS_COOKIE)
@@ -498,6 +499,13 @@ def _heartbeat_for_loop() -> _MemberHeartbeat:
     if heartbeat is None:
         heartbeat = _heartbeats[loop] = _MemberHeartbeat()
     return heartbeat
+
+
+def _cookies(scope) -> dict[str, str]:
+    """The handshake's cookies, parsed here and not kept in the scope (channels'
+    CookieMiddleware keeps them for the socket's life: memory per socket)."""
+    header = "; ".join(v.decode("latin1") for k, v in scope.get("headers", ()) if k == b"cookie")
+    return parse_cookie(header)
 
 
 async def _quietly(coro) -> None:

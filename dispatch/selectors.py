@@ -59,6 +59,19 @@ def member_for_user(*, user) -> Member | None:
     return Member.objects.select_related("unit").filter(user=user).first()
 
 
+SOCKET_MEMBER_FIELDS = (
+    "name",
+    "unit_id",
+    "user_id",
+    "on_duty",
+    "is_active",
+    "unit__name",
+    "unit__lat",
+    "unit__lon",
+    "unit__is_active",
+)
+
+
 def member_for_socket(*, session_key: str | None, member_pass: str | None) -> Member | None:
     """The member a member socket's cookies sign in, with its unit; None if the
     cookies sign in no member. The caller refuses an inactive member or unit.
@@ -75,7 +88,10 @@ def member_for_socket(*, session_key: str | None, member_pass: str | None) -> Me
         "login_active": F("user__is_active"),
         "login_password": F("user__password"),
     }
-    members = Member.objects.select_related("unit")
+    # What the socket reads in its event loop, and no more: a socket keeps its
+    # member for its life (memory per socket). A deferred field read there
+    # would be a query outside the database thread, so these are all it may read.
+    members = Member.objects.select_related("unit").only(*SOCKET_MEMBER_FIELDS)
     found = socket_pass_read(value=member_pass, session_key=session_key)
     if found is not None:
         live = Session.objects.filter(session_key=session_key, expire_date__gt=timezone.now())
