@@ -17,8 +17,9 @@ import hashlib
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY
 from django.core import signing
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.utils.crypto import constant_time_compare
 
 PASS_COOKIE = "member_socket"  # noqa: S105 - a cookie name, not a secret
@@ -71,6 +72,28 @@ def socket_pass_read(*, value: str | None, session_key: str | None) -> SocketPas
     if not constant_time_compare(key_digest, _digest(session_key)):
         return None
     return SocketPass(member_id=member_id, user_id=user_id, auth_digest=auth_digest)
+
+
+def socket_pass_give(request: HttpRequest, response: HttpResponse, *, member) -> None:
+    """Give a signed-in member's phone its pass, unless it holds one for this session.
+
+    At sign-in, and on each load of the app page: a phone signed in before
+    passes existed gets one without signing in again.
+    """
+    session = request.session
+    auth_hash = session.get(HASH_SESSION_KEY)
+    if not session.session_key or not auth_hash:
+        return
+    held = socket_pass_read(value=request.COOKIES.get(PASS_COOKIE), session_key=session.session_key)
+    if held is not None and held.member_id == member.pk:
+        return
+    socket_pass_set(
+        response,
+        member_id=member.pk,
+        user_id=member.user_id,
+        session_key=session.session_key,
+        auth_hash=auth_hash,
+    )
 
 
 def socket_pass_set(

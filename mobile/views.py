@@ -9,7 +9,7 @@ from functools import cache, wraps
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth import HASH_SESSION_KEY, login, logout
+from django.contrib.auth import login, logout
 from django.contrib.staticfiles import finders
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -31,7 +31,7 @@ from dispatch.inputs import JSONRefused, json_loads
 from dispatch.models import Incident
 from dispatch.selectors import member_for_user
 from dispatch.services import ActionRefused
-from dispatch.socket_pass import socket_pass_clear, socket_pass_set
+from dispatch.socket_pass import socket_pass_clear, socket_pass_give
 
 from . import alert_test
 from . import auth as member_auth
@@ -88,13 +88,7 @@ def sign_in(request: HttpRequest) -> HttpResponse:
                 member = member_for_user(user=user)
                 if member is not None:
                     # The phone's socket handshake then costs one query.
-                    socket_pass_set(
-                        response,
-                        member_id=member.pk,
-                        user_id=user.pk,
-                        session_key=request.session.session_key,
-                        auth_hash=request.session[HASH_SESSION_KEY],
-                    )
+                    socket_pass_give(request, response, member=member)
                 return response
         except SignInError as exc:
             ctx["error"], ctx["error_field"] = exc.message, exc.field
@@ -292,9 +286,12 @@ def app(request: HttpRequest) -> HttpResponse:
         "severities": [{"value": v, "label": str(lbl)} for v, lbl in Incident.Severity.choices],
         "language": get_language(),
     }
-    return render(
+    response = render(
         request, "member/app.html", {"config": config, "strings": _strings(), "member": member}
     )
+    # A phone signed in before socket passes existed gets one here.
+    socket_pass_give(request, response, member=member)
+    return response
 
 
 def _vapid_key_or_empty() -> str:

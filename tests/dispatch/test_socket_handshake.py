@@ -168,3 +168,19 @@ def test_a_pass_for_my_session_naming_another_member_signs_in_no_one(
         session_auth_hash="whatever",
     )
     _refused(f"{mine}; {PASS_COOKIE}={wrong}", CLOSE_UNAUTHENTICATED, "unauthenticated")
+
+
+def test_the_app_page_gives_a_pass_to_a_phone_signed_in_without_one(near_responder):
+    client = Client()
+    client.force_login(near_responder.user)
+    assert PASS_COOKIE not in client.cookies
+    response = client.get(reverse("member:app"))
+    assert response.status_code == 200
+    cookies = (
+        f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}; "
+        f"{PASS_COOKIE}={client.cookies[PASS_COOKIE].value}"
+    )
+    queries, hello = _handshake_queries(cookies)
+    assert (queries, hello["member"]["id"]) == (1, near_responder.pk)
+    # Held and valid: not given again.
+    assert PASS_COOKIE not in client.get(reverse("member:app")).cookies
