@@ -27,6 +27,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+# dispatch.socket_pass.PASS_COOKIE (not imported: the load generator runs without Django)
+PASS_COOKIE = "member_socket"  # noqa: S105 - a cookie name
+
 # (incident id, member id, event id, arrival, replayed, copy of an id it had)
 Record = tuple[int, int, int, float, bool, bool]
 
@@ -44,12 +47,18 @@ class Options:
 class Phone:
     sessionid: str
     member_id: int
+    member_pass: str | None = None  # dispatch.socket_pass: a one-query handshake
     seen: set[int] = field(default_factory=set)  # event ids the page has
     last_event_id: int = 0
     connected: bool = False
     dropped_at: float | None = None
     resumed_at: float | None = None
     reconnects: int = 0
+
+    def cookie(self) -> str:
+        if self.member_pass is None:
+            return f"sessionid={self.sessionid}"
+        return f"sessionid={self.sessionid}; {PASS_COOKIE}={self.member_pass}"
 
 
 def _raise_nofile() -> None:
@@ -75,7 +84,10 @@ async def _child(conn, ws_url: str, origin: str, clients: list[dict], options: O
     gate = asyncio.Semaphore(options.concurrency)
     records: list[Record] = []
     stats: dict[str, Any] = {"failed": 0, "errors": [], "rung_twice": 0}
-    phones = [Phone(sessionid=c["sessionid"], member_id=c["member_id"]) for c in clients]
+    phones = [
+        Phone(sessionid=c["sessionid"], member_id=c["member_id"], member_pass=c.get("member_pass"))
+        for c in clients
+    ]
     stopping = False
     first_round = asyncio.Event()
     tried = 0
@@ -85,7 +97,7 @@ async def _child(conn, ws_url: str, origin: str, clients: list[dict], options: O
             ws = await connect(
                 ws_url,
                 origin=origin,
-                additional_headers={"Cookie": f"sessionid={phone.sessionid}"},
+                additional_headers={"Cookie": phone.cookie()},
                 proxy=None,
                 compression=None,
                 open_timeout=options.open_timeout,

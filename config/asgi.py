@@ -8,7 +8,6 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 # Populate the app registry before importing consumers (they import models).
 django_asgi_app = get_asgi_application()
 
-from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from config.origin import SameOriginValidator  # noqa: E402
@@ -18,6 +17,7 @@ application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         # The Origin must match the socket's host and port (config/origin.py).
-        "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        # Each socket route brings its own auth (dispatch/routing.py).
+        "websocket": SameOriginValidator(URLRouter(websocket_urlpatterns)),
     }
 )

@@ -13,6 +13,7 @@ from typing import Any
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.http.cookie import parse_cookie
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -22,6 +23,7 @@ from . import inputs, selectors, services, supervision
 from .actions import next_actions
 from .events import db_call, incident_group, member_group, unit_group
 from .inputs import JSONRefused, json_loads
+from .socket_pass import PASS_COOKIE
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +99,13 @@ class MemberConsumer(_JsonEdge):
         await super()._refuse(code, error, message)
 
     async def connect(self) -> None:
-        user = self.scope.get("user")
-        self.member = await db_call(selectors.member_for_user)(user=user)
+        # No session or auth middleware in front of this socket (dispatch/routing.py):
+        # the cookies sign the member in with one query (dispatch.socket_pass).
+        cookies = _cookies(self.scope)
+        session_key = cookies.get(settings.SESSION_COOKIE_NAME) or None
+        self.member = await db_call(selectors.member_for_socket)(
+            session_key=session_key, member_pass=cookies.get(PASS_COOKIE)
+        )
         await self.accept()
         if self.member is None:
             await self._refuse(CLOSE_UNAUTHENTICATED, "unauthenticated", _("请先登录。"))
@@ -111,8 +118,7 @@ class MemberConsumer(_JsonEdge):
         if self.member.on_duty:
             await self._join_unit()
         self.last_heard = time.monotonic()
-        session = self.scope.get("session")
-        self.session_key = getattr(session, "session_key", None)
+        self.session_key = session_key
         _heartbeat_for_loop().add(self)
         await self.send_json(
             {
@@ -181,10 +187,13 @@ class MemberConsumer(_JsonEdge):
 
     async def _on_ack(self, msg_id, content, *, seen: bool = False) -> None:
         incident_id = _int_field(content, "incident_id")
-        first = await db_call(services.delivery_ack)(
-            incident_id=incident_id, member=self.member, seen=seen
+        # Answered ({"type": "ok", "recorded": first time?}) when the process's
+        # batch is stored: see _AckBatch.
+        _batch_for_loop(_AckBatch).add(
+            self,
+            msg_id,
+            services.DeliveryAck(incident_id=incident_id, member=self.member, seen=seen),
         )
-        await self.send_json({"type": "ok", "id": msg_id, "recorded": first})
 
     async def _on_seen(self, msg_id, content) -> None:
         await self._on_ack(msg_id, content, seen=True)
@@ -192,6 +201,8 @@ class MemberConsumer(_JsonEdge):
     async def _on_action(self, msg_id, content) -> None:
         incident_id = _int_field(content, "incident_id")
         lat, lon = _optional_latlon(content)
+        # The phone acked before it tapped: the timeline says delivered, then accepted.
+        await _batch_for_loop(_AckBatch).drain(self)
         dispatch = await db_call(services.dispatch_act)(
             incident_id=incident_id, member=self.member, action=content["type"], lat=lat, lon=lon
         )
@@ -219,7 +230,7 @@ class MemberConsumer(_JsonEdge):
         if incident_id is not None:
             incident_id = _int_field(content, "incident_id")
         # Answered (ok or error) when the process's batch is stored: see _LocationBatch.
-        _locations_for_loop().add(
+        _batch_for_loop(_LocationBatch).add(
             self,
             msg_id,
             services.LocationReport(
@@ -364,60 +375,116 @@ class _MemberHeartbeat:
             await _quietly(socket._beat(allowed=ok, frames=frames.get(socket.member.pk, [])))
 
 
-class _LocationBatch:
-    """Positions from every member socket of one process, stored together.
+class _SocketBatch:
+    """Requests from every member socket of one process, stored together.
 
-    Hundreds of responders each send a position every few seconds; one database
-    call each kept daphne's one database thread busy (a new SQLite connection, a
-    query, a commit, per position), and every tap and board frame queued behind
-    them (bench/board.py). Positions wait up to LOCATION_BATCH_S and are stored
-    by one ``member_locations_record`` call; each socket then gets its ``ok`` or
-    its error frame, and the boards their frames after commit.
+    Each waits up to ``wait_s``; then one database call stores a batch of them
+    (``_store``) and answers each socket. One call per request kept daphne's one
+    database thread busy, and every tap and board frame queued behind them.
     """
 
-    def __init__(self) -> None:
-        self.pending: list[tuple[MemberConsumer, Any, services.LocationReport]] = []
-        self.task: asyncio.Task | None = None
+    wait_s: float
+    most: int
 
-    def add(self, socket: MemberConsumer, msg_id, report: services.LocationReport) -> None:
-        self.pending.append((socket, msg_id, report))
+    def __init__(self) -> None:
+        self.pending: list[tuple[MemberConsumer, Any, Any]] = []
+        self.task: asyncio.Task | None = None
+        # One batch stored at a time: ``drain`` then also waits for one in flight.
+        self.storing = asyncio.Lock()
+
+    def add(self, socket: MemberConsumer, msg_id, item) -> None:
+        self.pending.append((socket, msg_id, item))
         if self.task is None or self.task.done():
             self.task = asyncio.ensure_future(self._flush_soon())
 
+    async def drain(self, socket: MemberConsumer) -> None:
+        """Store now whatever ``socket`` has waiting or in flight (its later
+        request must come after)."""
+        if self.storing.locked() or any(s is socket for s, _i, _r in self.pending):
+            await self._flush()
+
     async def _flush_soon(self) -> None:
-        await asyncio.sleep(LOCATION_BATCH_S)
-        while self.pending:
-            batch, self.pending = (
-                self.pending[:LOCATION_BATCH_MAX],
-                self.pending[LOCATION_BATCH_MAX:],
+        await asyncio.sleep(self.wait_s)
+        await self._flush()
+
+    async def _flush(self) -> None:
+        async with self.storing:
+            while self.pending:
+                batch, self.pending = self.pending[: self.most], self.pending[self.most :]
+                await self._store(batch)
+
+    async def _store(self, batch: list[tuple[MemberConsumer, Any, Any]]) -> None:
+        raise NotImplementedError
+
+
+class _LocationBatch(_SocketBatch):
+    """Hundreds of responders each send a position every few seconds (bench/board.py).
+
+    Stored by one ``member_locations_record`` call; each socket then gets its
+    ``ok`` or its error frame, and the boards their frames after commit.
+    """
+
+    wait_s = 0.2
+    most = 500
+
+    async def _store(self, batch) -> None:
+        try:
+            results = await db_call(services.member_locations_record)(
+                reports=[report for _s, _i, report in batch]
             )
-            try:
-                results = await db_call(services.member_locations_record)(
-                    reports=[report for _s, _i, report in batch]
+        except Exception:
+            log.exception("storing %s positions failed", len(batch))
+            failed = services.ActionRefused("unavailable", _("位置暂未保存，请稍后再试。"))
+            results = [(None, failed)] * len(batch)
+        for (socket, msg_id, _report), (_row, refused) in zip(batch, results, strict=True):
+            if refused is None:
+                await _quietly(socket.send_json({"type": "ok", "id": msg_id}))
+            else:
+                await _quietly(socket._error(msg_id, refused.code, refused.message))
+
+
+class _AckBatch(_SocketBatch):
+    """Delivery receipts: a city-wide alert brings one from every phone within a
+    second, and a transaction each queued thousands on daphne's one database
+    thread in front of the next alert (bench/city.py).
+
+    Stored by one ``deliveries_ack`` call; each socket then gets its ``ok``
+    (``recorded`` true only the first time), the boards their ``delivered`` and
+    ``seen`` frames after commit. A batch that fails is answered with an error
+    frame: the alert stays unacked, so the heartbeat sends it again and the
+    phone acks again.
+    """
+
+    wait_s = 0.05
+    most = 500
+
+    async def _store(self, batch) -> None:
+        try:
+            firsts = await db_call(services.deliveries_ack)(acks=[ack for _s, _i, ack in batch])
+        except Exception:
+            log.exception("storing %s delivery receipts failed", len(batch))
+            for socket, msg_id, _ack in batch:
+                await _quietly(
+                    socket._error(msg_id, "unavailable", _("回执暂未保存，请稍后再试。"))
                 )
-            except Exception:
-                log.exception("storing %s positions failed", len(batch))
-                failed = services.ActionRefused("unavailable", _("位置暂未保存，请稍后再试。"))
-                results = [(None, failed)] * len(batch)
-            for (socket, msg_id, _report), (_row, refused) in zip(batch, results, strict=True):
-                if refused is None:
-                    await _quietly(socket.send_json({"type": "ok", "id": msg_id}))
-                else:
-                    await _quietly(socket._error(msg_id, refused.code, refused.message))
+            return
+        for (socket, msg_id, _ack), first in zip(batch, firsts, strict=True):
+            await _quietly(socket.send_json({"type": "ok", "id": msg_id, "recorded": first}))
 
 
-LOCATION_BATCH_S = 0.2
-LOCATION_BATCH_MAX = 500
-_location_batches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LocationBatch] = (
-    weakref.WeakKeyDictionary()
-)
+_batches: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[type[_SocketBatch], _SocketBatch]
+] = weakref.WeakKeyDictionary()
 
 
-def _locations_for_loop() -> _LocationBatch:
+def _batch_for_loop(kind: type[_SocketBatch]) -> _SocketBatch:
     loop = asyncio.get_running_loop()
-    batch = _location_batches.get(loop)
+    batches = _batches.get(loop)
+    if batches is None:
+        batches = _batches[loop] = {}
+    batch = batches.get(kind)
     if batch is None:
-        batch = _location_batches[loop] = _LocationBatch()
+        batch = batches[kind] = kind()
     return batch
 
 
@@ -432,6 +499,13 @@ def _heartbeat_for_loop() -> _MemberHeartbeat:
     if heartbeat is None:
         heartbeat = _heartbeats[loop] = _MemberHeartbeat()
     return heartbeat
+
+
+def _cookies(scope) -> dict[str, str]:
+    """The handshake's cookies, parsed here and not kept in the scope (channels'
+    CookieMiddleware keeps them for the socket's life: memory per socket)."""
+    header = "; ".join(v.decode("latin1") for k, v in scope.get("headers", ()) if k == b"cookie")
+    return parse_cookie(header)
 
 
 async def _quietly(coro) -> None:

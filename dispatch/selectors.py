@@ -1,12 +1,16 @@
 from __future__ import annotations
 
 import datetime as dt
+from importlib import import_module
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
 from django.contrib.sessions.models import Session
-from django.db.models import F, Q, QuerySet
+from django.core.exceptions import ValidationError
+from django.db.models import Exists, F, Q, QuerySet
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 
 from units.models import Member, StaffProfile, Unit
 from units.scoping import scope_filter, user_may
@@ -14,6 +18,7 @@ from units.scoping import scope_filter, user_may
 from . import payloads
 from .events import SUPERVISORS_GROUP, region_group
 from .models import Delivery, Dispatch, Incident, IncidentEvent
+from .socket_pass import socket_pass_read
 
 # Events a member's phone shows; delivery receipts are for supervisors only.
 _MEMBER_EVENT_TYPES = {
@@ -52,6 +57,78 @@ def member_for_user(*, user) -> Member | None:
     if not getattr(user, "is_authenticated", False):
         return None
     return Member.objects.select_related("unit").filter(user=user).first()
+
+
+SOCKET_MEMBER_FIELDS = (
+    "name",
+    "unit_id",
+    "user_id",
+    "on_duty",
+    "is_active",
+    "unit__name",
+    "unit__lat",
+    "unit__lon",
+    "unit__is_active",
+)
+
+
+def member_for_socket(*, session_key: str | None, member_pass: str | None) -> Member | None:
+    """The member a member socket's cookies sign in, with its unit; None if the
+    cookies sign in no member. The caller refuses an inactive member or unit.
+
+    With a valid pass (``dispatch.socket_pass``) this is one query; without
+    (a phone signed in before passes existed) two: the session row, then the
+    member. Either way it checks what Django's session authentication does:
+    the session exists and is unexpired, its login is active and its password
+    unchanged (the session's auth hash).
+    """
+    if not session_key:
+        return None
+    login_fields = {
+        "login_active": F("user__is_active"),
+        "login_password": F("user__password"),
+    }
+    # What the socket reads in its event loop, and no more: a socket keeps its
+    # member for its life (memory per socket). A deferred field read there
+    # would be a query outside the database thread, so these are all it may read.
+    members = Member.objects.select_related("unit").only(*SOCKET_MEMBER_FIELDS)
+    found = socket_pass_read(value=member_pass, session_key=session_key)
+    if found is not None:
+        live = Session.objects.filter(session_key=session_key, expire_date__gt=timezone.now())
+        member = (
+            members.filter(pk=found.member_id, user_id=found.user_id)
+            .annotate(**login_fields, session_live=Exists(live))
+            .first()
+        )
+        if member is None or not member.session_live:
+            return None
+        hashes_ok = found.auth_hash_matches(
+            _session_auth_hashes(member.__dict__.pop("login_password"))
+        )
+        return member if member.login_active and hashes_ok else None
+    # No pass: Django's own way, as channels' AuthMiddleware did it.
+    session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    if session.get(BACKEND_SESSION_KEY) not in settings.AUTHENTICATION_BACKENDS:
+        return None
+    try:
+        user_id = get_user_model()._meta.pk.to_python(session.get(SESSION_KEY))
+    except ValidationError:
+        return None
+    if user_id is None:
+        return None
+    member = members.filter(user_id=user_id).annotate(**login_fields).first()
+    if member is None or not member.login_active:
+        return None
+    session_hash = session.get(HASH_SESSION_KEY) or ""
+    hashes = _session_auth_hashes(member.__dict__.pop("login_password"))
+    return member if any(constant_time_compare(session_hash, h) for h in hashes) else None
+
+
+def _session_auth_hashes(password: str) -> list[str]:
+    """The login's session auth hashes (current secret key first, then the
+    fallbacks), from its password hash: ``get_session_auth_hash`` reads nothing else."""
+    login = get_user_model()(password=password)
+    return [login.get_session_auth_hash(), *login.get_session_auth_fallback_hash()]
 
 
 def member_replay(

@@ -31,6 +31,7 @@ from dispatch.inputs import JSONRefused, json_loads
 from dispatch.models import Incident
 from dispatch.selectors import member_for_user
 from dispatch.services import ActionRefused
+from dispatch.socket_pass import socket_pass_clear, socket_pass_give
 
 from . import alert_test
 from . import auth as member_auth
@@ -83,7 +84,12 @@ def sign_in(request: HttpRequest) -> HttpResponse:
                         ip=ip,
                     )
                 login(request, user, backend=_AUTH_BACKEND)
-                return redirect("member:app")
+                response = redirect("member:app")
+                member = member_for_user(user=user)
+                if member is not None:
+                    # The phone's socket handshake then costs one query.
+                    socket_pass_give(request, response, member=member)
+                return response
         except SignInError as exc:
             ctx["error"], ctx["error_field"] = exc.message, exc.field
             if exc.code == "throttled":
@@ -107,7 +113,9 @@ def sign_out(request: HttpRequest) -> HttpResponse:
     if member is not None:
         mobile_services.member_sign_out(member=member, session_key=request.session.session_key)
     logout(request)
-    return redirect(reverse("member:sign-in") + "?signed_out=1")
+    response = redirect(reverse("member:sign-in") + "?signed_out=1")
+    socket_pass_clear(response)
+    return response
 
 
 # --- The app shell ---------------------------------------------------------------------
@@ -278,9 +286,12 @@ def app(request: HttpRequest) -> HttpResponse:
         "severities": [{"value": v, "label": str(lbl)} for v, lbl in Incident.Severity.choices],
         "language": get_language(),
     }
-    return render(
+    response = render(
         request, "member/app.html", {"config": config, "strings": _strings(), "member": member}
     )
+    # A phone signed in before socket passes existed gets one here.
+    socket_pass_give(request, response, member=member)
+    return response
 
 
 def _vapid_key_or_empty() -> str:

@@ -34,7 +34,9 @@ from .gathering import incident_gather_set
 from .incidents import IntakeResult, incident_close, incident_create
 from .members import (
     ActionRefused,
+    DeliveryAck,
     LocationReport,
+    deliveries_ack,
     delivery_ack,
     dispatch_act,
     dispatch_for_member,
@@ -46,10 +48,12 @@ from .waves import wave_send
 __all__ = [
     "ACTIONS",
     "ActionRefused",
+    "DeliveryAck",
     "IntakeRefused",
     "IntakeResult",
     "deadline_fire",
     "deadlines_sweep",
+    "deliveries_ack",
     "delivery_ack",
     "dispatch_act",
     "dispatch_for_member",

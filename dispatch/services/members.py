@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -18,7 +19,6 @@ from .. import inputs, payloads
 from ..actions import EVENT_FOR_ACTION as _EVENT_FOR_ACTION
 from ..actions import TRANSITIONS as _TRANSITIONS
 from ..events import (
-    event_record,
     events_record,
     incident_group,
     push_on_commit,
@@ -138,33 +138,108 @@ def _first_time_set(*, incident: Incident, action: str, now: dt.datetime) -> str
 
 def delivery_ack(*, incident_id: int, member: Member, seen: bool = False) -> bool:
     """Record that the alert reached (or was seen on) the member's phone; first time only."""
-    if not inputs.id_in_range(incident_id):
-        return False
-    now = timezone.now()
-    field_name = "seen_at" if seen else "delivered_at"
+    (first,) = deliveries_ack(acks=[DeliveryAck(incident_id=incident_id, member=member, seen=seen)])
+    return first
+
+
+@dataclass(frozen=True)
+class DeliveryAck:
+    """One receipt a member's phone sent: the alert arrived, or (``seen``) was seen."""
+
+    incident_id: int
+    member: Member
+    seen: bool = False
+
+
+def deliveries_ack(*, acks: Sequence[DeliveryAck]) -> list[bool]:
+    """Record many receipts in one transaction (a socket process's batch: a
+    city-wide alert brings thousands of acks within a second, and one
+    transaction each queued them on daphne's one database thread).
+
+    Per ack, in order: True if it was the first of its kind for that member's
+    delivery (an ack repeated, even within the batch, records nothing). Each
+    first one adds a ``delivered``/``seen`` event to its incident's timeline,
+    pushed to the boards after commit. Seen implies delivered; the earlier
+    delivery time is kept.
+    """
+    results = [False] * len(acks)
+    wanted = [(i, a) for i, a in enumerate(acks) if inputs.id_in_range(a.incident_id)]
+    if not wanted:
+        return results
+    match = Q()
+    for pair in {(a.member.pk, a.incident_id) for _i, a in wanted}:
+        match |= Q(member_id=pair[0], dispatch__incident_id=pair[1])
     with transaction.atomic():
-        changes = {field_name: now}
-        if seen:
-            # Seen implies delivered; keep the earlier delivery time if there is one.
-            Delivery.objects.filter(
-                dispatch__incident_id=incident_id, member=member, delivered_at=None
-            ).update(delivered_at=now)
-        won = Delivery.objects.filter(
-            dispatch__incident_id=incident_id, member=member, **{field_name: None}
-        ).update(**changes)
-        if not won:
-            return False
-        event = event_record(
-            incident_id=incident_id,
-            type=IncidentEvent.Type.SEEN if seen else IncidentEvent.Type.DELIVERED,
-            unit_id=member.unit_id,
-            member=member,
+        now = timezone.now()
+        # Locked, so a receipt for the same delivery in another process's batch
+        # waits and then sees this one's times: first time stays first time.
+        rows = (
+            Delivery.objects.select_for_update(of=("self",))
+            .filter(match)
+            .filter(Q(delivered_at=None) | Q(seen_at=None))
+            .order_by("pk")
+            .values_list("pk", "member_id", "dispatch__incident_id", "delivered_at", "seen_at")
         )
-        incident = Incident.objects.get(pk=incident_id)
-        payload = payloads.update(event=event, incident=incident)
-        # The boards show which channel reached each member, live (and by seq on resume).
-        push_on_commit([(incident_group(incident_id), payload), *to_supervisors(incident, payload)])
-    return True
+        state: dict[int, dict[str, Any]] = {}
+        by_pair: dict[tuple[int, int], list[int]] = {}
+        for pk, member_id, incident_id, delivered_at, seen_at in rows:
+            state[pk] = {"delivered_at": delivered_at, "seen_at": seen_at}
+            by_pair.setdefault((member_id, incident_id), []).append(pk)
+        changed: dict[str, set[int]] = {"delivered_at": set(), "seen_at": set()}
+        events: dict[int, list[IncidentEvent]] = {}
+        for i, ack in wanted:
+            pks = by_pair.get((ack.member.pk, ack.incident_id), [])
+            if ack.seen:
+                _first_times(pks, "delivered_at", state, changed, now)
+            field_name = "seen_at" if ack.seen else "delivered_at"
+            if not _first_times(pks, field_name, state, changed, now):
+                continue
+            results[i] = True
+            events.setdefault(ack.incident_id, []).append(
+                IncidentEvent(
+                    type=IncidentEvent.Type.SEEN if ack.seen else IncidentEvent.Type.DELIVERED,
+                    unit_id=ack.member.unit_id,
+                    member_id=ack.member.pk,
+                )
+            )
+        for field_name, pks in changed.items():
+            if pks:
+                Delivery.objects.filter(pk__in=pks).update(**{field_name: now})
+        recorded = {
+            # In incident order: two batches lock incident rows in the same order.
+            incident_id: events_record(incident_id=incident_id, events=events[incident_id])
+            for incident_id in sorted(events)
+        }
+        incidents = Incident.objects.select_related("region").in_bulk(list(recorded))
+        messages: list[tuple[str, dict[str, Any]]] = []
+        for incident_id, rows_recorded in recorded.items():
+            incident = incidents[incident_id]
+            for event in rows_recorded:
+                payload = payloads.update(event=event, incident=incident)
+                # The boards show which channel reached each member, live (and by seq on resume).
+                messages += [
+                    (incident_group(incident_id), payload),
+                    *to_supervisors(incident, payload),
+                ]
+        push_on_commit(messages)
+    return results
+
+
+def _first_times(
+    pks: list[int],
+    field_name: str,
+    state: dict[int, dict[str, Any]],
+    changed: dict[str, set[int]],
+    now: dt.datetime,
+) -> bool:
+    """Set ``field_name`` on those of ``pks`` where it is empty; True if any was."""
+    won = False
+    for pk in pks:
+        if state[pk][field_name] is None:
+            state[pk][field_name] = now
+            changed[field_name].add(pk)
+            won = True
+    return won
 
 
 def member_location_record(

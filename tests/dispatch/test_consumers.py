@@ -19,6 +19,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY
 from django.test import Client
 
 from config.asgi import application
@@ -26,6 +27,7 @@ from dispatch import services
 from dispatch.consumers import CLOSE_FORBIDDEN, CLOSE_IDLE, CLOSE_UNAUTHENTICATED
 from dispatch.events import member_group
 from dispatch.models import Delivery, Incident, IncidentEvent
+from dispatch.socket_pass import PASS_COOKIE, socket_pass_make
 from tests.dispatch.conftest import SPOT
 from tests.factories import UserFactory
 from units.models import Member
@@ -44,6 +46,26 @@ def session_cookie(user) -> str:
     client = Client()
     client.force_login(user)
     return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
+def login_cookies(user, *, with_pass: bool = True) -> str:
+    """The Cookie header of a phone signed in as ``user``: its session and, as
+    the sign-in page gives a member, its socket pass (``dispatch.socket_pass``).
+    ``with_pass=False``: a phone signed in before passes existed."""
+    client = Client()
+    client.force_login(user)
+    key = client.cookies[settings.SESSION_COOKIE_NAME].value
+    header = f"{settings.SESSION_COOKIE_NAME}={key}"
+    member = Member.objects.filter(user=user).first()
+    if with_pass and member is not None:
+        value = socket_pass_make(
+            member_id=member.pk,
+            user_id=user.pk,
+            session_key=key,
+            session_auth_hash=client.session[HASH_SESSION_KEY],
+        )
+        header += f"; {PASS_COOKIE}={value}"
+    return header
 
 
 class Phone:
@@ -79,11 +101,14 @@ class Phone:
 
 
 @asynccontextmanager
-async def phone(user=None, *, origin=ORIGIN, hello: bool = True) -> AsyncIterator[Phone]:
+async def phone(
+    user=None, *, origin=ORIGIN, hello: bool = True, with_pass: bool = True, cookies: str = ""
+) -> AsyncIterator[Phone]:
     headers = [origin] if origin else []
     if user is not None:
-        cookie = await database_sync_to_async(session_cookie)(user)
-        headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()))
+        cookies = await database_sync_to_async(login_cookies)(user, with_pass=with_pass)
+    if cookies:
+        headers.append((b"cookie", cookies.encode()))
     communicator = WebsocketCommunicator(application, "/ws/member/", headers=headers)
     try:
         connected, _code = await communicator.connect()
@@ -92,6 +117,7 @@ async def phone(user=None, *, origin=ORIGIN, hello: bool = True) -> AsyncIterato
         if hello:
             frame = await p.receive()
             assert frame["type"] == "hello", frame
+            p.hello = frame
         yield p
     finally:
         await communicator.disconnect()

@@ -1210,6 +1210,7 @@ def _bench_logins(*, count: int) -> list[dict[str, Any]]:
     from django.db import transaction
     from django.utils import timezone
 
+    from dispatch.socket_pass import socket_pass_make
     from units.models import Member
 
     user_model = get_user_model()
@@ -1257,6 +1258,13 @@ def _bench_logins(*, count: int) -> list[dict[str, Any]]:
                     "unit_lat": m.unit.lat,
                     "unit_lon": m.unit.lon,
                     "sessionid": key,
+                    # What the sign-in page gives a phone beside its session.
+                    "member_pass": socket_pass_make(
+                        member_id=m.pk,
+                        user_id=u.pk,
+                        session_key=key,
+                        session_auth_hash=data[HASH_SESSION_KEY],
+                    ),
                 }
             )
         Session.objects.bulk_create(sessions, batch_size=500)

@@ -1,0 +1,167 @@
+"""Delivery receipts from every member socket of a process are stored together
+(``_AckBatch`` -> ``services.deliveries_ack``): a city-wide alert's thousands of
+acks cost the queries of one, each phone still learns whether its ack was the
+first, and the timeline gets one ``delivered``/``seen`` event per first time."""
+
+from __future__ import annotations
+
+import pytest
+from channels.db import database_sync_to_async
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from dispatch import services
+from dispatch.models import Delivery, Incident, IncidentEvent
+from tests.dispatch.conftest import SPOT
+from tests.dispatch.test_consumers import phone, raise_incident, run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+def _slow_heartbeat(settings):
+    # No heartbeat query may fall into a counted window.
+    settings.WS_HEARTBEAT_S = 20
+    settings.WS_IDLE_CLOSE_S = 60
+
+
+async def _queries_of(step) -> int:
+    """Queries the consumers' database thread (the test thread) runs during ``step``."""
+    captured = CaptureQueriesContext(connection)
+    await database_sync_to_async(captured.__enter__)()
+    try:
+        await step()
+    finally:
+        await database_sync_to_async(captured.__exit__)(None, None, None)
+    return await database_sync_to_async(lambda: len(captured))()
+
+
+def _partner(member):
+    return member.unit.members.select_related("user").exclude(pk=member.pk).get()
+
+
+def test_acks_of_many_phones_cost_the_queries_of_one(near_responder):
+    partner = _partner(near_responder)
+    ids: dict[str, int] = {}
+
+    async def scenario():
+        async with phone(near_responder.user) as p, phone(partner.user) as mate:
+            first = await raise_incident()
+            await p.receive_type("incident.alert")
+            await mate.receive_type("incident.alert")
+
+            async def one_ack():
+                await p.send(type="ack", id="a", incident_id=first.pk)
+                assert (await p.receive_type("ok"))["recorded"] is True
+
+            alone = await _queries_of(one_ack)
+
+            second = await raise_incident()
+            ids["second"] = second.pk
+            await p.receive_type("incident.alert")
+            await mate.receive_type("incident.alert")
+
+            async def both_ack():
+                await p.send(type="ack", id="b", incident_id=second.pk)
+                await mate.send(type="ack", id="c", incident_id=second.pk)
+                await p.send(type="ack", id="d", incident_id=second.pk)  # again, same batch
+                oks = [await p.receive_type("ok"), await p.receive_type("ok")]
+                assert [(o["id"], o["recorded"]) for o in oks] == [("b", True), ("d", False)]
+                assert await mate.receive_type("ok") == {"type": "ok", "id": "c", "recorded": True}
+
+            together = await _queries_of(both_ack)
+            assert together == alone
+
+    run(scenario)
+    for member in (near_responder, partner):
+        delivery = Delivery.objects.get(member=member, dispatch__incident_id=ids["second"])
+        assert delivery.delivered_at is not None
+
+
+def test_a_batch_records_one_event_per_first_time_with_consecutive_seqs(near_responder):
+    partner = _partner(near_responder)
+    ids: dict[str, int] = {}
+
+    async def scenario():
+        async with phone(near_responder.user) as p, phone(partner.user) as mate:
+            incident = await raise_incident()
+            ids["incident"] = incident.pk
+            await p.receive_type("incident.alert")
+            await mate.receive_type("incident.alert")
+            for message in (
+                {"type": "ack", "id": 1},
+                {"type": "seen", "id": 2},
+                {"type": "seen", "id": 3},
+            ):
+                await p.send(incident_id=incident.pk, **message)
+            await mate.send(type="ack", id=4, incident_id=incident.pk)
+            recorded = [(await p.receive_type("ok"))["recorded"] for _ in range(3)]
+            assert recorded == [True, True, False]
+            assert (await mate.receive_type("ok"))["recorded"] is True
+
+    run(scenario)
+    events = list(
+        IncidentEvent.objects.filter(incident_id=ids["incident"])
+        .order_by("seq")
+        .values_list("seq", "type", "member_id")
+    )
+    seqs = [seq for seq, _t, _m in events]
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    receipts = [(t, m) for _s, t, m in events if t in {"delivered", "seen"}]
+    # Two sockets' frames interleave; each phone's own come in its order.
+    assert sorted(receipts) == sorted(
+        [("delivered", near_responder.pk), ("seen", near_responder.pk), ("delivered", partner.pk)]
+    )
+    assert [t for t, m in receipts if m == near_responder.pk] == ["delivered", "seen"]
+
+
+def test_a_tap_right_after_an_ack_comes_after_it_on_the_timeline(near_responder):
+    ids: dict[str, int] = {}
+
+    async def scenario():
+        async with phone(near_responder.user) as p:
+            incident = await raise_incident()
+            ids["incident"] = incident.pk
+            await p.receive_type("incident.alert")
+            await p.send(type="ack", id="a", incident_id=incident.pk)
+            await p.send(type="accept", id="b", incident_id=incident.pk)
+            answers = {}
+            while len(answers) < 2:
+                frame = await p.receive()
+                if frame["type"] == "ok":
+                    answers[frame["id"]] = frame
+            assert answers["a"]["recorded"] is True
+
+    run(scenario)
+    types = list(
+        IncidentEvent.objects.filter(
+            incident_id=ids["incident"], type__in=["delivered", "accepted"]
+        )
+        .order_by("seq")
+        .values_list("type", flat=True)
+    )
+    assert types == ["delivered", "accepted"]
+
+
+def test_deliveries_ack_answers_each_receipt_in_order(near_responder):
+    partner = _partner(near_responder)
+    incident = services.incident_create(
+        kind="knife", lat=SPOT[0], lon=SPOT[1], source=Incident.Source.CAD
+    ).incident
+    ack = services.DeliveryAck
+    firsts = services.deliveries_ack(
+        acks=[
+            ack(incident_id=incident.pk, member=partner, seen=True),
+            ack(incident_id=2**70, member=near_responder),  # names no incident
+            ack(incident_id=incident.pk, member=near_responder),
+            ack(incident_id=incident.pk, member=partner),  # delivered came with seen
+            ack(incident_id=incident.pk, member=near_responder),
+        ]
+    )
+    assert firsts == [True, False, True, False, False]
+    seen = Delivery.objects.get(member=partner, dispatch__incident=incident)
+    # Seen implies delivered, at the same time.
+    assert seen.seen_at is not None and seen.delivered_at == seen.seen_at
+    # Later, alone: still first time only.
+    assert services.delivery_ack(incident_id=incident.pk, member=near_responder) is False
+    assert services.delivery_ack(incident_id=incident.pk, member=near_responder, seen=True)
