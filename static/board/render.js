@@ -173,14 +173,28 @@ export function renderIncident(inc, now) {
   const tlKey = `${inc.timeline.length}:${last ? last.seq : ""}:${inc.units.size}`;
   if (tl.dataset.key === tlKey) return;
   tl.dataset.key = tlKey;
-  tl.textContent = "";
-  for (const e of inc.timeline.slice(-30).reverse()) {
-    const li = document.createElement("li");
-    const who = [e.unit_code || (e.unit_id && inc.units.get(e.unit_id) ? inc.units.get(e.unit_id).code : ""), e.data && e.data.member_name, e.by].filter(Boolean).join(" ");
-    li.textContent = `${fmtTime(e.at)} ${(EVENTS[e.event] || (() => e.event))()} ${who}${eventDetail(e)}`;
-    li.dataset.event = e.event;
-    tl.appendChild(li);
+  // Items kept by event (seq), new ones added, the oldest dropped: rebuilding all
+  // 30 at each event made garbage enough for 80 ms collections (bench/board.py).
+  const shown = inc.timeline.slice(-30).reverse();
+  const itemKey = (e) => (e.seq != null ? `s${e.seq}` : `${e.at}:${e.event}:${e.unit_id}`);
+  const keys = new Set(shown.map(itemKey));
+  const items = new Map();
+  for (const li of [...tl.children]) {
+    if (keys.has(li.dataset.key)) items.set(li.dataset.key, li);
+    else li.remove();
   }
+  shown.forEach((e, i) => {
+    const key = itemKey(e);
+    let li = items.get(key);
+    if (!li) {
+      li = document.createElement("li");
+      li.dataset.key = key;
+      li.dataset.event = e.event;
+    }
+    const who = [e.unit_code || (e.unit_id && inc.units.get(e.unit_id) ? inc.units.get(e.unit_id).code : ""), e.data && e.data.member_name, e.by].filter(Boolean).join(" ");
+    setText(li, `${fmtTime(e.at)} ${(EVENTS[e.event] || (() => e.event))()} ${who}${eventDetail(e)}`);
+    if (tl.children[i] !== li) tl.insertBefore(li, tl.children[i] || null);
+  });
 }
 
 function outcomeLabel(code) {
