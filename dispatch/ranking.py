@@ -771,11 +771,21 @@ def reset_unit_index() -> None:
     global _index
     with _index_lock:
         _index = None
+        _refresher_stop()
+
+
+def _refresher_stop() -> None:
+    """Caller holds ``_index_lock``. The thread closes its connection and ends."""
+    global _refresher
+    if _refresher is not None:
+        _refresher[2].set()
+        _refresher = None
 
 
 # --- the refresher: the index kept fresh off the ranking path -----------------------
 
-_refresher: tuple[int, threading.Thread] | None = None  # (pid, thread): not across fork
+# (pid, thread, stop): a thread does not survive a fork; reset_unit_index stops it.
+_refresher: tuple[int, threading.Thread, threading.Event] | None = None
 
 
 def _kept_fresh(index: UnitIndex) -> bool:
@@ -808,28 +818,32 @@ def _refresher_ensure(period: float) -> None:
         current = _refresher
         if current is not None and current[0] == pid and current[1].is_alive():
             return
+        stop = threading.Event()
         thread = threading.Thread(
-            target=_refresh_forever, args=(period,), name="ranking-refresher", daemon=True
+            target=_refresh_forever, args=(period, stop), name="ranking-refresher", daemon=True
         )
-        _refresher = (pid, thread)
+        _refresher = (pid, thread, stop)
         thread.start()
 
 
-def _refresh_forever(period: float) -> None:
+def _refresh_forever(period: float, stop: threading.Event) -> None:
     """Refresh this process's index every ``period`` s, on the thread's own
     database connection. A failed refresh (the database away) is logged and
     tried again; meanwhile ``rank_units`` sees the index go stale and refreshes
     on its own call, as without the thread."""
-    while True:
-        time.sleep(period)
-        index = _index
-        if index is None:
-            continue
-        try:
-            index.refresh()
-        except Exception:  # noqa: BLE001 - logged; the next period tries again
-            log.warning("ranking index refresh failed", exc_info=True)
-            connection.close()
+    try:
+        while not stop.wait(period):
+            index = _index
+            if index is None:
+                continue
+            try:
+                index.refresh()
+            except Exception:  # noqa: BLE001 - logged; the next period tries again
+                log.warning("ranking index refresh failed", exc_info=True)
+                connection.close()
+    finally:
+        # Its connection must not outlive it (a test database could not be dropped).
+        connection.close()
 
 
 def rank_units(
