@@ -1,7 +1,11 @@
 """A socket's database call hands its commit's publishes to the event loop
 (``dispatch.events.db_call``): the one database thread of a daphne process is
 free for the next socket's call while Redis round trips are under way, and the
-messages still go out before the socket answers."""
+messages still go out before the socket answers.
+
+Redis is real (a redis-server of the test's own, the pub/sub layer) and is made
+slow for real: ``CLIENT PAUSE`` holds every client's commands for a moment, as
+a loaded server would."""
 
 from __future__ import annotations
 
@@ -9,34 +13,38 @@ import asyncio
 import time
 
 import pytest
+import redis
 from asgiref.sync import async_to_sync
-from channels.layers import InMemoryChannelLayer, get_channel_layer
+from channels.layers import get_channel_layer
 from django.db import transaction
 
 from dispatch.events import db_call, push_on_commit
+from tests.e2e.harness import _stop_popen, redis_start_owned
 from units.models import Unit
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-ROUND_TRIP_S = 0.3
-
-
-class SlowLayer(InMemoryChannelLayer):
-    """The in-memory layer with a Redis round trip's wait on each send, recording
-    when each send was done."""
-
-    async def group_send(self, group, message):
-        await asyncio.sleep(ROUND_TRIP_S)
-        await super().group_send(group, message)
-        self.sent_at = [*getattr(self, "sent_at", []), time.monotonic()]
+PAUSE_S = 0.5
 
 
 @pytest.fixture
-def slow_layer(settings):
+def redis_port(settings, tmp_path):
+    proc, port = redis_start_owned(data_dir=tmp_path / "redis")
     settings.CHANNEL_LAYERS = {
-        "default": {"BACKEND": "tests.dispatch.test_publish_after.SlowLayer"}
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [f"redis://127.0.0.1:{port}/0"]},
+        }
     }
-    return get_channel_layer()
+    yield port
+    _stop_popen(proc)
+
+
+def _redis_pause(port: int) -> float:
+    """Hold every Redis client's commands for PAUSE_S; returns when it ends."""
+    with redis.Redis(host="127.0.0.1", port=port) as r:
+        r.execute_command("CLIENT", "PAUSE", int(PAUSE_S * 1000), "ALL")
+    return time.monotonic() + PAUSE_S
 
 
 def _commit_a_push() -> None:
@@ -49,37 +57,45 @@ def _read() -> float:
     return time.monotonic()
 
 
-def test_another_sockets_call_does_not_wait_for_a_commits_publishes(slow_layer):
-    async_to_sync(_another_call_during_a_publish)(slow_layer)
+def test_another_sockets_call_does_not_wait_for_a_commits_publishes(redis_port):
+    async_to_sync(_another_call_during_a_publish)(redis_port)
 
 
-async def _another_call_during_a_publish(slow_layer):
-    channel = await slow_layer.new_channel()
-    await slow_layer.group_add("unit.1", channel)
+async def _another_call_during_a_publish(port):
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add("unit.1", channel)
+    try:
+        paused_until = _redis_pause(port)
+        writer = asyncio.ensure_future(db_call(_commit_a_push)())
+        await asyncio.sleep(0.05)  # the writer has committed; its publish waits on Redis
+        read_done = await db_call(_read)()
+        await writer
 
-    writer = asyncio.ensure_future(db_call(_commit_a_push)())
-    await asyncio.sleep(0.05)  # the writer has committed; its publish is under way
-    read_done = await db_call(_read)()
-    await writer
-
-    (sent,) = slow_layer.sent_at
-    # The read ran while the publish was still on its round trip.
-    assert read_done < sent - ROUND_TRIP_S / 2
-    message = await asyncio.wait_for(slow_layer.receive(channel), 1)
-    assert message["payload"] == {"type": "update", "n": 1}
+        # The read ran while the publish was still waiting on Redis.
+        assert read_done < paused_until - PAUSE_S / 2
+        message = await asyncio.wait_for(layer.receive(channel), 2)
+        assert message["payload"] == {"type": "update", "n": 1}
+    finally:
+        await layer.flush()
 
 
-def test_the_publish_is_done_when_the_call_returns(slow_layer):
-    async_to_sync(_publish_then_return)(slow_layer)
+def test_the_publish_is_done_when_the_call_returns(redis_port):
+    async_to_sync(_publish_then_return)(redis_port)
 
 
-async def _publish_then_return(slow_layer):
-    channel = await slow_layer.new_channel()
-    await slow_layer.group_add("unit.1", channel)
+async def _publish_then_return(port):
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add("unit.1", channel)
+    try:
+        paused_until = _redis_pause(port)
+        await db_call(_commit_a_push)()
 
-    await db_call(_commit_a_push)()
-
-    # Sent already, so a socket answering after the call answers after its frames.
-    assert len(slow_layer.sent_at) == 1
-    message = await asyncio.wait_for(slow_layer.receive(channel), 0.05)
-    assert message["type"] == "push"
+        # Published already, so a socket answering after the call answers after
+        # its frames: the call waited for Redis to take the message.
+        assert time.monotonic() >= paused_until - 0.05
+        message = await asyncio.wait_for(layer.receive(channel), 2)
+        assert message["type"] == "push"
+    finally:
+        await layer.flush()
