@@ -189,14 +189,10 @@ async def publish(messages: Sequence[LayerMessage]) -> None:
         async with limit:
             await layer.group_send(group, message)
 
-    try:
-        results = await asyncio.gather(
-            *(send_one(group, message) for group, message in messages),
-            return_exceptions=True,
-        )
-    except Exception as exc:  # noqa: BLE001 - the rows are committed
-        log.warning("channel layer unavailable (%r); events stay in the database", exc)
-        return
+    results = await asyncio.gather(
+        *(send_one(group, message) for group, message in messages),
+        return_exceptions=True,
+    )
     for result in results:
         if isinstance(result, Exception):
             log.warning("channel layer push failed: %r", result)

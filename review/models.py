@@ -253,10 +253,8 @@ class WeeklyRollup(models.Model):
         return f"week {self.week} region {self.region_id} {self.kind}"
 
 
-class UnitWeekly(models.Model):
-    """Dispatch facts counted per week, unit and incident district: alerts, accepts,
-    declines, arrivals (no kind, no incident street: a filter on those reads the
-    dispatch facts). Rebuilt with ``WeeklyRollup``."""
+class _UnitCounts(models.Model):
+    """A unit's dispatch counts for one key (week, unit, incident district)."""
 
     week = models.IntegerField()
     unit_id = models.BigIntegerField()
@@ -268,6 +266,15 @@ class UnitWeekly(models.Model):
     declined = models.IntegerField()
     no_answer = models.IntegerField()
     on_site = models.IntegerField()
+
+    class Meta:
+        abstract = True
+
+
+class UnitWeekly(_UnitCounts):
+    """Dispatch facts counted per week, unit and incident district: alerts, accepts,
+    declines, arrivals (no kind, no incident street: a filter on those reads the
+    dispatch facts). Rebuilt with ``WeeklyRollup``."""
 
     class Meta:
         verbose_name = _("单元周汇总")
@@ -282,23 +289,12 @@ class UnitWeekly(models.Model):
         return f"week {self.week} unit {self.unit_id}"
 
 
-class UnitCumulative(models.Model):
+class UnitCumulative(_UnitCounts):
     """``UnitWeekly`` added up from the first week: each key's counts through the
     end of ``week``, one row for every week from the key's first to the last week
     with roll-ups (dense), so that any whole-week range costs two rows per unit
     (the range's last week minus the week before its first) instead of one per
     unit and week. Rebuilt with ``UnitWeekly`` from the first week it touched."""
-
-    week = models.IntegerField()
-    unit_id = models.BigIntegerField()
-    unit_street_id = models.BigIntegerField(null=True)
-    unit_district_id = models.BigIntegerField(null=True)
-    district_id = models.BigIntegerField(null=True)  # the incidents'
-    alerted = models.IntegerField()
-    accepted = models.IntegerField()
-    declined = models.IntegerField()
-    no_answer = models.IntegerField()
-    on_site = models.IntegerField()
 
     class Meta:
         verbose_name = _("单元累计汇总")

@@ -444,10 +444,7 @@ def index_page(
 
     From a stored snapshot only its head is read: the rows were stored best
     first, so the head's ranks are the whole list's."""
-    if level not in LEVELS:
-        raise selectors.ReviewInputError({"level": f"level must be one of {', '.join(LEVELS)}"})
-    until = until or timezone.now()
-    since = since or until - dt.timedelta(days=settings.REVIEW_INDEX_DAYS)
+    since, until = _index_period(level, since, until)
     snapshot = selectors.index_snapshot_for(
         user=user, level=level, region=region, since=since, until=until, head_only=True
     )
@@ -458,8 +455,22 @@ def index_page(
     ):
         rows = _snapshot_rows(snapshot.head[:limit], level)
         return rows, snapshot.row_count
-    rows = index_scores(user=user, level=level, region=region, since=since, until=until)
+    # No snapshot: computed now (index_scores would only ask for it again).
+    rows = index_scores(
+        user=user, level=level, region=region, since=since, until=until,
+        stored=snapshot is not None,
+    )  # fmt: skip
     return rows[:limit], len(rows)
+
+
+def _index_period(
+    level: str, since: dt.datetime | None, until: dt.datetime | None
+) -> tuple[dt.datetime, dt.datetime]:
+    """The level checked and the period filled in: the last REVIEW_INDEX_DAYS."""
+    if level not in LEVELS:
+        raise selectors.ReviewInputError({"level": f"level must be one of {', '.join(LEVELS)}"})
+    until = until or timezone.now()
+    return until - dt.timedelta(days=settings.REVIEW_INDEX_DAYS) if since is None else since, until
 
 
 def _snapshot_rows(payload: list, level: str) -> list[IndexRow]:
@@ -491,10 +502,7 @@ def index_scores(
     period the snapshot kept by beat answers (``stored``; see
     ``selectors.index_snapshot_for``), else everything is computed now.
     """
-    if level not in LEVELS:
-        raise selectors.ReviewInputError({"level": f"level must be one of {', '.join(LEVELS)}"})
-    until = until or timezone.now()
-    since = since or until - dt.timedelta(days=settings.REVIEW_INDEX_DAYS)
+    since, until = _index_period(level, since, until)
     snapshot = (
         selectors.index_snapshot_for(
             user=user, level=level, region=region, since=since, until=until

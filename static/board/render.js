@@ -114,6 +114,29 @@ const setAttr = (el, name, value) => {
   if (el[name] !== value) el[name] = value;
 };
 
+// ``parent``'s children kept by key, in the order of ``items``: children whose
+// item left are removed first, so the rest are already in order and a child
+// coming or leaving moves no other (each move dirties its layout); a new item
+// gets ``make(item)``; every child is then ``fill``ed (its writes skip what is unchanged).
+function keyedChildren(parent, items, keyOf, make, fill) {
+  const keys = new Set(items.map(keyOf));
+  const kept = new Map();
+  for (const child of [...parent.children]) {
+    if (keys.has(child.dataset.key)) kept.set(child.dataset.key, child);
+    else child.remove();
+  }
+  items.forEach((item, i) => {
+    const key = keyOf(item);
+    let child = kept.get(key);
+    if (!child) {
+      child = make(item);
+      child.dataset.key = key;
+    }
+    fill(child, item);
+    if (parent.children[i] !== child) parent.insertBefore(child, parent.children[i] || null);
+  });
+}
+
 function unitRowFill(tr, u) {
   const [boxCell, name, wave, st, reach, distance] = tr.children;
   if (tr.dataset.status !== u.status) tr.dataset.status = u.status;
@@ -154,20 +177,7 @@ export function renderIncident(inc, now) {
   renderClock(inc, now, el);
   // Rows updated in place, keyed by unit: an officer's ticked boxes survive every
   // frame, and a receipt changes one cell, not the whole table.
-  const body = el.querySelector("table.units tbody");
-  const rows = new Map();
-  for (const tr of [...body.children]) {
-    const id = Number(tr.dataset.unit);
-    if (inc.units.has(id)) rows.set(id, tr);
-    else tr.remove(); // before any insert: the rows left keep their order
-  }
-  let i = 0;
-  for (const u of inc.units.values()) {
-    const tr = rows.get(u.unit_id) || unitRow(u);
-    unitRowFill(tr, u);
-    if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null);
-    i++;
-  }
+  keyedChildren(el.querySelector("table.units tbody"), [...inc.units.values()], (u) => String(u.unit_id), unitRow, unitRowFill);
   const tl = el.querySelector(".timeline ol");
   const last = inc.timeline[inc.timeline.length - 1];
   const tlKey = `${inc.timeline.length}:${last ? last.seq : ""}:${inc.units.size}`;
@@ -177,23 +187,14 @@ export function renderIncident(inc, now) {
   // 30 at each event made garbage enough for 80 ms collections (bench/board.py).
   const shown = inc.timeline.slice(-30).reverse();
   const itemKey = (e) => (e.seq != null ? `s${e.seq}` : `${e.at}:${e.event}:${e.unit_id}`);
-  const keys = new Set(shown.map(itemKey));
-  const items = new Map();
-  for (const li of [...tl.children]) {
-    if (keys.has(li.dataset.key)) items.set(li.dataset.key, li);
-    else li.remove();
-  }
-  shown.forEach((e, i) => {
-    const key = itemKey(e);
-    let li = items.get(key);
-    if (!li) {
-      li = document.createElement("li");
-      li.dataset.key = key;
-      li.dataset.event = e.event;
-    }
+  const newItem = (e) => {
+    const li = document.createElement("li");
+    li.dataset.event = e.event;
+    return li;
+  };
+  keyedChildren(tl, shown, itemKey, newItem, (li, e) => {
     const who = [e.unit_code || (e.unit_id && inc.units.get(e.unit_id) ? inc.units.get(e.unit_id).code : ""), e.data && e.data.member_name, e.by].filter(Boolean).join(" ");
     setText(li, `${fmtTime(e.at)} ${(EVENTS[e.event] || (() => e.event))()} ${who}${eventDetail(e)}`);
-    if (tl.children[i] !== li) tl.insertBefore(li, tl.children[i] || null);
   });
 }
 
@@ -251,28 +252,18 @@ export function renderFollowUp(list, now) {
       if (waited >= CFG.followUpAfterS) due.push([inc, u, waited]);
     }
   }
-  // Rows that left go first: the rest are then already in order, and a row
-  // leaving or coming moves no other row (each move dirties the row's layout).
-  const keys = new Set(due.map(([inc, u]) => `${inc.id}:${u.unit_id}`));
-  const rows = new Map();
-  for (const tr of [...body.children]) {
-    if (keys.has(tr.dataset.key)) rows.set(tr.dataset.key, tr);
-    else tr.remove();
-  }
-  due.forEach(([inc, u, waited], i) => {
-    const key = `${inc.id}:${u.unit_id}`;
-    let tr = rows.get(key);
-    if (!tr) {
-      tr = document.createElement("tr");
-      tr.dataset.key = key;
-      tr.dataset.unit = u.unit_id;
-      cell(tr, `#${inc.id}`);
-      cell(tr, "", "name");
-      // The waiting time ticks every second in every row: its box has a fixed
-      // size (board.css), so a tick lays out that box alone, not the table.
-      cell(tr, "", "waited").appendChild(document.createElement("span"));
-      cell(tr, "", "phone");
-    }
+  const newRow = ([inc, u]) => {
+    const tr = document.createElement("tr");
+    tr.dataset.unit = u.unit_id;
+    cell(tr, `#${inc.id}`);
+    cell(tr, "", "name");
+    // The waiting time ticks every second in every row: its box has a fixed
+    // size (board.css), so a tick lays out that box alone, not the table.
+    cell(tr, "", "waited").appendChild(document.createElement("span"));
+    cell(tr, "", "phone");
+    return tr;
+  };
+  keyedChildren(body, due, ([inc, u]) => `${inc.id}:${u.unit_id}`, newRow, (tr, [, u, waited]) => {
     const [, name, waitedCell, phone] = tr.children;
     setText(name, `${u.code} ${u.name}`);
     setAttr(name, "title", name.textContent);
@@ -281,7 +272,6 @@ export function renderFollowUp(list, now) {
     // operator needs "about how long", the card's own clock keeps the seconds.
     setText(waitedCell.firstChild, fmtClock(Math.floor(waited / 10) * 10));
     setText(phone, u.leader ? `${u.leader.name} ${u.leader.phone}` : "—");
-    if (body.children[i] !== tr) body.insertBefore(tr, body.children[i] || null);
   });
 }
 
