@@ -320,10 +320,19 @@ class Run:
         posts.append(self._post(api, "crowd", *spots[10], timeout=120))
         deadline = time.monotonic() + args.storm_timeout
         status = gen.status()
+        shown = 0.0
         while time.monotonic() < deadline:
             status = gen.status()
             if status["resumed"] >= status["dropped"] and status["dropped"] > 0:
                 break
+            if time.monotonic() - shown >= 5:
+                shown = time.monotonic()
+                print(
+                    f"    {shown - back_at:5.1f} s: {status['connected']} connected, "
+                    f"{status['resumed']}/{status['dropped']} resumed, "
+                    f"{status['reconnects']} reconnects; errors {status['errors'][:2]}",
+                    flush=True,
+                )
             time.sleep(0.5)
         all_resumed = status["resumed"] >= status["dropped"] > 0
         # Redelivery of anything still unacked, then count.

@@ -30,6 +30,8 @@ _MEMBER_EVENT_TYPES = {
     IncidentEvent.Type.STOOD_DOWN,
     IncidentEvent.Type.CLOSED,
 }
+# Sent to a phone only for its own unit (an alert only while on duty).
+_OWN_UNIT_EVENT_TYPES = {IncidentEvent.Type.ALERTED, IncidentEvent.Type.STOOD_DOWN}
 
 
 # Staff who raise incidents: the 110 integration's account, police stations and
@@ -187,32 +189,33 @@ def member_replay(
             cursor_incident_id, cursor_at = cursor
             lookback = dt.timedelta(seconds=settings.REPLAY_LOOKBACK_S)
             wanted |= Q(created_at__gte=cursor_at - lookback) & ~Q(incident_id=cursor_incident_id)
+    # Only the types a phone is sent, in SQL: a city-wide alert leaves a receipt
+    # and channel events per member reached, which no other phone is sent.
+    sent = Q(type__in=_MEMBER_EVENT_TYPES - _OWN_UNIT_EVENT_TYPES) | Q(
+        type__in=_OWN_UNIT_EVENT_TYPES if on_duty else {IncidentEvent.Type.STOOD_DOWN},
+        unit_id=member.unit_id,
+    )
     events = (
-        IncidentEvent.objects.filter(wanted, incident_id__in=list(dispatches))
+        IncidentEvent.objects.filter(wanted, sent, incident_id__in=list(dispatches))
         .select_related("incident", "user")
         .order_by("pk")
     )
     frames: list[dict[str, Any]] = []
     for event in events:
-        own_unit = event.unit_id == member.unit_id
-        if event.type == IncidentEvent.Type.ALERTED:
-            if own_unit and on_duty:
-                post = None
-                if event.incident.is_drill:
-                    post = payloads.own_post(lat=member.unit.lat, lon=member.unit.lon)
-                frames.append(
-                    payloads.alert(
-                        event=event,
-                        incident_summary=payloads.incident_summary(event.incident),
-                        dispatch=dispatches[event.incident_id],
-                        destination=post,
-                    )
-                )
-        elif event.type == IncidentEvent.Type.STOOD_DOWN:
-            if own_unit:
-                frames.append(payloads.update(event=event, incident=event.incident))
-        elif event.type in _MEMBER_EVENT_TYPES:
+        if event.type != IncidentEvent.Type.ALERTED:
             frames.append(payloads.update(event=event, incident=event.incident))
+            continue
+        post = None
+        if event.incident.is_drill:
+            post = payloads.own_post(lat=member.unit.lat, lon=member.unit.lon)
+        frames.append(
+            payloads.alert(
+                event=event,
+                incident_summary=payloads.incident_summary(event.incident),
+                dispatch=dispatches[event.incident_id],
+                destination=post,
+            )
+        )
     return frames
 
 
