@@ -262,7 +262,7 @@ class Run:
         profilers = []
         if args.profile:
             for d in daphnes:
-                out = city.root / f"pyspy-{d.name}.svg"
+                out = city.root / f"pyspy-{d.name}.{'txt' if args.profile == 'raw' else 'svg'}"
                 self.profiles.append(out)
                 profilers.append(
                     subprocess.Popen(
@@ -270,6 +270,7 @@ class Run:
                             shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
                             *("record", "--pid", str(d.pid), "--rate", "200"),
                             *("--output", str(out), "--nonblocking"),
+                            *(("--format", "raw") if args.profile == "raw" else ()),
                         ],
                         stdout=subprocess.DEVNULL,
                         stderr=subprocess.DEVNULL,
@@ -497,7 +498,13 @@ def main() -> None:
     parser.add_argument("--no-storm", action="store_true")
     parser.add_argument("--storm-down", type=float, default=1.0, help="seconds nginx is down")
     parser.add_argument("--storm-timeout", type=float, default=180.0)
-    parser.add_argument("--profile", action="store_true", help="py-spy the city-wide waves")
+    parser.add_argument(
+        "--profile",
+        nargs="?",
+        const="svg",
+        choices=["svg", "raw"],
+        help="py-spy the city-wide waves: flame graphs, or collapsed stacks (raw)",
+    )
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--keep", action="store_true")
     args, _unknown = parser.parse_known_args()

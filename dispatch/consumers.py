@@ -10,6 +10,7 @@ import time
 import weakref
 from typing import Any
 
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -44,6 +45,18 @@ class _JsonEdge(AsyncJsonWebsocketConsumer):
     def _open(self) -> bool:
         """Is the socket past its checks (signed in, allowed)? Frames before are dropped."""
         raise NotImplementedError
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # channels' own dispatch first runs close_old_connections on the
+        # database thread for every message, pushed frames included: all of a
+        # process's sockets share that one thread, so a city-wide wave of frames
+        # queued behind every handshake, ack and resume. Every database call
+        # here goes through ``db_call`` (channels' database_sync_to_async),
+        # which closes old connections on the thread itself, before and after.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
         if not self._open():
@@ -81,7 +94,13 @@ class _JsonEdge(AsyncJsonWebsocketConsumer):
         await self.close(code=code)
 
     async def push(self, event: dict[str, Any]) -> None:
-        # dispatch.events serialises each frame once for all its sockets.
+        # dispatch.events serialises each frame once for all its sockets, and
+        # sends a group's frames of one commit as one message (events.coalesce).
+        texts = event.get("texts")
+        if texts is not None:
+            for text in texts:
+                await self.send(text_data=text)
+            return
         text = event.get("text")
         if text is not None:
             await self.send(text_data=text)

@@ -142,7 +142,9 @@ def layer_spy(monkeypatch) -> LayerSpy:
     real_group_send = layer.group_send
 
     async def group_send(group: str, message: dict) -> None:
-        spy.sent.append((group, message["payload"]))
+        # One frame, or a run of them (dispatch.events.coalesce).
+        for payload in message.get("payloads") or [message["payload"]]:
+            spy.sent.append((group, payload))
         await real_group_send(group, message)
 
     monkeypatch.setattr(layer, "group_send", group_send)

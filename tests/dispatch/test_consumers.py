@@ -9,7 +9,9 @@ disconnected, pass or fail.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -20,12 +22,13 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY
+from django.db import transaction
 from django.test import Client
 
 from config.asgi import application
 from dispatch import services
 from dispatch.consumers import CLOSE_FORBIDDEN, CLOSE_IDLE, CLOSE_UNAUTHENTICATED
-from dispatch.events import member_group
+from dispatch.events import member_group, push_on_commit
 from dispatch.models import Delivery, Incident, IncidentEvent
 from dispatch.socket_pass import PASS_COOKIE, socket_pass_make
 from tests.dispatch.conftest import SPOT
@@ -324,6 +327,60 @@ def test_a_refused_action_gets_an_error_frame_with_its_code(near_responder):
 
     run(scenario)
     assert Incident.objects.get().handled_at is None
+
+
+def test_a_pushed_frame_does_not_wait_behind_the_database_thread(near_responder):
+    """All database calls of a daphne process share one thread; a frame on its
+    way to a phone must not queue behind them (channels' own dispatch hops to
+    that thread before every message, so a city-wide wave of frames waited
+    behind every ack, resume and handshake of the process)."""
+
+    async def scenario():
+        async with phone(near_responder.user) as p:
+            release = threading.Event()
+            busy = asyncio.ensure_future(database_sync_to_async(release.wait)(5))
+            try:
+                await asyncio.sleep(0.05)  # the database thread is now held
+                await get_channel_layer().group_send(
+                    member_group(near_responder.pk), {"type": "push", "text": '{"type": "probe"}'}
+                )
+                assert await p.receive(timeout=1) == {"type": "probe"}
+                assert not busy.done()
+            finally:
+                release.set()
+                await busy
+
+    run(scenario)
+
+
+def test_frames_for_one_socket_in_one_commit_go_as_one_layer_message(near_responder, monkeypatch):
+    """A batch of receipts is one commit with an update per receipt for the same
+    groups: it goes out as one channel-layer message per group (a city-wide
+    alert's 10,000 receipts were 40,000 Redis publishes), and the phone still
+    gets every frame, in order."""
+    layer = get_channel_layer()
+    sent: list[str] = []
+    real_group_send = layer.group_send
+
+    async def group_send(group: str, message: dict) -> None:
+        sent.append(group)
+        await real_group_send(group, message)
+
+    monkeypatch.setattr(layer, "group_send", group_send)
+
+    async def scenario():
+        async with phone(near_responder.user) as p:
+            group = member_group(near_responder.pk)
+
+            def commit() -> None:
+                with transaction.atomic():
+                    push_on_commit([(group, {"type": "probe", "n": n}) for n in range(3)])
+
+            await database_sync_to_async(commit)()
+            assert [(await p.receive())["n"] for _ in range(3)] == [0, 1, 2]
+            assert sent == [group]
+
+    run(scenario)
 
 
 # --- bad input ------------------------------------------------------------------------------

@@ -169,7 +169,7 @@ async def _drain(layer, channel: str) -> list[dict]:
             message = await asyncio.wait_for(layer.receive(channel), timeout=0.2)
         except TimeoutError:
             return frames
-        frames.append(message["payload"])
+        frames.extend(message.get("payloads") or [message["payload"]])
 
 
 def test_a_late_reply_or_one_from_a_stranger_is_answered_and_changes_nothing(
