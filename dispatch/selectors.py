@@ -133,9 +133,7 @@ def _session_auth_hashes(password: str) -> list[str]:
     return [login.get_session_auth_hash(), *login.get_session_auth_fallback_hash()]
 
 
-def member_replay(
-    *, member: Member, last_event_id: int, unacked_sent_before: dt.datetime | None = None
-) -> list[dict[str, Any]]:
+def member_replay(*, member: Member, last_event_id: int) -> list[dict[str, Any]]:
     """Frames the member's phone missed after ``last_event_id``, oldest first.
 
     Read from the stored timeline, not from live messages. Two sources:
@@ -149,59 +147,75 @@ def member_replay(
       incidents a lower id can commit after the cursor; so other incidents'
       events a few seconds older than the cursor are re-sent too.
 
-    The phone drops ids it already has. With ``unacked_sent_before`` (the
-    heartbeat's redelivery) only the first source counts, limited to alerts sent
-    before that time, so an ack on its way is not raced.
+    The phone drops ids it already has.
     """
     now = timezone.now()
-    # Off duty means no alerts, on the fast path and on replay alike.
-    deliveries = Delivery.objects.filter(
-        member=member,
-        member__on_duty=True,
-        member__is_active=True,
-        delivered_at=None,
-        dispatch__unit_id=member.unit_id,
-        created_at__gte=now - dt.timedelta(seconds=settings.REPLAY_UNACKED_S),
+    unacked = list(
+        _unacked(member_ids=[member.pk], now=now).values_list("dispatch__incident_id", flat=True)
     )
-    if unacked_sent_before is not None:
-        deliveries = deliveries.filter(created_at__lt=unacked_sent_before)
-    unacked = list(deliveries.values_list("dispatch__incident_id", flat=True))
-    if unacked_sent_before is not None and not unacked:
-        return []  # the heartbeat's usual case: one indexed query
     since = now - dt.timedelta(hours=settings.REPLAY_WINDOW_HOURS)
     dispatches = {
-        d.incident_id: d
+        (d.unit_id, d.incident_id): d
         for d in Dispatch.objects.filter(unit_id=member.unit_id, created_at__gte=since)
     }
     if not dispatches:
         return []
     on_duty = Member.objects.filter(pk=member.pk, on_duty=True, is_active=True).exists()
-    if unacked_sent_before is not None:
-        wanted = Q(incident_id__in=unacked)
-    else:
-        wanted = Q(pk__gt=last_event_id) | Q(incident_id__in=unacked)
-        cursor = (
-            IncidentEvent.objects.filter(pk=last_event_id)
-            .values_list("incident_id", "created_at")
-            .first()
-        )
-        if cursor is not None:
-            cursor_incident_id, cursor_at = cursor
-            lookback = dt.timedelta(seconds=settings.REPLAY_LOOKBACK_S)
-            wanted |= Q(created_at__gte=cursor_at - lookback) & ~Q(incident_id=cursor_incident_id)
-    # Only the types a phone is sent, in SQL: a city-wide alert leaves a receipt
-    # and channel events per member reached, which no other phone is sent.
+    wanted = Q(pk__gt=last_event_id) | Q(incident_id__in=unacked)
+    cursor = (
+        IncidentEvent.objects.filter(pk=last_event_id)
+        .values_list("incident_id", "created_at")
+        .first()
+    )
+    if cursor is not None:
+        cursor_incident_id, cursor_at = cursor
+        lookback = dt.timedelta(seconds=settings.REPLAY_LOOKBACK_S)
+        wanted |= Q(created_at__gte=cursor_at - lookback) & ~Q(incident_id=cursor_incident_id)
+    events = _events_sent(
+        wanted & Q(incident_id__in={i for _u, i in dispatches}),
+        unit_ids=[member.unit_id],
+        alerts=on_duty,
+    )
+    return _frames(member, events, dispatches)
+
+
+def _unacked(*, member_ids: list[int], now: dt.datetime) -> QuerySet[Delivery]:
+    """Alerts to these members in the last ``REPLAY_UNACKED_S`` not yet acked,
+    while they are on duty (off duty means no alerts, live or replayed)."""
+    return Delivery.objects.filter(
+        member_id__in=member_ids,
+        member__on_duty=True,
+        member__is_active=True,
+        delivered_at=None,
+        dispatch__unit_id=F("member__unit_id"),
+        created_at__gte=now - dt.timedelta(seconds=settings.REPLAY_UNACKED_S),
+    )
+
+
+def _events_sent(wanted: Q, *, unit_ids: list[int], alerts: bool) -> list[IncidentEvent]:
+    """The events in ``wanted`` that some phone of ``unit_ids`` is sent, in id
+    order. Only those types, in SQL: a city-wide alert leaves a receipt and
+    channel events per member reached, which no other phone is sent."""
+    own_unit = _OWN_UNIT_EVENT_TYPES if alerts else {IncidentEvent.Type.STOOD_DOWN}
     sent = Q(type__in=_MEMBER_EVENT_TYPES - _OWN_UNIT_EVENT_TYPES) | Q(
-        type__in=_OWN_UNIT_EVENT_TYPES if on_duty else {IncidentEvent.Type.STOOD_DOWN},
-        unit_id=member.unit_id,
+        type__in=own_unit, unit_id__in=unit_ids
     )
-    events = (
-        IncidentEvent.objects.filter(wanted, sent, incident_id__in=list(dispatches))
-        .select_related("incident", "user")
-        .order_by("pk")
+    return list(
+        IncidentEvent.objects.filter(wanted, sent).select_related("incident", "user").order_by("pk")
     )
+
+
+def _frames(
+    member: Member,
+    events: list[IncidentEvent],
+    dispatches: dict[tuple[int, int], Dispatch],
+) -> list[dict[str, Any]]:
+    """``member``'s frames of ``events`` (already limited to what some phone of
+    its unit is sent): other units' alerts and stand-downs are left out."""
     frames: list[dict[str, Any]] = []
     for event in events:
+        if event.type in _OWN_UNIT_EVENT_TYPES and event.unit_id != member.unit_id:
+            continue
         if event.type != IncidentEvent.Type.ALERTED:
             frames.append(payloads.update(event=event, incident=event.incident))
             continue
@@ -212,11 +226,51 @@ def member_replay(
             payloads.alert(
                 event=event,
                 incident_summary=payloads.incident_summary(event.incident),
-                dispatch=dispatches[event.incident_id],
+                dispatch=dispatches[(member.unit_id, event.incident_id)],
                 destination=post,
             )
         )
     return frames
+
+
+def _unacked_frames(
+    *, member_ids: list[int], unacked_sent_before: dt.datetime
+) -> dict[int, list[dict[str, Any]]]:
+    """The heartbeat's redelivery: for each member with alerts still unacked,
+    sent before ``unacked_sent_before`` (an ack on its way is not raced), those
+    incidents' frames again, as ``member_replay`` sends them.
+
+    A few queries for all the members together: a city-wide wave whose acks
+    are late leaves thousands of them at one beat.
+    """
+    now = timezone.now()
+    rows = list(
+        _unacked(member_ids=member_ids, now=now)
+        .filter(created_at__lt=unacked_sent_before)
+        .values_list("member_id", "dispatch_id", "dispatch__incident_id")
+    )
+    if not rows:
+        return {}
+    dispatches = {
+        (d.unit_id, d.incident_id): d
+        for d in Dispatch.objects.filter(pk__in={dispatch_id for _m, dispatch_id, _i in rows})
+    }
+    members = Member.objects.select_related("unit").in_bulk({m for m, _d, _i in rows})
+    incidents: dict[int, set[int]] = {}
+    for member_id, _dispatch_id, incident_id in rows:
+        incidents.setdefault(member_id, set()).add(incident_id)
+    events = _events_sent(
+        Q(incident_id__in={i for _m, _d, i in rows}),
+        unit_ids=sorted({m.unit_id for m in members.values()}),
+        alerts=True,  # _unacked: on duty
+    )
+    out: dict[int, list[dict[str, Any]]] = {}
+    for member_id, wanted in incidents.items():
+        mine = [e for e in events if e.incident_id in wanted]
+        frames = _frames(members[member_id], mine, dispatches)
+        if frames:
+            out[member_id] = frames
+    return out
 
 
 def incident_list(*, user) -> QuerySet[Incident]:
@@ -340,7 +394,7 @@ def members_heartbeat(
     ``sockets`` are ``(member id, session key or None)``. Returns the member ids
     that may keep a socket (member, unit and login active), the session keys
     still present and unexpired, and, per member, the alerts to send again
-    (``member_replay`` with ``unacked_sent_before``). A few queries per chunk of
+    (``_unacked_frames``). A few queries per chunk of
     sockets instead of three per socket: at 5,000 sockets per daphne the
     per-socket checks kept its one database thread busy.
     """
@@ -348,7 +402,6 @@ def members_heartbeat(
     member_ids = sorted({member_id for member_id, _ in sockets})
     keys = sorted({key for _, key in sockets if key})
     allowed: set[int] = set()
-    candidates: set[int] = set()
     live_keys: set[str] = set()
     for i in range(0, len(keys), HEARTBEAT_CHUNK):
         live_keys.update(
@@ -363,25 +416,13 @@ def members_heartbeat(
                 pk__in=chunk, is_active=True, unit__is_active=True, user__is_active=True
             ).values_list("pk", flat=True)
         )
-        # The same filter as member_replay's first source, for many members.
-        candidates.update(
-            Delivery.objects.filter(
-                member_id__in=chunk,
-                member__on_duty=True,
-                member__is_active=True,
-                delivered_at=None,
-                dispatch__unit_id=F("member__unit_id"),
-                created_at__gte=now - dt.timedelta(seconds=settings.REPLAY_UNACKED_S),
-                created_at__lt=unacked_sent_before,
-            ).values_list("member_id", flat=True)
-        )
     frames: dict[int, list[dict[str, Any]]] = {}
-    if candidates & allowed:
-        members = Member.objects.select_related("unit").filter(pk__in=candidates & allowed)
-        for member in members:
-            found = member_replay(
-                member=member, last_event_id=0, unacked_sent_before=unacked_sent_before
+    allowed_ids = sorted(allowed)
+    for i in range(0, len(allowed_ids), HEARTBEAT_CHUNK):
+        frames.update(
+            _unacked_frames(
+                member_ids=allowed_ids[i : i + HEARTBEAT_CHUNK],
+                unacked_sent_before=unacked_sent_before,
             )
-            if found:
-                frames[member.pk] = found
+        )
     return allowed, live_keys, frames

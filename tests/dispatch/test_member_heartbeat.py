@@ -13,7 +13,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from dispatch import selectors
+from dispatch import selectors, services
+from dispatch.models import Incident
 from tests.dispatch.factories import LoginMemberFactory
 from tests.factories import UnitFactory
 from units.models import Member
@@ -66,3 +67,44 @@ def test_the_heartbeat_tells_apart_each_socket_of_one_member():
     assert allowed == {member_id}
     assert key not in live_keys and second_key.session_key in live_keys
     assert frames == {}
+
+
+def _unacked(n_units: int, per_unit: int) -> list[tuple[int, str]]:
+    """Sockets of ``per_unit`` members in each of ``n_units`` units, every one
+    holding an alert it has not acked (a city-wide wave whose acks are late)."""
+    out = []
+    units = [UnitFactory() for _ in range(n_units)]
+    for unit in units:
+        for _ in range(per_unit):
+            member = LoginMemberFactory(unit=unit, on_duty=True)
+            session = SessionStore()
+            session["_auth_user_id"] = str(member.user_id)
+            session.create()
+            out.append((member.pk, session.session_key))
+    incident = services.incident_create(
+        kind=Incident.Kind.CROWD, lat=23.13, lon=113.32, source=Incident.Source.CAD
+    ).incident
+    services.wave_send(incident=incident, unit_ids=[u.pk for u in units], reason="board")
+    return out
+
+
+def _redelivered(sockets) -> tuple[int, dict[int, list[dict]]]:
+    with CaptureQueriesContext(connection) as captured:
+        _allowed, _keys, frames = selectors.members_heartbeat(
+            sockets=sockets, unacked_sent_before=timezone.now() + dt.timedelta(seconds=1)
+        )
+    return len(captured), frames
+
+
+def test_redelivering_many_unacked_alerts_takes_as_many_queries_as_one():
+    one, _frames = _redelivered(_unacked(1, 1))
+    sockets = _unacked(6, 10)
+    many, frames = _redelivered(sockets)
+
+    assert many == one
+    # Each member gets its own unit's alert again, and only that.
+    assert sorted(frames) == sorted(member_id for member_id, _key in sockets)
+    for member_id, sent in frames.items():
+        member = Member.objects.get(pk=member_id)
+        assert [f["type"] for f in sent] == ["incident.alert"]
+        assert sent[0]["dispatch"]["unit_id"] == member.unit_id
