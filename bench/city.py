@@ -210,7 +210,7 @@ class Run:
             self.wave1(api, gen)
             self.wide(api, gen, daphnes, city)
             if not args.no_storm:
-                self.storm(api, direct, gen, proxy)
+                self.storm(api, direct, gen, proxy, daphnes, city)
             self.figures["push_failures"] = sum(
                 d.log().count("channel layer push failed") for d in daphnes
             )
@@ -256,37 +256,50 @@ class Run:
             flush=True,
         )
 
+    def _profile_start(self, daphnes: list[Service], city: City, phase: str) -> list:
+        """py-spy on each daphne for one phase (``--profile``): flame graphs, or
+        collapsed stacks with ``--profile raw``."""
+        args = self.args
+        if not args.profile:
+            return []
+        profilers = []
+        for d in daphnes:
+            ext = "txt" if args.profile == "raw" else "svg"
+            out = city.root / f"pyspy-{phase}-{d.name}.{ext}"
+            self.profiles.append(out)
+            profilers.append(
+                subprocess.Popen(
+                    [
+                        shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
+                        *("record", "--pid", str(d.pid), "--rate", "200"),
+                        *("--output", str(out), "--nonblocking"),
+                        *(("--format", "raw") if args.profile == "raw" else ()),
+                    ],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
+        time.sleep(1)
+        return profilers
+
+    @staticmethod
+    def _profile_stop(profilers: list) -> None:
+        for p in profilers:
+            p.send_signal(2)  # SIGINT: py-spy writes its output
+        for p in profilers:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=30)
+
     def wide(self, api: Http, gen: LoadGen, daphnes: list[Service], city: City) -> None:
         args = self.args
         lat, lon = self.spots(1)[0]
-        profilers = []
-        if args.profile:
-            for d in daphnes:
-                out = city.root / f"pyspy-{d.name}.{'txt' if args.profile == 'raw' else 'svg'}"
-                self.profiles.append(out)
-                profilers.append(
-                    subprocess.Popen(
-                        [
-                            shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
-                            *("record", "--pid", str(d.pid), "--rate", "200"),
-                            *("--output", str(out), "--nonblocking"),
-                            *(("--format", "raw") if args.profile == "raw" else ()),
-                        ],
-                        stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL,
-                    )
-                )
-            time.sleep(1)
+        profilers = self._profile_start(daphnes, city, "wide")
         posts = []
         for _ in range(args.wide):
             posts.append(self._post(api, "crowd", lat, lon, timeout=120))
             time.sleep(args.wide_spacing)
         time.sleep(2)
-        for p in profilers:
-            p.send_signal(2)  # SIGINT: py-spy writes its flame graph
-        for p in profilers:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                p.wait(timeout=30)
+        self._profile_stop(profilers)
         waves = Waves()
         waves.score(posts, gen.collect())
         self.note_load("wide")
@@ -298,7 +311,9 @@ class Run:
             flush=True,
         )
 
-    def storm(self, api: Http, direct: Http, gen: LoadGen, proxy) -> None:
+    def storm(
+        self, api: Http, direct: Http, gen: LoadGen, proxy, daphnes: list[Service], city: City
+    ) -> None:
         """nginx restarts: every socket drops and comes back, resuming."""
         args = self.args
         spots = self.spots(40)
@@ -312,6 +327,7 @@ class Run:
         for lat, lon in spots[:5]:
             posts.append(self._post(direct, "fight", lat, lon))
         time.sleep(args.storm_down)
+        profilers = self._profile_start(daphnes, city, "storm")
         proxy.start(port=proxy.port)
         back_at = time.monotonic()
         # And while the phones are reconnecting: wave 1s and one city-wide alert.
@@ -335,6 +351,7 @@ class Run:
                     flush=True,
                 )
             time.sleep(0.5)
+        self._profile_stop(profilers)
         all_resumed = status["resumed"] >= status["dropped"] > 0
         # Redelivery of anything still unacked, then count.
         time.sleep(max(5.0, 2 * args.heartbeat))
