@@ -176,7 +176,7 @@ def member_replay(*, member: Member, last_event_id: int) -> list[dict[str, Any]]
         unit_ids=[member.unit_id],
         alerts=on_duty,
     )
-    return _frames(member, events, dispatches)
+    return _Frames(dispatches).of(member.unit, events)
 
 
 def _unacked(*, member_ids: list[int], now: dt.datetime) -> QuerySet[Delivery]:
@@ -205,32 +205,50 @@ def _events_sent(wanted: Q, *, unit_ids: list[int], alerts: bool) -> list[Incide
     )
 
 
-def _frames(
-    member: Member,
-    events: list[IncidentEvent],
-    dispatches: dict[tuple[int, int], Dispatch],
-) -> list[dict[str, Any]]:
-    """``member``'s frames of ``events`` (already limited to what some phone of
-    its unit is sent): other units' alerts and stand-downs are left out."""
-    frames: list[dict[str, Any]] = []
-    for event in events:
-        if event.type in _OWN_UNIT_EVENT_TYPES and event.unit_id != member.unit_id:
-            continue
-        if event.type != IncidentEvent.Type.ALERTED:
-            frames.append(payloads.update(event=event, incident=event.incident))
-            continue
-        post = None
-        if event.incident.is_drill:
-            post = payloads.own_post(lat=member.unit.lat, lon=member.unit.lon)
-        frames.append(
-            payloads.alert(
+class _Frames:
+    """Phone frames of stored events, each built once: an update is the same
+    frame for every phone, an alert the same for every phone of its unit."""
+
+    def __init__(self, dispatches: dict[tuple[int, int], Dispatch]) -> None:
+        self.dispatches = dispatches  # by (unit id, incident id)
+        self.updates: dict[int, dict[str, Any]] = {}
+        self.alerts: dict[tuple[int, int], dict[str, Any]] = {}
+        self.summaries: dict[int, dict[str, Any]] = {}
+
+    def of(self, unit: Unit, events: list[IncidentEvent]) -> list[dict[str, Any]]:
+        """``unit``'s phones' frames of ``events`` (already limited to what some
+        phone is sent): other units' alerts and stand-downs are left out."""
+        frames: list[dict[str, Any]] = []
+        for event in events:
+            if event.type in _OWN_UNIT_EVENT_TYPES and event.unit_id != unit.pk:
+                continue
+            if event.type == IncidentEvent.Type.ALERTED:
+                frames.append(self._alert(unit, event))
+            else:
+                frame = self.updates.get(event.pk)
+                if frame is None:
+                    frame = self.updates[event.pk] = payloads.update(
+                        event=event, incident=event.incident
+                    )
+                frames.append(frame)
+        return frames
+
+    def _alert(self, unit: Unit, event: IncidentEvent) -> dict[str, Any]:
+        key = (unit.pk, event.pk)
+        frame = self.alerts.get(key)
+        if frame is None:
+            incident = event.incident
+            summary = self.summaries.get(incident.pk)
+            if summary is None:
+                summary = self.summaries[incident.pk] = payloads.incident_summary(incident)
+            post = payloads.own_post(lat=unit.lat, lon=unit.lon) if incident.is_drill else None
+            frame = self.alerts[key] = payloads.alert(
                 event=event,
-                incident_summary=payloads.incident_summary(event.incident),
-                dispatch=dispatches[(member.unit_id, event.incident_id)],
+                incident_summary=summary,
+                dispatch=self.dispatches[(unit.pk, incident.pk)],
                 destination=post,
             )
-        )
-    return frames
+        return frame
 
 
 def _unacked_frames(
@@ -240,8 +258,9 @@ def _unacked_frames(
     sent before ``unacked_sent_before`` (an ack on its way is not raced), those
     incidents' frames again, as ``member_replay`` sends them.
 
-    A few queries for all the members together: a city-wide wave whose acks
-    are late leaves thousands of them at one beat.
+    A few queries for all the members together, and each frame built once: a
+    city-wide wave whose acks are late leaves thousands of members at one beat,
+    each with the same incident of a thousand units' alerts.
     """
     now = timezone.now()
     rows = list(
@@ -251,23 +270,44 @@ def _unacked_frames(
     )
     if not rows:
         return {}
-    dispatches = {
-        (d.unit_id, d.incident_id): d
-        for d in Dispatch.objects.filter(pk__in={dispatch_id for _m, dispatch_id, _i in rows})
-    }
+    make = _Frames(
+        {
+            (d.unit_id, d.incident_id): d
+            for d in Dispatch.objects.filter(pk__in={dispatch_id for _m, dispatch_id, _i in rows})
+        }
+    )
     members = Member.objects.select_related("unit").in_bulk({m for m, _d, _i in rows})
-    incidents: dict[int, set[int]] = {}
+    wanted: dict[int, set[int]] = {}
     for member_id, _dispatch_id, incident_id in rows:
-        incidents.setdefault(member_id, set()).add(incident_id)
-    events = _events_sent(
+        wanted.setdefault(member_id, set()).add(incident_id)
+    # Per incident: the events every phone is sent, and each unit's own.
+    shared: dict[int, list[IncidentEvent]] = {}
+    own: dict[tuple[int, int], list[IncidentEvent]] = {}
+    for event in _events_sent(
         Q(incident_id__in={i for _m, _d, i in rows}),
         unit_ids=sorted({m.unit_id for m in members.values()}),
         alerts=True,  # _unacked: on duty
-    )
+    ):
+        if event.type in _OWN_UNIT_EVENT_TYPES:
+            own.setdefault((event.unit_id, event.incident_id), []).append(event)
+        else:
+            shared.setdefault(event.incident_id, []).append(event)
+    by_unit: dict[tuple[int, frozenset[int]], list[dict[str, Any]]] = {}
     out: dict[int, list[dict[str, Any]]] = {}
-    for member_id, wanted in incidents.items():
-        mine = [e for e in events if e.incident_id in wanted]
-        frames = _frames(members[member_id], mine, dispatches)
+    for member_id, incident_ids in wanted.items():
+        unit = members[member_id].unit
+        key = (unit.pk, frozenset(incident_ids))
+        frames = by_unit.get(key)
+        if frames is None:
+            events = sorted(
+                (
+                    event
+                    for i in incident_ids
+                    for event in (*shared.get(i, ()), *own.get((unit.pk, i), ()))
+                ),
+                key=lambda event: event.pk,
+            )
+            frames = by_unit[key] = make.of(unit, events)
         if frames:
             out[member_id] = frames
     return out

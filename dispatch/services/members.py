@@ -166,9 +166,14 @@ def deliveries_ack(*, acks: Sequence[DeliveryAck]) -> list[bool]:
     wanted = [(i, a) for i, a in enumerate(acks) if inputs.id_in_range(a.incident_id)]
     if not wanted:
         return results
+    # One condition per incident, not per ack: Django builds an OR of 500
+    # pairs slowly, and a batch is mostly one incident (a city-wide alert).
+    members_by_incident: dict[int, set[int]] = {}
+    for _i, a in wanted:
+        members_by_incident.setdefault(a.incident_id, set()).add(a.member.pk)
     match = Q()
-    for pair in {(a.member.pk, a.incident_id) for _i, a in wanted}:
-        match |= Q(member_id=pair[0], dispatch__incident_id=pair[1])
+    for incident_id, member_ids in sorted(members_by_incident.items()):
+        match |= Q(dispatch__incident_id=incident_id, member_id__in=sorted(member_ids))
     with transaction.atomic():
         now = timezone.now()
         # Locked, so a receipt for the same delivery in another process's batch

@@ -648,6 +648,9 @@ class System:
                     # waiting for its turn after daphne's default 5 s would be
                     # dropped and come back, making the queue longer.
                     *("--websocket_connect_timeout", "60"),
+                    # Pings of its own only for a socket silent 60 s: the app's
+                    # heartbeat (WS_HEARTBEAT_S) already pings and is answered.
+                    *("--ping-interval", "60"),
                     "config.asgi:application",
                 ],
                 port=listener.getsockname()[1],

@@ -113,6 +113,9 @@ class Command(BaseCommand):
                            # One limit, in settings (see WS_MAX_FRAME_BYTES there).
                            "--websocket-max-message-size",
                            str(settings.WS_SERVER_MAX_MESSAGE_BYTES),
+                           # The app's heartbeat pings every WS_HEARTBEAT_S and is
+                           # answered; daphne's own ping only for a silent socket.
+                           "--ping-interval", "60",
                            "config.asgi:application"],
                 "worker": ["-m", "celery", "-A", "config", "worker", "-l", "warning",
                            "--concurrency", "2", "-n", "worker@%h"],
