@@ -99,3 +99,30 @@ async def _publish_then_return(port):
         assert message["type"] == "push"
     finally:
         await layer.flush()
+
+
+def _commit_a_wave(groups: int) -> None:
+    with transaction.atomic():
+        push_on_commit(
+            [(f"unit.{g}", {"type": "update", "n": n}) for n in range(2) for g in range(groups)]
+        )
+
+
+def test_a_commits_frames_reach_every_group_in_order(redis_port):
+    """A city-wide wave is one commit to a thousand unit groups: its messages go
+    to Redis together (one pipeline), each group's frames as one message."""
+    async_to_sync(_a_wave_to_many_groups)(300)
+
+
+async def _a_wave_to_many_groups(groups: int):
+    layer = get_channel_layer()
+    channels = [await layer.new_channel() for _ in range(groups)]
+    for g, channel in enumerate(channels):
+        await layer.group_add(f"unit.{g}", channel)
+    try:
+        await db_call(_commit_a_wave)(groups)
+        for channel in channels:
+            message = await asyncio.wait_for(layer.receive(channel), 2)
+            assert message["payloads"] == [{"type": "update", "n": 0}, {"type": "update", "n": 1}]
+    finally:
+        await layer.flush()
