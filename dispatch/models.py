@@ -216,6 +216,12 @@ class IncidentEvent(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["incident", "seq"], name="event_unique_seq"),
         ]
+        indexes = [
+            # A phone's replay: an incident's events of the types phones are
+            # sent, its own unit's alert among a city-wide wave's thousand,
+            # without reading the receipts of every member reached.
+            models.Index(fields=["incident", "type", "unit"], name="event_incident_type_unit"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.incident_id}#{self.seq} {self.type}"
