@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+import numpy as np
 import pytest
 from django.db import OperationalError
 from django.utils import timezone
@@ -244,6 +245,66 @@ def test_nearest_matches_the_oracle_while_units_move_appear_and_disappear():
 
     assert overlay_seen > 0
     assert index.rebuilds > 1
+
+
+SCAN_LIST_MAX = ranking._SCAN_LIST_MAX
+
+
+def _answers_on_each_path(index: UnitIndex, q: dict, monkeypatch) -> list[list[Candidate]]:
+    answers = []
+    # Every slot scored one by one, the usual mix, every slot scored by numpy.
+    for list_max in (10**9, SCAN_LIST_MAX, 0):
+        monkeypatch.setattr(ranking, "_SCAN_LIST_MAX", list_max)
+        answers.append(index.nearest(**q))
+    return answers
+
+
+def test_per_slot_and_array_scoring_give_bit_identical_answers(monkeypatch):
+    # The per-slot scoring (a few dozen slots, plain Python) must give exactly
+    # the answers of the array path (numpy, as nearest was first written):
+    # same units, same order, same floats, over a base, a small and a large
+    # overlay, masked slots, wide searches, radius, exclude and kit penalties.
+    rng = random.Random(14)
+    spots = random_spots(rng, 400)
+    units = {i: random_unit(rng, i, spots) for i in range(1, 1201)}
+    index = index_from(units, overlay_max=400)
+    overlay_sizes = set()
+    for _ in range(12):
+        changed = []
+        for uid in rng.sample(list(units), 25):
+            if rng.random() < 0.6:
+                lat, lon = rng.choice(spots)  # moved: overlay, tree entry masked
+                changed.append(replace(units[uid], lat=lat, lon=lon))
+            else:
+                changed.append(replace(units[uid], on_duty=rng.randrange(5)))
+        apply_to(index, changed, [])
+        units.update({u.id: u for u in changed})
+        overlay_sizes.add(index.overlay_size)
+        for _ in range(25):
+            q = random_query(rng, units)
+            each_path, mixed, array = _answers_on_each_path(index, q, monkeypatch)
+            assert each_path == mixed == array
+            assert [c.distance_m.hex() for c in each_path] == [c.distance_m.hex() for c in array]
+            assert_same_ranking(mixed, oracle(units, penalty=60.0, **q))
+
+    # Both overlay paths were taken: below and above the per-slot limit.
+    assert min(overlay_sizes) <= SCAN_LIST_MAX < max(overlay_sizes)
+
+
+def test_exclude_takes_any_iterable_of_unit_ids():
+    index = UnitIndex.from_arrays(
+        unit_ids=[1, 2, 3],
+        lat=[LAT + 0.001, LAT + 0.002, LAT + 0.003],
+        lon=[LON] * 3,
+        is_active=[True] * 3,
+        post_min=[0] * 3,
+        on_duty=[1] * 3,
+        kit_bits=[0] * 3,
+    )
+
+    for exclude in ([1, 1], (1,), {1}, iter([1]), [np.int64(1)], {1: None}.keys()):
+        got = index.nearest(lat=LAT, lon=LON, limit=3, exclude=exclude)
+        assert [c.unit_id for c in got] == [2, 3]
 
 
 def test_a_fitting_unit_beyond_many_nearer_unfitting_ones_ranks_first():
