@@ -46,6 +46,7 @@ from datetime import date
 import numpy as np
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
 from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
@@ -244,6 +245,15 @@ class _Params:
 
     @classmethod
     def current(cls, incident_kind: str | None) -> _Params:
+        # Cached: four settings reads and a kit mask were a tenth of a ranking
+        # call with cold caches. Forgotten when a RANKING_ setting changes (tests).
+        params = _params_cache.get(incident_kind)
+        if params is None:
+            params = _params_cache[incident_kind] = cls._read(incident_kind)
+        return params
+
+    @classmethod
+    def _read(cls, incident_kind: str | None) -> _Params:
         detour = float(getattr(settings, "RANKING_DETOUR_FACTOR", 1.3))
         speed = float(getattr(settings, "RANKING_WALK_SPEED_MPS", 1.4))
         penalty = float(getattr(settings, "RANKING_KIT_PENALTY_S", 60.0))
@@ -263,6 +273,17 @@ class _Params:
 
     def eta_s(self, distance_m: float) -> int:
         return math.ceil(distance_m * self.detour / self.speed)
+
+
+_params_cache: dict[str | None, _Params] = {}
+
+
+def _forget_params(*, setting: str, **kwargs) -> None:
+    if setting.startswith("RANKING_"):
+        _params_cache.clear()
+
+
+setting_changed.connect(_forget_params)
 
 
 def walk_eta_s(distance_m: float) -> int:

@@ -328,6 +328,34 @@ def test_a_fitting_unit_beyond_many_nearer_unfitting_ones_ranks_first():
     assert ranked[0].kit_fit
 
 
+def test_a_changed_kit_penalty_applies_to_the_next_call(settings):
+    # Ranking caches its settings; a change (a deployment's settings, a test's)
+    # must not leave the old penalty in force.
+    index = UnitIndex.from_arrays(
+        unit_ids=[1, 2],
+        lat=[LAT + 10 / 111_195, LAT + 50 / 111_195],
+        lon=[LON, LON],
+        is_active=[True, True],
+        post_min=[1, 1],
+        on_duty=[2, 2],
+        kit_bits=[kit_mask(["shield"]), kit_mask(KNIFE_KIT)],
+    )
+
+    def first() -> int:
+        return index.nearest(lat=LAT, lon=LON, limit=1, incident_kind="knife")[0].unit_id
+
+    assert first() == 2  # 37 s further on foot, under the 60 s penalty
+    settings.RANKING_KIT_PENALTY_S = 10.0
+    assert first() == 1
+    settings.RANKING_KIT_BY_KIND = {**KIT_BY_KIND, "knife": ["shield"]}
+    assert first() == 1  # both fit now: the nearer one
+    settings.RANKING_KIT_BY_KIND = KIT_BY_KIND
+    settings.RANKING_WALK_SPEED_MPS = 0.5  # 40 m is now 104 s: still the nearer one
+    assert first() == 1
+    settings.RANKING_KIT_PENALTY_S = 200.0
+    assert first() == 2
+
+
 def test_units_at_the_same_spot_are_ordered_by_unit_id():
     index = UnitIndex.from_arrays(
         unit_ids=[9, 3, 5],
