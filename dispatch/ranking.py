@@ -227,6 +227,9 @@ class _Snapshot:
         object.__setattr__(self, "masked_set", frozenset(self.masked.tolist()))
 
 
+_NO_ROWS = _Rows.empty()  # holds no element, so no state write can reach it
+
+
 def _snapshot(base: _Rows) -> _Snapshot:
     tree = None
     if base.size:
@@ -860,6 +863,10 @@ def _changes_fetch(
                 on_duty[unit_id] = n
             elif kit_enough(kind=kind, quantity=n):
                 kit[unit_id] = kit.get(unit_id, 0) | KIT_BITS[kind]
+    if not places:
+        # The usual refresh: nothing changed. No array work: the refresher holds
+        # the GIL meanwhile, and a ranking call in another thread waits for it.
+        return changes, _NO_ROWS
     ids = sorted(places)
     rows = [places[i] for i in ids]
     state = _pack(
