@@ -136,11 +136,12 @@ def bench_nearest(n: int, queries: int, interval_s: float, rng: np.random.Genera
     points = query_points(rng, queries)
     excludes = [tuple(int(i) for i in rng.integers(1, n + 1, 3)) for _ in points]
     for mode, pause in (("hot", 0.0), ("cold", interval_s)):
-        samples = []
+        samples, cpu = [], []
         for (lat, lon), exclude in zip(points, excludes, strict=True):
-            t = time.perf_counter()
+            c, t = time.thread_time(), time.perf_counter()
             index.nearest(lat=lat, lon=lon, limit=10, incident_kind="knife", exclude=exclude)
             samples.append(time.perf_counter() - t)
+            cpu.append(time.thread_time() - c)
             if pause:
                 time.sleep(pause)
         load = os.getloadavg()
@@ -149,6 +150,9 @@ def bench_nearest(n: int, queries: int, interval_s: float, rng: np.random.Genera
             + (f", one every {pause * 1000:g} ms" if pause else ", back to back")
             + f", load {load[0]:.2f}): "
             + percentiles_us(samples)
+            + "   (CPU time: "
+            + percentiles_us(cpu)
+            + ")"
         )
 
 
@@ -316,7 +320,7 @@ def bench_churn(seconds: float, rate: float, interval_s: float, rng: np.random.G
     )
     writer.start()
     index = unit_index()
-    all_calls, changed_calls = [], []
+    all_calls, changed_calls, cpu = [], [], []
     try:
         time.sleep(3.0)  # the writer's Django start-up
         points = query_points(rng, int(seconds / interval_s) + 1)
@@ -325,10 +329,11 @@ def bench_churn(seconds: float, rate: float, interval_s: float, rng: np.random.G
             if time.perf_counter() - started > seconds:
                 break
             before = index._last_change_id
-            t = time.perf_counter()
+            c, t = time.thread_time(), time.perf_counter()
             rank_units(lat=lat, lon=lon, limit=10, incident_kind="knife", exclude=(1, 2, 3))
             elapsed = time.perf_counter() - t
             all_calls.append(elapsed)
+            cpu.append(time.thread_time() - c)
             if index._last_change_id != before:
                 changed_calls.append(elapsed)
             time.sleep(interval_s)
@@ -345,6 +350,9 @@ def bench_churn(seconds: float, rate: float, interval_s: float, rng: np.random.G
         f"(writer process {rate:g} changes/s, a call every {interval_s * 1000:g} ms, "
         f"load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f})"
     )
+    # CPU time of this thread alone: the wall figures on a shared machine include
+    # time other processes (and this process's refresher thread) held the CPU.
+    print(f"  rank_units CPU time per call (all calls)       {percentiles_us(cpu)}")
     for label, samples in (("all calls", all_calls), ("calls applying a change", changed_calls)):
         if not samples:
             continue
