@@ -10,7 +10,10 @@
    refresh query on an unchanged roster and right after a member clocks in or
    out, and a plain ORM scan (all active units + on-duty counts, haversine in
    Python) per query, with the speed-up factor.
-3. Churn: a writer process clocks members in and out (``member_set_duty``, 10 a
+3. ``--only-nearest``: ``UnitIndex.nearest`` alone at 23,000 units, hot (calls
+   back to back) and cold (one call every ``--churn-interval-ms``, as under churn
+   and in real life between incidents: the CPU caches hold other work by then).
+4. Churn: a writer process clocks members in and out (``member_set_duty``, 10 a
    second by default) while this process calls ``rank_units`` every few
    milliseconds; p50/p99 of all calls and of the calls that applied a change,
    printed beside the goal (p99 <= 1 ms).
@@ -123,6 +126,34 @@ def bench_memory(n: int, queries: int, rng: np.random.Generator) -> float:
         + percentiles_us(samples)
     )
     return float(np.percentile(samples, 50))
+
+
+def bench_nearest(n: int, queries: int, interval_s: float, rng: np.random.Generator) -> None:
+    """nearest-10 (knife kit, three excluded) hot and with ``interval_s`` between calls."""
+    from dispatch.ranking import UnitIndex
+
+    index = UnitIndex.from_arrays(**synthetic_units(rng, n))
+    points = query_points(rng, queries)
+    excludes = [tuple(int(i) for i in rng.integers(1, n + 1, 3)) for _ in points]
+    for mode, pause in (("hot", 0.0), ("cold", interval_s)):
+        samples, cpu = [], []
+        for (lat, lon), exclude in zip(points, excludes, strict=True):
+            c, t = time.thread_time(), time.perf_counter()
+            index.nearest(lat=lat, lon=lon, limit=10, incident_kind="knife", exclude=exclude)
+            samples.append(time.perf_counter() - t)
+            cpu.append(time.thread_time() - c)
+            if pause:
+                time.sleep(pause)
+        load = os.getloadavg()
+        print(
+            f"nearest-10 {mode:<4} ({n:,} units, {len(samples):,} calls"
+            + (f", one every {pause * 1000:g} ms" if pause else ", back to back")
+            + f", load {load[0]:.2f}): "
+            + percentiles_us(samples)
+            + "   (CPU time: "
+            + percentiles_us(cpu)
+            + ")"
+        )
 
 
 def seed_database(n: int, rng: np.random.Generator) -> None:
@@ -289,7 +320,7 @@ def bench_churn(seconds: float, rate: float, interval_s: float, rng: np.random.G
     )
     writer.start()
     index = unit_index()
-    all_calls, changed_calls = [], []
+    all_calls, changed_calls, cpu = [], [], []
     try:
         time.sleep(3.0)  # the writer's Django start-up
         points = query_points(rng, int(seconds / interval_s) + 1)
@@ -298,10 +329,11 @@ def bench_churn(seconds: float, rate: float, interval_s: float, rng: np.random.G
             if time.perf_counter() - started > seconds:
                 break
             before = index._last_change_id
-            t = time.perf_counter()
+            c, t = time.thread_time(), time.perf_counter()
             rank_units(lat=lat, lon=lon, limit=10, incident_kind="knife", exclude=(1, 2, 3))
             elapsed = time.perf_counter() - t
             all_calls.append(elapsed)
+            cpu.append(time.thread_time() - c)
             if index._last_change_id != before:
                 changed_calls.append(elapsed)
             time.sleep(interval_s)
@@ -318,6 +350,9 @@ def bench_churn(seconds: float, rate: float, interval_s: float, rng: np.random.G
         f"(writer process {rate:g} changes/s, a call every {interval_s * 1000:g} ms, "
         f"load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f})"
     )
+    # CPU time of this thread alone: the wall figures on a shared machine include
+    # time other processes (and this process's refresher thread) held the CPU.
+    print(f"  rank_units CPU time per call (all calls)       {percentiles_us(cpu)}")
     for label, samples in (("all calls", all_calls), ("calls applying a change", changed_calls)):
         if not samples:
             continue
@@ -340,6 +375,9 @@ def main() -> None:
     parser.add_argument("--churn-rate", type=float, default=10.0, help="roster changes a second")
     parser.add_argument("--churn-interval-ms", type=float, default=5.0)
     parser.add_argument("--only-churn", action="store_true", help="skip the in-memory figures")
+    parser.add_argument(
+        "--only-nearest", action="store_true", help="UnitIndex.nearest alone, hot and cold"
+    )
     args = parser.parse_args()
     rng = np.random.default_rng(args.seed)
     random.seed(args.seed)
@@ -354,6 +392,9 @@ def main() -> None:
         import django
 
         django.setup()
+        if args.only_nearest:  # no database
+            bench_nearest(args.units, min(args.queries, 2000), args.churn_interval_ms / 1000, rng)
+            return
         from django.core.management import call_command
 
         call_command("migrate", verbosity=0)

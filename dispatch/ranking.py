@@ -40,12 +40,13 @@ import os
 import threading
 import time
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 
 import numpy as np
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.core.signals import setting_changed
 from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
@@ -54,7 +55,13 @@ from scipy.spatial import cKDTree
 from units import geo
 from units.geo import EARTH_RADIUS_M, chord_to_m, haversine_m_radians, m_to_chord
 from units.models import Equipment, EquipmentKind, Member, RosterChange, Unit
-from units.readiness import kit_enough, kit_in_service_q, ready_mask, unit_spare
+from units.readiness import (
+    kit_enough,
+    kit_in_service_q,
+    ready_mask,
+    unit_is_ready,
+    unit_spare,
+)
 from units.services import local_roster_version
 
 log = logging.getLogger(__name__)
@@ -141,12 +148,6 @@ def _isin_sorted(sorted_values: np.ndarray, x: np.ndarray) -> np.ndarray:
     return sorted_values[pos] == x
 
 
-def _haversine_m(phi: float, lon: float, cos_phi: float, rows: _Rows, slots: np.ndarray):
-    return haversine_m_radians(
-        phi, lon, cos_phi, rows.phi[slots], rows.lon[slots], rows.cos_phi[slots]
-    )
-
-
 @dataclass(frozen=True, slots=True)
 class _Rows:
     """Units sorted by id: position (degrees and radians) and packed state.
@@ -157,11 +158,24 @@ class _Rows:
 
     ids: np.ndarray
     lat: np.ndarray
-    lon: np.ndarray
-    phi: np.ndarray
     lam: np.ndarray
-    cos_phi: np.ndarray
+    # (n, 3): phi (radians), lon (degrees), cos(phi) per unit, the haversine's
+    # inputs, so ranking reads a slot's three in one gather; ``phi``, ``lon`` and
+    # ``cos_phi`` are its columns.
+    geo: np.ndarray
     state: np.ndarray
+
+    @property
+    def phi(self) -> np.ndarray:
+        return self.geo[:, 0]
+
+    @property
+    def lon(self) -> np.ndarray:
+        return self.geo[:, 1]
+
+    @property
+    def cos_phi(self) -> np.ndarray:
+        return self.geo[:, 2]
 
     @classmethod
     def build(cls, ids, lat, lon, state) -> _Rows:
@@ -178,7 +192,7 @@ class _Rows:
         if np.any(~((lat >= -90) & (lat <= 90) & (lon >= -180) & (lon <= 180))):
             raise ValueError("unit coordinates out of range")
         phi = np.radians(lat)
-        return cls(ids, lat, lon, phi, np.radians(lon), np.cos(phi), state)
+        return cls(ids, lat, np.radians(lon), np.column_stack((phi, lon, np.cos(phi))), state)
 
     @classmethod
     def empty(cls) -> _Rows:
@@ -207,6 +221,13 @@ class _Snapshot:
     tree: cKDTree | None
     masked: np.ndarray  # sorted base slots
     overlay: _Rows
+    masked_set: frozenset[int] = field(init=False)  # ``masked``, for per-slot checks
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "masked_set", frozenset(self.masked.tolist()))
+
+
+_NO_ROWS = _Rows.empty()  # holds no element, so no state write can reach it
 
 
 def _snapshot(base: _Rows) -> _Snapshot:
@@ -227,6 +248,15 @@ class _Params:
 
     @classmethod
     def current(cls, incident_kind: str | None) -> _Params:
+        # Cached: four settings reads and a kit mask were a tenth of a ranking
+        # call with cold caches. Forgotten when a RANKING_ setting changes (tests).
+        params = _params_cache.get(incident_kind)
+        if params is None:
+            params = _params_cache[incident_kind] = cls._read(incident_kind)
+        return params
+
+    @classmethod
+    def _read(cls, incident_kind: str | None) -> _Params:
         detour = float(getattr(settings, "RANKING_DETOUR_FACTOR", 1.3))
         speed = float(getattr(settings, "RANKING_WALK_SPEED_MPS", 1.4))
         penalty = float(getattr(settings, "RANKING_KIT_PENALTY_S", 60.0))
@@ -246,6 +276,17 @@ class _Params:
 
     def eta_s(self, distance_m: float) -> int:
         return math.ceil(distance_m * self.detour / self.speed)
+
+
+_params_cache: dict[str | None, _Params] = {}
+
+
+def _forget_params(*, setting: str, **kwargs) -> None:
+    if setting.startswith("RANKING_"):
+        _params_cache.clear()
+
+
+setting_changed.connect(_forget_params)
 
 
 def walk_eta_s(distance_m: float) -> int:
@@ -482,34 +523,26 @@ class UnitIndex:
             raise ValueError("radius_m must be >= 0")
         p = _Params.current(incident_kind)
         snap = self._snap
-        phi, lam = math.radians(lat), math.radians(lon)
+        phi = math.radians(lat)
         cos_phi = math.cos(phi)
-        max_d = math.inf if radius_m is None else float(radius_m)
-        excluded = np.unique(np.fromiter(exclude, dtype=np.int64)) if exclude else None
-
-        def gather(rows: _Rows, slots: np.ndarray, masked: np.ndarray | None):
-            state = rows.state[slots]  # read once: this unit's consistent state
-            keep = _eligible(state, require_available)
-            if masked is not None and masked.size:
-                keep &= ~_isin_sorted(masked, slots)
-            ids = rows.ids[slots]
-            if excluded is not None:
-                keep &= ~_isin_sorted(excluded, ids)
-            slots, ids, state = slots[keep], ids[keep], state[keep]
-            dist = _haversine_m(phi, lon, cos_phi, rows, slots)
-            if max_d != math.inf:
-                near = dist <= max_d
-                ids, state, dist = ids[near], state[near], dist[near]
-            fit = ((state >> _KIT_SHIFT) & p.need) == p.need
-            score = dist * p.detour / p.speed + np.where(fit, 0.0, p.penalty)
-            return ids, state, dist, fit, score
+        scan = _Scan(
+            phi=phi,
+            lon=float(lon),
+            cos_phi=cos_phi,
+            max_d=math.inf if radius_m is None else float(radius_m),
+            params=p,
+            require_available=require_available,
+            excluded=frozenset(int(unit_id) for unit_id in exclude),
+            limit=limit,
+        )
+        max_d = scan.max_d
 
         overlay = snap.overlay
-        found = [gather(overlay, np.arange(overlay.size), None)] if overlay.size else []
+        found = scan.rows(overlay, np.arange(overlay.size), None) if overlay.size else []
+        picked = found
         n = snap.base.size
-        if n == 0:
-            picked = _best(found, limit)
-        else:
+        if n:
+            lam = math.radians(lon)
             q = (cos_phi * math.cos(lam), cos_phi * math.sin(lam), math.sin(phi))
             bound = (
                 m_to_chord(max_d + _SLACK_M)
@@ -519,37 +552,151 @@ class UnitIndex:
             k = min(n, 2 * limit + 8)
             while True:
                 chord, slots = snap.tree.query(q, k=k, distance_upper_bound=bound)
-                chord, slots = np.atleast_1d(chord), np.atleast_1d(slots)
-                hits = int(np.count_nonzero(slots < n))  # misses (slot == n) come last
-                picked = _best([*found, gather(snap.base, slots[:hits], snap.masked)], limit)
+                slots = np.atleast_1d(slots)  # k == 1: scalars
+                hits = k
+                while hits and slots[hits - 1] == n:
+                    hits -= 1  # misses (slot == n) come last
+                picked = _best(found, scan.rows(snap.base, slots[:hits], snap), limit)
                 if hits < k or k == n:
                     break  # every unit within reach has been seen
                 # No unseen unit is nearer than the k-th: stop once that distance
                 # is past the radius or even unpenalised cannot beat the worst kept.
-                reach = chord_to_m(float(chord[hits - 1])) - _SLACK_M
-                if reach > max_d or reach * p.detour / p.speed > picked.worst:
+                reach = chord_to_m(float(np.atleast_1d(chord)[hits - 1])) - _SLACK_M
+                worst = picked[limit - 1][0] if len(picked) == limit else math.inf
+                if reach > max_d or reach * p.detour / p.speed > worst:
                     break
                 k = min(n, 2 * k)
 
         return [
             Candidate(
-                unit_id=int(unit_id),
-                distance_m=float(dist),
+                unit_id=unit_id,
+                distance_m=dist,
                 eta_s=p.eta_s(dist),
-                kit_fit=bool(fit),
-                on_duty=int(state & _U16),
-                available=unit_spare(
-                    on_duty=int(state & _U16), post_min=int((state >> _POST_SHIFT) & _U16)
-                ),
+                kit_fit=fit,
+                on_duty=state & _U16,
+                available=unit_spare(on_duty=state & _U16, post_min=(state >> _POST_SHIFT) & _U16),
             )
-            for unit_id, state, dist, fit in zip(
-                picked.ids.tolist(),
-                picked.state.tolist(),
-                picked.dist.tolist(),
-                picked.fit.tolist(),
+            for _, unit_id, dist, fit, state in picked
+        ]
+
+
+# (score, unit id, distance_m, kit fits, packed state): sorts as the ranking does,
+# by score, ties to the lower unit id (ids are unique, so never further).
+_Found = tuple[float, int, float, bool, int]
+
+# Up to this many slots are scored one by one in plain Python: for the few dozen
+# the KD-tree hands over per call, a loop over ``tolist()`` values costs less
+# than the fixed overhead of the ~30 numpy calls of the array path, mostly so
+# when the CPU caches are cold (a call every few ms, as in real life). More
+# (a wide search, a big overlay) go the array path. Both compute the same
+# floats: the haversine below is ``units.geo.haversine_m_radians`` step by step
+# (numpy's float64 sin/arcsin are libm's on this platform; the tests check).
+_SCAN_LIST_MAX = 96
+
+
+def _best(a: list[_Found], b: list[_Found], limit: int) -> list[_Found]:
+    if not a:
+        return b if len(b) <= limit else b[:limit]
+    return sorted(a + b)[:limit]
+
+
+class _Scan:
+    """One ``nearest`` call's filters and scoring, applied to slots of a ``_Rows``."""
+
+    __slots__ = (
+        "cos_phi",
+        "detour",
+        "excluded",
+        "limit",
+        "lon",
+        "max_d",
+        "need",
+        "penalty",
+        "phi",
+        "require_available",
+        "speed",
+    )
+
+    def __init__(self, *, phi, lon, cos_phi, max_d, params, require_available, excluded, limit):
+        self.phi, self.lon, self.cos_phi, self.max_d = phi, lon, cos_phi, max_d
+        self.detour, self.speed = params.detour, params.speed
+        self.penalty, self.need = params.penalty, params.need
+        self.require_available = require_available
+        self.excluded: frozenset[int] = excluded
+        self.limit = limit
+
+    def rows(self, rows: _Rows, slots: np.ndarray, snap: _Snapshot | None) -> list[_Found]:
+        """The ``limit`` best eligible units among ``slots`` of ``rows``, best first
+        (``snap``: skip its masked base slots)."""
+        if slots.size > _SCAN_LIST_MAX:
+            return self._rows_vectorised(rows, slots, snap)
+        # Each unit's state is read once (one 8-byte element): a consistent state.
+        states = rows.state[slots].tolist()
+        ids = rows.ids[slots].tolist()
+        geos = rows.geo[slots].tolist()
+        masked = snap.masked_set if snap is not None else ()
+        excluded = self.excluded
+        require_available = self.require_available
+        phi, lon, cos_phi, max_d = self.phi, self.lon, self.cos_phi, self.max_d
+        detour, speed, penalty, need = self.detour, self.speed, self.penalty, self.need
+        sin, asin, sqrt = math.sin, math.asin, math.sqrt
+        found: list[_Found] = []
+        for slot, unit_id, state, (phi2, lon2, cos_phi2) in zip(
+            slots.tolist(), ids, states, geos, strict=True
+        ):
+            if not (state >> _ACTIVE_SHIFT) & 1:
+                continue
+            if require_available and not unit_is_ready(
+                is_active=True, on_duty=state & _U16, post_min=(state >> _POST_SHIFT) & _U16
+            ):
+                continue
+            if unit_id in excluded or (masked and slot in masked):
+                continue
+            # units.geo.haversine_m_radians, the same operations in the same order.
+            s_phi = sin((phi2 - phi) * 0.5)
+            s_lam = sin(math.radians(lon2 - lon) * 0.5)
+            a = s_phi * s_phi + (cos_phi * cos_phi2) * (s_lam * s_lam)
+            dist = _TWO_R * asin(sqrt(a if a < 1.0 else 1.0))
+            if dist > max_d:
+                continue
+            fit = ((state >> _KIT_SHIFT) & need) == need
+            score = dist * detour / speed + (0.0 if fit else penalty)
+            found.append((score, unit_id, dist, fit, state))
+        found.sort()
+        return found[: self.limit]
+
+    def _rows_vectorised(self, rows: _Rows, slots: np.ndarray, snap: _Snapshot | None):
+        state = rows.state[slots]  # read once: each unit's consistent state
+        keep = _eligible(state, self.require_available)
+        if snap is not None and snap.masked.size:
+            keep &= ~_isin_sorted(snap.masked, slots)
+        ids = rows.ids[slots]
+        if self.excluded:
+            excluded = np.asarray(sorted(self.excluded), dtype=np.int64)
+            keep &= ~_isin_sorted(excluded, ids)
+        slots, ids, state = slots[keep], ids[keep], state[keep]
+        dist = haversine_m_radians(
+            self.phi, self.lon, self.cos_phi, rows.phi[slots], rows.lon[slots], rows.cos_phi[slots]
+        )
+        if self.max_d != math.inf:
+            near = dist <= self.max_d
+            ids, state, dist = ids[near], state[near], dist[near]
+        fit = ((state >> _KIT_SHIFT) & self.need) == self.need
+        score = dist * self.detour / self.speed + np.where(fit, 0.0, self.penalty)
+        order = np.lexsort((ids, score))[: self.limit]
+        return list(
+            zip(
+                score[order].tolist(),
+                ids[order].tolist(),
+                dist[order].tolist(),
+                fit[order].tolist(),
+                state[order].tolist(),
                 strict=True,
             )
-        ]
+        )
+
+
+_TWO_R = 2 * EARTH_RADIUS_M
 
 
 # A few units changed (a member clocked in): written in place one by one, cheaper
@@ -598,27 +745,6 @@ def _log_position(
         if change_id not in seen:
             gaps[change_id] = now
     return max(last, new_last), gaps
-
-
-@dataclass(frozen=True, slots=True)
-class _Picked:
-    ids: np.ndarray
-    state: np.ndarray
-    dist: np.ndarray
-    fit: np.ndarray
-    worst: float  # score of the limit-th unit, inf while fewer were found
-
-
-def _best(parts: list[tuple[np.ndarray, ...]], limit: int) -> _Picked:
-    if not parts:
-        e = np.empty(0)
-        return _Picked(e.astype(np.int64), e.astype(np.int64), e, e.astype(bool), math.inf)
-    ids, state, dist, fit, score = (
-        parts[0] if len(parts) == 1 else (np.concatenate(c) for c in zip(*parts, strict=True))
-    )
-    order = np.lexsort((ids, score))[:limit]
-    worst = float(score[order[-1]]) if order.size == limit else math.inf
-    return _Picked(ids[order], state[order], dist[order], fit[order], worst)
 
 
 def _fetch_units(unit_ids: list[int] | None, *, today: date) -> _Rows:
@@ -737,6 +863,10 @@ def _changes_fetch(
                 on_duty[unit_id] = n
             elif kit_enough(kind=kind, quantity=n):
                 kit[unit_id] = kit.get(unit_id, 0) | KIT_BITS[kind]
+    if not places:
+        # The usual refresh: nothing changed. No array work: the refresher holds
+        # the GIL meanwhile, and a ranking call in another thread waits for it.
+        return changes, _NO_ROWS
     ids = sorted(places)
     rows = [places[i] for i in ids]
     state = _pack(

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
+import numpy as np
 import pytest
 from django.db import OperationalError
 from django.utils import timezone
@@ -246,6 +247,66 @@ def test_nearest_matches_the_oracle_while_units_move_appear_and_disappear():
     assert index.rebuilds > 1
 
 
+SCAN_LIST_MAX = ranking._SCAN_LIST_MAX
+
+
+def _answers_on_each_path(index: UnitIndex, q: dict, monkeypatch) -> list[list[Candidate]]:
+    answers = []
+    # Every slot scored one by one, the usual mix, every slot scored by numpy.
+    for list_max in (10**9, SCAN_LIST_MAX, 0):
+        monkeypatch.setattr(ranking, "_SCAN_LIST_MAX", list_max)
+        answers.append(index.nearest(**q))
+    return answers
+
+
+def test_per_slot_and_array_scoring_give_bit_identical_answers(monkeypatch):
+    # The per-slot scoring (a few dozen slots, plain Python) must give exactly
+    # the answers of the array path (numpy, as nearest was first written):
+    # same units, same order, same floats, over a base, a small and a large
+    # overlay, masked slots, wide searches, radius, exclude and kit penalties.
+    rng = random.Random(14)
+    spots = random_spots(rng, 400)
+    units = {i: random_unit(rng, i, spots) for i in range(1, 1201)}
+    index = index_from(units, overlay_max=400)
+    overlay_sizes = set()
+    for _ in range(12):
+        changed = []
+        for uid in rng.sample(list(units), 25):
+            if rng.random() < 0.6:
+                lat, lon = rng.choice(spots)  # moved: overlay, tree entry masked
+                changed.append(replace(units[uid], lat=lat, lon=lon))
+            else:
+                changed.append(replace(units[uid], on_duty=rng.randrange(5)))
+        apply_to(index, changed, [])
+        units.update({u.id: u for u in changed})
+        overlay_sizes.add(index.overlay_size)
+        for _ in range(25):
+            q = random_query(rng, units)
+            each_path, mixed, array = _answers_on_each_path(index, q, monkeypatch)
+            assert each_path == mixed == array
+            assert [c.distance_m.hex() for c in each_path] == [c.distance_m.hex() for c in array]
+            assert_same_ranking(mixed, oracle(units, penalty=60.0, **q))
+
+    # Both overlay paths were taken: below and above the per-slot limit.
+    assert min(overlay_sizes) <= SCAN_LIST_MAX < max(overlay_sizes)
+
+
+def test_exclude_takes_any_iterable_of_unit_ids():
+    index = UnitIndex.from_arrays(
+        unit_ids=[1, 2, 3],
+        lat=[LAT + 0.001, LAT + 0.002, LAT + 0.003],
+        lon=[LON] * 3,
+        is_active=[True] * 3,
+        post_min=[0] * 3,
+        on_duty=[1] * 3,
+        kit_bits=[0] * 3,
+    )
+
+    for exclude in ([1, 1], (1,), {1}, iter([1]), [np.int64(1)], {1: None}.keys()):
+        got = index.nearest(lat=LAT, lon=LON, limit=3, exclude=exclude)
+        assert [c.unit_id for c in got] == [2, 3]
+
+
 def test_a_fitting_unit_beyond_many_nearer_unfitting_ones_ranks_first():
     # Forty units without a steel fork 10 m away; one fully kitted 50 m away is
     # (50 - 10) * 1.3 / 1.4 = 37 s further: under the 60 s penalty, so it wins,
@@ -265,6 +326,34 @@ def test_a_fitting_unit_beyond_many_nearer_unfitting_ones_ranks_first():
 
     assert [c.unit_id for c in ranked] == [crowd + 1]
     assert ranked[0].kit_fit
+
+
+def test_a_changed_kit_penalty_applies_to_the_next_call(settings):
+    # Ranking caches its settings; a change (a deployment's settings, a test's)
+    # must not leave the old penalty in force.
+    index = UnitIndex.from_arrays(
+        unit_ids=[1, 2],
+        lat=[LAT + 10 / 111_195, LAT + 50 / 111_195],
+        lon=[LON, LON],
+        is_active=[True, True],
+        post_min=[1, 1],
+        on_duty=[2, 2],
+        kit_bits=[kit_mask(["shield"]), kit_mask(KNIFE_KIT)],
+    )
+
+    def first() -> int:
+        return index.nearest(lat=LAT, lon=LON, limit=1, incident_kind="knife")[0].unit_id
+
+    assert first() == 2  # 37 s further on foot, under the 60 s penalty
+    settings.RANKING_KIT_PENALTY_S = 10.0
+    assert first() == 1
+    settings.RANKING_KIT_BY_KIND = {**KIT_BY_KIND, "knife": ["shield"]}
+    assert first() == 1  # both fit now: the nearer one
+    settings.RANKING_KIT_BY_KIND = KIT_BY_KIND
+    settings.RANKING_WALK_SPEED_MPS = 0.5  # 40 m is now 104 s: still the nearer one
+    assert first() == 1
+    settings.RANKING_KIT_PENALTY_S = 200.0
+    assert first() == 2
 
 
 def test_units_at_the_same_spot_are_ordered_by_unit_id():
