@@ -385,7 +385,8 @@ class _MemberHeartbeat:
             sockets=[(s.member.pk, s.session_key) for s in live],
             unacked_sent_before=before,
         )
-        for socket in live:
+        for i, socket in enumerate(live):
+            await _turn(i)
             if socket.closing:
                 continue
             ok = socket.member.pk in allowed and (
@@ -455,7 +456,10 @@ class _LocationBatch(_SocketBatch):
             log.exception("storing %s positions failed", len(batch))
             failed = services.ActionRefused("unavailable", _("位置暂未保存，请稍后再试。"))
             results = [(None, failed)] * len(batch)
-        for (socket, msg_id, _report), (_row, refused) in zip(batch, results, strict=True):
+        for i, ((socket, msg_id, _report), (_row, refused)) in enumerate(
+            zip(batch, results, strict=True)
+        ):
+            await _turn(i)
             if refused is None:
                 await _quietly(socket.send_json({"type": "ok", "id": msg_id}))
             else:
@@ -487,7 +491,8 @@ class _AckBatch(_SocketBatch):
                     socket._error(msg_id, "unavailable", _("回执暂未保存，请稍后再试。"))
                 )
             return
-        for (socket, msg_id, _ack), first in zip(batch, firsts, strict=True):
+        for i, ((socket, msg_id, _ack), first) in enumerate(zip(batch, firsts, strict=True)):
+            await _turn(i)
             await _quietly(socket.send_json({"type": "ok", "id": msg_id, "recorded": first}))
 
 
@@ -525,6 +530,18 @@ def _cookies(scope) -> dict[str, str]:
     CookieMiddleware keeps them for the socket's life: memory per socket)."""
     header = "; ".join(v.decode("latin1") for k, v in scope.get("headers", ()) if k == b"cookie")
     return parse_cookie(header)
+
+
+# Sockets served in one go before the event loop takes a turn for others.
+TURN_SOCKETS = 100
+
+
+async def _turn(i: int) -> None:
+    """Let the event loop run other work every ``TURN_SOCKETS`` sockets: a send
+    to a socket does not suspend, so a heartbeat's 5,000 pings or a batch's 500
+    answers held every alert frame and HTTP reply of the process until done."""
+    if i and i % TURN_SOCKETS == 0:
+        await asyncio.sleep(0)
 
 
 async def _quietly(coro) -> None:

@@ -4,16 +4,19 @@ it still tells each socket apart (its member, its login, its own session)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import time
 
 import pytest
+from asgiref.sync import async_to_sync
 from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from dispatch import selectors, services
+from dispatch import consumers, selectors, services
 from dispatch.models import Incident
 from tests.dispatch.factories import LoginMemberFactory
 from tests.factories import UnitFactory
@@ -108,3 +111,43 @@ def test_redelivering_many_unacked_alerts_takes_as_many_queries_as_one():
         member = Member.objects.get(pk=member_id)
         assert [f["type"] for f in sent] == ["incident.alert"]
         assert sent[0]["dispatch"]["unit_id"] == member.unit_id
+
+
+class _Socket:
+    """What the heartbeat reads of a member socket, and its beats counted."""
+
+    closing = False
+    session_key = None
+
+    def __init__(self, member_id: int, beats: list[int]) -> None:
+        self.member = Member(pk=member_id)
+        self.last_heard = time.monotonic()
+        self._beats = beats
+
+    async def _beat(self, *, allowed: bool, frames: list[dict]) -> None:
+        self._beats.append(self.member.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_beat_of_thousands_of_sockets_lets_the_event_loop_serve_others_meanwhile():
+    """Pinging 5,000 sockets is 5,000 sends without a pause: an alert's frames
+    and the intake's replies waited behind it (bench/city.py, wave 1 p99)."""
+    beats: list[int] = []
+    seen_mid_beat: list[int] = []
+
+    async def scenario():
+        heartbeat = consumers._MemberHeartbeat()
+        heartbeat.sockets = {_Socket(i, beats) for i in range(1, 2001)}
+
+        async def other_work():
+            while len(beats) == 0:
+                await asyncio.sleep(0)
+            seen_mid_beat.append(len(beats))
+
+        probe = asyncio.ensure_future(other_work())
+        await heartbeat.beat()
+        await probe
+
+    async_to_sync(scenario)()
+    assert len(beats) == 2000
+    assert seen_mid_beat and seen_mid_beat[0] < 2000
