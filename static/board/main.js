@@ -2,7 +2,7 @@
 // socket, and the officer's commands.
 import { api, candidateRows, placeLookup, placeOptions, raise, raiseBody, raisePreview } from "./commands.js";
 import { drawArea, drawIncident, drawPositions, focus, mapInit, pickMarker } from "./map.js";
-import { banner, escalationText, notice, renderAll, renderClock, renderFollowUp, renderIncident, select, selectedId, statusLabel } from "./render.js";
+import { banner, cardOf, escalationText, notice, renderAll, renderClock, renderFollowUp, renderIncident, select, selectedId, statusLabel } from "./render.js";
 import { connect, on, onConnection, resync } from "./socket.js";
 import { applyLocation, applyState, applyUpdate, CFG, incident, incidents, openIncidents } from "./state.js";
 
@@ -34,7 +34,7 @@ function flush() {
   if (!allDirty) {
     for (const id of dirty) {
       const inc = incidents.get(id);
-      const card = document.querySelector(`article.incident[data-id="${id}"]`);
+      const card = cardOf(id);
       if (!inc || !inc.summary || !card || inc.status !== "open") allDirty = true;
     }
   }
@@ -280,7 +280,7 @@ mapInit(onMapClick);
 document.addEventListener("board:select", (ev) => {
   select(ev.detail);
   redraw();
-  document.querySelector(`article.incident[data-id="${ev.detail}"]`)?.scrollIntoView({ block: "nearest" });
+  cardOf(ev.detail)?.scrollIntoView({ block: "nearest" });
 });
 setInterval(() => {
   const now = Date.now();

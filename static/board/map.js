@@ -142,21 +142,30 @@ export function drawIncident(inc, selected) {
 }
 
 // Every responder's marker, or only those in ``memberIds`` (the ones that moved).
+// Hundreds of positions a second: no array or string made per position beyond
+// what Leaflet makes to move the marker.
 export function drawPositions(inc, memberIds) {
   const g = incidentMarkers.get(inc.id);
   if (!g) return;
-  const todo = memberIds ? [...memberIds].map((id) => inc.positions.get(id)).filter(Boolean) : inc.positions.values();
-  for (const p of todo) {
-    const at = toMap(p.lat, p.lon);
-    let m = g.people.get(p.member_id);
-    if (!m) {
-      m = L.circleMarker(at, { renderer: live, radius: 5, color: "#1e3a8a", weight: 2, fillColor: "#3b82f6", fillOpacity: 1 }).bindTooltip(p.name || `#${p.member_id}`).addTo(g.layer);
-      g.people.set(p.member_id, m);
-    } else if (m.drawnAt !== `${p.lat},${p.lon}`) {
-      m.setLatLng(at);
+  if (memberIds) {
+    for (const id of memberIds) {
+      const p = inc.positions.get(id);
+      if (p) drawPosition(g, p);
     }
-    m.drawnAt = `${p.lat},${p.lon}`;
+  } else {
+    for (const p of inc.positions.values()) drawPosition(g, p);
   }
+}
+function drawPosition(g, p) {
+  let m = g.people.get(p.member_id);
+  if (!m) {
+    m = L.circleMarker(toMap(p.lat, p.lon), { renderer: live, radius: 5, color: "#1e3a8a", weight: 2, fillColor: "#3b82f6", fillOpacity: 1 }).bindTooltip(p.name || `#${p.member_id}`).addTo(g.layer);
+    g.people.set(p.member_id, m);
+  } else if (m.drawnLat !== p.lat || m.drawnLon !== p.lon) {
+    m.setLatLng(toMap(p.lat, p.lon));
+  }
+  m.drawnLat = p.lat;
+  m.drawnLon = p.lon;
 }
 
 export function focus(inc) {

@@ -1,7 +1,7 @@
 // The list side of the board: each open incident's card (clock against the
 // 1-3-5 / 10 / 20-minute marks, waves, every alerted unit's state), the units to
 // chase by radio, the banner and notices.
-import { CFG, openIncidents } from "./state.js";
+import { CFG, incidents, openIncidents } from "./state.js";
 
 const $ = (id) => document.getElementById(id);
 const STATUS = {
@@ -85,13 +85,64 @@ function cell(row, text, cls) {
   return td;
 }
 
+// Each incident's card by incident id (no selector query per frame).
+const cards = new Map();
+export const cardOf = (id) => cards.get(id) || null;
+
+// Only the cards in or near the list's view hold their unit rows and timeline:
+// fifty cards of units were ~13,000 live nodes, and V8's major collections
+// traced them all (88 ms tasks in bench/board.py). A card out of view keeps its
+// header, clock, marks and a tally of its units by state; its rows come back
+// from state.js as it nears the view (a screen ahead), its ticked boxes with them.
+let watcher = null;
+function watch(el) {
+  if (typeof IntersectionObserver === "undefined") {
+    el.near = true; // no observer: every card whole, as before
+    return;
+  }
+  watcher =
+    watcher ||
+    new IntersectionObserver(nearChanged, {
+      root: document.querySelector(".side-pane"),
+      rootMargin: "100% 0px",
+    });
+  el.near = false;
+  watcher.observe(el);
+}
+function nearChanged(entries) {
+  const now = Date.now();
+  for (const entry of entries) {
+    const el = entry.target;
+    if (entry.isIntersecting === el.near) continue;
+    const inc = incidents.get(Number(el.dataset.id));
+    if (entry.isIntersecting) {
+      el.near = true;
+      if (inc) renderIncident(inc, now);
+      el.style.minHeight = "";
+    } else {
+      el.near = false;
+      // The card keeps its height while it is out of view: the list does not jump.
+      el.style.minHeight = `${Math.round(entry.boundingClientRect.height)}px`;
+      const ticked = new Set();
+      for (const box of el.querySelectorAll("table.units input:checked")) ticked.add(box.value);
+      el.ticked = ticked;
+      el.querySelector("table.units tbody").textContent = "";
+      const tl = el.querySelector(".timeline ol");
+      tl.textContent = "";
+      tl.dataset.key = "";
+    }
+  }
+}
+
 function card(inc) {
-  let el = document.querySelector(`article.incident[data-id="${inc.id}"]`);
+  let el = cards.get(inc.id);
   if (!el) {
     el = $("incident-template").content.firstElementChild.cloneNode(true);
     el.dataset.id = inc.id;
     $("incidents").appendChild(el);
     if (!CFG.mayCommand) el.querySelector(".commands").hidden = true;
+    cards.set(inc.id, el);
+    watch(el);
   }
   return el;
 }
@@ -102,6 +153,8 @@ function unitRow(u) {
   const box = document.createElement("input");
   box.type = "checkbox";
   box.value = u.unit_id;
+  // Ticked before its card left the view.
+  if (rowsOf && rowsOf.ticked && rowsOf.ticked.has(box.value)) box.checked = true;
   tr.appendChild(document.createElement("td")).appendChild(box);
   for (const cls of ["name", "", "st", "reach", "num"]) cell(tr, "", cls);
   return tr;
@@ -118,11 +171,19 @@ const setAttr = (el, name, value) => {
 // item left are removed first, so the rest are already in order and a child
 // coming or leaving moves no other (each move dirties its layout); a new item
 // gets ``make(item)``; every child is then ``fill``ed (its writes skip what is unchanged).
+// The usual case, the same keys in the same order, allocates nothing but the keys.
 function keyedChildren(parent, items, keyOf, make, fill) {
+  const children = parent.children;
+  let same = children.length === items.length;
+  for (let i = 0; same && i < items.length; i++) same = children[i].boardKey === keyOf(items[i]);
+  if (same) {
+    for (let i = 0; i < items.length; i++) fill(children[i], items[i]);
+    return;
+  }
   const keys = new Set(items.map(keyOf));
   const kept = new Map();
-  for (const child of [...parent.children]) {
-    if (keys.has(child.dataset.key)) kept.set(child.dataset.key, child);
+  for (const child of [...children]) {
+    if (keys.has(child.boardKey)) kept.set(child.boardKey, child);
     else child.remove();
   }
   items.forEach((item, i) => {
@@ -130,14 +191,23 @@ function keyedChildren(parent, items, keyOf, make, fill) {
     let child = kept.get(key);
     if (!child) {
       child = make(item);
-      child.dataset.key = key;
+      child.boardKey = key;
     }
     fill(child, item);
-    if (parent.children[i] !== child) parent.insertBefore(child, parent.children[i] || null);
+    if (children[i] !== child) parent.insertBefore(child, children[i] || null);
   });
 }
 
+// A row is filled again only when its unit changed (state.js counts each change
+// in ``rev``; a state frame brings new unit objects).
 function unitRowFill(tr, u) {
+  if (tr.boardUnit === u && tr.boardRev === u.rev) return;
+  tr.boardUnit = u;
+  tr.boardRev = u.rev;
+  fillUnitRow(tr, u);
+}
+
+function fillUnitRow(tr, u) {
   const [boxCell, name, wave, st, reach, distance] = tr.children;
   if (tr.dataset.status !== u.status) tr.dataset.status = u.status;
   setAttr(boxCell.firstChild, "disabled", !["alerted", "accepted", "declined"].includes(u.status));
@@ -150,6 +220,39 @@ function unitRowFill(tr, u) {
   const channels = (u.channels || []).join(" ");
   if (reach.dataset.channels !== channels) reach.dataset.channels = channels;
   setText(distance, fmtDistance(u.distance_m));
+}
+
+let rowsOf = null; // the card whose rows are being made (its ticked boxes)
+const unitKey = (u) => u.unit_id;
+// The incident's units as an array, made again only when its units changed.
+function unitList(inc) {
+  if (inc.unitListOf !== inc.units || inc.unitList.length !== inc.units.size) {
+    inc.unitListOf = inc.units;
+    inc.unitList = [...inc.units.values()];
+  }
+  return inc.unitList;
+}
+
+// The card's units by state in one line ("18 个单元：已推送 2 · 已接受 16"): what a
+// card out of view still says, and a count at a glance on every card.
+const TALLY_ORDER = ["alerted", "accepted", "on_site", "handled", "declined", "stood_down"];
+const tallyCounts = {};
+function tally(inc) {
+  for (const st of TALLY_ORDER) tallyCounts[st] = 0;
+  let other = 0;
+  for (const u of inc.units.values()) {
+    if (u.status in tallyCounts) tallyCounts[u.status]++;
+    else other++;
+  }
+  let text = interpolate(gettext("%s 个单元"), [inc.units.size]);
+  let sep = "：";
+  for (const st of TALLY_ORDER) {
+    if (!tallyCounts[st]) continue;
+    text += `${sep}${statusLabel(st)} ${tallyCounts[st]}`;
+    sep = " · ";
+  }
+  if (other) text += `${sep}${other}`;
+  return text;
 }
 
 export function renderIncident(inc, now) {
@@ -175,9 +278,14 @@ export function renderIncident(inc, now) {
     el.querySelector(".commands").querySelectorAll("button, select").forEach((b) => (b.disabled = inc.status !== "open"));
   }
   renderClock(inc, now, el);
+  setText(el.querySelector(".tally"), tally(inc));
+  if (!el.near) return;
   // Rows updated in place, keyed by unit: an officer's ticked boxes survive every
   // frame, and a receipt changes one cell, not the whole table.
-  keyedChildren(el.querySelector("table.units tbody"), [...inc.units.values()], (u) => String(u.unit_id), unitRow, unitRowFill);
+  rowsOf = el;
+  keyedChildren(el.querySelector("table.units tbody"), unitList(inc), unitKey, unitRow, unitRowFill);
+  rowsOf = null;
+  el.ticked = null;
   const tl = el.querySelector(".timeline ol");
   const last = inc.timeline[inc.timeline.length - 1];
   const tlKey = `${inc.timeline.length}:${last ? last.seq : ""}:${inc.units.size}`;
@@ -204,7 +312,7 @@ function outcomeLabel(code) {
 }
 
 export function renderClock(inc, now, el) {
-  el = el || document.querySelector(`article.incident[data-id="${inc.id}"]`);
+  el = el || cards.get(inc.id);
   if (!el || !inc.summary) return;
   const c = clockState(inc, now);
   const clock = el.querySelector(".clock");
@@ -227,13 +335,19 @@ export function renderClock(inc, now, el) {
 export function renderAll(now) {
   const list = openIncidents().sort((a, b) => (a.status === b.status ? b.id - a.id : a.status === "open" ? -1 : 1));
   const keep = new Set(list.map((i) => String(i.id)));
-  document.querySelectorAll("article.incident").forEach((el) => {
-    if (!keep.has(el.dataset.id)) el.remove();
-  });
+  for (const [id, el] of cards) {
+    if (keep.has(String(id))) continue;
+    if (watcher) watcher.unobserve(el);
+    el.remove();
+    cards.delete(id);
+  }
   for (const inc of list) renderIncident(inc, now);
-  // Order the cards as the list is sorted.
+  // Order the cards as the list is sorted, moving only those out of place.
   const box = $("incidents");
-  for (const inc of list) box.appendChild(card(inc));
+  list.forEach((inc, i) => {
+    const el = card(inc);
+    if (box.children[i] !== el) box.insertBefore(el, box.children[i] || null);
+  });
   $("open-count").textContent = `(${list.filter((i) => i.status === "open").length})`;
   renderFollowUp(list, now);
 }

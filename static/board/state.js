@@ -83,6 +83,7 @@ export function applyUpdate(frame) {
     }
     if (frame.dispatch_status) u.status = frame.dispatch_status;
     if (frame.event === "accepted") u.accepted_at = frame.at;
+    u.rev = (u.rev || 0) + 1; // its row on the board is filled again
   }
   inc.timeline.push(frame);
   if (inc.timeline.length > TIMELINE_MAX) inc.timeline.shift();
