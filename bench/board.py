@@ -322,8 +322,9 @@ COUNT_NODES = """
     while (walk.nextNode()) n++;
     return n;
   };
-  return { page: count(document.documentElement), incidents: count(document.getElementById("incidents")),
-           map: count(document.getElementById("map")), follow_up: count(document.getElementById("follow-up")) };
+  const $ = (id) => document.getElementById(id);
+  return { page: count(document.documentElement), incidents: count($("incidents")),
+           map: count($("map")), follow_up: count($("follow-up")) };
 })()
 """
 
@@ -372,10 +373,8 @@ def long_tasks(trace_path: Path) -> dict[str, Any]:
     # Garbage collections on the main thread, long or not: how many, the longest.
     gcs: dict[str, list[float]] = {}
     for e in events:
-        if e.get("ph") == "X" and e.get("name") in ("MajorGC", "MinorGC") and (
-            e.get("pid"),
-            e.get("tid"),
-        ) in main:
+        thread = (e.get("pid"), e.get("tid"))
+        if e.get("ph") == "X" and e.get("name") in ("MajorGC", "MinorGC") and thread in main:
             gcs.setdefault(e["name"], []).append(e["dur"] / 1000)
     return {
         "in_long_tasks_ms": {k: round(v, 1) for k, v in top},
