@@ -186,8 +186,9 @@ $("incidents").addEventListener("click", async (ev) => {
   const what = button.dataset.command;
   if (what === "call") {
     const r = await command(`incidents/${id}/candidates/`);
-    if (r.ok) {
-      const table = card.querySelector("table.more");
+    // (The card's body may have left with the view meanwhile: nothing to show then.)
+    const table = card.querySelector("table.more");
+    if (r.ok && table) {
       candidateRows(table.querySelector("tbody"), r.body.candidates, { checkboxes: true });
       table.hidden = false;
       card.querySelector(".send-more").hidden = false;

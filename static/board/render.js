@@ -89,11 +89,12 @@ function cell(row, text, cls) {
 const cards = new Map();
 export const cardOf = (id) => cards.get(id) || null;
 
-// Only the cards in or near the list's view hold their unit rows and timeline:
-// fifty cards of units were ~13,000 live nodes, and V8's major collections
+// Only the cards in or near the list's view hold their body (unit rows, commands,
+// timeline): fifty whole cards were ~13,500 live nodes, and V8's major collections
 // traced them all (88 ms tasks in bench/board.py). A card out of view keeps its
-// header, clock, marks and a tally of its units by state; its rows come back
-// from state.js as it nears the view (a screen ahead), its ticked boxes with them.
+// head: title, clock, marks, gathering point, waves and a tally of its units by
+// state. Its body comes back from state.js as it nears the view (a screen ahead),
+// with the boxes the officer ticked, the outcome chosen and the timeline as left.
 let watcher = null;
 function watch(el) {
   if (typeof IntersectionObserver === "undefined") {
@@ -114,24 +115,45 @@ function nearChanged(entries) {
   for (const entry of entries) {
     const el = entry.target;
     if (entry.isIntersecting === el.near) continue;
-    const inc = incidents.get(Number(el.dataset.id));
-    if (entry.isIntersecting) {
-      el.near = true;
+    el.near = entry.isIntersecting;
+    if (el.near) {
+      const inc = incidents.get(Number(el.dataset.id));
       if (inc) renderIncident(inc, now);
       el.style.minHeight = "";
-    } else {
-      el.near = false;
-      // The card keeps its height while it is out of view: the list does not jump.
+    } else if (el.body && !busy(el.body)) {
+      // The card keeps its height while out of view: the list does not jump.
       el.style.minHeight = `${Math.round(entry.boundingClientRect.height)}px`;
-      const ticked = new Set();
-      for (const box of el.querySelectorAll("table.units input:checked")) ticked.add(box.value);
-      el.ticked = ticked;
-      el.querySelector("table.units tbody").textContent = "";
-      const tl = el.querySelector(".timeline ol");
-      tl.textContent = "";
-      tl.dataset.key = "";
+      dropBody(el);
     }
   }
+}
+
+// A body the officer is working in stays: candidates listed to call, a field
+// in focus, a close armed.
+const busy = (body) => !body.querySelector("table.more").hidden || body.contains(document.activeElement) || !!body.querySelector("[data-armed='1']");
+
+function dropBody(el) {
+  const body = el.body;
+  const ticked = new Set();
+  for (const box of body.querySelectorAll("table.units input:checked")) ticked.add(box.value);
+  el.kept = { ticked, outcome: body.querySelector("select.outcome").value, timelineOpen: body.querySelector(".timeline").open };
+  body.remove();
+  el.body = null;
+}
+
+function bodyOf(el, inc) {
+  if (el.body) return el.body;
+  const body = $("incident-body-template").content.firstElementChild.cloneNode(true);
+  if (!CFG.mayCommand) body.querySelector(".commands").hidden = true;
+  const open = inc.status === "open";
+  for (const b of body.querySelector(".commands").querySelectorAll("button, select")) b.disabled = !open;
+  if (el.kept) {
+    if (el.kept.outcome) body.querySelector("select.outcome").value = el.kept.outcome;
+    body.querySelector(".timeline").open = el.kept.timelineOpen;
+  }
+  el.appendChild(body);
+  el.body = body;
+  return body;
 }
 
 function card(inc) {
@@ -139,8 +161,8 @@ function card(inc) {
   if (!el) {
     el = $("incident-template").content.firstElementChild.cloneNode(true);
     el.dataset.id = inc.id;
+    el.body = null;
     $("incidents").appendChild(el);
-    if (!CFG.mayCommand) el.querySelector(".commands").hidden = true;
     cards.set(inc.id, el);
     watch(el);
   }
@@ -154,7 +176,7 @@ function unitRow(u) {
   box.type = "checkbox";
   box.value = u.unit_id;
   // Ticked before its card left the view.
-  if (rowsOf && rowsOf.ticked && rowsOf.ticked.has(box.value)) box.checked = true;
+  if (rowsOf && rowsOf.kept && rowsOf.kept.ticked.has(box.value)) box.checked = true;
   tr.appendChild(document.createElement("td")).appendChild(box);
   for (const cls of ["name", "", "st", "reach", "num"]) cell(tr, "", cls);
   return tr;
@@ -275,18 +297,19 @@ export function renderIncident(inc, now) {
   setText(el.querySelector(".waves"), inc.waves.length ? inc.waves.map((w) => `${interpolate(gettext("第 %s 批"), [w.number])} ${fmtTime(w.at)}`).join(" · ") : "");
   if (el.dataset.status !== inc.status) {
     el.dataset.status = inc.status;
-    el.querySelector(".commands").querySelectorAll("button, select").forEach((b) => (b.disabled = inc.status !== "open"));
+    if (el.body) el.body.querySelector(".commands").querySelectorAll("button, select").forEach((b) => (b.disabled = inc.status !== "open"));
   }
   renderClock(inc, now, el);
   setText(el.querySelector(".tally"), tally(inc));
   if (!el.near) return;
+  const body = bodyOf(el, inc);
   // Rows updated in place, keyed by unit: an officer's ticked boxes survive every
   // frame, and a receipt changes one cell, not the whole table.
   rowsOf = el;
-  keyedChildren(el.querySelector("table.units tbody"), unitList(inc), unitKey, unitRow, unitRowFill);
+  keyedChildren(body.querySelector("table.units tbody"), unitList(inc), unitKey, unitRow, unitRowFill);
   rowsOf = null;
-  el.ticked = null;
-  const tl = el.querySelector(".timeline ol");
+  el.kept = null;
+  const tl = body.querySelector(".timeline ol");
   const last = inc.timeline[inc.timeline.length - 1];
   const tlKey = `${inc.timeline.length}:${last ? last.seq : ""}:${inc.units.size}`;
   if (tl.dataset.key === tlKey) return;
