@@ -54,7 +54,15 @@ export function select(id) {
 
 const fmtClock = (s) => `${s < 0 ? "-" : ""}${Math.floor(Math.abs(s) / 60)}:${String(Math.floor(Math.abs(s) % 60)).padStart(2, "0")}`;
 // Times in the city's zone (settings.TIME_ZONE), whatever the desk computer's clock says.
-const fmtTime = (iso) => (iso ? new Date(iso).toLocaleTimeString(CFG.language === "en" ? "en-GB" : "zh-CN", { hour12: false, timeZone: CFG.timeZone }) : "");
+// One formatter for the page: toLocaleTimeString with options builds a new one at
+// each call (~0.3 ms), and a card's timeline has 30 times (bench/board.py trace).
+// These options are the ones toLocaleTimeString uses, so the text is the same.
+let timeFormat = null;
+const fmtTime = (iso) => {
+  if (!iso) return "";
+  timeFormat = timeFormat || new Intl.DateTimeFormat(CFG.language === "en" ? "en-GB" : "zh-CN", { hour: "numeric", minute: "numeric", second: "numeric", hour12: false, timeZone: CFG.timeZone });
+  return timeFormat.format(new Date(iso));
+};
 const fmtDistance = (m) => (m == null ? "–" : m >= 1000 ? `${(m / 1000).toFixed(1)} km` : `${Math.round(m)} m`);
 
 // Where the incident stands against its marks: each mark met / running (amber
@@ -95,36 +103,41 @@ export const cardOf = (id) => cards.get(id) || null;
 // head: title, clock, marks, gathering point, waves and a tally of its units by
 // state. Its body comes back from state.js as it nears the view (a screen ahead),
 // with the boxes the officer ticked, the outcome chosen and the timeline as left.
-let watcher = null;
+// Two margins, so that a list shifting by a few rows (the radio follow-up table
+// above the cards grows and shrinks) does not build and drop bodies back and
+// forth: a card within a screen of the view is drawn whole and kept up to date;
+// its body is dropped only once the card is three screens away.
+let watchers = null;
 function watch(el) {
+  el.near = false;
   if (typeof IntersectionObserver === "undefined") {
     el.near = true; // no observer: every card whole, as before
     return;
   }
-  watcher =
-    watcher ||
-    new IntersectionObserver(nearChanged, {
-      root: document.querySelector(".side-pane"),
-      rootMargin: "100% 0px",
-    });
-  el.near = false;
-  watcher.observe(el);
+  if (!watchers) {
+    const root = document.querySelector(".side-pane");
+    watchers = [new IntersectionObserver(nearChanged, { root, rootMargin: "100% 0px" }), new IntersectionObserver(farChanged, { root, rootMargin: "300% 0px" })];
+  }
+  for (const w of watchers) w.observe(el);
 }
 function nearChanged(entries) {
   const now = Date.now();
   for (const entry of entries) {
     const el = entry.target;
-    if (entry.isIntersecting === el.near) continue;
     el.near = entry.isIntersecting;
-    if (el.near) {
-      const inc = incidents.get(Number(el.dataset.id));
-      if (inc) renderIncident(inc, now);
-      el.style.minHeight = "";
-    } else if (el.body && !busy(el.body)) {
-      // The card keeps its height while out of view: the list does not jump.
-      el.style.minHeight = `${Math.round(entry.boundingClientRect.height)}px`;
-      dropBody(el);
-    }
+    if (!el.near) continue;
+    const inc = incidents.get(Number(el.dataset.id));
+    if (inc) renderIncident(inc, now);
+    el.style.minHeight = "";
+  }
+}
+function farChanged(entries) {
+  for (const entry of entries) {
+    const el = entry.target;
+    if (entry.isIntersecting || el.near || !el.body || busy(el.body)) continue;
+    // The card keeps its height while out of view: the list does not jump.
+    el.style.minHeight = `${Math.round(entry.boundingClientRect.height)}px`;
+    dropBody(el);
   }
 }
 
@@ -360,7 +373,7 @@ export function renderAll(now) {
   const keep = new Set(list.map((i) => String(i.id)));
   for (const [id, el] of cards) {
     if (keep.has(String(id))) continue;
-    if (watcher) watcher.unobserve(el);
+    if (watchers) for (const w of watchers) w.unobserve(el);
     el.remove();
     cards.delete(id);
   }
