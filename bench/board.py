@@ -280,7 +280,7 @@ new MutationObserver((records) => {
     const tr = r.target;
     if (r.attributeName === "data-status" && tr.dataset.status === "accepted") {
       const key = tr.closest("article").dataset.id + ":" + tr.dataset.unit;
-      if (!(key in window.__accepted)) {
+      if (key in window.__arrived && !(key in window.__accepted)) {
         window.__accepted[key] = Date.now();
         window.__shownBy.row++;
       }
@@ -300,7 +300,7 @@ new MutationObserver((records) => {
       const a = tr.closest("article");
       if (!a) continue;
       const key = a.dataset.id + ":" + tr.dataset.unit;
-      if (!(key in window.__accepted)) {
+      if (key in window.__arrived && !(key in window.__accepted)) {
         window.__accepted[key] = Date.now();
         window.__shownBy.row++;
       }
