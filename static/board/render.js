@@ -103,41 +103,33 @@ export const cardOf = (id) => cards.get(id) || null;
 // head: title, clock, marks, gathering point, waves and a tally of its units by
 // state. Its body comes back from state.js as it nears the view (a screen ahead),
 // with the boxes the officer ticked, the outcome chosen and the timeline as left.
-// Two margins, so that a list shifting by a few rows (the radio follow-up table
-// above the cards grows and shrinks) does not build and drop bodies back and
-// forth: a card within a screen of the view is drawn whole and kept up to date;
-// its body is dropped only once the card is three screens away.
-let watchers = null;
+// One margin of a screen and a half: a card entering it is drawn whole and kept up
+// to date; leaving it, its body is dropped (the radio follow-up table above the
+// cards scrolls within its own box, so the list does not shift as units answer).
+let watcher = null;
 function watch(el) {
   el.near = false;
   if (typeof IntersectionObserver === "undefined") {
     el.near = true; // no observer: every card whole, as before
     return;
   }
-  if (!watchers) {
-    const root = document.querySelector(".side-pane");
-    watchers = [new IntersectionObserver(nearChanged, { root, rootMargin: "100% 0px" }), new IntersectionObserver(farChanged, { root, rootMargin: "300% 0px" })];
-  }
-  for (const w of watchers) w.observe(el);
+  watcher = watcher || new IntersectionObserver(nearChanged, { root: document.querySelector(".side-pane"), rootMargin: "150% 0px" });
+  watcher.observe(el);
 }
 function nearChanged(entries) {
   const now = Date.now();
   for (const entry of entries) {
     const el = entry.target;
     el.near = entry.isIntersecting;
-    if (!el.near) continue;
-    const inc = incidents.get(Number(el.dataset.id));
-    if (inc) renderIncident(inc, now);
-    el.style.minHeight = "";
-  }
-}
-function farChanged(entries) {
-  for (const entry of entries) {
-    const el = entry.target;
-    if (entry.isIntersecting || el.near || !el.body || busy(el.body)) continue;
-    // The card keeps its height while out of view: the list does not jump.
-    el.style.minHeight = `${Math.round(entry.boundingClientRect.height)}px`;
-    dropBody(el);
+    if (el.near) {
+      const inc = incidents.get(Number(el.dataset.id));
+      if (inc) renderIncident(inc, now);
+      el.style.minHeight = "";
+    } else if (el.body && !busy(el.body)) {
+      // The card keeps its height while out of view: the list does not jump.
+      el.style.minHeight = `${Math.round(entry.boundingClientRect.height)}px`;
+      dropBody(el);
+    }
   }
 }
 
@@ -373,7 +365,7 @@ export function renderAll(now) {
   const keep = new Set(list.map((i) => String(i.id)));
   for (const [id, el] of cards) {
     if (keep.has(String(id))) continue;
-    if (watchers) for (const w of watchers) w.unobserve(el);
+    if (watcher) watcher.unobserve(el);
     el.remove();
     cards.delete(id);
   }
