@@ -66,8 +66,10 @@ function drawMoved() {
   positionsTimer = null;
   for (const id of movedPeople) {
     const inc = incidents.get(id);
-    if (inc && inc.moved) drawPositions(inc, inc.moved);
-    if (inc) inc.moved = null;
+    if (inc && inc.moved) {
+      drawPositions(inc, inc.moved);
+      inc.moved.clear(); // kept for the next ones: no new set per draw
+    }
   }
   movedPeople.clear();
 }
