@@ -284,8 +284,9 @@ new MutationObserver((records) => {
         window.__accepted[key] = Date.now();
         window.__shownBy.row++;
       }
-    } else if (r.type === "childList" && tr.classList && tr.classList.contains("tally")) {
-      const prefix = tr.closest("article").dataset.id + ":";
+    } else if (r.type !== "attributes" && (tr.nodeType === 3 ? tr.parentElement : tr)
+        ?.matches(".tally")) {
+      const prefix = tr.parentNode.closest("article").dataset.id + ":";
       for (const key in window.__arrived) {
         if (key.startsWith(prefix) && !(key in window.__accepted)) {
           window.__accepted[key] = Date.now();
@@ -307,7 +308,8 @@ new MutationObserver((records) => {
     }
   }
 }).observe(document.getElementById("incidents"),
-  {subtree: true, childList: true, attributes: true, attributeFilter: ["data-status"]});
+  {subtree: true, childList: true, characterData: true, attributes: true,
+   attributeFilter: ["data-status"]});
 """
 
 
