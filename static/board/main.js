@@ -35,7 +35,10 @@ function flush() {
     for (const id of dirty) {
       const inc = incidents.get(id);
       const card = cardOf(id);
-      if (!inc || !inc.summary || !card || inc.status !== "open") allDirty = true;
+      // An incident whose state has not come yet has nothing to draw: its state
+      // frame redraws it (a redraw of all fifty cards here cost a 40 ms frame).
+      if (inc && !inc.summary) continue;
+      if (!inc || !card || inc.status !== "open") allDirty = true;
     }
   }
   if (allDirty) {
@@ -44,6 +47,7 @@ function flush() {
   } else {
     for (const id of dirty) {
       const inc = incidents.get(id);
+      if (!inc.summary) continue;
       renderIncident(inc, now);
       drawIncident(inc, inc.id === selectedId);
     }
