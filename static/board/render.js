@@ -101,8 +101,8 @@ export const cardOf = (id) => cards.get(id) || null;
 // timeline): fifty whole cards were ~13,500 live nodes, and V8's major collections
 // traced them all (88 ms tasks in bench/board.py). A card out of view keeps its
 // head: title, clock, marks, gathering point, waves and a tally of its units by
-// state. Its body comes back from state.js as it nears the view (a screen ahead),
-// with the boxes the officer ticked, the outcome chosen and the timeline as left.
+// state. Its body comes back from state.js as it nears the view, with the boxes
+// the officer ticked, the outcome chosen and the timeline as left.
 // One margin of a screen and a half: a card entering it is drawn whole and kept up
 // to date; leaving it, its body is dropped (the radio follow-up table above the
 // cards scrolls within its own box, so the list does not shift as units answer).
