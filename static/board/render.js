@@ -276,15 +276,13 @@ function tally(inc) {
     if (u.status in tallyCounts) tallyCounts[u.status]++;
     else other++;
   }
-  let text = interpolate(gettext("%s 个单元"), [inc.units.size]);
-  let sep = "：";
+  let counts = "";
   for (const st of TALLY_ORDER) {
-    if (!tallyCounts[st]) continue;
-    text += `${sep}${statusLabel(st)} ${tallyCounts[st]}`;
-    sep = " · ";
+    if (tallyCounts[st]) counts += `${counts ? " · " : ""}${statusLabel(st)} ${tallyCounts[st]}`;
   }
-  if (other) text += `${sep}${other}`;
-  return text;
+  if (other) counts += `${counts ? " · " : ""}${other}`;
+  const head = interpolate(gettext("%s 个单元"), [inc.units.size]);
+  return counts ? interpolate(gettext("%s：%s"), [head, counts]) : head;
 }
 
 export function renderIncident(inc, now) {
