@@ -269,14 +269,30 @@ COUNT_FRAMES = """
 })();
 """
 
+# A unit's acceptance is shown by its row (cards in or near the view hold their
+# rows), or by its card's tally of units by state (cards out of view): a tally
+# changed after the acceptance reached the page shows it.
 STAMP_ACCEPTS = """
 window.__accepted = {};
+window.__shownBy = { row: 0, tally: 0 };
 new MutationObserver((records) => {
   for (const r of records) {
     const tr = r.target;
     if (r.attributeName === "data-status" && tr.dataset.status === "accepted") {
       const key = tr.closest("article").dataset.id + ":" + tr.dataset.unit;
-      if (!(key in window.__accepted)) window.__accepted[key] = Date.now();
+      if (key in window.__arrived && !(key in window.__accepted)) {
+        window.__accepted[key] = Date.now();
+        window.__shownBy.row++;
+      }
+    } else if (r.type !== "attributes" && (tr.nodeType === 3 ? tr.parentElement : tr)
+        ?.matches(".tally")) {
+      const prefix = tr.parentNode.closest("article").dataset.id + ":";
+      for (const key in window.__arrived) {
+        if (key.startsWith(prefix) && !(key in window.__accepted)) {
+          window.__accepted[key] = Date.now();
+          window.__shownBy.tally++;
+        }
+      }
     }
   }
   for (const r of records) for (const n of r.addedNodes || []) {
@@ -285,11 +301,33 @@ new MutationObserver((records) => {
       const a = tr.closest("article");
       if (!a) continue;
       const key = a.dataset.id + ":" + tr.dataset.unit;
-      if (!(key in window.__accepted)) window.__accepted[key] = Date.now();
+      if (key in window.__arrived && !(key in window.__accepted)) {
+        window.__accepted[key] = Date.now();
+        window.__shownBy.row++;
+      }
     }
   }
 }).observe(document.getElementById("incidents"),
-  {subtree: true, childList: true, attributes: true, attributeFilter: ["data-status"]});
+  {subtree: true, childList: true, characterData: true, attributes: true,
+   attributeFilter: ["data-status"]});
+"""
+
+
+# The live DOM a major garbage collection traces: nodes (elements and text) in the
+# list of incidents, on the map, in the whole page.
+COUNT_NODES = """
+(() => {
+  const count = (root) => {
+    if (!root) return 0;
+    let n = 0;
+    const walk = document.createTreeWalker(root, NodeFilter.SHOW_ELEMENT | NodeFilter.SHOW_TEXT);
+    while (walk.nextNode()) n++;
+    return n;
+  };
+  const $ = (id) => document.getElementById(id);
+  return { page: count(document.documentElement), incidents: count($("incidents")),
+           map: count($("map")), follow_up: count($("follow-up")) };
+})()
 """
 
 
@@ -334,8 +372,15 @@ def long_tasks(trace_path: Path) -> dict[str, Any]:
                 inside[name] = inside.get(name, 0) + e["dur"] / 1000
                 break
     top = sorted(inside.items(), key=lambda kv: -kv[1])[:12]
+    # Garbage collections on the main thread, long or not: how many, the longest.
+    gcs: dict[str, list[float]] = {}
+    for e in events:
+        thread = (e.get("pid"), e.get("tid"))
+        if e.get("ph") == "X" and e.get("name") in ("MajorGC", "MinorGC") and thread in main:
+            gcs.setdefault(e["name"], []).append(e["dur"] / 1000)
     return {
         "in_long_tasks_ms": {k: round(v, 1) for k, v in top},
+        "gc_count_max_ms": {k: [len(v), round(max(v), 1)] for k, v in gcs.items()},
         "tasks": len(durations),
         "over_50ms": sum(d > 50 for d in durations),
         "max_ms": round(max(durations, default=0), 1),
@@ -472,6 +517,8 @@ def run(args) -> dict[str, Any]:
                     raise ServiceError("the board did not show every incident")
                 page.wait_for_timeout(200)
             figures["cards"] = page.evaluate("document.querySelectorAll('article.incident').length")
+            page.wait_for_timeout(1000)
+            figures["dom_nodes"] = page.evaluate(COUNT_NODES)
             page.evaluate(STAMP_ACCEPTS)
             parent.send("move")
             time.sleep(POSITION_EVERY_S + 1)  # every mover has sent once
@@ -521,6 +568,7 @@ def run(args) -> dict[str, Any]:
                     tap_errors.append(errors[0].get("code"))
             page.wait_for_timeout(2000)
             shown = page.evaluate("window.__accepted")
+            figures["taps_shown_by"] = page.evaluate("window.__shownBy")
             lat_ms = sorted((shown[k] - sent[k] * 1000) for k in sent if k in shown)
             arrived = page.evaluate("window.__arrived")
             socket_ms = sorted((arrived[k] - sent[k] * 1000) for k in sent if k in arrived)

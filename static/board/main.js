@@ -2,7 +2,7 @@
 // socket, and the officer's commands.
 import { api, candidateRows, placeLookup, placeOptions, raise, raiseBody, raisePreview } from "./commands.js";
 import { drawArea, drawIncident, drawPositions, focus, mapInit, pickMarker } from "./map.js";
-import { banner, escalationText, notice, renderAll, renderClock, renderFollowUp, renderIncident, select, selectedId, statusLabel } from "./render.js";
+import { banner, cardOf, escalationText, notice, renderAll, renderClock, renderFollowUp, renderIncident, select, selectedId, statusLabel } from "./render.js";
 import { connect, on, onConnection, resync } from "./socket.js";
 import { applyLocation, applyState, applyUpdate, CFG, incident, incidents, openIncidents } from "./state.js";
 
@@ -34,8 +34,11 @@ function flush() {
   if (!allDirty) {
     for (const id of dirty) {
       const inc = incidents.get(id);
-      const card = document.querySelector(`article.incident[data-id="${id}"]`);
-      if (!inc || !inc.summary || !card || inc.status !== "open") allDirty = true;
+      const card = cardOf(id);
+      // An incident whose state has not come yet has nothing to draw: its state
+      // frame redraws it (a redraw of all fifty cards here cost a 40 ms frame).
+      if (inc && !inc.summary) continue;
+      if (!inc || !card || inc.status !== "open") allDirty = true;
     }
   }
   if (allDirty) {
@@ -44,6 +47,7 @@ function flush() {
   } else {
     for (const id of dirty) {
       const inc = incidents.get(id);
+      if (!inc.summary) continue;
       renderIncident(inc, now);
       drawIncident(inc, inc.id === selectedId);
     }
@@ -66,8 +70,10 @@ function drawMoved() {
   positionsTimer = null;
   for (const id of movedPeople) {
     const inc = incidents.get(id);
-    if (inc && inc.moved) drawPositions(inc, inc.moved);
-    if (inc) inc.moved = null;
+    if (inc && inc.moved) {
+      drawPositions(inc, inc.moved);
+      inc.moved.clear(); // kept for the next ones: no new set per draw
+    }
   }
   movedPeople.clear();
 }
@@ -186,8 +192,9 @@ $("incidents").addEventListener("click", async (ev) => {
   const what = button.dataset.command;
   if (what === "call") {
     const r = await command(`incidents/${id}/candidates/`);
-    if (r.ok) {
-      const table = card.querySelector("table.more");
+    // (The card's body may have left with the view meanwhile: nothing to show then.)
+    const table = card.querySelector("table.more");
+    if (r.ok && table) {
       candidateRows(table.querySelector("tbody"), r.body.candidates, { checkboxes: true });
       table.hidden = false;
       card.querySelector(".send-more").hidden = false;
@@ -280,7 +287,7 @@ mapInit(onMapClick);
 document.addEventListener("board:select", (ev) => {
   select(ev.detail);
   redraw();
-  document.querySelector(`article.incident[data-id="${ev.detail}"]`)?.scrollIntoView({ block: "nearest" });
+  cardOf(ev.detail)?.scrollIntoView({ block: "nearest" });
 });
 setInterval(() => {
   const now = Date.now();

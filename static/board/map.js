@@ -5,7 +5,8 @@ import { CFG, units } from "./state.js";
 
 let map = null;
 let renderer = null; // the area: thousands of points, redrawn on pan and zoom only
-let live = null; // what changes: incidents, their units, gathering points, positions
+let live = null; // what changes: incidents, their units, gathering points
+let movers = null; // responders' positions
 const layers = {};
 const incidentMarkers = new Map(); // incident id -> {scene, gather, units: Map, people: Map}
 
@@ -29,7 +30,11 @@ export function mapInit(onClick) {
   // repaints its own small shape, where redrawing a map-sized software canvas
   // cost each position draw a 30-50 ms compositor commit (bench/board.py trace).
   live = L.svg({ padding: 0.2 });
+  // Responders move every few seconds each: their own SVG, so that a move
+  // repaints the 500 responders' shapes, not the units' and incidents' too.
+  movers = L.svg({ padding: 0.2, pane: "people" });
   map = L.map("map", { preferCanvas: true, renderer, zoomControl: true, attributionControl: !!CFG.tileUrl, minZoom: 8, maxZoom: 19 });
+  map.createPane("people").style.zIndex = 450; // above the overlay pane (400), below markers
   if (CFG.tileUrl) L.tileLayer(CFG.tileUrl, { attribution: CFG.tileAttribution, maxZoom: 19 }).addTo(map);
   layers.outlines = L.layerGroup().addTo(map);
   layers.streets = L.layerGroup().addTo(map);
@@ -142,21 +147,30 @@ export function drawIncident(inc, selected) {
 }
 
 // Every responder's marker, or only those in ``memberIds`` (the ones that moved).
+// Hundreds of positions a second: no array or string made per position beyond
+// what Leaflet makes to move the marker.
 export function drawPositions(inc, memberIds) {
   const g = incidentMarkers.get(inc.id);
   if (!g) return;
-  const todo = memberIds ? [...memberIds].map((id) => inc.positions.get(id)).filter(Boolean) : inc.positions.values();
-  for (const p of todo) {
-    const at = toMap(p.lat, p.lon);
-    let m = g.people.get(p.member_id);
-    if (!m) {
-      m = L.circleMarker(at, { renderer: live, radius: 5, color: "#1e3a8a", weight: 2, fillColor: "#3b82f6", fillOpacity: 1 }).bindTooltip(p.name || `#${p.member_id}`).addTo(g.layer);
-      g.people.set(p.member_id, m);
-    } else if (m.drawnAt !== `${p.lat},${p.lon}`) {
-      m.setLatLng(at);
+  if (memberIds) {
+    for (const id of memberIds) {
+      const p = inc.positions.get(id);
+      if (p) drawPosition(g, p);
     }
-    m.drawnAt = `${p.lat},${p.lon}`;
+  } else {
+    for (const p of inc.positions.values()) drawPosition(g, p);
   }
+}
+function drawPosition(g, p) {
+  let m = g.people.get(p.member_id);
+  if (!m) {
+    m = L.circleMarker(toMap(p.lat, p.lon), { renderer: movers, radius: 5, color: "#1e3a8a", weight: 2, fillColor: "#3b82f6", fillOpacity: 1 }).bindTooltip(p.name || `#${p.member_id}`).addTo(g.layer);
+    g.people.set(p.member_id, m);
+  } else if (m.drawnLat !== p.lat || m.drawnLon !== p.lon) {
+    m.setLatLng(toMap(p.lat, p.lon));
+  }
+  m.drawnLat = p.lat;
+  m.drawnLon = p.lon;
 }
 
 export function focus(inc) {

@@ -1,7 +1,7 @@
 // The list side of the board: each open incident's card (clock against the
 // 1-3-5 / 10 / 20-minute marks, waves, every alerted unit's state), the units to
 // chase by radio, the banner and notices.
-import { CFG, openIncidents } from "./state.js";
+import { CFG, incidents, openIncidents } from "./state.js";
 
 const $ = (id) => document.getElementById(id);
 const STATUS = {
@@ -54,7 +54,15 @@ export function select(id) {
 
 const fmtClock = (s) => `${s < 0 ? "-" : ""}${Math.floor(Math.abs(s) / 60)}:${String(Math.floor(Math.abs(s) % 60)).padStart(2, "0")}`;
 // Times in the city's zone (settings.TIME_ZONE), whatever the desk computer's clock says.
-const fmtTime = (iso) => (iso ? new Date(iso).toLocaleTimeString(CFG.language === "en" ? "en-GB" : "zh-CN", { hour12: false, timeZone: CFG.timeZone }) : "");
+// One formatter for the page: toLocaleTimeString with options builds a new one at
+// each call (~0.3 ms), and a card's timeline has 30 times (bench/board.py trace).
+// These options are the ones toLocaleTimeString uses, so the text is the same.
+let timeFormat = null;
+const fmtTime = (iso) => {
+  if (!iso) return "";
+  timeFormat = timeFormat || new Intl.DateTimeFormat(CFG.language === "en" ? "en-GB" : "zh-CN", { hour: "numeric", minute: "numeric", second: "numeric", hour12: false, timeZone: CFG.timeZone });
+  return timeFormat.format(new Date(iso));
+};
 const fmtDistance = (m) => (m == null ? "–" : m >= 1000 ? `${(m / 1000).toFixed(1)} km` : `${Math.round(m)} m`);
 
 // Where the incident stands against its marks: each mark met / running (amber
@@ -85,13 +93,83 @@ function cell(row, text, cls) {
   return td;
 }
 
+// Each incident's card by incident id (no selector query per frame).
+const cards = new Map();
+export const cardOf = (id) => cards.get(id) || null;
+
+// Only the cards in or near the list's view hold their body (unit rows, commands,
+// timeline): fifty whole cards were ~13,500 live nodes, and V8's major collections
+// traced them all (88 ms tasks in bench/board.py). A card out of view keeps its
+// head: title, clock, marks, gathering point, waves and a tally of its units by
+// state. Its body comes back from state.js as it nears the view, with the boxes
+// the officer ticked, the outcome chosen and the timeline as left.
+// One margin of a screen and a half: a card entering it is drawn whole and kept up
+// to date; leaving it, its body is dropped (the radio follow-up table above the
+// cards scrolls within its own box, so the list does not shift as units answer).
+let watcher = null;
+function watch(el) {
+  el.near = false;
+  if (typeof IntersectionObserver === "undefined") {
+    el.near = true; // no observer: every card whole, as before
+    return;
+  }
+  watcher = watcher || new IntersectionObserver(nearChanged, { root: document.querySelector(".side-pane"), rootMargin: "150% 0px" });
+  watcher.observe(el);
+}
+function nearChanged(entries) {
+  const now = Date.now();
+  for (const entry of entries) {
+    const el = entry.target;
+    el.near = entry.isIntersecting;
+    if (el.near) {
+      const inc = incidents.get(Number(el.dataset.id));
+      if (inc) renderIncident(inc, now);
+      el.style.minHeight = "";
+    } else if (el.body && !busy(el.body)) {
+      // The card keeps its height while out of view: the list does not jump.
+      el.style.minHeight = `${Math.round(entry.boundingClientRect.height)}px`;
+      dropBody(el);
+    }
+  }
+}
+
+// A body the officer is working in stays: candidates listed to call, a field
+// in focus, a close armed.
+const busy = (body) => !body.querySelector("table.more").hidden || body.contains(document.activeElement) || !!body.querySelector("[data-armed='1']");
+
+function dropBody(el) {
+  const body = el.body;
+  const ticked = new Set();
+  for (const box of body.querySelectorAll("table.units input:checked")) ticked.add(box.value);
+  el.kept = { ticked, outcome: body.querySelector("select.outcome").value, timelineOpen: body.querySelector(".timeline").open };
+  body.remove();
+  el.body = null;
+}
+
+function bodyOf(el, inc) {
+  if (el.body) return el.body;
+  const body = $("incident-body-template").content.firstElementChild.cloneNode(true);
+  if (!CFG.mayCommand) body.querySelector(".commands").hidden = true;
+  const open = inc.status === "open";
+  for (const b of body.querySelector(".commands").querySelectorAll("button, select")) b.disabled = !open;
+  if (el.kept) {
+    if (el.kept.outcome) body.querySelector("select.outcome").value = el.kept.outcome;
+    body.querySelector(".timeline").open = el.kept.timelineOpen;
+  }
+  el.appendChild(body);
+  el.body = body;
+  return body;
+}
+
 function card(inc) {
-  let el = document.querySelector(`article.incident[data-id="${inc.id}"]`);
+  let el = cards.get(inc.id);
   if (!el) {
     el = $("incident-template").content.firstElementChild.cloneNode(true);
     el.dataset.id = inc.id;
+    el.body = null;
     $("incidents").appendChild(el);
-    if (!CFG.mayCommand) el.querySelector(".commands").hidden = true;
+    cards.set(inc.id, el);
+    watch(el);
   }
   return el;
 }
@@ -102,13 +180,20 @@ function unitRow(u) {
   const box = document.createElement("input");
   box.type = "checkbox";
   box.value = u.unit_id;
+  // Ticked before its card left the view.
+  if (rowsOf && rowsOf.kept && rowsOf.kept.ticked.has(box.value)) box.checked = true;
   tr.appendChild(document.createElement("td")).appendChild(box);
   for (const cls of ["name", "", "st", "reach", "num"]) cell(tr, "", cls);
   return tr;
 }
 
+// A lone text node is changed in place: ``textContent =`` makes a new node each
+// time, and fifty clocks a second of dropped nodes is garbage for Blink's heap.
 const setText = (el, text) => {
-  if (el.textContent !== text) el.textContent = text;
+  const t = el.firstChild;
+  if (t && t.nodeType === 3 && t === el.lastChild) {
+    if (t.data !== text) t.data = text;
+  } else if (el.textContent !== text) el.textContent = text;
 };
 const setAttr = (el, name, value) => {
   if (el[name] !== value) el[name] = value;
@@ -118,11 +203,19 @@ const setAttr = (el, name, value) => {
 // item left are removed first, so the rest are already in order and a child
 // coming or leaving moves no other (each move dirties its layout); a new item
 // gets ``make(item)``; every child is then ``fill``ed (its writes skip what is unchanged).
+// The usual case, the same keys in the same order, allocates nothing but the keys.
 function keyedChildren(parent, items, keyOf, make, fill) {
+  const children = parent.children;
+  let same = children.length === items.length;
+  for (let i = 0; same && i < items.length; i++) same = children[i].boardKey === keyOf(items[i]);
+  if (same) {
+    for (let i = 0; i < items.length; i++) fill(children[i], items[i]);
+    return;
+  }
   const keys = new Set(items.map(keyOf));
   const kept = new Map();
-  for (const child of [...parent.children]) {
-    if (keys.has(child.dataset.key)) kept.set(child.dataset.key, child);
+  for (const child of [...children]) {
+    if (keys.has(child.boardKey)) kept.set(child.boardKey, child);
     else child.remove();
   }
   items.forEach((item, i) => {
@@ -130,14 +223,23 @@ function keyedChildren(parent, items, keyOf, make, fill) {
     let child = kept.get(key);
     if (!child) {
       child = make(item);
-      child.dataset.key = key;
+      child.boardKey = key;
     }
     fill(child, item);
-    if (parent.children[i] !== child) parent.insertBefore(child, parent.children[i] || null);
+    if (children[i] !== child) parent.insertBefore(child, children[i] || null);
   });
 }
 
+// A row is filled again only when its unit changed (state.js counts each change
+// in ``rev``; a state frame brings new unit objects).
 function unitRowFill(tr, u) {
+  if (tr.boardUnit === u && tr.boardRev === u.rev) return;
+  tr.boardUnit = u;
+  tr.boardRev = u.rev;
+  fillUnitRow(tr, u);
+}
+
+function fillUnitRow(tr, u) {
   const [boxCell, name, wave, st, reach, distance] = tr.children;
   if (tr.dataset.status !== u.status) tr.dataset.status = u.status;
   setAttr(boxCell.firstChild, "disabled", !["alerted", "accepted", "declined"].includes(u.status));
@@ -150,6 +252,37 @@ function unitRowFill(tr, u) {
   const channels = (u.channels || []).join(" ");
   if (reach.dataset.channels !== channels) reach.dataset.channels = channels;
   setText(distance, fmtDistance(u.distance_m));
+}
+
+let rowsOf = null; // the card whose rows are being made (its ticked boxes)
+const unitKey = (u) => u.unit_id;
+// The incident's units as an array, made again only when its units changed.
+function unitList(inc) {
+  if (inc.unitListOf !== inc.units || inc.unitList.length !== inc.units.size) {
+    inc.unitListOf = inc.units;
+    inc.unitList = [...inc.units.values()];
+  }
+  return inc.unitList;
+}
+
+// The card's units by state in one line ("18 个单元：已推送 2 · 已接受 16"): what a
+// card out of view still says, and a count at a glance on every card.
+const TALLY_ORDER = ["alerted", "accepted", "on_site", "handled", "declined", "stood_down"];
+const tallyCounts = {};
+function tally(inc) {
+  for (const st of TALLY_ORDER) tallyCounts[st] = 0;
+  let other = 0;
+  for (const u of inc.units.values()) {
+    if (u.status in tallyCounts) tallyCounts[u.status]++;
+    else other++;
+  }
+  let counts = "";
+  for (const st of TALLY_ORDER) {
+    if (tallyCounts[st]) counts += `${counts ? " · " : ""}${statusLabel(st)} ${tallyCounts[st]}`;
+  }
+  if (other) counts += `${counts ? " · " : ""}${other}`;
+  const head = interpolate(gettext("%s 个单元"), [inc.units.size]);
+  return counts ? interpolate(gettext("%s：%s"), [head, counts]) : head;
 }
 
 export function renderIncident(inc, now) {
@@ -172,13 +305,19 @@ export function renderIncident(inc, now) {
   setText(el.querySelector(".waves"), inc.waves.length ? inc.waves.map((w) => `${interpolate(gettext("第 %s 批"), [w.number])} ${fmtTime(w.at)}`).join(" · ") : "");
   if (el.dataset.status !== inc.status) {
     el.dataset.status = inc.status;
-    el.querySelector(".commands").querySelectorAll("button, select").forEach((b) => (b.disabled = inc.status !== "open"));
+    if (el.body) el.body.querySelector(".commands").querySelectorAll("button, select").forEach((b) => (b.disabled = inc.status !== "open"));
   }
   renderClock(inc, now, el);
+  setText(el.querySelector(".tally"), tally(inc));
+  if (!el.near) return;
+  const body = bodyOf(el, inc);
   // Rows updated in place, keyed by unit: an officer's ticked boxes survive every
   // frame, and a receipt changes one cell, not the whole table.
-  keyedChildren(el.querySelector("table.units tbody"), [...inc.units.values()], (u) => String(u.unit_id), unitRow, unitRowFill);
-  const tl = el.querySelector(".timeline ol");
+  rowsOf = el;
+  keyedChildren(body.querySelector("table.units tbody"), unitList(inc), unitKey, unitRow, unitRowFill);
+  rowsOf = null;
+  el.kept = null;
+  const tl = body.querySelector(".timeline ol");
   const last = inc.timeline[inc.timeline.length - 1];
   const tlKey = `${inc.timeline.length}:${last ? last.seq : ""}:${inc.units.size}`;
   if (tl.dataset.key === tlKey) return;
@@ -204,7 +343,7 @@ function outcomeLabel(code) {
 }
 
 export function renderClock(inc, now, el) {
-  el = el || document.querySelector(`article.incident[data-id="${inc.id}"]`);
+  el = el || cards.get(inc.id);
   if (!el || !inc.summary) return;
   const c = clockState(inc, now);
   const clock = el.querySelector(".clock");
@@ -227,13 +366,19 @@ export function renderClock(inc, now, el) {
 export function renderAll(now) {
   const list = openIncidents().sort((a, b) => (a.status === b.status ? b.id - a.id : a.status === "open" ? -1 : 1));
   const keep = new Set(list.map((i) => String(i.id)));
-  document.querySelectorAll("article.incident").forEach((el) => {
-    if (!keep.has(el.dataset.id)) el.remove();
-  });
+  for (const [id, el] of cards) {
+    if (keep.has(String(id))) continue;
+    if (watcher) watcher.unobserve(el);
+    el.remove();
+    cards.delete(id);
+  }
   for (const inc of list) renderIncident(inc, now);
-  // Order the cards as the list is sorted.
+  // Order the cards as the list is sorted, moving only those out of place.
   const box = $("incidents");
-  for (const inc of list) box.appendChild(card(inc));
+  list.forEach((inc, i) => {
+    const el = card(inc);
+    if (box.children[i] !== el) box.insertBefore(el, box.children[i] || null);
+  });
   $("open-count").textContent = `(${list.filter((i) => i.status === "open").length})`;
   renderFollowUp(list, now);
 }

@@ -83,6 +83,7 @@ export function applyUpdate(frame) {
     }
     if (frame.dispatch_status) u.status = frame.dispatch_status;
     if (frame.event === "accepted") u.accepted_at = frame.at;
+    u.rev = (u.rev || 0) + 1; // its row on the board is filled again
   }
   inc.timeline.push(frame);
   if (inc.timeline.length > TIMELINE_MAX) inc.timeline.shift();
@@ -116,7 +117,17 @@ function reached(inc, u, memberId, channel, st) {
 export function applyLocation(frame) {
   const inc = incidents.get(frame.incident_id);
   if (!inc) return null;
-  inc.positions.set(frame.member_id, frame);
+  // The member's record is updated in place, not replaced by the frame: a frame
+  // kept ~5 s (until the next) outlives the young generation, so storing hundreds
+  // a second filled the old one and made major collections (bench/board.py).
+  const p = inc.positions.get(frame.member_id);
+  if (!p) inc.positions.set(frame.member_id, { member_id: frame.member_id, unit_id: frame.unit_id, lat: frame.lat, lon: frame.lon, accuracy_m: frame.accuracy_m, at: frame.at });
+  else {
+    p.lat = frame.lat;
+    p.lon = frame.lon;
+    p.accuracy_m = frame.accuracy_m;
+    p.at = frame.at;
+  }
   // Only these markers move at the next draw (never every responder of the incident).
   (inc.moved || (inc.moved = new Set())).add(frame.member_id);
   return inc;

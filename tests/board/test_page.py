@@ -24,6 +24,7 @@ def test_a_police_station_opens_the_board_in_chinese_with_no_inline_script(offic
     html = response.content.decode()
     assert "指挥看板" in html
     assert "<script>" not in html  # every script is a file (strict CSP)
+    assert "{#" not in html and "#}" not in html  # no template comment shown as text
     assert 'type="module" src="/static/board/main.js"' in html
     config = json.loads(html.split('id="board-config" type="application/json">')[1].split("<")[0])
     assert config["mayCommand"] is True and config["tileUrl"] == ""

@@ -8,6 +8,7 @@ is a browser at a desk screen. Screenshots go to test-artifacts/board/.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import time
@@ -358,3 +359,54 @@ def test_the_phone_heads_for_the_gathering_point_with_distance_and_bearing(
     finally:
         context.close()
     assert not errors, errors
+
+
+def test_cards_out_of_view_keep_a_tally_and_come_back_whole_with_their_ticked_boxes(
+    boards, board_city
+):
+    """Fifty cards of unit rows made the board's garbage collections long
+    (bench/board.py): a card far out of view holds its head and a tally of its
+    units by state; scrolled back, its rows are there again, ticks and all."""
+    near = board_city.scenario["units"]["near"]
+    board = boards(board_city.scenario["stations"]["mine"], viewport=TABLET)
+    ids = []
+    for i in range(14):
+        r = board.command(
+            "incidents/",
+            {"kind": "fire", "lat": near["lat"] + i * 0.0001, "lon": near["lon"]},
+        )
+        assert r.status == 201, r.body
+        ids.append(r.json()["incident_id"])
+    page = board.page
+
+    def count(selector: str) -> str:
+        return f"document.querySelectorAll({json.dumps(selector)}).length"
+
+    newest, oldest = (
+        f"article.incident[data-id='{ids[-1]}']",
+        f"article.incident[data-id='{ids[0]}']",
+    )
+    try:
+        wait_true(page, count(f"{oldest} .tally") + " === 1")
+        wait_true(page, count(f"{newest} table.units tbody tr") + " > 0")
+        # The oldest card is at the bottom, screens away: no rows, its units in a tally.
+        wait_true(
+            page, f"document.querySelector({json.dumps(oldest)}).textContent.includes('个单元')"
+        )
+        assert page.locator(f"{oldest} table.units").count() == 0
+        box = f"{newest} table.units tbody tr input[type=checkbox]"
+        page.locator(box).first.check()
+        ticked = page.locator(box).first.get_attribute("value")
+        # Focus elsewhere (a focused box keeps its card whole), then scroll down.
+        page.locator("#scope").click()
+        page.locator(oldest).scroll_into_view_if_needed()
+        wait_true(page, count(f"{oldest} table.units tbody tr") + " > 0")
+        wait_true(page, count(f"{newest} table.units") + " === 0")
+        page.locator(newest).scroll_into_view_if_needed()
+        wait_true(page, count(f"{newest} table.units tbody tr") + " > 0")
+        row = f"{newest} table.units tbody tr[data-unit='{ticked}'] input"
+        assert page.locator(row).is_checked()
+        board.shot("07-tablet-many-cards")
+    finally:
+        for incident_id in ids:
+            board.command(f"incidents/{incident_id}/close/", {"outcome": "false_alarm"})
