@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 from tests.e2e.harness import City, Http, ServiceError, System  # noqa: E402
 
 BACKENDS = {
-    "pubsub": "channels_redis.pubsub.RedisPubSubChannelLayer",
+    "pubsub": "config.pubsub.BatchedPubSubChannelLayer",
     "core": "channels_redis.core.RedisChannelLayer",
 }
 WAVE1 = {"radius_m": 1500, "units": 5}

@@ -186,7 +186,10 @@ else:
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": env.str(
-            "CHANNEL_LAYER_BACKEND", default="channels_redis.pubsub.RedisPubSubChannelLayer"
+            # channels_redis's pub/sub layer with a process's subscriptions
+            # batched (config/pubsub.py: a reconnect storm's 30,000 of them).
+            "CHANNEL_LAYER_BACKEND",
+            default="config.pubsub.BatchedPubSubChannelLayer",
         ),
         "CONFIG": {"hosts": [_layer_host]},
     }

@@ -126,3 +126,57 @@ async def _a_wave_to_many_groups(groups: int):
             assert message["payloads"] == [{"type": "update", "n": 0}, {"type": "update", "n": 1}]
     finally:
         await layer.flush()
+
+
+@pytest.fixture
+def batched_layer(settings, redis_port):
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "config.pubsub.BatchedPubSubChannelLayer",
+            "CONFIG": {"hosts": [f"redis://127.0.0.1:{redis_port}/0"]},
+        }
+    }
+    return redis_port
+
+
+def _subscribe_calls(port: int) -> int:
+    with redis.Redis(host="127.0.0.1", port=port) as r:
+        stats = r.info("commandstats")
+    return stats.get("cmdstat_subscribe", {}).get("calls", 0)
+
+
+def test_sockets_opening_together_subscribe_in_a_few_commands(batched_layer):
+    """300 sockets opening at once (a reconnect storm) each subscribe three
+    channels: in a few SUBSCRIBE commands, not 900 round trips one at a time;
+    each still gets its frames, and closing unsubscribes every one."""
+    async_to_sync(_storm_of_subscriptions)(batched_layer, 300)
+
+
+async def _storm_of_subscriptions(port: int, sockets: int):
+    layer = get_channel_layer()
+    before = _subscribe_calls(port)
+
+    async def open_socket(i: int) -> str:
+        channel = await layer.new_channel()
+        await layer.group_add(f"member.{i}", channel)
+        await layer.group_add(f"unit.{i % 30}", channel)
+        return channel
+
+    channels = await asyncio.gather(*(open_socket(i) for i in range(sockets)))
+    try:
+        assert _subscribe_calls(port) - before < 60
+        await layer.group_send("member.7", {"type": "push", "text": "a"})
+        await layer.group_send("unit.3", {"type": "push", "text": "b"})
+        assert (await asyncio.wait_for(layer.receive(channels[7]), 2))["text"] == "a"
+        for i in range(3, sockets, 30):
+            assert (await asyncio.wait_for(layer.receive(channels[i]), 2))["text"] == "b"
+
+        for i, channel in enumerate(channels):
+            await layer.group_discard(f"member.{i}", channel)
+            await layer.group_discard(f"unit.{i % 30}", channel)
+        await asyncio.sleep(0.2)
+        with redis.Redis(host="127.0.0.1", port=port) as r:
+            groups = [c for c in r.pubsub_channels() if b"__group__" in c]
+        assert groups == []
+    finally:
+        await layer.flush()

@@ -1,0 +1,101 @@
+"""channels_redis's pub/sub layer, with a process's subscriptions batched.
+
+Every socket subscribes three Redis channels as it opens (its own, its member
+group, its unit group) and unsubscribes them as it closes. channels_redis sends
+each as its own command, one at a time behind the shard's lock, each waiting
+for a turn of an event loop busy with thousands of sockets: in a reconnect
+storm (10,000 phones back after a proxy restart, ``bench/city.py``) the old
+sockets' unsubscribes and the new ones' subscribes queued there, and phones
+resumed at about 26 a second whatever the CPU.
+
+Here the requests made while one command is on its way wait for it and then go
+together, as one ``SUBSCRIBE``/``UNSUBSCRIBE`` of many channels, in the order
+they were asked. Built on channels_redis 4's shard class (pinned below 5 in
+pyproject.toml); ``tests/dispatch/test_publish_after.py`` runs it against a real
+Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+from channels_redis import pubsub
+from channels_redis.utils import _wrap_close
+
+
+class _BatchedShard(pubsub.RedisSingleShardConnection):
+    def __init__(self, host, channel_layer) -> None:
+        super().__init__(host, channel_layer)
+        self._queued: list[tuple[str, str, asyncio.Future]] = []
+        self._flusher: asyncio.Future | None = None
+
+    async def subscribe(self, channel: str) -> None:
+        await self._queue("subscribe", channel)
+
+    async def unsubscribe(self, channel: str) -> None:
+        await self._queue("unsubscribe", channel)
+
+    async def _queue(self, op: str, channel: str) -> None:
+        done = asyncio.get_running_loop().create_future()
+        # Read even if the caller has gone (cancelled): no "never retrieved" noise.
+        done.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._queued.append((op, channel, done))
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.ensure_future(self._flush())
+        # Shielded: a caller cancelled (a socket closing) must not cancel the
+        # command that carries other sockets' channels too.
+        await asyncio.shield(done)
+
+    async def _flush(self) -> None:
+        while self._queued:
+            batch, self._queued = self._queued, []
+            try:
+                async with self._lock:
+                    self._ensure_redis()
+                    self._ensure_receiver()
+                    # Runs of one kind, in order: a channel unsubscribed then
+                    # subscribed again within one batch ends subscribed.
+                    for op, run in itertools.groupby(batch, key=lambda item: item[0]):
+                        channels = list(dict.fromkeys(channel for _op, channel, _d in run))
+                        if op == "subscribe":
+                            todo = [c for c in channels if c not in self._subscribed_to]
+                            if todo:
+                                await self._pubsub.subscribe(*todo)
+                                self._subscribed_to.update(todo)
+                        else:
+                            todo = [c for c in channels if c in self._subscribed_to]
+                            if todo:
+                                await self._pubsub.unsubscribe(*todo)
+                                self._subscribed_to.difference_update(todo)
+            except BaseException as exc:
+                for _op, _channel, done in batch:
+                    if not done.done():
+                        done.set_exception(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+                continue
+            for _op, _channel, done in batch:
+                if not done.done():
+                    done.set_result(None)
+
+
+class _BatchedLoopLayer(pubsub.RedisPubSubLoopLayer):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._shards = [_BatchedShard(shard.host, self) for shard in self._shards]
+
+
+class BatchedPubSubChannelLayer(pubsub.RedisPubSubChannelLayer):
+    """``RedisPubSubChannelLayer`` whose subscriptions go in batches (above)."""
+
+    def _get_layer(self):
+        loop = asyncio.get_running_loop()
+        try:
+            return self._layers[loop]
+        except KeyError:
+            layer = self._layers[loop] = _BatchedLoopLayer(
+                *self._args, **self._kwargs, channel_layer=self
+            )
+            _wrap_close(self, loop)
+            return layer
