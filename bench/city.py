@@ -30,7 +30,8 @@ Figures:
 Prints the table beside the goals and appends it to docs/benchmarks.md (its own
 section, replaced on the next run with the same ``--daphnes`` and ``--sockets``)
 unless ``--no-write``. ``--profile`` records each daphne with py-spy during the
-city-wide waves (flame graphs in the temp dir; ``--keep`` keeps it).
+city-wide waves and the storm (flame graphs in the temp dir, or collapsed stacks
+with ``--profile raw``; ``--keep`` keeps it).
 """
 
 from __future__ import annotations
