@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -98,8 +99,22 @@ def redis_url(settings, tmp_path: Path):
     ratelimit.reset()
 
 
-def test_two_workers_sharing_a_provider_at_100_qps_never_exceed_it(settings, cloud, redis_url):
+def test_two_workers_sharing_a_provider_at_100_qps_never_exceed_it(
+    settings, cloud, redis_url, monkeypatch
+):
+    """Counted as the calls leave (the moment the shared bucket lets each one
+    go), not as the fake provider stamps them: that server shares this
+    process's interpreter with the two senders, and a thread starved for a
+    moment stamped a burst it had not been sent (101 in a second, once in CI)."""
     settings.NOTIFY_GATEWAYS["aliyun_voice"]["qps"] = 100
+    left: list[float] = []
+    real_acquire = ratelimit.acquire
+
+    def acquire(provider: str, *, qps: float) -> None:
+        real_acquire(provider, qps=qps)
+        left.append(time.monotonic())
+
+    monkeypatch.setattr(ratelimit, "acquire", acquire)
     notes = [
         notify.Notification(
             channel="voice",
@@ -120,8 +135,10 @@ def test_two_workers_sharing_a_provider_at_100_qps_never_exceed_it(settings, clo
         worker.start()
     for worker in workers:
         worker.join(timeout=30)
-    times = sorted(a.at for a in cloud.calls("aliyun", "SingleCallByTts"))
-    assert len(times) == 240
+    assert len(cloud.calls("aliyun", "SingleCallByTts")) == 240
+    # Every attempt leaves through the bucket, a retry after a timeout included.
+    times = sorted(left)
+    assert len(times) >= 240
     busiest = max(sum(1 for t in times[i:] if t < start + 1.0) for i, start in enumerate(times))
     assert busiest <= 100
 
