@@ -25,16 +25,18 @@ from units.models import Member
 pytestmark = pytest.mark.django_db
 
 
+def _socket(unit) -> tuple[int, str]:
+    """A member of ``unit`` on duty, signed in: (member id, session key)."""
+    member = LoginMemberFactory(unit=unit, on_duty=True)
+    session = SessionStore()
+    session["_auth_user_id"] = str(member.user_id)
+    session.create()
+    return member.pk, session.session_key
+
+
 def _sockets(n: int) -> list[tuple[int, str]]:
     unit = UnitFactory()
-    out = []
-    for _ in range(n):
-        member = LoginMemberFactory(unit=unit, on_duty=True)
-        session = SessionStore()
-        session["_auth_user_id"] = str(member.user_id)
-        session.create()
-        out.append((member.pk, session.session_key))
-    return out
+    return [_socket(unit) for _ in range(n)]
 
 
 def _queries(sockets) -> int:
@@ -75,15 +77,8 @@ def test_the_heartbeat_tells_apart_each_socket_of_one_member():
 def _unacked(n_units: int, per_unit: int) -> list[tuple[int, str]]:
     """Sockets of ``per_unit`` members in each of ``n_units`` units, every one
     holding an alert it has not acked (a city-wide wave whose acks are late)."""
-    out = []
     units = [UnitFactory() for _ in range(n_units)]
-    for unit in units:
-        for _ in range(per_unit):
-            member = LoginMemberFactory(unit=unit, on_duty=True)
-            session = SessionStore()
-            session["_auth_user_id"] = str(member.user_id)
-            session.create()
-            out.append((member.pk, session.session_key))
+    out = [_socket(unit) for unit in units for _ in range(per_unit)]
     incident = services.incident_create(
         kind=Incident.Kind.CROWD, lat=23.13, lon=113.32, source=Incident.Source.CAD
     ).incident
