@@ -706,10 +706,13 @@ class System:
         _wait(lambda: "beat: Starting" in service.log(), service=service, what="ready", timeout=30)
         return service
 
-    def start_proxy(self, daphnes: list[Service] | None = None) -> Proxy:
-        """nginx in front of ``daphnes`` (default: every daphne started so far)."""
+    def start_proxy(
+        self, daphnes: list[Service] | None = None, *, web: list[Service] | None = None
+    ) -> Proxy:
+        """nginx in front of ``daphnes`` (default: every daphne started so far) for
+        websockets, and ``web`` for HTTP (default: the same daphnes)."""
         daphnes = daphnes or [s for s in self.services if s.name.startswith("daphne")]
-        proxy = Proxy(self, daphnes)
+        proxy = Proxy(self, daphnes, web=web)
         proxy.start()
         return proxy
 
@@ -744,15 +747,26 @@ def nginx_binary() -> str:
     return found
 
 
-def nginx_config(*, prefix: Path, listen: str, upstreams: list[int], user: str | None) -> str:
-    """deploy/nginx.conf.template filled in for loopback daphne ports."""
+def nginx_config(
+    *,
+    prefix: Path,
+    listen: str,
+    upstreams: list[int],
+    user: str | None,
+    web: list[int] | None = None,
+) -> str:
+    """deploy/nginx.conf.template filled in for loopback daphne ports: ``upstreams``
+    hold the websockets, ``web`` (default: the same) answers HTTP."""
+
+    def servers(ports: list[int]) -> str:
+        return "\n".join(f"        server 127.0.0.1:{port} max_fails=0;" for port in ports)
+
     values = {
         "@PREFIX@": str(prefix),
         "@ERROR_LOG@": str(prefix / "error.log"),
         "@LISTEN@": listen,
-        "@UPSTREAMS@": "\n".join(
-            f"        server 127.0.0.1:{port} max_fails=0;" for port in upstreams
-        ),
+        "@WEB_UPSTREAMS@": servers(web or upstreams),
+        "@UPSTREAMS@": servers(upstreams),
         "@TLS@": "",
         # As root, nginx's workers would run as "nobody", who cannot write the
         # test's private temp dirs.
@@ -780,10 +794,18 @@ class Proxy:
     it again on the same port, as a crash and a supervisor's restart would.
     """
 
-    def __init__(self, system: System, daphnes: list[Service], name: str = "nginx") -> None:
+    def __init__(
+        self,
+        system: System,
+        daphnes: list[Service],
+        name: str = "nginx",
+        *,
+        web: list[Service] | None = None,
+    ) -> None:
         self.system = system
         self.name = name
         self.upstreams = [d.port for d in daphnes]
+        self.web = [d.port for d in web] if web else None
         self.prefix = system.city.root / f"{name}-{secrets.token_hex(3)}"
         for sub in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"):
             (self.prefix / sub).mkdir(parents=True, exist_ok=True)
@@ -805,6 +827,7 @@ class Proxy:
                     prefix=self.prefix,
                     listen=f"127.0.0.1:{chosen}",
                     upstreams=self.upstreams,
+                    web=self.web,
                     user=user,
                 )
             )

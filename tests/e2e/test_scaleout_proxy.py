@@ -11,6 +11,7 @@ master through the sentinels.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from pathlib import Path
@@ -107,6 +108,35 @@ def sockets_on(port: int) -> int:
     return count
 
 
+def connections_from(pid: int, port: int) -> int:
+    """Established connections that nginx ``pid`` (its master and workers) holds
+    to ``port``."""
+    pids = [pid] + [
+        int(d.name) for d in Path("/proc").iterdir() if d.name.isdigit() and _ppid(d) == pid
+    ]
+    inodes: set[str] = set()
+    for p in pids:
+        with contextlib.suppress(OSError):
+            for fd in (Path("/proc") / str(p) / "fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        parts = line.split()
+        if parts[3] == "01" and int(parts[2].rsplit(":", 1)[1], 16) == port:
+            count += parts[9] in inodes
+    return count
+
+
+def _ppid(proc: Path) -> int | None:
+    try:
+        return int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def test_phones_on_both_daphnes_hear_an_incident_raised_through_nginx(city, topology, phones):
     system, proxy = topology
     daphne_a, daphne_b = (s for s in system.services if s.name.startswith("daphne"))
@@ -132,6 +162,50 @@ def test_phones_on_both_daphnes_hear_an_incident_raised_through_nginx(city, topo
     reply = first.request({"type": "accept", "incident_id": incident_id})
     assert reply["type"] == "ok", reply
     system.check_alive()
+
+
+def test_http_on_its_own_daphne_leaves_the_sockets_to_the_others(city, topology):
+    """The layout for a city (deploy/nginx.conf.template, @WEB_UPSTREAMS@): HTTP on
+    daphne A only, the phones' sockets on daphne B only; an incident POSTed to A
+    still reaches a phone on B."""
+    system, _ = topology
+    daphne_a, daphne_b = (s for s in system.services if s.name.startswith("daphne"))
+    split = harness.Proxy(system, [daphne_b], name="nginx-split", web=[daphne_a])
+    split.start()
+    opened: list[harness.MemberSocket] = []
+    try:
+        api = staff(city, split)
+        logins = city.scenario["units"]["near"]["logins"]
+        sessions = [
+            harness.Http(split.http_url).login_session(lg["username"], lg["password"])
+            for lg in logins
+        ]
+        for i, sessionid in enumerate(sessions):
+            opened.append(
+                harness.MemberSocket(
+                    split.ws_url, sessionid=sessionid, origin=api.origin, name=f"split-{i}"
+                )
+            )
+        # This nginx's upstream connections: its websockets all on B (least_conn
+        # over both, as before the split, would have put some on A), and its HTTP
+        # on A only.
+        assert connections_from(split.service.pid, daphne_b.port) == len(opened) >= 2
+        assert connections_from(split.service.pid, daphne_a.port) >= 1
+
+        spot = city.scenario["spot"]
+        r = api.post(
+            "/api/v1/incidents/", {"kind": "medical", "lat": spot["lat"], "lon": spot["lon"]}
+        )
+        assert r.status == 201, r.body
+        incident_id = r.json()["incident"]["id"]
+        for sock in opened:
+            assert sock.wait_for(alert_for(incident_id), timeout=5) is not None, (
+                f"{sock.name}: no alert through the split proxy: {sock.frames[-3:]}"
+            )
+    finally:
+        for sock in opened:
+            sock.close()
+        split.stop()
 
 
 def test_alerts_and_escalation_survive_a_redis_failover_under_sentinel(city, topology, phones):
