@@ -2,12 +2,14 @@
 daphne processes; wave 1, a city-wide alert, memory per socket and a reconnect
 storm, each beside its goal.
 
-    .venv/bin/python bench/city.py [--sockets 10000] [--daphnes 2] [--no-write]
+    .venv/bin/python bench/city.py [--sockets 10000] [--daphnes 2] [--web 1] [--no-write]
 
 Topology (tests/e2e/harness.py, the same as the e2e scale-out test): a seeded
 city (SQLite, or PostgreSQL when DATABASE_URL says so; the embedded
-redis-server), ``--daphnes`` daphne processes behind nginx from
-deploy/nginx.conf.template (websocket upgrade on), one Celery worker and beat.
+redis-server), ``--daphnes`` daphne processes holding the sockets behind nginx
+from deploy/nginx.conf.template (websocket upgrade on), ``--web`` more daphne
+processes answering HTTP (the API; 0: the socket daphnes answer it too, as on a
+small site), one Celery worker and beat.
 Every member of the city is put on duty; ``--sockets`` of them get sessions
 minted in the database (no 10,000 logins) and a load generator of its own
 (bench/loadgen.py, ``--loadgens`` processes) connects them all through nginx.
@@ -149,12 +151,13 @@ class Run:
         gen = None
         try:
             daphnes = [system.start_daphne(f"daphne-{i + 1}") for i in range(args.daphnes)]
+            web = [system.start_daphne(f"web-{i + 1}") for i in range(args.web)]
             system.start_worker(concurrency=1)
             system.start_beat()
-            proxy = system.start_proxy(daphnes)
+            proxy = system.start_proxy(daphnes, web=web or None)
             api = Http(proxy.http_url)
             api.login_token(city.scenario["staff"]["username"], city.scenario["staff"]["password"])
-            direct = Http(daphnes[0].http_url)
+            direct = Http((web or daphnes)[0].http_url)
             direct.token = api.token
             self.members_by_unit: dict[int, list[int]] = {}
             for c in logins:
@@ -209,13 +212,13 @@ class Run:
                 flush=True,
             )
             self.wave1(api, gen)
-            self.wide(api, gen, daphnes, city)
+            self.wide(api, gen, daphnes + web, city)
             if not args.no_storm:
-                self.storm(api, direct, gen, proxy, daphnes, city)
+                self.storm(api, direct, gen, proxy, daphnes + web, city)
             self.figures["push_failures"] = sum(
-                d.log().count("channel layer push failed") for d in daphnes
+                d.log().count("channel layer push failed") for d in daphnes + web
             )
-            self.figures["tracebacks"] = sum(d.log().count("Traceback") for d in daphnes)
+            self.figures["tracebacks"] = sum(d.log().count("Traceback") for d in daphnes + web)
         finally:
             if gen is not None:
                 gen.stop()
@@ -367,6 +370,15 @@ class Run:
         targets = [(i, m) for i, _s, _p, ts in posts for m in ts]
         lost = sum(1 for key in targets if key not in seen)
         twice = sum(1 for key in targets if len(seen.get(key, ())) > 1)
+        # A phone that has resumed must have every alert: the replay brought
+        # those raised while it was away, the live path the rest.
+        resumed = gen.resumed_members()
+        on_resumed = [key for key in targets if key[1] in resumed]
+        lost_resumed = sum(1 for key in on_resumed if key not in seen)
+        # Every closed socket's own channel unsubscribed: what Redis still has
+        # beyond the open sockets is a stale subscription.
+        connected = gen.status()["connected"]
+        specific = self._specific_channels(city)
         self.note_load("storm")
         self.figures["storm"] = {
             "dropped": status["dropped"],
@@ -376,6 +388,10 @@ class Run:
             "down_s": back_at - stopped_at,
             "targets": len(targets),
             "lost": lost,
+            "targets_resumed": len(on_resumed),
+            "lost_resumed": lost_resumed,
+            "connected_after": connected,
+            "specific_channels": specific,
             "rung_twice": twice,
             "copies": copies,
             "alerts": len(posts),
@@ -383,10 +399,23 @@ class Run:
         print(
             f"  storm: {status['resumed']}/{status['dropped']} resumed, "
             f"{self.figures['storm']['resume_s'] or float('nan'):.1f} s after nginx was back; "
-            f"{lost} lost, {twice} rung twice, {copies} copies dropped of {len(targets)} "
-            f"alert deliveries; load {load()}",
+            f"{lost} not shown ({lost_resumed} of {len(on_resumed)} on resumed phones), "
+            f"{twice} rung twice, {copies} copies dropped of {len(targets)} alert deliveries; "
+            f"{specific} socket channels subscribed in Redis for {connected} open sockets; "
+            f"load {load()}",
             flush=True,
         )
+
+    @staticmethod
+    def _specific_channels(city: City) -> int:
+        """Socket channels (channels_redis ``specific.``) with a subscriber."""
+        import redis
+
+        client = redis.Redis(port=city.redis_port)
+        try:
+            return len(client.pubsub_channels("*specific.*"))
+        finally:
+            client.close()
 
     # --- the report ----------------------------------------------------------------------
 
@@ -466,10 +495,25 @@ class Run:
                 "storm",
             )
             row(
-                f"reconnect storm: alerts lost / rung twice ({s['alerts']} alerts, "
-                f"{s['targets']:,} deliveries; {s['copies']:,} copies of known ids dropped)",
+                f"reconnect storm: alerts lost on resumed phones / rung twice ({s['alerts']} "
+                f"alerts, {s['targets_resumed']:,} deliveries to resumed phones; "
+                f"{s['copies']:,} copies of known ids dropped)",
                 "0 / 0",
-                f"{s['lost']} / {s['rung_twice']}",
+                f"{s['lost_resumed']} / {s['rung_twice']}",
+                "-",
+                "storm",
+            )
+            row(
+                "reconnect storm: deliveries not shown, all phones (those not resumed included)",
+                "report",
+                f"{s['lost']:,} of {s['targets']:,}",
+                "-",
+                "storm",
+            )
+            row(
+                "reconnect storm: socket channels still subscribed in Redis / open sockets",
+                "equal",
+                f"{s['specific_channels']:,} / {s['connected_after']:,}",
                 "-",
                 "storm",
             )
@@ -484,7 +528,7 @@ class Run:
 
 
 def write_doc(args, section: str) -> None:
-    label = f"city:{args.daphnes}x{args.sockets}"
+    label = f"city:{args.daphnes}x{args.sockets}" + (f"+web{args.web}" if args.web else "")
     start, end = f"<!-- {label}:start -->", f"<!-- {label}:end -->"
     text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
     block = f"{start}\n{section.strip()}\n{end}"
@@ -500,7 +544,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sockets", type=int, default=10_000)
     parser.add_argument("--units", type=int, default=0, help="default: sockets / 9.5")
-    parser.add_argument("--daphnes", type=int, default=2)
+    parser.add_argument("--daphnes", type=int, default=2, help="daphne processes for sockets")
+    # The layout deploy/nginx.conf.template recommends for a city: the intake API
+    # must not wait behind a daphne busy writing a city-wide alert's frames.
+    parser.add_argument(
+        "--web", type=int, default=1, help="daphne processes for HTTP only (0: shared)"
+    )
     parser.add_argument("--loadgens", type=int, default=2, help="load generator processes")
     parser.add_argument("--incidents", type=int, default=50)
     parser.add_argument("--warmup", type=int, default=3)
@@ -569,22 +618,24 @@ def main() -> None:
     city_engine = (
         "PostgreSQL 15" if os.environ.get("DATABASE_URL", "").startswith("postgres") else "SQLite"
     )
+    web_daphnes = f", HTTP on {args.web} more daphne holding no sockets" if args.web else ""
     if not args.no_write:
         write_doc(
             args,
             f"## The whole city on duty: {args.sockets:,} member sockets, {args.daphnes} daphne "
-            "behind nginx (`bench/city.py`)\n\n"
+            f"behind nginx{web_daphnes} (`bench/city.py`)\n\n"
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, {machine()}; load average "
             "beside each figure (the machine is shared: figures are noisy). Loopback; "
             f"{city_engine}"
-            f" + embedded redis-server (pub/sub layer) + {args.daphnes} daphne behind nginx "
+            f" + embedded redis-server (pub/sub layer) + {args.daphnes} daphne behind nginx"
+            f"{web_daphnes} "
             "(deploy/nginx.conf.template) + a Celery worker + beat; every member of a "
             f"{args.units}-unit city on duty; {args.sockets:,} member websockets held by "
             f"bench/loadgen.py in {args.loadgens} processes, acking every alert"
             f"{' (no acks)' if args.no_ack else ''}; heartbeat every {args.heartbeat:.0f} s.\n\n"
             f"{table}\n\n"
             f"Reproduce: `.venv/bin/python bench/city.py --sockets {args.sockets} "
-            f"--daphnes {args.daphnes}`.\n",
+            f"--daphnes {args.daphnes} --web {args.web}`.\n",
         )
         print(f"Wrote {DOC.relative_to(ROOT)}")
 

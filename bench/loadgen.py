@@ -231,6 +231,8 @@ async def _child(conn, ws_url: str, origin: str, clients: list[dict], options: O
                     },
                 )
             )
+        elif command == "resumed_members":
+            conn.send(("members", [p.member_id for p in phones if p.resumed_at is not None]))
         elif command == "forget_drops":
             for p in phones:
                 p.dropped_at = p.resumed_at = None
@@ -324,6 +326,10 @@ class LoadGen:
         out["first_dropped"] = min(dropped, default=None)
         out["errors"] = [e for p in parts for e in p["errors"]]
         return out
+
+    def resumed_members(self) -> set[int]:
+        """The members whose phone dropped and has its ``resumed`` reply since."""
+        return {m for part in self._ask("resumed_members") for m in part}
 
     def forget_drops(self) -> None:
         self._ask("forget_drops")
