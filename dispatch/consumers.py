@@ -46,6 +46,17 @@ class _JsonEdge(AsyncJsonWebsocketConsumer):
         """Is the socket past its checks (signed in, allowed)? Frames before are dropped."""
         raise NotImplementedError
 
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # The socket's own channel, however the consumer stopped (see
+            # config/pubsub.py): left subscribed, it is a leak per socket.
+            forget = getattr(getattr(self, "channel_layer", None), "forget_channel", None)
+            channel = getattr(self, "channel_name", None)
+            if forget is not None and channel is not None:
+                forget(channel)
+
     async def dispatch(self, message: dict[str, Any]) -> None:
         # channels' own dispatch first runs close_old_connections on the
         # database thread for every message, pushed frames included: all of a
