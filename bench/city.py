@@ -324,6 +324,7 @@ class Run:
         gen.forget_drops()
         gen.collect()
         posts = []
+        specific_before = (self._specific_channels(city), gen.status()["connected"])
         stopped_at = time.monotonic()
         proxy.stop()
         # Alerts while the proxy is down: raised straight at a daphne (another
@@ -392,6 +393,7 @@ class Run:
             "lost_resumed": lost_resumed,
             "connected_after": connected,
             "specific_channels": specific,
+            "specific_before": specific_before,
             "rung_twice": twice,
             "copies": copies,
             "alerts": len(posts),
@@ -401,7 +403,8 @@ class Run:
             f"{self.figures['storm']['resume_s'] or float('nan'):.1f} s after nginx was back; "
             f"{lost} not shown ({lost_resumed} of {len(on_resumed)} on resumed phones), "
             f"{twice} rung twice, {copies} copies dropped of {len(targets)} alert deliveries; "
-            f"{specific} socket channels subscribed in Redis for {connected} open sockets; "
+            f"{specific} socket channels subscribed in Redis for {connected} open sockets "
+            f"({specific_before[0]} for {specific_before[1]} before); "
             f"load {load()}",
             flush=True,
         )
@@ -511,9 +514,11 @@ class Run:
                 "storm",
             )
             row(
-                "reconnect storm: socket channels still subscribed in Redis / open sockets",
+                "reconnect storm: socket channels still subscribed in Redis / open sockets, "
+                "after (before)",
                 "equal",
-                f"{s['specific_channels']:,} / {s['connected_after']:,}",
+                f"{s['specific_channels']:,} / {s['connected_after']:,} "
+                f"({s['specific_before'][0]:,} / {s['specific_before'][1]:,})",
                 "-",
                 "storm",
             )
