@@ -42,10 +42,14 @@ class _BatchedShard(pubsub.RedisSingleShardConnection):
         await self._queue("subscribe", channel)
 
     async def unsubscribe(self, channel: str) -> None:
-        await self._queue("unsubscribe", channel)
+        # Queued, not waited for: a channel or group being left is read no more,
+        # and a later subscribe of it is queued behind. A socket closing then
+        # never waits for Redis: channels_redis's own clean-up awaited this from
+        # a receive being cancelled, and a second cancel (daphne ending a closed
+        # socket's consumer) logged a traceback per socket in a storm.
+        self.unsubscribe_soon(channel)
 
     def unsubscribe_soon(self, channel: str) -> None:
-        """Queue an unsubscribe without waiting for it (from a consumer ending)."""
         self._enqueue("unsubscribe", channel)
 
     async def _queue(self, op: str, channel: str) -> None:
