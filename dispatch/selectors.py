@@ -10,7 +10,7 @@ from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_K
 from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import Exists, F, Q, QuerySet
+from django.db.models import DEFERRED, F, Q, QuerySet
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
@@ -98,18 +98,14 @@ def member_for_socket(*, session_key: str | None, member_pass: str | None) -> Me
     members = Member.objects.select_related("unit").only(*SOCKET_MEMBER_FIELDS)
     found = socket_pass_read(value=member_pass, session_key=session_key)
     if found is not None:
-        live = Session.objects.filter(session_key=session_key, expire_date__gt=timezone.now())
-        member = (
-            members.filter(pk=found.member_id, user_id=found.user_id)
-            .annotate(**login_fields, session_live=Exists(live))
-            .first()
-        )
-        if member is None or not member.session_live:
+        row = _socket_row(found.member_id, found.user_id, session_key)
+        if row is None:
             return None
-        hashes_ok = found.auth_hash_matches(
-            _session_auth_hashes(member.__dict__.pop("login_password"))
-        )
-        return member if member.login_active and hashes_ok else None
+        member, login_active, login_password, session_live = row
+        if not session_live:
+            return None
+        hashes_ok = found.auth_hash_matches(_session_auth_hashes(login_password))
+        return member if login_active and hashes_ok else None
     # No pass: Django's own way, as channels' AuthMiddleware did it.
     session = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
     if session.get(BACKEND_SESSION_KEY) not in settings.AUTHENTICATION_BACKENDS:
@@ -126,6 +122,56 @@ def member_for_socket(*, session_key: str | None, member_pass: str | None) -> Me
     session_hash = session.get(HASH_SESSION_KEY) or ""
     hashes = _session_auth_hashes(member.__dict__.pop("login_password"))
     return member if any(constant_time_compare(session_hash, h) for h in hashes) else None
+
+
+def _socket_row(
+    member_id: int, user_id: int, session_key: str
+) -> tuple[Member, bool, str, bool] | None:
+    """The pass's member (``SOCKET_MEMBER_FIELDS``, its unit attached), its
+    login's active flag and password hash, and whether the session is live: one
+    query. Raw SQL: every handshake of a reconnect storm runs it on the one
+    database thread, and building the ORM's query cost more than running it."""
+    q = connection.ops.quote_name
+    member_t, unit_t = q(Member._meta.db_table), q(Unit._meta.db_table)
+    login_t, session_t = q(get_user_model()._meta.db_table), q(Session._meta.db_table)
+    sql = (
+        "SELECT m.id, m.name, m.unit_id, m.user_id, m.on_duty, m.is_active,"  # noqa: S608 - names are ours
+        " u.name, u.lat, u.lon, u.is_active, l.is_active, l.password,"
+        f" EXISTS(SELECT 1 FROM {session_t} s WHERE s.session_key = %s AND s.expire_date > %s)"
+        f" FROM {member_t} m JOIN {unit_t} u ON u.id = m.unit_id"
+        f" JOIN {login_t} l ON l.id = m.user_id"
+        " WHERE m.id = %s AND m.user_id = %s"
+    )
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [session_key, now, member_id, user_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    (mid, name, unit_id, uid, on_duty, active, unit_name, lat, lon, unit_active) = row[:10]
+    login_active, password, session_live = row[10:]
+    unit = _loaded(Unit, id=unit_id, name=unit_name, lat=lat, lon=lon, is_active=bool(unit_active))
+    member = _loaded(
+        Member,
+        id=mid,
+        name=name,
+        unit_id=unit_id,
+        user_id=uid,
+        on_duty=bool(on_duty),
+        is_active=bool(active),
+    )
+    member.unit = unit
+    return member, bool(login_active), password, bool(session_live)
+
+
+def _loaded(model, **values):
+    """An instance as the ORM loads one with only these fields (the rest deferred)."""
+    fields = model._meta.concrete_fields
+    return model.from_db(
+        connection.alias,
+        [f.attname for f in fields if f.attname in values],
+        [values.get(f.attname, DEFERRED) for f in fields],
+    )
 
 
 def _session_auth_hashes(password: str) -> list[str]:
