@@ -11,6 +11,7 @@ from django.contrib.sessions.models import Session
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import DEFERRED, F, Q, QuerySet
+from django.db.models.query import RawQuerySet
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
@@ -202,13 +203,19 @@ def member_replay(*, member: Member, last_event_id: int) -> list[dict[str, Any]]
         _unacked(member_ids=[member.pk], now=now).values_list("dispatch__incident_id", flat=True)
     )
     since = now - dt.timedelta(hours=settings.REPLAY_WINDOW_HOURS)
+    # Raw SQL below: a reconnect storm runs this once per phone on the one
+    # database thread, and building the ORM's queries cost more than running them.
     dispatches = {
         (d.unit_id, d.incident_id): d
-        for d in Dispatch.objects.filter(unit_id=member.unit_id, created_at__gte=since)
+        for d in _rows_where(
+            Dispatch, "unit_id = %s AND created_at >= %s", [member.unit_id, _db_time(since)]
+        )
     }
     if not dispatches:
         return []
-    on_duty = Member.objects.filter(pk=member.pk, on_duty=True, is_active=True).exists()
+    on_duty = _exists(
+        Member, "id = %s AND on_duty = %s AND is_active = %s", [member.pk, True, True]
+    )
     # Wanted: after the cursor, or of an unacked alert's incident, or (below) of
     # another incident a few seconds older than the cursor.
     wanted = ["{id} > %s"]
@@ -216,19 +223,11 @@ def member_replay(*, member: Member, last_event_id: int) -> list[dict[str, Any]]
     if unacked:
         wanted.append(f"{{incident_id}} IN ({_marks(unacked)})")
         params += unacked
-    cursor = (
-        IncidentEvent.objects.filter(pk=last_event_id)
-        .values_list("incident_id", "created_at")
-        .first()
-    )
+    cursor = next(iter(_rows_where(IncidentEvent, "id = %s", [last_event_id])), None)
     if cursor is not None:
-        cursor_incident_id, cursor_at = cursor
         lookback = dt.timedelta(seconds=settings.REPLAY_LOOKBACK_S)
         wanted.append("({created_at} >= %s AND {incident_id} <> %s)")
-        params += [
-            connection.ops.adapt_datetimefield_value(cursor_at - lookback),
-            cursor_incident_id,
-        ]
+        params += [_db_time(cursor.created_at - lookback), cursor.incident_id]
     events = _events_sent(
         {i for _u, i in dispatches},
         unit_ids=[member.unit_id],
@@ -294,7 +293,12 @@ def _events_sent(
             [*incident_ids, *shared_types, *params, *incident_ids, *own_types, *unit_ids, *params],
         )
     )
-    incidents = Incident.objects.in_bulk({e.incident_id for e in events})
+    if not events:
+        return []
+    ids = sorted({e.incident_id for e in events})
+    incidents = (
+        {i.pk: i for i in _rows_where(Incident, f"id IN ({_marks(ids)})", ids)} if ids else {}
+    )
     users = get_user_model().objects.in_bulk({e.user_id for e in events if e.user_id})
     for event in events:
         event.incident = incidents[event.incident_id]
@@ -304,6 +308,26 @@ def _events_sent(
 
 def _marks(values: Collection[Any]) -> str:
     return ", ".join(["%s"] * len(values))
+
+
+def _rows_where(model, where: str, params: list[Any]) -> RawQuerySet:
+    """``model``'s whole rows matching ``where`` (SQL on its own column names,
+    values as placeholders), without building an ORM query."""
+    q = connection.ops.quote_name
+    columns = ", ".join(q(f.column) for f in model._meta.concrete_fields)
+    table = q(model._meta.db_table)
+    return model.objects.raw(f"SELECT {columns} FROM {table} WHERE {where}", params)  # noqa: S608
+
+
+def _exists(model, where: str, params: list[Any]) -> bool:
+    table = connection.ops.quote_name(model._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT 1 FROM {table} WHERE {where}", params)  # noqa: S608
+        return cursor.fetchone() is not None
+
+
+def _db_time(value: dt.datetime) -> Any:
+    return connection.ops.adapt_datetimefield_value(value)
 
 
 class _Frames:
