@@ -358,9 +358,21 @@ class Run:
             time.sleep(0.5)
         self._profile_stop(profilers)
         all_resumed = status["resumed"] >= status["dropped"] > 0
-        # Redelivery of anything still unacked, then count.
-        time.sleep(max(5.0, 2 * args.heartbeat))
-        records = gen.collect()
+        # Redelivery of anything still unacked (two heartbeats), then until no
+        # frame has come for a heartbeat: a loaded daphne may still be writing
+        # its backlog, and a frame still on its way is late, not lost.
+        records = []
+        waited_from = last_new = time.monotonic()
+        while True:
+            time.sleep(5.0)
+            got = gen.collect()
+            records += got
+            now = time.monotonic()
+            if got:
+                last_new = now
+            settled = now - waited_from >= 2 * args.heartbeat and now - last_new >= args.heartbeat
+            if settled or now - waited_from >= args.storm_timeout:
+                break
         seen: dict[tuple[int, int], set[int]] = {}
         copies = 0
         for incident_id, member_id, event_id, _at, _replay, copy in records:
