@@ -146,3 +146,32 @@ def test_a_beat_of_thousands_of_sockets_lets_the_event_loop_serve_others_meanwhi
     async_to_sync(scenario)()
     assert len(beats) == 2000
     assert seen_mid_beat and seen_mid_beat[0] < 2000
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_heartbeat_beats_each_socket_once_a_period_a_slice_at_a_time(settings):
+    """Every socket is pinged (and checked) once per WS_HEARTBEAT_S, but not all
+    at once: a beat of 4,000 sockets and their 4,000 pongs held an alert's
+    frames back (bench/city.py, wave 1 p99 over a second)."""
+    settings.WS_HEARTBEAT_S = 0.5
+    beats: list[int] = []
+    per_beat: list[int] = []
+
+    async def scenario():
+        heartbeat = consumers._MemberHeartbeat()
+        original = heartbeat.beat
+
+        async def counted(**kwargs):
+            before = len(beats)
+            await original(**kwargs)
+            per_beat.append(len(beats) - before)
+
+        heartbeat.beat = counted
+        for i in range(1, 201):
+            heartbeat.add(_Socket(i, beats))
+        await asyncio.sleep(settings.WS_HEARTBEAT_S * 1.25)
+        heartbeat.task.cancel()
+
+    async_to_sync(scenario)()
+    assert sorted(set(beats)) == list(range(1, 201))  # every socket within a period
+    assert max(per_beat) <= 20  # a tenth at a time
