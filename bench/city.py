@@ -393,7 +393,13 @@ class Run:
         connected = gen.status()["connected"]
         specific = self._specific_channels(city)
         self.note_load("storm")
+        timings = gen.timings()
         self.figures["storm"] = {
+            "handshake_ms": (
+                pct(timings["handshake"], 50) * 1000,
+                pct(timings["handshake"], 99) * 1000,
+            ),
+            "resume_ms": (pct(timings["resume"], 50) * 1000, pct(timings["resume"], 99) * 1000),
             "dropped": status["dropped"],
             "resumed": status["resumed"],
             "all_resumed": all_resumed,
@@ -416,7 +422,11 @@ class Run:
             f"{lost} not shown ({lost_resumed} of {len(on_resumed)} on resumed phones), "
             f"{twice} rung twice, {copies} copies dropped of {len(targets)} alert deliveries; "
             f"{specific} socket channels subscribed in Redis for {connected} open sockets "
-            f"({specific_before[0]} for {specific_before[1]} before); "
+            f"({specific_before[0]} for {specific_before[1]} before); handshake p50/p99 "
+            f"{self.figures['storm']['handshake_ms'][0]:.0f}/"
+            f"{self.figures['storm']['handshake_ms'][1]:.0f} ms, resume p50/p99 "
+            f"{self.figures['storm']['resume_ms'][0]:.0f}/{self.figures['storm']['resume_ms'][1]:.0f}"
+            " ms; "
             f"load {load()}",
             flush=True,
         )
@@ -505,7 +515,9 @@ class Run:
                 f"reconnect storm: nginx restarted ({s['down_s']:.1f} s down), "
                 f"time until every phone resumed",
                 "report",
-                f"{resume} ({s['resumed']:,} of {s['dropped']:,} resumed)",
+                f"{resume} ({s['resumed']:,} of {s['dropped']:,} resumed; a phone's handshake "
+                f"p50/p99 {s['handshake_ms'][0]:.0f}/{s['handshake_ms'][1]:.0f} ms, its resume "
+                f"{s['resume_ms'][0]:.0f}/{s['resume_ms'][1]:.0f} ms)",
                 "-",
                 "storm",
             )

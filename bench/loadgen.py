@@ -53,6 +53,7 @@ class Phone:
     connected: bool = False
     dropped_at: float | None = None
     resumed_at: float | None = None
+    resume_sent_at: float | None = None
     reconnects: int = 0
 
     def cookie(self) -> str:
@@ -84,6 +85,9 @@ async def _child(conn, ws_url: str, origin: str, clients: list[dict], options: O
     gate = asyncio.Semaphore(options.concurrency)
     records: list[Record] = []
     stats: dict[str, Any] = {"failed": 0, "errors": [], "rung_twice": 0}
+    # Seconds per reconnect: the handshake (connect to hello) and the resume
+    # (sent to its ``resumed`` reply), to tell which one a storm waits on.
+    timings: dict[str, list[float]] = {"handshake": [], "resume": []}
     phones = [
         Phone(sessionid=c["sessionid"], member_id=c["member_id"], member_pass=c.get("member_pass"))
         for c in clients
@@ -128,6 +132,8 @@ async def _child(conn, ws_url: str, origin: str, clients: list[dict], options: O
             kind = frame.get("type")
             if kind == "resumed":
                 phone.resumed_at = at
+                if phone.resume_sent_at is not None:
+                    timings["resume"].append(at - phone.resume_sent_at)
                 phone.last_event_id = max(phone.last_event_id, frame.get("last_event_id") or 0)
                 continue
             event_id = frame.get("id")
@@ -186,12 +192,15 @@ async def _child(conn, ws_url: str, origin: str, clients: list[dict], options: O
             while True:
                 await asyncio.sleep(delay)
                 try:
+                    began = time.monotonic()
                     ws = await open_socket(phone)
+                    timings["handshake"].append(time.monotonic() - began)
                     break
                 except Exception:  # noqa: BLE001 - the proxy is down: try again
                     delay = min(options.reconnect_max_s, max(0.2, delay * 2))
             phone.connected = True
             phone.reconnects += 1
+            phone.resume_sent_at = time.monotonic()
             await ws.send(
                 json.dumps({"type": "resume", "id": None, "last_event_id": phone.last_event_id})
             )
@@ -231,6 +240,8 @@ async def _child(conn, ws_url: str, origin: str, clients: list[dict], options: O
                     },
                 )
             )
+        elif command == "timings":
+            conn.send(("timings", timings))
         elif command == "resumed_members":
             conn.send(("members", [p.member_id for p in phones if p.resumed_at is not None]))
         elif command == "forget_drops":
@@ -325,6 +336,14 @@ class LoadGen:
         out["last_resumed"] = max(resumed, default=None)
         out["first_dropped"] = min(dropped, default=None)
         out["errors"] = [e for p in parts for e in p["errors"]]
+        return out
+
+    def timings(self) -> dict[str, list[float]]:
+        """Seconds per reconnect's handshake and resume, every process's together."""
+        out: dict[str, list[float]] = {"handshake": [], "resume": []}
+        for part in self._ask("timings"):
+            for key, values in part.items():
+                out[key] += values
         return out
 
     def resumed_members(self) -> set[int]:
