@@ -302,10 +302,23 @@ class Run:
         for _ in range(args.wide):
             posts.append(self._post(api, "crowd", lat, lon, timeout=120))
             time.sleep(args.wide_spacing)
-        time.sleep(2)
+        # Until every target has its frame, or none has come for a while: a
+        # late frame counts in the latency, a missing one as not delivered.
+        records = []
+        targets = sum(len(ts) for *_rest, ts in posts)
+        last_new = time.monotonic()
+        while time.monotonic() - last_new < 10:
+            time.sleep(1)
+            got = gen.collect()
+            records += got
+            if got:
+                last_new = time.monotonic()
+            wide = {incident_id for incident_id, *_rest in posts}
+            if len({(r[0], r[1]) for r in records if r[0] in wide}) >= targets:
+                break
         self._profile_stop(profilers)
         waves = Waves()
-        waves.score(posts, gen.collect())
+        waves.score(posts, records)
         self.note_load("wide")
         self.figures["wide"] = waves
         print(
