@@ -96,8 +96,9 @@ async def _child(conn, ws_url: str, origin: str, clients: list[dict], options: O
     first_round = asyncio.Event()
     tried = 0
 
-    async def open_socket(phone: Phone):
+    async def open_socket(phone: Phone, took: list[float] | None = None):
         async with gate:
+            began = time.monotonic()
             ws = await connect(
                 ws_url,
                 origin=origin,
@@ -116,6 +117,8 @@ async def _child(conn, ws_url: str, origin: str, clients: list[dict], options: O
         if hello.get("type") != "hello":
             await ws.close()
             raise RuntimeError(f"no hello: {str(hello)[:120]}")
+        if took is not None:  # from the turn at the gate to the hello
+            took.append(time.monotonic() - began)
         return ws
 
     def note_error(exc: BaseException) -> None:
@@ -192,9 +195,7 @@ async def _child(conn, ws_url: str, origin: str, clients: list[dict], options: O
             while True:
                 await asyncio.sleep(delay)
                 try:
-                    began = time.monotonic()
-                    ws = await open_socket(phone)
-                    timings["handshake"].append(time.monotonic() - began)
+                    ws = await open_socket(phone, timings["handshake"])
                     break
                 except Exception:  # noqa: BLE001 - the proxy is down: try again
                     delay = min(options.reconnect_max_s, max(0.2, delay * 2))

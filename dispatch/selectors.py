@@ -276,9 +276,14 @@ def _events_sent(
     column = {f.attname: q(f.column) for f in IncidentEvent._meta.concrete_fields}
     condition, params = wanted or ("", [])
     condition = f" AND ({condition.format(**column)})" if condition else ""
+    # SQLite's planner, given the OR in ``wanted``, read every event of the
+    # unit (its receipts of every incident ever) through the unit index, or
+    # scanned the table once ANALYZE had run: the index that answers both
+    # arms is named. PostgreSQL's planner picks it by itself.
+    indexed = " INDEXED BY event_incident_type_unit" if connection.vendor == "sqlite" else ""
     base = (
         # Names are the model's, values all placeholders.
-        f"SELECT {', '.join(column.values())} FROM {q(IncidentEvent._meta.db_table)}"  # noqa: S608
+        f"SELECT {', '.join(column.values())} FROM {q(IncidentEvent._meta.db_table)}{indexed}"  # noqa: S608
         f" WHERE {column['incident_id']} IN ({_marks(incident_ids)})"
     )
     sql = (
