@@ -205,13 +205,14 @@ def member_replay(*, member: Member, last_event_id: int) -> list[dict[str, Any]]
     since = now - dt.timedelta(hours=settings.REPLAY_WINDOW_HOURS)
     # Raw SQL below: a reconnect storm runs this once per phone on the one
     # database thread, and building the ORM's queries cost more than running them.
-    dispatches = {
-        (d.unit_id, d.incident_id): d
-        for d in _rows_where(
-            Dispatch, "unit_id = %s AND created_at >= %s", [member.unit_id, _db_time(since)]
+    table = connection.ops.quote_name(Dispatch._meta.db_table)
+    with connection.cursor() as db:
+        db.execute(
+            f"SELECT incident_id FROM {table} WHERE unit_id = %s AND created_at >= %s",  # noqa: S608
+            [member.unit_id, _db_time(since)],
         )
-    }
-    if not dispatches:
+        incident_ids = {incident_id for (incident_id,) in db.fetchall()}
+    if not incident_ids:
         return []
     on_duty = _exists(
         Member, "id = %s AND on_duty = %s AND is_active = %s", [member.pk, True, True]
@@ -229,11 +230,26 @@ def member_replay(*, member: Member, last_event_id: int) -> list[dict[str, Any]]
         wanted.append("({created_at} >= %s AND {incident_id} <> %s)")
         params += [_db_time(cursor.created_at - lookback), cursor.incident_id]
     events = _events_sent(
-        {i for _u, i in dispatches},
+        incident_ids,
         unit_ids=[member.unit_id],
         alerts=on_duty,
         wanted=(" OR ".join(wanted), params),
     )
+    # The dispatch rows of the alerts sent only, not of every incident the
+    # unit was sent to in the window.
+    alerted = sorted({e.incident_id for e in events if e.type == IncidentEvent.Type.ALERTED})
+    dispatches = {
+        (d.unit_id, d.incident_id): d
+        for d in (
+            _rows_where(
+                Dispatch,
+                f"unit_id = %s AND incident_id IN ({_marks(alerted)})",
+                [member.unit_id, *alerted],
+            )
+            if alerted
+            else ()
+        )
+    }
     return _Frames(dispatches).of(member.unit, events)
 
 
