@@ -93,8 +93,19 @@ def event_record(*, incident_id: int, type: str, **fields: Any) -> IncidentEvent
 
 
 def push_on_commit(messages: Iterable[Message]) -> None:
-    """Send frames (``payload`` goes to the socket as it is) once the transaction commits."""
-    send_on_commit((group, _as_push(payload)) for group, payload in messages)
+    """Send frames (``payload`` goes to the socket as it is) once the transaction commits.
+
+    A payload sent to several groups (an incident's and its supervisors') is
+    serialised once: a city-wide alert's receipts are thousands of them.
+    """
+    pushes: dict[int, dict[str, Any]] = {}
+    out: list[LayerMessage] = []
+    for group, payload in messages:
+        push = pushes.get(id(payload))
+        if push is None or push["payload"] is not payload:
+            push = pushes[id(payload)] = _as_push(payload)
+        out.append((group, push))
+    send_on_commit(out)
 
 
 def member_control_on_commit(*, member_id: int, message: dict[str, Any]) -> None:
