@@ -681,7 +681,7 @@ _Found = tuple[float, int, float, bool, int]
 # path. Both compute the same floats: the haversine below is
 # ``units.geo.haversine_m_radians`` step by step (numpy's float64 sin/arcsin are
 # libm's on this platform; the tests check).
-_SCAN_LIST_MAX = 96
+_SCAN_LIST_MAX = 300
 
 
 def _best(a: list[_Found], b: list[_Found], limit: int) -> list[_Found]:
@@ -743,7 +743,8 @@ class _Scan:
         step = 1
         while True:
             if ranges:
-                picked = _best(picked, self.score(grid, ranges, snap), limit)
+                worst = picked[-1][0] if len(picked) == limit else math.inf
+                picked = _best(picked, self.score(grid, ranges, snap, worst), limit)
             if r0 == 0 and c0 == 0 and r1 == nrows - 1 and c1 == ncols - 1:
                 return picked
             reach = self._reach(grid, r0, r1, c0, c1) - _SLACK_M
@@ -804,9 +805,12 @@ class _Scan:
             reach = min(reach, EARTH_RADIUS_M * math.asin(sin_d))
         return reach
 
-    def score(self, grid: _Grid, ranges: list[tuple[int, int]], snap: _Snapshot | None):
+    def score(
+        self, grid: _Grid, ranges: list[tuple[int, int]], snap: _Snapshot | None, worst: float
+    ) -> list[_Found]:
         """The ``limit`` best eligible units at these ranges of cell positions,
-        best first (``snap``: skip its masked base slots)."""
+        best first (``snap``: skip its masked base slots), leaving out units
+        scoring worse than ``worst``, the ``limit``-th score kept so far."""
         count = 0
         for a, b in ranges:
             count += b - a
@@ -821,6 +825,11 @@ class _Scan:
         phi, lon, cos_phi, max_d = self.phi, self.lon, self.cos_phi, self.max_d
         detour, speed, penalty, need = self.detour, self.speed, self.penalty, self.need
         sin, asin, sqrt, radians = math.sin, math.asin, math.sqrt, math.radians
+        # No two points are nearer than their difference in latitude: a unit
+        # further north or south than this can be neither within the radius nor
+        # better than ``worst``, and skips the haversine.
+        cut = max_d if worst == math.inf else min(max_d, worst * speed / detour)
+        cut_phi = (cut + 2 * _SLACK_M) / EARTH_RADIUS_M
         found: list[_Found] = []
         for a, b in ranges:
             for j in range(a, b):
@@ -832,8 +841,11 @@ class _Scan:
                 if unit_id in excluded or (masked and slot in masked):
                     continue
                 k = 3 * j
+                d_phi = pos[k] - phi
+                if d_phi > cut_phi or -d_phi > cut_phi:
+                    continue
                 # units.geo.haversine_m_radians, the same operations in the same order.
-                s_phi = sin((pos[k] - phi) * 0.5)
+                s_phi = sin(d_phi * 0.5)
                 s_lam = sin(radians(pos[k + 1] - lon) * 0.5)
                 h = s_phi * s_phi + (cos_phi * pos[k + 2]) * (s_lam * s_lam)
                 dist = _TWO_R * asin(sqrt(h if h < 1.0 else 1.0))
@@ -841,7 +853,8 @@ class _Scan:
                     continue
                 fit = ((state_j >> _KIT_SHIFT) & need) == need
                 score = dist * detour / speed + (0.0 if fit else penalty)
-                found.append((score, unit_id, dist, fit, state_j))
+                if score <= worst:
+                    found.append((score, unit_id, dist, fit, state_j))
         found.sort()
         return found[: self.limit]
 
