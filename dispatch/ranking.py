@@ -277,8 +277,7 @@ class _Grid:
         # unit's cell holds about _CELL_UNITS units.
         side = math.sqrt(height * width * squash * _CELL_UNITS / n)
         for _ in range(4):
-            nrows = min(max(1, math.ceil(height / side)), cells_max)
-            ncols = min(max(1, math.ceil(width * squash / side)), max(1, cells_max // nrows))
+            nrows, ncols = _grid_shape(height, width * squash, side, cells_max)
             cell = self._cells(lat, lon, lat0, lon0, height / nrows, width / ncols, nrows, ncols)
             typical = float(np.median(np.bincount(cell)[cell]))
             if abs(typical - _CELL_UNITS) <= 0.5 * _CELL_UNITS:
@@ -316,6 +315,18 @@ class _Grid:
             0 if r < 0 else self.nrows - 1 if r >= self.nrows else r,
             0 if c < 0 else self.ncols - 1 if c >= self.ncols else c,
         )
+
+
+def _grid_shape(height: float, width: float, side: float, cells_max: int) -> tuple[int, int]:
+    """Rows and columns of cells about ``side`` wide over height x width, at most
+    ``cells_max`` cells (then wider cells, still about square)."""
+    for _ in range(8):
+        nrows, ncols = max(1, math.ceil(height / side)), max(1, math.ceil(width / side))
+        if nrows * ncols <= cells_max:
+            return nrows, ncols
+        side *= 1.05 * math.sqrt(nrows * ncols / cells_max)
+    # A very flat box: one row or column of as many cells as allowed.
+    return min(nrows, cells_max), max(1, min(ncols, cells_max // min(nrows, cells_max)))
 
 
 def _arc_deg(a: float, b: float) -> float:
@@ -740,7 +751,6 @@ class _Scan:
         c0 = c1 = col
         at = row * ncols + col
         ranges = [(start[at], start[at + 1])]
-        step = 1
         while True:
             if ranges:
                 worst = picked[-1][0] if len(picked) == limit else math.inf
@@ -752,18 +762,7 @@ class _Scan:
                 return picked
             if len(picked) == limit and reach * self.detour / self.speed > picked[-1][0]:
                 return picked
-            # Too few found yet: widen by what the density so far suggests, or
-            # double (a point far from every unit). Any step keeps it exact.
-            found = len(picked)
-            if found == limit:
-                step = 1
-            elif found:
-                half = max(r1 - r0, c1 - c0) / 2 + 0.5
-                step = max(1, math.ceil(half * (math.sqrt(limit / found) - 1)))
-            else:
-                step *= 2
-            n0, n1 = max(0, r0 - step), min(nrows - 1, r1 + step)
-            m0, m1 = max(0, c0 - step), min(ncols - 1, c1 + step)
+            n0, n1, m0, m1 = self._grow(grid, r0, r1, c0, c1, picked)
             ranges = []
             # The cells new to the block: whole new rows, and the new columns
             # at both sides of the rows already searched.
@@ -777,6 +776,56 @@ class _Scan:
                 elif start[first + m0] < start[first + m1 + 1]:
                     ranges.append((start[first + m0], start[first + m1 + 1]))
             r0, r1, c0, c1 = n0, n1, m0, m1
+
+    def _grow(self, grid: _Grid, r0: int, r1: int, c0: int, c1: int, picked: list[_Found]):
+        """The next block: any larger block keeps the search exact; this one aims
+        to stop it soon without scanning much more than needed.
+
+        With ``limit`` units kept, the block that puts ``_reach`` past the walk of
+        the worst kept score (or the radius) at once: usually a ring or two. With
+        fewer, a block grown by what the density found so far suggests, at least
+        half again as wide (so a point far from every unit takes a few steps, not
+        one per cell), but no wider than the radius needs.
+        """
+        nrows, ncols = grid.nrows, grid.ncols
+        found, limit = len(picked), self.limit
+        need = self.max_d
+        if found == limit:
+            need = min(need, picked[-1][0] * self.speed / self.detour)
+        t0, t1, u0, u1 = self._block_within(grid, need + 2 * _SLACK_M)
+        if found == limit:
+            n0, n1, m0, m1 = min(r0, t0), max(r1, t1), min(c0, u0), max(c1, u1)
+        else:
+            half = max(r1 - r0, c1 - c0) / 2 + 0.5
+            ratio = math.sqrt(limit / found) - 1 if found else 1.0
+            step = max(1, math.ceil(half * max(ratio, 0.5)))
+            n0, n1 = max(r0 - step, min(r0, t0)), min(r1 + step, max(r1, t1))
+            m0, m1 = max(c0 - step, min(c0, u0)), min(c1 + step, max(c1, u1))
+        if (n0, n1, m0, m1) == (r0, r1, c0, c1):
+            # Rounding at a cell edge: one more ring settles it.
+            n0, n1, m0, m1 = r0 - 1, r1 + 1, c0 - 1, c1 + 1
+        return max(0, n0), min(nrows - 1, n1), max(0, m0), min(ncols - 1, m1)
+
+    def _block_within(self, grid: _Grid, distance_m: float) -> tuple[int, int, int, int]:
+        """Rows and columns of the cells holding every point of ``grid``'s box
+        within ``distance_m`` of the point (the inverse of ``_reach``): past this
+        block, ``_reach`` is at least ``distance_m``."""
+        nrows, ncols = grid.nrows, grid.ncols
+        angle = distance_m / EARTH_RADIUS_M
+        if angle >= math.pi / 2:
+            return 0, nrows - 1, 0, ncols - 1
+        d_lat = math.degrees(angle)
+        r0, _ = grid.cell_of(self.lat - d_lat, self.lon)
+        r1, _ = grid.cell_of(self.lat + d_lat, self.lon)
+        x = math.sin(angle) / self.cos_phi if self.cos_phi > 0 else math.inf
+        if x >= 1:
+            return r0, r1, 0, ncols - 1
+        arc = math.degrees(math.asin(x))
+        if self.lon - arc < -180 or self.lon + arc > 180:
+            return r0, r1, 0, ncols - 1  # round the antimeridian: the cells of both ends
+        _, c0 = grid.cell_of(self.lat, self.lon - arc)
+        _, c1 = grid.cell_of(self.lat, self.lon + arc)
+        return r0, r1, c0, c1
 
     def _reach(self, grid: _Grid, r0: int, r1: int, c0: int, c1: int) -> float:
         """Metres from the point to any unit of ``grid`` outside the block of rows
