@@ -1,8 +1,8 @@
 """Dispatch ranking: which units to call for an incident, from a per-process index.
 
 Every process (daphne, Celery worker) keeps one ``UnitIndex`` in memory: unit
-positions in a KD-tree plus each unit's dispatch state (active, post_min,
-members on duty, usable kit). A background thread per process applies the
+positions bucketed by a grid of cells, plus each unit's dispatch state (active,
+post_min, members on duty, usable kit). A background thread per process applies the
 ``RosterChange`` log to it every ``RANKING_REFRESH_S`` (one query, usually
 empty), so ``rank_units`` answers from memory alone, with no query; it refreshes
 itself first only when this process committed a roster change the thread has
@@ -101,7 +101,7 @@ _ACTIVE_BIT = 1 << _ACTIVE_SHIFT
 _READY_BIT = 1 << _READY_SHIFT
 assert len(KIT_BITS) <= _KIT_WIDTH, "more equipment kinds than state bits"
 
-# Chord distances from the tree and haversine distances differ by float rounding
+# The search's distance bound and haversine distances differ by float rounding
 # (~1e-9 m); a millimetre of slack keeps the stopping rule on the safe side.
 _SLACK_M = 1e-3
 # More changed units than this in one refresh: reload everything (also keeps
@@ -444,7 +444,7 @@ class UnitIndex:
         self._last_change_id: int | None = None  # None: never loaded
         self._gaps: dict[int, float] = {}  # change id skipped over -> when first missed
         self._kit_date: date | None = None
-        self.rebuilds = 0  # tree builds so far (for tests and monitoring)
+        self.rebuilds = 0  # base grid builds so far (for tests and monitoring)
         self.refreshed_at = -math.inf  # time.monotonic() of the last refresh
         self._local_seen = -1  # local_roster_version() as of the last refresh
 
@@ -595,8 +595,8 @@ class UnitIndex:
         if snap.masked.size:
             in_base &= ~_isin_sorted(snap.masked, slot)
 
-        # A unit still at its tree position only changed state: write it in
-        # place. Everything else (moved, new, deleted) hides its tree entry.
+        # A unit still at its base position only changed state: write it in
+        # place. Everything else (moved, new, deleted) hides its base entry.
         n = rows.size
         same_place = in_base[:n].copy()
         s = slot[:n][same_place]
