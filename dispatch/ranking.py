@@ -1178,12 +1178,16 @@ def _kept_fresh(index: UnitIndex) -> bool:
     period = settings.RANKING_REFRESH_S
     if period <= 0:
         return False
-    _refresher_ensure(period)
-    fresh_within = max(5 * period, 1.0)
-    return (
+    fresh = (
         index._local_seen == local_roster_version()
-        and time.monotonic() - index.refreshed_at <= fresh_within
+        and time.monotonic() - index.refreshed_at <= max(5 * period, 1.0)
     )
+    current = _refresher
+    # A thread that died leaves the index stale within a second: only then, or
+    # in a new process (fork), is its liveness worth asking (a lock per call).
+    if not fresh or current is None or current[0] != os.getpid():
+        _refresher_ensure(period)
+    return fresh
 
 
 def _refresher_ensure(period: float) -> None:

@@ -935,3 +935,22 @@ def test_a_stalled_refresher_leaves_ranking_to_refresh_itself(settings, monkeypa
     time.sleep(1.1)  # longer than the index may be left unrefreshed
 
     assert ranked_ids() == [unit.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refresher_that_ended_is_started_again_once_the_index_goes_stale(settings):
+    settings.RANKING_REFRESH_S = 0.05
+    unit = make_unit(north_m=100, on_duty=1, post_min=1)
+    assert ranked_ids() == []
+    _, thread, stop = ranking._refresher
+    stop.set()  # as if the thread had died
+    thread.join(5)
+    assert not thread.is_alive()
+
+    Member.objects.filter(unit=unit, on_duty=False).update(on_duty=True)
+    RosterChange.objects.create(unit_id=unit.pk)  # another process's change
+    time.sleep(1.1)  # longer than the index may be left unrefreshed
+
+    assert ranked_ids() == [unit.pk]  # refreshed on its own call
+    _, again, _ = ranking._refresher
+    assert again is not thread and again.is_alive()
