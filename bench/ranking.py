@@ -320,6 +320,7 @@ def bench_churn(seconds: float, rate: float, interval_s: float, rng: np.random.G
     )
     writer.start()
     index = unit_index()
+    load_before = os.getloadavg()
     all_calls, changed_calls, cpu = [], [], []
     try:
         time.sleep(3.0)  # the writer's Django start-up
@@ -348,7 +349,8 @@ def bench_churn(seconds: float, rate: float, interval_s: float, rng: np.random.G
     print(
         f"churn: {len(changed_calls)} of {len(all_calls):,} rank_units calls applied a change "
         f"(writer process {rate:g} changes/s, a call every {interval_s * 1000:g} ms, "
-        f"load {load[0]:.2f} {load[1]:.2f} {load[2]:.2f})"
+        f"load {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f} before, "
+        f"{load[0]:.2f} {load[1]:.2f} {load[2]:.2f} after)"
     )
     # CPU time of this thread alone: the wall figures on a shared machine include
     # time other processes (and this process's refresher thread) held the CPU.

@@ -1,8 +1,8 @@
 """Dispatch ranking: which units to call for an incident, from a per-process index.
 
 Every process (daphne, Celery worker) keeps one ``UnitIndex`` in memory: unit
-positions in a KD-tree plus each unit's dispatch state (active, post_min,
-members on duty, usable kit). A background thread per process applies the
+positions bucketed by a grid of cells, plus each unit's dispatch state (active,
+post_min, members on duty, usable kit). A background thread per process applies the
 ``RosterChange`` log to it every ``RANKING_REFRESH_S`` (one query, usually
 empty), so ``rank_units`` answers from memory alone, with no query; it refreshes
 itself first only when this process committed a roster change the thread has
@@ -34,6 +34,7 @@ have to export its private layout to the others.
 
 from __future__ import annotations
 
+import array
 import logging
 import math
 import os
@@ -50,16 +51,14 @@ from django.core.signals import setting_changed
 from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
-from scipy.spatial import cKDTree
 
 from units import geo
-from units.geo import EARTH_RADIUS_M, chord_to_m, haversine_m_radians, m_to_chord
+from units.geo import EARTH_RADIUS_M, haversine_m_radians
 from units.models import Equipment, EquipmentKind, Member, RosterChange, Unit
 from units.readiness import (
     kit_enough,
     kit_in_service_q,
     ready_mask,
-    unit_is_ready,
     unit_spare,
 )
 from units.services import local_roster_version
@@ -89,16 +88,20 @@ class Candidate:
 # One bit per equipment kind, in catalogue order.
 KIT_BITS: dict[str, int] = {kind.value: 1 << i for i, kind in enumerate(EquipmentKind)}
 
-# Packed per-unit state (int64): on-duty count, post_min, active flag, kit bits.
-# One element per unit lets a writer change a unit with a single aligned store.
+# Packed per-unit state (int64): on-duty count, post_min, active flag, ready flag
+# (``units.readiness``'s, from the three before it), kit bits. One element per
+# unit lets a writer change a unit with a single aligned store.
 _U16 = 0xFFFF
 _POST_SHIFT = 16
 _ACTIVE_SHIFT = 32
-_KIT_SHIFT = 33
-_KIT_WIDTH = 30
+_READY_SHIFT = 33
+_KIT_SHIFT = 34
+_KIT_WIDTH = 29
+_ACTIVE_BIT = 1 << _ACTIVE_SHIFT
+_READY_BIT = 1 << _READY_SHIFT
 assert len(KIT_BITS) <= _KIT_WIDTH, "more equipment kinds than state bits"
 
-# Chord distances from the tree and haversine distances differ by float rounding
+# The search's distance bound and haversine distances differ by float rounding
 # (~1e-9 m); a millimetre of slack keeps the stopping rule on the safe side.
 _SLACK_M = 1e-3
 # More changed units than this in one refresh: reload everything (also keeps
@@ -129,15 +132,20 @@ def _pack(is_active, post_min, on_duty, kit_bits) -> np.ndarray:
     pm = np.clip(np.asarray(post_min, dtype=np.int64), 0, _U16)
     act = np.asarray(is_active, dtype=bool).astype(np.int64)
     kit = np.asarray(kit_bits, dtype=np.int64) & ((1 << _KIT_WIDTH) - 1)
-    return on | (pm << _POST_SHIFT) | (act << _ACTIVE_SHIFT) | (kit << _KIT_SHIFT)
+    # The one definition of a ready unit (units.readiness), as the admin shows it,
+    # kept as a bit so the per-slot search tests it with one operation.
+    ready = ready_mask(act, on, pm).astype(np.int64)
+    return (
+        on
+        | (pm << _POST_SHIFT)
+        | (act << _ACTIVE_SHIFT)
+        | (ready << _READY_SHIFT)
+        | (kit << _KIT_SHIFT)
+    )
 
 
 def _eligible(state: np.ndarray, require_available: bool) -> np.ndarray:
-    active = ((state >> _ACTIVE_SHIFT) & 1).astype(bool)
-    if not require_available:
-        return active
-    # The one definition of a ready unit (units.readiness), as the admin shows it.
-    return ready_mask(active, state & _U16, (state >> _POST_SHIFT) & _U16)
+    return (state & (_READY_BIT if require_available else _ACTIVE_BIT)) != 0
 
 
 def _isin_sorted(sorted_values: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -158,12 +166,14 @@ class _Rows:
 
     ids: np.ndarray
     lat: np.ndarray
-    lam: np.ndarray
     # (n, 3): phi (radians), lon (degrees), cos(phi) per unit, the haversine's
-    # inputs, so ranking reads a slot's three in one gather; ``phi``, ``lon`` and
-    # ``cos_phi`` are its columns.
+    # inputs; ``phi``, ``lon`` and ``cos_phi`` are its columns.
     geo: np.ndarray
+    # ``state`` is a numpy view of ``py_state``'s memory: writers store through
+    # the view, the per-slot search reads one element through the array, which
+    # costs no numpy call (see _Grid).
     state: np.ndarray
+    py_state: array.array
 
     @property
     def phi(self) -> np.ndarray:
@@ -186,13 +196,15 @@ class _Rows:
         if not (ids.shape == lat.shape == lon.shape == state.shape and ids.ndim == 1):
             raise ValueError("unit arrays must be one-dimensional and of equal length")
         order = np.argsort(ids, kind="stable")
-        ids, lat, lon, state = ids[order], lat[order], lon[order], state[order].copy()
+        ids, lat, lon, state = ids[order], lat[order], lon[order], state[order]
         if ids.size > 1 and np.any(ids[1:] == ids[:-1]):
             raise ValueError("duplicate unit ids")
         if np.any(~((lat >= -90) & (lat <= 90) & (lon >= -180) & (lon <= 180))):
             raise ValueError("unit coordinates out of range")
         phi = np.radians(lat)
-        return cls(ids, lat, np.radians(lon), np.column_stack((phi, lon, np.cos(phi))), state)
+        py_state = array.array("q", state.tobytes())
+        shared = np.frombuffer(py_state, dtype=np.int64) if ids.size else np.empty(0, np.int64)
+        return cls(ids, lat, np.column_stack((phi, lon, np.cos(phi))), shared, py_state)
 
     @classmethod
     def empty(cls) -> _Rows:
@@ -205,38 +217,154 @@ class _Rows:
     def take(self, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         return self.ids[keep], self.lat[keep], self.lon[keep], self.state[keep]
 
-    def xyz(self) -> np.ndarray:
-        return np.column_stack(
-            (self.cos_phi * np.cos(self.lam), self.cos_phi * np.sin(self.lam), np.sin(self.phi))
+
+# Units in the cell of a typical unit (the median over units): cells small where
+# units are dense, so the block searched around a point is not much wider than
+# the circle holding its answers, yet few cells are visited. Measured on
+# Guangzhou-like units (bench/ranking.py --only-nearest).
+_CELL_UNITS = 2.0
+# Cells per unit at most: one int32 per cell, wherever the units leave gaps.
+_CELLS_PER_UNIT_MAX = 64
+_CELLS_MAX = 1 << 23
+
+
+class _Grid:
+    """The units of one ``_Rows`` bucketed by a fixed latitude/longitude grid over
+    their bounding box, for the nearest search (``_Scan.search``).
+
+    Cell order: units sorted by cell (row-major), so the cells of one grid row
+    between two columns are one contiguous range of positions, and ``start[cell]``
+    is the first position of a cell. Per position, plain ``array.array`` columns
+    (slot in the rows, unit id, and phi/lon/cos(phi) interleaved) that a Python
+    loop reads element by element: a search makes no numpy call, whose fixed
+    cost, multiplied by cold CPU caches between calls a few ms apart, was most
+    of a ranking call (as was ``cKDTree.query``'s, which this replaces).
+    """
+
+    __slots__ = (
+        "col_lon",
+        "geo",
+        "ids",
+        "inv_dlat",
+        "inv_dlon",
+        "lat0",
+        "lon0",
+        "lon_max",
+        "ncols",
+        "nrows",
+        "row_phi",
+        "rows",
+        "slot",
+        "slot_np",
+        "start",
+    )
+
+    def __init__(self, rows: _Rows) -> None:
+        self.rows = rows
+        n = rows.size
+        self.nrows = self.ncols = 0
+        if not n:
+            return
+        lat, lon = rows.lat, rows.lon
+        lat0, lat1 = float(lat.min()), float(lat.max())
+        lon0, lon1 = float(lon.min()), float(lon.max())
+        # A flat or single-point set still gets cells of a positive size.
+        height, width = max(lat1 - lat0, 1e-9), max(lon1 - lon0, 1e-9)
+        # Square cells on the ground: a degree of longitude is cos(lat) as long.
+        squash = max(math.cos(math.radians((lat0 + lat1) / 2)), 0.05)
+        cells_max = min(_CELLS_MAX, _CELLS_PER_UNIT_MAX * n)
+        # Start from the bounding box's average, then resize until a typical
+        # unit's cell holds about _CELL_UNITS units.
+        side = math.sqrt(height * width * squash * _CELL_UNITS / n)
+        for _ in range(4):
+            nrows, ncols = _grid_shape(height, width * squash, side, cells_max)
+            cell = self._cells(lat, lon, lat0, lon0, height / nrows, width / ncols, nrows, ncols)
+            typical = float(np.median(np.bincount(cell)[cell]))
+            if abs(typical - _CELL_UNITS) <= 0.5 * _CELL_UNITS:
+                break
+            side *= math.sqrt(_CELL_UNITS / typical)
+        dlat, dlon = height / nrows, width / ncols
+        self.nrows, self.ncols = nrows, ncols
+        self.lat0, self.lon0, self.lon_max = lat0, lon0, lon1
+        self.inv_dlat, self.inv_dlon = 1.0 / dlat, 1.0 / dlon
+        # Cell edges, as the stopping bound (_Scan._reach) reads them.
+        self.row_phi = [math.radians(lat0 + r * dlat) for r in range(nrows + 1)]
+        self.col_lon = [lon0 + c * dlon for c in range(ncols + 1)]
+
+        order = np.argsort(cell, kind="stable").astype(np.int64)
+        start = np.zeros(nrows * ncols + 1, np.int32)
+        np.cumsum(np.bincount(cell, minlength=nrows * ncols), out=start[1:])
+        self.start = array.array("i", start.tobytes())
+        self.slot_np = order
+        self.slot = array.array("q", order.tobytes())
+        self.ids = array.array("q", rows.ids[order].tobytes())
+        self.geo = array.array("d", np.ascontiguousarray(rows.geo[order]).tobytes())
+
+    @staticmethod
+    def _cells(lat, lon, lat0, lon0, dlat, dlon, nrows, ncols) -> np.ndarray:
+        # The same arithmetic as cell_of: (x - x0) * (1 / d), floored, clipped.
+        r = np.clip(np.floor((lat - lat0) * (1.0 / dlat)), 0, nrows - 1).astype(np.int64)
+        c = np.clip(np.floor((lon - lon0) * (1.0 / dlon)), 0, ncols - 1).astype(np.int64)
+        return r * ncols + c
+
+    def cell_of(self, lat: float, lon: float) -> tuple[int, int]:
+        """The cell holding (lat, lon), or the nearest edge cell if outside."""
+        r = math.floor((lat - self.lat0) * self.inv_dlat)
+        c = math.floor((lon - self.lon0) * self.inv_dlon)
+        return (
+            0 if r < 0 else self.nrows - 1 if r >= self.nrows else r,
+            0 if c < 0 else self.ncols - 1 if c >= self.ncols else c,
         )
+
+
+def _grid_shape(height: float, width: float, side: float, cells_max: int) -> tuple[int, int]:
+    """Rows and columns of cells about ``side`` wide over height x width, at most
+    ``cells_max`` cells (then wider cells, still about square)."""
+    for _ in range(8):
+        nrows, ncols = max(1, math.ceil(height / side)), max(1, math.ceil(width / side))
+        if nrows * ncols <= cells_max:
+            return nrows, ncols
+        side *= 1.05 * math.sqrt(nrows * ncols / cells_max)
+    # A very flat box: one row or column of as many cells as allowed.
+    return min(nrows, cells_max), max(1, min(ncols, cells_max // min(nrows, cells_max)))
+
+
+def _arc_deg(a: float, b: float) -> float:
+    """Degrees between two longitudes the short way round."""
+    d = abs(a - b)
+    return 360.0 - d if d > 180.0 else d
+
+
+def _arc_to_span_deg(x: float, a: float, b: float) -> float:
+    """Degrees from longitude ``x`` to the nearest longitude in [a, b] (a <= b)."""
+    if a <= x <= b:
+        return 0.0
+    return min(_arc_deg(x, a), _arc_deg(x, b))
 
 
 @dataclass(frozen=True, slots=True)
 class _Snapshot:
-    """What a reader sees: the tree over ``base``, the base slots it must skip
-    (moved or deleted units), and the overlay of changed units, searched by brute
-    force until the next tree rebuild."""
+    """What a reader sees: the base rows and their grid, the base slots it must
+    skip (moved or deleted units), and the overlay of changed units with a grid
+    of its own, until the next rebuild folds it into the base."""
 
     base: _Rows
-    tree: cKDTree | None
+    grid: _Grid
     masked: np.ndarray  # sorted base slots
     overlay: _Rows
     masked_set: frozenset[int] = field(init=False)  # ``masked``, for per-slot checks
+    overlay_grid: _Grid = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "masked_set", frozenset(self.masked.tolist()))
+        object.__setattr__(self, "overlay_grid", _Grid(self.overlay))
 
 
 _NO_ROWS = _Rows.empty()  # holds no element, so no state write can reach it
 
 
 def _snapshot(base: _Rows) -> _Snapshot:
-    tree = None
-    if base.size:
-        # Unbalanced, non-compact trees build several times faster and query
-        # about as fast on city-like point sets.
-        tree = cKDTree(base.xyz(), leafsize=16, balanced_tree=False, compact_nodes=False)
-    return _Snapshot(base, tree, np.empty(0, np.int64), _Rows.empty())
+    return _Snapshot(base, _Grid(base), np.empty(0, np.int64), _Rows.empty())
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,7 +444,7 @@ class UnitIndex:
         self._last_change_id: int | None = None  # None: never loaded
         self._gaps: dict[int, float] = {}  # change id skipped over -> when first missed
         self._kit_date: date | None = None
-        self.rebuilds = 0  # tree builds so far (for tests and monitoring)
+        self.rebuilds = 0  # base grid builds so far (for tests and monitoring)
         self.refreshed_at = -math.inf  # time.monotonic() of the last refresh
         self._local_seen = -1  # local_roster_version() as of the last refresh
 
@@ -467,8 +595,8 @@ class UnitIndex:
         if snap.masked.size:
             in_base &= ~_isin_sorted(snap.masked, slot)
 
-        # A unit still at its tree position only changed state: write it in
-        # place. Everything else (moved, new, deleted) hides its tree entry.
+        # A unit still at its base position only changed state: write it in
+        # place. Everything else (moved, new, deleted) hides its base entry.
         n = rows.size
         same_place = in_base[:n].copy()
         s = slot[:n][same_place]
@@ -491,7 +619,7 @@ class UnitIndex:
         if new_overlay.size + masked.size > self._overlay_max:
             self._rebuild(base, masked, new_overlay)
         elif new_overlay.size or hide.size or overlay.size:
-            self._publish(_Snapshot(base, snap.tree, masked, new_overlay), rebuilt=False)
+            self._publish(_Snapshot(base, snap.grid, masked, new_overlay), rebuilt=False)
 
     def _rebuild(self, base: _Rows, masked: np.ndarray, overlay: _Rows) -> None:
         keep = np.ones(base.size, bool)
@@ -524,49 +652,21 @@ class UnitIndex:
         p = _Params.current(incident_kind)
         snap = self._snap
         phi = math.radians(lat)
-        cos_phi = math.cos(phi)
         scan = _Scan(
             phi=phi,
+            lat=float(lat),
             lon=float(lon),
-            cos_phi=cos_phi,
+            cos_phi=math.cos(phi),
             max_d=math.inf if radius_m is None else float(radius_m),
             params=p,
             require_available=require_available,
             excluded=frozenset(int(unit_id) for unit_id in exclude),
             limit=limit,
         )
-        max_d = scan.max_d
-
-        overlay = snap.overlay
-        found = scan.rows(overlay, np.arange(overlay.size), None) if overlay.size else []
-        picked = found
-        n = snap.base.size
-        if n:
-            lam = math.radians(lon)
-            q = (cos_phi * math.cos(lam), cos_phi * math.sin(lam), math.sin(phi))
-            bound = (
-                m_to_chord(max_d + _SLACK_M)
-                if max_d + _SLACK_M < math.pi * EARTH_RADIUS_M
-                else math.inf  # the radius covers the globe
-            )
-            k = min(n, 2 * limit + 8)
-            while True:
-                chord, slots = snap.tree.query(q, k=k, distance_upper_bound=bound)
-                slots = np.atleast_1d(slots)  # k == 1: scalars
-                hits = k
-                while hits and slots[hits - 1] == n:
-                    hits -= 1  # misses (slot == n) come last
-                picked = _best(found, scan.rows(snap.base, slots[:hits], snap), limit)
-                if hits < k or k == n:
-                    break  # every unit within reach has been seen
-                # No unseen unit is nearer than the k-th: stop once that distance
-                # is past the radius or even unpenalised cannot beat the worst kept.
-                reach = chord_to_m(float(np.atleast_1d(chord)[hits - 1])) - _SLACK_M
-                worst = picked[limit - 1][0] if len(picked) == limit else math.inf
-                if reach > max_d or reach * p.detour / p.speed > worst:
-                    break
-                k = min(n, 2 * k)
-
+        # The overlay first, then the base: each search stops only when no unit
+        # it has not seen can beat the answer so far, so the union is exact.
+        picked = scan.search(snap.overlay_grid, None, [])
+        picked = scan.search(snap.grid, snap, picked)
         return [
             Candidate(
                 unit_id=unit_id,
@@ -584,29 +684,39 @@ class UnitIndex:
 # by score, ties to the lower unit id (ids are unique, so never further).
 _Found = tuple[float, int, float, bool, int]
 
-# Up to this many slots are scored one by one in plain Python: for the few dozen
-# the KD-tree hands over per call, a loop over ``tolist()`` values costs less
-# than the fixed overhead of the ~30 numpy calls of the array path, mostly so
-# when the CPU caches are cold (a call every few ms, as in real life). More
-# (a wide search, a big overlay) go the array path. Both compute the same
-# floats: the haversine below is ``units.geo.haversine_m_radians`` step by step
-# (numpy's float64 sin/arcsin are libm's on this platform; the tests check).
-_SCAN_LIST_MAX = 96
+# Up to this many units per step of a search are scored one by one in plain
+# Python: for the few dozen a step usually meets, a loop over ``array.array``
+# elements costs less than the fixed overhead of the ~30 numpy calls of the
+# array path, mostly so when the CPU caches are cold (a call every few ms, as
+# in real life). More (a wide search, a point far from every unit) go the array
+# path. Both compute the same floats: the haversine below is
+# ``units.geo.haversine_m_radians`` step by step (numpy's float64 sin/arcsin are
+# libm's on this platform; the tests check).
+_SCAN_LIST_MAX = 300
+
+# The first block searched: the point's cell and this many rings of cells around
+# it. With cells of about _CELL_UNITS units, one ring usually holds enough units
+# to settle the next block in one step (nearest-10 every 5 ms, A/B in one
+# process: a ring of 1 about 8% faster than 0, and about as fast as 2).
+_START_RING = 1
 
 
 def _best(a: list[_Found], b: list[_Found], limit: int) -> list[_Found]:
     if not a:
         return b if len(b) <= limit else b[:limit]
+    if not b:
+        return a
     return sorted(a + b)[:limit]
 
 
 class _Scan:
-    """One ``nearest`` call's filters and scoring, applied to slots of a ``_Rows``."""
+    """One ``nearest`` call's filters and scoring, and its search of a ``_Grid``."""
 
     __slots__ = (
         "cos_phi",
         "detour",
         "excluded",
+        "lat",
         "limit",
         "lon",
         "max_d",
@@ -617,51 +727,189 @@ class _Scan:
         "speed",
     )
 
-    def __init__(self, *, phi, lon, cos_phi, max_d, params, require_available, excluded, limit):
-        self.phi, self.lon, self.cos_phi, self.max_d = phi, lon, cos_phi, max_d
+    def __init__(
+        self, *, phi, lat, lon, cos_phi, max_d, params, require_available, excluded, limit
+    ):
+        self.phi, self.lat, self.lon, self.cos_phi, self.max_d = phi, lat, lon, cos_phi, max_d
         self.detour, self.speed = params.detour, params.speed
         self.penalty, self.need = params.penalty, params.need
         self.require_available = require_available
         self.excluded: frozenset[int] = excluded
         self.limit = limit
 
-    def rows(self, rows: _Rows, slots: np.ndarray, snap: _Snapshot | None) -> list[_Found]:
-        """The ``limit`` best eligible units among ``slots`` of ``rows``, best first
-        (``snap``: skip its masked base slots)."""
-        if slots.size > _SCAN_LIST_MAX:
-            return self._rows_vectorised(rows, slots, snap)
+    def search(self, grid: _Grid, snap: _Snapshot | None, picked: list[_Found]) -> list[_Found]:
+        """``picked`` and the eligible units of ``grid``: the ``limit`` best, best
+        first (``snap``: skip its masked base slots).
+
+        Scores the point's cell and a ring around it, then wider blocks. Every
+        unit outside the block is at least ``_reach`` metres away, so its score is
+        at least that distance's walking time: the search stops once that is past
+        the radius, or worse than the ``limit``-th score kept (which may include a
+        kit penalty: an unkitted near unit does not stop the search for a kitted
+        one up to a penalty's walk further), or the block is the whole grid.
+        """
+        nrows, ncols = grid.nrows, grid.ncols
+        if not nrows:
+            return picked
+        start, limit = grid.start, self.limit
+        row, col = grid.cell_of(self.lat, self.lon)
+        k = _START_RING
+        r0, r1 = max(0, row - k), min(nrows - 1, row + k)
+        c0, c1 = max(0, col - k), min(ncols - 1, col + k)
+        ranges = [(start[r * ncols + c0], start[r * ncols + c1 + 1]) for r in range(r0, r1 + 1)]
+        while True:
+            if ranges:
+                worst = picked[-1][0] if len(picked) == limit else math.inf
+                picked = _best(picked, self.score(grid, ranges, snap, worst), limit)
+            if r0 == 0 and c0 == 0 and r1 == nrows - 1 and c1 == ncols - 1:
+                return picked
+            reach = self._reach(grid, r0, r1, c0, c1) - _SLACK_M
+            if reach > self.max_d:
+                return picked
+            if len(picked) == limit and reach * self.detour / self.speed > picked[-1][0]:
+                return picked
+            n0, n1, m0, m1 = self._grow(grid, r0, r1, c0, c1, picked)
+            ranges = []
+            # The cells new to the block: whole new rows, and the new columns
+            # at both sides of the rows already searched.
+            for r in range(n0, n1 + 1):
+                first = r * ncols
+                if r0 <= r <= r1:
+                    if m0 < c0 and start[first + m0] < start[first + c0]:
+                        ranges.append((start[first + m0], start[first + c0]))
+                    if m1 > c1 and start[first + c1 + 1] < start[first + m1 + 1]:
+                        ranges.append((start[first + c1 + 1], start[first + m1 + 1]))
+                elif start[first + m0] < start[first + m1 + 1]:
+                    ranges.append((start[first + m0], start[first + m1 + 1]))
+            r0, r1, c0, c1 = n0, n1, m0, m1
+
+    def _grow(self, grid: _Grid, r0: int, r1: int, c0: int, c1: int, picked: list[_Found]):
+        """The next block: any larger block keeps the search exact; this one aims
+        to stop it soon without scanning much more than needed.
+
+        With ``limit`` units kept, the block that puts ``_reach`` past the walk of
+        the worst kept score (or the radius) at once: usually a ring or two. With
+        fewer, a block grown by what the density found so far suggests, at least
+        half again as wide (so a point far from every unit takes a few steps, not
+        one per cell), but no wider than the radius needs.
+        """
+        nrows, ncols = grid.nrows, grid.ncols
+        found, limit = len(picked), self.limit
+        need = self.max_d
+        if found == limit:
+            need = min(need, picked[-1][0] * self.speed / self.detour)
+        t0, t1, u0, u1 = self._block_within(grid, need + 2 * _SLACK_M)
+        if found == limit:
+            n0, n1, m0, m1 = min(r0, t0), max(r1, t1), min(c0, u0), max(c1, u1)
+        else:
+            half = max(r1 - r0, c1 - c0) / 2 + 0.5
+            ratio = math.sqrt(limit / found) - 1 if found else 1.0
+            step = max(1, math.ceil(half * max(ratio, 0.5)))
+            n0, n1 = max(r0 - step, min(r0, t0)), min(r1 + step, max(r1, t1))
+            m0, m1 = max(c0 - step, min(c0, u0)), min(c1 + step, max(c1, u1))
+        if (n0, n1, m0, m1) == (r0, r1, c0, c1):
+            # Rounding at a cell edge: one more ring settles it.
+            n0, n1, m0, m1 = r0 - 1, r1 + 1, c0 - 1, c1 + 1
+        return max(0, n0), min(nrows - 1, n1), max(0, m0), min(ncols - 1, m1)
+
+    def _block_within(self, grid: _Grid, distance_m: float) -> tuple[int, int, int, int]:
+        """Rows and columns of the cells holding every point of ``grid``'s box
+        within ``distance_m`` of the point (the inverse of ``_reach``): past this
+        block, ``_reach`` is at least ``distance_m``."""
+        nrows, ncols = grid.nrows, grid.ncols
+        angle = distance_m / EARTH_RADIUS_M
+        if angle >= math.pi / 2:
+            return 0, nrows - 1, 0, ncols - 1
+        d_lat = math.degrees(angle)
+        r0, _ = grid.cell_of(self.lat - d_lat, self.lon)
+        r1, _ = grid.cell_of(self.lat + d_lat, self.lon)
+        x = math.sin(angle) / self.cos_phi if self.cos_phi > 0 else math.inf
+        if x >= 1:
+            return r0, r1, 0, ncols - 1
+        arc = math.degrees(math.asin(x))
+        if self.lon - arc < -180 or self.lon + arc > 180:
+            return r0, r1, 0, ncols - 1  # round the antimeridian: the cells of both ends
+        _, c0 = grid.cell_of(self.lat, self.lon - arc)
+        _, c1 = grid.cell_of(self.lat, self.lon + arc)
+        return r0, r1, c0, c1
+
+    def _reach(self, grid: _Grid, r0: int, r1: int, c0: int, c1: int) -> float:
+        """Metres from the point to any unit of ``grid`` outside the block of rows
+        r0..r1 and columns c0..c1, at least (before rounding: see _SLACK_M).
+
+        A unit in a row south of the block lies south of the block's south edge,
+        and no two points are nearer than their difference in latitude; same to
+        the north. A unit in a column outside the block lies at least ``arc``
+        degrees of longitude away (the short way round); the shortest path to it
+        crosses the meridian ``arc`` degrees from the point, which is no nearer
+        than the great circle holding that meridian, at asin(cos(phi) sin(arc))
+        radians (the pole lies on it too).
+        """
+        reach = math.inf
+        if r0 > 0:
+            reach = EARTH_RADIUS_M * max(0.0, self.phi - grid.row_phi[r0])
+        if r1 < grid.nrows - 1:
+            reach = min(reach, EARTH_RADIUS_M * max(0.0, grid.row_phi[r1 + 1] - self.phi))
+        arc = math.inf
+        if c0 > 0:
+            arc = _arc_to_span_deg(self.lon, grid.lon0, grid.col_lon[c0])
+        if c1 < grid.ncols - 1:
+            arc = min(arc, _arc_to_span_deg(self.lon, grid.col_lon[c1 + 1], grid.lon_max))
+        if arc != math.inf:
+            sin_d = min(1.0, self.cos_phi * math.sin(math.radians(arc)))
+            reach = min(reach, EARTH_RADIUS_M * math.asin(sin_d))
+        return reach
+
+    def score(
+        self, grid: _Grid, ranges: list[tuple[int, int]], snap: _Snapshot | None, worst: float
+    ) -> list[_Found]:
+        """The ``limit`` best eligible units at these ranges of cell positions,
+        best first (``snap``: skip its masked base slots), leaving out units
+        scoring worse than ``worst``, the ``limit``-th score kept so far."""
+        count = 0
+        for a, b in ranges:
+            count += b - a
+        if count > _SCAN_LIST_MAX:
+            positions = np.concatenate([np.arange(a, b) for a, b in ranges])
+            return self._rows_vectorised(grid.rows, grid.slot_np[positions], snap)
         # Each unit's state is read once (one 8-byte element): a consistent state.
-        states = rows.state[slots].tolist()
-        ids = rows.ids[slots].tolist()
-        geos = rows.geo[slots].tolist()
+        state, slot_of, ids, pos = grid.rows.py_state, grid.slot, grid.ids, grid.geo
         masked = snap.masked_set if snap is not None else ()
         excluded = self.excluded
-        require_available = self.require_available
+        eligible = _READY_BIT if self.require_available else _ACTIVE_BIT
         phi, lon, cos_phi, max_d = self.phi, self.lon, self.cos_phi, self.max_d
         detour, speed, penalty, need = self.detour, self.speed, self.penalty, self.need
-        sin, asin, sqrt = math.sin, math.asin, math.sqrt
+        sin, asin, sqrt, radians = math.sin, math.asin, math.sqrt, math.radians
+        # No two points are nearer than their difference in latitude: a unit
+        # further north or south than this can be neither within the radius nor
+        # better than ``worst``, and skips the haversine.
+        cut = max_d if worst == math.inf else min(max_d, worst * speed / detour)
+        cut_phi = (cut + 2 * _SLACK_M) / EARTH_RADIUS_M
         found: list[_Found] = []
-        for slot, unit_id, state, (phi2, lon2, cos_phi2) in zip(
-            slots.tolist(), ids, states, geos, strict=True
-        ):
-            if not (state >> _ACTIVE_SHIFT) & 1:
-                continue
-            if require_available and not unit_is_ready(
-                is_active=True, on_duty=state & _U16, post_min=(state >> _POST_SHIFT) & _U16
-            ):
-                continue
-            if unit_id in excluded or (masked and slot in masked):
-                continue
-            # units.geo.haversine_m_radians, the same operations in the same order.
-            s_phi = sin((phi2 - phi) * 0.5)
-            s_lam = sin(math.radians(lon2 - lon) * 0.5)
-            a = s_phi * s_phi + (cos_phi * cos_phi2) * (s_lam * s_lam)
-            dist = _TWO_R * asin(sqrt(a if a < 1.0 else 1.0))
-            if dist > max_d:
-                continue
-            fit = ((state >> _KIT_SHIFT) & need) == need
-            score = dist * detour / speed + (0.0 if fit else penalty)
-            found.append((score, unit_id, dist, fit, state))
+        for a, b in ranges:
+            for j in range(a, b):
+                slot = slot_of[j]
+                state_j = state[slot]
+                if not state_j & eligible:
+                    continue
+                unit_id = ids[j]
+                if unit_id in excluded or (masked and slot in masked):
+                    continue
+                k = 3 * j
+                d_phi = pos[k] - phi
+                if d_phi > cut_phi or -d_phi > cut_phi:
+                    continue
+                # units.geo.haversine_m_radians, the same operations in the same order.
+                s_phi = sin(d_phi * 0.5)
+                s_lam = sin(radians(pos[k + 1] - lon) * 0.5)
+                h = s_phi * s_phi + (cos_phi * pos[k + 2]) * (s_lam * s_lam)
+                dist = _TWO_R * asin(sqrt(h if h < 1.0 else 1.0))
+                if dist > max_d:
+                    continue
+                fit = ((state_j >> _KIT_SHIFT) & need) == need
+                score = dist * detour / speed + (0.0 if fit else penalty)
+                if score <= worst:
+                    found.append((score, unit_id, dist, fit, state_j))
         found.sort()
         return found[: self.limit]
 
@@ -930,12 +1178,16 @@ def _kept_fresh(index: UnitIndex) -> bool:
     period = settings.RANKING_REFRESH_S
     if period <= 0:
         return False
-    _refresher_ensure(period)
-    fresh_within = max(5 * period, 1.0)
-    return (
+    fresh = (
         index._local_seen == local_roster_version()
-        and time.monotonic() - index.refreshed_at <= fresh_within
+        and time.monotonic() - index.refreshed_at <= max(5 * period, 1.0)
     )
+    current = _refresher
+    # A thread that died leaves the index stale within a second: only then, or
+    # in a new process (fork), is its liveness worth asking (a lock per call).
+    if not fresh or current is None or current[0] != os.getpid():
+        _refresher_ensure(period)
+    return fresh
 
 
 def _refresher_ensure(period: float) -> None:

@@ -250,12 +250,26 @@ def test_nearest_matches_the_oracle_while_units_move_appear_and_disappear():
 SCAN_LIST_MAX = ranking._SCAN_LIST_MAX
 
 
-def _answers_on_each_path(index: UnitIndex, q: dict, monkeypatch) -> list[list[Candidate]]:
+def _answers_on_each_path(
+    index: UnitIndex, q: dict, monkeypatch, paths: list[str] | None = None
+) -> list[list[Candidate]]:
+    """``paths`` gets, per search step of the usual mix, the path that scored it."""
     answers = []
+    score = ranking._Scan.score
+
+    def spied(scan, grid, ranges, snap, worst):
+        if paths is not None:
+            count = sum(b - a for a, b in ranges)
+            paths.append("array" if count > ranking._SCAN_LIST_MAX else "per-slot")
+        return score(scan, grid, ranges, snap, worst)
+
     # Every slot scored one by one, the usual mix, every slot scored by numpy.
     for list_max in (10**9, SCAN_LIST_MAX, 0):
         monkeypatch.setattr(ranking, "_SCAN_LIST_MAX", list_max)
+        if list_max == SCAN_LIST_MAX:
+            monkeypatch.setattr(ranking._Scan, "score", spied)
         answers.append(index.nearest(**q))
+        monkeypatch.setattr(ranking._Scan, "score", score)
     return answers
 
 
@@ -269,6 +283,7 @@ def test_per_slot_and_array_scoring_give_bit_identical_answers(monkeypatch):
     units = {i: random_unit(rng, i, spots) for i in range(1, 1201)}
     index = index_from(units, overlay_max=400)
     overlay_sizes = set()
+    paths: list[str] = []
     for _ in range(12):
         changed = []
         for uid in rng.sample(list(units), 25):
@@ -280,15 +295,19 @@ def test_per_slot_and_array_scoring_give_bit_identical_answers(monkeypatch):
         apply_to(index, changed, [])
         units.update({u.id: u for u in changed})
         overlay_sizes.add(index.overlay_size)
-        for _ in range(25):
+        for i in range(25):
             q = random_query(rng, units)
-            each_path, mixed, array = _answers_on_each_path(index, q, monkeypatch)
+            if i % 8 == 0:
+                q["limit"] = 400  # a wide search: steps of more units than the per-slot limit
+            each_path, mixed, array = _answers_on_each_path(index, q, monkeypatch, paths)
             assert each_path == mixed == array
             assert [c.distance_m.hex() for c in each_path] == [c.distance_m.hex() for c in array]
             assert_same_ranking(mixed, oracle(units, penalty=60.0, **q))
 
-    # Both overlay paths were taken: below and above the per-slot limit.
-    assert min(overlay_sizes) <= SCAN_LIST_MAX < max(overlay_sizes)
+    # The overlay was searched at many sizes, and the usual mix took both paths
+    # (a wide search, a point far outside the city: above the per-slot limit).
+    assert len(overlay_sizes) > 5
+    assert {"per-slot", "array"} <= set(paths)
 
 
 def test_exclude_takes_any_iterable_of_unit_ids():
@@ -916,3 +935,22 @@ def test_a_stalled_refresher_leaves_ranking_to_refresh_itself(settings, monkeypa
     time.sleep(1.1)  # longer than the index may be left unrefreshed
 
     assert ranked_ids() == [unit.pk]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refresher_that_ended_is_started_again_once_the_index_goes_stale(settings):
+    settings.RANKING_REFRESH_S = 0.05
+    unit = make_unit(north_m=100, on_duty=1, post_min=1)
+    assert ranked_ids() == []
+    _, thread, stop = ranking._refresher
+    stop.set()  # as if the thread had died
+    thread.join(5)
+    assert not thread.is_alive()
+
+    Member.objects.filter(unit=unit, on_duty=False).update(on_duty=True)
+    RosterChange.objects.create(unit_id=unit.pk)  # another process's change
+    time.sleep(1.1)  # longer than the index may be left unrefreshed
+
+    assert ranked_ids() == [unit.pk]  # refreshed on its own call
+    _, again, _ = ranking._refresher
+    assert again is not thread and again.is_alive()
