@@ -401,6 +401,8 @@ class Run:
         resumed = gen.resumed_members()
         on_resumed = [key for key in targets if key[1] in resumed]
         lost_resumed = sum(1 for key in on_resumed if key not in seen)
+        if lost_resumed:
+            self._explain_missing(city, gen, posts, [k for k in on_resumed if k not in seen])
         # Every closed socket's own channel unsubscribed: what Redis still has
         # beyond the open sockets is a stale subscription.
         connected = gen.status()["connected"]
@@ -443,6 +445,32 @@ class Run:
             f"load {load()}",
             flush=True,
         )
+
+    @staticmethod
+    def _explain_missing(city: City, gen: LoadGen, posts, missing) -> None:
+        """What the database and the phone say of each alert a resumed phone
+        does not show: the first ten."""
+        phones = gen.phones()
+        posted = {incident_id: started for incident_id, started, _p, _t in posts}
+        for incident_id, member_id in missing[:10]:
+            rows = city.db.query(
+                "SELECT d.created_at, d.delivered_at, d.seen_at FROM dispatch_delivery d"
+                " JOIN dispatch_dispatch x ON x.id = d.dispatch_id"
+                " WHERE x.incident_id = %s AND d.member_id = %s",
+                (incident_id, member_id),
+            )
+            resumed_at, resume_sent_at, reconnects, connected = phones.get(member_id, (None,) * 4)
+            at = posted[incident_id]
+
+            def rel(t, at=at):
+                return f"{t - at:+.1f} s" if t else "-"
+
+            print(
+                f"    not shown: incident {incident_id} to member {member_id}: delivery rows "
+                f"{rows}; phone resume sent {rel(resume_sent_at)}, resumed {rel(resumed_at)} "
+                f"from the POST, {reconnects} reconnects, connected {connected}",
+                flush=True,
+            )
 
     @staticmethod
     def _specific_channels(city: City) -> int:

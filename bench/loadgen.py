@@ -243,6 +243,16 @@ async def _child(conn, ws_url: str, origin: str, clients: list[dict], options: O
             )
         elif command == "timings":
             conn.send(("timings", timings))
+        elif command == "phones":
+            conn.send(
+                (
+                    "phones",
+                    {
+                        p.member_id: (p.resumed_at, p.resume_sent_at, p.reconnects, p.connected)
+                        for p in phones
+                    },
+                )
+            )
         elif command == "resumed_members":
             conn.send(("members", [p.member_id for p in phones if p.resumed_at is not None]))
         elif command == "forget_drops":
@@ -346,6 +356,10 @@ class LoadGen:
             for key, values in part.items():
                 out[key] += values
         return out
+
+    def phones(self) -> dict[int, tuple]:
+        """Per member: (resumed at, resume sent at, reconnects, connected)."""
+        return {m: info for part in self._ask("phones") for m, info in part.items()}
 
     def resumed_members(self) -> set[int]:
         """The members whose phone dropped and has its ``resumed`` reply since."""
