@@ -74,3 +74,28 @@ class WeekNumber(Func):
         # Timestamps are after 1970: integer division is floor division here.
         sql = f"((CAST(strftime('%%s', {inner}) AS INTEGER) + {shift}) / {WEEK_S})"
         return sql, params
+
+
+DAY_S = 86400
+
+
+class DayNumber(Func):
+    """Local day number since 1970-01-01, in local time of ``offset_s`` (as
+    ``WeekNumber``): day ``d`` lies in week ``(d + 3) // 7``."""
+
+    output_field = IntegerField()
+    arity = 1
+
+    def __init__(self, expression, *, offset_s: int, **extra):
+        self.offset_s = int(offset_s)
+        super().__init__(expression, **extra)
+
+    def as_sql(self, compiler, connection, **extra):
+        inner, params = compiler.compile(self.source_expressions[0])
+        sql = f"CAST(FLOOR((EXTRACT(EPOCH FROM {inner}) + {self.offset_s}) / {DAY_S}) AS INTEGER)"
+        return sql, params
+
+    def as_sqlite(self, compiler, connection, **extra):
+        inner, params = compiler.compile(self.source_expressions[0])
+        sql = f"((CAST(strftime('%%s', {inner}) AS INTEGER) + {self.offset_s}) / {DAY_S})"
+        return sql, params

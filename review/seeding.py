@@ -42,16 +42,30 @@ from units.models import Member, Region, Unit
 from . import selectors
 from .expressions import WEEK_S
 from .models import (
+    CityWeekly,
     DispatchFact,
+    DistrictCumulative,
+    DistrictDaily,
     DistrictWeekly,
     IncidentFact,
     SetAsideIndex,
     UnitCumulative,
+    UnitDaily,
     UnitWeekly,
     WeeklyRollup,
 )
+from .packed import (
+    count_of,
+    group_rows,
+    hist_cumulative,
+    hist_unpack,
+    incident_packs,
+    unit_packs,
+    units_cumulative,
+    units_unpack,
+)
 from .selectors.common import _utc_offset_s
-from .services.rollups import UNIT_COUNTS, rollups_rebuild
+from .services.rollups import rollups_rebuild
 
 MAX_COUNT = 1_000_000
 DEFAULT_SEED = 20246
@@ -80,6 +94,10 @@ SEEDED_MODELS: tuple[type[models.Model], ...] = (
     WeeklyRollup,
     DistrictWeekly,
     UnitWeekly,
+    CityWeekly,
+    DistrictDaily,
+    DistrictCumulative,
+    UnitDaily,
     UnitCumulative,
 )
 _SEEDED_TABLES = [m._meta.db_table for m in SEEDED_MODELS]
@@ -738,7 +756,8 @@ def _write_batch(*, brng, n, writer, totals, until, window_s, city: _City, sums)
     )  # fmt: skip
     if sums is not None:
         sums.add(
-            week=week, street=street, district=district, kind=kind,
+            week=week, day=(t0 + _utc_offset_s()) // 86400, street=street, district=district,
+            kind=kind,
             r=np.where(responded, to_resp, -1), c=np.where(controlled, to_ctrl, -1),
             h=np.where(controlled, to_hand, -1), ok=(ok_r, ok_c, ok_h),
             near=near, is_first=is_first, controlled=controlled, declined=declined,
@@ -757,16 +776,17 @@ class _RollupSums:
         self.incidents: list[dict[str, np.ndarray]] = []
         self.dispatches: list[dict[str, np.ndarray]] = []
 
-    def add(self, *, week, street, district, kind, r, c, h, ok, near, is_first, controlled,
-            declined) -> None:  # fmt: skip
+    def add(self, *, week, day, street, district, kind, r, c, h, ok, near, is_first,
+            controlled, declined) -> None:  # fmt: skip
         self.incidents.append(
-            {"week": week, "street": street, "district": district, "kind": kind,
+            {"week": week, "day": day, "street": street, "district": district, "kind": kind,
              "r": r, "c": c, "h": h, "ok_r": ok[0], "ok_c": ok[1], "ok_h": ok[2]}
         )  # fmt: skip
         k = near.shape[1]
         self.dispatches.append(
             {
                 "week": np.repeat(week, k),
+                "day": np.repeat(day, k),
                 "unit": near.ravel(),  # position in city.ids
                 "district": np.repeat(district, k),
                 "accepted": is_first.ravel(),
@@ -816,7 +836,7 @@ class _RollupSums:
         d = {
             name: np.concatenate([b[name] for b in self.dispatches]) for name in self.dispatches[0]
         }
-        groups, group_of = _group(d["week"], d["unit"], d["district"])
+        groups, group_of = group_rows(d["week"], d["unit"], d["district"])
         g = groups.shape[0]
         accepted, declined = d["accepted"], d["declined"]
         unit = groups[:, 1]
@@ -839,77 +859,108 @@ class _RollupSums:
                 "on_site": count_of(group_of, d["on_site"], g),
             },
         )
-        self._write_cumulative(writer, groups, group_of, d)
+        self._write_packed(writer, inc, d)
         writer.finish()
 
-    def _write_cumulative(self, writer: _Writer, groups, group_of, d) -> None:
-        """``UnitCumulative`` from the weekly unit groups: per (unit, incident
-        district), the counts summed through each week from its first to the last
-        seeded week, as ``unit_cumulative_rebuild`` writes them."""
-        g = groups.shape[0]
-        accepted, declined = d["accepted"], d["declined"]
-        weekly = np.column_stack(
-            [
-                np.bincount(group_of, minlength=g),
-                count_of(group_of, accepted, g),
-                count_of(group_of, declined, g),
-                count_of(group_of, ~accepted & ~declined, g),
-                count_of(group_of, d["on_site"], g),
-            ]
+    def _write_packed(self, writer: _Writer, inc: dict, d: dict) -> None:
+        """The packed roll-ups, as ``rollups_rebuild`` writes them: ``CityWeekly``,
+        ``DistrictDaily`` and ``UnitDaily``, and the cumulative ``DistrictCumulative``
+        and ``UnitCumulative`` dense from each key's first week to the last."""
+        durations = [inc["r"], inc["c"], inc["h"]]
+        ok = (inc["ok_r"], inc["ok_c"], inc["ok_h"])
+        located = np.ones(inc["day"].size, np.int64)  # every seeded incident has a street
+        groups, sums, hists = incident_packs([inc["week"], located], durations, ok)
+        self._write_hists(writer, CityWeekly, {"week": groups[:, 0]}, sums, hists)
+        groups, sums, hists = incident_packs([inc["day"], inc["district"]], durations, ok)
+        self._write_hists(
+            writer, DistrictDaily, {"day": groups[:, 0], "district_id": groups[:, 1]}, sums, hists
         )
-        keys, key_of = _group(groups[:, 1], groups[:, 2])
-        first_week, last_week = int(groups[:, 0].min()), int(groups[:, 0].max())
-        span = last_week - first_week + 1
-        at = groups[:, 0] - first_week
-        dense = np.zeros((keys.shape[0], span, 5), dtype=np.int64)
-        dense[key_of, at] = weekly  # one weekly group per (key, week)
-        np.cumsum(dense, axis=1, out=dense)
-        begins = np.full(keys.shape[0], span, dtype=np.int64)
-        np.minimum.at(begins, key_of, at)
-        key_i, week_i = np.nonzero(np.arange(span)[None, :] >= begins[:, None])
-        unit, districts = keys[key_i, 0], keys[key_i, 1]
-        unit_district = self.city.district[unit]
-        totals = dense[key_i, week_i]
-        m = key_i.size
-        writer.write(
-            UnitCumulative,
-            m,
+        # Cumulative from the weekly sums per district, as the beat adds them up.
+        groups, sums, hists = incident_packs([inc["week"], inc["district"]], durations, ok)
+        weekly: dict[int, dict] = {}
+        for i, (week, district) in enumerate(groups.tolist()):
+            weekly.setdefault(week, {})[(district, True)] = (sums[i], hist_unpack(hists[i]))
+        first, last = int(groups[:, 0].min()), int(groups[:, 0].max())
+        rows = [
+            (week, district, total, hist.tobytes())
+            for week, totals in hist_cumulative({}, weekly, first, last)
+            for (district, _located), (total, hist) in totals.items()
+        ]
+        self._write_hists(
+            writer,
+            DistrictCumulative,
             {
-                "id": writer.reserve(UnitCumulative, m) + np.arange(m),
-                "week": week_i + first_week,
-                "unit_id": self.city.ids[unit],
-                "unit_street_id": self.city.street[unit],
-                "unit_district_id": _nullable(unit_district, unit_district >= 0),
-                "district_id": _nullable(districts, districts >= 0),
-                **{name: totals[:, i] for i, name in enumerate(UNIT_COUNTS)},
+                "week": np.array([r[0] for r in rows], np.int64),
+                "district_id": np.array([r[1] for r in rows], np.int64),
+            },
+            np.array([r[2] for r in rows], np.int64).reshape(-1, 5),
+            [r[3] for r in rows],
+        )
+
+        unit = d["unit"]  # positions in city.ids
+        places = (self.city.ids[unit], self.city.street[unit], self.city.district[unit])
+        flags = {"accepted": d["accepted"], "declined": d["declined"], "on_site": d["on_site"]}
+        keys, packs = unit_packs([d["day"], d["district"]], *places, **flags)
+        self._write_units(writer, UnitDaily, "day", keys, packs)
+        keys, packs = unit_packs([d["week"], d["district"]], *places, **flags)
+        unit_weekly: dict[int, dict] = {}
+        for i, (week, district) in enumerate(keys.tolist()):
+            unit_weekly.setdefault(week, {})[(district,)] = units_unpack(packs[i])
+        first, last = int(keys[:, 0].min()), int(keys[:, 0].max())
+        cumulative = [
+            (week, district, units.tobytes())
+            for week, totals in units_cumulative({}, unit_weekly, first, last)
+            for (district,), units in totals.items()
+        ]
+        self._write_units(
+            writer,
+            UnitCumulative,
+            "week",
+            np.array([c[:2] for c in cumulative], np.int64).reshape(-1, 2),
+            [c[2] for c in cumulative],
+        )
+
+    @staticmethod
+    def _write_hists(writer: _Writer, model, keys: dict, sums: np.ndarray, hists: list) -> None:
+        g = len(hists)
+        columns = {}
+        for name, values in keys.items():
+            columns[name] = _nullable(values, values >= 0) if name == "district_id" else values
+        writer.write(
+            model,
+            g,
+            {
+                "id": writer.reserve(model, g) + np.arange(g),
+                **columns,
+                "located": True,
+                "n": sums[:, 0],
+                "ok_responded": sums[:, 1],
+                "ok_controlled": sums[:, 2],
+                "ok_handled": sums[:, 3],
+                "ok_all": sums[:, 4],
+                "hist": hists,
             },
         )
 
-
-def _group(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct rows of these integer columns (each >= -1) and each row's group:
-    one sort of packed int64 keys, not a row-wise unique."""
-    shifted = [np.asarray(c, dtype=np.int64) + 1 for c in columns]
-    if any(c.size and c.min() < 0 for c in shifted):
-        raise ValueError("a roll-up key column is below -1")
-    bits = [max(1, int(c.max(initial=0)).bit_length()) for c in shifted]
-    if sum(bits) > 62:
-        raise ValueError("roll-up key columns too wide to pack")
-    key = np.zeros(shifted[0].size, dtype=np.int64)
-    for column, width in zip(shifted, bits, strict=True):
-        key = key << width | column
-    packed, group_of = np.unique(key, return_inverse=True)
-    groups = np.empty((packed.size, len(columns)), dtype=np.int64)
-    for i in range(len(columns) - 1, -1, -1):
-        groups[:, i] = (packed & ((1 << bits[i]) - 1)) - 1
-        packed = packed >> bits[i]
-    return groups, group_of.ravel()
+    @staticmethod
+    def _write_units(writer: _Writer, model, period: str, keys: np.ndarray, packs: list) -> None:
+        g = len(packs)
+        writer.write(
+            model,
+            g,
+            {
+                "id": writer.reserve(model, g) + np.arange(g),
+                period: keys[:, 0],
+                "district_id": _nullable(keys[:, 1], keys[:, 1] >= 0),
+                "units": packs,
+            },
+        )
 
 
 def _summed(inc: dict[str, np.ndarray], *keys: str) -> tuple[np.ndarray, dict[str, Any]]:
     """Roll-up columns of the incident facts grouped by ``keys``: the groups, and
     counts, 1-3-5 counts and duration histograms (JSON text) per group."""
-    groups, group_of = _group(*(inc[k] for k in keys))
+    groups, group_of = group_rows(*(inc[k] for k in keys))
     g = groups.shape[0]
     hist: list[dict[str, dict[int, int]]] = [
         {"to_response_s": {}, "to_control_s": {}, "to_handling_s": {}} for _ in range(g)
@@ -931,10 +982,6 @@ def _summed(inc: dict[str, np.ndarray], *keys: str) -> tuple[np.ndarray, dict[st
         "ok_all": count_of(group_of, ok_r & ok_c & ok_h, g),
         "hist": [json.dumps(h) for h in hist],
     }
-
-
-def count_of(group_of: np.ndarray, mask: np.ndarray, g: int) -> np.ndarray:
-    return np.bincount(group_of, weights=mask, minlength=g).astype(np.int64)
 
 
 __all__ = ["SeedIncidentsError", "incidents_seed"]

@@ -9,16 +9,12 @@ from typing import Any
 import numpy as np
 from django.db import connection
 from django.db.models import (
-    Case,
     Count,
     Exists,
-    F,
-    Max,
     OuterRef,
     Q,
     QuerySet,
     Sum,
-    When,
 )
 from django.utils.translation import gettext as _
 
@@ -26,7 +22,7 @@ from dispatch.models import Dispatch, Incident, IncidentEvent
 from units.models import Region, Unit
 
 from ..expressions import SecondsBetween, WeekNumber
-from ..models import DispatchFact, UnitCumulative, UnitWeekly
+from ..models import DispatchFact, UnitWeekly
 from .common import (
     DURATIONS,
     STEPS,
@@ -38,6 +34,7 @@ from .common import (
 )
 from .facts import _area_q, _newer_than, _time_q, _unit_scope_q, _whole_weeks, facts_watermark
 from .incidents import IncidentFilter, _district_id_expr, compliant_q, incident_list
+from .packed import unit_area, unit_parts, units_packed_built
 
 # --- aggregates -------------------------------------------------------------------------
 
@@ -258,11 +255,35 @@ def dispatches_annotated(qs: QuerySet[Dispatch]) -> QuerySet[Dispatch]:
     )
 
 
+# The dispatches that have a time: the only ones a unit's medians read (and the
+# condition of the facts' partial index ``dfact_unit_timed``, written the same).
+TIMED = Q(to_response_s__isnull=False) | Q(to_control_s__isnull=False)
+
+
 def _unit_rows(
-    qs: QuerySet, *, accepted: str, declined: str, with_hist: bool = True
+    qs: QuerySet, *, accepted: str, declined: str, with_hist: bool = True, with_counts=True
 ) -> dict[int, UnitStats]:
     """Per-unit counts and histograms from dispatches (live) or dispatch facts."""
     qs = qs.order_by()
+    stats: dict[int, UnitStats] = {}
+    if with_counts:
+        stats = _unit_count_stats(qs, accepted=accepted, declined=declined)
+    if with_hist:
+        # One GROUP BY over the three durations together, not one per duration:
+        # a unit list is a few hundred units over a wide range of dispatches.
+        joint = (
+            qs.filter(TIMED).values_list("unit_id", *DURATIONS).annotate(c=Count("*")).order_by()
+        )
+        for unit_id, *values, count in joint:
+            s = stats.get(unit_id) or stats.setdefault(unit_id, UnitStats(unit_id=unit_id))
+            for name, value in zip(DURATIONS, values, strict=True):
+                if value is not None:
+                    into = s.hist.setdefault(name, {})
+                    into[value] = into.get(value, 0) + count
+    return stats
+
+
+def _unit_count_stats(qs: QuerySet, *, accepted: str, declined: str) -> dict[int, UnitStats]:
     rows = qs.values("unit_id").annotate(
         n_alerted=Count("*"),
         n_accepted=Count(accepted),
@@ -270,7 +291,7 @@ def _unit_rows(
         n_declined=Count("pk", filter=Q(**{declined: True})),
         n_no_answer=Count("pk", filter=Q(**{f"{accepted}__isnull": True, declined: False})),
     )
-    stats = {
+    return {
         r["unit_id"]: UnitStats(
             unit_id=r["unit_id"],
             alerted=r["n_alerted"],
@@ -281,22 +302,6 @@ def _unit_rows(
         )
         for r in rows
     }
-    if with_hist:
-        # One GROUP BY over the three durations together, not one per duration:
-        # a unit list is a few hundred units over a wide range of dispatches.
-        joint = (
-            qs.filter(Q(to_response_s__isnull=False) | Q(to_control_s__isnull=False))
-            .values_list("unit_id", *DURATIONS)
-            .annotate(c=Count("*"))
-            .order_by()
-        )
-        for unit_id, *values, count in joint:
-            s = stats[unit_id]
-            for name, value in zip(DURATIONS, values, strict=True):
-                if value is not None:
-                    into = s.hist.setdefault(name, {})
-                    into[value] = into.get(value, 0) + count
-    return stats
 
 
 def _unit_weekly_rows(qs: QuerySet) -> dict[int, UnitStats]:
@@ -333,9 +338,11 @@ def unit_counts(*, user, filters: IncidentFilter) -> np.ndarray:
     on_site]``. No label, no object per unit: a city-wide page counts 23,000
     units and shows 220 of them.
 
-    Whole weeks cost two stored rows per unit (``UnitCumulative``: the range's
-    last week minus the week before its first), the partial weeks at the ends
-    read the dispatch facts, and incidents newer than the facts the live rows."""
+    Whole weeks cost two stored rows per incident district (``UnitCumulative``:
+    the range's last week minus the week before its first), the whole days of
+    the partial weeks at the ends a row per day and district (``UnitDaily``), the
+    partial days the dispatch facts, and incidents newer than the facts the live
+    rows."""
     watermark = facts_watermark()
     area = None
     if watermark and filters.compliant is None:
@@ -349,7 +356,13 @@ def unit_counts(*, user, filters: IncidentFilter) -> np.ndarray:
         )
         if weekly_ok:
             w0, w1, pieces = _whole_weeks(filters.since, filters.until)
-            if w1 > w0:
+            last, packed = units_packed_built(), unit_area(area)
+            if last is not None and packed is not None:
+                counted, pieces = unit_parts(
+                    table=packed[0], mask=packed[1], last=last, w0=w0, w1=w1, pieces=pieces
+                )
+                parts += counted
+            elif w1 > w0:
                 parts.append(_unit_weeks_counts(area, w0, w1))
         for since, until in pieces:
             fq = DispatchFact.objects.filter(area & _time_q(since, until))
@@ -397,31 +410,12 @@ def _int_table(qs: QuerySet, width: int) -> np.ndarray:
 
 
 def _unit_weeks_counts(area: Q, w0: int, w1: int) -> np.ndarray:
-    """Counts per unit of the whole weeks [w0, w1) in ``area``: from two weeks of
-    ``UnitCumulative``, or, when it does not reach the roll-ups' last week (not
-    built yet, or being rebuilt), by summing ``UnitWeekly``."""
-    last = UnitWeekly.objects.aggregate(m=Max("week"))["m"]
-    if last is None:
-        return np.empty((0, 6), np.int64)
-    if UnitCumulative.objects.aggregate(m=Max("week"))["m"] != last:
-        weekly = UnitWeekly.objects.filter(area, week__gte=w0, week__lt=w1).order_by()
-        summed = weekly.values("unit_id").annotate(**{f"n_{c}": Sum(c) for c in COUNTS})
-        rows = summed.values_list("unit_id", *(f"n_{c}" for c in COUNTS))
-        return np.array(list(rows), dtype=np.int64).reshape(-1, 6)
-    through, before = min(w1 - 1, last), w0 - 1
-    if through < w0:
-        return np.empty((0, 6), np.int64)
-    # The difference summed per unit by the database: half the rows to read.
-    rows = (
-        UnitCumulative.objects.filter(area, week__in=[through, before])
-        .order_by()
-        .values("unit_id")
-        .annotate(
-            **{f"n_{c}": Sum(Case(When(week=through, then=F(c)), default=-F(c))) for c in COUNTS}
-        )
-        .values_list("unit_id", *(f"n_{c}" for c in COUNTS))
-    )
-    return _int_table(rows, 6)
+    """Counts per unit of the whole weeks [w0, w1) in ``area`` summed from
+    ``UnitWeekly``: while the packed roll-ups are not built (a database from
+    before them, or being built), or for an area they cannot answer."""
+    weekly = UnitWeekly.objects.filter(area, week__gte=w0, week__lt=w1).order_by()
+    summed = weekly.values("unit_id").annotate(**{f"n_{c}": Sum(c) for c in COUNTS})
+    return _int_table(summed.values_list("unit_id", *(f"n_{c}" for c in COUNTS)), 6)
 
 
 def unit_stats(
@@ -430,13 +424,16 @@ def unit_stats(
     filters: IncidentFilter,
     unit_ids: Sequence[int] | None = None,
     durations: bool = True,
+    counts: bool = True,
 ) -> list[UnitStats]:
     """Per unit in scope: alerts, accepts, declines, never answered, on site, and
     median/p90 of its own response, arrival and handling times.
 
     Read from the dispatch facts kept by Celery where they exist (with
     ``durations=False``, counts only, whole weeks from the weekly roll-up), plus
-    the live rows of newer incidents (exact: counts and histograms add up)."""
+    the live rows of newer incidents (exact: counts and histograms add up).
+    ``counts=False``: the durations only (no counts, no labels), for units whose
+    counts the caller has."""
     watermark = facts_watermark()
     area = None
     if watermark and filters.compliant is None:
@@ -450,7 +447,7 @@ def unit_stats(
         weekly_ok = not filters.kind and (
             filters.region is None or filters.region.level != Region.Level.STREET
         )
-        if not durations and weekly_ok:
+        if not durations and weekly_ok and counts:
             # Counts only: whole weeks from the weekly roll-up, the ends from facts.
             w0, w1, pieces = _whole_weeks(filters.since, filters.until)
             if w1 > w0:
@@ -459,7 +456,13 @@ def unit_stats(
         for since, until in pieces:
             fq = DispatchFact.objects.filter(area & _time_q(since, until))
             parts.append(
-                _unit_rows(fq, accepted="to_response_s", declined="declined", with_hist=durations)
+                _unit_rows(
+                    fq,
+                    accepted="to_response_s",
+                    declined="declined",
+                    with_hist=durations,
+                    with_counts=counts,
+                )
             )
         incidents = _newer_than(incidents, watermark)
     if incidents is not None:
@@ -472,6 +475,7 @@ def unit_stats(
                 accepted="accepted_at",
                 declined="did_decline",
                 with_hist=durations,
+                with_counts=counts,
             )
         )
     merged: dict[int, UnitStats] = {}
@@ -487,6 +491,8 @@ def unit_stats(
     for m in merged.values():
         for name, hist in m.hist.items():
             m.durations[name] = _duration_stats(hist)
+    if not counts:
+        return list(merged.values())
     labels = Unit.objects.filter(pk__in=list(merged)).values_list(
         "pk", "code", "name", "region__name"
     )
