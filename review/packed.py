@@ -81,15 +81,18 @@ def units_sum(parts: Iterable[tuple[np.ndarray, int]]) -> np.ndarray:
     arrays = [(a, sign) for a, sign in parts if a.size]
     if not arrays:
         return np.empty(0, UNIT)
-    allk = np.concatenate([a[["unit", "street", "district"]] for a, _s in arrays])
+    units = np.concatenate([a["unit"] for a, _s in arrays])
+    street = np.concatenate([a["street"] for a, _s in arrays])
+    district = np.concatenate([a["district"] for a, _s in arrays])
     n = np.concatenate([a["n"] * sign for a, sign in arrays])
-    keys, which = np.unique(allk, return_inverse=True)
-    sums = np.zeros((keys.size, 5), np.int64)
-    np.add.at(sums, which.ravel(), n)
+    keys, which = group_rows(units, street, district)
+    g = keys.shape[0]
+    sums = np.column_stack(
+        [np.bincount(which, weights=n[:, i], minlength=g) for i in range(5)]
+    ).astype(np.int64)
     keep = sums.any(axis=1)
     out = np.empty(int(keep.sum()), UNIT)
-    for name in ("unit", "street", "district"):
-        out[name] = keys[name][keep]
+    out["unit"], out["street"], out["district"] = keys[keep, 0], keys[keep, 1], keys[keep, 2]
     out["n"] = sums[keep]
     return out
 
