@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -297,18 +296,6 @@ def indexes_restore() -> int:
     return restored
 
 
-# Index columns whose seeded values only grow as the run writes (the ids it
-# reserves, in order) or are always NULL: such an index takes each new row at
-# its right edge, cheaper than building it again, which reads the whole table.
-_APPENDED_COLUMNS = {"incident_id", "wave_id", "created_by_id", "reported_by_id", "user_id"}
-
-
-def _appended(sql: str) -> bool:
-    """Whether the index ``sql`` creates leads with an ``_APPENDED_COLUMNS`` column."""
-    match = re.search(r"\bON\b[^(]*\(\s*\"?(\w+)", sql, flags=re.IGNORECASE)
-    return bool(match) and match.group(1) in _APPENDED_COLUMNS
-
-
 @contextmanager
 def _indexes_set_aside(drop: bool) -> Iterator[None]:
     """Drop the seeded tables' secondary indexes for a big load, and build them
@@ -319,7 +306,7 @@ def _indexes_set_aside(drop: bool) -> Iterator[None]:
         yield
         return
     with transaction.atomic():
-        indexes = [i for i in _secondary_indexes(_SEEDED_TABLES) if not _appended(i[1])]
+        indexes = _secondary_indexes(_SEEDED_TABLES)
         SetAsideIndex.objects.bulk_create([SetAsideIndex(name=n, sql=sql) for n, sql in indexes])
         with connection.cursor() as cur:
             for name, _sql in indexes:
