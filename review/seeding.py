@@ -283,12 +283,33 @@ def _secondary_indexes(tables: list[str]) -> list[tuple[str, str]]:
         return list(cur.fetchall())
 
 
+def _foreign_keys(tables: list[str]) -> list[tuple[str, str]]:
+    """PostgreSQL: (name, ALTER TABLE statement that adds it) of the foreign keys
+    of ``tables``. Each row COPY writes queues a deferred check of every foreign
+    key it has, all run at commit one by one; added back after the load, a key is
+    checked by one join over the table."""
+    if connection.vendor != "postgresql":
+        return []
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT c.conname, format('ALTER TABLE %%I ADD CONSTRAINT %%I %%s', t.relname, "
+            "c.conname, pg_get_constraintdef(c.oid)) FROM pg_constraint c "
+            "JOIN pg_class t ON t.oid = c.conrelid "
+            "WHERE c.contype = 'f' AND t.relname = ANY(%s) "
+            "AND t.relnamespace = current_schema()::regnamespace",
+            [tables],
+        )
+        return list(cur.fetchall())
+
+
 def indexes_restore() -> int:
-    """Build again the indexes a killed bulk seed left dropped; returns how many."""
+    """Build again the indexes (and on PostgreSQL add the foreign keys) a killed
+    bulk seed left dropped; returns how many."""
     restored = 0
     for aside in SetAsideIndex.objects.order_by("pk"):
         with transaction.atomic():
-            if aside.name not in {name for name, _sql in _secondary_indexes(_SEEDED_TABLES)}:
+            there = _secondary_indexes(_SEEDED_TABLES) + _foreign_keys(_SEEDED_TABLES)
+            if aside.name not in {name for name, _sql in there}:
                 with connection.cursor() as cur:
                     cur.execute(aside.sql)
                 restored += 1
@@ -298,17 +319,28 @@ def indexes_restore() -> int:
 
 @contextmanager
 def _indexes_set_aside(drop: bool) -> Iterator[None]:
-    """Drop the seeded tables' secondary indexes for a big load, and build them
-    again afterwards, also when the load fails. Each is noted in SetAsideIndex
-    in the transaction that drops it, so a killed run loses none."""
+    """Drop the seeded tables' secondary indexes (and on PostgreSQL their foreign
+    keys) for a big load, and build them again afterwards, also when the load
+    fails. Each is noted in SetAsideIndex in the transaction that drops it, so a
+    killed run loses none."""
     indexes_restore()
     if not drop:
         yield
         return
     with transaction.atomic():
         indexes = _secondary_indexes(_SEEDED_TABLES)
-        SetAsideIndex.objects.bulk_create([SetAsideIndex(name=n, sql=sql) for n, sql in indexes])
+        keys = _foreign_keys(_SEEDED_TABLES)
+        SetAsideIndex.objects.bulk_create(
+            [SetAsideIndex(name=n, sql=sql) for n, sql in indexes + keys]
+        )
         with connection.cursor() as cur:
+            if keys:
+                # Checks still pending from a caller's transaction forbid ALTER TABLE.
+                cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            for name, sql in keys:
+                table = sql.split(" ADD CONSTRAINT ")[0].removeprefix("ALTER TABLE ")
+                name = connection.ops.quote_name(name)
+                cur.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
             for name, _sql in indexes:
                 cur.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
     try:

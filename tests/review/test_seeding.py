@@ -163,11 +163,13 @@ def _index_names():
 
 def test_a_bulk_seed_sets_indexes_aside_and_builds_them_again(small_city):
     before = _index_names()
-    assert before
+    keys = sorted(seeding._foreign_keys(seeding._SEEDED_TABLES))  # PostgreSQL only
+    assert before and (keys or connection.vendor != "postgresql")
 
     incidents_seed(count=120, seed=6, until=UNTIL, days=20, bulk=True)
 
     assert _index_names() == before
+    assert sorted(seeding._foreign_keys(seeding._SEEDED_TABLES)) == keys
     assert not SetAsideIndex.objects.exists()
     assert Incident.objects.count() == 120
 
