@@ -25,7 +25,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import chain, islice, repeat
 from typing import Any, TextIO
 
 import numpy as np
@@ -204,8 +203,11 @@ class _Writer:
         if not n:
             return
         fields = list(model._meta.concrete_fields)
-        values = []
-        for f in fields:
+        # Rows as one object array filled a column at a time: numpy makes the
+        # Python values in C, and the flat list is sliced into statements (a
+        # zip of columns built a tuple per row in Python).
+        grid = np.empty((n, len(fields)), dtype=object)
+        for j, f in enumerate(fields):
             if f.column in columns:
                 value = columns[f.column]
             elif f.null:
@@ -214,24 +216,18 @@ class _Writer:
                 value = f.get_default()
                 if isinstance(f, models.JSONField):
                     value = json.dumps(value)
-            if isinstance(value, np.ndarray):
-                value = value.tolist()
-            if isinstance(value, list):
-                if len(value) != n:
-                    raise ValueError(f"{model.__name__}.{f.column}: {len(value)} values, not {n}")
-                values.append(value)
-            else:
-                values.append(repeat(value, n))
+            if isinstance(value, (list, np.ndarray)) and len(value) != n:
+                raise ValueError(f"{model.__name__}.{f.column}: {len(value)} values, not {n}")
+            grid[:, j] = value
         table = connection.ops.quote_name(model._meta.db_table)
         collist = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-        rows = zip(*values)  # noqa: B905 - repeat() columns are endless by design
         if self.pg:
             raw = connection.connection
             with raw.cursor() as cur, cur.copy(f"COPY {table} ({collist}) FROM STDIN") as copy:
-                for row in rows:
+                for row in grid.tolist():
                     copy.write_row(row)
         else:
-            _sqlite_insert(table, collist, len(fields), n, rows)
+            _sqlite_insert(table, collist, len(fields), n, grid.ravel().tolist())
 
     def finish(self) -> None:
         if self.pg and self.next_id:
@@ -243,25 +239,25 @@ class _Writer:
 SQLITE_ROWS_PER_INSERT = 100
 
 
-def _sqlite_insert(table: str, collist: str, width: int, n: int, rows: Iterator[tuple]) -> None:
-    """``n`` rows in statements of ``SQLITE_ROWS_PER_INSERT`` rows each, on the raw
-    connection: a row per statement spent as long in the statement's own
-    overhead (bind, step, reset, the AUTOINCREMENT counter's update) as in
-    writing the row."""
+def _sqlite_insert(table: str, collist: str, width: int, n: int, values: list) -> None:
+    """``n`` rows (``values``: row after row, flat) in statements of
+    ``SQLITE_ROWS_PER_INSERT`` rows each, on the raw connection: a row per
+    statement spent as long in the statement's own overhead (bind, step, reset,
+    the AUTOINCREMENT counter's update) as in writing the row."""
     one = "(" + ", ".join(["?"] * width) + ")"
     per = max(1, min(SQLITE_ROWS_PER_INSERT, 30_000 // width))
     head = f"INSERT INTO {table} ({collist}) VALUES "  # noqa: S608
-    values = chain.from_iterable(rows)
-    full, rest = divmod(n, per)
+    step = per * width
+    full = n // per
     connection.ensure_connection()
     raw = connection.connection
     if full:
         raw.executemany(
             head + ", ".join([one] * per),
-            (tuple(islice(values, per * width)) for _ in range(full)),
+            (tuple(values[at : at + step]) for at in range(0, full * step, step)),
         )
-    if rest:
-        raw.execute(head + ", ".join([one] * rest), tuple(islice(values, rest * width)))
+    if n > full * per:
+        raw.execute(head + ", ".join([one] * (n - full * per)), tuple(values[full * step :]))
 
 
 def _secondary_indexes(tables: list[str]) -> list[tuple[str, str]]:
