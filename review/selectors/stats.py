@@ -288,8 +288,8 @@ def _unit_count_stats(qs: QuerySet, *, accepted: str, declined: str) -> dict[int
         n_alerted=Count("*"),
         n_accepted=Count(accepted),
         n_on_site=Count("to_control_s"),
-        n_declined=Count("pk", filter=Q(**{declined: True})),
-        n_no_answer=Count("pk", filter=Q(**{f"{accepted}__isnull": True, declined: False})),
+        n_declined=Count("unit_id", filter=Q(**{declined: True})),
+        n_no_answer=Count("unit_id", filter=Q(**{f"{accepted}__isnull": True, declined: False})),
     )
     return {
         r["unit_id"]: UnitStats(
@@ -365,8 +365,8 @@ def unit_counts(*, user, filters: IncidentFilter) -> np.ndarray:
             elif w1 > w0:
                 parts.append(_unit_weeks_counts(area, w0, w1))
         for since, until in pieces:
-            fq = DispatchFact.objects.filter(area & _time_q(since, until))
-            parts.append(_unit_count_rows(fq, accepted="to_response_s", declined="declined"))
+            facts = DispatchFact.objects.filter(area & _time_q(since, until))
+            parts.append(_fact_count_rows(facts))
         incidents = _newer_than(incidents, watermark)
     if incidents is not None:
         qs = Dispatch.objects.filter(_unit_scope_q(user), incident__in=incidents.values("pk"))
@@ -390,8 +390,10 @@ def _unit_count_rows(qs: QuerySet, *, accepted: str, declined: str) -> np.ndarra
         .annotate(
             n_alerted=Count("*"),
             n_accepted=Count(accepted),
-            n_declined=Count("pk", filter=Q(**{declined: True})),
-            n_no_answer=Count("pk", filter=Q(**{f"{accepted}__isnull": True, declined: False})),
+            n_declined=Count("unit_id", filter=Q(**{declined: True})),
+            n_no_answer=Count(
+                "unit_id", filter=Q(**{f"{accepted}__isnull": True, declined: False})
+            ),
             n_on_site=Count("to_control_s"),
         )
         .values_list("unit_id", "n_alerted", "n_accepted", "n_declined", "n_no_answer", "n_on_site")
@@ -399,13 +401,34 @@ def _unit_count_rows(qs: QuerySet, *, accepted: str, declined: str) -> np.ndarra
     return _int_table(rows, 6)
 
 
-def _int_table(qs: QuerySet, width: int) -> np.ndarray:
+def _fact_count_rows(qs: QuerySet) -> np.ndarray:
+    """``_unit_count_rows`` of dispatch facts, counted with numpy: grouped in SQL,
+    SQLite read the facts of a few hours through the unit-first index, a seek
+    for each of 23,000 units (0.3 s at a million incidents); ungrouped it reads
+    the time-first index's range."""
+    facts = _int_table(
+        qs.order_by().values_list("unit_id", "to_response_s", "to_control_s", "declined"),
+        4,
+        null=-1,
+    )
+    if not facts.size:
+        return np.empty((0, 6), np.int64)
+    units, of = np.unique(facts[:, 0], return_inverse=True)
+    accepted, on_site, declined = facts[:, 1] >= 0, facts[:, 2] >= 0, facts[:, 3] > 0
+    columns = [np.ones(len(facts), bool), accepted, declined, ~accepted & ~declined, on_site]
+    counts = [np.bincount(of.ravel(), weights=c, minlength=units.size) for c in columns]
+    return np.column_stack([units, *counts]).astype(np.int64)
+
+
+def _int_table(qs: QuerySet, width: int, null: int | None = None) -> np.ndarray:
     """A ``values_list`` of integers as an array, fetched by the cursor: Django's
     per-value converters cost more than the query for 23,000 grouped rows."""
     sql, params = qs.query.sql_with_params()
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
+    if null is not None:
+        rows = [[null if v is None else v for v in row] for row in rows]
     return np.array(rows, dtype=np.int64).reshape(-1, width)
 
 
