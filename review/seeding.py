@@ -366,8 +366,15 @@ def _sqlite_bulk_mode(bulk: bool, city: _City) -> Iterator[None]:
     pragmas = {"cache_size": -262144}  # 256 MiB
     if bulk:
         # foreign_keys: a no-op inside a transaction. threads: CREATE INDEX sorts
-        # in a helper thread too.
-        pragmas |= {"foreign_keys": 0, "ignore_check_constraints": 1, "threads": 2}
+        # in a helper thread too. cache_size: the sorter keeps that much in memory
+        # before it spills to temporary files (an index of 10 million events is
+        # ~300 MB of keys).
+        pragmas |= {
+            "foreign_keys": 0,
+            "ignore_check_constraints": 1,
+            "threads": 2,
+            "cache_size": -1048576,  # 1 GiB
+        }
     with connection.cursor() as cur:
         before = {}
         for name, value in pragmas.items():
