@@ -162,7 +162,12 @@ def _merge(parts: Iterable[list[GroupStats]], *, by: str | None) -> list[GroupSt
             for step in STEPS:
                 m.ok[step] = m.ok.get(step, 0) + r.ok.get(step, 0)
             for name, hist in r.hist.items():
-                into = m.hist.setdefault(name, {})
+                into = m.hist.get(name)
+                if into is None:
+                    # The first part of a group (often the only one): copied whole,
+                    # not entry by entry (a year's weekly trend holds 130,000).
+                    m.hist[name] = dict(hist)
+                    continue
                 for value, count in hist.items():
                     into[value] = into.get(value, 0) + count
     for m in merged.values():
