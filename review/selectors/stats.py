@@ -276,15 +276,28 @@ def _unit_rows(
     if with_hist:
         # One GROUP BY over the three durations together, not one per duration:
         # a unit list is a few hundred units over a wide range of dispatches.
-        joint = (
-            qs.filter(TIMED).values_list("unit_id", *DURATIONS).annotate(c=Count("*")).order_by()
+        joint = _int_table(
+            qs.filter(TIMED).values_list("unit_id", *DURATIONS).annotate(c=Count("*")).order_by(),
+            5,
+            null=-1,
         )
-        for unit_id, *values, count in joint:
-            s = stats.get(unit_id) or stats.setdefault(unit_id, UnitStats(unit_id=unit_id))
-            for name, value in zip(DURATIONS, values, strict=True):
-                if value is not None:
-                    into = s.hist.setdefault(name, {})
-                    into[value] = into.get(value, 0) + count
+        # Summed per (unit, seconds) with numpy, then one dict per unit and
+        # duration: a year of 220 units is ~20,000 grouped rows.
+        for i, name in enumerate(DURATIONS):
+            has = joint[:, 1 + i] >= 0
+            if not has.any():
+                continue
+            key, which = np.unique(joint[has, 0] << 32 | joint[has, 1 + i], return_inverse=True)
+            counts = np.bincount(which.ravel(), weights=joint[has, 4]).astype(np.int64)
+            units = key >> 32
+            bounds = np.flatnonzero(np.diff(units)) + 1
+            for start, end in zip(
+                [0, *bounds.tolist()], [*bounds.tolist(), units.size], strict=True
+            ):
+                unit_id = int(units[start])
+                s = stats.get(unit_id) or stats.setdefault(unit_id, UnitStats(unit_id=unit_id))
+                seconds = (key[start:end] & 0xFFFFFFFF).tolist()
+                s.hist[name] = dict(zip(seconds, counts[start:end].tolist(), strict=True))
     return stats
 
 
