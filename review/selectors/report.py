@@ -84,13 +84,13 @@ def response_report(*, user, filters: IncidentFilter, with_units: bool = True) -
         counts = unit_counts(user=user, filters=filters)
         shown, unreliable = _units_listed(counts)
         # The page lists the most-called units; their medians only (fast at any size).
+        listed = [u.unit_id for u in shown + unreliable]
         timed = {
             u.unit_id: u
-            for u in unit_stats(
-                user=user,
-                filters=filters,
-                unit_ids=[u.unit_id for u in shown + unreliable],
-                counts=False,
+            for u in (
+                unit_stats(user=user, filters=filters, unit_ids=listed, counts=False)
+                if listed
+                else []
             )
         }
         for u in shown + unreliable:

@@ -9,6 +9,7 @@ from itertools import repeat
 from typing import Any
 
 import numpy as np
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import (
     Q,
@@ -169,9 +170,12 @@ def _fact_stats_many(qs: QuerySet, bys: Sequence[str | None]) -> dict[str | None
     columns = list(dict.fromkeys(_FACT_GROUPS[by] for by in bys if by))
     # Fetched by the cursor: Django's per-value converters (booleans) cost more
     # than the query for tens of thousands of rows. Flags come as 0/1 or bools.
-    sql, params = (
-        qs.order_by().values_list(*columns, *DURATIONS, *_FACT_FLAGS).query.sql_with_params()
-    )
+    try:
+        sql, params = (
+            qs.order_by().values_list(*columns, *DURATIONS, *_FACT_FLAGS).query.sql_with_params()
+        )
+    except EmptyResultSet:  # a filter nothing can match (``pk__in=[]``)
+        return {by: [] for by in bys}
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()

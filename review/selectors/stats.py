@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import (
     Count,
@@ -441,7 +442,10 @@ def _fact_count_rows(qs: QuerySet) -> np.ndarray:
 def _int_table(qs: QuerySet, width: int, null: int | None = None) -> np.ndarray:
     """A ``values_list`` of integers as an array, fetched by the cursor: Django's
     per-value converters cost more than the query for 23,000 grouped rows."""
-    sql, params = qs.query.sql_with_params()
+    try:
+        sql, params = qs.query.sql_with_params()
+    except EmptyResultSet:  # e.g. ``unit_id__in=[]``: the ORM's own iterator returns []
+        return np.empty((0, width), dtype=np.int64)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()

@@ -199,3 +199,11 @@ def test_packed_histograms_add_and_subtract_exactly():
     )
     assert units["unit"].tolist() == [3, 5]
     assert packed.units_sum([(units, 1), (units, -1)]).size == 0
+
+
+def test_a_range_without_incidents_lists_no_units_and_does_not_fail(seeded, city_reviewer):
+    filters = IncidentFilter(
+        since=UNTIL + dt.timedelta(days=30), until=UNTIL + dt.timedelta(days=60)
+    )
+    report = selectors.response_report(user=city_reviewer, filters=filters)
+    assert report.units == [] and report.unit_count == 0 and report.total.incidents == 0
