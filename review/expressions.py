@@ -37,9 +37,11 @@ class SecondsBetween(Func):
         (end, end_p), (start, start_p) = (compiler.compile(e) for e in self.source_expressions)
         # Django stores "YYYY-MM-DD HH:MM:SS[.ffffff]" in UTC; the fraction, when
         # present, is always six digits from character 21.
+        # strftime('%s') of a time with a fraction rounds to the millisecond
+        # (23:59:59.9996 reads as the next second): whole seconds from the text.
         micro = (
-            f"((CAST(strftime('%%s', {end}) AS INTEGER)"
-            f" - CAST(strftime('%%s', {start}) AS INTEGER)) * 1000000"
+            f"((CAST(strftime('%%s', substr({end}, 1, 19)) AS INTEGER)"
+            f" - CAST(strftime('%%s', substr({start}, 1, 19)) AS INTEGER)) * 1000000"
             f" + CAST(substr({end}, 21, 6) AS INTEGER)"
             f" - CAST(substr({start}, 21, 6) AS INTEGER))"
         )
@@ -71,6 +73,34 @@ class WeekNumber(Func):
     def as_sqlite(self, compiler, connection, **extra):
         inner, params = compiler.compile(self.source_expressions[0])
         shift = self.offset_s + _MONDAY_SHIFT_S
-        # Timestamps are after 1970: integer division is floor division here.
-        sql = f"((CAST(strftime('%%s', {inner}) AS INTEGER) + {shift}) / {WEEK_S})"
+        # Timestamps are after 1970: integer division is floor division here. The
+        # whole seconds from the text: strftime('%s') rounds a fraction to the
+        # millisecond, and 23:59:59.9996 on a Sunday fell in the next week.
+        sql = f"((CAST(strftime('%%s', substr({inner}, 1, 19)) AS INTEGER) + {shift}) / {WEEK_S})"
+        return sql, params
+
+
+DAY_S = 86400
+
+
+class DayNumber(Func):
+    """Local day number since 1970-01-01, in local time of ``offset_s`` (as
+    ``WeekNumber``): day ``d`` lies in week ``(d + 3) // 7``."""
+
+    output_field = IntegerField()
+    arity = 1
+
+    def __init__(self, expression, *, offset_s: int, **extra):
+        self.offset_s = int(offset_s)
+        super().__init__(expression, **extra)
+
+    def as_sql(self, compiler, connection, **extra):
+        inner, params = compiler.compile(self.source_expressions[0])
+        sql = f"CAST(FLOOR((EXTRACT(EPOCH FROM {inner}) + {self.offset_s}) / {DAY_S}) AS INTEGER)"
+        return sql, params
+
+    def as_sqlite(self, compiler, connection, **extra):
+        inner, params = compiler.compile(self.source_expressions[0])
+        seconds = f"CAST(strftime('%%s', substr({inner}, 1, 19)) AS INTEGER)"  # as WeekNumber
+        sql = f"(({seconds} + {self.offset_s}) / {DAY_S})"
         return sql, params

@@ -216,6 +216,16 @@ class DispatchFact(models.Model):
                 fields=["discovered_at", "unit_id", "to_response_s", "to_control_s", "declined"],
                 name="dfact_time_unit",
             ),
+            # The listed units' medians: only the dispatches with a time (the
+            # accepting unit's, about one in five), so a year of 220 units reads
+            # ~20,000 entries, not 110,000.
+            models.Index(
+                fields=[
+                    "unit_id", "discovered_at", "to_response_s", "to_control_s", "to_handling_s",
+                ],
+                condition=Q(to_response_s__isnull=False) | Q(to_control_s__isnull=False),
+                name="dfact_unit_timed",
+            ),
         ]  # fmt: skip
 
     def __str__(self) -> str:
@@ -289,12 +299,18 @@ class UnitWeekly(_UnitCounts):
         return f"week {self.week} unit {self.unit_id}"
 
 
-class UnitCumulative(_UnitCounts):
-    """``UnitWeekly`` added up from the first week: each key's counts through the
-    end of ``week``, one row for every week from the key's first to the last week
-    with roll-ups (dense), so that any whole-week range costs two rows per unit
+class UnitCumulative(models.Model):
+    """``UnitWeekly`` added up from the first week, packed: for each incident
+    district, every unit's counts through the end of ``week`` (``review.packed``
+    ``UNIT`` records under the key unit, unit street, unit district), one row for
+    every week from the district's first to the last week with roll-ups
+    (dense), so that any whole-week range costs two stored rows per district
     (the range's last week minus the week before its first) instead of one per
     unit and week. Rebuilt with ``UnitWeekly`` from the first week it touched."""
+
+    week = models.IntegerField()
+    district_id = models.BigIntegerField(null=True)  # the incidents'
+    units = models.BinaryField(default=b"")
 
     class Meta:
         verbose_name = _("单元累计汇总")
@@ -302,7 +318,25 @@ class UnitCumulative(_UnitCounts):
         indexes = [models.Index(fields=["week"], name="unitcum_week")]
 
     def __str__(self) -> str:
-        return f"through week {self.week} unit {self.unit_id}"
+        return f"through week {self.week} district {self.district_id}"
+
+
+class UnitDaily(models.Model):
+    """Dispatch facts counted per local day, incident district and unit, packed as
+    ``UnitCumulative``: the partial weeks at the ends of a range read a few days'
+    rows instead of up to two weeks of dispatch facts. Rebuilt with ``UnitWeekly``."""
+
+    day = models.IntegerField()  # local days since 1970-01-01 (``expressions.DayNumber``)
+    district_id = models.BigIntegerField(null=True)  # the incidents'
+    units = models.BinaryField(default=b"")
+
+    class Meta:
+        verbose_name = _("单元日汇总")
+        verbose_name_plural = _("单元日汇总")
+        indexes = [models.Index(fields=["day"], name="unitday_day")]
+
+    def __str__(self) -> str:
+        return f"day {self.day} district {self.district_id}"
 
 
 class SetAsideIndex(models.Model):
@@ -372,3 +406,71 @@ class DistrictWeekly(models.Model):
 
     def __str__(self) -> str:
         return f"week {self.week} district {self.district_id}"
+
+
+class _PackedCounts(models.Model):
+    """Incident facts summed over a period and area: counts, 1-3-5 counts and the
+    three durations' per-second histograms packed (``review.packed.HIST``)."""
+
+    located = models.BooleanField(default=True)  # whether the incidents had a region
+    n = models.IntegerField()
+    ok_responded = models.IntegerField()
+    ok_controlled = models.IntegerField()
+    ok_handled = models.IntegerField()
+    ok_all = models.IntegerField()
+    hist = models.BinaryField(default=b"")
+
+    class Meta:
+        abstract = True
+
+
+class CityWeekly(_PackedCounts):
+    """``DistrictWeekly`` summed over districts, packed: the city report's weekly
+    trend reads one row a week. Rebuilt with ``WeeklyRollup``."""
+
+    week = models.IntegerField()
+
+    class Meta:
+        verbose_name = _("全市周汇总")
+        verbose_name_plural = _("全市周汇总")
+        indexes = [models.Index(fields=["week"], name="cityweek_week")]
+
+    def __str__(self) -> str:
+        return f"week {self.week}"
+
+
+class DistrictCumulative(_PackedCounts):
+    """``DistrictWeekly`` added up from the first week, packed: per district, the
+    counts and histograms through the end of ``week``, a row every week from the
+    district's first to the last week with roll-ups (dense), so that a city
+    report's districts and total over whole weeks read two rows per district
+    (the last week minus the week before the first). Rebuilt with ``WeeklyRollup``
+    from the first week it touched."""
+
+    week = models.IntegerField()
+    district_id = models.BigIntegerField(null=True)
+
+    class Meta:
+        verbose_name = _("区累计汇总")
+        verbose_name_plural = _("区累计汇总")
+        indexes = [models.Index(fields=["week"], name="districtcum_week")]
+
+    def __str__(self) -> str:
+        return f"through week {self.week} district {self.district_id}"
+
+
+class DistrictDaily(_PackedCounts):
+    """Incident facts summed per local day and district, packed: the partial weeks
+    at the ends of a city report's range read days, not facts. Rebuilt with
+    ``WeeklyRollup``."""
+
+    day = models.IntegerField()  # local days since 1970-01-01 (``expressions.DayNumber``)
+    district_id = models.BigIntegerField(null=True)
+
+    class Meta:
+        verbose_name = _("区日汇总")
+        verbose_name_plural = _("区日汇总")
+        indexes = [models.Index(fields=["day"], name="districtday_day")]
+
+    def __str__(self) -> str:
+        return f"day {self.day} district {self.district_id}"

@@ -25,7 +25,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import repeat
 from typing import Any, TextIO
 
 import numpy as np
@@ -42,16 +41,30 @@ from units.models import Member, Region, Unit
 from . import selectors
 from .expressions import WEEK_S
 from .models import (
+    CityWeekly,
     DispatchFact,
+    DistrictCumulative,
+    DistrictDaily,
     DistrictWeekly,
     IncidentFact,
     SetAsideIndex,
     UnitCumulative,
+    UnitDaily,
     UnitWeekly,
     WeeklyRollup,
 )
+from .packed import (
+    count_of,
+    group_rows,
+    hist_cumulative,
+    hist_unpack,
+    incident_packs,
+    unit_packs,
+    units_cumulative,
+    units_unpack,
+)
 from .selectors.common import _utc_offset_s
-from .services.rollups import UNIT_COUNTS, rollups_rebuild
+from .services.rollups import rollups_rebuild
 
 MAX_COUNT = 1_000_000
 DEFAULT_SEED = 20246
@@ -80,6 +93,10 @@ SEEDED_MODELS: tuple[type[models.Model], ...] = (
     WeeklyRollup,
     DistrictWeekly,
     UnitWeekly,
+    CityWeekly,
+    DistrictDaily,
+    DistrictCumulative,
+    UnitDaily,
     UnitCumulative,
 )
 _SEEDED_TABLES = [m._meta.db_table for m in SEEDED_MODELS]
@@ -100,18 +117,47 @@ class SeedIncidentsResult:
 # --- writing columns ------------------------------------------------------------------
 
 
+_CLOCK: np.ndarray | None = None  # "HH:MM:SS" of every second of a day, as UCS-4 codes
+
+
+def _clock() -> np.ndarray:
+    global _CLOCK
+    if _CLOCK is None:
+        second = np.arange(86400)
+        digits = np.column_stack(
+            [second // 36000, second // 3600 % 10, second // 600 % 6, second // 60 % 10,
+             second // 10 % 6, second % 10]
+        ) + ord("0")  # fmt: skip
+        colon = np.full(86400, ord(":"))
+        _CLOCK = np.column_stack(
+            [digits[:, 0], digits[:, 1], colon, digits[:, 2], digits[:, 3], colon,
+             digits[:, 4], digits[:, 5]]
+        ).astype(np.uint32)  # fmt: skip
+    return _CLOCK
+
+
 def _times(epoch_us: np.ndarray, pg: bool) -> np.ndarray:
     """Epoch microseconds (UTC) as the database's text form, vectorised: Django's
     SQLite form (naive UTC, ``YYYY-MM-DD HH:MM:SS``, a fraction only when not
-    zero), the same with ``+00`` for COPY."""
+    zero), the same with ``+00`` for COPY. The characters are put together from
+    a table of the days in the range and one of the seconds of a day: formatting
+    each time took a tenth of a seed."""
     epoch_us = np.asarray(epoch_us, dtype=np.int64)
-    whole = np.datetime_as_string(epoch_us.astype("datetime64[us]"), unit="s").astype("S19")
-    chars = np.empty((whole.size, 22 if pg else 19), dtype=np.uint8)
-    chars[:, :19] = whole.view(np.uint8).reshape(-1, 19)
-    chars[:, 10] = ord(" ")  # ISO's "T": Django's SQLite text has a space
+    width = 22 if pg else 19
+    if not epoch_us.size:
+        return np.empty(0, f"U{width}")
+    seconds = epoch_us // 1_000_000
+    day, second = np.divmod(seconds, 86400)
+    first = int(day.min())
+    dates = np.arange(first, int(day.max()) + 1).astype("datetime64[D]")
+    date_chars = np.datetime_as_string(dates).astype("U10").view(np.uint32).reshape(-1, 10)
+    chars = np.empty((seconds.size, width), dtype=np.uint32)
+    chars[:, :10] = date_chars[day - first]
+    chars[:, 10] = ord(" ")  # Django's SQLite text has a space, not ISO's "T"
+    chars[:, 11:19] = _clock()[second]
     if pg:
-        chars[:, 19:] = np.frombuffer(b"+00", dtype=np.uint8)
-    text = chars.view(f"S{chars.shape[1]}").ravel().astype(f"U{chars.shape[1]}")
+        chars[:, 19:] = [ord("+"), ord("0"), ord("0")]
+    text = chars.view(f"U{width}").ravel()
     fraction = epoch_us % 1_000_000 != 0
     if fraction.any():
         micro = np.datetime_as_string(epoch_us[fraction].astype("datetime64[us]"), unit="us")
@@ -157,8 +203,11 @@ class _Writer:
         if not n:
             return
         fields = list(model._meta.concrete_fields)
-        values = []
-        for f in fields:
+        # Rows as one object array filled a column at a time: numpy makes the
+        # Python values in C, and the flat list is sliced into statements (a
+        # zip of columns built a tuple per row in Python).
+        grid = np.empty((n, len(fields)), dtype=object)
+        for j, f in enumerate(fields):
             if f.column in columns:
                 value = columns[f.column]
             elif f.null:
@@ -167,32 +216,48 @@ class _Writer:
                 value = f.get_default()
                 if isinstance(f, models.JSONField):
                     value = json.dumps(value)
-            if isinstance(value, np.ndarray):
-                value = value.tolist()
-            if isinstance(value, list):
-                if len(value) != n:
-                    raise ValueError(f"{model.__name__}.{f.column}: {len(value)} values, not {n}")
-                values.append(value)
-            else:
-                values.append(repeat(value, n))
+            if isinstance(value, (list, np.ndarray)) and len(value) != n:
+                raise ValueError(f"{model.__name__}.{f.column}: {len(value)} values, not {n}")
+            grid[:, j] = value
         table = connection.ops.quote_name(model._meta.db_table)
         collist = ", ".join(connection.ops.quote_name(f.column) for f in fields)
-        rows = zip(*values)  # noqa: B905 - repeat() columns are endless by design
         if self.pg:
             raw = connection.connection
             with raw.cursor() as cur, cur.copy(f"COPY {table} ({collist}) FROM STDIN") as copy:
-                for row in rows:
+                for row in grid.tolist():
                     copy.write_row(row)
         else:
-            marks = ", ".join(["%s"] * len(fields))
-            with connection.cursor() as cur:
-                cur.executemany(f"INSERT INTO {table} ({collist}) VALUES ({marks})", rows)  # noqa: S608
+            _sqlite_insert(table, collist, len(fields), n, grid.ravel().tolist())
 
     def finish(self) -> None:
         if self.pg and self.next_id:
             with connection.cursor() as cur:
                 for sql in connection.ops.sequence_reset_sql(no_style(), list(self.next_id)):
                     cur.execute(sql)
+
+
+SQLITE_ROWS_PER_INSERT = 100
+
+
+def _sqlite_insert(table: str, collist: str, width: int, n: int, values: list) -> None:
+    """``n`` rows (``values``: row after row, flat) in statements of
+    ``SQLITE_ROWS_PER_INSERT`` rows each, on the raw connection: a row per
+    statement spent as long in the statement's own overhead (bind, step, reset,
+    the AUTOINCREMENT counter's update) as in writing the row."""
+    one = "(" + ", ".join(["?"] * width) + ")"
+    per = max(1, min(SQLITE_ROWS_PER_INSERT, 30_000 // width))
+    head = f"INSERT INTO {table} ({collist}) VALUES "  # noqa: S608
+    step = per * width
+    full = n // per
+    connection.ensure_connection()
+    raw = connection.connection
+    if full:
+        raw.executemany(
+            head + ", ".join([one] * per),
+            (tuple(values[at : at + step]) for at in range(0, full * step, step)),
+        )
+    if n > full * per:
+        raw.execute(head + ", ".join([one] * (n - full * per)), tuple(values[full * step :]))
 
 
 def _secondary_indexes(tables: list[str]) -> list[tuple[str, str]]:
@@ -214,12 +279,33 @@ def _secondary_indexes(tables: list[str]) -> list[tuple[str, str]]:
         return list(cur.fetchall())
 
 
+def _foreign_keys(tables: list[str]) -> list[tuple[str, str]]:
+    """PostgreSQL: (name, ALTER TABLE statement that adds it) of the foreign keys
+    of ``tables``. Each row COPY writes queues a deferred check of every foreign
+    key it has, all run at commit one by one; added back after the load, a key is
+    checked by one join over the table."""
+    if connection.vendor != "postgresql":
+        return []
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT c.conname, format('ALTER TABLE %%I ADD CONSTRAINT %%I %%s', t.relname, "
+            "c.conname, pg_get_constraintdef(c.oid)) FROM pg_constraint c "
+            "JOIN pg_class t ON t.oid = c.conrelid "
+            "WHERE c.contype = 'f' AND t.relname = ANY(%s) "
+            "AND t.relnamespace = current_schema()::regnamespace",
+            [tables],
+        )
+        return list(cur.fetchall())
+
+
 def indexes_restore() -> int:
-    """Build again the indexes a killed bulk seed left dropped; returns how many."""
+    """Build again the indexes (and on PostgreSQL add the foreign keys) a killed
+    bulk seed left dropped; returns how many."""
     restored = 0
     for aside in SetAsideIndex.objects.order_by("pk"):
         with transaction.atomic():
-            if aside.name not in {name for name, _sql in _secondary_indexes(_SEEDED_TABLES)}:
+            there = _secondary_indexes(_SEEDED_TABLES) + _foreign_keys(_SEEDED_TABLES)
+            if aside.name not in {name for name, _sql in there}:
                 with connection.cursor() as cur:
                     cur.execute(aside.sql)
                 restored += 1
@@ -229,17 +315,28 @@ def indexes_restore() -> int:
 
 @contextmanager
 def _indexes_set_aside(drop: bool) -> Iterator[None]:
-    """Drop the seeded tables' secondary indexes for a big load, and build them
-    again afterwards, also when the load fails. Each is noted in SetAsideIndex
-    in the transaction that drops it, so a killed run loses none."""
+    """Drop the seeded tables' secondary indexes (and on PostgreSQL their foreign
+    keys) for a big load, and build them again afterwards, also when the load
+    fails. Each is noted in SetAsideIndex in the transaction that drops it, so a
+    killed run loses none."""
     indexes_restore()
     if not drop:
         yield
         return
     with transaction.atomic():
         indexes = _secondary_indexes(_SEEDED_TABLES)
-        SetAsideIndex.objects.bulk_create([SetAsideIndex(name=n, sql=sql) for n, sql in indexes])
+        keys = _foreign_keys(_SEEDED_TABLES)
+        SetAsideIndex.objects.bulk_create(
+            [SetAsideIndex(name=n, sql=sql) for n, sql in indexes + keys]
+        )
         with connection.cursor() as cur:
+            if keys:
+                # Checks still pending from a caller's transaction forbid ALTER TABLE.
+                cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
+            for name, sql in keys:
+                table = sql.split(" ADD CONSTRAINT ")[0].removeprefix("ALTER TABLE ")
+                name = connection.ops.quote_name(name)
+                cur.execute(f"ALTER TABLE {table} DROP CONSTRAINT {name}")
             for name, _sql in indexes:
                 cur.execute(f"DROP INDEX {connection.ops.quote_name(name)}")
     try:
@@ -256,30 +353,59 @@ def _indexes_set_aside(drop: bool) -> Iterator[None]:
 
 
 @contextmanager
-def _sqlite_bulk_mode(bulk: bool) -> Iterator[None]:
+def _sqlite_bulk_mode(bulk: bool, city: _City) -> Iterator[None]:
     """SQLite only: a bigger page cache during the load, and for a bulk load no
-    per-row foreign key lookups (every id written is taken from rows that exist or
-    were reserved by this run; ``PRAGMA foreign_key_check`` runs at the end)."""
+    per-row foreign key lookups and no CHECK constraints (the JSON check of
+    every event's data): every id written is taken from roster rows read at the
+    start or reserved by this run, and the rows keep the models' rules by
+    construction (``tests/review/test_seeding.py``). At the end the roster rows
+    the run referred to are checked to be still there."""
     if connection.vendor != "sqlite":
         yield
         return
+    pragmas = {"cache_size": -262144}  # 256 MiB
+    if bulk:
+        # foreign_keys: a no-op inside a transaction. threads: CREATE INDEX sorts
+        # in a helper thread too. cache_size: the sorter keeps that much in memory
+        # before it spills to temporary files (an index of 10 million events is
+        # ~300 MB of keys).
+        pragmas |= {
+            "foreign_keys": 0,
+            "ignore_check_constraints": 1,
+            "threads": 2,
+            "cache_size": -1048576,  # 1 GiB
+        }
     with connection.cursor() as cur:
-        cur.execute("PRAGMA cache_size")
-        (cache,) = cur.fetchone()
-        cur.execute("PRAGMA cache_size = -262144")  # 256 MiB
-        if bulk:
-            cur.execute("PRAGMA foreign_keys = OFF")  # a no-op inside a transaction
+        before = {}
+        for name, value in pragmas.items():
+            cur.execute(f"PRAGMA {name}")
+            before[name] = cur.fetchone()[0]
+            cur.execute(f"PRAGMA {name} = {int(value)}")
     try:
         yield
     finally:
         with connection.cursor() as cur:
-            cur.execute(f"PRAGMA cache_size = {int(cache)}")
-            if bulk:
-                cur.execute("PRAGMA foreign_keys = ON")
-                for table in _SEEDED_TABLES:
-                    cur.execute(f"PRAGMA foreign_key_check({connection.ops.quote_name(table)})")
-                    if cur.fetchone() is not None:
-                        raise SeedIncidentsError(f"seeded rows break a foreign key of {table}")
+            for name, value in before.items():
+                cur.execute(f"PRAGMA {name} = {int(value)}")
+        if bulk:
+            _roster_still_there(city)
+
+
+def _roster_still_there(city: _City) -> None:
+    """The units, members and streets the seeded rows refer to all exist (what
+    ``PRAGMA foreign_key_check`` of every seeded row, 35 s at a million
+    incidents, found out about them: the run's own rows refer to ids it reserved)."""
+    for model, ids in (
+        (Unit, city.ids),
+        (Member, city.member[city.member >= 0]),
+        (Region, np.unique(city.street[city.street >= 0])),
+    ):
+        wanted = np.unique(ids).tolist()
+        found = 0
+        for at in range(0, len(wanted), 900):
+            found += model.objects.filter(pk__in=wanted[at : at + 900]).count()
+        if found != len(wanted):
+            raise SeedIncidentsError(f"{model.__name__} rows were deleted during the seed")
 
 
 # --- the city the incidents happen in ---------------------------------------------------
@@ -394,7 +520,7 @@ def incidents_seed(
             disable=progress is None,
             desc="seed_incidents",
         ) as bar,
-        _sqlite_bulk_mode(bulk),
+        _sqlite_bulk_mode(bulk, city),
         _indexes_set_aside(bulk),
     ):
         done = 0
@@ -738,7 +864,8 @@ def _write_batch(*, brng, n, writer, totals, until, window_s, city: _City, sums)
     )  # fmt: skip
     if sums is not None:
         sums.add(
-            week=week, street=street, district=district, kind=kind,
+            week=week, day=(t0 + _utc_offset_s()) // 86400, street=street, district=district,
+            kind=kind,
             r=np.where(responded, to_resp, -1), c=np.where(controlled, to_ctrl, -1),
             h=np.where(controlled, to_hand, -1), ok=(ok_r, ok_c, ok_h),
             near=near, is_first=is_first, controlled=controlled, declined=declined,
@@ -757,16 +884,17 @@ class _RollupSums:
         self.incidents: list[dict[str, np.ndarray]] = []
         self.dispatches: list[dict[str, np.ndarray]] = []
 
-    def add(self, *, week, street, district, kind, r, c, h, ok, near, is_first, controlled,
-            declined) -> None:  # fmt: skip
+    def add(self, *, week, day, street, district, kind, r, c, h, ok, near, is_first,
+            controlled, declined) -> None:  # fmt: skip
         self.incidents.append(
-            {"week": week, "street": street, "district": district, "kind": kind,
+            {"week": week, "day": day, "street": street, "district": district, "kind": kind,
              "r": r, "c": c, "h": h, "ok_r": ok[0], "ok_c": ok[1], "ok_h": ok[2]}
         )  # fmt: skip
         k = near.shape[1]
         self.dispatches.append(
             {
                 "week": np.repeat(week, k),
+                "day": np.repeat(day, k),
                 "unit": near.ravel(),  # position in city.ids
                 "district": np.repeat(district, k),
                 "accepted": is_first.ravel(),
@@ -816,7 +944,7 @@ class _RollupSums:
         d = {
             name: np.concatenate([b[name] for b in self.dispatches]) for name in self.dispatches[0]
         }
-        groups, group_of = _group(d["week"], d["unit"], d["district"])
+        groups, group_of = group_rows(d["week"], d["unit"], d["district"])
         g = groups.shape[0]
         accepted, declined = d["accepted"], d["declined"]
         unit = groups[:, 1]
@@ -839,77 +967,108 @@ class _RollupSums:
                 "on_site": count_of(group_of, d["on_site"], g),
             },
         )
-        self._write_cumulative(writer, groups, group_of, d)
+        self._write_packed(writer, inc, d)
         writer.finish()
 
-    def _write_cumulative(self, writer: _Writer, groups, group_of, d) -> None:
-        """``UnitCumulative`` from the weekly unit groups: per (unit, incident
-        district), the counts summed through each week from its first to the last
-        seeded week, as ``unit_cumulative_rebuild`` writes them."""
-        g = groups.shape[0]
-        accepted, declined = d["accepted"], d["declined"]
-        weekly = np.column_stack(
-            [
-                np.bincount(group_of, minlength=g),
-                count_of(group_of, accepted, g),
-                count_of(group_of, declined, g),
-                count_of(group_of, ~accepted & ~declined, g),
-                count_of(group_of, d["on_site"], g),
-            ]
+    def _write_packed(self, writer: _Writer, inc: dict, d: dict) -> None:
+        """The packed roll-ups, as ``rollups_rebuild`` writes them: ``CityWeekly``,
+        ``DistrictDaily`` and ``UnitDaily``, and the cumulative ``DistrictCumulative``
+        and ``UnitCumulative`` dense from each key's first week to the last."""
+        durations = [inc["r"], inc["c"], inc["h"]]
+        ok = (inc["ok_r"], inc["ok_c"], inc["ok_h"])
+        located = np.ones(inc["day"].size, np.int64)  # every seeded incident has a street
+        groups, sums, hists = incident_packs([inc["week"], located], durations, ok)
+        self._write_hists(writer, CityWeekly, {"week": groups[:, 0]}, sums, hists)
+        groups, sums, hists = incident_packs([inc["day"], inc["district"]], durations, ok)
+        self._write_hists(
+            writer, DistrictDaily, {"day": groups[:, 0], "district_id": groups[:, 1]}, sums, hists
         )
-        keys, key_of = _group(groups[:, 1], groups[:, 2])
-        first_week, last_week = int(groups[:, 0].min()), int(groups[:, 0].max())
-        span = last_week - first_week + 1
-        at = groups[:, 0] - first_week
-        dense = np.zeros((keys.shape[0], span, 5), dtype=np.int64)
-        dense[key_of, at] = weekly  # one weekly group per (key, week)
-        np.cumsum(dense, axis=1, out=dense)
-        begins = np.full(keys.shape[0], span, dtype=np.int64)
-        np.minimum.at(begins, key_of, at)
-        key_i, week_i = np.nonzero(np.arange(span)[None, :] >= begins[:, None])
-        unit, districts = keys[key_i, 0], keys[key_i, 1]
-        unit_district = self.city.district[unit]
-        totals = dense[key_i, week_i]
-        m = key_i.size
-        writer.write(
-            UnitCumulative,
-            m,
+        # Cumulative from the weekly sums per district, as the beat adds them up.
+        groups, sums, hists = incident_packs([inc["week"], inc["district"]], durations, ok)
+        weekly: dict[int, dict] = {}
+        for i, (week, district) in enumerate(groups.tolist()):
+            weekly.setdefault(week, {})[(district, True)] = (sums[i], hist_unpack(hists[i]))
+        first, last = int(groups[:, 0].min()), int(groups[:, 0].max())
+        rows = [
+            (week, district, total, hist.tobytes())
+            for week, totals in hist_cumulative({}, weekly, first, last)
+            for (district, _located), (total, hist) in totals.items()
+        ]
+        self._write_hists(
+            writer,
+            DistrictCumulative,
             {
-                "id": writer.reserve(UnitCumulative, m) + np.arange(m),
-                "week": week_i + first_week,
-                "unit_id": self.city.ids[unit],
-                "unit_street_id": self.city.street[unit],
-                "unit_district_id": _nullable(unit_district, unit_district >= 0),
-                "district_id": _nullable(districts, districts >= 0),
-                **{name: totals[:, i] for i, name in enumerate(UNIT_COUNTS)},
+                "week": np.array([r[0] for r in rows], np.int64),
+                "district_id": np.array([r[1] for r in rows], np.int64),
+            },
+            np.array([r[2] for r in rows], np.int64).reshape(-1, 5),
+            [r[3] for r in rows],
+        )
+
+        unit = d["unit"]  # positions in city.ids
+        places = (self.city.ids[unit], self.city.street[unit], self.city.district[unit])
+        flags = {"accepted": d["accepted"], "declined": d["declined"], "on_site": d["on_site"]}
+        keys, packs = unit_packs([d["day"], d["district"]], *places, **flags)
+        self._write_units(writer, UnitDaily, "day", keys, packs)
+        keys, packs = unit_packs([d["week"], d["district"]], *places, **flags)
+        unit_weekly: dict[int, dict] = {}
+        for i, (week, district) in enumerate(keys.tolist()):
+            unit_weekly.setdefault(week, {})[(district,)] = units_unpack(packs[i])
+        first, last = int(keys[:, 0].min()), int(keys[:, 0].max())
+        cumulative = [
+            (week, district, units.tobytes())
+            for week, totals in units_cumulative({}, unit_weekly, first, last)
+            for (district,), units in totals.items()
+        ]
+        self._write_units(
+            writer,
+            UnitCumulative,
+            "week",
+            np.array([c[:2] for c in cumulative], np.int64).reshape(-1, 2),
+            [c[2] for c in cumulative],
+        )
+
+    @staticmethod
+    def _write_hists(writer: _Writer, model, keys: dict, sums: np.ndarray, hists: list) -> None:
+        g = len(hists)
+        columns = {}
+        for name, values in keys.items():
+            columns[name] = _nullable(values, values >= 0) if name == "district_id" else values
+        writer.write(
+            model,
+            g,
+            {
+                "id": writer.reserve(model, g) + np.arange(g),
+                **columns,
+                "located": True,
+                "n": sums[:, 0],
+                "ok_responded": sums[:, 1],
+                "ok_controlled": sums[:, 2],
+                "ok_handled": sums[:, 3],
+                "ok_all": sums[:, 4],
+                "hist": hists,
             },
         )
 
-
-def _group(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct rows of these integer columns (each >= -1) and each row's group:
-    one sort of packed int64 keys, not a row-wise unique."""
-    shifted = [np.asarray(c, dtype=np.int64) + 1 for c in columns]
-    if any(c.size and c.min() < 0 for c in shifted):
-        raise ValueError("a roll-up key column is below -1")
-    bits = [max(1, int(c.max(initial=0)).bit_length()) for c in shifted]
-    if sum(bits) > 62:
-        raise ValueError("roll-up key columns too wide to pack")
-    key = np.zeros(shifted[0].size, dtype=np.int64)
-    for column, width in zip(shifted, bits, strict=True):
-        key = key << width | column
-    packed, group_of = np.unique(key, return_inverse=True)
-    groups = np.empty((packed.size, len(columns)), dtype=np.int64)
-    for i in range(len(columns) - 1, -1, -1):
-        groups[:, i] = (packed & ((1 << bits[i]) - 1)) - 1
-        packed = packed >> bits[i]
-    return groups, group_of.ravel()
+    @staticmethod
+    def _write_units(writer: _Writer, model, period: str, keys: np.ndarray, packs: list) -> None:
+        g = len(packs)
+        writer.write(
+            model,
+            g,
+            {
+                "id": writer.reserve(model, g) + np.arange(g),
+                period: keys[:, 0],
+                "district_id": _nullable(keys[:, 1], keys[:, 1] >= 0),
+                "units": packs,
+            },
+        )
 
 
 def _summed(inc: dict[str, np.ndarray], *keys: str) -> tuple[np.ndarray, dict[str, Any]]:
     """Roll-up columns of the incident facts grouped by ``keys``: the groups, and
     counts, 1-3-5 counts and duration histograms (JSON text) per group."""
-    groups, group_of = _group(*(inc[k] for k in keys))
+    groups, group_of = group_rows(*(inc[k] for k in keys))
     g = groups.shape[0]
     hist: list[dict[str, dict[int, int]]] = [
         {"to_response_s": {}, "to_control_s": {}, "to_handling_s": {}} for _ in range(g)
@@ -931,10 +1090,6 @@ def _summed(inc: dict[str, np.ndarray], *keys: str) -> tuple[np.ndarray, dict[st
         "ok_all": count_of(group_of, ok_r & ok_c & ok_h, g),
         "hist": [json.dumps(h) for h in hist],
     }
-
-
-def count_of(group_of: np.ndarray, mask: np.ndarray, g: int) -> np.ndarray:
-    return np.bincount(group_of, weights=mask, minlength=g).astype(np.int64)
 
 
 __all__ = ["SeedIncidentsError", "incidents_seed"]

@@ -110,7 +110,9 @@ def _whole_weeks(since, until) -> tuple[int, int, list[tuple]]:
         return 0, 0, [(since, until)]
     offset = _utc_offset_s()
     shift = offset + 3 * 86400
-    w0 = -((-(int(since.timestamp()) + shift)) // WEEK_S)  # ceil: first week starting >= since
+    w0 = (int(since.timestamp()) + shift) // WEEK_S  # the week holding since
+    if week_bounds(w0)[0] < since:  # (a fraction of a second after its start included)
+        w0 += 1  # the first week starting at or after since
     w1 = (int(until.timestamp()) + shift) // WEEK_S  # floor: the week holding until
     if w1 <= w0:
         return 0, 0, [(since, until)]

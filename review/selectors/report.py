@@ -84,14 +84,19 @@ def response_report(*, user, filters: IncidentFilter, with_units: bool = True) -
         counts = unit_counts(user=user, filters=filters)
         shown, unreliable = _units_listed(counts)
         # The page lists the most-called units; their medians only (fast at any size).
+        listed = [u.unit_id for u in shown + unreliable]
         timed = {
             u.unit_id: u
-            for u in unit_stats(
-                user=user, filters=filters, unit_ids=[u.unit_id for u in shown + unreliable]
+            for u in (
+                unit_stats(user=user, filters=filters, unit_ids=listed, counts=False)
+                if listed
+                else []
             )
         }
-        report.units = [timed.get(u.unit_id, u) for u in shown]
-        report.unreliable = [timed.get(u.unit_id, u) for u in unreliable]
+        for u in shown + unreliable:
+            if u.unit_id in timed:
+                u.hist, u.durations = timed[u.unit_id].hist, timed[u.unit_id].durations
+        report.units, report.unreliable = shown, unreliable
         report.unit_count = len(counts)
     return report
 

@@ -9,16 +9,26 @@ from itertools import repeat
 from typing import Any
 
 import numpy as np
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import (
     Q,
     QuerySet,
 )
 
-from ..models import DistrictWeekly, IncidentFact, WeeklyRollup
+from ..models import (
+    CityWeekly,
+    DistrictCumulative,
+    DistrictDaily,
+    DistrictWeekly,
+    IncidentFact,
+    WeeklyRollup,
+)
+from ..packed import hist_sum, hist_unpack
 from .common import DURATIONS, STEPS
 from .facts import _area_q, _facts_q, _newer_than, _time_q, _whole_weeks, facts_watermark
 from .incidents import IncidentFilter, incident_list
+from .packed import city_packed_built, whole_days
 from .stats import GroupStats, UnitStats, _merge, incident_stats
 
 _FACT_GROUPS = {"district": "district_id", "street": "street_id", "week": "week", None: None}
@@ -46,9 +56,18 @@ def area_stats_many(
     pieces: list[tuple] = [(filters.since, filters.until)]
     if filters.compliant is None:
         w0, w1, pieces = _whole_weeks(filters.since, filters.until)
-        if w1 > w0:
+        city = _city_q(area) if set(bys) <= {None, "week", "district"} else None
+        last = city_packed_built() if city is not None else None
+        if last is not None:
+            # The city: two cumulative rows per district, a row a week for the
+            # trend, daily rows for the whole days of the partial weeks.
+            packed, pieces = city_parts(
+                located=city, last=last, w0=w0, w1=w1, pieces=pieces, bys=bys
+            )
+            for by, rows in packed.items():
+                parts[by].append(rows)
+        elif w1 > w0:
             rollups = WeeklyRollup.objects.filter(area, week__gte=w0, week__lt=w1)
-            city = _city_q(area) if set(bys) <= {None, "week", "district"} else None
             if city is not None:
                 rollups = DistrictWeekly.objects.filter(city, week__gte=w0, week__lt=w1)
             by_column = {_FACT_GROUPS[b]: b for b in bys}
@@ -66,6 +85,81 @@ def area_stats_many(
     return {by: _merge(parts[by], by=by) for by in bys}
 
 
+# --- the city from the packed roll-ups ----------------------------------------------------
+
+_SUMS = ("n", "ok_responded", "ok_controlled", "ok_handled", "ok_all")
+
+_Entry = tuple[Any, np.ndarray, np.ndarray, int]  # key, sums, HIST entries, sign
+
+
+def city_parts(
+    *,
+    located: Q,
+    last: int,
+    w0: int,
+    w1: int,
+    pieces: list[tuple],
+    bys: Sequence[str | None],
+) -> tuple[dict[str | None, list[GroupStats]], list[tuple]]:
+    """Stats per grouping (None, "week", "district") of the whole weeks [w0, w1)
+    and the whole days of ``pieces``, and the pieces left for the facts.
+    ``located``: a filter on the roll-ups' ``located`` (city staff see only
+    incidents with a region)."""
+    entries: dict[str | None, list[_Entry]] = {by: [] for by in bys}
+    through, before = min(w1 - 1, last), w0 - 1
+    if w1 > w0 and through >= w0:
+        if {None, "district"} & set(bys):
+            rows = DistrictCumulative.objects.filter(located, week__in=[through, before])
+            for week, district, hist, *sums in rows.values_list(
+                "week", "district_id", "hist", *_SUMS
+            ):
+                sign = 1 if week == through else -1
+                entry = (np.array(sums, np.int64), hist_unpack(hist), sign)
+                for by in {None, "district"} & set(bys):
+                    entries[by].append((district if by else None, *entry))
+        if "week" in bys:
+            rows = CityWeekly.objects.filter(located, week__gte=w0, week__lt=w1)
+            for week, hist, *sums in rows.values_list("week", "hist", *_SUMS):
+                entries["week"].append((week, np.array(sums, np.int64), hist_unpack(hist), 1))
+    left: list[tuple] = []
+    for since, until in pieces:
+        d0, d1, rest = whole_days(since, until)
+        left += rest
+        if d1 <= d0:
+            continue
+        rows = DistrictDaily.objects.filter(located, day__gte=d0, day__lt=d1)
+        for day, district, hist, *sums in rows.values_list("day", "district_id", "hist", *_SUMS):
+            entry = (np.array(sums, np.int64), hist_unpack(hist), 1)
+            keys = {None: None, "week": (day + 3) // 7, "district": district}
+            for by in bys:
+                entries[by].append((keys[by], *entry))
+    return {by: _group_stats(rows) for by, rows in entries.items()}, left
+
+
+def _group_stats(entries: list[_Entry]) -> list[GroupStats]:
+    grouped: dict[Any, list[_Entry]] = {}
+    for entry in entries:
+        grouped.setdefault(entry[0], []).append(entry)
+    out = []
+    for key, items in grouped.items():
+        n, ok_r, ok_c, ok_h, ok_all = (int(x) for x in sum(s * sign for _k, s, _h, sign in items))
+        if not n:
+            continue  # a district with incidents before the range only
+        hist = hist_sum((h["d"], h["v"], h["c"] * sign) for _k, _s, h, sign in items)
+        stats = GroupStats(
+            key=key,
+            incidents=n,
+            compliant=ok_all,
+            ok=dict(zip(STEPS, (ok_r, ok_c, ok_h), strict=True)),
+        )
+        for i, name in enumerate(DURATIONS):
+            mine = hist[hist["d"] == i]
+            if mine.size:
+                stats.hist[name] = dict(zip(mine["v"].tolist(), mine["c"].tolist(), strict=True))
+        out.append(stats)
+    return out
+
+
 _FACT_FLAGS = ("ok_responded", "ok_controlled", "ok_handled", "ok_all")
 
 
@@ -76,9 +170,12 @@ def _fact_stats_many(qs: QuerySet, bys: Sequence[str | None]) -> dict[str | None
     columns = list(dict.fromkeys(_FACT_GROUPS[by] for by in bys if by))
     # Fetched by the cursor: Django's per-value converters (booleans) cost more
     # than the query for tens of thousands of rows. Flags come as 0/1 or bools.
-    sql, params = (
-        qs.order_by().values_list(*columns, *DURATIONS, *_FACT_FLAGS).query.sql_with_params()
-    )
+    try:
+        sql, params = (
+            qs.order_by().values_list(*columns, *DURATIONS, *_FACT_FLAGS).query.sql_with_params()
+        )
+    except EmptyResultSet:  # a filter nothing can match (``pk__in=[]``)
+        return {by: [] for by in bys}
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()

@@ -7,18 +7,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import (
-    Case,
     Count,
     Exists,
-    F,
-    Max,
     OuterRef,
     Q,
     QuerySet,
     Sum,
-    When,
 )
 from django.utils.translation import gettext as _
 
@@ -26,7 +23,7 @@ from dispatch.models import Dispatch, Incident, IncidentEvent
 from units.models import Region, Unit
 
 from ..expressions import SecondsBetween, WeekNumber
-from ..models import DispatchFact, UnitCumulative, UnitWeekly
+from ..models import DispatchFact, UnitWeekly
 from .common import (
     DURATIONS,
     STEPS,
@@ -38,6 +35,7 @@ from .common import (
 )
 from .facts import _area_q, _newer_than, _time_q, _unit_scope_q, _whole_weeks, facts_watermark
 from .incidents import IncidentFilter, _district_id_expr, compliant_q, incident_list
+from .packed import unit_area, unit_parts, units_packed_built
 
 # --- aggregates -------------------------------------------------------------------------
 
@@ -165,7 +163,12 @@ def _merge(parts: Iterable[list[GroupStats]], *, by: str | None) -> list[GroupSt
             for step in STEPS:
                 m.ok[step] = m.ok.get(step, 0) + r.ok.get(step, 0)
             for name, hist in r.hist.items():
-                into = m.hist.setdefault(name, {})
+                into = m.hist.get(name)
+                if into is None:
+                    # The first part of a group (often the only one): copied whole,
+                    # not entry by entry (a year's weekly trend holds 130,000).
+                    m.hist[name] = dict(hist)
+                    continue
                 for value, count in hist.items():
                     into[value] = into.get(value, 0) + count
     for m in merged.values():
@@ -258,19 +261,56 @@ def dispatches_annotated(qs: QuerySet[Dispatch]) -> QuerySet[Dispatch]:
     )
 
 
+# The dispatches that have a time: the only ones a unit's medians read (and the
+# condition of the facts' partial index ``dfact_unit_timed``, written the same).
+TIMED = Q(to_response_s__isnull=False) | Q(to_control_s__isnull=False)
+
+
 def _unit_rows(
-    qs: QuerySet, *, accepted: str, declined: str, with_hist: bool = True
+    qs: QuerySet, *, accepted: str, declined: str, with_hist: bool = True, with_counts=True
 ) -> dict[int, UnitStats]:
     """Per-unit counts and histograms from dispatches (live) or dispatch facts."""
     qs = qs.order_by()
+    stats: dict[int, UnitStats] = {}
+    if with_counts:
+        stats = _unit_count_stats(qs, accepted=accepted, declined=declined)
+    if with_hist:
+        # One GROUP BY over the three durations together, not one per duration:
+        # a unit list is a few hundred units over a wide range of dispatches.
+        joint = _int_table(
+            qs.filter(TIMED).values_list("unit_id", *DURATIONS).annotate(c=Count("*")).order_by(),
+            5,
+            null=-1,
+        )
+        # Summed per (unit, seconds) with numpy, then one dict per unit and
+        # duration: a year of 220 units is ~20,000 grouped rows.
+        for i, name in enumerate(DURATIONS):
+            has = joint[:, 1 + i] >= 0
+            if not has.any():
+                continue
+            key, which = np.unique(joint[has, 0] << 32 | joint[has, 1 + i], return_inverse=True)
+            counts = np.bincount(which.ravel(), weights=joint[has, 4]).astype(np.int64)
+            units = key >> 32
+            bounds = np.flatnonzero(np.diff(units)) + 1
+            for start, end in zip(
+                [0, *bounds.tolist()], [*bounds.tolist(), units.size], strict=True
+            ):
+                unit_id = int(units[start])
+                s = stats.get(unit_id) or stats.setdefault(unit_id, UnitStats(unit_id=unit_id))
+                seconds = (key[start:end] & 0xFFFFFFFF).tolist()
+                s.hist[name] = dict(zip(seconds, counts[start:end].tolist(), strict=True))
+    return stats
+
+
+def _unit_count_stats(qs: QuerySet, *, accepted: str, declined: str) -> dict[int, UnitStats]:
     rows = qs.values("unit_id").annotate(
         n_alerted=Count("*"),
         n_accepted=Count(accepted),
         n_on_site=Count("to_control_s"),
-        n_declined=Count("pk", filter=Q(**{declined: True})),
-        n_no_answer=Count("pk", filter=Q(**{f"{accepted}__isnull": True, declined: False})),
+        n_declined=Count("unit_id", filter=Q(**{declined: True})),
+        n_no_answer=Count("unit_id", filter=Q(**{f"{accepted}__isnull": True, declined: False})),
     )
-    stats = {
+    return {
         r["unit_id"]: UnitStats(
             unit_id=r["unit_id"],
             alerted=r["n_alerted"],
@@ -281,22 +321,6 @@ def _unit_rows(
         )
         for r in rows
     }
-    if with_hist:
-        # One GROUP BY over the three durations together, not one per duration:
-        # a unit list is a few hundred units over a wide range of dispatches.
-        joint = (
-            qs.filter(Q(to_response_s__isnull=False) | Q(to_control_s__isnull=False))
-            .values_list("unit_id", *DURATIONS)
-            .annotate(c=Count("*"))
-            .order_by()
-        )
-        for unit_id, *values, count in joint:
-            s = stats[unit_id]
-            for name, value in zip(DURATIONS, values, strict=True):
-                if value is not None:
-                    into = s.hist.setdefault(name, {})
-                    into[value] = into.get(value, 0) + count
-    return stats
 
 
 def _unit_weekly_rows(qs: QuerySet) -> dict[int, UnitStats]:
@@ -333,9 +357,11 @@ def unit_counts(*, user, filters: IncidentFilter) -> np.ndarray:
     on_site]``. No label, no object per unit: a city-wide page counts 23,000
     units and shows 220 of them.
 
-    Whole weeks cost two stored rows per unit (``UnitCumulative``: the range's
-    last week minus the week before its first), the partial weeks at the ends
-    read the dispatch facts, and incidents newer than the facts the live rows."""
+    Whole weeks cost two stored rows per incident district (``UnitCumulative``:
+    the range's last week minus the week before its first), the whole days of
+    the partial weeks at the ends a row per day and district (``UnitDaily``), the
+    partial days the dispatch facts, and incidents newer than the facts the live
+    rows."""
     watermark = facts_watermark()
     area = None
     if watermark and filters.compliant is None:
@@ -349,11 +375,17 @@ def unit_counts(*, user, filters: IncidentFilter) -> np.ndarray:
         )
         if weekly_ok:
             w0, w1, pieces = _whole_weeks(filters.since, filters.until)
-            if w1 > w0:
+            last, packed = units_packed_built(), unit_area(area)
+            if last is not None and packed is not None:
+                counted, pieces = unit_parts(
+                    table=packed[0], mask=packed[1], last=last, w0=w0, w1=w1, pieces=pieces
+                )
+                parts += counted
+            elif w1 > w0:
                 parts.append(_unit_weeks_counts(area, w0, w1))
         for since, until in pieces:
-            fq = DispatchFact.objects.filter(area & _time_q(since, until))
-            parts.append(_unit_count_rows(fq, accepted="to_response_s", declined="declined"))
+            facts = DispatchFact.objects.filter(area & _time_q(since, until))
+            parts.append(_fact_count_rows(facts))
         incidents = _newer_than(incidents, watermark)
     if incidents is not None:
         qs = Dispatch.objects.filter(_unit_scope_q(user), incident__in=incidents.values("pk"))
@@ -377,8 +409,10 @@ def _unit_count_rows(qs: QuerySet, *, accepted: str, declined: str) -> np.ndarra
         .annotate(
             n_alerted=Count("*"),
             n_accepted=Count(accepted),
-            n_declined=Count("pk", filter=Q(**{declined: True})),
-            n_no_answer=Count("pk", filter=Q(**{f"{accepted}__isnull": True, declined: False})),
+            n_declined=Count("unit_id", filter=Q(**{declined: True})),
+            n_no_answer=Count(
+                "unit_id", filter=Q(**{f"{accepted}__isnull": True, declined: False})
+            ),
             n_on_site=Count("to_control_s"),
         )
         .values_list("unit_id", "n_alerted", "n_accepted", "n_declined", "n_no_answer", "n_on_site")
@@ -386,42 +420,47 @@ def _unit_count_rows(qs: QuerySet, *, accepted: str, declined: str) -> np.ndarra
     return _int_table(rows, 6)
 
 
-def _int_table(qs: QuerySet, width: int) -> np.ndarray:
+def _fact_count_rows(qs: QuerySet) -> np.ndarray:
+    """``_unit_count_rows`` of dispatch facts, counted with numpy: grouped in SQL,
+    SQLite read the facts of a few hours through the unit-first index, a seek
+    for each of 23,000 units (0.3 s at a million incidents); ungrouped it reads
+    the time-first index's range."""
+    facts = _int_table(
+        qs.order_by().values_list("unit_id", "to_response_s", "to_control_s", "declined"),
+        4,
+        null=-1,
+    )
+    if not facts.size:
+        return np.empty((0, 6), np.int64)
+    units, of = np.unique(facts[:, 0], return_inverse=True)
+    accepted, on_site, declined = facts[:, 1] >= 0, facts[:, 2] >= 0, facts[:, 3] > 0
+    columns = [np.ones(len(facts), bool), accepted, declined, ~accepted & ~declined, on_site]
+    counts = [np.bincount(of.ravel(), weights=c, minlength=units.size) for c in columns]
+    return np.column_stack([units, *counts]).astype(np.int64)
+
+
+def _int_table(qs: QuerySet, width: int, null: int | None = None) -> np.ndarray:
     """A ``values_list`` of integers as an array, fetched by the cursor: Django's
     per-value converters cost more than the query for 23,000 grouped rows."""
-    sql, params = qs.query.sql_with_params()
+    try:
+        sql, params = qs.query.sql_with_params()
+    except EmptyResultSet:  # e.g. ``unit_id__in=[]``: the ORM's own iterator returns []
+        return np.empty((0, width), dtype=np.int64)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
+    if null is not None:
+        rows = [[null if v is None else v for v in row] for row in rows]
     return np.array(rows, dtype=np.int64).reshape(-1, width)
 
 
 def _unit_weeks_counts(area: Q, w0: int, w1: int) -> np.ndarray:
-    """Counts per unit of the whole weeks [w0, w1) in ``area``: from two weeks of
-    ``UnitCumulative``, or, when it does not reach the roll-ups' last week (not
-    built yet, or being rebuilt), by summing ``UnitWeekly``."""
-    last = UnitWeekly.objects.aggregate(m=Max("week"))["m"]
-    if last is None:
-        return np.empty((0, 6), np.int64)
-    if UnitCumulative.objects.aggregate(m=Max("week"))["m"] != last:
-        weekly = UnitWeekly.objects.filter(area, week__gte=w0, week__lt=w1).order_by()
-        summed = weekly.values("unit_id").annotate(**{f"n_{c}": Sum(c) for c in COUNTS})
-        rows = summed.values_list("unit_id", *(f"n_{c}" for c in COUNTS))
-        return np.array(list(rows), dtype=np.int64).reshape(-1, 6)
-    through, before = min(w1 - 1, last), w0 - 1
-    if through < w0:
-        return np.empty((0, 6), np.int64)
-    # The difference summed per unit by the database: half the rows to read.
-    rows = (
-        UnitCumulative.objects.filter(area, week__in=[through, before])
-        .order_by()
-        .values("unit_id")
-        .annotate(
-            **{f"n_{c}": Sum(Case(When(week=through, then=F(c)), default=-F(c))) for c in COUNTS}
-        )
-        .values_list("unit_id", *(f"n_{c}" for c in COUNTS))
-    )
-    return _int_table(rows, 6)
+    """Counts per unit of the whole weeks [w0, w1) in ``area`` summed from
+    ``UnitWeekly``: while the packed roll-ups are not built (a database from
+    before them, or being built), or for an area they cannot answer."""
+    weekly = UnitWeekly.objects.filter(area, week__gte=w0, week__lt=w1).order_by()
+    summed = weekly.values("unit_id").annotate(**{f"n_{c}": Sum(c) for c in COUNTS})
+    return _int_table(summed.values_list("unit_id", *(f"n_{c}" for c in COUNTS)), 6)
 
 
 def unit_stats(
@@ -430,13 +469,16 @@ def unit_stats(
     filters: IncidentFilter,
     unit_ids: Sequence[int] | None = None,
     durations: bool = True,
+    counts: bool = True,
 ) -> list[UnitStats]:
     """Per unit in scope: alerts, accepts, declines, never answered, on site, and
     median/p90 of its own response, arrival and handling times.
 
     Read from the dispatch facts kept by Celery where they exist (with
     ``durations=False``, counts only, whole weeks from the weekly roll-up), plus
-    the live rows of newer incidents (exact: counts and histograms add up)."""
+    the live rows of newer incidents (exact: counts and histograms add up).
+    ``counts=False``: the durations only (no counts, no labels), for units whose
+    counts the caller has."""
     watermark = facts_watermark()
     area = None
     if watermark and filters.compliant is None:
@@ -450,7 +492,7 @@ def unit_stats(
         weekly_ok = not filters.kind and (
             filters.region is None or filters.region.level != Region.Level.STREET
         )
-        if not durations and weekly_ok:
+        if not durations and weekly_ok and counts:
             # Counts only: whole weeks from the weekly roll-up, the ends from facts.
             w0, w1, pieces = _whole_weeks(filters.since, filters.until)
             if w1 > w0:
@@ -459,7 +501,13 @@ def unit_stats(
         for since, until in pieces:
             fq = DispatchFact.objects.filter(area & _time_q(since, until))
             parts.append(
-                _unit_rows(fq, accepted="to_response_s", declined="declined", with_hist=durations)
+                _unit_rows(
+                    fq,
+                    accepted="to_response_s",
+                    declined="declined",
+                    with_hist=durations,
+                    with_counts=counts,
+                )
             )
         incidents = _newer_than(incidents, watermark)
     if incidents is not None:
@@ -472,6 +520,7 @@ def unit_stats(
                 accepted="accepted_at",
                 declined="did_decline",
                 with_hist=durations,
+                with_counts=counts,
             )
         )
     merged: dict[int, UnitStats] = {}
@@ -487,6 +536,8 @@ def unit_stats(
     for m in merged.values():
         for name, hist in m.hist.items():
             m.durations[name] = _duration_stats(hist)
+    if not counts:
+        return list(merged.values())
     labels = Unit.objects.filter(pk__in=list(merged)).values_list(
         "pk", "code", "name", "region__name"
     )

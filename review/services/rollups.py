@@ -8,6 +8,7 @@ import gc
 import json
 import time
 
+import numpy as np
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection, transaction
@@ -18,15 +19,30 @@ from dispatch.models import Dispatch, Incident
 from units.models import Region
 
 from .. import readiness
-from ..expressions import WeekNumber
+from ..expressions import DayNumber, WeekNumber
 from ..models import (
+    CityWeekly,
     DispatchFact,
+    DistrictCumulative,
+    DistrictDaily,
     DistrictWeekly,
     IncidentFact,
     IndexSnapshot,
     UnitCumulative,
+    UnitDaily,
     UnitWeekly,
     WeeklyRollup,
+)
+from ..packed import (
+    hist_cumulative,
+    hist_of,
+    hist_sum,
+    hist_unpack,
+    incident_packs,
+    unit_packs,
+    units_cumulative,
+    units_sum,
+    units_unpack,
 )
 from ..selectors.common import _utc_offset_s, week_bounds
 from ..selectors.facts import facts_watermark
@@ -145,6 +161,8 @@ def _row(fields: list, values) -> tuple:
         if value is not None and field.get_internal_type() == "JSONField":
             # Keys come back from the database as strings: compare them that way.
             value = json.dumps(json.loads(json.dumps(value)), sort_keys=True)
+        elif isinstance(value, memoryview):
+            value = bytes(value)
         elif value is not None:
             value = field.get_prep_value(value)
         out.append(value)
@@ -255,8 +273,11 @@ def rollups_rebuild(*, weeks: set[int] | None = None) -> int:
     """Rebuild the weekly roll-ups of these weeks (None: every week with facts)
     from the facts. Returns how many weeks were rebuilt."""
 
+    if weeks is not None and _packed_missing():
+        weeks = None  # a database from before the packed roll-ups: build them all
     if weeks is None:
         weeks = set(IncidentFact.objects.values_list("week", flat=True).distinct())
+        weeks |= set(WeeklyRollup.objects.values_list("week", flat=True).distinct())
     for week in sorted(weeks):
         start, end = week_bounds(week)
         groups: dict[tuple, list] = {}
@@ -349,59 +370,220 @@ def rollups_rebuild(*, weeks: set[int] | None = None) -> int:
                 for key, u in units.items()
             },
         )
+        _packed_week_sync(week, start, end)
     if weeks:
+        district_cumulative_rebuild(since_week=min(weeks))
         unit_cumulative_rebuild(since_week=min(weeks))
     return len(weeks)
 
 
-UNIT_KEY = ("unit_id", "unit_street_id", "unit_district_id", "district_id")
+def _packed_missing() -> bool:
+    """Whether roll-ups exist but the packed ones were never built (a database
+    from before them, or a build that was killed before its first week)."""
+    return (DistrictWeekly.objects.exists() and not DistrictCumulative.objects.exists()) or (
+        UnitWeekly.objects.exists() and not UnitCumulative.objects.exists()
+    )
+
+
+def _fetch(qs) -> list[tuple]:
+    """A ``values_list`` fetched by the cursor (no per-value converters)."""
+    sql, params = qs.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def _column(rows: list[tuple], i: int) -> np.ndarray:
+    """Column ``i`` of integer rows, NULL as -1."""
+    return np.fromiter((-1 if r[i] is None else r[i] for r in rows), np.int64, len(rows))
+
+
+def _packed_fields(sums, hist: bytes) -> dict:
+    n, ok_r, ok_c, ok_h, ok_all = (int(x) for x in sums)
+    return {
+        "n": n,
+        "ok_responded": ok_r,
+        "ok_controlled": ok_c,
+        "ok_handled": ok_h,
+        "ok_all": ok_all,
+        "hist": hist,
+    }
+
+
+def _packed_week_sync(week: int, start: dt.datetime, end: dt.datetime) -> None:
+    """The packed roll-ups of one week's facts: ``DistrictDaily`` and ``UnitDaily``
+    for its seven days, ``CityWeekly`` for the week."""
+    offset = _utc_offset_s()
+    first_day = 7 * week - 3  # week 0 starts on Monday 1969-12-29, day -3
+    days = {"day__gte": first_day, "day__lt": first_day + 7}
+    rows = _fetch(
+        IncidentFact.objects.filter(discovered_at__gte=start, discovered_at__lt=end)
+        .order_by()
+        .annotate(day=DayNumber("discovered_at", offset_s=offset))
+        .values_list(
+            "day", "district_id", "region_id", "to_response_s", "to_control_s",
+            "to_handling_s", "ok_responded", "ok_controlled", "ok_handled",
+        )
+    )  # fmt: skip
+    day, district = _column(rows, 0), _column(rows, 1)
+    located = np.fromiter((r[2] is not None for r in rows), np.int64, len(rows))
+    durations = [_column(rows, i) for i in (3, 4, 5)]
+    ok = tuple(np.fromiter((bool(r[i]) for r in rows), bool, len(rows)) for i in (6, 7, 8))
+    groups, sums, hists = incident_packs([day, district, located], durations, ok)
+    _rows_sync(
+        DistrictDaily,
+        week,
+        ("day", "district_id", "located"),
+        {
+            (d, None if di < 0 else di, bool(lo)): _packed_fields(sums[i], hists[i])
+            for i, (d, di, lo) in enumerate(groups.tolist())
+        },
+        where=days,
+    )
+    groups, sums, hists = incident_packs([located], durations, ok)
+    _rows_sync(
+        CityWeekly,
+        week,
+        ("located",),
+        {(bool(g[0]),): _packed_fields(sums[i], hists[i]) for i, g in enumerate(groups.tolist())},
+    )
+    rows = _fetch(
+        DispatchFact.objects.filter(discovered_at__gte=start, discovered_at__lt=end)
+        .order_by()
+        .annotate(day=DayNumber("discovered_at", offset_s=offset))
+        .values_list(
+            "day", "district_id", "unit_id", "unit_street_id", "unit_district_id",
+            "to_response_s", "to_control_s", "declined",
+        )
+    )  # fmt: skip
+    keys, packs = unit_packs(
+        [_column(rows, 0), _column(rows, 1)],
+        _column(rows, 2),
+        _column(rows, 3),
+        _column(rows, 4),
+        accepted=np.fromiter((r[5] is not None for r in rows), bool, len(rows)),
+        declined=np.fromiter((bool(r[7]) for r in rows), bool, len(rows)),
+        on_site=np.fromiter((r[6] is not None for r in rows), bool, len(rows)),
+    )
+    _rows_sync(
+        UnitDaily,
+        week,
+        ("day", "district_id"),
+        {
+            (d, None if di < 0 else di): {"units": packs[i]}
+            for i, (d, di) in enumerate(keys.tolist())
+        },
+        where=days,
+    )
+
+
+def _cumulative_start(model, weekly_model, since_week: int | None) -> tuple[int, int] | None:
+    """(first week to write, last week) of a cumulative table kept from
+    ``since_week``; None when there are no roll-ups (the table is emptied). From
+    the first week when the week before ``since_week`` has no rows (never built).
+    Rows past the last week go."""
+    span = weekly_model.objects.aggregate(first=Min("week"), last=Max("week"))
+    first, last = span["first"], span["last"]
+    if last is None:
+        model.objects.all().delete()
+        return None
+    start = first if since_week is None else max(since_week, first)
+    if start > first and not model.objects.filter(week=start - 1).exists():
+        start = first
+    model.objects.filter(week__gt=last).delete()
+    return start, last
+
+
+def district_cumulative_rebuild(*, since_week: int | None = None) -> int:
+    """Rewrite ``DistrictCumulative`` from ``since_week`` (None: the first week) to
+    the last week with ``DistrictWeekly`` rows: the week before's rows plus each
+    week's ``DistrictDaily``. Returns the weeks written."""
+    span = _cumulative_start(DistrictCumulative, DistrictWeekly, since_week)
+    if span is None:
+        return 0
+    start, last = span
+    names = ("n", "ok_responded", "ok_controlled", "ok_handled", "ok_all")
+    running = {
+        (district, located): (np.array(sums, np.int64), hist_unpack(hist))
+        for district, located, hist, *sums in DistrictCumulative.objects.filter(
+            week=start - 1
+        ).values_list("district_id", "located", "hist", *names)
+    }
+    by_week: dict[int, dict[tuple, list]] = {}
+    for day, district, located, hist, *sums in DistrictDaily.objects.filter(
+        day__gte=7 * start - 3
+    ).values_list("day", "district_id", "located", "hist", *names):
+        into = by_week.setdefault((day + 3) // 7, {}).setdefault((district, located), [])
+        into.append((np.array(sums, np.int64), hist_unpack(hist)))
+    weekly = {
+        week: {
+            key: (sum(s for s, _h in parts), hist_sum(hist_of(h) for _s, h in parts))
+            for key, parts in keys.items()
+        }
+        for week, keys in by_week.items()
+    }
+    for week, totals in hist_cumulative(running, weekly, start, last):
+        _rows_sync(
+            DistrictCumulative,
+            week,
+            ("district_id", "located"),
+            {key: _packed_fields(sums, hist.tobytes()) for key, (sums, hist) in totals.items()},
+        )
+    return last + 1 - start
+
+
 UNIT_COUNTS = ("alerted", "accepted", "declined", "no_answer", "on_site")
 
 
 def unit_cumulative_rebuild(*, since_week: int | None = None) -> int:
     """Rewrite ``UnitCumulative`` from ``since_week`` (None: the first week) to the
-    last week with ``UnitWeekly`` rows, from the cumulative row of the week before
-    plus each week's ``UnitWeekly``; rows past the last week go. When the week
-    before has no rows though earlier roll-ups exist (a table never built), it is
-    built from the first week. Returns the weeks written."""
-    span = UnitWeekly.objects.aggregate(first=Min("week"), last=Max("week"))
-    first, last = span["first"], span["last"]
-    if last is None:
-        UnitCumulative.objects.all().delete()
+    last week with ``UnitWeekly`` rows: the week before's rows plus each week's
+    ``UnitDaily``. Returns the weeks written."""
+    span = _cumulative_start(UnitCumulative, UnitWeekly, since_week)
+    if span is None:
         return 0
-    start = first if since_week is None else max(since_week, first)
-    if start > first and not UnitCumulative.objects.filter(week=start - 1).exists():
-        start = first
-    UnitCumulative.objects.filter(week__gt=last).delete()
-    running: dict[tuple, list[int]] = {
-        tuple(row[:4]): list(row[4:])
-        for row in UnitCumulative.objects.filter(week=start - 1).values_list(
-            *UNIT_KEY, *UNIT_COUNTS
+    start, last = span
+    running = {
+        (district,): units_unpack(units)
+        for district, units in UnitCumulative.objects.filter(week=start - 1).values_list(
+            "district_id", "units"
         )
     }
-    for week in range(start, last + 1):
-        for row in UnitWeekly.objects.filter(week=week).values_list(*UNIT_KEY, *UNIT_COUNTS):
-            total = running.setdefault(tuple(row[:4]), [0] * 5)
-            for i, count in enumerate(row[4:]):
-                total[i] += count
+    by_week: dict[int, dict[tuple, list]] = {}
+    for day, district, units in UnitDaily.objects.filter(day__gte=7 * start - 3).values_list(
+        "day", "district_id", "units"
+    ):
+        by_week.setdefault((day + 3) // 7, {}).setdefault((district,), []).append(
+            units_unpack(units)
+        )
+    weekly = {
+        week: {key: units_sum((u, 1) for u in parts) for key, parts in keys.items()}
+        for week, keys in by_week.items()
+    }
+    for week, totals in units_cumulative(running, weekly, start, last):
         _rows_sync(
             UnitCumulative,
             week,
-            UNIT_KEY,
-            {key: dict(zip(UNIT_COUNTS, counts, strict=True)) for key, counts in running.items()},
+            ("district_id",),
+            {key: {"units": units.tobytes()} for key, units in totals.items()},
         )
     return last + 1 - start
 
 
-def _rows_sync(model, week: int, key: tuple[str, ...], wanted: dict[tuple, dict]) -> None:
-    """Make ``model``'s rows of ``week`` equal ``wanted`` ({key values: other values}):
+def _rows_sync(
+    model, week: int, key: tuple[str, ...], wanted: dict[tuple, dict], *, where=None
+) -> None:
+    """Make ``model``'s rows of ``week`` (or, given ``where``, the rows it selects,
+    with their period in ``key``) equal ``wanted`` ({key values: other values}):
     compared outside any transaction, then only the differences written, in short
     transactions (``_Batches``)."""
     names = list(next(iter(wanted.values()))) if wanted else []
     value_fields = [model._meta.get_field(n) for n in names]
     stored: dict[tuple, tuple[int, tuple]] = {}
     gone: list[int] = []
-    for pk, *values in model.objects.filter(week=week).values_list("pk", *key, *names):
+    fixed = {} if where is not None else {"week": week}
+    rows = model.objects.filter(**(where if where is not None else fixed))
+    for pk, *values in rows.values_list("pk", *key, *names):
         k = tuple(values[: len(key)])
         if k in stored or k not in wanted:  # a duplicate, or a group that is no more
             gone.append(pk)
@@ -412,9 +594,9 @@ def _rows_sync(model, week: int, key: tuple[str, ...], wanted: dict[tuple, dict]
     for k, values in wanted.items():
         row = dict(zip(key, k, strict=True)) | values
         if k not in stored:
-            create.append(model(week=week, **row))
+            create.append(model(**fixed, **row))
         elif stored[k][1] != _row(value_fields, [values[n] for n in names]):
-            update.append(model(pk=stored[k][0], week=week, **row))
+            update.append(model(pk=stored[k][0], **fixed, **row))
     batches = _Batches(ROLLUP_WRITE_BATCH, ROLLUP_WRITE_BATCH_MAX)
     for batch in batches(gone):  # each batch inside its own transaction
         model.objects.filter(pk__in=batch).delete()
