@@ -3,6 +3,7 @@ attempts (to see who was reached how), lockouts (delete a row to unlock a
 number) and push subscriptions."""
 
 from django.contrib import admin, messages
+from django.db import models
 from django.utils.formats import date_format
 from django.utils.html import format_html_join
 from django.utils.safestring import mark_safe
@@ -53,6 +54,8 @@ class SignInThrottleAdmin(SuperuserReadDeleteAdmin):
 @admin.register(PushSubscription)
 class PushSubscriptionAdmin(SuperuserReadDeleteAdmin):
     list_display = ["member", "user_agent", "created_at", "last_success_at", "failures"]
+    # Push endpoints are https URLs; says so to the form, as Django 6 will assume.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     list_select_related = ["member"]
     raw_id_fields = ["member"]
 
