@@ -317,9 +317,7 @@ def _events_sent(
     if not events:
         return []
     ids = sorted({e.incident_id for e in events})
-    incidents = (
-        {i.pk: i for i in _rows_where(Incident, f"id IN ({_marks(ids)})", ids)} if ids else {}
-    )
+    incidents = {i.pk: i for i in _rows_where(Incident, f"id IN ({_marks(ids)})", ids)}
     users = get_user_model().objects.in_bulk({e.user_id for e in events if e.user_id})
     for event in events:
         event.incident = incidents[event.incident_id]
