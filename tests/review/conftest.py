@@ -101,3 +101,19 @@ def tianhe_reviewer(tianhe):
 @pytest.fixture
 def tianhe_unit(tianhe_street):
     return UnitFactory(region=tianhe_street, lat=23.1300, lon=113.3200)
+
+
+def seeded_city(tianhe_street, haizhu_street, *, count: int, seed: int, until) -> list:
+    """Eight units with a member in each of two districts, and ``count`` seeded
+    incidents over the 60 days before ``until``: the units."""
+    from review.seeding import incidents_seed
+    from tests.factories import MemberFactory, UnitFactory
+
+    units = [UnitFactory(region=tianhe_street, lat=23.13 + i * 0.002, lon=113.32) for i in range(8)]
+    units += [
+        UnitFactory(region=haizhu_street, lat=23.09 + i * 0.002, lon=113.33) for i in range(8)
+    ]
+    for u in units:
+        MemberFactory(unit=u)
+    incidents_seed(count=count, seed=seed, until=until, days=60)
+    return units

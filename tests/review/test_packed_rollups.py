@@ -22,13 +22,11 @@ from review.models import (
     UnitCumulative,
     UnitDaily,
 )
-from review.seeding import incidents_seed
 from review.selectors import IncidentFilter
 from review.selectors.packed import city_packed_built, units_packed_built, whole_days
 from review.tasks import facts_refresh
-from tests.factories import MemberFactory, UnitFactory
 
-from .conftest import dispatch_to, past_incident
+from .conftest import dispatch_to, past_incident, seeded_city
 
 pytestmark = pytest.mark.django_db
 
@@ -39,14 +37,7 @@ MONDAY = dt.datetime(2024, 5, 20, tzinfo=SH)  # a local week start inside the se
 
 @pytest.fixture
 def seeded(tianhe_street, haizhu_street):
-    units = [UnitFactory(region=tianhe_street, lat=23.13 + i * 0.002, lon=113.32) for i in range(8)]
-    units += [
-        UnitFactory(region=haizhu_street, lat=23.09 + i * 0.002, lon=113.33) for i in range(8)
-    ]
-    for u in units:
-        MemberFactory(unit=u)
-    incidents_seed(count=500, seed=9, until=UNTIL, days=60)
-    return units
+    return seeded_city(tianhe_street, haizhu_street, count=500, seed=9, until=UNTIL)
 
 
 def _report(user, filters, *, live=False) -> dict:

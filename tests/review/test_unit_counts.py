@@ -10,9 +10,8 @@ import pytest
 
 from review import selectors, services
 from review.models import UnitCumulative, UnitWeekly
-from review.seeding import incidents_seed
 from review.selectors import IncidentFilter, report
-from tests.factories import MemberFactory, UnitFactory
+from tests.review.conftest import seeded_city
 
 pytestmark = pytest.mark.django_db
 
@@ -21,14 +20,7 @@ UNTIL = dt.datetime(2024, 6, 1, 12, 0, tzinfo=dt.UTC)
 
 @pytest.fixture
 def seeded(tianhe_street, haizhu_street):
-    units = [UnitFactory(region=tianhe_street, lat=23.13 + i * 0.002, lon=113.32) for i in range(8)]
-    units += [
-        UnitFactory(region=haizhu_street, lat=23.09 + i * 0.002, lon=113.33) for i in range(8)
-    ]
-    for u in units:
-        MemberFactory(unit=u)
-    incidents_seed(count=400, seed=7, until=UNTIL, days=60)
-    return units
+    return seeded_city(tianhe_street, haizhu_street, count=400, seed=7, until=UNTIL)
 
 
 def _counts(rows):
