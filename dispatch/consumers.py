@@ -505,6 +505,10 @@ class _AckBatch(_SocketBatch):
     ``seen`` frames after commit. A batch that fails is answered with an error
     frame: the alert stays unacked, so the heartbeat sends it again and the
     phone acks again.
+
+    A receipt without an id (the phone's own, sent as an alert shows) is
+    answered by nothing, stored or not: nobody waits for it, and for a
+    city-wide alert the answers were as many frames again as the alerts.
     """
 
     wait_s = 0.05
@@ -516,11 +520,17 @@ class _AckBatch(_SocketBatch):
         except Exception:
             log.exception("storing %s delivery receipts failed", len(batch))
             for socket, msg_id, _ack in batch:
-                await _quietly(
-                    socket._error(msg_id, "unavailable", _("回执暂未保存，请稍后再试。"))
-                )
+                if msg_id is not None:
+                    await _quietly(
+                        socket._error(msg_id, "unavailable", _("回执暂未保存，请稍后再试。"))
+                    )
             return
-        for i, ((socket, msg_id, _ack), first) in enumerate(zip(batch, firsts, strict=True)):
+        answered = [
+            (socket, msg_id, first)
+            for (socket, msg_id, _ack), first in zip(batch, firsts, strict=True)
+            if msg_id is not None
+        ]
+        for i, (socket, msg_id, first) in enumerate(answered):
             await _turn(i)
             await _quietly(socket.send_json({"type": "ok", "id": msg_id, "recorded": first}))
 

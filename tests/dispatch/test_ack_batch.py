@@ -5,6 +5,8 @@ first, and the timeline gets one ``delivered``/``seen`` event per first time."""
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from channels.db import database_sync_to_async
 from django.db import connection
@@ -165,3 +167,36 @@ def test_deliveries_ack_answers_each_receipt_in_order(near_responder):
     # Later, alone: still first time only.
     assert services.delivery_ack(incident_id=incident.pk, member=near_responder) is False
     assert services.delivery_ack(incident_id=incident.pk, member=near_responder, seen=True)
+
+
+def test_a_receipt_without_an_id_is_stored_and_not_answered(near_responder):
+    """The phone's automatic receipt carries no id: nothing waits for its answer
+    (an alert stays unacked until one is stored, and the heartbeat sends it
+    again). A city-wide alert's ``ok`` frames were as many as its alerts."""
+    ids: dict[str, int] = {}
+
+    def delivered() -> bool:
+        return Delivery.objects.filter(
+            member=near_responder, dispatch__incident_id=ids["incident"], delivered_at__isnull=False
+        ).exists()
+
+    async def scenario():
+        async with phone(near_responder.user) as p:
+            incident = await raise_incident()
+            ids["incident"] = incident.pk
+            await p.receive_type("incident.alert")
+            await p.send(type="ack", incident_id=incident.pk)
+            await p.send(type="seen", id=None, incident_id=incident.pk)
+            for _ in range(100):
+                if await database_sync_to_async(delivered)():
+                    break
+                await asyncio.sleep(0.02)
+            else:
+                raise AssertionError("the receipt was not stored")
+            await asyncio.sleep(0.2)  # the seen's batch, if apart
+            await p.send(type="ping", id="after")
+            assert await p.receive() == {"type": "pong", "id": "after"}
+
+    run(scenario)
+    delivery = Delivery.objects.get(member=near_responder, dispatch__incident_id=ids["incident"])
+    assert delivery.seen_at is not None

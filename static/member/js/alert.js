@@ -2,7 +2,7 @@
 import { act } from "./actions.js";
 import { $, CFG, T, kindLabel, severityLabel } from "./config.js";
 import { locate, position } from "./position.js";
-import { send } from "./socket.js";
+import { receipt } from "./socket.js";
 import { stopRing } from "./sound.js";
 import { memberId, persist, state } from "./store.js";
 import { api, bearing, fmtDistance, haversine } from "./util.js";
@@ -18,7 +18,7 @@ export function openAlert(incidentId) {
   $("alert").hidden = false;
   document.body.classList.add("alerting");
   history.replaceState(null, "", `#incident-${incidentId}`);
-  send({ type: "seen", incident_id: incidentId });
+  receipt("seen", incidentId);
   if (!position) locate().then(() => renderAlert());
   renderAlert();
   pollResponders();

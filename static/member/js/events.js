@@ -2,7 +2,7 @@
 import { openAlert, openIncidentId, renderAlert } from "./alert.js";
 import { renderList } from "./duty.js";
 import { updateLocationSharing } from "./position.js";
-import { replayBatch, send } from "./socket.js";
+import { receipt, replayBatch } from "./socket.js";
 import { ring } from "./sound.js";
 import { memberId, persist, state } from "./store.js";
 
@@ -19,7 +19,7 @@ export function onEvent(frame) {
   if (seen(frame.id)) {
     // A copy of an alert we have: the server re-sends alerts it holds unacked
     // (our ack may have been lost), so ack again or it keeps coming.
-    if (frame.type === "incident.alert") send({ type: "ack", incident_id: frame.incident.id });
+    if (frame.type === "incident.alert") receipt("ack", frame.incident.id);
     return;
   }
   if (frame.type === "incident.alert") {
@@ -37,7 +37,7 @@ export function onEvent(frame) {
       notified: known ? known.notified : false,
       timestamps: { discovered_at: s.discovered_at, responded_at: s.responded_at, controlled_at: s.controlled_at, handled_at: s.handled_at },
     };
-    send({ type: "ack", incident_id: s.id });
+    receipt("ack", s.id);
     if (frame.replay) replayBatch.push(s.id);
     else notify(s.id);
   } else {

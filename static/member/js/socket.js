@@ -121,6 +121,14 @@ export function send(message) {
   return true;
 }
 
+// A receipt ("ack" as an alert arrives, "seen" as it opens) goes without an id:
+// the server answers nothing, and keeps re-sending an alert until one is stored.
+export function receipt(type, incidentId) {
+  if (!ws || ws.readyState !== WebSocket.OPEN) return false;
+  ws.send(JSON.stringify({ type, incident_id: incidentId }));
+  return true;
+}
+
 export function handleFrame(frame) {
   switch (frame.type) {
     case "hello":
