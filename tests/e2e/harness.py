@@ -134,7 +134,17 @@ class Database:
         import psycopg
 
         with psycopg.connect(_pg_conninfo(self._admin_url), autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{self._name}" WITH (FORCE)')
+            for attempt in range(20):
+                try:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{self._name}" WITH (FORCE)')
+                    return
+                except psycopg.errors.InsufficientPrivilege:
+                    # An autovacuum worker (the superuser's) is in the new
+                    # tables, and a role that is not superuser may not end it:
+                    # it finishes on its own.
+                    if attempt == 19:
+                        raise
+                    time.sleep(0.5)
 
 
 def _pg_conninfo(url: str) -> str:
@@ -643,7 +653,7 @@ class System:
             service = self._spawn(
                 name,
                 [
-                    *(PYTHON, "-m", "daphne", "--fd", str(listener.fileno())),
+                    *(PYTHON, "-m", "config.server", "--fd", str(listener.fileno())),
                     # A reconnect storm queues thousands of handshakes: one still
                     # waiting for its turn after daphne's default 5 s would be
                     # dropped and come back, making the queue longer.

@@ -109,7 +109,7 @@ class Command(BaseCommand):
             py = sys.executable
             schedule = str(settings.DATA_DIR / "celerybeat-schedule")
             commands = {
-                "daphne": ["-m", "daphne", "-b", host, "-p", str(port),
+                "daphne": ["-m", "config.server", "-b", host, "-p", str(port),
                            # One limit, in settings (see WS_MAX_FRAME_BYTES there).
                            "--websocket-max-message-size",
                            str(settings.WS_SERVER_MAX_MESSAGE_BYTES),

@@ -1,0 +1,97 @@
+"""The socket server's garbage collector (config/server.py): no full collection
+starts by itself while the loop is busy; one runs when it has been quiet, and in
+any case after ``full_at_most_s``."""
+
+from __future__ import annotations
+
+import gc
+
+import pytest
+
+from config import server
+
+
+@pytest.fixture
+def full_collections():
+    """Full collections (generation 2) that run while the test does."""
+    runs: list[int] = []
+
+    def seen(phase: str, info: dict) -> None:
+        if phase == "start" and info["generation"] == 2:
+            runs.append(1)
+
+    thresholds = gc.get_threshold()
+    gc.callbacks.append(seen)
+    try:
+        yield runs
+    finally:
+        gc.callbacks.remove(seen)
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_growing_heap_starts_no_full_collection_by_itself(full_collections):
+    grown = []
+    gc.collect()
+    full_collections.clear()
+    server.Collector().start()
+    # Twice the objects the process had: CPython's own rule would collect
+    # everything once they are a quarter more.
+    for _ in range(len(gc.get_objects()) // 5):
+        grown.append([[], [], [], [], []])
+    assert full_collections == []
+    gc.set_threshold(700, 10, 10)
+    for _ in range(len(gc.get_objects()) // 2):
+        grown.append([[]])
+    assert full_collections, "CPython's defaults would have collected everything"
+
+
+def test_full_collections_wait_for_a_quiet_loop(full_collections):
+    clock = Clock()
+    collector = server.Collector(clock=clock, full_every_s=60, full_at_most_s=600, quiet_ticks=5)
+    collector.start()
+
+    def ticks(n: int, *, late_s: float) -> int:
+        ran = 0
+        for _ in range(n):
+            due = clock.now + 1
+            clock.now = due + late_s
+            ran += collector.tick(due)
+        return ran
+
+    # The first tick freezes what daphne's start left (after one collection).
+    assert ticks(1, late_s=0) == 1 and collector.frozen
+    full_collections.clear()
+    # Busy (each tick 0.2 s late): nothing for 480 s.
+    assert ticks(400, late_s=0.2) == 0
+    assert full_collections == []
+    # Quiet: after five quiet ticks, one collection, then none for a while.
+    assert ticks(4, late_s=0.01) == 0
+    assert ticks(1, late_s=0.01) == 1
+    assert len(full_collections) == 1
+    assert ticks(30, late_s=0.0) == 0
+
+
+def test_a_loop_never_quiet_still_collects(full_collections):
+    clock = Clock()
+    collector = server.Collector(clock=clock, full_every_s=60, full_at_most_s=600, quiet_ticks=5)
+    collector.start()
+    collector.tick(clock.now)  # the freeze
+    full_collections.clear()
+    ran = []
+    for _ in range(1000):  # 1,500 s
+        due = clock.now + 1
+        clock.now = due + 0.5
+        if collector.tick(due):
+            ran.append(clock.now)
+    assert len(ran) == 2 and len(full_collections) == 2
+    assert ran[0] - 1000 == pytest.approx(600, abs=2)
+    assert ran[1] - ran[0] == pytest.approx(600, abs=2)
