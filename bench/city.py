@@ -48,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,7 @@ from bench.loadgen import LoadGen, Options  # noqa: E402
 from tests.e2e.harness import City, Http, Service, ServiceError, System  # noqa: E402
 
 DOC = ROOT / "docs" / "benchmarks.md"
+GC_WATCH = ROOT / "bench" / "gcwatch"
 GOALS = {
     "sockets": 10_000,
     "kb_per_socket": 30.0,
@@ -138,6 +140,7 @@ class Run:
         self.args = args
         self.figures: dict[str, Any] = {"loads": {}}
         self.profiles: list[Path] = []
+        self.windows: dict[str, tuple[float, float]] = {}
 
     def note_load(self, what: str) -> None:
         self.figures["loads"][what] = load()
@@ -147,7 +150,10 @@ class Run:
     def run(self, city: City, logins: list[dict]) -> None:
         args = self.args
         # DEBUG off as in production: DEBUG keeps every query in memory.
-        system = System(city, env={"WS_HEARTBEAT_S": str(args.heartbeat), "DEBUG": "0"})
+        env = {"WS_HEARTBEAT_S": str(args.heartbeat), "DEBUG": "0"}
+        if args.gc:
+            env.update(PYTHONPATH=f"{GC_WATCH}:{ROOT}", BENCH_GC_DIR=str(city.root))
+        system = System(city, env=env)
         gen = None
         try:
             daphnes = [system.start_daphne(f"daphne-{i + 1}") for i in range(args.daphnes)]
@@ -211,10 +217,15 @@ class Run:
                 f"; per daphne {per}; load {load()}",
                 flush=True,
             )
-            self.wave1(api, gen)
-            self.wide(api, gen, daphnes + web, city)
+            with self.window("wave 1"):
+                self.wave1(api, gen)
+            with self.window("city-wide"):
+                self.wide(api, gen, daphnes + web, city)
             if not args.no_storm:
-                self.storm(api, direct, gen, proxy, daphnes + web, city)
+                with self.window("storm"):
+                    self.storm(api, direct, gen, proxy, daphnes + web, city)
+            if args.gc:
+                self.gc_pauses(city, daphnes + web)
             self.figures["push_failures"] = sum(
                 d.log().count("channel layer push failed") for d in daphnes + web
             )
@@ -223,6 +234,34 @@ class Run:
             if gen is not None:
                 gen.stop()
             system.stop()
+
+    @contextlib.contextmanager
+    def window(self, phase: str) -> Iterator[None]:
+        started = time.time()
+        try:
+            yield
+        finally:
+            self.windows[phase] = (started, time.time())
+
+    def gc_pauses(self, city: City, daphnes: list[Service]) -> None:
+        """Each daphne's garbage collections of 1 ms or more, per phase (``--gc``)."""
+        self.figures["gc"] = {}
+        for d in daphnes:
+            path = city.root / f"gc-{d.pid}.log"
+            lines = path.read_text().splitlines() if path.exists() else []
+            rows = [tuple(float(x) for x in line.split()) for line in lines]
+            for phase, (start, end) in self.windows.items():
+                within = [r for r in rows if start <= r[0] <= end]
+                ms = [r[2] for r in within]
+                cpu = sum(r[4] for r in within)
+                full = [r[2] for r in within if r[1] == 2]
+                self.figures["gc"][(d.name, phase)] = (len(ms), sum(ms), max(ms, default=0), full)
+                print(
+                    f"  gc {d.name} {phase}: {len(ms)} pauses >= 1 ms, {sum(ms):.0f} ms in all "
+                    f"({cpu:.0f} ms CPU), longest {max(ms, default=0):.0f} ms; full collections "
+                    f"{len(full)} ({sum(full):.0f} ms)",
+                    flush=True,
+                )
 
     # --- the figures ------------------------------------------------------------------------
 
@@ -268,7 +307,7 @@ class Run:
             return []
         profilers = []
         for d in daphnes:
-            ext = "txt" if args.profile == "raw" else "svg"
+            ext = "svg" if args.profile == "svg" else "txt"
             out = city.root / f"pyspy-{phase}-{d.name}.{ext}"
             self.profiles.append(out)
             profilers.append(
@@ -276,8 +315,12 @@ class Run:
                     [
                         shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
                         *("record", "--pid", str(d.pid), "--rate", "200"),
-                        *("--output", str(out), "--nonblocking"),
-                        *(("--format", "raw") if args.profile == "raw" else ()),
+                        "--output",
+                        str(out),
+                        # Native frames (the garbage collector's, C extensions')
+                        # need the process paused for each sample.
+                        *(("--native",) if args.profile == "native" else ("--nonblocking",)),
+                        *(("--format", "raw") if args.profile != "svg" else ()),
                     ],
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
@@ -640,8 +683,12 @@ def main() -> None:
         "--profile",
         nargs="?",
         const="svg",
-        choices=["svg", "raw"],
-        help="py-spy the city-wide waves: flame graphs, or collapsed stacks (raw)",
+        choices=["svg", "raw", "native"],
+        help="py-spy the city-wide waves: flame graphs, or collapsed stacks (raw; native: "
+        "with C frames, pausing the process per sample)",
+    )
+    parser.add_argument(
+        "--gc", action="store_true", help="log each daphne's garbage collector pauses"
     )
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--keep", action="store_true")
