@@ -23,6 +23,12 @@ And a socket's inbox is a small queue of our own (``_Inbox``) instead of an
 ``asyncio.Queue``, whose three deques take about 2.3 KB per socket before any
 message arrives (memory per socket, ``bench/city.py``).
 
+A group's message is decoded once, by the shard's reader, and the same dict
+goes to every socket of the group: channels_redis decoded it again for each
+(a city-wide alert's frame, ~5,000 times per daphne, each a tree of new
+objects for the garbage collector). Consumers only read the messages they get
+(``dispatch/consumers.py``; ``tests/test_pubsub.py`` checks they stay as sent).
+
 Built on channels_redis 4's layer and shard classes (pinned below 5 in
 pyproject.toml); ``tests/dispatch/test_publish_after.py`` runs it against a real
 Redis.
@@ -71,6 +77,24 @@ class _BatchedShard(pubsub.RedisSingleShardConnection):
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.ensure_future(self._flush())
         return done
+
+    def _receive_message(self, message) -> None:
+        if message is None:
+            return
+        name = message["channel"]
+        if isinstance(name, bytes):
+            name = name.decode()
+        layer = self.channel_layer
+        if name in layer.channels:
+            layer.channels[name].put_nowait(layer.channel_layer.deserialize(message["data"]))
+        elif name in layer.groups:
+            decoded = None
+            for channel_name in layer.groups[name]:
+                inbox = layer.channels.get(channel_name)
+                if inbox is not None:
+                    if decoded is None:
+                        decoded = layer.channel_layer.deserialize(message["data"])
+                    inbox.put_nowait(decoded)
 
     async def _flush(self) -> None:
         while self._queued:
@@ -143,6 +167,17 @@ class _BatchedLoopLayer(pubsub.RedisPubSubLoopLayer):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self._shards = [_BatchedShard(shard.host, self) for shard in self._shards]
+
+    async def receive(self, channel: str):
+        """The next message for ``channel``, as the shard's reader decoded it."""
+        if channel not in self.channels:
+            await self._subscribe_to_channel(channel)
+        try:
+            return await self.channels[channel].get()
+        except (TimeoutError, asyncio.CancelledError, GeneratorExit):
+            # The consumer is stopping (channels_redis does the same).
+            self.forget_channel(channel)
+            raise
 
     async def _subscribe_to_channel(self, channel: str) -> None:
         self.channels[channel] = _Inbox()

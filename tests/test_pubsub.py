@@ -55,3 +55,27 @@ def test_an_inbox_is_a_tenth_of_an_asyncio_queue():
     inbox, queue = asyncio.run(scenario())
     assert inbox * 10 <= queue, (inbox, queue)
     assert sys.getsizeof(_Inbox()) < 100
+
+
+def test_a_group_message_is_decoded_once_for_all_its_sockets():
+    """channels_redis decoded a group's message once per socket: a city-wide
+    alert's frame 5,000 times per daphne, each a tree of new objects."""
+    from config.pubsub import BatchedPubSubChannelLayer
+
+    async def scenario():
+        layer = BatchedPubSubChannelLayer(hosts=["redis://127.0.0.1:1"])  # never connected
+        loop_layer = layer._get_layer()
+        sockets = [f"{loop_layer.prefix}specific.{i}" for i in range(3)]
+        for channel in sockets:
+            loop_layer.channels[channel] = _Inbox()
+        group = loop_layer._get_group_channel_name("unit-7")
+        loop_layer.groups[group] = set(sockets)
+        sent = {"type": "push", "text": '{"type": "incident.alert"}'}
+        loop_layer._get_shard(group)._receive_message(
+            {"channel": group.encode(), "data": layer.serialize(sent)}
+        )
+        got = [await asyncio.wait_for(loop_layer.receive(channel), 1) for channel in sockets]
+        assert got[0] == sent
+        assert got[1] is got[0] and got[2] is got[0]
+
+    asyncio.run(scenario())
