@@ -404,6 +404,11 @@ REPLAY_WINDOW_HOURS = 24
 # channel layer is at-most-once: a Redis outage loses frames without closing sockets).
 REPLAY_UNACKED_S = 3600
 WS_REDELIVER_AFTER_S = env.float("WS_REDELIVER_AFTER_S", default=5.0)
+# ... unless the socket itself wrote that alert in the last WS_REDELIVER_WRITTEN_S:
+# the frame is in the socket (a broken one closes, and the phone resumes) and its
+# ack on the way. A city-wide alert's acks lag its frames by seconds, and
+# re-sending it doubled the wave's frames.
+WS_REDELIVER_WRITTEN_S = env.float("WS_REDELIVER_WRITTEN_S", default=60.0)
 
 if PRODUCTION and (SECRET_KEY.startswith("django-insecure") or len(set(SECRET_KEY)) < 5):
     raise ImproperlyConfigured("Refusing an insecure SECRET_KEY with PRODUCTION on.")

@@ -123,6 +123,9 @@ class MemberConsumer(_JsonEdge):
     member: Member | None = None
     session_key: str | None = None
     closing = False
+    # Incident id -> when its alert frame was last written to this socket
+    # (monotonic); None until the first (no dict per idle socket).
+    written: dict[int, float] | None = None
 
     async def _refuse(self, code: int, error: str, message: str) -> None:
         self.closing = True
@@ -275,6 +278,7 @@ class MemberConsumer(_JsonEdge):
         frames = await db_call(selectors.member_replay)(member=self.member, last_event_id=last)
         for frame in frames:
             await self.send_json({**frame, "replay": True})
+        self._wrote(frames)
         await self.send_json(
             {
                 "type": "resumed",
@@ -320,6 +324,24 @@ class MemberConsumer(_JsonEdge):
         if self.closing:
             return
         await super().push(event)
+        payloads = event.get("payloads")
+        self._wrote(payloads if payloads is not None else (event.get("payload"),))
+
+    def _wrote(self, frames) -> None:
+        """Note the alerts among ``frames`` as written to this socket now."""
+        for frame in frames:
+            if frame is not None and frame.get("type") == "incident.alert":
+                if self.written is None:
+                    self.written = {}
+                self.written[frame["incident"]["id"]] = time.monotonic()
+
+    def alerts_written_since(self, since: float) -> set[int]:
+        """Incidents whose alert this socket wrote at or after ``since``
+        (monotonic); older notes are forgotten."""
+        if not self.written:
+            return set()
+        self.written = {i: at for i, at in self.written.items() if at >= since} or None
+        return set(self.written or ())
 
     # --- heartbeat (driven by _MemberHeartbeat, one per process) ---------------------
 
@@ -338,6 +360,7 @@ class MemberConsumer(_JsonEdge):
         await self.send_json({"type": "ping", "id": None})
         for frame in frames:
             await self.send_json(frame)
+        self._wrote(frames)
 
 
 class _MemberHeartbeat:
@@ -410,9 +433,18 @@ class _MemberHeartbeat:
         if not live:
             return
         before = timezone.now() - dt.timedelta(seconds=settings.WS_REDELIVER_AFTER_S)
+        # An alert already in a member's sockets is not sent again while its ack
+        # may be on its way (every socket of the member in this beat wrote it).
+        lately: dict[int, set[int]] = {}
+        since = now - settings.WS_REDELIVER_WRITTEN_S
+        for socket in live:
+            wrote = socket.alerts_written_since(since)
+            pk = socket.member.pk
+            lately[pk] = wrote if pk not in lately else lately[pk] & wrote
         allowed, live_keys, frames = await db_call(selectors.members_heartbeat)(
             sockets=[(s.member.pk, s.session_key) for s in live],
             unacked_sent_before=before,
+            written_lately={pk: ids for pk, ids in lately.items() if ids},
         )
         for i, socket in enumerate(live):
             await _turn(i)

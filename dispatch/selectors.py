@@ -396,7 +396,10 @@ class _Frames:
 
 
 def _unacked_frames(
-    *, member_ids: list[int], unacked_sent_before: dt.datetime
+    *,
+    member_ids: list[int],
+    unacked_sent_before: dt.datetime,
+    skip: dict[int, set[int]] | None = None,
 ) -> dict[int, list[dict[str, Any]]]:
     """The heartbeat's redelivery: for each member with alerts still unacked,
     sent before ``unacked_sent_before`` (an ack on its way is not raced), those
@@ -412,6 +415,8 @@ def _unacked_frames(
         .filter(created_at__lt=unacked_sent_before)
         .values_list("member_id", "dispatch_id", "dispatch__incident_id")
     )
+    if skip:
+        rows = [row for row in rows if row[2] not in skip.get(row[0], ())]
     if not rows:
         return {}
     make = _Frames(
@@ -571,14 +576,18 @@ HEARTBEAT_CHUNK = 900  # ids per IN (...) list: under SQLite's host-parameter li
 
 
 def members_heartbeat(
-    *, sockets: list[tuple[int, str | None]], unacked_sent_before: dt.datetime
+    *,
+    sockets: list[tuple[int, str | None]],
+    unacked_sent_before: dt.datetime,
+    written_lately: dict[int, set[int]] | None = None,
 ) -> tuple[set[int], set[str], dict[int, list[dict[str, Any]]]]:
     """What a process's heartbeat needs for all its member sockets at once.
 
     ``sockets`` are ``(member id, session key or None)``. Returns the member ids
     that may keep a socket (member, unit and login active), the session keys
     still present and unexpired, and, per member, the alerts to send again
-    (``_unacked_frames``). A few queries per chunk of
+    (``_unacked_frames``; not the incidents ``written_lately`` lists for that
+    member: their alerts are in its sockets already). A few queries per chunk of
     sockets instead of three per socket: at 5,000 sockets per daphne the
     per-socket checks kept its one database thread busy.
     """
@@ -607,6 +616,7 @@ def members_heartbeat(
             _unacked_frames(
                 member_ids=allowed_ids[i : i + HEARTBEAT_CHUNK],
                 unacked_sent_before=unacked_sent_before,
+                skip=written_lately or {},
             )
         )
     return allowed, live_keys, frames

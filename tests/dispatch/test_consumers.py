@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 
@@ -619,6 +620,33 @@ def test_an_unacked_alert_is_sent_again_at_the_heartbeat_until_acked(settings, n
                 assert f["type"] in {"ping", "incident.alert"}
             for _ in range(4):  # several heartbeats: pings only
                 assert (await p.receive(timeout=1))["type"] == "ping"
+
+    run(scenario)
+
+
+def test_an_alert_written_to_the_socket_waits_for_its_ack_before_it_is_sent_again(
+    settings, near_responder
+):
+    """The frame is in the socket and its ack on the way (a city-wide alert's
+    acks lag its frames by seconds): the heartbeat re-sending it doubled the
+    frames of the wave. Sent again only once ``WS_REDELIVER_WRITTEN_S`` has
+    passed with no ack (a receipt lost on the way back)."""
+    settings.WS_HEARTBEAT_S = 0.1
+    settings.WS_IDLE_CLOSE_S = 5
+    settings.WS_REDELIVER_AFTER_S = 0
+    settings.WS_REDELIVER_WRITTEN_S = 1.5
+
+    async def scenario():
+        async with phone(near_responder.user) as p:
+            incident = await raise_incident()
+            frame = await p.receive_type("incident.alert")
+            written = time.monotonic()
+            assert frame["incident"]["id"] == incident.pk
+            while time.monotonic() - written < 1.0:  # ten heartbeats: pings only
+                assert (await p.receive(timeout=1))["type"] == "ping"
+            again = await p.receive_type("incident.alert", timeout=3)
+            assert again["id"] == frame["id"]
+            assert time.monotonic() - written >= 1.4
 
     run(scenario)
 

@@ -122,6 +122,9 @@ class _Socket:
     async def _beat(self, *, allowed: bool, frames: list[dict]) -> None:
         self._beats.append(self.member.pk)
 
+    def alerts_written_since(self, since: float) -> set[int]:
+        return set()
+
 
 @pytest.mark.django_db(transaction=True)
 def test_a_beat_of_thousands_of_sockets_lets_the_event_loop_serve_others_meanwhile():
