@@ -96,6 +96,36 @@ def tree_rss_kb(pid: int) -> int:
     return total
 
 
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads) so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_s(pid: int) -> float:
+    total = cpu_s(pid)
+    with contextlib.suppress(OSError):
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            total += tree_cpu_s(int(child))
+    return total
+
+
+def named_cpu_s(name: str) -> float:
+    """CPU seconds of every process of that command name, with the children
+    they have reaped (PostgreSQL's backends come and go)."""
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            text = stat.read_text()
+            if text[text.index("(") + 1 : text.rindex(")")] == name:
+                fields = text.rsplit(")", 1)[1].split()
+                total += sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
 def established_on(port: int) -> int:
     """Established TCP connections whose local port is ``port`` (a daphne's sockets)."""
     count = 0
@@ -109,16 +139,26 @@ def established_on(port: int) -> int:
 
 
 @dataclass
+class _Pids:
+    """Processes counted as one in the CPU figures (the load generator's)."""
+
+    name: str
+    pids: list[int]
+
+
+@dataclass
 class Waves:
     post_ms: list[float] = field(default_factory=list)
     last_ms: list[float] = field(default_factory=list)
     spread_ms: list[float] = field(default_factory=list)
     targets: int = 0
     delivered: int = 0
+    copies: int = 0  # an alert frame again on a phone that has it (the heartbeat's)
 
     def score(self, posts, records) -> None:
         arrivals: dict[tuple[int, int], float] = {}
-        for incident_id, member_id, _event, at, _replay, _copy in records:
+        for incident_id, member_id, _event, at, _replay, copy in records:
+            self.copies += bool(copy)
             if (incident_id, member_id) not in arrivals or at < arrivals[(incident_id, member_id)]:
                 arrivals[(incident_id, member_id)] = at
         for incident_id, started, post_s, targets in posts:
@@ -161,6 +201,7 @@ class Run:
             system.start_worker(concurrency=1)
             system.start_beat()
             proxy = system.start_proxy(daphnes, web=web or None)
+            self.services: list[Any] = list(system.services)
             api = Http(proxy.http_url)
             api.login_token(city.scenario["staff"]["username"], city.scenario["staff"]["password"])
             direct = Http((web or daphnes)[0].http_url)
@@ -187,6 +228,7 @@ class Run:
             )
             print(f"Connecting {len(logins)} sockets through nginx...", flush=True)
             stats = gen.start(timeout=args.connect_timeout)
+            self.services.append(_Pids("loadgen", gen.pids()))
             time.sleep(3)  # let the last handshakes' groups settle
             self.note_load("connect")
             per = {d.name: established_on(d.port) for d in daphnes}
@@ -237,11 +279,34 @@ class Run:
 
     @contextlib.contextmanager
     def window(self, phase: str) -> Iterator[None]:
+        """Times a phase, and where the machine's CPU went during it."""
         started = time.time()
+        before = self._cpu()
         try:
             yield
         finally:
             self.windows[phase] = (started, time.time())
+            after = self._cpu()
+            spent = {k: after[k] - before.get(k, 0.0) for k in after}
+            self.figures.setdefault("cpu", {})[phase] = spent
+            wall = time.time() - started
+            print(
+                f"  CPU in {phase} ({wall:.0f} s, {2 * wall:.0f} CPU-s on 2 cores): "
+                + ", ".join(
+                    f"{k} {v:.1f} s" for k, v in sorted(spent.items(), key=lambda kv: -kv[1])
+                ),
+                flush=True,
+            )
+
+    def _cpu(self) -> dict[str, float]:
+        cpu = {
+            s.name: sum(map(cpu_s, s.pids)) if isinstance(s, _Pids) else tree_cpu_s(s.pid)
+            for s in self.services
+        }
+        cpu["postgres"] = named_cpu_s("postgres")
+        cpu["redis"] = named_cpu_s("redis-server")
+        cpu["bench"] = cpu_s(os.getpid())
+        return cpu
 
     def gc_pauses(self, city: City, daphnes: list[Service]) -> None:
         """Each daphne's garbage collections of 1 ms or more, per phase (``--gc``)."""
@@ -368,7 +433,8 @@ class Run:
             f"  city-wide: {int(waves.targets / max(1, len(posts)))} targets, POST -> last frame "
             f"p50 {pct(waves.last_ms, 50):.0f} ms, max {pct(waves.last_ms, 100):.0f} ms, "
             f"{waves.delivered}/{waves.targets} delivered (each alert: "
-            f"{', '.join(f'{ms:.0f}' for ms in waves.last_ms)} ms); load {load()}",
+            f"{', '.join(f'{ms:.0f}' for ms in waves.last_ms)} ms), {waves.copies} copies "
+            f"of alerts a phone had; load {load()}",
             flush=True,
         )
 
