@@ -95,3 +95,27 @@ def test_a_loop_never_quiet_still_collects(full_collections):
     assert len(ran) == 2 and len(full_collections) == 2
     assert ran[0] - 1000 == pytest.approx(600, abs=2)
     assert ran[1] - ran[0] == pytest.approx(600, abs=2)
+
+
+def test_a_socket_holds_daphne_options_on_its_class_not_per_connection():
+    """autobahn copies 29 options from the factory onto every connection unless
+    the class has them (bench/city.py --tracemalloc: 1.7 KB per socket)."""
+    from daphne.ws_protocol import WebSocketFactory
+    from twisted.internet.testing import StringTransport
+
+    server_class = server._lean_server()
+    lean = server_class.__new__(server_class)
+    lean.ws_factory = WebSocketFactory(lean, server="daphne")
+    lean.ws_factory.setProtocolOptions(autoPingInterval=60, maxMessagePayloadSize=65536)
+    protocol = lean.ws_factory.buildProtocol(("127.0.0.1", 1))
+    protocol.makeConnection(StringTransport())
+    try:
+        assert not set(protocol.CONFIG_ATTRS) & set(vars(protocol))
+        assert protocol.autoPingInterval == 60
+        assert protocol.maxMessagePayloadSize == 65536
+        # A function option is still called with the offers alone.
+        assert protocol.perMessageCompressionAccept([]) is None
+    finally:
+        # The handshake timer makeConnection set (the reactor never runs here).
+        if protocol.openHandshakeTimeoutCall is not None:
+            protocol.openHandshakeTimeoutCall.cancel()
