@@ -44,6 +44,7 @@ import json
 import os
 import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -191,8 +192,10 @@ class Run:
         args = self.args
         # DEBUG off as in production: DEBUG keeps every query in memory.
         env = {"WS_HEARTBEAT_S": str(args.heartbeat), "DEBUG": "0"}
-        if args.gc:
+        if args.gc or args.tracemalloc:
             env.update(PYTHONPATH=f"{GC_WATCH}:{ROOT}", BENCH_GC_DIR=str(city.root))
+        if args.tracemalloc:
+            env.update(BENCH_TRACEMALLOC="1")
         system = System(city, env=env)
         gen = None
         try:
@@ -217,6 +220,7 @@ class Run:
             warm.stop()
             time.sleep(2)
             before = {d.name: rss_kb(d.pid) for d in daphnes}
+            self._snapshot(daphnes)
             nginx_before = tree_rss_kb(proxy.service.pid)
 
             gen = LoadGen(
@@ -233,6 +237,9 @@ class Run:
             self.note_load("connect")
             per = {d.name: established_on(d.port) for d in daphnes}
             after = {d.name: rss_kb(d.pid) for d in daphnes}
+            if args.tracemalloc:
+                self._snapshot(daphnes)
+                self._memory_by_line(city, daphnes, per)
             self.figures.update(
                 connected=stats["connected"],
                 failed=stats["failed"],
@@ -277,6 +284,36 @@ class Run:
                 gen.stop()
             system.stop()
 
+    def _snapshot(self, daphnes: list[Service]) -> None:
+        """``--tracemalloc``: each daphne writes a snapshot of its allocations."""
+        if not self.args.tracemalloc:
+            return
+        for d in daphnes:
+            os.kill(d.pid, signal.SIGUSR1)
+        time.sleep(max(5.0, self.args.sockets / 500))
+
+    def _memory_by_line(self, city: City, daphnes: list[Service], per: dict) -> None:
+        """Which source lines hold the memory the sockets added (``--tracemalloc``)."""
+        import tracemalloc
+
+        for d in daphnes:
+            snaps = sorted(city.root.glob(f"snap-{d.pid}-*.pickle"))
+            if len(snaps) < 2:
+                print(f"  {d.name}: no snapshots", flush=True)
+                continue
+            first, last = (tracemalloc.Snapshot.load(str(p)) for p in snaps[:2])
+            stats = last.compare_to(first, "lineno")
+            sockets = max(1, per[d.name])
+            total = sum(st.size_diff for st in stats)
+            print(f"  {d.name}: traced {total / sockets:.0f} B per socket; by line:", flush=True)
+            for st in stats[:30]:
+                frame = st.traceback[0]
+                print(
+                    f"    {st.size_diff / sockets:7.0f} B {st.count_diff / sockets:5.1f} blocks  "
+                    f"{frame.filename.split('site-packages/')[-1]}:{frame.lineno}",
+                    flush=True,
+                )
+
     @contextlib.contextmanager
     def window(self, phase: str) -> Iterator[None]:
         """Times a phase, and where the machine's CPU went during it."""
@@ -314,7 +351,7 @@ class Run:
         for d in daphnes:
             path = city.root / f"gc-{d.pid}.log"
             lines = path.read_text().splitlines() if path.exists() else []
-            rows = [tuple(float(x) for x in line.split()) for line in lines]
+            rows = [tuple(float(x) for x in line.split()[:5]) for line in lines]
             for phase, (start, end) in self.windows.items():
                 within = [r for r in rows if start <= r[0] <= end]
                 ms = [r[2] for r in within]
@@ -755,6 +792,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--gc", action="store_true", help="log each daphne's garbage collector pauses"
+    )
+    parser.add_argument(
+        "--tracemalloc",
+        action="store_true",
+        help="trace each daphne's allocations: which lines hold the memory per socket",
     )
     parser.add_argument("--no-write", action="store_true")
     parser.add_argument("--keep", action="store_true")
