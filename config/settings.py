@@ -149,6 +149,18 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # and registers Django's SQL functions, a seventh of a daphne's time in a
     # reconnect storm (bench/city.py --profile).
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+elif env.bool("DATABASE_POOL", default=True):
+    # A pool of connections per process (Django's, psycopg_pool). Django's ASGI
+    # handler runs each request on a thread of its own, and a connection is kept
+    # per thread: without a pool every request opened one (a server process
+    # forked, a password exchange) and dropped it, part of every intake POST's
+    # time (bench/city.py, wave one). Pooled connections are not also persistent.
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+        "min_size": env.int("DATABASE_POOL_MIN", default=2),
+        "max_size": env.int("DATABASE_POOL_MAX", default=10),
+        "timeout": 10,
+    }
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
