@@ -267,7 +267,7 @@ class Run:
                 flush=True,
             )
             with self.window("wave 1"):
-                self.wave1(api, gen)
+                self.wave1(api, gen, daphnes + web, city)
             with self.window("city-wide"):
                 self.wide(api, gen, daphnes + web, city)
             if not args.no_storm:
@@ -381,15 +381,19 @@ class Run:
         step = max(1, len(units) // n)
         return [(u["unit_lat"], u["unit_lon"]) for u in units[::step][:n]]
 
-    def wave1(self, api: Http, gen: LoadGen) -> None:
+    def wave1(self, api: Http, gen: LoadGen, daphnes: list[Service], city: City) -> None:
         args = self.args
         posts = []
+        profilers = []
         for i, (lat, lon) in enumerate(self.spots(args.incidents + args.warmup)):
+            if i == args.warmup:
+                profilers = self._profile_start(daphnes, city, "wave1")
             post = self._post(api, "fight", lat, lon)
             if i >= args.warmup and post[3]:
                 posts.append(post)
             time.sleep(args.spacing)
         time.sleep(1.5)
+        self._profile_stop(profilers)
         waves = Waves()
         waves.score(posts, gen.collect())
         self.note_load("wave1")
@@ -787,8 +791,8 @@ def main() -> None:
         nargs="?",
         const="svg",
         choices=["svg", "raw", "native"],
-        help="py-spy the city-wide waves: flame graphs, or collapsed stacks (raw; native: "
-        "with C frames, pausing the process per sample)",
+        help="py-spy the wave-one and city-wide waves: flame graphs, or collapsed stacks "
+        "(raw; native: with C frames, pausing the process per sample)",
     )
     parser.add_argument(
         "--gc", action="store_true", help="log each daphne's garbage collector pauses"
