@@ -114,6 +114,8 @@ def _lean_server():
       the channel layer's sockets use (``config.pubsub._Inbox``);
     - the handshake's headers, kept three times over (autobahn's, its
       request's, the scope's), are dropped once the socket is open;
+    - daphne's walks over every connection (reaping, timeouts) run a fifth as
+      often;
     - autobahn copies its 29 options from the factory onto every connection
       (unless the class has them), which took each protocol's attributes past
       a dict size step: 3.3 KB instead of 1.6 KB. Here the class has them,
@@ -121,6 +123,7 @@ def _lean_server():
     """
     from daphne.server import Server
     from daphne.ws_protocol import WebSocketProtocol
+    from twisted.internet import reactor
 
     from config.pubsub import _Inbox
 
@@ -152,6 +155,29 @@ def _lean_server():
             self.clean_headers.clear()
 
     class LeanServer(Server):
+        # daphne walks every connection each second (application_checker) and
+        # every 2 s (timeout_checker): at 5,000 sockets a sixth of the process's
+        # time in the wave-one alerts (bench/city.py --profile), each walk
+        # holding the event loop. Here every 5th time: reaping an ended socket's
+        # application 5 s late and checking timeouts of 60 s every 10 s.
+        CHECK_EVERY = 5
+        _app_checks = 0
+        _timeout_checks = 0
+
+        def application_checker(self) -> None:
+            self._app_checks += 1
+            if self._app_checks % self.CHECK_EVERY:
+                reactor.callLater(1, self.application_checker)
+                return
+            super().application_checker()
+
+        def timeout_checker(self) -> None:
+            self._timeout_checks += 1
+            if self._timeout_checks % self.CHECK_EVERY:
+                reactor.callLater(2, self.timeout_checker)
+                return
+            super().timeout_checker()
+
         @property
         def ws_factory(self):
             return self._ws_factory
