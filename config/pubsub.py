@@ -162,6 +162,10 @@ class _Inbox:
     def qsize(self) -> int:
         return len(self._items)
 
+    def peek(self) -> tuple:
+        """What waits to be read, oldest first (not taken)."""
+        return tuple(self._items)
+
 
 class _BatchedLoopLayer(pubsub.RedisPubSubLoopLayer):
     def __init__(self, *args, **kwargs) -> None:
@@ -193,6 +197,10 @@ class _BatchedLoopLayer(pubsub.RedisPubSubLoopLayer):
             raise
         return channel
 
+    def pending(self, channel: str) -> tuple:
+        inbox = self.channels.get(channel)
+        return inbox.peek() if inbox is not None else ()
+
     def forget_channel(self, channel: str) -> None:
         if self.channels.pop(channel, None) is not None:
             self._get_shard(channel).unsubscribe_soon(channel)
@@ -200,6 +208,11 @@ class _BatchedLoopLayer(pubsub.RedisPubSubLoopLayer):
 
 class BatchedPubSubChannelLayer(pubsub.RedisPubSubChannelLayer):
     """``RedisPubSubChannelLayer`` whose subscriptions go in batches (above)."""
+
+    def pending(self, channel: str) -> tuple:
+        """Messages decoded for ``channel`` and not yet received, oldest first:
+        the heartbeat does not send again an alert still on its way to a socket."""
+        return self._get_layer().pending(channel)
 
     def forget_channel(self, channel: str) -> None:
         """``channel`` (a consumer's own) will not be read again: unsubscribe it,

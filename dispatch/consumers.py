@@ -8,6 +8,7 @@ import datetime as dt
 import logging
 import time
 import weakref
+from collections.abc import Sequence
 from typing import Any
 
 from channels.consumer import get_handler_name
@@ -337,11 +338,14 @@ class MemberConsumer(_JsonEdge):
 
     def alerts_written_since(self, since: float) -> set[int]:
         """Incidents whose alert this socket wrote at or after ``since``
-        (monotonic); older notes are forgotten."""
+        (monotonic), or is about to write (queued for it in the channel layer:
+        a city-wide alert's frames take seconds to be written to thousands of
+        sockets). Older notes are forgotten."""
+        queued = _alerts_among(_pending(self.channel_layer, self.channel_name))
         if not self.written:
-            return set()
+            return queued
         self.written = {i: at for i, at in self.written.items() if at >= since} or None
-        return set(self.written or ())
+        return queued | set(self.written or ())
 
     # --- heartbeat (driven by _MemberHeartbeat, one per process) ---------------------
 
@@ -361,6 +365,25 @@ class MemberConsumer(_JsonEdge):
         for frame in frames:
             await self.send_json(frame)
         self._wrote(frames)
+
+
+def _pending(layer, channel: str | None) -> Sequence[dict[str, Any]]:
+    """Messages the channel layer holds for ``channel``, not yet dispatched
+    (config/pubsub.py; another layer: none known)."""
+    pending = getattr(layer, "pending", None)
+    return pending(channel) if pending is not None and channel is not None else ()
+
+
+def _alerts_among(messages: Sequence[dict[str, Any]]) -> set[int]:
+    ids: set[int] = set()
+    for message in messages:
+        if message.get("type") != "push":
+            continue
+        payloads = message.get("payloads")
+        for payload in payloads if payloads is not None else (message.get("payload"),):
+            if payload is not None and payload.get("type") == "incident.alert":
+                ids.add(payload["incident"]["id"])
+    return ids
 
 
 class _MemberHeartbeat:

@@ -79,3 +79,30 @@ def test_a_group_message_is_decoded_once_for_all_its_sockets():
         assert got[1] is got[0] and got[2] is got[0]
 
     asyncio.run(scenario())
+
+
+def test_an_alert_still_queued_for_a_socket_is_seen_as_on_its_way():
+    """The heartbeat does not send again an alert whose frame waits in the
+    socket's inbox (a city-wide alert takes seconds to reach every socket:
+    re-sending it then made copies, bench/city.py)."""
+    from config.pubsub import BatchedPubSubChannelLayer
+    from dispatch.consumers import _alerts_among, _pending
+
+    async def scenario():
+        layer = BatchedPubSubChannelLayer(hosts=["redis://127.0.0.1:1"])  # never connected
+        loop_layer = layer._get_layer()
+        channel = f"{loop_layer.prefix}specific.1"
+        loop_layer.channels[channel] = _Inbox()
+        alert = {"type": "incident.alert", "id": 9, "incident": {"id": 41}}
+        update = {"type": "incident.update", "id": 10, "incident_id": 41}
+        loop_layer.channels[channel].put_nowait({"type": "member.duty", "on_duty": True})
+        loop_layer.channels[channel].put_nowait(
+            {"type": "push", "texts": ["{}", "{}"], "payloads": [update, alert]}
+        )
+        assert _alerts_among(_pending(layer, channel)) == {41}
+        assert await loop_layer.receive(channel) == {"type": "member.duty", "on_duty": True}
+        await loop_layer.receive(channel)
+        assert _alerts_among(_pending(layer, channel)) == set()
+        assert _pending(layer, "no-such-channel") == ()
+
+    asyncio.run(scenario())
