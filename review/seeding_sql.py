@@ -325,7 +325,7 @@ def rows_make(*, k: int, wave0: int, disp0: int, inc0: int, synced_at: Any) -> N
         "FROM seed_p p" + order,
         [synced_at],
     )
-    declined = "((p.dmask >> (r.r - 1)) & 1) = 1"
+    declined = "((p.dmask >> CAST(r.r - 1 AS integer)) & 1) = 1"
     _insert(
         DispatchFact,
         {
