@@ -230,6 +230,26 @@ def test_a_bulk_seed_sets_indexes_aside_and_builds_them_again(small_city):
     assert Incident.objects.count() == 120
 
 
+def test_no_index_of_a_seeded_table_is_the_start_of_another():
+    """A bulk seed builds every index of these tables again: one whose columns
+    begin another index (or unique constraint) answers nothing the longer one
+    does not, and was a sort of millions of entries for nothing."""
+    # A partial index is smaller than the longer one by design.
+    partial = {i.name for m in seeding.SEEDED_MODELS for i in m._meta.indexes if i.condition}
+    for table in seeding._SEEDED_TABLES:
+        with connection.cursor() as cur:
+            found = connection.introspection.get_constraints(cur, table)
+        plain = {n: c["columns"] for n, c in found.items() if c["index"] and not c["unique"]}
+        keys = [
+            c["columns"] for c in found.values() if (c["index"] or c["unique"]) and c["columns"]
+        ]
+        for name, columns in plain.items():
+            if name in partial:
+                continue
+            longer = [k for k in keys if len(k) > len(columns) and k[: len(columns)] == columns]
+            assert not longer, (table, name, columns, longer)
+
+
 def test_indexes_a_killed_bulk_seed_left_dropped_are_built_by_the_next_run(small_city):
     name, sql = sorted(seeding._secondary_indexes(["review_dispatchfact"]))[0]
     SetAsideIndex.objects.create(name=name, sql=sql)
