@@ -1,5 +1,5 @@
 """Indexes of the big dispatch tables that no query needs (``seed_incidents``
-builds each again after a bulk load: at a million incidents these were ~47
+builds each again after a bulk load: at a million incidents these were ~53
 million of the ~110 million index entries it sorted):
 
 - the foreign key indexes on ``incident`` of events, waves, dispatches and
@@ -8,9 +8,10 @@ million of the ~110 million index entries it sorted):
   starts with ``incident`` and answers the same lookups (and the cascades);
 - ``IncidentEvent.created_at``: no query reads events by time (they are read
   by incident, and by id, the replay cursor);
-- the mostly-NULL foreign keys (an event's staff user, an incident's reporting
-  member and console user, a dispatch's accepting member) indexed only where
-  set: the deletion of a user or member still finds its rows through them.
+- the mostly-NULL foreign keys (an event's member and staff user, an
+  incident's reporting member and console user, a dispatch's accepting
+  member) indexed only where set: the deletion of a user or member still
+  finds its rows through them.
 
 The old indexes are dropped by name: Django's ``AlterField`` would rebuild each
 SQLite table (three times for the events) to drop one index.
@@ -29,6 +30,7 @@ DROPPED = [
     ("dispatch_incident", "reported_by_id", "dispatch_incident_reported_by_id_e20e8c86"),
     ("dispatch_incidentevent", "created_at", "dispatch_incidentevent_created_at_d41543cb"),
     ("dispatch_incidentevent", "incident_id", "dispatch_incidentevent_incident_id_e6df0bcc"),
+    ("dispatch_incidentevent", "member_id", "dispatch_incidentevent_member_id_cc6344c3"),
     ("dispatch_incidentevent", "user_id", "dispatch_incidentevent_user_id_f751d4ba"),
     ("dispatch_memberlocation", "incident_id", "dispatch_memberlocation_incident_id_80c73082"),
     ("dispatch_wave", "incident_id", "dispatch_wave_incident_id_44a33c74"),
@@ -118,6 +120,19 @@ class Migration(migrations.Migration):
                 ),
                 migrations.AlterField(
                     model_name="incidentevent",
+                    name="member",
+                    field=models.ForeignKey(
+                        blank=True,
+                        db_index=False,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="units.member",
+                        verbose_name="队员",
+                    ),
+                ),
+                migrations.AlterField(
+                    model_name="incidentevent",
                     name="user",
                     field=models.ForeignKey(
                         blank=True,
@@ -175,6 +190,14 @@ class Migration(migrations.Migration):
                 condition=models.Q(("created_by__isnull", False)),
                 fields=["created_by"],
                 name="incident_created_by",
+            ),
+        ),
+        migrations.AddIndex(
+            model_name="incidentevent",
+            index=models.Index(
+                condition=models.Q(("member__isnull", False)),
+                fields=["member"],
+                name="event_member",
             ),
         ),
         migrations.AddIndex(
