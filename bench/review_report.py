@@ -5,6 +5,7 @@ district report takes at scale. Prints figures; asserts nothing.
     .venv/bin/python bench/review_report.py --full           # 1,000,000 incidents (~15 min)
     .venv/bin/python bench/review_report.py --database-url postgres://u:p@127.0.0.1/db_bench
     .venv/bin/python bench/review_report.py --reuse DIR      # time again on a kept data dir
+    .venv/bin/python bench/review_report.py --full --seed-only   # the seed's figure alone
 
 Steps: migrate, ``seed_demo`` (23,000 units), ``seed_incidents --count N``
 (which writes the review's roll-up facts too), the beat task that stores the
@@ -56,6 +57,9 @@ def main() -> None:
         "--no-drill", dest="drill", action="store_false", help="skip the city drill"
     )
     parser.add_argument(
+        "--seed-only", action="store_true", help="stop after seed_incidents' figure"
+    )
+    parser.add_argument(
         "--no-live",
         dest="live",
         action="store_false",
@@ -103,6 +107,9 @@ def main() -> None:
             f"{result.events:,} events): {took:.1f} s (this process's CPU {cpu:.1f} s)   "
             f"goal {goal:.0f} s ({took / goal:.2f}x){load()}"
         )
+    if args.seed_only:
+        connection.close()
+        return
     from review import services
 
     t = time.perf_counter()

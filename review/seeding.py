@@ -366,7 +366,12 @@ def _indexes_set_aside(drop: bool) -> Iterator[None]:
                 cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
                 # More memory for the index sorts (this session only).
                 cur.execute("SET maintenance_work_mem = '256MB'")
-        indexes_restore()
+        try:
+            indexes_restore()
+        finally:
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cur:
+                    cur.execute("RESET maintenance_work_mem")
 
 
 @contextmanager
@@ -392,6 +397,11 @@ def _sqlite_bulk_mode(bulk: bool, city: _City) -> Iterator[None]:
             "threads": 2,
             "cache_size": -1048576,  # 1 GiB
         }
+        if not connection.in_atomic_block:
+            # The run's parameter table and the index sorts' spills in memory
+            # (SQLite refuses it inside a transaction; set before the parameter
+            # table exists: changing it drops the temporary tables).
+            pragmas["temp_store"] = 2
     with connection.cursor() as cur:
         before = {}
         for name, value in pragmas.items():
