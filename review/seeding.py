@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -330,6 +331,18 @@ def indexes_restore() -> int:
     return restored
 
 
+# Ids the run reserves in ascending order, written batch after batch.
+_RUN_ORDER_COLUMNS = {"incident_id", "wave_id"}
+
+
+def _in_run_order(sql: str) -> bool:
+    """Whether an index's first column is one whose values the run writes in
+    ascending order: its new entries all go to the right edge of the B-tree, as
+    cheap as the sorted build at the end, and it is kept during the load."""
+    match = re.search(r" ON [^(]+\(\s*\"?(\w+)", sql)
+    return bool(match) and match.group(1) in _RUN_ORDER_COLUMNS
+
+
 @contextmanager
 def _indexes_set_aside(drop: bool) -> Iterator[None]:
     """Drop the seeded tables' secondary indexes (and on PostgreSQL their foreign
@@ -341,7 +354,7 @@ def _indexes_set_aside(drop: bool) -> Iterator[None]:
         yield
         return
     with transaction.atomic():
-        indexes = _secondary_indexes(_SEEDED_TABLES)
+        indexes = [i for i in _secondary_indexes(_SEEDED_TABLES) if not _in_run_order(i[1])]
         keys = _foreign_keys(_SEEDED_TABLES)
         SetAsideIndex.objects.bulk_create(
             [SetAsideIndex(name=n, sql=sql) for n, sql in indexes + keys]
@@ -688,18 +701,6 @@ def _write_batch(*, brng, n, writer, totals, until, window_s, city: _City, sums)
     d_rows, d_rank = np.nonzero(declined)
     d_j = (np.cumsum(declined, axis=1) - declined)[d_rows, d_rank]
     d_at = writer.times(t0[d_rows] + (5 + 40 * rand[d_rows, d_rank]).astype(np.int64))
-    decline_cols: dict[str, Any] = {}
-    for j in range(k):
-        at_j = d_j == j
-        rows_j = d_rows[at_j]
-        du = np.full(n, None, object)
-        dm = np.full(n, None, object)
-        dt_ = np.full(n, None, object)
-        du[rows_j] = unit[rows_j, d_rank[at_j]].tolist()
-        m_j = member[rows_j, d_rank[at_j]]
-        dm[rows_j] = np.where(m_j >= 0, m_j, None)
-        dt_[rows_j] = np.asarray(d_at, dtype=object)[at_j]
-        decline_cols |= {f"du{j}": du, f"dm{j}": dm, f"dt{j}": dt_}
     site = np.full(n, None, object)
     site[controlled] = [
         f'{{"lat": {a!r}, "lon": {b!r}}}'
@@ -744,7 +745,19 @@ def _write_batch(*, brng, n, writer, totals, until, window_s, city: _City, sums)
             **seeding_sql.rank_columns("u", unit),
             **seeding_sql.rank_columns("d", distance),
             **seeding_sql.rank_columns("e", eta),
-            **decline_cols,
+        },
+    )
+    m_d = member[d_rows, d_rank]
+    writer.write_table(
+        "seed_d",
+        [name for name, _kind in seeding_sql.DECLINE_COLUMNS],
+        d_rows.size,
+        {
+            "inc": iid[d_rows],
+            "j": d_j,
+            "unit": unit[d_rows, d_rank],
+            "member": _nullable(m_d, m_d >= 0),
+            "at": d_at,
         },
     )
     seeding_sql.rows_make(

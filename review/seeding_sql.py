@@ -29,8 +29,8 @@ from dispatch.models import Dispatch, Incident, IncidentEvent, Wave
 from .models import DispatchFact, IncidentFact
 
 # Columns of the per-incident parameter table: name -> kind. Per rank r
-# (1..k): unit u{r}, distance d{r}, arrival estimate e{r}. Per decline j
-# (0..k-1, in rank order): its unit du{j}, member dm{j} and time dt{j}.
+# (1..k): unit u{r}, distance d{r}, arrival estimate e{r}. The declines (one
+# incident in five has one) are rows of their own, ``seed_d``.
 _BASE_COLUMNS: list[tuple[str, str]] = [
     ("id", "pk"),
     ("kind", "text"),
@@ -99,9 +99,17 @@ POLICY = '{"seeded": true}'
 
 def param_columns(k: int) -> list[tuple[str, str]]:
     per_rank = [(f"{c}{r}", "int") for r in range(1, k + 1) for c in ("u", "d", "e")]
-    decline = (("du", "int"), ("dm", "int"), ("dt", "time"))
-    per_decline = [(f"{c}{j}", kind) for j in range(k) for c, kind in decline]
-    return _BASE_COLUMNS + per_rank + per_decline
+    return _BASE_COLUMNS + per_rank
+
+
+# The j-th decline (in rank order) of incident ``inc``: its unit, member and time.
+DECLINE_COLUMNS: list[tuple[str, str]] = [
+    ("inc", "int"),
+    ("j", "int"),
+    ("unit", "int"),
+    ("member", "int"),
+    ("at", "time"),
+]
 
 
 def template(k: int) -> list[tuple[int, int, str, int, int, int]]:
@@ -128,10 +136,12 @@ def tables_create(*, k: int, units: list[tuple[int, int, int | None]]) -> None:
     tables_drop()
     with connection.cursor() as cur:
         cur.execute(f"CREATE TEMP TABLE seed_p ({cols})")
+        d_cols = ", ".join(f"{name} {types[kind]}" for name, kind in DECLINE_COLUMNS)
+        without_rowid = " WITHOUT ROWID" if connection.vendor == "sqlite" else ""
+        cur.execute(f"CREATE TEMP TABLE seed_d ({d_cols}, PRIMARY KEY (inc, j)){without_rowid}")
         cur.execute(f"CREATE TEMP TABLE seed_rank (r {pk})")
         cur.executemany("INSERT INTO seed_rank (r) VALUES (%s)", [(r,) for r in range(1, k + 1)])
         # Keyed by (nd, n): each incident reads its own slots in order.
-        without_rowid = " WITHOUT ROWID" if connection.vendor == "sqlite" else ""
         cur.execute(
             f"CREATE TEMP TABLE seed_tpl (nd {types['int']}, n {types['int']}, type {text}, "
             f"role {types['int']}, r {types['int']}, j {types['int']}, "
@@ -151,14 +161,15 @@ def tables_create(*, k: int, units: list[tuple[int, int, int | None]]) -> None:
 
 def tables_drop() -> None:
     with connection.cursor() as cur:
-        for table in ("seed_p", "seed_rank", "seed_tpl", "seed_unit"):
+        for table in ("seed_p", "seed_d", "seed_rank", "seed_tpl", "seed_unit"):
             cur.execute(f"DROP TABLE IF EXISTS {table}")
 
 
 def params_clear() -> None:
     pg = connection.vendor == "postgresql"
     with connection.cursor() as cur:
-        cur.execute("TRUNCATE seed_p" if pg else "DELETE FROM seed_p")
+        for table in ("seed_p", "seed_d"):
+            cur.execute(f"TRUNCATE {table}" if pg else f"DELETE FROM {table}")  # noqa: S608
 
 
 def _insert(model: type[models.Model], exprs: dict[str, str], tail: str, params: list) -> None:
@@ -192,6 +203,11 @@ def _pick(index: str, column: str, count: int, first: int = 1) -> str:
     """``column`` + the value of ``index`` (one of first .. first+count-1) as SQL."""
     arms = " ".join(f"WHEN {i} THEN {column}{i}" for i in range(first, first + count))
     return f"(CASE {index} {arms} END)"
+
+
+def _decline(column: str) -> str:
+    """A column of the decline in this event slot (evaluated for those slots only)."""
+    return f"(SELECT d.{column} FROM seed_d d WHERE d.inc = p.id AND d.j = s.j)"  # noqa: S608
 
 
 def rows_make(*, k: int, wave0: int, disp0: int, inc0: int, synced_at: Any) -> None:
@@ -283,11 +299,11 @@ def rows_make(*, k: int, wave0: int, disp0: int, inc0: int, synced_at: Any) -> N
             "unit_id": (
                 f"CASE s.role WHEN {CREATED} THEN NULL "
                 f"WHEN {ALERTED} THEN {_pick('s.r', 'p.u', k)} "
-                f"WHEN {DECLINED} THEN {_pick('s.j', 'p.du', k, 0)} ELSE p.fu END"
+                f"WHEN {DECLINED} THEN {_decline('unit')} ELSE p.fu END"
             ),
             "member_id": (
                 f"CASE s.role WHEN {CREATED} THEN NULL WHEN {ALERTED} THEN NULL "
-                f"WHEN {DECLINED} THEN {_pick('s.j', 'p.dm', k, 0)} ELSE p.fm END"
+                f"WHEN {DECLINED} THEN {_decline('member')} ELSE p.fm END"
             ),
             "data": _json(
                 f"CASE s.role WHEN {CREATED} THEN '{CREATED_DATA}' WHEN {ALERTED} THEN "
@@ -295,7 +311,7 @@ def rows_make(*, k: int, wave0: int, disp0: int, inc0: int, synced_at: Any) -> N
             ),
             "created_at": (
                 f"CASE s.role WHEN {CREATED} THEN p.t0 WHEN {ALERTED} THEN p.t0 "
-                f"WHEN {DECLINED} THEN {_pick('s.j', 'p.dt', k, 0)} WHEN {ACCEPTED} THEN p.tr "
+                f"WHEN {DECLINED} THEN {_decline('at')} WHEN {ACCEPTED} THEN p.tr "
                 f"WHEN {ON_SITE} THEN p.tc ELSE p.th END"
             ),
         },
