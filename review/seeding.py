@@ -30,7 +30,7 @@ from typing import Any, TextIO
 
 import numpy as np
 from django.core.management.color import no_style
-from django.db import connection, models, transaction
+from django.db import OperationalError, connection, models, transaction
 from django.utils import timezone
 from scipy.spatial import cKDTree
 from tqdm import tqdm
@@ -415,20 +415,45 @@ def _sqlite_bulk_mode(bulk: bool, city: _City) -> Iterator[None]:
             # (SQLite refuses it inside a transaction; set before the parameter
             # table exists: changing it drops the temporary tables).
             pragmas["temp_store"] = 2
+            # A rollback journal instead of the WAL for the load: pages the
+            # load adds at the end of the file are written once (the WAL
+            # writes each twice, to the log and at the checkpoint); FULL syncs,
+            # so a killed or cut-off run leaves the database as a rollback
+            # journal does. Both are set back at the end.
+            pragmas["synchronous"] = 2
+            pragmas["journal_mode"] = "truncate"
     with connection.cursor() as cur:
         before = {}
         for name, value in pragmas.items():
             cur.execute(f"PRAGMA {name}")
             before[name] = cur.fetchone()[0]
-            cur.execute(f"PRAGMA {name} = {int(value)}")
+            if name != "journal_mode":
+                cur.execute(f"PRAGMA {name} = {_pragma_value(value)}")
+                continue
+            # Leaving the WAL needs the database to itself: when another
+            # process has it open, the load stays in the WAL (asked once, no
+            # waiting for the busy timeout).
+            cur.execute("PRAGMA busy_timeout")
+            timeout = cur.fetchone()[0]
+            cur.execute("PRAGMA busy_timeout = 0")
+            try:
+                cur.execute(f"PRAGMA journal_mode = {_pragma_value(value)}")
+            except OperationalError:
+                del before[name]
+            finally:
+                cur.execute(f"PRAGMA busy_timeout = {int(timeout)}")
     try:
         yield
     finally:
         with connection.cursor() as cur:
-            for name, value in before.items():
-                cur.execute(f"PRAGMA {name} = {int(value)}")
+            for name, value in reversed(before.items()):
+                cur.execute(f"PRAGMA {name} = {_pragma_value(value)}")
         if bulk:
             _roster_still_there(city)
+
+
+def _pragma_value(value: int | str) -> str:
+    return str(int(value)) if isinstance(value, int) else re.sub(r"\W", "", str(value))
 
 
 def _roster_still_there(city: _City) -> None:
