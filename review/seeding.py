@@ -1,17 +1,19 @@
 """``seed_incidents``: realistic past incidents with timelines, for review at scale.
 
 Decided with numpy from one seed (same arguments, same incidents), a batch of
-incidents at a time as whole columns (no Python loop per incident or per row),
-written with ``COPY`` on PostgreSQL and ``executemany`` of ready tuples on
-SQLite: a million incidents with their waves, dispatches, events and review
-facts is ~23 million rows. Rows follow the dispatch models' rules: the four
+incidents at a time as whole columns (no Python loop per incident or per row).
+A million incidents with their waves, dispatches, events and review facts is
+~23 million rows: Python sends one parameter row per incident (``COPY`` on
+PostgreSQL, multi-row inserts on SQLite) and the database makes the rows from
+it (``review.seeding_sql``). Rows follow the dispatch models' rules: the four
 timestamps in order, first-time values on the incident, one ``seq`` per event
 per incident, the first accepting unit's own timestamps on its dispatch.
 
 When the run writes more incidents than the database holds, the secondary
 indexes of the tables it fills are dropped first and built again at the end
 (one sort instead of millions of scattered B-tree inserts: the old per-row
-inserts slowed from 2,000 to 1,100 incidents a second as the indexes grew).
+inserts slowed from 2,000 to 1,100 incidents a second as the indexes grew);
+those that start with an id the run writes in order are kept.
 The weekly roll-ups are summed from the generated columns when the database
 had no review facts before; otherwise ``rollups_rebuild`` recomputes the
 weeks touched from the facts.
