@@ -12,8 +12,7 @@ per incident, the first accepting unit's own timestamps on its dispatch.
 When the run writes more incidents than the database holds, the secondary
 indexes of the tables it fills are dropped first and built again at the end
 (one sort instead of millions of scattered B-tree inserts: the old per-row
-inserts slowed from 2,000 to 1,100 incidents a second as the indexes grew);
-those that start with an id the run writes in order are kept.
+inserts slowed from 2,000 to 1,100 incidents a second as the indexes grew).
 The weekly roll-ups are summed from the generated columns when the database
 had no review facts before; otherwise ``rollups_rebuild`` recomputes the
 weeks touched from the facts.
@@ -333,18 +332,6 @@ def indexes_restore() -> int:
     return restored
 
 
-# Ids the run reserves in ascending order, written batch after batch.
-_RUN_ORDER_COLUMNS = {"incident_id", "wave_id"}
-
-
-def _in_run_order(sql: str) -> bool:
-    """Whether an index's first column is one whose values the run writes in
-    ascending order: its new entries all go to the right edge of the B-tree, as
-    cheap as the sorted build at the end, and it is kept during the load."""
-    match = re.search(r" ON [^(]+\(\s*\"?(\w+)", sql)
-    return bool(match) and match.group(1) in _RUN_ORDER_COLUMNS
-
-
 @contextmanager
 def _indexes_set_aside(drop: bool) -> Iterator[None]:
     """Drop the seeded tables' secondary indexes (and on PostgreSQL their foreign
@@ -356,7 +343,7 @@ def _indexes_set_aside(drop: bool) -> Iterator[None]:
         yield
         return
     with transaction.atomic():
-        indexes = [i for i in _secondary_indexes(_SEEDED_TABLES) if not _in_run_order(i[1])]
+        indexes = _secondary_indexes(_SEEDED_TABLES)
         keys = _foreign_keys(_SEEDED_TABLES)
         SetAsideIndex.objects.bulk_create(
             [SetAsideIndex(name=n, sql=sql) for n, sql in indexes + keys]

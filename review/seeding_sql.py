@@ -289,6 +289,7 @@ def rows_make(*, k: int, wave0: int, disp0: int, inc0: int, synced_at: Any) -> N
         '\'{"wave": 1, "rank": \' || s.r || \', "distance_m": \' || '
         f"{_pick('s.r', 'p.d', k)} || ', \"eta_s\": ' || {_pick('s.r', 'p.e', k)} || '}}'"
     )
+    created_data, empty = f"'{CREATED_DATA}'", "'{}'"
     _insert(
         IncidentEvent,
         {
@@ -305,9 +306,11 @@ def rows_make(*, k: int, wave0: int, disp0: int, inc0: int, synced_at: Any) -> N
                 f"CASE s.role WHEN {CREATED} THEN NULL WHEN {ALERTED} THEN NULL "
                 f"WHEN {DECLINED} THEN {_decline('member')} ELSE p.fm END"
             ),
-            "data": _json(
-                f"CASE s.role WHEN {CREATED} THEN '{CREATED_DATA}' WHEN {ALERTED} THEN "
-                f"{alerted_data} WHEN {ON_SITE} THEN p.site ELSE '{{}}' END"
+            # On PostgreSQL the constants are parsed once, at planning.
+            "data": (
+                f"CASE s.role WHEN {CREATED} THEN {_json(created_data)} "
+                f"WHEN {ALERTED} THEN {_json(alerted_data)} WHEN {ON_SITE} THEN {_json('p.site')} "
+                f"ELSE {_json(empty)} END"
             ),
             "created_at": (
                 f"CASE s.role WHEN {CREATED} THEN p.t0 WHEN {ALERTED} THEN p.t0 "
