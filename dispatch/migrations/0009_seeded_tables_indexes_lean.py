@@ -1,6 +1,6 @@
 """Indexes of the big dispatch tables that no query needs (``seed_incidents``
-builds each again after a bulk load: at a million incidents these were ~53
-million of the ~110 million index entries it sorted):
+builds each again after a bulk load: at a million incidents these were ~49
+million of the ~111 million index entries it sorted):
 
 - the foreign key indexes on ``incident`` of events, waves, dispatches and
   member locations: each table's unique constraint (``event_unique_seq``,
