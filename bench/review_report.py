@@ -5,6 +5,7 @@ district report takes at scale. Prints figures; asserts nothing.
     .venv/bin/python bench/review_report.py --full           # 1,000,000 incidents (~15 min)
     .venv/bin/python bench/review_report.py --database-url postgres://u:p@127.0.0.1/db_bench
     .venv/bin/python bench/review_report.py --reuse DIR      # time again on a kept data dir
+    .venv/bin/python bench/review_report.py --full --seed-only   # the seed's figure alone
 
 Steps: migrate, ``seed_demo`` (23,000 units), ``seed_incidents --count N``
 (which writes the review's roll-up facts too), the beat task that stores the
@@ -40,6 +41,39 @@ def load() -> str:
     return f"   (load {one:.1f} {five:.1f} {fifteen:.1f})"
 
 
+def _phases_timed() -> dict[str, list]:
+    """Wrap the seeder's steps to sum their wall and CPU time: the statements
+    that make each table, the parameter and roll-up rows sent, the index builds,
+    the commits."""
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    from review import seeding, seeding_sql
+
+    totals: dict[str, list] = {}
+
+    def timed(owner, attr, name_of):
+        fn = getattr(owner, attr)
+
+        def wrapper(*args, **kwargs):
+            t, c = time.perf_counter(), time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                entry = totals.setdefault(name_of(*args), [0.0, 0.0, 0])
+                entry[0] += time.perf_counter() - t
+                entry[1] += time.process_time() - c
+                entry[2] += 1
+
+        setattr(owner, attr, wrapper)
+
+    timed(seeding_sql, "_insert", lambda model, *a: f"made by the database: {model.__name__}")
+    timed(seeding._Writer, "send", lambda _self, table, *a: f"sent: {table}")
+    timed(seeding, "indexes_restore", lambda *a: "indexes built again")
+    timed(seeding._RollupSums, "write", lambda *a: "roll-ups (sent ones included)")
+    timed(BaseDatabaseWrapper, "_commit", lambda *a: "commits")
+    return totals
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=100_000)
@@ -54,6 +88,12 @@ def main() -> None:
     )
     parser.add_argument(
         "--no-drill", dest="drill", action="store_false", help="skip the city drill"
+    )
+    parser.add_argument(
+        "--seed-only", action="store_true", help="stop after seed_incidents' figure"
+    )
+    parser.add_argument(
+        "--phases", action="store_true", help="print seed_incidents' time per phase"
     )
     parser.add_argument(
         "--no-live",
@@ -92,6 +132,7 @@ def main() -> None:
         t = time.perf_counter()
         demo_city_seed(units=args.units)
         print(f"seed_demo {args.units:,} units: {time.perf_counter() - t:.1f} s")
+        phases = _phases_timed() if args.phases else None
         t, cpu = time.perf_counter(), time.process_time()
         result = incidents_seed(count=count, progress=sys.stderr)
         took, cpu = time.perf_counter() - t, time.process_time() - cpu
@@ -103,6 +144,11 @@ def main() -> None:
             f"{result.events:,} events): {took:.1f} s (this process's CPU {cpu:.1f} s)   "
             f"goal {goal:.0f} s ({took / goal:.2f}x){load()}"
         )
+        for name, (wall, cpu_s, calls) in sorted((phases or {}).items(), key=lambda p: -p[1][0]):
+            print(f"  {name:<38} wall {wall:7.1f} s   CPU {cpu_s:7.1f} s   x{calls}")
+    if args.seed_only:
+        connection.close()
+        return
     from review import services
 
     t = time.perf_counter()

@@ -56,6 +56,8 @@ class Incident(models.Model):
         related_name="incidents",
         verbose_name=_("所属街镇"),
     )
+    # Set on a member's report / a console intake only: indexed where set
+    # (Meta.indexes), not on every CAD incident's NULL.
     reported_by = models.ForeignKey(
         Member,
         models.SET_NULL,
@@ -63,6 +65,7 @@ class Incident(models.Model):
         blank=True,
         related_name="reported_incidents",
         verbose_name=_("报警队员"),
+        db_index=False,
     )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -71,6 +74,7 @@ class Incident(models.Model):
         blank=True,
         related_name="+",
         verbose_name=_("录入人"),
+        db_index=False,
     )
     status = models.CharField(_("状态"), max_length=16, choices=Status.choices, default=Status.OPEN)
     is_drill = models.BooleanField(_("演练"), default=False)
@@ -142,6 +146,18 @@ class Incident(models.Model):
         indexes = [
             models.Index(fields=["status", "received_at"], name="incident_status_received"),
             models.Index(fields=["discovered_at"], name="incident_discovered"),
+            # Who reported / entered it (a member's or a user's deletion sets it
+            # NULL through these): only the incidents that have one.
+            models.Index(
+                fields=["reported_by"],
+                condition=Q(reported_by__isnull=False),
+                name="incident_reported_by",
+            ),
+            models.Index(
+                fields=["created_by"],
+                condition=Q(created_by__isnull=False),
+                name="incident_created_by",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -187,17 +203,27 @@ class IncidentEvent(models.Model):
         # call unanswered): the boards show it per member, the chain moves on.
         NOTIFY_FAILED = "notify_failed", _("渠道未送达")
 
+    # No index of its own: ``event_unique_seq`` (incident, seq) starts with it.
     incident = models.ForeignKey(
-        Incident, models.CASCADE, related_name="events", verbose_name=_("警情")
+        Incident, models.CASCADE, related_name="events", verbose_name=_("警情"), db_index=False
     )
     seq = models.PositiveIntegerField(_("序号"))
     type = models.CharField(_("事件"), max_length=16, choices=Type.choices)
     unit = models.ForeignKey(
         Unit, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("单元")
     )
+    # Set on a member's own events only (six in ten have none): indexed where
+    # set (Meta.indexes).
     member = models.ForeignKey(
-        Member, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("队员")
+        Member,
+        models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("队员"),
+        db_index=False,
     )
+    # Set on staff actions only: indexed where set (Meta.indexes).
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         models.SET_NULL,
@@ -205,9 +231,12 @@ class IncidentEvent(models.Model):
         blank=True,
         related_name="+",
         verbose_name=_("操作人"),
+        db_index=False,
     )
     data = models.JSONField(_("内容"), default=dict, blank=True)
-    created_at = models.DateTimeField(_("时间"), auto_now_add=True, db_index=True)
+    # Not indexed: events are read by incident (and id, the replay cursor),
+    # never by time; the index was ten million entries at a million incidents.
+    created_at = models.DateTimeField(_("时间"), auto_now_add=True)
 
     class Meta:
         verbose_name = _("警情事件")
@@ -221,6 +250,9 @@ class IncidentEvent(models.Model):
             # sent, its own unit's alert among a city-wide wave's thousand,
             # without reading the receipts of every member reached.
             models.Index(fields=["incident", "type", "unit"], name="event_incident_type_unit"),
+            # A member's or user's deletion sets their events' NULL through these.
+            models.Index(fields=["member"], condition=Q(member__isnull=False), name="event_member"),
+            models.Index(fields=["user"], condition=Q(user__isnull=False), name="event_user"),
         ]
 
     def __str__(self) -> str:
@@ -228,7 +260,8 @@ class IncidentEvent(models.Model):
 
 
 class Wave(models.Model):
-    incident = models.ForeignKey(Incident, models.CASCADE, related_name="waves")
+    # No index of its own: ``wave_unique_number`` (incident, number) starts with it.
+    incident = models.ForeignKey(Incident, models.CASCADE, related_name="waves", db_index=False)
     number = models.PositiveSmallIntegerField(_("批次"))
     radius_m = models.PositiveIntegerField(_("半径(米)"))
     reason = models.CharField(_("原因"), max_length=32, blank=True)
@@ -257,7 +290,10 @@ class Dispatch(models.Model):
         ON_SITE = "on_site", _("已到场")
         HANDLED = "handled", _("已处置")
 
-    incident = models.ForeignKey(Incident, models.CASCADE, related_name="dispatches")
+    # No index of its own: ``dispatch_unique_unit`` (incident, unit) starts with it.
+    incident = models.ForeignKey(
+        Incident, models.CASCADE, related_name="dispatches", db_index=False
+    )
     wave = models.ForeignKey(Wave, models.CASCADE, related_name="dispatches")
     unit = models.ForeignKey(Unit, models.CASCADE, related_name="dispatches")
     rank = models.PositiveSmallIntegerField(_("排名"))
@@ -266,8 +302,9 @@ class Dispatch(models.Model):
     status = models.CharField(
         _("状态"), max_length=16, choices=Status.choices, default=Status.ALERTED
     )
+    # Set on the accepting unit's dispatch only: indexed where set (Meta.indexes).
     accepted_by = models.ForeignKey(
-        Member, models.SET_NULL, null=True, blank=True, related_name="+"
+        Member, models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
     )
     accepted_at = models.DateTimeField(null=True, blank=True)
     on_site_at = models.DateTimeField(null=True, blank=True)
@@ -279,6 +316,13 @@ class Dispatch(models.Model):
         verbose_name_plural = _("调度")
         constraints = [
             models.UniqueConstraint(fields=["incident", "unit"], name="dispatch_unique_unit"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["accepted_by"],
+                condition=Q(accepted_by__isnull=False),
+                name="dispatch_accepted_by",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -332,8 +376,9 @@ class Deadline(models.Model):
 
 class MemberLocation(models.Model):
     member = models.ForeignKey(Member, models.CASCADE, related_name="locations")
+    # No index of its own: ``location_trail`` (incident, member, created_at) starts with it.
     incident = models.ForeignKey(
-        Incident, models.CASCADE, null=True, blank=True, related_name="locations"
+        Incident, models.CASCADE, null=True, blank=True, related_name="locations", db_index=False
     )
     lat = models.FloatField()
     lon = models.FloatField()

@@ -1,10 +1,11 @@
 """``seed_incidents``: realistic past incidents with timelines, for review at scale.
 
 Decided with numpy from one seed (same arguments, same incidents), a batch of
-incidents at a time as whole columns (no Python loop per incident or per row),
-written with ``COPY`` on PostgreSQL and ``executemany`` of ready tuples on
-SQLite: a million incidents with their waves, dispatches, events and review
-facts is ~23 million rows. Rows follow the dispatch models' rules: the four
+incidents at a time as whole columns (no Python loop per incident or per row).
+A million incidents with their waves, dispatches, events and review facts is
+~23 million rows: Python sends one parameter row per incident (``COPY`` on
+PostgreSQL, multi-row inserts on SQLite) and the database makes the rows from
+it (``review.seeding_sql``). Rows follow the dispatch models' rules: the four
 timestamps in order, first-time values on the incident, one ``seq`` per event
 per incident, the first accepting unit's own timestamps on its dispatch.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -29,7 +31,7 @@ from typing import Any, TextIO
 
 import numpy as np
 from django.core.management.color import no_style
-from django.db import connection, models, transaction
+from django.db import OperationalError, connection, models, transaction
 from django.utils import timezone
 from scipy.spatial import cKDTree
 from tqdm import tqdm
@@ -38,7 +40,7 @@ from dispatch.models import Dispatch, Incident, IncidentEvent, MemberLocation, W
 from units.geo import haversine_m_array
 from units.models import Member, Region, Unit
 
-from . import selectors
+from . import seeding_sql, selectors
 from .expressions import WEEK_S
 from .models import (
     CityWeekly,
@@ -219,15 +221,32 @@ class _Writer:
             if isinstance(value, (list, np.ndarray)) and len(value) != n:
                 raise ValueError(f"{model.__name__}.{f.column}: {len(value)} values, not {n}")
             grid[:, j] = value
-        table = connection.ops.quote_name(model._meta.db_table)
-        collist = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+        self.send(model._meta.db_table, [f.column for f in fields], grid)
+
+    def write_table(self, table: str, names: list[str], n: int, columns: dict[str, Any]) -> None:
+        """Insert ``n`` rows into a table with no model (the run's parameter
+        table): every column of ``names`` given, as in ``write``."""
+        grid = np.empty((n, len(names)), dtype=object)
+        for j, name in enumerate(names):
+            value = columns[name]
+            if isinstance(value, (list, np.ndarray)) and len(value) != n:
+                raise ValueError(f"{table}.{name}: {len(value)} values, not {n}")
+            grid[:, j] = value
+        self.send(table, names, grid)
+
+    def send(self, table: str, names: list[str], grid: np.ndarray) -> None:
+        n = grid.shape[0]
+        if not n:
+            return
+        table = connection.ops.quote_name(table)
+        collist = ", ".join(connection.ops.quote_name(name) for name in names)
         if self.pg:
             raw = connection.connection
             with raw.cursor() as cur, cur.copy(f"COPY {table} ({collist}) FROM STDIN") as copy:
                 for row in grid.tolist():
                     copy.write_row(row)
         else:
-            _sqlite_insert(table, collist, len(fields), n, grid.ravel().tolist())
+            _sqlite_insert(table, collist, len(names), n, grid.ravel().tolist())
 
     def finish(self) -> None:
         if self.pg and self.next_id:
@@ -349,7 +368,12 @@ def _indexes_set_aside(drop: bool) -> Iterator[None]:
                 cur.execute("SET CONSTRAINTS ALL IMMEDIATE")
                 # More memory for the index sorts (this session only).
                 cur.execute("SET maintenance_work_mem = '256MB'")
-        indexes_restore()
+        try:
+            indexes_restore()
+        finally:
+            if connection.vendor == "postgresql":
+                with connection.cursor() as cur:
+                    cur.execute("RESET maintenance_work_mem")
 
 
 @contextmanager
@@ -375,20 +399,50 @@ def _sqlite_bulk_mode(bulk: bool, city: _City) -> Iterator[None]:
             "threads": 2,
             "cache_size": -1048576,  # 1 GiB
         }
+        if not connection.in_atomic_block:
+            # The run's parameter table and the index sorts' spills in memory
+            # (SQLite refuses it inside a transaction; set before the parameter
+            # table exists: changing it drops the temporary tables).
+            pragmas["temp_store"] = 2
+            # A rollback journal instead of the WAL for the load: pages the
+            # load adds at the end of the file are written once (the WAL
+            # writes each twice, to the log and at the checkpoint); FULL syncs,
+            # so a killed or cut-off run leaves the database as a rollback
+            # journal does. Both are set back at the end.
+            pragmas["synchronous"] = 2
+            pragmas["journal_mode"] = "truncate"
     with connection.cursor() as cur:
         before = {}
         for name, value in pragmas.items():
             cur.execute(f"PRAGMA {name}")
             before[name] = cur.fetchone()[0]
-            cur.execute(f"PRAGMA {name} = {int(value)}")
+            if name != "journal_mode":
+                cur.execute(f"PRAGMA {name} = {_pragma_value(value)}")
+                continue
+            # Leaving the WAL needs the database to itself: when another
+            # process has it open, the load stays in the WAL (asked once, no
+            # waiting for the busy timeout).
+            cur.execute("PRAGMA busy_timeout")
+            timeout = cur.fetchone()[0]
+            cur.execute("PRAGMA busy_timeout = 0")
+            try:
+                cur.execute(f"PRAGMA journal_mode = {_pragma_value(value)}")
+            except OperationalError:
+                del before[name]
+            finally:
+                cur.execute(f"PRAGMA busy_timeout = {int(timeout)}")
     try:
         yield
     finally:
         with connection.cursor() as cur:
-            for name, value in before.items():
-                cur.execute(f"PRAGMA {name} = {int(value)}")
+            for name, value in reversed(before.items()):
+                cur.execute(f"PRAGMA {name} = {_pragma_value(value)}")
         if bulk:
             _roster_still_there(city)
+
+
+def _pragma_value(value: int | str) -> str:
+    return str(int(value)) if isinstance(value, int) else re.sub(r"\W", "", str(value))
 
 
 def _roster_still_there(city: _City) -> None:
@@ -522,6 +576,7 @@ def incidents_seed(
         ) as bar,
         _sqlite_bulk_mode(bulk, city),
         _indexes_set_aside(bulk),
+        _param_tables(city),
     ):
         done = 0
         weeks: set[int] = set()
@@ -558,6 +613,23 @@ def incidents_seed(
         dispatches=totals["dispatches"],
         seconds=round(time.monotonic() - started, 1),
     )
+
+
+@contextmanager
+def _param_tables(city: _City) -> Iterator[None]:
+    """The temporary tables the database makes the seeded rows from, for this run."""
+    district = city.district.tolist()
+    seeding_sql.tables_create(
+        k=min(UNITS_PER_WAVE, city.ids.size),
+        units=[
+            (u, s, d if d >= 0 else None)
+            for u, s, d in zip(city.ids.tolist(), city.street.tolist(), district, strict=True)
+        ],
+    )
+    try:
+        yield
+    finally:
+        seeding_sql.tables_drop()
 
 
 def _write_batch(*, brng, n, writer, totals, until, window_s, city: _City, sums) -> set[int]:
@@ -624,8 +696,34 @@ def _write_batch(*, brng, n, writer, totals, until, window_s, city: _City, sums)
     site_lat = lat[controlled] + jitter[:, 0] / 111_320
     site_lon = lon[controlled] + jitter[:, 1] / 111_320
 
-    writer.write(
-        Incident,
+    # The review's facts, as facts_sync computes them.
+    targets = selectors.targets_s()
+    week = (t0 + _utc_offset_s() + 3 * 86400) // WEEK_S
+    ok_r = responded & (to_resp <= targets["responded"])
+    ok_c = controlled & (to_ctrl <= targets["controlled"])
+    ok_h = controlled & (to_hand <= targets["handled"])
+
+    # Events, numbered as events_record would: created, alerted per rank, the
+    # declines in rank order, then accepted, on site, handled, closed. The
+    # database makes them from the template of slots (review/seeding_sql.py).
+    n_declined = declined.sum(axis=1)
+    per_incident = 1 + k + n_declined + responded + 3 * controlled
+    offset = np.cumsum(per_incident) - per_incident
+    total = int(per_incident.sum())
+    ev_id = writer.reserve(IncidentEvent, total)
+    # The j-th decline of an incident (in rank order): its unit, member and time.
+    d_rows, d_rank = np.nonzero(declined)
+    d_j = (np.cumsum(declined, axis=1) - declined)[d_rows, d_rank]
+    d_at = writer.times(t0[d_rows] + (5 + 40 * rand[d_rows, d_rank]).astype(np.int64))
+    site = np.full(n, None, object)
+    site[controlled] = [
+        f'{{"lat": {a!r}, "lon": {b!r}}}'
+        for a, b in zip(np.round(site_lat, 6).tolist(), np.round(site_lon, 6).tolist(), strict=True)
+    ]
+    names = seeding_sql.params_columns_of(k)
+    writer.write_table(
+        "seed_p",
+        names,
         n,
         {
             "id": iid,
@@ -633,162 +731,62 @@ def _write_batch(*, brng, n, writer, totals, until, window_s, city: _City, sums)
             "severity": severity,
             "lat": np.round(lat, 6),
             "lon": np.round(lon, 6),
-            "address": "",
-            "description": "",
-            "source": Incident.Source.CAD.value,
-            "region_id": street,
+            "street": street,
+            "district": _nullable(district, district >= 0),
             "status": np.where(
                 controlled, Incident.Status.CLOSED.value, Incident.Status.CANCELLED.value
             ).tolist(),
-            "is_drill": False,
-            "policy": '{"seeded": true}',
-            "discovered_at": t0_text,
-            "responded_at": writer.times(t_resp, responded),
-            "controlled_at": writer.times(t_ctrl, controlled),
-            "handled_at": writer.times(t_hand, controlled),
-            "received_at": t0_text,
             "flagged": (~controlled | (to_ctrl > 180)).tolist(),
-            "last_seq": 1 + k + declined.sum(axis=1) + responded + 3 * controlled,
+            "t0": t0_text,
+            "tr": writer.times(t_resp, responded),
+            "tc": writer.times(t_ctrl, controlled),
+            "th": writer.times(t_hand, controlled),
+            "last_seq": per_incident,
+            "ev0": ev_id + offset,
+            "nd": n_declined,
+            "first": np.where(responded, first + 1, 0),
+            "fu": first_unit,
+            "fm": _nullable(first_member, first_member >= 0),
+            "to_r": _nullable(to_resp, responded),
+            "to_c": _nullable(to_ctrl, controlled),
+            "to_h": _nullable(to_hand, controlled),
+            "week": week,
+            "ok_r": ok_r.tolist(),
+            "ok_c": ok_c.tolist(),
+            "ok_h": ok_h.tolist(),
+            "site": site,
+            "dmask": (declined.astype(np.int64) << np.arange(k)[None, :]).sum(axis=1),
+            **seeding_sql.rank_columns("u", unit),
+            **seeding_sql.rank_columns("d", distance),
+            **seeding_sql.rank_columns("e", eta),
         },
     )
-    writer.write(
-        Wave,
-        n,
+    m_d = member[d_rows, d_rank]
+    writer.write_table(
+        "seed_d",
+        [name for name, _kind in seeding_sql.DECLINE_COLUMNS],
+        d_rows.size,
         {
-            "id": wave_id + np.arange(n),
-            "incident_id": iid,
-            "number": 1,
-            "radius_m": 1500,
-            "reason": "intake",
-            "created_at": t0_text,
+            "inc": iid[d_rows],
+            "j": d_j,
+            "unit": unit[d_rows, d_rank],
+            "member": _nullable(m_d, m_d >= 0),
+            "at": d_at,
         },
     )
-
-    # Dispatches, row-major: incident i's rank j is row i * k + j.
-    flat_first = is_first.ravel()
-    flat_ctrl = np.repeat(controlled, k) & flat_first
-
-    def rep(column):  # a per-incident column, per dispatch
-        return np.repeat(column, k)
-
-    status = np.full(n * k, Dispatch.Status.STOOD_DOWN.value, dtype=object)
-    status[flat_first] = Dispatch.Status.ACCEPTED.value
-    status[flat_ctrl] = Dispatch.Status.HANDLED.value
-    writer.write(
-        Dispatch,
-        n * k,
-        {
-            "id": disp_id + np.arange(n * k),
-            "incident_id": rep(iid),
-            "wave_id": rep(wave_id + np.arange(n)),
-            "unit_id": unit.ravel(),
-            "rank": np.tile(np.arange(1, k + 1), n),
-            "distance_m": distance.ravel(),
-            "eta_s": eta.ravel(),
-            "status": status.tolist(),
-            "created_at": rep(np.asarray(t0_text, dtype=object)).tolist(),
-            "accepted_by_id": _nullable(member.ravel(), flat_first & (member.ravel() >= 0)),
-            "accepted_at": writer.times(rep(t_resp), flat_first),
-            "on_site_at": writer.times(rep(t_ctrl), flat_ctrl),
-            "handled_at": writer.times(rep(t_hand), flat_ctrl),
-        },
+    seeding_sql.rows_make(
+        k=k,
+        wave0=wave_id,
+        disp0=disp_id,
+        inc0=inc_id,
+        synced_at=writer.times(np.asarray([until_s]))[0],
     )
-
-    # Events, numbered as events_record would: created, alerted per rank, the
-    # declines in rank order, then accepted, on site, handled, closed.
-    n_declined = declined.sum(axis=1)
-    per_incident = 1 + k + n_declined + responded + 3 * controlled
-    offset = np.cumsum(per_incident) - per_incident
-    total = int(per_incident.sum())
-    ev_id = writer.reserve(IncidentEvent, total)
-    ev = {
-        "incident": np.empty(total, np.int64),
-        "seq": np.empty(total, np.int64),
-        "type": np.empty(total, object),
-        "unit": np.full(total, -1, np.int64),
-        "member": np.full(total, -1, np.int64),
-        "data": np.full(total, "{}", object),
-        "at": np.empty(total, np.int64),
-    }
-
-    def put(rows: np.ndarray, pos: np.ndarray, type_: str, at, unit_=None, member_=None, data=None):
-        slot = offset[rows] + pos
-        ev["incident"][slot] = iid[rows]
-        ev["seq"][slot] = pos + 1
-        ev["type"][slot] = type_
-        ev["at"][slot] = at
-        if unit_ is not None:
-            ev["unit"][slot] = unit_
-        if member_ is not None:
-            ev["member"][slot] = member_
-        if data is not None:
-            ev["data"][slot] = data
-
-    every = np.arange(n)
-    put(every, np.zeros(n, np.int64), IncidentEvent.Type.CREATED.value, t0,
-        data='{"source": "cad", "seeded": true}')  # fmt: skip
-    rows_k = np.repeat(every, k)
-    rank = np.tile(np.arange(k), n)
-    put(
-        rows_k,
-        1 + rank,
-        IncidentEvent.Type.ALERTED.value,
-        t0[rows_k],
-        unit_=unit.ravel(),
-        data=[
-            f'{{"wave": 1, "rank": {r + 1}, "distance_m": {d}, "eta_s": {e}}}'
-            for r, d, e in zip(
-                rank.tolist(), distance.ravel().tolist(), eta.ravel().tolist(), strict=True
-            )
-        ],
-    )
-    d_rows, d_rank = np.nonzero(declined)
-    d_pos = 1 + k + (np.cumsum(declined, axis=1) - declined)[d_rows, d_rank]
-    put(
-        d_rows,
-        d_pos,
-        IncidentEvent.Type.DECLINED.value,
-        t0[d_rows] + (5 + 40 * rand[d_rows, d_rank]).astype(np.int64),
-        unit_=unit[d_rows, d_rank],
-        member_=member[d_rows, d_rank],
-    )
-    r_rows = np.flatnonzero(responded)
-    after = 1 + k + n_declined
-    put(r_rows, after[r_rows], IncidentEvent.Type.ACCEPTED.value, t_resp[r_rows],
-        unit_=first_unit[r_rows], member_=first_member[r_rows])  # fmt: skip
-    c_rows = np.flatnonzero(controlled)
-    site = [
-        f'{{"lat": {a!r}, "lon": {b!r}}}'
-        for a, b in zip(np.round(site_lat, 6).tolist(), np.round(site_lon, 6).tolist(), strict=True)
-    ]
-    for step, (type_, at) in enumerate(
-        (
-            (IncidentEvent.Type.ON_SITE.value, t_ctrl),
-            (IncidentEvent.Type.HANDLED.value, t_hand),
-            (IncidentEvent.Type.CLOSED.value, t_hand),
-        )
-    ):
-        put(c_rows, after[c_rows] + 1 + step, type_, at[c_rows], unit_=first_unit[c_rows],
-            member_=first_member[c_rows], data=site if step == 0 else None)  # fmt: skip
-    writer.write(
-        IncidentEvent,
-        total,
-        {
-            "id": ev_id + np.arange(total),
-            "incident_id": ev["incident"],
-            "seq": ev["seq"],
-            "type": ev["type"].tolist(),
-            "unit_id": _nullable(ev["unit"], ev["unit"] >= 0),
-            "member_id": _nullable(ev["member"], ev["member"] >= 0),
-            "data": ev["data"].tolist(),
-            "created_at": writer.times(ev["at"]),
-        },
-    )
+    seeding_sql.params_clear()
 
     # Position trails: six points from the unit to where it reported on site.
     trail_of = trail[controlled] & (first_member[controlled] >= 0)
     if trail_of.any():
-        rows = c_rows[trail_of]
+        rows = np.flatnonzero(controlled)[trail_of]
         f = np.tile(np.arange(6) / 5, rows.size)
         rr = np.repeat(rows, 6)
         u_lat = city.lat[near[rr, first[rr]]]
@@ -814,54 +812,6 @@ def _write_batch(*, brng, n, writer, totals, until, window_s, city: _City, sums)
             },
         )
 
-    # The review's facts, as facts_sync computes them.
-    targets = selectors.targets_s()
-    week = (t0 + _utc_offset_s() + 3 * 86400) // WEEK_S
-    ok_r = responded & (to_resp <= targets["responded"])
-    ok_c = controlled & (to_ctrl <= targets["controlled"])
-    ok_h = controlled & (to_hand <= targets["handled"])
-    district_col = _nullable(district, district >= 0)
-    writer.write(
-        IncidentFact,
-        n,
-        {
-            "incident_id": iid,
-            "region_id": street,
-            "street_id": street,
-            "district_id": district_col,
-            "kind": kind_text.tolist(),
-            "discovered_at": t0_text,
-            "week": week,
-            "to_response_s": _nullable(to_resp, responded),
-            "to_control_s": _nullable(to_ctrl, controlled),
-            "to_handling_s": _nullable(to_hand, controlled),
-            "ok_responded": ok_r.tolist(),
-            "ok_controlled": ok_c.tolist(),
-            "ok_handled": ok_h.tolist(),
-            "ok_all": (ok_r & ok_c & ok_h).tolist(),
-            "synced_at": writer.times(np.asarray([until_s]))[0],
-        },
-    )
-    unit_district = city.district[near].ravel()
-    writer.write(
-        DispatchFact,
-        n * k,
-        {
-            "dispatch_id": disp_id + np.arange(n * k),
-            "incident_id": rep(iid),
-            "unit_id": unit.ravel(),
-            "street_id": rep(street),
-            "district_id": _nullable(rep(district), rep(district) >= 0),
-            "unit_street_id": city.street[near].ravel(),
-            "unit_district_id": _nullable(unit_district, unit_district >= 0),
-            "discovered_at": rep(np.asarray(t0_text, dtype=object)).tolist(),
-            "kind": rep(kind_text).tolist(),
-            "to_response_s": _nullable(rep(to_resp), flat_first),
-            "to_control_s": _nullable(rep(to_ctrl), flat_ctrl),
-            "to_handling_s": _nullable(rep(to_hand), flat_ctrl),
-            "declined": declined.ravel().tolist(),
-        },
-    )  # fmt: skip
     if sums is not None:
         sums.add(
             week=week, day=(t0 + _utc_offset_s()) // 86400, street=street, district=district,

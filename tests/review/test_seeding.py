@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 from django.db import connection
 from django.db.models import F, Q
 
-from dispatch.models import Dispatch, Incident, IncidentEvent
+from dispatch.models import Dispatch, Incident, IncidentEvent, Wave
 from review import seeding, selectors, services
 from review.models import (
     CityWeekly,
@@ -77,6 +77,62 @@ def test_seeded_incidents_keep_the_dispatch_rules(small_city):
     first = Dispatch.objects.filter(accepted_at__isnull=False).select_related("incident")[0]
     assert first.accepted_at == first.incident.responded_at
     assert IncidentEvent.objects.filter(type=IncidentEvent.Type.ON_SITE).exclude(data={}).exists()
+
+
+def test_the_rows_the_database_makes_follow_the_timeline_rules_for_every_incident(small_city):
+    """The rows ``INSERT ... SELECT`` makes from the parameter table (several
+    batches): per incident one wave, a dispatch per rank, and the timeline in
+    events_record's order with consecutive ids; the facts agree with the rows."""
+    incidents_seed(count=240, seed=8, until=UNTIL, days=30, batch=70)
+    k = seeding.UNITS_PER_WAVE
+    incidents = {i.pk: i for i in Incident.objects.all()}
+    assert len(incidents) == 240
+    assert Wave.objects.filter(number=1).count() == 240
+    events: dict[int, list] = {}
+    for e in IncidentEvent.objects.order_by("id"):
+        events.setdefault(e.incident_id, []).append(e)
+    dispatches: dict[int, list] = {}
+    for d in Dispatch.objects.order_by("incident_id", "rank"):
+        dispatches.setdefault(d.incident_id, []).append(d)
+    facts = {f.dispatch_id: f for f in DispatchFact.objects.all()}
+    first_member = {u.pk: u.members.order_by("pk")[0].pk for u in small_city}
+    n_declines = 0
+    order = ["created", "alerted", "declined", "accepted", "on_site", "handled", "closed"]
+    for pk, incident in incidents.items():
+        evs, ds = events[pk], dispatches[pk]
+        assert [d.rank for d in ds] == list(range(1, k + 1))
+        assert [e.seq for e in evs] == list(range(1, incident.last_seq + 1))
+        assert [e.id - evs[0].id for e in evs] == list(range(len(evs)))
+        types = [e.type for e in evs]
+        assert types == sorted(types, key=order.index) and types.count("alerted") == k
+        for e, d in zip([e for e in evs if e.type == "alerted"], ds, strict=True):
+            assert e.unit_id == d.unit_id and e.created_at == incident.discovered_at
+            assert e.data == {"wave": 1, "rank": d.rank, "distance_m": d.distance_m,
+                              "eta_s": d.eta_s}  # fmt: skip
+        declines = [e for e in evs if e.type == "declined"]
+        declined = {e.unit_id for e in declines}
+        n_declines += len(declines)
+        assert [e.unit_id for e in declines] == [d.unit_id for d in ds if d.unit_id in declined]
+        for e in declines:
+            assert e.member_id == first_member[e.unit_id]
+            assert incident.discovered_at < e.created_at
+        accepted = [d for d in ds if d.accepted_at is not None]
+        assert len(accepted) == (incident.responded_at is not None)
+        for d in accepted:
+            assert d.accepted_at == incident.responded_at and d.unit_id not in declined
+            assert d.on_site_at == incident.controlled_at and d.handled_at == incident.handled_at
+            after = [e for e in evs if e.type not in ("created", "alerted", "declined")]
+            assert {e.unit_id for e in after} == {d.unit_id}
+            assert {e.member_id for e in after} == {d.accepted_by_id}
+        site = [e for e in evs if e.type == "on_site"]
+        assert [set(e.data) for e in site] == ([{"lat", "lon"}] if incident.controlled_at else [])
+        for d in ds:
+            fact = facts[d.pk]
+            assert (fact.incident_id, fact.unit_id) == (pk, d.unit_id)
+            assert fact.declined == (d.unit_id in declined)
+            assert (fact.to_response_s is None) == (d.accepted_at is None)
+            assert fact.discovered_at == incident.discovered_at and fact.kind == incident.kind
+    assert n_declines  # the slots after the declines were checked with some
 
 
 def test_seeded_facts_equal_the_facts_the_celery_task_computes(small_city, city_reviewer):
@@ -172,6 +228,53 @@ def test_a_bulk_seed_sets_indexes_aside_and_builds_them_again(small_city):
     assert sorted(seeding._foreign_keys(seeding._SEEDED_TABLES)) == keys
     assert not SetAsideIndex.objects.exists()
     assert Incident.objects.count() == 120
+
+
+def test_no_index_of_a_seeded_table_is_the_start_of_another():
+    """A bulk seed builds every index of these tables again: one whose columns
+    begin another index (or unique constraint) answers nothing the longer one
+    does not, and was a sort of millions of entries for nothing."""
+    # A partial index is smaller than the longer one by design.
+    partial = {i.name for m in seeding.SEEDED_MODELS for i in m._meta.indexes if i.condition}
+    for table in seeding._SEEDED_TABLES:
+        with connection.cursor() as cur:
+            found = connection.introspection.get_constraints(cur, table)
+        plain = {n: c["columns"] for n, c in found.items() if c["index"] and not c["unique"]}
+        keys = [
+            c["columns"] for c in found.values() if (c["index"] or c["unique"]) and c["columns"]
+        ]
+        for name, columns in plain.items():
+            if name in partial:
+                continue
+            longer = [k for k in keys if len(k) > len(columns) and k[: len(columns)] == columns]
+            assert not longer, (table, name, columns, longer)
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "index"),
+    [
+        ("dispatch_incidentevent", "user_id", "event_user"),
+        ("dispatch_incidentevent", "member_id", "event_member"),
+        ("dispatch_dispatch", "accepted_by_id", "dispatch_accepted_by"),
+        ("dispatch_incident", "reported_by_id", "incident_reported_by"),
+        ("dispatch_incident", "created_by_id", "incident_created_by"),
+    ],
+)
+def test_a_deleted_user_or_member_is_found_through_the_index_of_the_rows_that_have_one(
+    table, column, index
+):
+    """The mostly-NULL foreign keys are indexed only where set: the deletion's
+    ``SET NULL`` (Django's ``UPDATE ... WHERE column IN (...)``) still reads
+    them by index, not every event of a million incidents."""
+    sql = f'UPDATE "{table}" SET "{column}" = NULL WHERE "{column}" IN (1, 2)'  # noqa: S608
+    with connection.cursor() as cur:
+        if connection.vendor == "postgresql":
+            cur.execute("SET LOCAL enable_seqscan = off")  # the tables are empty here
+            cur.execute(f"EXPLAIN {sql}")
+        else:
+            cur.execute(f"EXPLAIN QUERY PLAN {sql}")
+        plan = " ".join(str(row[-1]) for row in cur.fetchall())
+    assert index in plan
 
 
 def test_indexes_a_killed_bulk_seed_left_dropped_are_built_by_the_next_run(small_city):
