@@ -8,7 +8,7 @@ import datetime as dt
 import logging
 import time
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from channels.consumer import get_handler_name
@@ -325,23 +325,21 @@ class MemberConsumer(_JsonEdge):
         if self.closing:
             return
         await super().push(event)
-        payloads = event.get("payloads")
-        self._wrote(payloads if payloads is not None else (event.get("payload"),))
+        self._wrote(_pushed_frames(event))
 
     def _wrote(self, frames) -> None:
         """Note the alerts among ``frames`` as written to this socket now."""
-        for frame in frames:
-            if frame is not None and frame.get("type") == "incident.alert":
-                if self.written is None:
-                    self.written = {}
-                self.written[frame["incident"]["id"]] = time.monotonic()
+        for incident_id in _alert_ids(frames):
+            if self.written is None:
+                self.written = {}
+            self.written[incident_id] = time.monotonic()
 
     def alerts_written_since(self, since: float) -> set[int]:
         """Incidents whose alert this socket wrote at or after ``since``
         (monotonic), or is about to write (queued for it in the channel layer:
         a city-wide alert's frames take seconds to be written to thousands of
         sockets). Older notes are forgotten."""
-        queued = _alerts_among(_pending(self.channel_layer, self.channel_name))
+        queued = set(_alert_ids(_queued_frames(self.channel_layer, self.channel_name)))
         if not self.written:
             return queued
         self.written = {i: at for i, at in self.written.items() if at >= since} or None
@@ -367,23 +365,27 @@ class MemberConsumer(_JsonEdge):
         self._wrote(frames)
 
 
-def _pending(layer, channel: str | None) -> Sequence[dict[str, Any]]:
-    """Messages the channel layer holds for ``channel``, not yet dispatched
+def _pushed_frames(message: dict[str, Any]) -> Sequence[dict[str, Any] | None]:
+    """The frames a ``push`` message carries (dispatch.events: one, or a run)."""
+    payloads = message.get("payloads")
+    return payloads if payloads is not None else (message.get("payload"),)
+
+
+def _alert_ids(frames) -> Iterator[int]:
+    for frame in frames:
+        if frame is not None and frame.get("type") == "incident.alert":
+            yield frame["incident"]["id"]
+
+
+def _queued_frames(layer, channel: str | None) -> Iterator[dict[str, Any] | None]:
+    """The frames the channel layer holds for ``channel``, not yet dispatched
     (config/pubsub.py; another layer: none known)."""
     pending = getattr(layer, "pending", None)
-    return pending(channel) if pending is not None and channel is not None else ()
-
-
-def _alerts_among(messages: Sequence[dict[str, Any]]) -> set[int]:
-    ids: set[int] = set()
-    for message in messages:
-        if message.get("type") != "push":
-            continue
-        payloads = message.get("payloads")
-        for payload in payloads if payloads is not None else (message.get("payload"),):
-            if payload is not None and payload.get("type") == "incident.alert":
-                ids.add(payload["incident"]["id"])
-    return ids
+    if pending is None or channel is None:
+        return
+    for message in pending(channel):
+        if message.get("type") == "push":
+            yield from _pushed_frames(message)
 
 
 class _MemberHeartbeat:

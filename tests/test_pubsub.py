@@ -86,7 +86,7 @@ def test_an_alert_still_queued_for_a_socket_is_seen_as_on_its_way():
     socket's inbox (a city-wide alert takes seconds to reach every socket:
     re-sending it then made copies, bench/city.py)."""
     from config.pubsub import BatchedPubSubChannelLayer
-    from dispatch.consumers import _alerts_among, _pending
+    from dispatch.consumers import _alert_ids, _queued_frames
 
     async def scenario():
         layer = BatchedPubSubChannelLayer(hosts=["redis://127.0.0.1:1"])  # never connected
@@ -99,10 +99,10 @@ def test_an_alert_still_queued_for_a_socket_is_seen_as_on_its_way():
         loop_layer.channels[channel].put_nowait(
             {"type": "push", "texts": ["{}", "{}"], "payloads": [update, alert]}
         )
-        assert _alerts_among(_pending(layer, channel)) == {41}
+        assert set(_alert_ids(_queued_frames(layer, channel))) == {41}
         assert await loop_layer.receive(channel) == {"type": "member.duty", "on_duty": True}
         await loop_layer.receive(channel)
-        assert _alerts_among(_pending(layer, channel)) == set()
-        assert _pending(layer, "no-such-channel") == ()
+        assert set(_alert_ids(_queued_frames(layer, channel))) == set()
+        assert list(_queued_frames(layer, "no-such-channel")) == []
 
     asyncio.run(scenario())
