@@ -32,7 +32,6 @@ import sys
 import time
 import types
 from collections.abc import Callable
-from functools import partial
 
 TICK_S = 1.0
 # A tick later than this behind its time means the loop was busy.
@@ -101,6 +100,38 @@ def _schedule(collector: Collector) -> None:
         reactor.callLater(TICK_S, tick, nxt)
 
     reactor.callLater(TICK_S, tick, time.monotonic() + TICK_S)
+
+
+class _Reply:
+    """A connection's ASGI ``send``: daphne's ``handle_reply`` for it, and
+    ``text_now``, which writes a websocket text frame there and then.
+
+    ``text_now`` is what ``handle_reply`` does for a ``websocket.send``, less
+    the coroutine: the channel layer's reader calls it for every socket of a
+    group (``dispatch/consumers.py``, ``config/pubsub.py``), outside any task.
+    """
+
+    __slots__ = ("server", "protocol")
+
+    def __init__(self, server, protocol) -> None:
+        self.server = server
+        self.protocol = protocol
+
+    async def __call__(self, message) -> None:
+        await self.server.handle_reply(self.protocol, message)
+
+    def text_now(self, text: str) -> bool:
+        """Write ``text`` if the socket is open; whether it was."""
+        protocol = self.protocol
+        connection = self.server.connections.get(protocol)
+        if (
+            connection is None
+            or connection.get("disconnected")
+            or protocol.state != protocol.STATE_OPEN
+        ):
+            return False
+        protocol.sendMessage(text.encode(), False)
+        return True
 
 
 def _lean_server():
@@ -194,7 +225,7 @@ def _lean_server():
             input_queue = _Inbox()
             scope.setdefault("asgi", {"version": "3.0"})
             application_instance = self.application(
-                scope=scope, receive=input_queue.get, send=partial(self.handle_reply, protocol)
+                scope=scope, receive=input_queue.get, send=_Reply(self, protocol)
             )
             if protocol not in self.connections:
                 return None

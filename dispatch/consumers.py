@@ -43,6 +43,10 @@ class _JsonEdge(AsyncJsonWebsocketConsumer):
     raise and close it with 1011).
     """
 
+    # True while a handler runs (dispatch): a pushed frame then waits in the
+    # inbox, behind what the handler writes (a resume's replay).
+    handling = False
+
     def _open(self) -> bool:
         """Is the socket past its checks (signed in, allowed)? Frames before are dropped."""
         raise NotImplementedError
@@ -68,7 +72,11 @@ class _JsonEdge(AsyncJsonWebsocketConsumer):
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+        self.handling = True
+        try:
+            await handler(message)
+        finally:
+            self.handling = False
 
     async def receive(self, text_data=None, bytes_data=None, **kwargs) -> None:
         if not self._open():
@@ -168,6 +176,11 @@ class MemberConsumer(_JsonEdge):
                 "on_duty": self.member.on_duty,
             }
         )
+        # From now on pushed frames are written from the channel layer's reader,
+        # when this socket has nothing else to do (write_now).
+        register = getattr(self.channel_layer, "write_directly", None)
+        if register is not None and hasattr(self.base_send, "text_now"):
+            register(self.channel_name, self.write_now)
 
     async def disconnect(self, code: int) -> None:
         _heartbeat_for_loop().discard(self)
@@ -326,6 +339,27 @@ class MemberConsumer(_JsonEdge):
             return
         await super().push(event)
         self._wrote(_pushed_frames(event))
+
+    def write_now(self, message: dict[str, Any]) -> bool:
+        """Write a ``push`` message here and now, from the channel layer's reader
+        (``config.pubsub``) through daphne's protocol (``config.server``),
+        instead of through this consumer's task. Whether it was taken: not
+        while a handler runs, nor another kind of message (they go to the inbox,
+        in order)."""
+        if self.handling or message.get("type") != "push":
+            return False
+        if self.closing:
+            return True  # dropped, as push() drops it
+        texts = message.get("texts")
+        if texts is None:
+            text = message.get("text")
+            if text is None:
+                return False
+            texts = (text,)
+        for text in texts:
+            self.base_send.text_now(text)
+        self._wrote(_pushed_frames(message))
+        return True
 
     def _wrote(self, frames) -> None:
         """Note the alerts among ``frames`` as written to this socket now."""

@@ -154,3 +154,33 @@ def test_daphne_walks_its_connections_a_fifth_as_often():
         for call in reactor.getDelayedCalls():
             if call not in calls:
                 call.cancel()
+
+
+def test_a_frame_written_now_is_one_websocket_text_frame_on_an_open_socket():
+    """``_Reply.text_now``: what the channel layer's reader writes for each
+    socket of a group, without a task per socket (dispatch/consumers.py)."""
+    from daphne.ws_protocol import WebSocketFactory
+    from twisted.internet.testing import StringTransport
+
+    server_class = server._lean_server()
+    lean = server_class.__new__(server_class)
+    lean.ws_factory = WebSocketFactory(lean, server="daphne")
+    protocol = lean.ws_factory.buildProtocol(("127.0.0.1", 1))
+    transport = StringTransport()
+    protocol.makeConnection(transport)
+    try:
+        lean.connections = {protocol: {}}
+        reply = server._Reply(lean, protocol)
+        assert reply.text_now("警情") is False  # the handshake is not over
+        assert transport.value() == b""
+        protocol.state = protocol.STATE_OPEN
+        assert reply.text_now("警情") is True
+        payload = "警情".encode()
+        assert transport.value() == bytes([0x81, len(payload)]) + payload
+        transport.clear()
+        lean.connections[protocol]["disconnected"] = True
+        assert reply.text_now("警情") is False
+        assert transport.value() == b""
+    finally:
+        if protocol.openHandshakeTimeoutCall is not None:
+            protocol.openHandshakeTimeoutCall.cancel()
