@@ -29,6 +29,10 @@ goes to every socket of the group: channels_redis decoded it again for each
 objects for the garbage collector). Consumers only read the messages they get
 (``dispatch/consumers.py``; ``tests/test_pubsub.py`` checks they stay as sent).
 
+And a consumer may take its messages straight from the reader
+(``write_directly``): a pushed frame is then written to the socket there and
+then, not through the consumer's task.
+
 Built on channels_redis 4's layer and shard classes (pinned below 5 in
 pyproject.toml); ``tests/dispatch/test_publish_after.py`` runs it against a real
 Redis.
