@@ -200,3 +200,92 @@ def test_a_receipt_without_an_id_is_stored_and_not_answered(near_responder):
     run(scenario)
     delivery = Delivery.objects.get(member=near_responder, dispatch__incident_id=ids["incident"])
     assert delivery.seen_at is not None
+
+
+def test_receipts_wait_while_this_process_still_writes_alerts(near_responder, monkeypatch):
+    """A city-wide alert takes a daphne seconds to write to its sockets, and
+    their receipts come back meanwhile: stored after the writes, not among
+    them, and ``hold_s`` at most (bench/city.py)."""
+    from channels.layers import get_channel_layer
+
+    from dispatch import consumers
+    from dispatch.events import member_group
+
+    monkeypatch.setattr(consumers._AckBatch, "hold_s", 5.0)
+    partner = _partner(near_responder)
+    ids: dict[str, int] = {}
+
+    def delivered() -> bool:
+        return Delivery.objects.filter(
+            member=near_responder, dispatch__incident_id=ids["incident"], delivered_at__isnull=False
+        ).exists()
+
+    async def scenario():
+        layer = get_channel_layer()
+        async with phone(near_responder.user) as p, phone(partner.user) as mate:
+            incident = await raise_incident()
+            ids["incident"] = incident.pk
+            await p.receive_type("incident.alert")
+            alert = await mate.receive_type("incident.alert")
+            writing = asyncio.Event()
+
+            async def wave_goes_on():
+                # The same alert again and again to the partner's socket: this
+                # process is still writing alert frames.
+                while not writing.is_set():
+                    await layer.group_send(
+                        member_group(partner.pk), {"type": "push", "payload": alert}
+                    )
+                    await asyncio.sleep(0.02)
+
+            wave = asyncio.ensure_future(wave_goes_on())
+            await asyncio.sleep(0.1)
+            await p.send(type="ack", incident_id=incident.pk)
+            await asyncio.sleep(1.0)
+            stored_during = await database_sync_to_async(delivered)()
+            writing.set()
+            await wave
+            for _ in range(150):
+                if await database_sync_to_async(delivered)():
+                    break
+                await asyncio.sleep(0.02)
+            else:
+                raise AssertionError("the receipt was not stored after the writes")
+            assert stored_during is False
+
+    run(scenario)
+
+
+def test_a_receipt_is_held_no_longer_than_hold_s(near_responder, monkeypatch):
+    from channels.layers import get_channel_layer
+
+    from dispatch import consumers
+    from dispatch.events import member_group
+
+    monkeypatch.setattr(consumers._AckBatch, "hold_s", 0.3)
+    partner = _partner(near_responder)
+    ids: dict[str, int] = {}
+
+    def delivered() -> bool:
+        return Delivery.objects.filter(
+            member=near_responder, dispatch__incident_id=ids["incident"], delivered_at__isnull=False
+        ).exists()
+
+    async def scenario():
+        layer = get_channel_layer()
+        async with phone(near_responder.user) as p, phone(partner.user) as mate:
+            incident = await raise_incident()
+            ids["incident"] = incident.pk
+            await p.receive_type("incident.alert")
+            alert = await mate.receive_type("incident.alert")
+            await p.send(type="ack", incident_id=incident.pk)
+            stored = False
+            for _ in range(150):  # 3 s of writes, longer than hold_s
+                await layer.group_send(member_group(partner.pk), {"type": "push", "payload": alert})
+                await asyncio.sleep(0.02)
+                if await database_sync_to_async(delivered)():
+                    stored = True
+                    break
+            assert stored, "the receipt waited for the writes past hold_s"
+
+    run(scenario)
