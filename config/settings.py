@@ -427,6 +427,9 @@ WS_REDELIVER_AFTER_S = env.float("WS_REDELIVER_AFTER_S", default=5.0)
 # ack on the way. A city-wide alert's acks lag its frames by seconds, and
 # re-sending it doubled the wave's frames.
 WS_REDELIVER_WRITTEN_S = env.float("WS_REDELIVER_WRITTEN_S", default=60.0)
+# A socket process stores delivery receipts after the alert frames it is still
+# writing, WS_RECEIPT_HOLD_S at most (dispatch.consumers._AckBatch; 0: at once).
+WS_RECEIPT_HOLD_S = env.float("WS_RECEIPT_HOLD_S", default=3.0)
 
 if PRODUCTION and (SECRET_KEY.startswith("django-insecure") or len(set(SECRET_KEY)) < 5):
     raise ImproperlyConfigured("Refusing an insecure SECRET_KEY with PRODUCTION on.")

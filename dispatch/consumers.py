@@ -616,14 +616,13 @@ class _AckBatch(_SocketBatch):
     # then, on the database thread, they took the interpreter from the writes
     # (bench/city.py: the last frame 7.2 s after the first with receipts, 4.4 s
     # without). So a batch waits while alert frames are still being written
-    # (one in the last ``quiet_s``), ``hold_s`` at most. A tap is not held
-    # (``drain``), nor is the heartbeat: an alert written lately is not re-sent.
+    # (one in the last ``quiet_s``), ``WS_RECEIPT_HOLD_S`` at most. A tap is not
+    # held (``drain``), nor is the heartbeat: an alert written lately is not re-sent.
     quiet_s = 0.1
-    hold_s = 3.0
 
     async def _flush_soon(self) -> None:
         await asyncio.sleep(self.wait_s)
-        until = time.monotonic() + self.hold_s
+        until = time.monotonic() + settings.WS_RECEIPT_HOLD_S
         while time.monotonic() < until and time.monotonic() - _AlertWrites.last < self.quiet_s:
             await asyncio.sleep(self.quiet_s)
         await self._flush()
