@@ -339,7 +339,7 @@ class MemberConsumer(_JsonEdge):
         if self.closing:
             return
         await super().push(event)
-        self._wrote(_pushed_frames(event))
+        self._wrote(_pushed_frames(event), live=True)
 
     def write_now(self, message: dict[str, Any]) -> bool:
         """Write a ``push`` message here and now, from the channel layer's reader
@@ -359,15 +359,19 @@ class MemberConsumer(_JsonEdge):
             texts = (text,)
         for text in texts:
             self.base_send.text_now(text)
-        self._wrote(_pushed_frames(message))
+        self._wrote(_pushed_frames(message), live=True)
         return True
 
-    def _wrote(self, frames) -> None:
-        """Note the alerts among ``frames`` as written to this socket now."""
+    def _wrote(self, frames, *, live: bool = False) -> None:
+        """Note the alerts among ``frames`` as written to this socket now;
+        ``live``: pushed as a wave goes out (not a replay or a re-send), which
+        holds the receipts (``_AckBatch``)."""
         for incident_id in _alert_ids(frames):
             if self.written is None:
                 self.written = {}
-            self.written[incident_id] = _AlertWrites.last = time.monotonic()
+            self.written[incident_id] = now = time.monotonic()
+            if live:
+                _AlertWrites.last = now
 
     def alerts_written_since(self, since: float) -> set[int]:
         """Incidents whose alert this socket wrote at or after ``since``
@@ -517,7 +521,7 @@ class _MemberHeartbeat:
 
 
 class _AlertWrites:
-    """When this process last wrote an alert frame to a socket (monotonic)."""
+    """When this process last wrote a pushed alert frame to a socket (monotonic)."""
 
     last = -math.inf
 

@@ -287,3 +287,45 @@ def test_a_receipt_is_held_no_longer_than_the_hold(near_responder, settings):
             assert stored, "the receipt waited for the writes past WS_RECEIPT_HOLD_S"
 
     run(scenario)
+
+
+def test_a_resume_replaying_alerts_does_not_hold_the_receipts(near_responder, settings):
+    """Only a wave's live frames hold receipts: in a reconnect storm every
+    resume replays the unacked alerts, and receipts held behind them kept
+    those alerts unacked, to be replayed again."""
+    settings.WS_RECEIPT_HOLD_S = 5.0
+    ids: dict[str, int] = {}
+
+    def delivered() -> bool:
+        return Delivery.objects.filter(
+            member=near_responder, dispatch__incident_id=ids["incident"], delivered_at__isnull=False
+        ).exists()
+
+    async def scenario():
+        async with phone(near_responder.user) as p:
+            incident = await raise_incident()
+            ids["incident"] = incident.pk
+            await p.receive_type("incident.alert")
+            await asyncio.sleep(0.3)  # the live frame is past
+            stop = asyncio.Event()
+
+            async def resumes():
+                while not stop.is_set():
+                    await p.send(type="resume", id="r", last_event_id=0)
+                    await asyncio.sleep(0.05)
+
+            storm = asyncio.ensure_future(resumes())
+            await asyncio.sleep(0.2)
+            await p.send(type="ack", incident_id=incident.pk)
+            try:
+                for _ in range(50):
+                    if await database_sync_to_async(delivered)():
+                        break
+                    await asyncio.sleep(0.02)
+                else:
+                    raise AssertionError("the receipt waited behind replays")
+            finally:
+                stop.set()
+                await storm
+
+    run(scenario)
