@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import functools
+
 import pytest
 from django.conf import settings
+from django.db import connections
+from django.test import TransactionTestCase
 from django.utils import translation
 
 from tests.factories import MemberFactory, RegionFactory, StaffFactory, UnitFactory
@@ -100,6 +104,49 @@ def haizhu_admin(haizhu):
 @pytest.fixture
 def tianhe_admin(tianhe):
     return StaffFactory(role=StaffProfile.Role.DISTRICT_ADMIN, region=tianhe).user
+
+
+def _sql_delete_all(ops, style, tables, *, reset_sequences=False, allow_cascade=False):
+    """A flush by DELETE, for PostgreSQL between transactional tests.
+
+    Django's one TRUNCATE of all ~55 tables took 1.5-2 s per test on PostgreSQL
+    15 here, against 15-50 ms to DELETE the few rows a test leaves: most of the
+    PostgreSQL unit stage's extra time over SQLite (teardown alone was 227 s of
+    the stage's 975 test-seconds).
+    Same outcome as TRUNCATE without RESTART IDENTITY: empty tables, sequences left
+    as they are. Django's foreign keys are DEFERRABLE, so the order does not matter
+    inside the flush command's one transaction."""
+    if reset_sequences or allow_cascade:
+        return type(ops).sql_flush(
+            ops, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade
+        )
+    return ["SET CONSTRAINTS ALL DEFERRED"] + [
+        # Table names from Django's own introspection, quoted.
+        f"DELETE FROM {ops.quote_name(table)}"  # noqa: S608
+        for table in tables
+    ]
+
+
+_fixture_teardown_by_truncate = TransactionTestCase._fixture_teardown
+
+
+def _fixture_teardown_by_delete(self):
+    patched = []
+    for alias in self._databases_names(include_mirrors=False):
+        ops = connections[alias].ops
+        if connections[alias].vendor == "postgresql":
+            # An instance attribute for this flush only: the flush command under
+            # test (if any) keeps Django's TRUNCATE.
+            ops.sql_flush = functools.partial(_sql_delete_all, ops)
+            patched.append(ops)
+    try:
+        _fixture_teardown_by_truncate(self)
+    finally:
+        for ops in patched:
+            del ops.sql_flush
+
+
+TransactionTestCase._fixture_teardown = _fixture_teardown_by_delete
 
 
 def pytest_report_header(config):
