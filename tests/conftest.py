@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import functools
 
 import pytest
@@ -37,6 +38,21 @@ def _unit_test_settings(settings):
     translation.activate(settings.LANGUAGE_CODE)
     yield
     _process_caches_reset()
+
+
+@pytest.fixture(autouse=True)
+def _database_independent_sends_no_query(request):
+    if request.node.get_closest_marker("database_independent") is None:
+        yield
+        return
+
+    def refuse(execute, sql, params, many, context):
+        raise AssertionError(f"a database_independent test sent a query: {sql}")
+
+    with contextlib.ExitStack() as stack:
+        for connection in connections.all():
+            stack.enter_context(connection.execute_wrapper(refuse))
+        yield
 
 
 def _process_caches_reset() -> None:
@@ -151,3 +167,27 @@ TransactionTestCase._fixture_teardown = _fixture_teardown_by_delete
 
 def pytest_report_header(config):
     return f"database: {settings.DATABASES['default']['ENGINE']}"
+
+
+_DATABASE_FIXTURES = {
+    "db",
+    "transactional_db",
+    "django_db_reset_sequences",
+    "django_db_serialized_rollback",
+    "live_server",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    """``database_independent`` tests run in the SQLite stage only (./dev test): one
+    that could reach the database would lose its PostgreSQL run unseen. Asking for
+    it is refused here, a query (a module fixture's unblocked database) below."""
+    for item in items:
+        if item.get_closest_marker("database_independent") is None:
+            continue
+        asks = _DATABASE_FIXTURES & set(item.fixturenames)
+        if item.get_closest_marker("django_db") or asks:
+            raise pytest.UsageError(
+                f"{item.nodeid} is marked database_independent but asks for the database"
+                f" ({', '.join(sorted(asks)) or 'django_db'})"
+            )
