@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 
 import pytest
 from django.conf import settings
+from django.core.management.color import no_style
+from django.core.management.sql import emit_post_migrate_signal
 from django.db import connections
 from django.test import TransactionTestCase
 from django.utils import translation
@@ -122,47 +123,70 @@ def tianhe_admin(tianhe):
     return StaffFactory(role=StaffProfile.Role.DISTRICT_ADMIN, region=tianhe).user
 
 
-def _sql_delete_all(ops, style, tables, *, reset_sequences=False, allow_cascade=False):
-    """A flush by DELETE, for PostgreSQL between transactional tests.
+# --- between transactional tests ----------------------------------------------------
+# After a transactional test (django_db(transaction=True)) Django empties every
+# table, then re-creates the content types and permissions (post_migrate). Both
+# cost more than they need to, measured here:
+# - On PostgreSQL its one TRUNCATE of all ~55 tables took 1.5-2 s per test, against
+#   15-50 ms to DELETE the few rows a test leaves: teardown was 227 s of the
+#   PostgreSQL unit stage's 975 test-seconds.
+# - Re-creating content types and permissions took ~0.1 s per test on either
+#   database, for rows no code or test changes. They are kept while their
+#   fingerprint is what the last full flush left; otherwise the flush is Django's.
+# The end state is Django's: every other table empty, sequences as they were.
 
-    Django's one TRUNCATE of all ~55 tables took 1.5-2 s per test on PostgreSQL
-    15 here, against 15-50 ms to DELETE the few rows a test leaves: most of the
-    PostgreSQL unit stage's extra time over SQLite (teardown alone was 227 s of
-    the stage's 975 test-seconds).
-    Same outcome as TRUNCATE without RESTART IDENTITY: empty tables, sequences left
-    as they are. Django's foreign keys are DEFERRABLE, so the order does not matter
-    inside the flush command's one transaction."""
-    if reset_sequences or allow_cascade:
-        return type(ops).sql_flush(
-            ops, style, tables, reset_sequences=reset_sequences, allow_cascade=allow_cascade
+_MIGRATED_ROWS = {"django_content_type", "auth_permission"}
+_migrated_fingerprint: dict[str, tuple] = {}
+_fixture_teardown_django = TransactionTestCase._fixture_teardown
+
+
+def _migrated_rows_fingerprint(connection) -> tuple:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT (SELECT COUNT(*) FROM django_content_type),"
+            " (SELECT MAX(id) FROM django_content_type),"
+            " (SELECT SUM(id) FROM django_content_type),"
+            " (SELECT COUNT(*) FROM auth_permission),"
+            " (SELECT MAX(id) FROM auth_permission),"
+            " (SELECT SUM(id + content_type_id) FROM auth_permission)"
         )
-    return ["SET CONSTRAINTS ALL DEFERRED"] + [
-        # Table names from Django's own introspection, quoted.
-        f"DELETE FROM {ops.quote_name(table)}"  # noqa: S608
-        for table in tables
-    ]
+        return tuple(cursor.fetchone())
 
 
-_fixture_teardown_by_truncate = TransactionTestCase._fixture_teardown
+def _delete_all(connection, tables: list[str]) -> None:
+    if connection.vendor == "postgresql":
+        # Django's foreign keys are DEFERRABLE: any order, in one transaction.
+        sql = ["SET CONSTRAINTS ALL DEFERRED"] + [
+            # Table names from Django's own introspection, quoted.
+            f"DELETE FROM {connection.ops.quote_name(table)}"  # noqa: S608
+            for table in tables
+        ]
+    else:  # SQLite's flush is DELETE already
+        sql = connection.ops.sql_flush(no_style(), tables)
+    connection.ops.execute_sql_flush(sql)
 
 
-def _fixture_teardown_by_delete(self):
-    patched = []
-    for alias in self._databases_names(include_mirrors=False):
-        ops = connections[alias].ops
-        if connections[alias].vendor == "postgresql":
-            # An instance attribute for this flush only: the flush command under
-            # test (if any) keeps Django's TRUNCATE.
-            ops.sql_flush = functools.partial(_sql_delete_all, ops)
-            patched.append(ops)
-    try:
-        _fixture_teardown_by_truncate(self)
-    finally:
-        for ops in patched:
-            del ops.sql_flush
+def _fixture_teardown(self):
+    aliases = self._databases_names(include_mirrors=False)
+    if (
+        self.available_apps is not None
+        or self.serialized_rollback
+        or any(connections[a].vendor not in {"postgresql", "sqlite"} for a in aliases)
+    ):
+        return _fixture_teardown_django(self)
+    for alias in aliases:
+        connection = connections[alias]
+        tables = connection.introspection.django_table_names(
+            only_existing=True, include_views=False
+        )
+        keep = _migrated_fingerprint.get(alias) == _migrated_rows_fingerprint(connection)
+        _delete_all(connection, [t for t in tables if not (keep and t in _MIGRATED_ROWS)])
+        if not keep:
+            emit_post_migrate_signal(verbosity=0, interactive=False, db=alias)
+            _migrated_fingerprint[alias] = _migrated_rows_fingerprint(connection)
 
 
-TransactionTestCase._fixture_teardown = _fixture_teardown_by_delete
+TransactionTestCase._fixture_teardown = _fixture_teardown
 
 
 def pytest_report_header(config):
