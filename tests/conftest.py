@@ -1,7 +1,13 @@
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 from django.conf import settings
+from django.core.management.color import no_style
+from django.core.management.sql import emit_post_migrate_signal
+from django.db import connections
+from django.test import TransactionTestCase
 from django.utils import translation
 
 from tests.factories import MemberFactory, RegionFactory, StaffFactory, UnitFactory
@@ -33,6 +39,21 @@ def _unit_test_settings(settings):
     translation.activate(settings.LANGUAGE_CODE)
     yield
     _process_caches_reset()
+
+
+@pytest.fixture(autouse=True)
+def _database_independent_sends_no_query(request):
+    if request.node.get_closest_marker("database_independent") is None:
+        yield
+        return
+
+    def refuse(execute, sql, params, many, context):
+        raise AssertionError(f"a database_independent test sent a query: {sql}")
+
+    with contextlib.ExitStack() as stack:
+        for connection in connections.all():
+            stack.enter_context(connection.execute_wrapper(refuse))
+        yield
 
 
 def _process_caches_reset() -> None:
@@ -102,5 +123,95 @@ def tianhe_admin(tianhe):
     return StaffFactory(role=StaffProfile.Role.DISTRICT_ADMIN, region=tianhe).user
 
 
+# --- between transactional tests ----------------------------------------------------
+# After a transactional test (django_db(transaction=True)) Django empties every
+# table, then re-creates the content types and permissions (post_migrate). Both
+# cost more than they need to, measured here:
+# - On PostgreSQL its one TRUNCATE of all ~55 tables took 1.5-2 s per test, against
+#   15-50 ms to DELETE the few rows a test leaves: teardown was 227 s of the
+#   PostgreSQL unit stage's 975 test-seconds.
+# - Re-creating content types and permissions took ~0.1 s per test on either
+#   database, for rows no code or test changes. They are kept while their
+#   fingerprint is what the last full flush left; otherwise the flush is Django's.
+# The end state is Django's: every other table empty, sequences as they were.
+
+_MIGRATED_ROWS = {"django_content_type", "auth_permission"}
+_migrated_fingerprint: dict[str, tuple] = {}
+_fixture_teardown_django = TransactionTestCase._fixture_teardown
+
+
+def _migrated_rows_fingerprint(connection) -> tuple:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT (SELECT COUNT(*) FROM django_content_type),"
+            " (SELECT MAX(id) FROM django_content_type),"
+            " (SELECT SUM(id) FROM django_content_type),"
+            " (SELECT COUNT(*) FROM auth_permission),"
+            " (SELECT MAX(id) FROM auth_permission),"
+            " (SELECT SUM(id + content_type_id) FROM auth_permission)"
+        )
+        return tuple(cursor.fetchone())
+
+
+def _delete_all(connection, tables: list[str]) -> None:
+    if connection.vendor == "postgresql":
+        # Django's foreign keys are DEFERRABLE: any order, in one transaction.
+        sql = ["SET CONSTRAINTS ALL DEFERRED"] + [
+            # Table names from Django's own introspection, quoted.
+            f"DELETE FROM {connection.ops.quote_name(table)}"  # noqa: S608
+            for table in tables
+        ]
+    else:  # SQLite's flush is DELETE already
+        sql = connection.ops.sql_flush(no_style(), tables)
+    connection.ops.execute_sql_flush(sql)
+
+
+def _fixture_teardown(self):
+    aliases = self._databases_names(include_mirrors=False)
+    if (
+        self.available_apps is not None
+        or self.serialized_rollback
+        or any(connections[a].vendor not in {"postgresql", "sqlite"} for a in aliases)
+    ):
+        return _fixture_teardown_django(self)
+    for alias in aliases:
+        connection = connections[alias]
+        tables = connection.introspection.django_table_names(
+            only_existing=True, include_views=False
+        )
+        keep = _migrated_fingerprint.get(alias) == _migrated_rows_fingerprint(connection)
+        _delete_all(connection, [t for t in tables if not (keep and t in _MIGRATED_ROWS)])
+        if not keep:
+            emit_post_migrate_signal(verbosity=0, interactive=False, db=alias)
+            _migrated_fingerprint[alias] = _migrated_rows_fingerprint(connection)
+
+
+TransactionTestCase._fixture_teardown = _fixture_teardown
+
+
 def pytest_report_header(config):
     return f"database: {settings.DATABASES['default']['ENGINE']}"
+
+
+_DATABASE_FIXTURES = {
+    "db",
+    "transactional_db",
+    "django_db_reset_sequences",
+    "django_db_serialized_rollback",
+    "live_server",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    """``database_independent`` tests run in the SQLite stage only (./dev test): one
+    that could reach the database would lose its PostgreSQL run unseen. Asking for
+    it is refused here, a query (a module fixture's unblocked database) below."""
+    for item in items:
+        if item.get_closest_marker("database_independent") is None:
+            continue
+        asks = _DATABASE_FIXTURES & set(item.fixturenames)
+        if item.get_closest_marker("django_db") or asks:
+            raise pytest.UsageError(
+                f"{item.nodeid} is marked database_independent but asks for the database"
+                f" ({', '.join(sorted(asks)) or 'django_db'})"
+            )

@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -28,6 +30,7 @@ def documented_production_env() -> dict[str, str]:
     return values
 
 
+@pytest.mark.database_independent  # a subprocess with its own environment and SQLite file
 def test_check_deploy_reports_nothing_with_the_documented_production_settings(tmp_path):
     env = documented_production_env()
     assert env["PRODUCTION"] == "true"

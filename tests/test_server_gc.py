@@ -10,6 +10,9 @@ import pytest
 
 from config import server
 
+# The collector in this process, no database: ./dev test runs these once.
+pytestmark = pytest.mark.database_independent
+
 
 @pytest.fixture
 def full_collections():

@@ -72,6 +72,7 @@ GOOD_KEY = "k3y-" + "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ"
 PRODUCTION = {"PRODUCTION": "true", "SECRET_KEY": GOOD_KEY, "ALLOWED_HOSTS": "emergency.example.cn"}
 
 
+@pytest.mark.database_independent  # a fresh interpreter, its own environment
 def test_the_default_run_has_debug_off_and_plain_http(tmp_path):
     """Hole 4: `./dev run` (no environment) must not serve Django's debug pages."""
     values = dumped(run_settings(tmp_path))
@@ -82,10 +83,12 @@ def test_the_default_run_has_debug_off_and_plain_http(tmp_path):
     assert values["SECURE_SSL_REDIRECT"] is False
 
 
+@pytest.mark.database_independent  # a fresh interpreter, its own environment
 def test_a_developer_opts_in_to_debug(tmp_path):
     assert dumped(run_settings(tmp_path, DEBUG="true"))["DEBUG"] is True
 
 
+@pytest.mark.database_independent  # a fresh interpreter, its own environment
 def test_production_without_a_secret_key_refuses_to_start(tmp_path):
     result = run_settings(tmp_path, **{**PRODUCTION, "SECRET_KEY": ""})
 
@@ -95,6 +98,7 @@ def test_production_without_a_secret_key_refuses_to_start(tmp_path):
     assert not (tmp_path / "secret_key").exists()
 
 
+@pytest.mark.database_independent  # a fresh interpreter, its own environment
 def test_production_refuses_an_insecure_secret_key(tmp_path):
     for key in ("django-insecure-abc", "x" * 50):
         result = run_settings(tmp_path, **{**PRODUCTION, "SECRET_KEY": key})
@@ -103,6 +107,7 @@ def test_production_refuses_an_insecure_secret_key(tmp_path):
         assert "ImproperlyConfigured" in result.stderr
 
 
+@pytest.mark.database_independent  # a fresh interpreter, its own environment
 def test_production_refuses_debug(tmp_path):
     result = run_settings(tmp_path, **PRODUCTION, DEBUG="true")
 
@@ -110,6 +115,7 @@ def test_production_refuses_debug(tmp_path):
     assert "DEBUG" in result.stderr
 
 
+@pytest.mark.database_independent  # a fresh interpreter, its own environment
 def test_production_refuses_the_default_host_list(tmp_path):
     result = run_settings(tmp_path, **{k: v for k, v in PRODUCTION.items() if k != "ALLOWED_HOSTS"})
 
@@ -117,6 +123,7 @@ def test_production_refuses_the_default_host_list(tmp_path):
     assert "ALLOWED_HOSTS" in result.stderr
 
 
+@pytest.mark.database_independent  # a fresh interpreter, its own environment
 def test_production_refuses_plain_http(tmp_path):
     for name in ("SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE"):
         result = run_settings(tmp_path, **PRODUCTION, **{name: "false"})
@@ -124,6 +131,7 @@ def test_production_refuses_plain_http(tmp_path):
     assert run_settings(tmp_path, **PRODUCTION, SECURE_HSTS_SECONDS="0").returncode != 0
 
 
+@pytest.mark.database_independent  # a fresh interpreter, its own environment
 def test_production_starts_with_https_hsts_and_secure_cookies(tmp_path):
     values = dumped(run_settings(tmp_path, **PRODUCTION))
 
@@ -135,6 +143,7 @@ def test_production_starts_with_https_hsts_and_secure_cookies(tmp_path):
     assert values["SECURE_HSTS_INCLUDE_SUBDOMAINS"] is True
 
 
+@pytest.mark.database_independent  # a fresh interpreter, its own environment
 def test_hsts_is_set_from_the_environment(tmp_path):
     values = dumped(
         run_settings(
@@ -151,6 +160,7 @@ def test_hsts_is_set_from_the_environment(tmp_path):
     assert values["SECURE_HSTS_PRELOAD"] is True
 
 
+@pytest.mark.database_independent  # a fresh interpreter, its own environment
 def test_forwarded_headers_are_trusted_only_behind_declared_proxies(tmp_path):
     plain = dumped(run_settings(tmp_path, USE_X_FORWARDED_HOST="true"))
     assert plain["SECURE_PROXY_SSL_HEADER"] is None
@@ -161,6 +171,7 @@ def test_forwarded_headers_are_trusted_only_behind_declared_proxies(tmp_path):
     assert proxied["USE_X_FORWARDED_HOST"] is True
 
 
+@pytest.mark.database_independent  # a fresh interpreter, its own environment
 def test_development_keeps_one_generated_secret_key_readable_only_by_its_owner(tmp_path):
     first = dumped(run_settings(tmp_path))["SECRET_KEY"]
     second = dumped(run_settings(tmp_path))["SECRET_KEY"]
@@ -174,6 +185,7 @@ def test_development_keeps_one_generated_secret_key_readable_only_by_its_owner(t
 # --- database -----------------------------------------------------------------------
 
 
+@pytest.mark.database_independent  # a fresh interpreter, its own environment
 def test_default_database_is_sqlite_in_the_data_dir_with_wal_and_immediate_writes(tmp_path):
     values = dumped(run_settings(tmp_path))
 
@@ -184,6 +196,7 @@ def test_default_database_is_sqlite_in_the_data_dir_with_wal_and_immediate_write
     assert values["OPTIONS"]["timeout"] >= 5
 
 
+@pytest.mark.database_independent  # a fresh interpreter, its own environment
 def test_database_url_selects_postgresql_without_sqlite_options(tmp_path):
     values = dumped(run_settings(tmp_path, DATABASE_URL="postgres://u:p@127.0.0.1:5432/emergency"))
 

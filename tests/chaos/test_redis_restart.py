@@ -33,9 +33,10 @@ RESPOND_AFTER_S = POLICIES["default"]["tiers"][0]["after_s"]
 def test_worker_survives_a_redis_restart_and_deadlines_still_fire(city):
     system = System(city, env={"ESCALATION_POLICIES": json.dumps(POLICIES)})
     try:
-        daphne = system.start_daphne("daphne")
-        worker = system.start_worker("worker")
-        beat = system.start_beat("beat")
+        daphne = system.start_daphne("daphne", wait=False)
+        worker = system.start_worker("worker", wait=False)
+        beat = system.start_beat("beat", wait=False)
+        system.wait_ready()
         api = Http(daphne.http_url)
         staff = city.scenario["staff"]
         api.login_token(staff["username"], staff["password"])

@@ -183,6 +183,7 @@ def random_query(rng: random.Random, units: dict[int, OracleUnit]) -> dict:
     }
 
 
+@pytest.mark.database_independent  # an index built in memory, no database
 @pytest.mark.parametrize("penalty", [60.0, 600.0])
 def test_nearest_matches_a_brute_force_haversine_oracle(settings, penalty):
     settings.RANKING_KIT_PENALTY_S = penalty
@@ -196,6 +197,7 @@ def test_nearest_matches_a_brute_force_haversine_oracle(settings, penalty):
         assert_same_ranking(index.nearest(**q), oracle(units, penalty=penalty, **q))
 
 
+@pytest.mark.database_independent  # an index built in memory, no database
 def test_nearest_matches_the_oracle_while_units_move_appear_and_disappear():
     rng = random.Random(7)
     spots = random_spots(rng, 500)
@@ -273,6 +275,7 @@ def _answers_on_each_path(
     return answers
 
 
+@pytest.mark.database_independent  # an index built in memory, no database
 def test_per_slot_and_array_scoring_give_bit_identical_answers(monkeypatch):
     # The per-slot scoring (a few dozen slots, plain Python) must give exactly
     # the answers of the array path (numpy, as nearest was first written):
@@ -389,6 +392,7 @@ def test_units_at_the_same_spot_are_ordered_by_unit_id():
     assert [c.unit_id for c in index.nearest(lat=LAT, lon=LON, limit=3)] == [3, 5, 9]
 
 
+@pytest.mark.database_independent  # an index built in memory, no database
 def test_readers_in_threads_never_see_a_half_applied_change():
     rng = random.Random(3)
     spots = random_spots(rng, 300)

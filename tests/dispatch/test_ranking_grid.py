@@ -31,6 +31,9 @@ KIT_BY_KIND = {
 }
 ALL_KINDS = tuple(EquipmentKind.values)
 
+# Grids built in memory, no database: ./dev test runs these once.
+pytestmark = pytest.mark.database_independent
+
 
 @pytest.fixture(autouse=True)
 def _ranking_settings(settings):

@@ -45,11 +45,12 @@ def system_factory(city) -> Iterator[Callable[..., harness.System]]:
         systems.append(system)
         try:
             for i in range(daphnes):
-                system.start_daphne(f"daphne{i + 1}")
+                system.start_daphne(f"daphne{i + 1}", wait=False)
             for i in range(workers):
-                system.start_worker(f"worker{i + 1}")
+                system.start_worker(f"worker{i + 1}", wait=False)
             if beat:
-                system.start_beat()
+                system.start_beat(wait=False)
+            system.wait_ready()
         except harness.ServiceError as exc:
             pytest.fail(f"could not start the system: {exc}", pytrace=False)
         return system

@@ -67,8 +67,9 @@ for label, region, name in (("mine", district, "王警官"), ("other", other, "�
 def board_system(board_city) -> Iterator[harness.System]:
     system = harness.System(board_city)
     try:
-        system.start_daphne()
-        system.start_worker(concurrency=1)
+        system.start_daphne(wait=False)
+        system.start_worker(concurrency=1, wait=False)
+        system.wait_ready()
     except harness.ServiceError as exc:
         system.stop()
         pytest.fail(f"could not start the system: {exc}", pytrace=False)

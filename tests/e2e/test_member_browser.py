@@ -71,8 +71,9 @@ def phone_system(phone_city) -> Iterator[harness.System]:
     # refuses unless the origin is named (mobile/push_endpoints.py).
     system = harness.System(phone_city, env={"WEBPUSH_TEST_ORIGINS": "http://127.0.0.1"})
     try:
-        system.start_daphne()
-        system.start_worker(concurrency=1)
+        system.start_daphne(wait=False)
+        system.start_worker(concurrency=1, wait=False)
+        system.wait_ready()
     except harness.ServiceError as exc:
         system.stop()
         pytest.fail(f"could not start the system: {exc}", pytrace=False)

@@ -22,11 +22,12 @@ def system(city):
     """daphne A and B, two workers and beat, shared by this module's tests."""
     system = harness.System(city)
     try:
-        system.start_daphne("daphne-a")
-        system.start_daphne("daphne-b")
-        system.start_worker("worker-1")
-        system.start_worker("worker-2")
-        system.start_beat()
+        system.start_daphne("daphne-a", wait=False)
+        system.start_daphne("daphne-b", wait=False)
+        system.start_worker("worker-1", wait=False)
+        system.start_worker("worker-2", wait=False)
+        system.start_beat(wait=False)
+        system.wait_ready()
     except harness.ServiceError as exc:
         system.stop()
         pytest.fail(f"could not start the scale-out system: {exc}", pytrace=False)

@@ -58,10 +58,14 @@ def topology(city):
     # not leave daphne, workers or nginx running.
     try:
         try:
-            daphnes = [system.start_daphne("daphne-a"), system.start_daphne("daphne-b")]
-            system.start_worker("worker-1", concurrency=1)
-            system.start_worker("worker-2", concurrency=1)
-            system.start_beat()
+            daphnes = [
+                system.start_daphne("daphne-a", wait=False),
+                system.start_daphne("daphne-b", wait=False),
+            ]
+            system.start_worker("worker-1", concurrency=1, wait=False)
+            system.start_worker("worker-2", concurrency=1, wait=False)
+            system.start_beat(wait=False)
+            system.wait_ready()
             proxy = system.start_proxy(daphnes)
         except harness.ServiceError as exc:
             pytest.fail(f"could not start the production topology: {exc}", pytrace=False)

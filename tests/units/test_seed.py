@@ -141,6 +141,7 @@ def test_every_unit_has_exactly_one_leader(seeded):
     assert set(leaders.values()) == {1}
 
 
+@pytest.mark.database_independent  # a plan in memory, no database
 def test_the_same_seed_gives_the_same_plan_and_another_seed_a_different_one():
     a = seeding.demo_city_plan(units=UNITS, seed=7)
     b = seeding.demo_city_plan(units=UNITS, seed=7)
@@ -154,6 +155,7 @@ def test_the_same_seed_gives_the_same_plan_and_another_seed_a_different_one():
     assert not np.array_equal(a.unit_lat, c.unit_lat)
 
 
+@pytest.mark.database_independent  # a plan in memory, no database
 def test_vectorised_point_in_polygon_agrees_with_geo():
     plan = seeding.demo_city_plan(units=1)
     rng = np.random.default_rng(1)
