@@ -6,13 +6,16 @@ first, and the timeline gets one ``delivered``/``seen`` event per first time."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from dispatch import services
+from dispatch.events import member_group
 from dispatch.models import Delivery, Incident, IncidentEvent
 from tests.dispatch.conftest import SPOT
 from tests.dispatch.test_consumers import phone, raise_incident, run
@@ -175,11 +178,6 @@ def test_a_receipt_without_an_id_is_stored_and_not_answered(near_responder):
     again). A city-wide alert's ``ok`` frames were as many as its alerts."""
     ids: dict[str, int] = {}
 
-    def delivered() -> bool:
-        return Delivery.objects.filter(
-            member=near_responder, dispatch__incident_id=ids["incident"], delivered_at__isnull=False
-        ).exists()
-
     async def scenario():
         async with phone(near_responder.user) as p:
             incident = await raise_incident()
@@ -187,12 +185,7 @@ def test_a_receipt_without_an_id_is_stored_and_not_answered(near_responder):
             await p.receive_type("incident.alert")
             await p.send(type="ack", incident_id=incident.pk)
             await p.send(type="seen", id=None, incident_id=incident.pk)
-            for _ in range(100):
-                if await database_sync_to_async(delivered)():
-                    break
-                await asyncio.sleep(0.02)
-            else:
-                raise AssertionError("the receipt was not stored")
+            assert await _stored_within(2.0, near_responder, incident.pk), "not stored"
             await asyncio.sleep(0.2)  # the seen's batch, if apart
             await p.send(type="ping", id="after")
             assert await p.receive() == {"type": "pong", "id": "after"}
@@ -202,89 +195,82 @@ def test_a_receipt_without_an_id_is_stored_and_not_answered(near_responder):
     assert delivery.seen_at is not None
 
 
+@database_sync_to_async
+def _delivered(member, incident_id: int) -> bool:
+    return Delivery.objects.filter(
+        member=member, dispatch__incident_id=incident_id, delivered_at__isnull=False
+    ).exists()
+
+
+async def _stored_within(seconds: float, member, incident_id: int) -> bool:
+    """Whether ``member``'s receipt for the incident is stored within ``seconds``."""
+    for _ in range(round(seconds / 0.02)):
+        if await _delivered(member, incident_id):
+            return True
+        await asyncio.sleep(0.02)
+    return False
+
+
+@contextlib.asynccontextmanager
+async def _alerts_being_written(member, alert: dict):
+    """This process keeps writing alert frames (the same alert to ``member``'s
+    socket, every 20 ms), as while a city-wide wave goes out."""
+    layer = get_channel_layer()
+    stop = asyncio.Event()
+
+    async def wave_goes_on():
+        while not stop.is_set():
+            await layer.group_send(member_group(member.pk), {"type": "push", "payload": alert})
+            await asyncio.sleep(0.02)
+
+    wave = asyncio.ensure_future(wave_goes_on())
+    try:
+        yield
+    finally:
+        stop.set()
+        await wave
+
+
 def test_receipts_wait_while_this_process_still_writes_alerts(near_responder, settings):
     """A city-wide alert takes a daphne seconds to write to its sockets, and
     their receipts come back meanwhile: stored after the writes, not among
     them, and ``WS_RECEIPT_HOLD_S`` at most (bench/city.py)."""
-    from channels.layers import get_channel_layer
-
-    from dispatch.events import member_group
-
     settings.WS_RECEIPT_HOLD_S = 5.0
     partner = _partner(near_responder)
-    ids: dict[str, int] = {}
-
-    def delivered() -> bool:
-        return Delivery.objects.filter(
-            member=near_responder, dispatch__incident_id=ids["incident"], delivered_at__isnull=False
-        ).exists()
 
     async def scenario():
-        layer = get_channel_layer()
         async with phone(near_responder.user) as p, phone(partner.user) as mate:
             incident = await raise_incident()
-            ids["incident"] = incident.pk
             await p.receive_type("incident.alert")
             alert = await mate.receive_type("incident.alert")
-            writing = asyncio.Event()
-
-            async def wave_goes_on():
-                # The same alert again and again to the partner's socket: this
-                # process is still writing alert frames.
-                while not writing.is_set():
-                    await layer.group_send(
-                        member_group(partner.pk), {"type": "push", "payload": alert}
-                    )
-                    await asyncio.sleep(0.02)
-
-            wave = asyncio.ensure_future(wave_goes_on())
-            await asyncio.sleep(0.1)
-            await p.send(type="ack", incident_id=incident.pk)
-            await asyncio.sleep(1.0)
-            stored_during = await database_sync_to_async(delivered)()
-            writing.set()
-            await wave
-            for _ in range(150):
-                if await database_sync_to_async(delivered)():
-                    break
-                await asyncio.sleep(0.02)
-            else:
-                raise AssertionError("the receipt was not stored after the writes")
+            async with _alerts_being_written(partner, alert):
+                await asyncio.sleep(0.1)
+                await p.send(type="ack", incident_id=incident.pk)
+                await asyncio.sleep(1.0)
+                stored_during = await _delivered(near_responder, incident.pk)
+            assert await _stored_within(3.0, near_responder, incident.pk), (
+                "the receipt was not stored after the writes"
+            )
             assert stored_during is False
 
     run(scenario)
 
 
 def test_a_receipt_is_held_no_longer_than_the_hold(near_responder, settings):
-    from channels.layers import get_channel_layer
-
-    from dispatch.events import member_group
-
     settings.WS_RECEIPT_HOLD_S = 0.3
     partner = _partner(near_responder)
-    ids: dict[str, int] = {}
-
-    def delivered() -> bool:
-        return Delivery.objects.filter(
-            member=near_responder, dispatch__incident_id=ids["incident"], delivered_at__isnull=False
-        ).exists()
 
     async def scenario():
-        layer = get_channel_layer()
         async with phone(near_responder.user) as p, phone(partner.user) as mate:
             incident = await raise_incident()
-            ids["incident"] = incident.pk
             await p.receive_type("incident.alert")
             alert = await mate.receive_type("incident.alert")
-            await p.send(type="ack", incident_id=incident.pk)
-            stored = False
-            for _ in range(150):  # 3 s of writes, longer than hold_s
-                await layer.group_send(member_group(partner.pk), {"type": "push", "payload": alert})
-                await asyncio.sleep(0.02)
-                if await database_sync_to_async(delivered)():
-                    stored = True
-                    break
-            assert stored, "the receipt waited for the writes past WS_RECEIPT_HOLD_S"
+            async with _alerts_being_written(partner, alert):
+                await p.send(type="ack", incident_id=incident.pk)
+                # 3 s of writes, longer than the hold.
+                assert await _stored_within(3.0, near_responder, incident.pk), (
+                    "the receipt waited for the writes past WS_RECEIPT_HOLD_S"
+                )
 
     run(scenario)
 
@@ -294,17 +280,10 @@ def test_a_resume_replaying_alerts_does_not_hold_the_receipts(near_responder, se
     resume replays the unacked alerts, and receipts held behind them kept
     those alerts unacked, to be replayed again."""
     settings.WS_RECEIPT_HOLD_S = 5.0
-    ids: dict[str, int] = {}
-
-    def delivered() -> bool:
-        return Delivery.objects.filter(
-            member=near_responder, dispatch__incident_id=ids["incident"], delivered_at__isnull=False
-        ).exists()
 
     async def scenario():
         async with phone(near_responder.user) as p:
             incident = await raise_incident()
-            ids["incident"] = incident.pk
             await p.receive_type("incident.alert")
             await asyncio.sleep(0.3)  # the live frame is past
             stop = asyncio.Event()
@@ -318,12 +297,9 @@ def test_a_resume_replaying_alerts_does_not_hold_the_receipts(near_responder, se
             await asyncio.sleep(0.2)
             await p.send(type="ack", incident_id=incident.pk)
             try:
-                for _ in range(50):
-                    if await database_sync_to_async(delivered)():
-                        break
-                    await asyncio.sleep(0.02)
-                else:
-                    raise AssertionError("the receipt waited behind replays")
+                assert await _stored_within(1.0, near_responder, incident.pk), (
+                    "the receipt waited behind replays"
+                )
             finally:
                 stop.set()
                 await storm
