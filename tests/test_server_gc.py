@@ -9,6 +9,7 @@ import gc
 import pytest
 
 from config import server
+from tests.daphne_socket import daphne_socket
 
 # The collector in this process, no database: ./dev test runs these once.
 pytestmark = pytest.mark.database_independent
@@ -103,25 +104,12 @@ def test_a_loop_never_quiet_still_collects(full_collections):
 def test_a_socket_holds_daphne_options_on_its_class_not_per_connection():
     """autobahn copies 29 options from the factory onto every connection unless
     the class has them (bench/city.py --tracemalloc: 1.7 KB per socket)."""
-    from daphne.ws_protocol import WebSocketFactory
-    from twisted.internet.testing import StringTransport
-
-    server_class = server._lean_server()
-    lean = server_class.__new__(server_class)
-    lean.ws_factory = WebSocketFactory(lean, server="daphne")
-    lean.ws_factory.setProtocolOptions(autoPingInterval=60, maxMessagePayloadSize=65536)
-    protocol = lean.ws_factory.buildProtocol(("127.0.0.1", 1))
-    protocol.makeConnection(StringTransport())
-    try:
+    with daphne_socket(autoPingInterval=60, maxMessagePayloadSize=65536) as (_s, protocol, _t):
         assert not set(protocol.CONFIG_ATTRS) & set(vars(protocol))
         assert protocol.autoPingInterval == 60
         assert protocol.maxMessagePayloadSize == 65536
         # A function option is still called with the offers alone.
         assert protocol.perMessageCompressionAccept([]) is None
-    finally:
-        # The handshake timer makeConnection set (the reactor never runs here).
-        if protocol.openHandshakeTimeoutCall is not None:
-            protocol.openHandshakeTimeoutCall.cancel()
 
 
 def test_daphne_walks_its_connections_a_fifth_as_often():
@@ -162,17 +150,7 @@ def test_daphne_walks_its_connections_a_fifth_as_often():
 def test_a_frame_written_now_is_one_websocket_text_frame_on_an_open_socket():
     """``_Reply.text_now``: what the channel layer's reader writes for each
     socket of a group, without a task per socket (dispatch/consumers.py)."""
-    from daphne.ws_protocol import WebSocketFactory
-    from twisted.internet.testing import StringTransport
-
-    server_class = server._lean_server()
-    lean = server_class.__new__(server_class)
-    lean.ws_factory = WebSocketFactory(lean, server="daphne")
-    protocol = lean.ws_factory.buildProtocol(("127.0.0.1", 1))
-    transport = StringTransport()
-    protocol.makeConnection(transport)
-    try:
-        lean.connections = {protocol: {}}
+    with daphne_socket() as (lean, protocol, transport):
         reply = server._Reply(lean, protocol)
         assert reply.text_now("警情") is False  # the handshake is not over
         assert transport.value() == b""
@@ -184,6 +162,3 @@ def test_a_frame_written_now_is_one_websocket_text_frame_on_an_open_socket():
         lean.connections[protocol]["disconnected"] = True
         assert reply.text_now("警情") is False
         assert transport.value() == b""
-    finally:
-        if protocol.openHandshakeTimeoutCall is not None:
-            protocol.openHandshakeTimeoutCall.cancel()

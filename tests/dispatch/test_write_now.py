@@ -8,28 +8,21 @@ from __future__ import annotations
 import json
 
 import pytest
-from daphne.ws_protocol import WebSocketFactory
-from twisted.internet.testing import StringTransport
 
 from config import server
 from dispatch.consumers import MemberConsumer
+from tests.daphne_socket import daphne_socket
+
+pytestmark = pytest.mark.database_independent
 
 
 @pytest.fixture
 def socket():
-    server_class = server._lean_server()
-    lean = server_class.__new__(server_class)
-    lean.ws_factory = WebSocketFactory(lean, server="daphne")
-    protocol = lean.ws_factory.buildProtocol(("127.0.0.1", 1))
-    transport = StringTransport()
-    protocol.makeConnection(transport)
-    protocol.state = protocol.STATE_OPEN  # past the handshake
-    lean.connections = {protocol: {}}
-    consumer = MemberConsumer()
-    consumer.base_send = server._Reply(lean, protocol)
-    yield consumer, transport
-    if protocol.openHandshakeTimeoutCall is not None:
-        protocol.openHandshakeTimeoutCall.cancel()
+    with daphne_socket() as (lean, protocol, transport):
+        protocol.state = protocol.STATE_OPEN  # past the handshake
+        consumer = MemberConsumer()
+        consumer.base_send = server._Reply(lean, protocol)
+        yield consumer, transport
 
 
 def _texts(wire: bytes) -> list[str]:
