@@ -9,6 +9,7 @@ instead of a silent empty body.
 
 from __future__ import annotations
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import JsonResponse
 from django.utils.translation import gettext as _
 
@@ -16,20 +17,37 @@ _BODYLESS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
 class LengthRequiredMiddleware:
+    # Runs on daphne's event loop as it is (no I/O): a sync-only middleware
+    # would send every request from the loop to a thread and back again.
+    sync_capable = True
+    async_capable = True
+
     def __init__(self, get_response):
         self.get_response = get_response
+        self.is_async = iscoroutinefunction(get_response)
+        if self.is_async:
+            markcoroutinefunction(self)
 
     def __call__(self, request):
-        if (
-            request.method not in _BODYLESS
-            and "chunked" in request.headers.get("Transfer-Encoding", "").lower()
-            and not request.META.get("CONTENT_LENGTH")
-        ):
-            return JsonResponse(
-                {
-                    "code": "length_required",
-                    "detail": _("请求须带 Content-Length，不支持分块传输（chunked）的请求体。"),
-                },
-                status=411,
-            )
-        return self.get_response(request)
+        if self.is_async:
+            return self._acall(request)
+        return _refusal(request) or self.get_response(request)
+
+    async def _acall(self, request):
+        return _refusal(request) or await self.get_response(request)
+
+
+def _refusal(request) -> JsonResponse | None:
+    if (
+        request.method not in _BODYLESS
+        and "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+        and not request.META.get("CONTENT_LENGTH")
+    ):
+        return JsonResponse(
+            {
+                "code": "length_required",
+                "detail": _("请求须带 Content-Length，不支持分块传输（chunked）的请求体。"),
+            },
+            status=411,
+        )
+    return None

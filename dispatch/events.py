@@ -23,8 +23,7 @@ from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels_redis.pubsub import RedisPubSubChannelLayer
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
 
 from units.models import Member, Unit
 
@@ -80,12 +79,29 @@ def events_record(*, incident_id: int, events: Sequence[IncidentEvent]) -> list[
     if not events:
         return []
     n = len(events)
-    Incident.objects.filter(pk=incident_id).update(last_seq=F("last_seq") + n)
-    last = Incident.objects.filter(pk=incident_id).values_list("last_seq", flat=True).get()
+    last = _seqs_claim(incident_id=incident_id, n=n)
     for i, event in enumerate(events):
         event.incident_id = incident_id
         event.seq = last - n + 1 + i
     return IncidentEvent.objects.bulk_create(events)
+
+
+def _seqs_claim(*, incident_id: int, n: int) -> int:
+    """Add ``n`` to the incident's ``last_seq`` and return the new value, in one
+    statement (``UPDATE ... RETURNING``, SQLite 3.35+ and PostgreSQL): the seqs
+    claimed are ``last - n + 1 .. last``."""
+    q = connection.ops.quote_name
+    column = q(Incident._meta.get_field("last_seq").column)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {q(Incident._meta.db_table)} SET {column} = {column} + %s "  # noqa: S608
+            f"WHERE {q(Incident._meta.pk.column)} = %s RETURNING {column}",
+            [n, incident_id],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise Incident.DoesNotExist(incident_id)
+    return row[0]
 
 
 def event_record(*, incident_id: int, type: str, **fields: Any) -> IncidentEvent:

@@ -579,6 +579,28 @@ def test_every_change_appends_events_with_consecutive_seq(
     assert ids == sorted(ids)
 
 
+def test_appending_events_claims_their_seqs_in_one_statement(
+    near_responder, django_assert_num_queries
+):
+    """The seq claim is the UPDATE that takes the incident's row lock, with the
+    new last seq returned by it: every event the system writes (each receipt,
+    tap and wave) paid a second round trip to read it back."""
+    from dispatch.events import events_record
+
+    incident = raise_incident().incident
+    with django_assert_num_queries(2):  # the claim, then the insert
+        events = events_record(
+            incident_id=incident.pk,
+            events=[
+                IncidentEvent(type=IncidentEvent.Type.FLAGGED, data={"i": i}) for i in range(3)
+            ],
+        )
+    incident.refresh_from_db()
+    assert [e.seq for e in events] == [3, 4, 5]
+    assert incident.last_seq == 5
+    assert list(incident.events.order_by("seq").values_list("seq", flat=True)) == [1, 2, 3, 4, 5]
+
+
 def test_event_seqs_are_counted_per_incident(near_responder):
     a = raise_incident().incident
     b = raise_incident(lat=SPOT[0] + 0.001).incident
