@@ -400,7 +400,9 @@ class Run:
         self.figures["wave1"] = waves
         print(
             f"  wave 1: POST -> last frame p50 {pct(waves.last_ms, 50):.1f} ms, "
-            f"p99 {pct(waves.last_ms, 99):.1f} ms, {waves.delivered}/{waves.targets} delivered;"
+            f"p99 {pct(waves.last_ms, 99):.1f} ms (POST alone p50 {pct(waves.post_ms, 50):.1f} ms, "
+            f"first -> last frame p50 {pct(waves.spread_ms, 50):.1f} ms), "
+            f"{waves.delivered}/{waves.targets} delivered;"
             f" load {load()}",
             flush=True,
         )
@@ -667,7 +669,8 @@ class Run:
         p50, p99 = pct(w.last_ms, 50), pct(w.last_ms, 99)
         row(
             f"wave 1, POST -> last frame p50 ({len(w.last_ms)} incidents, "
-            f"{w.targets / max(1, len(w.last_ms)):.0f} sockets each)",
+            f"{w.targets / max(1, len(w.last_ms)):.0f} sockets each; POST alone p50 "
+            f"{pct(w.post_ms, 50):.1f} ms, first -> last frame p50 {pct(w.spread_ms, 50):.1f} ms)",
             f"<= {GOALS['wave1_p50_ms']:.0f} ms",
             f"{p50:.1f} ms",
             f"{p50 / GOALS['wave1_p50_ms']:.2f}",
