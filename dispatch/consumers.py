@@ -517,7 +517,18 @@ class _MemberHeartbeat:
             ok = socket.member.pk in allowed and (
                 socket.session_key is None or socket.session_key in live_keys
             )
-            await _quietly(socket._beat(allowed=ok, frames=frames.get(socket.member.pk, [])))
+            resend = frames.get(socket.member.pk, [])
+            if resend:
+                # A live push written while the rows were read is not sent again.
+                wrote = socket.alerts_written_since(since)
+                resend = [
+                    f
+                    for f in resend
+                    if f is None
+                    or f.get("type") != "incident.alert"
+                    or f["incident"]["id"] not in wrote
+                ]
+            await _quietly(socket._beat(allowed=ok, frames=resend))
 
 
 class _AlertWrites:
