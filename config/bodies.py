@@ -9,28 +9,16 @@ instead of a silent empty body.
 
 from __future__ import annotations
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.http import JsonResponse
 from django.utils.translation import gettext as _
+
+from .middleware import EitherWay
 
 _BODYLESS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
-class LengthRequiredMiddleware:
-    # Runs on daphne's event loop as it is (no I/O): a sync-only middleware
-    # would send every request from the loop to a thread and back again.
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
-
-    def __call__(self, request):
-        if self.is_async:
-            return self._acall(request)
+class LengthRequiredMiddleware(EitherWay):
+    def _call(self, request):
         return _refusal(request) or self.get_response(request)
 
     async def _acall(self, request):

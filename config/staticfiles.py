@@ -11,25 +11,19 @@ with a dictionary lookup; serving a file, and looking at the disk when
 
 from __future__ import annotations
 
-from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from asgiref.sync import sync_to_async
 from django.conf import settings as django_settings
 from whitenoise import middleware
 
+from .middleware import EitherWay
 
-class WhiteNoiseMiddleware(middleware.WhiteNoiseMiddleware):
-    sync_capable = True
-    async_capable = True
 
+class WhiteNoiseMiddleware(EitherWay, middleware.WhiteNoiseMiddleware):
     def __init__(self, get_response=None, settings=django_settings):
-        super().__init__(get_response, settings)
-        self.is_async = iscoroutinefunction(get_response)
-        if self.is_async:
-            markcoroutinefunction(self)
+        middleware.WhiteNoiseMiddleware.__init__(self, get_response, settings)
+        EitherWay.__init__(self, get_response)
 
-    def __call__(self, request):
-        if self.is_async:
-            return self._acall(request)
-        return super().__call__(request)
+    _call = middleware.WhiteNoiseMiddleware.__call__
 
     async def _acall(self, request):
         path = request.path_info

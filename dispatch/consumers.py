@@ -410,10 +410,17 @@ def _pushed_frames(message: dict[str, Any]) -> Sequence[dict[str, Any] | None]:
     return payloads if payloads is not None else (message.get("payload"),)
 
 
+def _alert_id(frame: dict[str, Any] | None) -> int | None:
+    """The incident of an alert frame; None for any other frame."""
+    if frame is not None and frame.get("type") == "incident.alert":
+        return frame["incident"]["id"]
+    return None
+
+
 def _alert_ids(frames) -> Iterator[int]:
     for frame in frames:
-        if frame is not None and frame.get("type") == "incident.alert":
-            yield frame["incident"]["id"]
+        if (incident_id := _alert_id(frame)) is not None:
+            yield incident_id
 
 
 def _queued_frames(layer, channel: str | None) -> Iterator[dict[str, Any] | None]:
@@ -521,13 +528,7 @@ class _MemberHeartbeat:
             if resend:
                 # A live push written while the rows were read is not sent again.
                 wrote = socket.alerts_written_since(since)
-                resend = [
-                    f
-                    for f in resend
-                    if f is None
-                    or f.get("type") != "incident.alert"
-                    or f["incident"]["id"] not in wrote
-                ]
+                resend = [f for f in resend if _alert_id(f) not in wrote]
             await _quietly(socket._beat(allowed=ok, frames=resend))
 
 

@@ -13,37 +13,7 @@ import pytest
 from asgiref.sync import AsyncToSync
 from django.conf import settings
 
-from config.asgi import application
-
-
-async def _asgi_get(path: str, app=application) -> dict:
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"testserver"), (b"accept", b"application/json")],
-        "client": ("127.0.0.1", 5000),
-        "server": ("testserver", 80),
-    }
-    sent: list[dict] = []
-    queue: asyncio.Queue = asyncio.Queue()
-    await queue.put({"type": "http.request", "body": b"", "more_body": False})
-
-    async def send(message: dict) -> None:
-        sent.append(message)
-
-    await app(scope, queue.get, send)
-    return {
-        "status": sent[0]["status"],
-        "headers": dict(sent[0].get("headers", [])),
-        "body": b"".join(m.get("body", b"") for m in sent[1:]),
-    }
+from tests.asgi_http import asgi_request
 
 
 @pytest.fixture
@@ -73,7 +43,9 @@ def test_every_middleware_can_run_on_the_event_loop():
 
 @pytest.mark.django_db(transaction=True)
 def test_an_api_request_never_hands_back_to_the_loop_midway(loop_to_thread_returns):
-    response = asyncio.run(_asgi_get("/api/v1/incidents/"))
+    response = asyncio.run(
+        asgi_request("GET", "/api/v1/incidents/", headers=[(b"accept", b"application/json")])
+    )
 
     assert response["status"] == 401  # reached DRF's view: no token
     assert loop_to_thread_returns == []
@@ -89,8 +61,8 @@ def test_static_files_are_still_served_through_asgi(settings, tmp_path, autorefr
     settings.WHITENOISE_AUTOREFRESH = autorefresh
     app = get_asgi_application()  # its middleware built with these settings
 
-    response = asyncio.run(_asgi_get("/static/probe.txt", app))
+    response = asyncio.run(asgi_request("GET", "/static/probe.txt", app=app))
     assert response["status"] == 200
     assert response["body"] == b"served"
-    missing = asyncio.run(_asgi_get("/static/absent.txt", app))
+    missing = asyncio.run(asgi_request("GET", "/static/absent.txt", app=app))
     assert missing["status"] == 404

@@ -7,13 +7,12 @@ import json
 
 import pytest
 from asgiref.sync import async_to_sync
-from channels.testing import ApplicationCommunicator
 from django.core.exceptions import ValidationError
 from django.test import Client
 
-from config.asgi import application
 from dispatch import services
 from dispatch.models import Incident, MemberLocation
+from tests.asgi_http import asgi_request
 from tests.dispatch.conftest import client_for
 from tests.dispatch.factories import incident_payload
 from tests.dispatch.test_consumers import phone, run
@@ -177,33 +176,6 @@ def test_the_frame_limit_is_under_the_servers(settings):
 # --- chunked bodies ---------------------------------------------------------------------
 
 
-async def _asgi_post(path: str, body: bytes, headers: list[tuple[bytes, bytes]]) -> dict:
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"host", b"testserver"), *headers],
-        "client": ("127.0.0.1", 5000),
-        "server": ("testserver", 80),
-    }
-    app = ApplicationCommunicator(application, scope)
-    await app.send_input({"type": "http.request", "body": body, "more_body": False})
-    start = await app.receive_output(5)
-    content = b""
-    while True:
-        message = await app.receive_output(5)
-        content += message.get("body", b"")
-        if not message.get("more_body"):
-            break
-    return {"status": start["status"], "body": content}
-
-
 @pytest.mark.django_db(transaction=True)
 def test_a_chunked_post_is_refused_with_411_not_read_as_empty(dispatcher, near_responder):
     from rest_framework.authtoken.models import Token
@@ -215,7 +187,7 @@ def test_a_chunked_post_is_refused_with_411_not_read_as_empty(dispatcher, near_r
         (b"content-type", b"application/json"),
         (b"transfer-encoding", b"chunked"),
     ]
-    response = async_to_sync(_asgi_post)("/api/v1/incidents/", body, headers)
+    response = async_to_sync(asgi_request)("POST", "/api/v1/incidents/", body=body, headers=headers)
 
     assert response["status"] == 411, response
     assert json.loads(response["body"])["code"] == "length_required"
@@ -233,7 +205,7 @@ def test_a_post_with_a_length_still_works_through_asgi(dispatcher, near_responde
         (b"content-type", b"application/json"),
         (b"content-length", str(len(body)).encode()),
     ]
-    response = async_to_sync(_asgi_post)("/api/v1/incidents/", body, headers)
+    response = async_to_sync(asgi_request)("POST", "/api/v1/incidents/", body=body, headers=headers)
     assert response["status"] == 201, response
 
 
