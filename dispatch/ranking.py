@@ -689,9 +689,9 @@ _Found = tuple[float, int, float, bool, int]
 # elements costs less than the fixed overhead of the ~30 numpy calls of the
 # array path, mostly so when the CPU caches are cold (a call every few ms, as
 # in real life). More (a wide search, a point far from every unit) go the array
-# path. Both compute the same floats: the haversine below is
-# ``units.geo.haversine_m_radians`` step by step (numpy's float64 sin/arcsin are
-# libm's on this platform; the tests check).
+# path. Both return the same floats: libm's, through the ``math`` module, in
+# ``units.geo.haversine_m_radians``'s order of operations (the array path uses
+# numpy only to choose which units to score so).
 _SCAN_LIST_MAX = 300
 
 # The first block searched: the point's cell and this many rings of cells around
@@ -914,34 +914,59 @@ class _Scan:
         return found[: self.limit]
 
     def _rows_vectorised(self, rows: _Rows, slots: np.ndarray, snap: _Snapshot | None):
+        # numpy narrows the many units down to the few that can be among the
+        # ``limit`` best; those are then scored exactly as ``score``'s loop does.
+        # numpy's float64 arcsin may be a SIMD one that differs from libm's by an
+        # ulp (numpy 2.4 on AVX-512), so its floats only choose, never answer:
+        # both paths return the very same floats, whichever numpy is installed.
         state = rows.state[slots]  # read once: each unit's consistent state
         keep = _eligible(state, self.require_available)
         if snap is not None and snap.masked.size:
             keep &= ~_isin_sorted(snap.masked, slots)
-        ids = rows.ids[slots]
         if self.excluded:
             excluded = np.asarray(sorted(self.excluded), dtype=np.int64)
-            keep &= ~_isin_sorted(excluded, ids)
-        slots, ids, state = slots[keep], ids[keep], state[keep]
-        dist = haversine_m_radians(
-            self.phi, self.lon, self.cos_phi, rows.phi[slots], rows.lon[slots], rows.cos_phi[slots]
-        )
-        if self.max_d != math.inf:
-            near = dist <= self.max_d
-            ids, state, dist = ids[near], state[near], dist[near]
+            keep &= ~_isin_sorted(excluded, rows.ids[slots])
+        slots, state = slots[keep], state[keep]
+        phi_u, lon_u, cos_u = rows.phi[slots], rows.lon[slots], rows.cos_phi[slots]
+        dist = haversine_m_radians(self.phi, self.lon, self.cos_phi, phi_u, lon_u, cos_u)
+        # _SLACK_M covers the few ulps (~1e-9 m) the two arcsins can differ by.
+        near = dist <= self.max_d + _SLACK_M
         fit = ((state >> _KIT_SHIFT) & self.need) == self.need
         score = dist * self.detour / self.speed + np.where(fit, 0.0, self.penalty)
-        order = np.lexsort((ids, score))[: self.limit]
-        return list(
-            zip(
-                score[order].tolist(),
-                ids[order].tolist(),
-                dist[order].tolist(),
-                fit[order].tolist(),
-                state[order].tolist(),
-                strict=True,
-            )
+        score[~near] = math.inf
+        if self.limit < score.size:
+            bar = np.partition(score, self.limit - 1)[self.limit - 1]
+            near &= score <= bar + _SLACK_M
+        slots, state = slots[near], state[near]
+        return self._exact(
+            rows.ids[slots].tolist(),
+            rows.phi[slots].tolist(),
+            rows.lon[slots].tolist(),
+            rows.cos_phi[slots].tolist(),
+            state.tolist(),
         )
+
+    def _exact(self, ids, phis, lons, cos_phis, states) -> list[_Found]:
+        """The ``limit`` best of these units, scored as ``score``'s loop does."""
+        phi, lon, cos_phi, max_d = self.phi, self.lon, self.cos_phi, self.max_d
+        detour, speed, penalty, need = self.detour, self.speed, self.penalty, self.need
+        sin, asin, sqrt, radians = math.sin, math.asin, math.sqrt, math.radians
+        found: list[_Found] = []
+        for unit_id, phi_u, lon_u, cos_u, state_u in zip(
+            ids, phis, lons, cos_phis, states, strict=True
+        ):
+            s_phi = sin((phi_u - phi) * 0.5)
+            s_lam = sin(radians(lon_u - lon) * 0.5)
+            h = s_phi * s_phi + (cos_phi * cos_u) * (s_lam * s_lam)
+            dist = _TWO_R * asin(sqrt(h if h < 1.0 else 1.0))
+            if dist > max_d:
+                continue
+            fit = ((state_u >> _KIT_SHIFT) & need) == need
+            found.append(
+                (dist * detour / speed + (0.0 if fit else penalty), unit_id, dist, fit, state_u)
+            )
+        found.sort()
+        return found[: self.limit]
 
 
 _TWO_R = 2 * EARTH_RADIUS_M

@@ -1,10 +1,10 @@
 """The grid search of ``UnitIndex.nearest`` against a brute-force scan.
 
-The reference below scores every unit with numpy (``units.geo.haversine_m_radians``,
-as the array path and the KD-tree search before the grid did) and sorts by
-(score, unit id): the grid must return the very same candidates, floats
-included, on cities of many shapes, at their bounding box's edges and corners,
-far outside them, and while units move through the overlay.
+The reference below scores every unit with libm's haversine (the operations of
+``units.geo.haversine_m_radians``, one unit at a time) and sorts by (score, unit
+id): the grid must return the very same candidates, floats included, on cities
+of many shapes, at their bounding box's edges and corners, far outside them, and
+while units move through the overlay, whichever numpy is installed.
 """
 
 from __future__ import annotations
@@ -54,6 +54,15 @@ class U:
     kit: int = 0
 
 
+def libm_haversine(phi, lon, cos_phi, phi_u, lon_u, cos_u) -> float:
+    """``units.geo.haversine_m_radians`` for one unit, with libm's sin and asin
+    (numpy's may be SIMD ones that differ by an ulp)."""
+    s_phi = math.sin((phi_u - phi) * 0.5)
+    s_lam = math.sin(math.radians(lon_u - lon) * 0.5)
+    h = s_phi * s_phi + (cos_phi * cos_u) * (s_lam * s_lam)
+    return 2 * geo.EARTH_RADIUS_M * math.asin(math.sqrt(min(h, 1.0)))
+
+
 def reference(
     units: dict[int, U],
     *,
@@ -73,7 +82,12 @@ def reference(
     u_phi = np.radians(np.array([u.lat for u in rows]))
     u_lon = np.array([u.lon for u in rows])
     phi = math.radians(lat)
-    dist = geo.haversine_m_radians(phi, float(lon), math.cos(phi), u_phi, u_lon, np.cos(u_phi))
+    dist = np.array(
+        [
+            libm_haversine(phi, lon, math.cos(phi), *u)
+            for u in zip(u_phi.tolist(), u_lon.tolist(), np.cos(u_phi).tolist(), strict=True)
+        ]
+    )
     need = kit_mask(KIT_BY_KIND.get(incident_kind, ())) if incident_kind else 0
     fit = np.array([u.kit & need == need for u in rows])
     keep = np.array(
