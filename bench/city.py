@@ -788,7 +788,12 @@ def main() -> None:
     parser.add_argument("--no-ack", action="store_true", help="phones do not ack alerts")
     parser.add_argument("--no-storm", action="store_true")
     parser.add_argument("--storm-down", type=float, default=1.0, help="seconds nginx is down")
-    parser.add_argument("--storm-timeout", type=float, default=180.0)
+    parser.add_argument(
+        "--storm-timeout",
+        type=float,
+        default=600.0,
+        help="seconds to wait for every phone to resume",
+    )
     parser.add_argument(
         "--profile",
         nargs="?",

@@ -24,7 +24,7 @@ from units.models import Member
 
 from . import inputs, selectors, services, supervision
 from .actions import next_actions
-from .events import db_call, incident_group, member_group, unit_group
+from .events import db_call, db_read, incident_group, member_group, unit_group
 from .inputs import JSONRefused, json_loads
 from .socket_pass import PASS_COOKIE
 
@@ -146,7 +146,7 @@ class MemberConsumer(_JsonEdge):
         # the cookies sign the member in with one query (dispatch.socket_pass).
         cookies = _cookies(self.scope)
         session_key = cookies.get(settings.SESSION_COOKIE_NAME) or None
-        self.member = await db_call(selectors.member_for_socket)(
+        self.member = await db_read(selectors.member_for_socket)(
             session_key=session_key, member_pass=cookies.get(PASS_COOKIE)
         )
         await self.accept()
@@ -290,7 +290,7 @@ class MemberConsumer(_JsonEdge):
         last = content.get("last_event_id") or 0
         if not isinstance(last, int) or isinstance(last, bool) or not 0 <= last <= inputs.ID_MAX:
             raise _BadField("last_event_id", _("last_event_id 须为非负整数。"))
-        frames = await db_call(selectors.member_replay)(member=self.member, last_event_id=last)
+        frames = await db_read(selectors.member_replay)(member=self.member, last_event_id=last)
         for frame in frames:
             await self.send_json({**frame, "replay": True})
         self._wrote(frames)

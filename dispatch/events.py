@@ -16,14 +16,17 @@ import asyncio
 import contextvars
 import json
 import logging
+import threading
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from channels_redis.pubsub import RedisPubSubChannelLayer
-from django.db import connection, transaction
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
 
 from units.models import Member, Unit
 
@@ -315,5 +318,57 @@ def db_call(fn: Callable[..., Any]) -> Callable[..., Any]:
             _deferred.reset(token)
             if sink:
                 await publish(sink)
+
+    return wrapper
+
+
+_readers: ThreadPoolExecutor | None = None
+_readers_lock = threading.Lock()
+
+
+def _reader_pool() -> ThreadPoolExecutor | None:
+    global _readers
+    if _readers is None:
+        with _readers_lock:
+            if _readers is None:
+                _readers = ThreadPoolExecutor(
+                    max_workers=settings.WS_DB_READERS, thread_name_prefix="db-read"
+                )
+    return _readers
+
+
+def db_read(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``db_call`` for a socket's reads that write nothing and publish nothing
+    (the handshake's sign-in, a resume's replay), on a pool of
+    ``WS_DB_READERS`` threads, each with its own connection, beside the
+    process's one database thread.
+
+    In a reconnect storm every phone of the process signs in and replays what
+    it missed at once; on the one thread each waited for all the others'
+    queries, one round trip at a time, while the thread's CPU sat mostly idle
+    (bench/city.py: each daphne at half a core). PostgreSQL, and SQLite in WAL
+    mode, answer readers side by side. Not for an in-memory SQLite database
+    (the tests'): it is shared-cache, where a reader next to a writer fails
+    ("table is locked") instead of waiting; nor with ``WS_DB_READERS`` 0.
+    """
+    on_thread = database_sync_to_async(fn)
+
+    def read(*args: Any, **kwargs: Any) -> Any:
+        # Closed (given back to the pool) inside the call itself, as
+        # DatabaseSyncToAsync does around it: from a socket's task, the
+        # connection a reader thread opened outlived the call otherwise.
+        close_old_connections()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            close_old_connections()
+
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if settings.WS_DB_READERS <= 0 or (
+            connection.vendor == "sqlite" and connection.is_in_memory_db()
+        ):
+            return await on_thread(*args, **kwargs)
+        call = sync_to_async(read, thread_sensitive=False, executor=_reader_pool())
+        return await call(*args, **kwargs)
 
     return wrapper
