@@ -430,7 +430,7 @@ WS_REDELIVER_WRITTEN_S = env.float("WS_REDELIVER_WRITTEN_S", default=60.0)
 # A socket process stores delivery receipts after the alert frames it is still
 # writing, WS_RECEIPT_HOLD_S at most (dispatch.consumers._AckBatch; 0: at once).
 WS_RECEIPT_HOLD_S = env.float("WS_RECEIPT_HOLD_S", default=3.0)
-# Threads per socket process for the sockets' reads (sign-in, resume replay), each
+# Threads per socket process for the sockets' resume replays, each
 # with a database connection, beside the one thread of the other calls
 # (dispatch.events.db_read; 0: that thread). With PostgreSQL's pool, keep
 # DATABASE_POOL_MAX above this.

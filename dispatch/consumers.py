@@ -146,7 +146,7 @@ class MemberConsumer(_JsonEdge):
         # the cookies sign the member in with one query (dispatch.socket_pass).
         cookies = _cookies(self.scope)
         session_key = cookies.get(settings.SESSION_COOKIE_NAME) or None
-        self.member = await db_read(selectors.member_for_socket)(
+        self.member = await db_call(selectors.member_for_socket)(
             session_key=session_key, member_pass=cookies.get(PASS_COOKIE)
         )
         await self.accept()

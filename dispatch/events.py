@@ -338,18 +338,22 @@ def _reader_pool() -> ThreadPoolExecutor | None:
 
 
 def db_read(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``db_call`` for a socket's reads that write nothing and publish nothing
-    (the handshake's sign-in, a resume's replay), on a pool of
-    ``WS_DB_READERS`` threads, each with its own connection, beside the
-    process's one database thread.
+    """``db_call`` for a socket's read that writes nothing and publishes nothing
+    (a resume's replay), on a pool of ``WS_DB_READERS`` threads, each with its
+    own connection, beside the process's one database thread.
 
-    In a reconnect storm every phone of the process signs in and replays what
-    it missed at once; on the one thread each waited for all the others'
-    queries, one round trip at a time, while the thread's CPU sat mostly idle
-    (bench/city.py: each daphne at half a core). PostgreSQL, and SQLite in WAL
-    mode, answer readers side by side. Not for an in-memory SQLite database
-    (the tests'): it is shared-cache, where a reader next to a writer fails
-    ("table is locked") instead of waiting; nor with ``WS_DB_READERS`` 0.
+    In a reconnect storm every phone of the process replays what it missed at
+    once; on the one thread each replay waited for all the others' queries, one
+    round trip at a time (bench/city.py at 10,000 phones, back to back: resume
+    p50 895 ms on the one thread, 326-433 ms with readers; every phone resumed
+    in 101 s, 84-86 s with readers). PostgreSQL, and SQLite in WAL mode, answer
+    readers side by side. The handshake stays on the one thread: one query, and
+    with it on the readers the sockets took 28.3 KB each against 24.6 (the
+    member it loads lives as long as the socket; the cause was not traced).
+
+    Not for an in-memory SQLite database (the tests'): it is shared-cache, where
+    a reader next to a writer fails ("table is locked") instead of waiting; nor
+    with ``WS_DB_READERS`` 0.
     """
     on_thread = database_sync_to_async(fn)
 

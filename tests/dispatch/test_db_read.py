@@ -1,8 +1,8 @@
-"""A socket's sign-in and resume replay read on the process's reader threads
+"""A socket's resume replay reads on the process's reader threads
 (``dispatch.events.db_read``), not behind its one database thread.
 
-In a reconnect storm every phone of a daphne signs in and replays what it
-missed at once; on the one thread each waited for all the others' round trips.
+In a reconnect storm every phone of a daphne replays what it missed at once; on
+the one thread each waited for all the others' round trips.
 The in-memory SQLite test database is shared-cache, where readers beside a
 writer fail instead of waiting, so ``db_read`` uses the one thread there: these
 run on PostgreSQL (``./dev test``'s postgresql stage).
@@ -30,21 +30,20 @@ pytestmark = [
 ]
 
 
-def test_a_phone_signs_in_and_resumes_while_the_database_thread_is_busy(near_responder):
+def test_a_phone_resumes_while_the_database_thread_is_busy(near_responder):
     incident = services.incident_create(
         kind="knife", lat=SPOT[0], lon=SPOT[1], source=Incident.Source.CAD
     ).incident
     cookies = login_cookies(near_responder.user)
 
     async def scenario():
-        release = threading.Event()
-        # The process's database thread held, as by a slow ack batch or another
-        # phone's action: the handshake and the replay must not wait for it.
-        busy = asyncio.ensure_future(database_sync_to_async(release.wait)(10))
-        try:
-            await asyncio.sleep(0.05)
-            async with phone(cookies=cookies) as p:
-                assert p.hello["member"]["id"] == near_responder.pk
+        async with phone(cookies=cookies) as p:
+            release = threading.Event()
+            # The process's database thread held, as by a slow ack batch or
+            # another phone's action: the replay must not wait for it.
+            busy = asyncio.ensure_future(database_sync_to_async(release.wait)(10))
+            try:
+                await asyncio.sleep(0.05)
                 await p.send(type="resume", id="r", last_event_id=0)
                 frames = [await p.receive(timeout=3)]
                 while frames[-1]["type"] != "resumed":
@@ -53,32 +52,29 @@ def test_a_phone_signs_in_and_resumes_while_the_database_thread_is_busy(near_res
                 assert [(a["incident"]["id"], a["replay"]) for a in alerts] == [(incident.pk, True)]
                 assert frames[-1]["id"] == "r"
                 assert not busy.done()
-        finally:
-            release.set()
-            await busy
+            finally:
+                release.set()
+                await busy
 
     run(scenario)
 
 
-def test_with_no_reader_threads_the_reads_wait_for_the_database_thread(settings, near_responder):
+def test_with_no_reader_threads_the_replay_waits_for_the_database_thread(settings, near_responder):
     settings.WS_DB_READERS = 0
     cookies = login_cookies(near_responder.user)
 
     async def scenario():
-        release = threading.Event()
-        busy = asyncio.ensure_future(database_sync_to_async(release.wait)(10))
-        try:
-            await asyncio.sleep(0.05)
-            socket = phone(cookies=cookies)
-            opening = asyncio.ensure_future(socket.__aenter__())
-            await asyncio.sleep(0.5)
-            assert not opening.done()  # the handshake waits behind the held thread
-            release.set()
-            p = await asyncio.wait_for(opening, 5)
-            assert p.hello["member"]["id"] == near_responder.pk
-            await socket.__aexit__(None, None, None)
-        finally:
-            release.set()
-            await busy
+        async with phone(cookies=cookies) as p:
+            release = threading.Event()
+            busy = asyncio.ensure_future(database_sync_to_async(release.wait)(10))
+            try:
+                await asyncio.sleep(0.05)
+                await p.send(type="resume", id="r", last_event_id=0)
+                assert await p.nothing(0.5)  # the replay waits behind the held thread
+                release.set()
+                assert (await p.receive_type("resumed", timeout=5))["id"] == "r"
+            finally:
+                release.set()
+                await busy
 
     run(scenario)
