@@ -326,7 +326,7 @@ _readers: ThreadPoolExecutor | None = None
 _readers_lock = threading.Lock()
 
 
-def _reader_pool() -> ThreadPoolExecutor | None:
+def _reader_pool() -> ThreadPoolExecutor:
     global _readers
     if _readers is None:
         with _readers_lock:

@@ -22,6 +22,7 @@ from . import payloads
 from .events import SUPERVISORS_GROUP, region_group
 from .models import Delivery, Dispatch, Incident, IncidentEvent
 from .socket_pass import socket_pass_read
+from .sql import marks
 
 # Events a member's phone shows; delivery receipts are for supervisors only.
 _MEMBER_EVENT_TYPES = {
@@ -222,7 +223,7 @@ def member_replay(*, member: Member, last_event_id: int) -> list[dict[str, Any]]
     wanted = ["{id} > %s"]
     params: list[Any] = [last_event_id]
     if unacked:
-        wanted.append(f"{{incident_id}} IN ({_marks(unacked)})")
+        wanted.append(f"{{incident_id}} IN ({marks(unacked)})")
         params += unacked
     cursor = next(iter(_rows_where(IncidentEvent, "id = %s", [last_event_id])), None)
     if cursor is not None:
@@ -243,7 +244,7 @@ def member_replay(*, member: Member, last_event_id: int) -> list[dict[str, Any]]
         for d in (
             _rows_where(
                 Dispatch,
-                f"unit_id = %s AND incident_id IN ({_marks(alerted)})",
+                f"unit_id = %s AND incident_id IN ({marks(alerted)})",
                 [member.unit_id, *alerted],
             )
             if alerted
@@ -300,12 +301,12 @@ def _events_sent(
     base = (
         # Names are the model's, values all placeholders.
         f"SELECT {', '.join(column.values())} FROM {q(IncidentEvent._meta.db_table)}{indexed}"  # noqa: S608
-        f" WHERE {column['incident_id']} IN ({_marks(incident_ids)})"
+        f" WHERE {column['incident_id']} IN ({marks(incident_ids)})"
     )
     sql = (
-        f"{base} AND {column['type']} IN ({_marks(shared_types)}){condition}"
-        f" UNION ALL {base} AND {column['type']} IN ({_marks(own_types)})"
-        f" AND {column['unit_id']} IN ({_marks(unit_ids)}){condition}"
+        f"{base} AND {column['type']} IN ({marks(shared_types)}){condition}"
+        f" UNION ALL {base} AND {column['type']} IN ({marks(own_types)})"
+        f" AND {column['unit_id']} IN ({marks(unit_ids)}){condition}"
         " ORDER BY 1"
     )
     events = list(
@@ -317,16 +318,12 @@ def _events_sent(
     if not events:
         return []
     ids = sorted({e.incident_id for e in events})
-    incidents = {i.pk: i for i in _rows_where(Incident, f"id IN ({_marks(ids)})", ids)}
+    incidents = {i.pk: i for i in _rows_where(Incident, f"id IN ({marks(ids)})", ids)}
     users = get_user_model().objects.in_bulk({e.user_id for e in events if e.user_id})
     for event in events:
         event.incident = incidents[event.incident_id]
         event.user = users.get(event.user_id) if event.user_id else None
     return events
-
-
-def _marks(values: Collection[Any]) -> str:
-    return ", ".join(["%s"] * len(values))
 
 
 def _rows_where(model, where: str, params: list[Any]) -> RawQuerySet:

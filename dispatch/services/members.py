@@ -24,6 +24,7 @@ from ..events import (
     to_supervisors,
 )
 from ..models import Delivery, Dispatch, Incident, IncidentEvent, MemberLocation
+from ..sql import marks
 from .dispatches import stand_down_if_enough, stand_down_rest, updates_for
 
 
@@ -237,7 +238,7 @@ def _receipts_open(members_by_incident: dict[int, set[int]]) -> list[tuple]:
     # One condition per incident, not per ack: a batch is mostly one incident.
     match, params = [], []
     for incident_id, member_ids in sorted(members_by_incident.items()):
-        match.append(f"(p.incident_id = %s AND d.member_id IN ({_marks(member_ids)}))")
+        match.append(f"(p.incident_id = %s AND d.member_id IN ({marks(member_ids)}))")
         params += [incident_id, *sorted(member_ids)]
     lock = " FOR UPDATE OF d" if connection.features.has_select_for_update_of else ""
     with connection.cursor() as cursor:
@@ -257,13 +258,9 @@ def _receipts_set(field_name: str, pks: list[int], now: dt.datetime) -> None:
     with connection.cursor() as cursor:
         cursor.execute(
             f"UPDATE {q(Delivery._meta.db_table)} SET {column} = %s "  # noqa: S608
-            f"WHERE id IN ({_marks(pks)})",
+            f"WHERE id IN ({marks(pks)})",
             [connection.ops.adapt_datetimefield_value(now), *pks],
         )
-
-
-def _marks(values) -> str:
-    return ", ".join(["%s"] * len(values))
 
 
 def _first_times(

@@ -127,6 +127,21 @@ async def phone(
         await communicator.disconnect()
 
 
+@asynccontextmanager
+async def database_thread_held() -> AsyncIterator[tuple[asyncio.Future, threading.Event]]:
+    """The process's one database thread busy (as with a slow batch or another
+    phone's tap) until the block ends or the event is set; the future is that
+    call, done once released."""
+    release = threading.Event()
+    busy = asyncio.ensure_future(database_sync_to_async(release.wait)(10))
+    try:
+        await asyncio.sleep(0.05)  # the thread is now held
+        yield busy, release
+    finally:
+        release.set()
+        await busy
+
+
 async def raise_incident(**overrides) -> Incident:
     args = {"kind": "knife", "lat": SPOT[0], "lon": SPOT[1], "source": Incident.Source.CAD}
     args.update(overrides)
@@ -337,19 +352,12 @@ def test_a_pushed_frame_does_not_wait_behind_the_database_thread(near_responder)
     behind every ack, resume and handshake of the process)."""
 
     async def scenario():
-        async with phone(near_responder.user) as p:
-            release = threading.Event()
-            busy = asyncio.ensure_future(database_sync_to_async(release.wait)(5))
-            try:
-                await asyncio.sleep(0.05)  # the database thread is now held
-                await get_channel_layer().group_send(
-                    member_group(near_responder.pk), {"type": "push", "text": '{"type": "probe"}'}
-                )
-                assert await p.receive(timeout=1) == {"type": "probe"}
-                assert not busy.done()
-            finally:
-                release.set()
-                await busy
+        async with phone(near_responder.user) as p, database_thread_held() as (busy, _release):
+            await get_channel_layer().group_send(
+                member_group(near_responder.pk), {"type": "push", "text": '{"type": "probe"}'}
+            )
+            assert await p.receive(timeout=1) == {"type": "probe"}
+            assert not busy.done()
 
     run(scenario)
 

@@ -10,17 +10,13 @@ run on PostgreSQL (``./dev test``'s postgresql stage).
 
 from __future__ import annotations
 
-import asyncio
-import threading
-
 import pytest
-from channels.db import database_sync_to_async
 from django.db import connection
 
 from dispatch import services
 from dispatch.models import Incident
 from tests.dispatch.conftest import SPOT
-from tests.dispatch.test_consumers import login_cookies, phone, run
+from tests.dispatch.test_consumers import database_thread_held, login_cookies, phone, run
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -37,24 +33,16 @@ def test_a_phone_resumes_while_the_database_thread_is_busy(near_responder):
     cookies = login_cookies(near_responder.user)
 
     async def scenario():
-        async with phone(cookies=cookies) as p:
-            release = threading.Event()
-            # The process's database thread held, as by a slow ack batch or
-            # another phone's action: the replay must not wait for it.
-            busy = asyncio.ensure_future(database_sync_to_async(release.wait)(10))
-            try:
-                await asyncio.sleep(0.05)
-                await p.send(type="resume", id="r", last_event_id=0)
-                frames = [await p.receive(timeout=3)]
-                while frames[-1]["type"] != "resumed":
-                    frames.append(await p.receive(timeout=3))
-                alerts = [f for f in frames if f["type"] == "incident.alert"]
-                assert [(a["incident"]["id"], a["replay"]) for a in alerts] == [(incident.pk, True)]
-                assert frames[-1]["id"] == "r"
-                assert not busy.done()
-            finally:
-                release.set()
-                await busy
+        # The replay must not wait for the held database thread.
+        async with phone(cookies=cookies) as p, database_thread_held() as (busy, _release):
+            await p.send(type="resume", id="r", last_event_id=0)
+            frames = [await p.receive(timeout=3)]
+            while frames[-1]["type"] != "resumed":
+                frames.append(await p.receive(timeout=3))
+            alerts = [f for f in frames if f["type"] == "incident.alert"]
+            assert [(a["incident"]["id"], a["replay"]) for a in alerts] == [(incident.pk, True)]
+            assert frames[-1]["id"] == "r"
+            assert not busy.done()
 
     run(scenario)
 
@@ -64,17 +52,10 @@ def test_with_no_reader_threads_the_replay_waits_for_the_database_thread(setting
     cookies = login_cookies(near_responder.user)
 
     async def scenario():
-        async with phone(cookies=cookies) as p:
-            release = threading.Event()
-            busy = asyncio.ensure_future(database_sync_to_async(release.wait)(10))
-            try:
-                await asyncio.sleep(0.05)
-                await p.send(type="resume", id="r", last_event_id=0)
-                assert await p.nothing(0.5)  # the replay waits behind the held thread
-                release.set()
-                assert (await p.receive_type("resumed", timeout=5))["id"] == "r"
-            finally:
-                release.set()
-                await busy
+        async with phone(cookies=cookies) as p, database_thread_held() as (_busy, release):
+            await p.send(type="resume", id="r", last_event_id=0)
+            assert await p.nothing(0.5)  # the replay waits behind the held thread
+            release.set()
+            assert (await p.receive_type("resumed", timeout=5))["id"] == "r"
 
     run(scenario)

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.db import connection
-from django.test import Client, override_settings
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
@@ -31,9 +31,7 @@ def _handshake_queries(cookies: str) -> tuple[int, dict]:
         async with phone(cookies=cookies) as p:
             hello.update(p.hello)
 
-    # Counted on this thread, the consumers' database thread in tests: no reader
-    # threads (dispatch.events.db_read) on PostgreSQL either.
-    with override_settings(WS_DB_READERS=0), CaptureQueriesContext(connection) as captured:
+    with CaptureQueriesContext(connection) as captured:
         run(scenario)
     return len(captured), hello
 
