@@ -13,6 +13,8 @@ import json
 import logging
 import os
 import threading
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -135,7 +137,27 @@ class WebPushBackend(BaseBackend):
     """Web Push to each of the member's browser subscriptions (VAPID, aes128gcm)."""
 
     def send(self, notification: Notification) -> SendResult:
-        subs = list(PushSubscription.objects.filter(member_id=notification.member_id))
+        return self.send_many([notification])[0]
+
+    def send_many(self, notifications: Sequence[Notification]) -> list[SendResult]:
+        # The subscriptions of the whole batch in one query: a city-wide wave's
+        # push step reaches thousands of members, most with none (bench/city.py:
+        # a query each was a second of the worker while the next alert went out).
+        subs_by_member: dict[int, list[PushSubscription]] = defaultdict(list)
+        for sub in PushSubscription.objects.filter(
+            member_id__in={n.member_id for n in notifications}
+        ).order_by("pk"):
+            subs_by_member[sub.member_id].append(sub)
+        results = []
+        for note in notifications:
+            try:
+                results.append(self._send_to(note, subs_by_member.get(note.member_id, [])))
+            except Exception as exc:  # one broken message must not lose the others
+                log.exception("notify push to member %s failed", note.member_id)
+                results.append(SendResult(ok=False, detail=f"{type(exc).__name__}: {exc}"[:200]))
+        return results
+
+    def _send_to(self, notification: Notification, subs: list[PushSubscription]) -> SendResult:
         if not subs:
             return SendResult(ok=False, skipped=True, detail="no subscription")
         payload = {

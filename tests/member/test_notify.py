@@ -161,6 +161,38 @@ def test_web_push_without_a_subscription_is_skipped(unit_pair, scheduled, settin
     assert set(NotificationAttempt.objects.values_list("status", flat=True)) == {"skipped"}
 
 
+def test_web_push_reads_the_subscriptions_of_a_whole_batch_in_one_query(
+    near_member, django_assert_max_num_queries, monkeypatch
+):
+    """A city-wide wave's push step: thousands of members, most with no browser
+    subscription (bench/city.py: one query each was a second of the worker's
+    time while the next alert went out)."""
+    from mobile import webpush
+
+    members = [near_member, *MemberFactory.create_batch(30, unit=near_member.unit)]
+    PushSubscription.objects.create(
+        member=members[3], endpoint="https://push.invalid/x", p256dh="k", auth="a"
+    )
+    sent_to = []
+    notes = [
+        notify.Notification(
+            channel="push", member_id=m.pk, member_name=m.name, phone=m.phone, text="t"
+        )
+        for m in members
+    ]
+    monkeypatch.setattr(
+        webpush,
+        "push_send",
+        lambda **kw: sent_to.append(kw["endpoint"]) or webpush.PushResult(True, 201, False),
+    )
+    # One read of the subscriptions, one success recorded.
+    with django_assert_max_num_queries(2):
+        results = webpush.WebPushBackend().send_many(notes)
+    assert sent_to == ["https://push.invalid/x"]
+    assert [r.ok for r in results] == [i == 3 for i in range(len(members))]
+    assert all(r.skipped for i, r in enumerate(results) if i != 3)
+
+
 def test_web_push_drops_a_subscription_the_push_service_says_is_gone(
     unit_pair, scheduled, settings, monkeypatch
 ):
