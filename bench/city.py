@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import json
 import os
 import resource
@@ -480,6 +481,29 @@ class Run:
             f"of alerts a phone had; load {load()}",
             flush=True,
         )
+        self._receipts_stored(city, sorted(wide))
+
+    @staticmethod
+    def _receipts_stored(city: City, incident_ids: list[int]) -> None:
+        """When the database knew each city-wide alert had reached every phone:
+        the last receipt stored, from the wave's own time (the chain's first
+        step asks the database, not the sockets, who has it)."""
+        for incident_id in incident_ids:
+            rows = city.db.query(
+                "SELECT COUNT(*), COUNT(d.delivered_at), MIN(w.created_at), MAX(d.delivered_at)"
+                " FROM dispatch_delivery d JOIN dispatch_dispatch x ON x.id = d.dispatch_id"
+                " JOIN dispatch_wave w ON w.id = x.wave_id WHERE x.incident_id = %s",
+                (incident_id,),
+            )
+            total, stored, sent, last = rows[0]
+            if isinstance(sent, str):  # SQLite keeps times as text
+                sent, last = (dt.datetime.fromisoformat(t) if t else None for t in (sent, last))
+            after = f"{(last - sent).total_seconds():.1f} s after the wave" if last else "-"
+            print(
+                f"    incident {incident_id}: {stored} of {total} receipts stored, "
+                f"the last {after}",
+                flush=True,
+            )
 
     def storm(
         self, api: Http, direct: Http, gen: LoadGen, proxy, daphnes: list[Service], city: City
