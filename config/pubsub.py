@@ -145,30 +145,33 @@ class _Inbox:
     cancelled before it runs leaves the message for the next ``get``.
     """
 
-    __slots__ = ("_items", "_waiter", "writer")
+    __slots__ = ("_items", "_waiter", "taker")
 
     def __init__(self) -> None:
         self._items: list = []
         self._waiter: asyncio.Future | None = None
-        # The consumer's own ``write_now`` (``BatchedPubSubChannelLayer.write_directly``).
-        self.writer: Callable[[dict], bool] | None = None
+        # The consumer's own handler for a message there and then: ``write_now``
+        # for a channel's pushed frames (``BatchedPubSubChannelLayer.write_directly``),
+        # ``receive_now`` for a socket's frames from the phone (config/server.py).
+        self.taker: Callable[[dict], bool] | None = None
 
     def offer(self, item) -> None:
-        """``item`` from the shard's reader: written by the consumer's writer
-        there and then if it takes it, else queued for its ``get``.
+        """``item`` from the shard's reader (or daphne's protocol): handled by
+        the consumer's taker there and then if it takes it, else queued for
+        its ``get``.
 
         Only while the reader waits on an empty inbox: a message queued, or
         taken and not yet handled, goes first, so frames keep their order.
         """
-        writer, waiter = self.writer, self._waiter
-        if writer is not None and waiter is not None and not waiter.done():
+        taker, waiter = self.taker, self._waiter
+        if taker is not None and waiter is not None and not waiter.done():
             try:
-                if writer(item):
+                if taker(item):
                     return
             except Exception:
-                # The queue is the way that always works: a writer's fault
+                # The queue is the way that always works: a taker's fault
                 # must not lose the frame nor stop the reader's other sockets.
-                log.exception("Writing a message directly failed; queued instead")
+                log.exception("Handling a message directly failed; queued instead")
         self.put_nowait(item)
 
     def put_nowait(self, item) -> None:
@@ -232,7 +235,7 @@ class _BatchedLoopLayer(pubsub.RedisPubSubLoopLayer):
     def write_directly(self, channel: str, writer: Callable[[dict], bool] | None) -> None:
         inbox = self.channels.get(channel)
         if inbox is not None:
-            inbox.writer = writer
+            inbox.taker = writer
 
     def forget_channel(self, channel: str) -> None:
         if self.channels.pop(channel, None) is not None:

@@ -174,6 +174,17 @@ def _lean_server():
                 cls._options_of = self.factory
             super()._connectionMade()
 
+        def onMessage(self, payload, isBinary) -> None:
+            # daphne's, but a text frame is offered to the consumer first
+            # (``MemberConsumer.receive_now``: a phone's receipt), as the
+            # channel layer offers pushed frames (config.pubsub ``_Inbox``).
+            queue = self.application_queue
+            if isBinary or self.muted or not isinstance(queue, _Inbox):
+                super().onMessage(payload, isBinary)
+                return
+            self.last_ping = time.time()
+            queue.offer({"type": "websocket.receive", "text": payload.decode("utf8")})
+
         def onOpen(self) -> None:
             super().onOpen()
             # The handshake is over, and the app read what it needed of its

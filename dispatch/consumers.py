@@ -53,9 +53,19 @@ class _JsonEdge(AsyncJsonWebsocketConsumer):
         raise NotImplementedError
 
     async def __call__(self, scope, receive, send) -> None:
+        # config.server's daphne offers the socket's frames to ``receive_now``
+        # first, through the inbox ``receive`` reads (config.pubsub ``_Inbox``).
+        inbox = getattr(receive, "__self__", None)
+        take = getattr(self, "receive_now", None)
+        if take is None or not hasattr(inbox, "taker"):
+            inbox = None
+        else:
+            inbox.taker = take
         try:
             await super().__call__(scope, receive, send)
         finally:
+            if inbox is not None:
+                inbox.taker = None
             # The socket's own channel, however the consumer stopped (see
             # config/pubsub.py): left subscribed, it is a leak per socket.
             forget = getattr(getattr(self, "channel_layer", None), "forget_channel", None)
@@ -234,6 +244,9 @@ class MemberConsumer(_JsonEdge):
         await self.send_json({"type": "pong", "id": msg_id})
 
     async def _on_ack(self, msg_id, content, *, seen: bool = False) -> None:
+        self._ack_add(msg_id, content, seen=seen)
+
+    def _ack_add(self, msg_id, content, *, seen: bool) -> None:
         incident_id = _int_field(content, "incident_id")
         # Answered ({"type": "ok", "recorded": first time?}) when the process's
         # batch is stored: see _AckBatch.
@@ -242,6 +255,41 @@ class MemberConsumer(_JsonEdge):
             msg_id,
             services.DeliveryAck(incident_id=incident_id, member=self.member, seen=seen),
         )
+
+    def receive_now(self, message: dict[str, Any]) -> bool:
+        """Take a receipt (``ack``, ``seen``) or a ``pong`` from the phone there
+        and then, from daphne's protocol (config/server.py), instead of through
+        this consumer's task; whether it was taken.
+
+        A city-wide alert brings a socket daphne 5,000 receipts within a second:
+        through the task each was a queue wake-up, an ``asyncio.wait`` and a
+        new receive task (bench/city.py --profile). Offered only while the
+        consumer waits with nothing queued (``_Inbox.offer``); not taken while a
+        handler runs, by a socket signed out or closing, nor anything this does
+        not read plainly (another type, a bad field, bad JSON): those go the
+        usual way, in order, and get their error frames there.
+        """
+        if self.handling or self.closing or self.member is None:
+            return False
+        text = message.get("text")
+        if text is None or len(text) > settings.WS_MAX_FRAME_BYTES:
+            return False
+        try:
+            content = json_loads(text)
+        except JSONRefused:
+            return False
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "pong":
+            self._heard()
+            return True
+        if kind not in ("ack", "seen"):
+            return False
+        try:
+            self._ack_add(content.get("id"), content, seen=kind == "seen")
+        except _BadField:
+            return False
+        self._heard()
+        return True
 
     async def _on_seen(self, msg_id, content) -> None:
         await self._on_ack(msg_id, content, seen=True)

@@ -116,7 +116,7 @@ def test_a_waiting_socket_takes_its_message_from_the_reader_directly():
     async def scenario():
         inbox = _Inbox()
         written = []
-        inbox.writer = lambda message: written.append(message) or True
+        inbox.taker = lambda message: written.append(message) or True
         reader = asyncio.ensure_future(inbox.get())
         await asyncio.sleep(0)
         inbox.offer({"type": "push", "text": "a"})
@@ -130,7 +130,7 @@ def test_a_waiting_socket_takes_its_message_from_the_reader_directly():
 def test_a_message_the_writer_refuses_or_fails_on_is_queued():
     async def scenario():
         inbox = _Inbox()
-        inbox.writer = lambda message: False  # a handler runs, or not a push
+        inbox.taker = lambda message: False  # a handler runs, or not a push
         reader = asyncio.ensure_future(inbox.get())
         await asyncio.sleep(0)
         inbox.offer({"type": "member.duty"})
@@ -139,7 +139,7 @@ def test_a_message_the_writer_refuses_or_fails_on_is_queued():
         def broken(message):
             raise RuntimeError("socket gone wrong")
 
-        inbox.writer = broken
+        inbox.taker = broken
         reader = asyncio.ensure_future(inbox.get())
         await asyncio.sleep(0)
         inbox.offer({"type": "push", "text": "alert"})
@@ -155,7 +155,7 @@ def test_a_message_behind_a_queued_one_is_queued_too_in_order():
     async def scenario():
         inbox = _Inbox()
         written = []
-        inbox.writer = lambda message: written.append(message) or True
+        inbox.taker = lambda message: written.append(message) or True
         inbox.offer("first")  # nobody waits yet: queued
         inbox.offer("second")
         assert written == []
