@@ -31,6 +31,7 @@ from django.db import close_old_connections, connection, transaction
 from units.models import Member, Unit
 
 from .models import Incident, IncidentEvent
+from .sql import rows_insert
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ def events_record(*, incident_id: int, events: Sequence[IncidentEvent]) -> list[
     for i, event in enumerate(events):
         event.incident_id = incident_id
         event.seq = last - n + 1 + i
-    return IncidentEvent.objects.bulk_create(events)
+    return rows_insert(IncidentEvent, events)
 
 
 def _seqs_claim(*, incident_id: int, n: int) -> int:

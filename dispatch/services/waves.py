@@ -26,6 +26,7 @@ from ..events import (
 )
 from ..models import Deadline, Delivery, Dispatch, Incident, IncidentEvent, Wave
 from ..ranking import Candidate, rank_units, walk_eta_s
+from ..sql import rows_insert
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,8 @@ def wave_write(
     ((unit id, distance m, ETA s), best first); pushes and the Web Push / SMS /
     voice chain after commit. Caller holds the transaction and the wave."""
     data: dict[str, Any] = {"drill": True} if incident.is_drill else {}
-    dispatches = Dispatch.objects.bulk_create(
+    dispatches = rows_insert(
+        Dispatch,
         [
             Dispatch(
                 incident=incident,
@@ -96,7 +98,7 @@ def wave_write(
                 eta_s=eta_s,
             )
             for i, (unit_id, distance_m, eta_s) in enumerate(units)
-        ]
+        ],
     )
     deliveries_write(wave=wave, reporter_id=incident.reported_by_id)
     events = events_record(
