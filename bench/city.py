@@ -477,7 +477,8 @@ class Run:
             f"  city-wide: {int(waves.targets / max(1, len(posts)))} targets, POST -> last frame "
             f"p50 {pct(waves.last_ms, 50):.0f} ms, max {pct(waves.last_ms, 100):.0f} ms, "
             f"{waves.delivered}/{waves.targets} delivered (each alert: "
-            f"{', '.join(f'{ms:.0f}' for ms in waves.last_ms)} ms), {waves.copies} copies "
+            f"{', '.join(f'{ms:.0f}' for ms in waves.last_ms)} ms; their POST alone "
+            f"{', '.join(f'{ms:.0f}' for ms in waves.post_ms)} ms), {waves.copies} copies "
             f"of alerts a phone had; load {load()}",
             flush=True,
         )
