@@ -92,3 +92,27 @@ def test_dispatches_with_defaults_and_nulls(near_unit):
 def test_nothing_to_insert_is_no_statement(django_assert_num_queries):
     with django_assert_num_queries(0):
         assert rows_insert(IncidentEvent, []) == []
+
+
+def test_data_that_is_not_json_is_refused_as_django_refuses_it(near_unit):
+    """Not turned into a string on PostgreSQL while SQLite raises."""
+    incident = _incident()
+    events = _events(incident, near_unit, MemberFactory(unit=near_unit), 1)
+    events[1].data = {"at": timezone.now()}
+    with pytest.raises(TypeError):
+        rows_insert(IncidentEvent, events)
+
+
+def test_a_unit_saved_after_it_was_assigned_is_named_by_its_id(near_unit):
+    incident = _incident()
+    events = _events(incident, near_unit, MemberFactory(unit=near_unit), 1)
+    later = UnitFactory.build(region=near_unit.region)
+    events[0].unit = later
+    later.save()
+    rows_insert(IncidentEvent, events)
+    assert IncidentEvent.objects.get(pk=events[0].pk).unit_id == later.pk
+    never_saved = UnitFactory.build(region=near_unit.region)
+    again = _events(incident, near_unit, MemberFactory(unit=near_unit), 10)
+    again[0].unit = never_saved
+    with pytest.raises(ValueError):
+        rows_insert(IncidentEvent, again)
