@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import threading
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -140,18 +139,25 @@ class WebPushBackend(BaseBackend):
         return self.send_many([notification])[0]
 
     def send_many(self, notifications: Sequence[Notification]) -> list[SendResult]:
-        # The subscriptions of the whole batch in one query: a city-wide wave's
-        # push step reaches thousands of members, most with none (bench/city.py:
-        # a query each was a second of the worker while the next alert went out).
-        subs_by_member: dict[int, list[PushSubscription]] = defaultdict(list)
-        for sub in PushSubscription.objects.filter(
-            member_id__in={n.member_id for n in notifications}
-        ).order_by("pk"):
-            subs_by_member[sub.member_id].append(sub)
+        # Which members have a subscription at all, in one query: a city-wide
+        # wave's push step reaches thousands of members, most with none
+        # (bench/city.py: a query each was a second of the worker while the
+        # next alert went out). Those with one are read again just before
+        # their send: a phone signed out meanwhile gets nothing more.
+        subscribed = set(
+            PushSubscription.objects.filter(
+                member_id__in={n.member_id for n in notifications}
+            ).values_list("member_id", flat=True)
+        )
         results = []
         for note in notifications:
             try:
-                results.append(self._send_to(note, subs_by_member.get(note.member_id, [])))
+                subs = (
+                    list(PushSubscription.objects.filter(member_id=note.member_id).order_by("pk"))
+                    if note.member_id in subscribed
+                    else []
+                )
+                results.append(self._send_to(note, subs))
             except Exception as exc:  # one broken message must not lose the others
                 log.exception("notify push to member %s failed", note.member_id)
                 results.append(SendResult(ok=False, detail=f"{type(exc).__name__}: {exc}"[:200]))

@@ -185,12 +185,44 @@ def test_web_push_reads_the_subscriptions_of_a_whole_batch_in_one_query(
         "push_send",
         lambda **kw: sent_to.append(kw["endpoint"]) or webpush.PushResult(True, 201, False),
     )
-    # One read of the subscriptions, one success recorded.
-    with django_assert_max_num_queries(2):
+    # Who has a subscription, the one member's read just before the send, its success.
+    with django_assert_max_num_queries(3):
         results = webpush.WebPushBackend().send_many(notes)
     assert sent_to == ["https://push.invalid/x"]
     assert [r.ok for r in results] == [i == 3 for i in range(len(members))]
     assert all(r.skipped for i, r in enumerate(results) if i != 3)
+
+
+def test_web_push_sends_nothing_to_a_phone_signed_out_while_the_batch_goes_out(
+    near_member, monkeypatch
+):
+    """A chunk is a thousand members and a push up to seconds each: a
+    subscription read once for the whole chunk outlived the phone's sign-out."""
+    from mobile import webpush
+
+    first, second = near_member, MemberFactory(unit=near_member.unit)
+    for i, member in enumerate((first, second)):
+        PushSubscription.objects.create(
+            member=member, endpoint=f"https://push.invalid/{i}", p256dh="k", auth="a"
+        )
+    sent_to = []
+
+    def send(**kw):
+        sent_to.append(kw["endpoint"])
+        # Meanwhile the second phone signs out (mobile.services.member_sign_out).
+        PushSubscription.objects.filter(member=second).delete()
+        return webpush.PushResult(True, 201, False)
+
+    monkeypatch.setattr(webpush, "push_send", send)
+    notes = [
+        notify.Notification(
+            channel="push", member_id=m.pk, member_name=m.name, phone=m.phone, text="t"
+        )
+        for m in (first, second)
+    ]
+    results = webpush.WebPushBackend().send_many(notes)
+    assert sent_to == ["https://push.invalid/0"]
+    assert results[0].ok and results[1].skipped
 
 
 def test_web_push_drops_a_subscription_the_push_service_says_is_gone(
