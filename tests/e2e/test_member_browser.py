@@ -282,7 +282,20 @@ def deliver_push(page, payload: dict[str, Any]) -> list[dict[str, Any]]:
             timeout=15_000,
         )
     except AssertionError as exc:
-        raise AssertionError(f"no notification shown; workers: {versions}") from exc
+        # Which side failed, next time it does (seen once in CI, 2026-12-01,
+        # with the worker activated and running): the permission as the page
+        # sees it, and whether the registration shows a notification at all.
+        # If it does, the push event itself was lost on the way to the worker.
+        seen = page.evaluate(
+            """navigator.permissions.query({name: "notifications"}).then(p =>
+                navigator.serviceWorker.ready.then(r =>
+                    r.showNotification("probe", {tag: "probe"})
+                        .then(() => "shown", e => String(e))
+                        .then(shown => ({permission: p.state, direct: shown}))))"""
+        )
+        raise AssertionError(
+            f"no notification shown; workers: {versions}; from the page: {seen}"
+        ) from exc
     return page.evaluate(
         """navigator.serviceWorker.ready.then(r => r.getNotifications()).then(ns =>
             ns.map(n => ({title: n.title, body: n.body, tag: n.tag,
