@@ -135,8 +135,9 @@ def push_send(
 class WebPushBackend(BaseBackend):
     """Web Push to each of the member's browser subscriptions (VAPID, aes128gcm)."""
 
-    def send(self, notification: Notification) -> SendResult:
-        return self.send_many([notification])[0]
+    # Members with a subscription, read once for a batch (``send_many``);
+    # None: ``send`` asks for itself. A backend is made per call (``backend_for``).
+    _subscribed: set[int] | None = None
 
     def send_many(self, notifications: Sequence[Notification]) -> list[SendResult]:
         # Which members have a subscription at all, in one query: a city-wide
@@ -144,26 +145,23 @@ class WebPushBackend(BaseBackend):
         # (bench/city.py: a query each was a second of the worker while the
         # next alert went out). Those with one are read again just before
         # their send: a phone signed out meanwhile gets nothing more.
-        subscribed = set(
+        self._subscribed = set(
             PushSubscription.objects.filter(
                 member_id__in={n.member_id for n in notifications}
             ).values_list("member_id", flat=True)
         )
-        results = []
-        for note in notifications:
-            try:
-                subs = (
-                    list(PushSubscription.objects.filter(member_id=note.member_id).order_by("pk"))
-                    if note.member_id in subscribed
-                    else []
-                )
-                results.append(self._send_to(note, subs))
-            except Exception as exc:  # one broken message must not lose the others
-                log.exception("notify push to member %s failed", note.member_id)
-                results.append(SendResult(ok=False, detail=f"{type(exc).__name__}: {exc}"[:200]))
-        return results
+        try:
+            return super().send_many(notifications)
+        finally:
+            self._subscribed = None
 
-    def _send_to(self, notification: Notification, subs: list[PushSubscription]) -> SendResult:
+    def send(self, notification: Notification) -> SendResult:
+        subscribed = self._subscribed
+        subs = (
+            []
+            if subscribed is not None and notification.member_id not in subscribed
+            else list(PushSubscription.objects.filter(member_id=notification.member_id))
+        )
         if not subs:
             return SendResult(ok=False, skipped=True, detail="no subscription")
         payload = {
