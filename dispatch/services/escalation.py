@@ -1,5 +1,6 @@
-"""Escalation: a deadline row fires once (conditional claim) and sends the next
-ring; the beat sweep fires what a dead worker missed. A command board may send
+"""Escalation: a deadline row fires once (conditional claim), sends the next
+ring and enqueues the timer of the incident's next deadline; the beat sweep
+fires what a dead worker missed. A command board may send
 the next ring before its deadline (``incident_ring_next``): that ring's row is
 claimed for its wave, so the wave goes out once."""
 
@@ -60,6 +61,16 @@ def deadline_fire(*, deadline_id: int) -> str:
                 incident=incident, tier=tier, wave_sent=deadline.outcome == RING_SENT
             )
         Deadline.objects.filter(pk=deadline_id).update(outcome=outcome)
+        # The incident's next deadline gets its timer (see deadlines_schedule); a
+        # closed incident's are the sweep's, which records them as met.
+        if incident.status == Incident.Status.OPEN:
+            following = list(
+                Deadline.objects.filter(incident_id=incident.pk, fired_at=None).order_by(
+                    "due_at", "pk"
+                )[:1]
+            )
+            if following:
+                transaction.on_commit(lambda: deadlines_schedule(following))
     return outcome
 
 

@@ -246,7 +246,13 @@ def deadlines_create(*, incident: Incident, policy: dict[str, Any]) -> list[Dead
 
 
 def deadlines_schedule(deadlines: list[Deadline]) -> None:
-    """Enqueue a timer per deadline; the beat sweep re-fires any that is lost.
+    """Enqueue a timer for the earliest pending one of ``deadlines``.
+
+    An incident's deadlines are a chain: the one fired enqueues the next
+    (``escalation.deadline_fire``). So the intake's commit, on the path to the
+    phones, enqueues one message and not one per tier, and the worker holds one
+    ETA message per open incident. A lost timer is the sweep's: it fires the
+    deadline when due, and that firing enqueues the next.
 
     A deadline further off than half the broker's visibility timeout gets no
     timer: Redis would hand an unacked ETA task to a second worker after that
@@ -255,17 +261,17 @@ def deadlines_schedule(deadlines: list[Deadline]) -> None:
     # Imported here: tasks imports this module at its top (cycle services <-> tasks).
     from ..tasks import fire_deadline
 
-    horizon = timezone.now() + dt.timedelta(seconds=_countdown_max_s())
-    for d in deadlines:
-        if d.due_at > horizon:
-            continue
-        try:
-            fire_deadline.apply_async(
-                (d.pk,), eta=d.due_at, expires=d.due_at + dt.timedelta(minutes=5)
-            )
-        except Exception as exc:
-            # Broker down: the deadline row stays pending and the sweep fires it.
-            log.warning("could not enqueue deadline %s (%r); the sweep will fire it", d.pk, exc)
+    pending = [d for d in deadlines if d.fired_at is None]
+    if not pending:
+        return
+    d = min(pending, key=lambda d: (d.due_at, d.pk))
+    if d.due_at > timezone.now() + dt.timedelta(seconds=_countdown_max_s()):
+        return
+    try:
+        fire_deadline.apply_async((d.pk,), eta=d.due_at, expires=d.due_at + dt.timedelta(minutes=5))
+    except Exception as exc:
+        # Broker down: the deadline row stays pending and the sweep fires it.
+        log.warning("could not enqueue deadline %s (%r); the sweep will fire it", d.pk, exc)
 
 
 def _countdown_max_s() -> float:

@@ -44,22 +44,71 @@ def enqueued(monkeypatch) -> list[dict]:
     return calls
 
 
-def test_intake_enqueues_one_timer_per_tier_after_commit(
+def test_intake_enqueues_one_timer_after_commit_for_the_first_tier(
     near_responder, enqueued, django_capture_on_commit_callbacks
 ):
+    """One Celery message per incident, not one per tier: the intake's commit
+    is on the path to the phones, and the worker holds each ETA message."""
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         incident = raise_incident()
     assert enqueued == []  # not before commit
     for callback in callbacks:
         callback()
-    deadlines = {d.pk: d for d in incident.deadlines.all()}
-    assert len(enqueued) == len(deadlines) == 5
-    for call in enqueued:
-        (deadline_id,) = call["args"]
-        assert isinstance(deadline_id, int)  # ids, never model instances
-        json.dumps(call["args"])
-        assert call["eta"] == deadlines[deadline_id].due_at
-        assert call["expires"] > call["eta"]
+    first = incident.deadlines.order_by("due_at").first()
+    assert first.tier == "respond_1min"
+    assert incident.deadlines.count() == 5
+    assert [call["args"] for call in enqueued] == [(first.pk,)]  # ids, never instances
+    json.dumps(enqueued[0]["args"])
+    assert enqueued[0]["eta"] == first.due_at
+    assert enqueued[0]["expires"] > enqueued[0]["eta"]
+
+
+def test_a_fired_deadline_enqueues_the_timer_of_the_incidents_next_one(
+    near_responder, mid_responder, enqueued, django_capture_on_commit_callbacks
+):
+    incident = raise_incident()
+    deadline = make_due(incident, "respond_1min")
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        assert services.deadline_fire(deadline_id=deadline.pk) == "escalated"
+    assert enqueued == []  # not before commit
+    for callback in callbacks:
+        callback()
+    following = incident.deadlines.get(tier="control_3min")
+    assert [call["args"] for call in enqueued] == [(following.pk,)]
+    assert enqueued[0]["eta"] == following.due_at
+
+    # A repeat (a redelivered message, the sweep) claims nothing and enqueues nothing.
+    enqueued.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.deadline_fire(deadline_id=deadline.pk) == "not_due_or_fired"
+    assert enqueued == []
+
+
+def test_the_timers_chain_through_every_tier_in_order(
+    near_responder, mid_responder, enqueued, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        incident = raise_incident()
+    tiers = list(incident.deadlines.order_by("due_at").values_list("tier", flat=True))
+    for tier in tiers:
+        (deadline_id,) = enqueued.pop()["args"]
+        assert Deadline.objects.get(pk=deadline_id).tier == tier
+        make_due(incident, tier)
+        with django_capture_on_commit_callbacks(execute=True):
+            assert tasks.fire_deadline.run(deadline_id) != "not_due_or_fired"
+    assert enqueued == []  # the last tier leaves no timer behind
+    assert not incident.deadlines.filter(fired_at=None).exists()
+
+
+def test_a_closed_incident_leaves_its_later_deadlines_to_the_sweep(
+    near_responder, enqueued, django_capture_on_commit_callbacks
+):
+    incident = raise_incident()
+    Incident.objects.filter(pk=incident.pk).update(status=Incident.Status.CLOSED)
+    deadline = make_due(incident, "respond_1min")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert services.deadline_fire(deadline_id=deadline.pk) == "met"
+    assert enqueued == []
 
 
 @pytest.mark.django_db(transaction=True)
@@ -74,17 +123,18 @@ def test_nothing_is_enqueued_when_intake_rolls_back(near_responder, enqueued):
 def test_no_timer_is_longer_than_half_the_visibility_timeout(
     settings, near_responder, enqueued, django_capture_on_commit_callbacks
 ):
-    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 600}
+    # Half of 100 s: the first tier (60 s) is too far off for a timer.
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 100}
     with django_capture_on_commit_callbacks(execute=True):
         incident = raise_incident()
-    horizon = incident.received_at + dt.timedelta(seconds=300)
-    scheduled = {call["args"][0] for call in enqueued}
-    far_off = set(incident.deadlines.filter(due_at__gt=horizon).values_list("pk", flat=True))
-    assert far_off  # 10- and 20-minute tiers are left to the sweep
-    assert scheduled.isdisjoint(far_off)
-    assert scheduled == set(
-        incident.deadlines.filter(due_at__lte=horizon).values_list("pk", flat=True)
-    )
+    assert enqueued == []
+    # The sweep fires it when due, and that enqueues the next tier's timer.
+    make_due(incident, "respond_1min")
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    with django_capture_on_commit_callbacks(execute=True):
+        assert tasks.sweep_deadlines.delay().get() == 1
+    control = incident.deadlines.get(tier="control_3min")
+    assert [call["args"] for call in enqueued] == [(control.pk,)]
 
 
 def test_an_unreachable_broker_does_not_fail_intake(
