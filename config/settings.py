@@ -156,6 +156,10 @@ elif env.bool("DATABASE_POOL", default=True):
     # forked, a password exchange) and dropped it, part of every intake POST's
     # time (bench/city.py, wave one). Pooled connections are not also persistent.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # The pool checks a connection before handing it out (an empty query): one
+    # the server closed (a restart, a failover) is replaced, not given to a
+    # request or a task to fail on.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
         "min_size": env.int("DATABASE_POOL_MIN", default=2),
         "max_size": env.int("DATABASE_POOL_MAX", default=10),
@@ -242,6 +246,11 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # is idempotent (a deadline is claimed by a conditional update): cancelling it would
 # abort a wave half sent, while letting it finish costs at most a no-op redelivery.
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
+# Celery's Django fixup closes the database connections, and Django's connection
+# pool, before and after every task unless this many tasks ran
+# (celery/celery#10554): each task opened new PostgreSQL connections. Set past
+# reach; config/celery.py hands connections back at each task's edges instead.
+CELERY_DB_REUSE_MAX = 10**9
 # Redis hands an unacked message to another worker after this many seconds. Set on
 # purpose: dispatch enqueues ETA timers only up to half of it (dispatch/services.py,
 # _countdown_max_s), so a held timer is never redelivered before it is due; later
