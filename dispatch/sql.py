@@ -8,6 +8,7 @@ import datetime as dt
 import json
 import uuid
 from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -35,15 +36,60 @@ def rows_insert(model: type[Model], objs: Sequence[Model]) -> list[Model]:
     19-22 ms here. Elsewhere, and for one row (``bulk_create``'s plain VALUES
     is 50 us faster there), ``bulk_create`` itself.
     """
-    fields = [f for f in model._meta.concrete_fields if not f.primary_key]
+    rows = json_rows(model, objs) if len(objs) >= 2 else None
+    if rows is None:
+        return model.objects.bulk_create(objs)
+    q = rows.conn.ops.quote_name
+    pk = q(model._meta.pk.column)
+    with rows.conn.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {q(model._meta.db_table)} ({rows.columns}) "  # noqa: S608
+            f"SELECT {rows.listed} FROM {rows.source} ORDER BY n RETURNING {pk}",
+            [rows.param],
+        )
+        ids = cursor.fetchall()
+    rows.saved([pk_value for (pk_value,) in ids])
+    return list(objs)
+
+
+@dataclass
+class JsonRows:
+    """Rows of ``model`` as one JSON parameter, for an ``INSERT ... SELECT``
+    (``json_rows``): ``source`` is the row source ``r`` (its columns
+    ``listed``, then ``n``, the row's place from 1), taking ``param``."""
+
+    conn: Any
+    objs: Sequence[Model]
+    fields: list[Any]
+    columns: str  # the table's columns, quoted, in the order of ``listed``
+    listed: str  # r's columns
+    source: str
+    param: str
+
+    def saved(self, pks: Sequence[Any]) -> None:
+        """Give each object its primary key from the statement's RETURNING."""
+        for obj, pk_value in zip(self.objs, pks, strict=True):
+            obj.pk = pk_value
+            obj._state.adding = False
+            obj._state.db = self.conn.alias
+
+
+def json_rows(
+    model: type[Model], objs: Sequence[Model], *, exclude: Collection[str] = ()
+) -> JsonRows | None:
+    """``objs`` as one JSON parameter with the SQL that unpacks it on
+    PostgreSQL, the fields named in ``exclude`` left to the caller's SQL; None
+    where ``bulk_create`` must do it (another database, a generated field, a
+    JSON encoder, a preset primary key, an expression as a value)."""
+    fields = [f for f in model._meta.concrete_fields if not f.primary_key and f.name not in exclude]
     if (
-        len(objs) < 2
+        not objs
         or connection.vendor != "postgresql"
         # What this does not do as bulk_create does: bulk_create itself.
         or any(f.generated or (isinstance(f, JSONField) and f.encoder) for f in fields)
         or any(obj.pk is not None for obj in objs)
     ):
-        return model.objects.bulk_create(objs)
+        return None
     # The connection itself, not ``django.db.connection``'s per-context proxy:
     # asked for once per value, the proxy's lookups were a third of the time.
     conn = connections[DEFAULT_DB_ALIAS]
@@ -65,27 +111,23 @@ def rows_insert(model: type[Model], objs: Sequence[Model]) -> list[Model]:
         for name, pre_save, prep in prepared:
             value = pre_save(obj, True)
             if hasattr(value, "resolve_expression"):
-                return model.objects.bulk_create(objs)  # an expression: the database's
+                return None  # an expression: the database's
             row[name] = value if prep is None else _as_json(prep(value, conn))
         rows.append(row)
     listed = ", ".join(names)
     types = ", ".join(f"{n} {f.db_type(conn)}" for n, f in zip(names, fields, strict=True))
-    columns = ", ".join(q(f.column) for f in fields)
-    pk = q(model._meta.pk.column)
-    with conn.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {q(model._meta.db_table)} ({columns}) "  # noqa: S608
-            f"SELECT {listed} FROM ROWS FROM (jsonb_to_recordset(%s::jsonb) AS ({types})) "
-            f"WITH ORDINALITY AS r({listed}, n) "
-            f"ORDER BY n RETURNING {pk}",
-            [json.dumps(rows, ensure_ascii=False)],
-        )
-        ids = cursor.fetchall()
-    for obj, (pk_value,) in zip(objs, ids, strict=True):
-        obj.pk = pk_value
-        obj._state.adding = False
-        obj._state.db = conn.alias
-    return list(objs)
+    return JsonRows(
+        conn=conn,
+        objs=objs,
+        fields=fields,
+        columns=", ".join(q(f.column) for f in fields),
+        listed=listed,
+        source=(
+            f"ROWS FROM (jsonb_to_recordset(%s::jsonb) AS ({types})) "
+            f"WITH ORDINALITY AS r({listed}, n)"
+        ),
+        param=json.dumps(rows, ensure_ascii=False),
+    )
 
 
 def _as_json(value: Any) -> Any:
