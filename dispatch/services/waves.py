@@ -26,7 +26,7 @@ from ..events import (
 )
 from ..models import Deadline, Delivery, Dispatch, Incident, IncidentEvent, Wave
 from ..ranking import Candidate, rank_units, walk_eta_s
-from ..sql import rows_insert
+from ..sql import json_rows, rows_insert
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +85,9 @@ def wave_write(
     ((unit id, distance m, ETA s), best first); pushes and the Web Push / SMS /
     voice chain after commit. Caller holds the transaction and the wave."""
     data: dict[str, Any] = {"drill": True} if incident.is_drill else {}
-    dispatches = rows_insert(
-        Dispatch,
-        [
+    dispatches = dispatches_write(
+        wave=wave,
+        dispatches=[
             Dispatch(
                 incident=incident,
                 wave=wave,
@@ -99,8 +99,8 @@ def wave_write(
             )
             for i, (unit_id, distance_m, eta_s) in enumerate(units)
         ],
+        reporter_id=incident.reported_by_id,
     )
-    deliveries_write(wave=wave, reporter_id=incident.reported_by_id)
     events = events_record(
         incident_id=incident.pk,
         events=[
@@ -149,6 +149,63 @@ def wave_write(
     return dispatches
 
 
+def dispatches_write(
+    *, wave: Wave, dispatches: list[Dispatch], reporter_id: int | None
+) -> list[Dispatch]:
+    """A wave's dispatches (one unit each), then their deliveries
+    (``deliveries_write``). On PostgreSQL one statement: the deliveries'
+    INSERT ... SELECT in a CTE after the dispatches' (a round trip fewer on the
+    path to the phones)."""
+    rows = json_rows(Dispatch, dispatches)
+    if rows is None:
+        dispatches = rows_insert(Dispatch, dispatches)
+        deliveries_write(wave=wave, reporter_id=reporter_id)
+        return dispatches
+    q = rows.conn.ops.quote_name
+    select, params = _deliveries_select(source="d", reporter_id=reporter_id)
+    with rows.conn.cursor() as cursor:
+        cursor.execute(
+            f"WITH d AS (INSERT INTO {q(Dispatch._meta.db_table)} ({rows.columns}) "  # noqa: S608
+            f"SELECT {rows.listed} FROM {rows.source} ORDER BY n "
+            f"RETURNING {_col(Dispatch, 'id')}, {_col(Dispatch, 'unit')}), "
+            f"l AS ({_deliveries_insert()} {select}) "
+            f"SELECT {_col(Dispatch, 'unit')}, {_col(Dispatch, 'id')} FROM d",
+            [rows.param, *params],
+        )
+        ids = dict(cursor.fetchall())
+    # By unit (one dispatch each in a wave), not by the order rows come back in.
+    rows.saved([ids[d.unit_id] for d in dispatches])
+    return dispatches
+
+
+def _col(model, name: str) -> str:
+    return connection.ops.quote_name(model._meta.get_field(name).column)
+
+
+def _deliveries_insert() -> str:
+    columns = ", ".join(_col(Delivery, name) for name in ("dispatch", "member", "created_at"))
+    return f"INSERT INTO {connection.ops.quote_name(Delivery._meta.db_table)} ({columns})"
+
+
+def _deliveries_select(*, source: str, reporter_id: int | None) -> tuple[str, list[Any]]:
+    """The deliveries of the dispatches in ``source`` (a table or CTE with the
+    dispatch's id and unit columns, aliased ``d``): every active member on duty
+    in the unit, the reporter left out."""
+    q = connection.ops.quote_name
+    # Identifiers from the models' metadata; every value is a bound parameter.
+    sql = (
+        f"SELECT d.{_col(Dispatch, 'id')}, m.{_col(Member, 'id')}, %s "  # noqa: S608
+        f"FROM {source} d JOIN {q(Member._meta.db_table)} m "
+        f"ON m.{_col(Member, 'unit')} = d.{_col(Dispatch, 'unit')} "
+        f"WHERE m.{_col(Member, 'on_duty')} = %s AND m.{_col(Member, 'is_active')} = %s"
+    )
+    params: list[Any] = [connection.ops.adapt_datetimefield_value(timezone.now()), True, True]
+    if reporter_id is not None:
+        sql += f" AND m.{_col(Member, 'id')} <> %s"
+        params.append(reporter_id)
+    return sql, params
+
+
 def deliveries_write(*, wave: Wave, reporter_id: int | None) -> int:
     """A delivery row for every active member on duty in the wave's units, in
     one INSERT ... SELECT: a city-wide wave is 10,000 rows, and building them as
@@ -159,31 +216,12 @@ def deliveries_write(*, wave: Wave, reporter_id: int | None) -> int:
     push, SMS or call either; the frame names them for their own phone).
     """
     q = connection.ops.quote_name
-
-    def col(model, name: str) -> str:
-        return q(model._meta.get_field(name).column)
-
-    # Identifiers from the models' metadata; every value is a bound parameter.
-    sql = (
-        f"INSERT INTO {q(Delivery._meta.db_table)} "  # noqa: S608
-        f"({col(Delivery, 'dispatch')}, {col(Delivery, 'member')}, {col(Delivery, 'created_at')}) "
-        f"SELECT d.{col(Dispatch, 'id')}, m.{col(Member, 'id')}, %s "
-        f"FROM {q(Dispatch._meta.db_table)} d JOIN {q(Member._meta.db_table)} m "
-        f"ON m.{col(Member, 'unit')} = d.{col(Dispatch, 'unit')} "
-        f"WHERE d.{col(Dispatch, 'wave')} = %s AND m.{col(Member, 'on_duty')} = %s "
-        f"AND m.{col(Member, 'is_active')} = %s"
-    )
-    params: list[Any] = [
-        connection.ops.adapt_datetimefield_value(timezone.now()),
-        wave.pk,
-        True,
-        True,
-    ]
-    if reporter_id is not None:
-        sql += f" AND m.{col(Member, 'id')} <> %s"
-        params.append(reporter_id)
+    select, params = _deliveries_select(source=q(Dispatch._meta.db_table), reporter_id=reporter_id)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(
+            f"{_deliveries_insert()} {select} AND d.{_col(Dispatch, 'wave')} = %s",
+            [*params, wave.pk],
+        )
         return cursor.rowcount
 
 

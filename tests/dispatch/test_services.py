@@ -618,6 +618,47 @@ def test_appending_events_to_an_incident_that_is_not_there_is_refused(db):
     assert not IncidentEvent.objects.exists()
 
 
+def test_a_waves_dispatches_and_their_deliveries_are_written_together(
+    near_responder, mid_responder, django_assert_num_queries
+):
+    """On PostgreSQL one statement (the deliveries' INSERT ... SELECT in a CTE
+    after the dispatches'); elsewhere two. Each dispatch gets its id, and a
+    delivery goes to every active member on duty in its unit but the reporter."""
+    from dispatch.services.waves import dispatches_write
+
+    incident = raise_incident(send_wave1=False).incident
+    wave = Wave.objects.create(incident=incident, number=1, radius_m=0, reason="test")
+    near_colleague = MemberFactory(unit=near_responder.unit, on_duty=True)
+    MemberFactory(unit=mid_responder.unit, on_duty=False)
+    MemberFactory(unit=mid_responder.unit, on_duty=True, is_active=False)
+    made = [
+        Dispatch(
+            incident=incident,
+            wave=wave,
+            unit=member.unit,
+            rank=rank,
+            distance_m=10 * rank,
+            eta_s=rank,
+        )
+        for rank, member in enumerate([mid_responder, near_responder], start=1)
+    ]
+    statements = 1 if connection.vendor == "postgresql" else 2
+    with django_assert_num_queries(statements):
+        written = dispatches_write(wave=wave, dispatches=made, reporter_id=near_responder.pk)
+    assert written == made
+    stored = {d.pk: d.unit_id for d in Dispatch.objects.filter(wave=wave)}
+    assert stored == {d.pk: d.unit_id for d in made}
+    expected = {
+        (d.pk, member_id)
+        for d in made
+        for member_id in Member.objects.filter(unit=d.unit_id, on_duty=True, is_active=True)
+        .exclude(pk=near_responder.pk)
+        .values_list("pk", flat=True)
+    }
+    assert {(made[0].pk, mid_responder.pk), (made[1].pk, near_colleague.pk)} <= expected
+    assert set(Delivery.objects.values_list("dispatch_id", "member_id")) == expected
+
+
 def test_event_seqs_are_counted_per_incident(near_responder):
     a = raise_incident().incident
     b = raise_incident(lat=SPOT[0] + 0.001).incident
