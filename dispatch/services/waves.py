@@ -269,16 +269,21 @@ def wave_send(
         return wave_write(incident=incident, wave=wave, units=units, rank0=on_incident, actor=actor)
 
 
+def deadlines_due(
+    *, received_at: dt.datetime, policy: dict[str, Any]
+) -> list[tuple[str, dt.datetime]]:
+    """Each escalation tier of ``policy`` with its due time."""
+    return [
+        (tier["name"], received_at + dt.timedelta(seconds=tier["after_s"]))
+        for tier in policy.get("tiers", [])
+    ]
+
+
 def deadlines_create(*, incident: Incident, policy: dict[str, Any]) -> list[Deadline]:
-    base = incident.received_at
     return Deadline.objects.bulk_create(
         [
-            Deadline(
-                incident=incident,
-                tier=tier["name"],
-                due_at=base + dt.timedelta(seconds=tier["after_s"]),
-            )
-            for tier in policy.get("tiers", [])
+            Deadline(incident=incident, tier=tier, due_at=due)
+            for tier, due in deadlines_due(received_at=incident.received_at, policy=policy)
         ]
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import re
 import sqlite3
 import threading
 
@@ -616,6 +617,40 @@ def test_appending_events_to_an_incident_that_is_not_there_is_refused(db):
             incident_id=987654, events=[IncidentEvent(type=IncidentEvent.Type.FLAGGED, data={})]
         )
     assert not IncidentEvent.objects.exists()
+
+
+WRITE = re.compile(r"(INSERT|UPDATE|DELETE|WITH \w+ AS \((INSERT|UPDATE))")
+
+
+def test_intake_writes_an_incident_and_its_wave_in_four_statements_on_postgresql(
+    near_responder, mid_responder
+):
+    """Between the intake's savepoint and its release: the incident with its
+    created event and deadlines, the wave, its dispatches with their
+    deliveries, its alerted events with their seqs. Each statement is a round
+    trip on the path to the phones; elsewhere (SQLite) nine."""
+    with CaptureQueriesContext(connection) as queries:
+        result = raise_incident(address="天河路 1 号")
+    sql = [q["sql"] for q in queries.captured_queries]
+    begin = next(i for i, s in enumerate(sql) if s.startswith("SAVEPOINT"))
+    end = next(i for i, s in enumerate(sql) if s.startswith("RELEASE SAVEPOINT"))
+    # The ranking's reads (tests refresh it on every call) are not the intake's.
+    writes = [s for s in sql[begin + 1 : end] if WRITE.match(s)]
+    assert len(writes) == (4 if connection.vendor == "postgresql" else 9), writes
+
+    incident = Incident.objects.get(pk=result.incident.pk)
+    alerted = len(result.candidates)
+    assert alerted >= 1
+    assert incident.last_seq == 1 + alerted
+    events = list(incident.events.order_by("seq").values_list("seq", "type"))
+    assert events == [(1, "created")] + [(2 + i, "alerted") for i in range(alerted)]
+    assert result.incident.received_at == incident.received_at
+    deadlines = list(incident.deadlines.order_by("due_at"))
+    assert [d.pk for d in deadlines] and all(d.fired_at is None for d in deadlines)
+    assert deadlines[0].due_at == incident.received_at + dt.timedelta(
+        seconds=incident.policy["tiers"][0]["after_s"]
+    )
+    assert Delivery.objects.filter(dispatch__incident=incident).count() >= 2
 
 
 def test_a_waves_dispatches_and_their_deliveries_are_written_together(
