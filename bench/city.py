@@ -153,24 +153,31 @@ class Waves:
     post_ms: list[float] = field(default_factory=list)
     last_ms: list[float] = field(default_factory=list)
     spread_ms: list[float] = field(default_factory=list)
+    # The last phone's task turn in the load generator (its own queueing, see
+    # bench/loadgen.py): what "last frame" measured before 2026-12-01.
+    handled_ms: list[float] = field(default_factory=list)
     targets: int = 0
     delivered: int = 0
     copies: int = 0  # an alert frame again on a phone that has it (the heartbeat's)
 
     def score(self, posts, records) -> None:
-        arrivals: dict[tuple[int, int], float] = {}
-        for incident_id, member_id, _event, at, _replay, copy in records:
+        arrivals: dict[tuple[int, int], tuple[float, float]] = {}
+        for incident_id, member_id, _event, at, _replay, copy, handled in records:
             self.copies += bool(copy)
-            if (incident_id, member_id) not in arrivals or at < arrivals[(incident_id, member_id)]:
-                arrivals[(incident_id, member_id)] = at
+            key = (incident_id, member_id)
+            if key not in arrivals or at < arrivals[key][0]:
+                arrivals[key] = (at, handled)
         for incident_id, started, post_s, targets in posts:
             got = [arrivals[(incident_id, m)] for m in targets if (incident_id, m) in arrivals]
             self.targets += len(targets)
             self.delivered += len(got)
             self.post_ms.append(post_s * 1000)
             if got:
-                self.last_ms.append((max(got) - started) * 1000)
-                self.spread_ms.append((max(got) - min(got)) * 1000)
+                self.last_ms.append((max(at for at, _h in got) - started) * 1000)
+                self.spread_ms.append(
+                    (max(at for at, _h in got) - min(at for at, _h in got)) * 1000
+                )
+                self.handled_ms.append((max(h for _a, h in got) - started) * 1000)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -402,7 +409,9 @@ class Run:
         print(
             f"  wave 1: POST -> last frame p50 {pct(waves.last_ms, 50):.1f} ms, "
             f"p99 {pct(waves.last_ms, 99):.1f} ms (POST alone p50 {pct(waves.post_ms, 50):.1f} ms, "
-            f"first -> last frame p50 {pct(waves.spread_ms, 50):.1f} ms), "
+            f"first -> last frame p50 {pct(waves.spread_ms, 50):.1f} ms; to the last phone's "
+            f"turn in the load generator p50 {pct(waves.handled_ms, 50):.1f} ms, "
+            f"p99 {pct(waves.handled_ms, 99):.1f} ms), "
             f"{waves.delivered}/{waves.targets} delivered;"
             f" load {load()}",
             flush=True,
@@ -478,7 +487,9 @@ class Run:
             f"p50 {pct(waves.last_ms, 50):.0f} ms, max {pct(waves.last_ms, 100):.0f} ms, "
             f"{waves.delivered}/{waves.targets} delivered (each alert: "
             f"{', '.join(f'{ms:.0f}' for ms in waves.last_ms)} ms; their POST alone "
-            f"{', '.join(f'{ms:.0f}' for ms in waves.post_ms)} ms), {waves.copies} copies "
+            f"{', '.join(f'{ms:.0f}' for ms in waves.post_ms)} ms; to the last phone's turn in "
+            f"the load generator {', '.join(f'{ms:.0f}' for ms in waves.handled_ms)} ms), "
+            f"{waves.copies} copies "
             f"of alerts a phone had; load {load()}",
             flush=True,
         )
@@ -566,7 +577,7 @@ class Run:
                 break
         seen: dict[tuple[int, int], set[int]] = {}
         copies = 0
-        for incident_id, member_id, event_id, _at, _replay, copy in records:
+        for incident_id, member_id, event_id, _at, _replay, copy, _handled in records:
             if copy:
                 copies += 1
                 continue
@@ -695,14 +706,16 @@ class Run:
         row(
             f"wave 1, POST -> last frame p50 ({len(w.last_ms)} incidents, "
             f"{w.targets / max(1, len(w.last_ms)):.0f} sockets each; POST alone p50 "
-            f"{pct(w.post_ms, 50):.1f} ms, first -> last frame p50 {pct(w.spread_ms, 50):.1f} ms)",
+            f"{pct(w.post_ms, 50):.1f} ms, first -> last frame p50 {pct(w.spread_ms, 50):.1f} ms; "
+            f"to the last phone's turn in the load generator p50 {pct(w.handled_ms, 50):.1f} ms)",
             f"<= {GOALS['wave1_p50_ms']:.0f} ms",
             f"{p50:.1f} ms",
             f"{p50 / GOALS['wave1_p50_ms']:.2f}",
             "wave1",
         )
         row(
-            "wave 1, POST -> last frame p99",
+            f"wave 1, POST -> last frame p99 (to the last phone's turn: "
+            f"{pct(w.handled_ms, 99):.1f} ms)",
             f"<= {GOALS['wave1_p99_ms']:.0f} ms",
             f"{p99:.1f} ms",
             f"{p99 / GOALS['wave1_p99_ms']:.2f}",
@@ -714,7 +727,9 @@ class Run:
         row(
             f"city-wide alert, POST -> last frame p50 / max ({n} alerts, "
             f"{w.targets // n:,} sockets each; POST alone p50 {pct(w.post_ms, 50):.0f} ms, "
-            f"first -> last frame p50 {pct(w.spread_ms, 50):.0f} ms)",
+            f"first -> last frame p50 {pct(w.spread_ms, 50):.0f} ms; to the last phone's turn in "
+            f"the load generator p50 / max {pct(w.handled_ms, 50):.0f} / "
+            f"{pct(w.handled_ms, 100):.0f} ms)",
             f"<= {GOALS['wide_ms']:.0f} ms",
             f"{wp50:.0f} / {wmax:.0f} ms",
             f"{wp50 / GOALS['wide_ms']:.2f} / {wmax / GOALS['wide_ms']:.2f}",

@@ -5,7 +5,12 @@ no client pings: the server's heartbeat is answered with ``pong``). It acts as
 the member page does where it matters for delivery:
 
 - stamps every ``incident.alert`` on arrival (CLOCK_MONOTONIC, shared by all
-  processes on Linux) and acks it (the delivery receipt);
+  processes on Linux) and acks it (the delivery receipt). Arrival is when the
+  frame's bytes reached this phone's connection (``_Stamped``), not when the
+  phone's task got its turn: one process plays thousands of phones, and a
+  wave's frames to its phones arrive together, so the last task's turn came
+  after the others had parsed and acked theirs (each phone is its own device in
+  the city). The turn is kept too (``handled``);
 - drops a copy of an event id it already has (the server re-sends unacked alerts
   and replays around the cursor), counting the copy;
 - when its socket drops, reconnects with jittered back-off and sends ``resume``
@@ -30,8 +35,9 @@ from typing import Any
 # dispatch.socket_pass.PASS_COOKIE (not imported: the load generator runs without Django)
 PASS_COOKIE = "member_socket"  # noqa: S105 - a cookie name
 
-# (incident id, member id, event id, arrival, replayed, copy of an id it had)
-Record = tuple[int, int, int, float, bool, bool]
+# (incident id, member id, event id, arrival, replayed, copy of an id it had,
+# handled: when the phone's task took it)
+Record = tuple[int, int, int, float, bool, bool, float]
 
 
 @dataclass
@@ -77,9 +83,36 @@ def child(conn, ws_url: str, origin: str, clients: list[dict], options: Options)
     asyncio.run(_child(conn, ws_url, origin, clients, options))
 
 
+def _stamped_connection():
+    """A client connection that stamps each text message as its frame arrives
+    (the protocol's event, before any task runs); ``arrived()`` hands the
+    stamps out in the order the messages are read."""
+    import collections
+
+    from websockets.asyncio.client import ClientConnection
+    from websockets.frames import Frame, Opcode
+
+    class _Stamped(ClientConnection):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.arrivals: collections.deque[float] = collections.deque()
+
+        def process_event(self, event: Any) -> None:
+            if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
+                self.arrivals.append(time.monotonic())
+            super().process_event(event)
+
+        def arrived(self) -> float:
+            return self.arrivals.popleft() if self.arrivals else time.monotonic()
+
+    return _Stamped
+
+
 async def _child(conn, ws_url: str, origin: str, clients: list[dict], options: Options) -> None:
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
+
+    stamped = _stamped_connection()
 
     loop = asyncio.get_running_loop()
     gate = asyncio.Semaphore(options.concurrency)
@@ -108,9 +141,11 @@ async def _child(conn, ws_url: str, origin: str, clients: list[dict], options: O
                 open_timeout=options.open_timeout,
                 ping_interval=None,
                 max_queue=None,
+                create_connection=stamped,
             )
             try:
                 hello = json.loads(await asyncio.wait_for(ws.recv(), options.open_timeout))
+                ws.arrived()
             except BaseException:
                 await ws.close()
                 raise
@@ -127,7 +162,8 @@ async def _child(conn, ws_url: str, origin: str, clients: list[dict], options: O
 
     async def read(phone: Phone, ws) -> None:
         async for raw in ws:
-            at = time.monotonic()
+            at = ws.arrived()
+            handled = time.monotonic()
             if '"ping"' in raw[:40]:
                 await ws.send('{"type":"pong","id":null}')
                 continue
@@ -154,6 +190,7 @@ async def _child(conn, ws_url: str, origin: str, clients: list[dict], options: O
                         at,
                         bool(frame.get("replay")),
                         copy,
+                        handled,
                     )
                 )
                 if options.ack:
