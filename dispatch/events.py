@@ -19,6 +19,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import async_to_sync, sync_to_async
@@ -31,7 +32,7 @@ from django.db import close_old_connections, connection, transaction
 from units.models import Member, Unit
 
 from .models import Incident, IncidentEvent
-from .sql import json_rows, rows_insert
+from .sql import JsonRows, json_rows, rows_insert
 
 log = logging.getLogger(__name__)
 
@@ -95,35 +96,65 @@ def events_record(*, incident_id: int, events: Sequence[IncidentEvent]) -> list[
 
 
 def _events_insert(*, incident_id: int, events: Sequence[IncidentEvent]) -> bool:
-    """Claim the seqs and insert the events in one statement (PostgreSQL): the
-    claim's UPDATE in a CTE, each row's seq from its place. Every event the
-    system writes (each receipt, tap and wave; two in each intake) paid a round
-    trip for the claim. False where it cannot (``sql.json_rows``): the caller
-    claims, then inserts."""
+    """Claim the seqs and insert the events in one statement (PostgreSQL):
+    ``events_cte``. Every event the system writes (each receipt, tap and wave)
+    paid a round trip for the claim. False where it cannot (``sql.json_rows``):
+    the caller claims, then inserts."""
+    cte = events_cte(incident_id=incident_id, events=events)
+    if cte is None:
+        return False
+    with cte.rows.conn.cursor() as cursor:
+        cursor.execute(f"WITH {cte.sql} SELECT id, seq FROM e", cte.params)  # noqa: S608
+        cte.saved(cursor.fetchall())
+    return True
+
+
+@dataclass
+class EventsCte:
+    """``events_cte``: the CTEs ``s`` (the seq claim) and ``e`` (the insert,
+    returning ``id`` and ``seq``) for a larger statement, with their params."""
+
+    sql: str
+    params: list[Any]
+    rows: JsonRows
+    incident_id: int
+    events: Sequence[IncidentEvent]
+
+    def saved(self, returned: Sequence[tuple[int, int]]) -> None:
+        """Give each event its id and seq from ``e``'s rows (id, seq)."""
+        if not returned:
+            raise Incident.DoesNotExist(self.incident_id)
+        returned = sorted(returned, key=lambda row: row[1])
+        self.rows.saved([pk for pk, _seq in returned])
+        for event, (_pk, seq) in zip(self.events, returned, strict=True):
+            event.seq = seq
+
+
+def events_cte(*, incident_id: int, events: Sequence[IncidentEvent]) -> EventsCte | None:
+    """The seq claim (the UPDATE that takes the incident's row lock, in CTE
+    ``s``) and the events' insert (``e``, each row's seq from its place), to
+    run inside a larger statement on PostgreSQL; None where it cannot
+    (``sql.json_rows``). ``events`` have their ``incident_id`` set."""
     rows = json_rows(IncidentEvent, events, exclude={"seq"})
     if rows is None:
-        return False
+        return None
     q = rows.conn.ops.quote_name
     last = q(Incident._meta.get_field("last_seq").column)
-    incident_pk = q(Incident._meta.pk.column)
-    with rows.conn.cursor() as cursor:
-        cursor.execute(
-            f"WITH s AS (UPDATE {q(Incident._meta.db_table)} SET {last} = {last} + %s "  # noqa: S608
-            f"WHERE {incident_pk} = %s RETURNING {last}) "
-            f"INSERT INTO {q(IncidentEvent._meta.db_table)} ({rows.columns}, "
+    return EventsCte(
+        sql=(
+            f"s AS (UPDATE {q(Incident._meta.db_table)} SET {last} = {last} + %s "  # noqa: S608
+            f"WHERE {q(Incident._meta.pk.column)} = %s RETURNING {last}), "
+            f"e AS (INSERT INTO {q(IncidentEvent._meta.db_table)} ({rows.columns}, "
             f"{q(IncidentEvent._meta.get_field('seq').column)}) "
             f"SELECT {rows.listed}, s.{last} - %s + r.n FROM s, {rows.source} "
-            f"ORDER BY r.n RETURNING {q(IncidentEvent._meta.pk.column)}, "
-            f"{q(IncidentEvent._meta.get_field('seq').column)}",
-            [len(events), incident_id, len(events), rows.param],
-        )
-        returned = cursor.fetchall()
-    if not returned:
-        raise Incident.DoesNotExist(incident_id)
-    rows.saved([pk for pk, _seq in returned])
-    for event, (_pk, seq) in zip(events, returned, strict=True):
-        event.seq = seq
-    return True
+            f"ORDER BY r.n RETURNING {q(IncidentEvent._meta.pk.column)} AS id, "
+            f"{q(IncidentEvent._meta.get_field('seq').column)} AS seq)"
+        ),
+        params=[len(events), incident_id, len(events), rows.param],
+        rows=rows,
+        incident_id=incident_id,
+        events=events,
+    )
 
 
 def _seqs_claim(*, incident_id: int, n: int) -> int:

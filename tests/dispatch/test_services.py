@@ -622,13 +622,13 @@ def test_appending_events_to_an_incident_that_is_not_there_is_refused(db):
 WRITE = re.compile(r"(INSERT|UPDATE|DELETE|WITH \w+ AS \((INSERT|UPDATE))")
 
 
-def test_intake_writes_an_incident_and_its_wave_in_four_statements_on_postgresql(
+def test_intake_writes_an_incident_and_its_wave_in_two_statements_on_postgresql(
     near_responder, mid_responder
 ):
     """Between the intake's savepoint and its release: the incident with its
-    created event and deadlines, the wave, its dispatches with their
-    deliveries, its alerted events with their seqs. Each statement is a round
-    trip on the path to the phones; elsewhere (SQLite) nine."""
+    created event and deadlines, then the wave with its dispatches, their
+    deliveries and its alerted events with their seqs. Each statement is a
+    round trip on the path to the phones; elsewhere (SQLite) nine."""
     with CaptureQueriesContext(connection) as queries:
         result = raise_incident(address="天河路 1 号")
     sql = [q["sql"] for q in queries.captured_queries]
@@ -636,7 +636,7 @@ def test_intake_writes_an_incident_and_its_wave_in_four_statements_on_postgresql
     end = next(i for i, s in enumerate(sql) if s.startswith("RELEASE SAVEPOINT"))
     # The ranking's reads (tests refresh it on every call) are not the intake's.
     writes = [s for s in sql[begin + 1 : end] if WRITE.match(s)]
-    assert len(writes) == (4 if connection.vendor == "postgresql" else 9), writes
+    assert len(writes) == (2 if connection.vendor == "postgresql" else 9), writes
 
     incident = Incident.objects.get(pk=result.incident.pk)
     alerted = len(result.candidates)
@@ -653,36 +653,28 @@ def test_intake_writes_an_incident_and_its_wave_in_four_statements_on_postgresql
     assert Delivery.objects.filter(dispatch__incident=incident).count() >= 2
 
 
-def test_a_waves_dispatches_and_their_deliveries_are_written_together(
+def test_a_wave_is_written_in_one_statement_on_postgresql(
     near_responder, mid_responder, django_assert_num_queries
 ):
-    """On PostgreSQL one statement (the deliveries' INSERT ... SELECT in a CTE
-    after the dispatches'); elsewhere two. Each dispatch gets its id, and a
-    delivery goes to every active member on duty in its unit but the reporter."""
-    from dispatch.services.waves import dispatches_write
+    """The wave, its dispatches, their deliveries, its alerted events and
+    their seqs: one statement on PostgreSQL (CTEs), five elsewhere. Each
+    dispatch and event gets its id; a delivery goes to each active member on
+    duty in the unit but the reporter."""
+    from dispatch.services.waves import wave_write
 
-    incident = raise_incident(send_wave1=False).incident
-    wave = Wave.objects.create(incident=incident, number=1, radius_m=0, reason="test")
+    incident = raise_incident(send_wave1=False, reported_by=near_responder).incident
     near_colleague = MemberFactory(unit=near_responder.unit, on_duty=True)
     MemberFactory(unit=mid_responder.unit, on_duty=False)
     MemberFactory(unit=mid_responder.unit, on_duty=True, is_active=False)
-    made = [
-        Dispatch(
-            incident=incident,
-            wave=wave,
-            unit=member.unit,
-            rank=rank,
-            distance_m=10 * rank,
-            eta_s=rank,
-        )
-        for rank, member in enumerate([mid_responder, near_responder], start=1)
-    ]
-    statements = 1 if connection.vendor == "postgresql" else 2
+    wave = Wave(incident=incident, number=1, radius_m=0, reason="test")
+    units = [(mid_responder.unit_id, 812.4, 95), (near_responder.unit_id, 200.0, 30)]
+    statements = 1 if connection.vendor == "postgresql" else 5
     with django_assert_num_queries(statements):
-        written = dispatches_write(wave=wave, dispatches=made, reporter_id=near_responder.pk)
-    assert written == made
-    stored = {d.pk: d.unit_id for d in Dispatch.objects.filter(wave=wave)}
-    assert stored == {d.pk: d.unit_id for d in made}
+        made = wave_write(incident=incident, wave=wave, units=units, rank0=0)
+    assert wave.pk is not None and not wave._state.adding
+    stored = {d.pk: (d.unit_id, d.wave_id, d.rank) for d in Dispatch.objects.filter(wave=wave)}
+    assert stored == {d.pk: (d.unit_id, wave.pk, d.rank) for d in made}
+    assert [d.unit_id for d in made] == [mid_responder.unit_id, near_responder.unit_id]
     expected = {
         (d.pk, member_id)
         for d in made
@@ -692,6 +684,15 @@ def test_a_waves_dispatches_and_their_deliveries_are_written_together(
     }
     assert {(made[0].pk, mid_responder.pk), (made[1].pk, near_colleague.pk)} <= expected
     assert set(Delivery.objects.values_list("dispatch_id", "member_id")) == expected
+    alerted = list(
+        incident.events.filter(type="alerted").order_by("seq").values_list("seq", "unit_id", "data")
+    )
+    assert alerted == [
+        (2, mid_responder.unit_id, {"wave": 1, "rank": 1, "distance_m": 812, "eta_s": 95}),
+        (3, near_responder.unit_id, {"wave": 1, "rank": 2, "distance_m": 200, "eta_s": 30}),
+    ]
+    incident.refresh_from_db()
+    assert incident.last_seq == 3
 
 
 def test_event_seqs_are_counted_per_incident(near_responder):
