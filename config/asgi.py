@@ -2,9 +2,10 @@ from __future__ import annotations
 
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+from config.handler import get_asgi_application  # noqa: E402
+
 # Populate the app registry before importing consumers (they import models).
 django_asgi_app = get_asgi_application()
 

@@ -12,17 +12,15 @@ from __future__ import annotations
 from django.http import JsonResponse
 from django.utils.translation import gettext as _
 
-from .middleware import EitherWay
-
 _BODYLESS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
 
 
-class LengthRequiredMiddleware(EitherWay):
-    def _call(self, request):
-        return _refusal(request) or self.get_response(request)
+class LengthRequiredMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
 
-    async def _acall(self, request):
-        return _refusal(request) or await self.get_response(request)
+    def __call__(self, request):
+        return _refusal(request) or self.get_response(request)
 
 
 def _refusal(request) -> JsonResponse | None:
