@@ -173,7 +173,7 @@ def _wave_insert(
     if wave_rows is None or dispatch_rows is None or cte is None:
         return False
     q = wave_rows.conn.ops.quote_name
-    select, params = _deliveries_select(source="d", reporter_id=reporter_id)
+    select, params = _deliveries_select(source="d", reporter_id=reporter_id, lateral=True)
     with wave_rows.conn.cursor() as cursor:
         cursor.execute(
             f"WITH w AS (INSERT INTO {q(Wave._meta.db_table)} ({wave_rows.columns}) "  # noqa: S608
@@ -213,22 +213,42 @@ def _deliveries_insert() -> str:
     return f"INSERT INTO {connection.ops.quote_name(Delivery._meta.db_table)} ({columns})"
 
 
-def _deliveries_select(*, source: str, reporter_id: int | None) -> tuple[str, list[Any]]:
+def _deliveries_select(
+    *, source: str, reporter_id: int | None, lateral: bool = False
+) -> tuple[str, list[Any]]:
     """The deliveries of the dispatches in ``source`` (a table or CTE with the
     dispatch's id and unit columns, aliased ``d``): every active member on duty
-    in the unit, the reporter left out."""
+    in the unit, the reporter left out.
+
+    ``lateral`` (PostgreSQL, a CTE as ``source``): each unit's members read by
+    the unit's index, one lookup per dispatch. Joined plainly, the planner,
+    which cannot count a CTE's rows, hashed the whole roster (a sequential scan
+    of every member: 0.2 ms at 1,100 members, 2 ms at the bench's 11,000, and
+    the city has 245,500); ``OFFSET 0`` keeps it from flattening the subquery
+    back into that join.
+    """
     q = connection.ops.quote_name
-    # Identifiers from the models' metadata; every value is a bound parameter.
-    sql = (
-        f"SELECT d.{_col(Dispatch, 'id')}, m.{_col(Member, 'id')}, %s "  # noqa: S608
-        f"FROM {source} d JOIN {q(Member._meta.db_table)} m "
-        f"ON m.{_col(Member, 'unit')} = d.{_col(Dispatch, 'unit')} "
-        f"WHERE m.{_col(Member, 'on_duty')} = %s AND m.{_col(Member, 'is_active')} = %s"
+    member, unit, on_duty, active = (
+        _col(Member, name) for name in ("id", "unit", "on_duty", "is_active")
     )
+    # Identifiers from the models' metadata; every value is a bound parameter.
+    where = f"m.{on_duty} = %s AND m.{active} = %s"
     params: list[Any] = [connection.ops.adapt_datetimefield_value(timezone.now()), True, True]
     if reporter_id is not None:
-        sql += f" AND m.{_col(Member, 'id')} <> %s"
+        where += f" AND m.{member} <> %s"
         params.append(reporter_id)
+    if lateral:
+        sql = (
+            f"SELECT d.{_col(Dispatch, 'id')}, m.{member}, %s FROM {source} d "  # noqa: S608
+            f"CROSS JOIN LATERAL (SELECT m.{member} FROM {q(Member._meta.db_table)} m "
+            f"WHERE m.{unit} = d.{_col(Dispatch, 'unit')} AND {where} OFFSET 0) m"
+        )
+    else:
+        sql = (
+            f"SELECT d.{_col(Dispatch, 'id')}, m.{member}, %s "  # noqa: S608
+            f"FROM {source} d JOIN {q(Member._meta.db_table)} m "
+            f"ON m.{unit} = d.{_col(Dispatch, 'unit')} WHERE {where}"
+        )
     return sql, params
 
 

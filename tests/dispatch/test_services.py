@@ -695,6 +695,40 @@ def test_a_wave_is_written_in_one_statement_on_postgresql(
     assert incident.last_seq == 3
 
 
+def test_a_waves_deliveries_read_the_members_of_its_units_only(
+    near_responder, tianhe_street, django_capture_on_commit_callbacks
+):
+    """PostgreSQL cannot count a CTE's rows: joined plainly, the planner hashed
+    the whole roster for a wave of five units (a sequential scan of every
+    member; the city has 245,500). The wave's statement reads each unit's
+    members by the unit's index."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the plan of PostgreSQL's one-statement wave")
+    units = [UnitFactory(region=tianhe_street) for _ in range(100)]
+    Member.objects.bulk_create(
+        Member(unit=u, name="队员", phone=f"13{u.pk:05d}{j:04d}", on_duty=True)
+        for u in units
+        for j in range(11)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {Member._meta.db_table}")
+    incident = raise_incident(send_wave1=False).incident
+    savepoint = transaction.savepoint()
+    with CaptureQueriesContext(connection) as queries:
+        wave_write = services.waves.wave_write
+        wave = Wave(incident=incident, number=1, radius_m=0, reason="test")
+        wave_write(
+            incident=incident, wave=wave, units=[(u.pk, 100.0, 10) for u in units[:5]], rank0=0
+        )
+    transaction.savepoint_rollback(savepoint)
+    (statement,) = [q["sql"] for q in queries.captured_queries if "INSERT" in q["sql"]]
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, COSTS OFF) {statement}")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert f"Seq Scan on {Member._meta.db_table}" not in plan, plan
+    assert Delivery.objects.filter(dispatch__wave__incident=incident).count() == 55
+
+
 def test_event_seqs_are_counted_per_incident(near_responder):
     a = raise_incident().incident
     b = raise_incident(lat=SPOT[0] + 0.001).incident
