@@ -184,7 +184,7 @@ def incident_insert(
         f"SELECT {rows.listed} FROM {rows.source} RETURNING {q(Incident._meta.pk.column)} AS id), "
         f"e AS (INSERT INTO {q(IncidentEvent._meta.db_table)} "
         f"({event_rows.columns}, {incident_fk}, {seq}) "
-        f"SELECT {event_rows.listed}, i.id, 1 FROM i, {event_rows.source} "
+        f"SELECT {event_rows.listed}, (SELECT id FROM i), 1 FROM {event_rows.source} "
         f"RETURNING {q(IncidentEvent._meta.pk.column)} AS id)"
     ]
     params = [rows.param, event_rows.param]
@@ -192,7 +192,8 @@ def incident_insert(
         parts.append(
             f", d AS (INSERT INTO {q(Deadline._meta.db_table)} "  # noqa: S608
             f"({deadline_rows.columns}, {deadline_fk}) "
-            f"SELECT {deadline_rows.listed}, i.id FROM i, {deadline_rows.source} ORDER BY n "
+            f"SELECT {deadline_rows.listed}, (SELECT id FROM i) "
+            f"FROM {deadline_rows.source} ORDER BY n "
             f"RETURNING {q(Deadline._meta.pk.column)} AS id)"
         )
         params.append(deadline_rows.param)

@@ -166,7 +166,13 @@ def _wave_insert(
     (``events.events_cte``) in one statement on PostgreSQL: CTEs, each insert
     taking the ids of the one before. Four statements and a seq claim were four
     round trips more on the path to the phones. False where it cannot
-    (``sql.json_rows``): the caller writes them one by one."""
+    (``sql.json_rows``): the caller writes them one by one.
+
+    The wave's id goes to the dispatches as a scalar subquery, not a join: the
+    planner counts each JSON row source as 100 rows, so ``w`` joined in made
+    10,000 estimated dispatches and a cost past ``jit_above_cost``, 13 ms of
+    JIT compiling per wave on the path to the phones (bench/city.py).
+    """
     wave_rows = json_rows(Wave, [wave])
     dispatch_rows = json_rows(Dispatch, dispatches, exclude={"wave"})
     cte = events_cte(incident_id=wave.incident_id, events=events)
@@ -181,7 +187,8 @@ def _wave_insert(
             f"RETURNING {_col(Wave, 'id')} AS id), "
             f"d AS (INSERT INTO {q(Dispatch._meta.db_table)} "
             f"({dispatch_rows.columns}, {_col(Dispatch, 'wave')}) "
-            f"SELECT {dispatch_rows.listed}, w.id FROM w, {dispatch_rows.source} ORDER BY n "
+            f"SELECT {dispatch_rows.listed}, (SELECT id FROM w) "
+            f"FROM {dispatch_rows.source} ORDER BY n "
             f"RETURNING {_col(Dispatch, 'id')}, {_col(Dispatch, 'unit')}), "
             f"l AS ({_deliveries_insert()} {select}), "
             f"{cte.sql} "

@@ -701,7 +701,7 @@ def test_a_waves_deliveries_read_the_members_of_its_units_only(
     """PostgreSQL cannot count a CTE's rows: joined plainly, the planner hashed
     the whole roster for a wave of five units (a sequential scan of every
     member; the city has 245,500). The wave's statement reads each unit's
-    members by the unit's index."""
+    members by the unit's index, at a cost that is not compiled (JIT)."""
     if connection.vendor != "postgresql":
         pytest.skip("the plan of PostgreSQL's one-statement wave")
     units = [UnitFactory(region=tianhe_street) for _ in range(100)]
@@ -726,6 +726,14 @@ def test_a_waves_deliveries_read_the_members_of_its_units_only(
         cursor.execute(f"EXPLAIN (ANALYZE, COSTS OFF) {statement}")
         plan = "\n".join(row[0] for row in cursor.fetchall())
     assert f"Seq Scan on {Member._meta.db_table}" not in plan, plan
+    # Nor a cost near the one that makes PostgreSQL compile it (JIT: 13 ms a
+    # wave): the planner's count of dispatches is not multiplied by the wave's.
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {statement}")
+        cost = cursor.fetchone()[0][0]["Plan"]["Total Cost"]
+        cursor.execute("SHOW jit_above_cost")
+        jit_above = float(cursor.fetchone()[0])
+    assert cost < jit_above / 10, (cost, jit_above)
     assert Delivery.objects.filter(dispatch__wave__incident=incident).count() == 55
 
 
