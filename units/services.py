@@ -44,6 +44,22 @@ class DistrictShape:
     region_id: int
     code: str
     geometry: dict
+    # (south, west, north, east) of the outline: a point outside it is not in
+    # the district, without the ring test over its vertices.
+    bbox: tuple[float, float, float, float] = (-90.0, -180.0, 90.0, 180.0)
+
+    @classmethod
+    def of(cls, region_id: int, code: str, geometry: dict) -> DistrictShape:
+        polygons = (
+            [geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"]
+        )
+        lons = [p[0] for rings in polygons for p in rings[0]]
+        lats = [p[1] for rings in polygons for p in rings[0]]
+        return cls(region_id, code, geometry, (min(lats), min(lons), max(lats), max(lons)))
+
+    def may_hold(self, lat: float, lon: float) -> bool:
+        south, west, north, east = self.bbox
+        return south <= lat <= north and west <= lon <= east
 
 
 _shapes: tuple[DistrictShape, ...] | None = None
@@ -54,7 +70,7 @@ def district_shapes() -> tuple[DistrictShape, ...]:
     if _shapes is not None:
         return _shapes
     rows = Region.objects.filter(level=Region.Level.DISTRICT, boundary__isnull=False)
-    shapes = tuple(DistrictShape(r.id, r.code, r.boundary) for r in rows)
+    shapes = tuple(DistrictShape.of(r.id, r.code, r.boundary) for r in rows)
     # An empty answer is not kept: the outlines may be loaded (seed, import) after
     # this process started, and a cached "no service area" would accept any point
     # forever.
@@ -70,8 +86,11 @@ def district_shapes_reset() -> None:
 
 
 def district_at(*, lat: float, lon: float) -> DistrictShape | None:
+    """The district whose outline holds (lat, lon). Only the outlines whose
+    bounding box holds it are tested: Guangzhou's eleven have 12,783 vertices,
+    and testing them in turn was 0.6 ms of every intake (bench/city.py)."""
     for shape in district_shapes():
-        if geo.point_in_geometry(lat, lon, shape.geometry):
+        if shape.may_hold(lat, lon) and geo.point_in_geometry(lat, lon, shape.geometry):
             return shape
     return None
 
