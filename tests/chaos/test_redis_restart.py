@@ -19,7 +19,7 @@ import time
 import pytest
 
 from config.embedded_redis import redis_start
-from tests.e2e.harness import E2E_POLICIES, Http, System
+from tests.e2e.harness import E2E_POLICIES, Http, System, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
 
@@ -44,10 +44,14 @@ def test_worker_survives_a_redis_restart_and_deadlines_still_fire(city):
 
         first = _raise(api, spot)
         # The respond tier fires; the handle tier (600 s) stays with the worker.
-        assert _wait_until(lambda: _fired(city, first, "respond_1min"), RESPOND_AFTER_S + 20)
+        assert wait_until(
+            lambda: _fired(city, first, "respond_1min"), RESPOND_AFTER_S + 20, step=0.2
+        )
         handle_due = _due(city, first, "handle_5min")
         assert handle_due is not None
-        assert _wait_until(lambda: worker.log().count("fire_deadline") >= 2, 5), worker.log()
+        assert wait_until(lambda: worker.log().count("fire_deadline") >= 2, 5, step=0.2), (
+            worker.log()
+        )
 
         city.redis.kill()  # SIGKILL: no shutdown, no save
         city.redis.wait(timeout=10)
@@ -71,7 +75,9 @@ def test_worker_survives_a_redis_restart_and_deadlines_still_fire(city):
         assert second is not None, "the API did not take an incident after the restart"
         # Its respond deadline falls due after the restart: it fires within 30 s
         # (through the restarted worker's own timer or the beat sweep).
-        assert _wait_until(lambda: _fired(city, second, "respond_1min"), RESPOND_AFTER_S + 30), (
+        assert wait_until(
+            lambda: _fired(city, second, "respond_1min"), RESPOND_AFTER_S + 30, step=0.2
+        ), (
             f"deadline never fired; worker log:\n{worker.log()[-3000:]}\n"
             f"beat log:\n{beat.log()[-2000:]}"
         )
@@ -128,12 +134,3 @@ def _as_dt(value):
     if isinstance(value, str):  # SQLite
         return dt.datetime.fromisoformat(value)
     return value
-
-
-def _wait_until(check, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.2)
-    return False

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.e2e.harness import E2E_POLICIES, alert_for
+from tests.e2e.harness import E2E_POLICIES, alert_for, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -32,7 +32,7 @@ def test_killed_worker_still_escalates_exactly_once(city, system_factory, socket
     # The worker reserves the ETA'd deadline timers (enqueued on commit). Crash it
     # and its pool children well before the deadline: the reserved messages stay
     # unacked in Redis for the visibility timeout (an hour), out of everyone's reach.
-    assert _wait_until(lambda: "fire_deadline" in worker.log().split(" ready.")[-1], 3)
+    assert wait_until(lambda: "fire_deadline" in worker.log().split(" ready.")[-1], 3)
     assert _deadline_state(city, incident_id) == (None, "")
     worker.kill_hard()
     assert time.monotonic() - started < RESPOND_AFTER_S - 0.5, "killed too late to test the sweep"
@@ -78,12 +78,3 @@ def _deadline_state(city, incident_id: int) -> tuple:
         "SELECT fired_at, outcome FROM dispatch_deadline WHERE incident_id = %s AND tier = %s",
         (incident_id, "respond_1min"),
     )[0]
-
-
-def _wait_until(check, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return False

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.e2e.harness import E2E_POLICIES, alert_for
+from tests.e2e.harness import E2E_POLICIES, alert_for, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(120)]
 
@@ -34,7 +34,7 @@ def test_restarted_worker_fires_overdue_deadline_without_beat(
     assert r.status == 201, r.body
     incident_id = r.json()["incident"]["id"]
     assert near.wait_for(alert_for(incident_id), timeout=2) is not None
-    assert _wait_until(lambda: "fire_deadline" in worker.log().split(" ready.")[-1], 3)
+    assert wait_until(lambda: "fire_deadline" in worker.log().split(" ready.")[-1], 3)
     worker.kill_hard()
     assert time.monotonic() - started < RESPOND_AFTER_S - 0.5, "killed too late"
 
@@ -66,12 +66,3 @@ def _fired_at(city, incident_id: int):
         "SELECT fired_at FROM dispatch_deadline WHERE incident_id = %s AND tier = %s",
         (incident_id, "respond_1min"),
     )
-
-
-def _wait_until(check, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return True
-        time.sleep(0.05)
-    return False

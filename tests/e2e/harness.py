@@ -247,6 +247,16 @@ class Service:
         return f"ws://127.0.0.1:{self.port}/ws/member/"
 
 
+def wait_until(check: Callable[[], Any], timeout: float, *, step: float = 0.05) -> bool:
+    """Poll ``check`` until it is true or ``timeout`` seconds pass; its last answer."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(step)
+    return bool(check())
+
+
 def _wait(check: Callable[[], bool], *, service: Service, what: str, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
