@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from urllib.parse import urlsplit
 
 import websockets
 from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
@@ -45,6 +46,12 @@ class Command(BaseCommand):
         parser.add_argument("--step-seconds", type=float, default=2.0)
 
     def handle(self, *args, phone, url, respond, step_seconds, **options):
+        parts = urlsplit(url)
+        if parts.scheme not in {"ws", "wss"} or not parts.hostname:
+            raise CommandError(
+                f"--url {url!r} is not a websocket URL: give ws://HOST:PORT/ws/member/ "
+                "(with ./dev run --port N, ws://127.0.0.1:N/ws/member/)"
+            )
         member = Member.objects.select_related("unit").filter(phone=phone).first()
         if member is None:
             raise CommandError(f"no member with phone {phone}")
@@ -53,7 +60,10 @@ class Command(BaseCommand):
             member.save(update_fields=["user"])
         session_key = member_session(member)
         self.stdout.write(f"{member.name} ({member.unit.name}), on duty: {member.on_duty}")
-        asyncio.run(self._run(url, session_key, respond, step_seconds))
+        try:
+            asyncio.run(self._run(url, session_key, respond, step_seconds))
+        except OSError as exc:  # refused, unreachable: the server is not running there
+            raise CommandError(f"cannot connect to {url}: {exc} (is ./dev run running?)") from exc
 
     async def _run(self, url: str, session_key: str, respond: bool, step: float) -> None:
         origin = url.replace("ws://", "http://").replace("wss://", "https://").split("/ws/")[0]
