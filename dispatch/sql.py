@@ -61,7 +61,6 @@ class JsonRows:
 
     conn: Any
     objs: Sequence[Model]
-    fields: list[Any]
     columns: str  # the table's columns, quoted, in the order of ``listed``
     listed: str  # r's columns
     source: str
@@ -105,7 +104,6 @@ def json_rows(
     return JsonRows(
         conn=conn,
         objs=objs,
-        fields=shape.fields,
         columns=shape.columns,
         listed=shape.listed,
         source=shape.source,
@@ -115,7 +113,6 @@ def json_rows(
 
 @dataclass(frozen=True)
 class _Shape:
-    fields: list[Any]
     # (JSON key, the field's pre_save, its get_db_prep_save or None for JSON)
     prepared: list[tuple[str, Any, Any]]
     columns: str
@@ -145,7 +142,6 @@ def _shape(model: type[Model], exclude: frozenset[str], alias: str) -> _Shape | 
     listed = ", ".join(names)
     types = ", ".join(f"{n} {f.db_type(conn)}" for n, f in zip(names, fields, strict=True))
     return _Shape(
-        fields=fields,
         prepared=prepared,
         columns=", ".join(q(f.column) for f in fields),
         listed=listed,

@@ -73,12 +73,23 @@ def _in_ring(lat: float, lon: float, ring: Sequence[Sequence[float]]) -> bool:
     return inside
 
 
+def polygons(geometry: dict) -> list:
+    """A GeoJSON Polygon's or MultiPolygon's polygons, each a list of rings
+    (the outline first, then its holes)."""
+    return [geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"]
+
+
+def bbox(geometry: dict) -> tuple[float, float, float, float]:
+    """(south, west, north, east) of a GeoJSON Polygon or MultiPolygon."""
+    points = [p for rings in polygons(geometry) for p in rings[0]]
+    lats = [p[1] for p in points]
+    lons = [p[0] for p in points]
+    return min(lats), min(lons), max(lats), max(lons)
+
+
 def point_in_geometry(lat: float, lon: float, geometry: dict) -> bool:
     """Is (lat, lon) inside a GeoJSON Polygon or MultiPolygon (holes respected)?"""
-    polygons = (
-        [geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"]
-    )
-    for rings in polygons:
+    for rings in polygons(geometry):
         if _in_ring(lat, lon, rings[0]) and not any(_in_ring(lat, lon, h) for h in rings[1:]):
             return True
     return False
@@ -121,13 +132,10 @@ def points_in_geometry(lat: np.ndarray, lon: np.ndarray, geometry: dict) -> np.n
     """Vectorised ``geo.point_in_geometry``: a boolean per (lat, lon) point."""
     lat = np.asarray(lat, dtype=float)
     lon = np.asarray(lon, dtype=float)
-    polygons = (
-        [geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"]
-    )
     order = np.argsort(lat, kind="stable")
     slat, slon = lat[order], lon[order]
     inside_sorted = np.zeros(len(lat), dtype=bool)
-    for rings in polygons:
+    for rings in polygons(geometry):
         inside = _ring_parity(slat, slon, rings[0])
         for hole in rings[1:]:
             inside &= ~_ring_parity(slat, slon, hole)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -44,18 +45,13 @@ class DistrictShape:
     region_id: int
     code: str
     geometry: dict
-    # (south, west, north, east) of the outline: a point outside it is not in
-    # the district, without the ring test over its vertices.
-    bbox: tuple[float, float, float, float] = (-90.0, -180.0, 90.0, 180.0)
 
-    @classmethod
-    def of(cls, region_id: int, code: str, geometry: dict) -> DistrictShape:
-        polygons = (
-            [geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"]
-        )
-        lons = [p[0] for rings in polygons for p in rings[0]]
-        lats = [p[1] for rings in polygons for p in rings[0]]
-        return cls(region_id, code, geometry, (min(lats), min(lons), max(lats), max(lons)))
+    @functools.cached_property
+    def bbox(self) -> tuple[float, float, float, float]:
+        """(south, west, north, east) of the outline, worked out once: a point
+        outside it is not in the district, without the ring test over its
+        vertices."""
+        return geo.bbox(self.geometry)
 
     def may_hold(self, lat: float, lon: float) -> bool:
         south, west, north, east = self.bbox
@@ -70,7 +66,7 @@ def district_shapes() -> tuple[DistrictShape, ...]:
     if _shapes is not None:
         return _shapes
     rows = Region.objects.filter(level=Region.Level.DISTRICT, boundary__isnull=False)
-    shapes = tuple(DistrictShape.of(r.id, r.code, r.boundary) for r in rows)
+    shapes = tuple(DistrictShape(r.id, r.code, r.boundary) for r in rows)
     # An empty answer is not kept: the outlines may be loaded (seed, import) after
     # this process started, and a cached "no service area" would accept any point
     # forever.

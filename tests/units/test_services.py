@@ -251,7 +251,7 @@ def guangzhou_shapes(settings) -> list[services.DistrictShape]:
     """The real outlines of Guangzhou's eleven districts, as the cache holds them."""
     features = json.loads((settings.GEODATA_DIR / "district_boundaries.geojson").read_text())
     shapes = [
-        services.DistrictShape.of(i, f["properties"]["code"], f["geometry"])
+        services.DistrictShape(i, f["properties"]["code"], f["geometry"])
         for i, f in enumerate(features["features"], start=1)
     ]
     services._shapes = tuple(shapes)
