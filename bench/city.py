@@ -156,6 +156,7 @@ class Waves:
     # The last phone's task turn in the load generator (its own queueing, see
     # bench/loadgen.py): what "last frame" measured before 2026-12-01.
     handled_ms: list[float] = field(default_factory=list)
+    first_ms: list[float] = field(default_factory=list)
     targets: int = 0
     delivered: int = 0
     copies: int = 0  # an alert frame again on a phone that has it (the heartbeat's)
@@ -178,6 +179,14 @@ class Waves:
                     (max(at for at, _h in got) - min(at for at, _h in got)) * 1000
                 )
                 self.handled_ms.append((max(h for _a, h in got) - started) * 1000)
+                self.first_ms.append((min(at for at, _h in got) - started) * 1000)
+
+    def slowest(self, n: int = 3) -> str:
+        """The ``n`` slowest waves: last frame (first frame, POST alone), in ms."""
+        rows = sorted(zip(self.last_ms, self.first_ms, self.post_ms, strict=False), reverse=True)[
+            :n
+        ]
+        return ", ".join(f"{last:.0f} ({first:.0f}, {post:.0f})" for last, first, post in rows)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -412,7 +421,8 @@ class Run:
             f"first -> last frame p50 {pct(waves.spread_ms, 50):.1f} ms; to the last phone's "
             f"turn in the load generator p50 {pct(waves.handled_ms, 50):.1f} ms, "
             f"p99 {pct(waves.handled_ms, 99):.1f} ms), "
-            f"{waves.delivered}/{waves.targets} delivered;"
+            f"{waves.delivered}/{waves.targets} delivered; slowest (first frame, POST "
+            f"alone) {waves.slowest()} ms;"
             f" load {load()}",
             flush=True,
         )

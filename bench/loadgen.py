@@ -6,11 +6,12 @@ the member page does where it matters for delivery:
 
 - stamps every ``incident.alert`` on arrival (CLOCK_MONOTONIC, shared by all
   processes on Linux) and acks it (the delivery receipt). Arrival is when the
-  frame's bytes reached this phone's connection (``_Stamped``), not when the
-  phone's task got its turn: one process plays thousands of phones, and a
-  wave's frames to its phones arrive together, so the last task's turn came
-  after the others had parsed and acked theirs (each phone is its own device in
-  the city). The turn is kept too (``handled``);
+  kernel received the frame's last bytes on this phone's socket (``SO_TIMESTAMP``,
+  ``_KernelStampLoop``), not when this process got to read them: one process
+  plays thousands of phones, and while it parses and acks the frames of one
+  read, the next frames wait in their sockets (each phone is its own device in
+  the city, reading at once). When the phone's task took the frame is kept too
+  (``handled``);
 - drops a copy of an event id it already has (the server re-sends unacked alerts
   and replays around the cursor), counting the copy;
 - when its socket drops, reconnects with jittered back-off and sends ``resume``
@@ -28,7 +29,10 @@ import json
 import multiprocessing as mp
 import random
 import resource
+import socket
+import struct
 import time
+from asyncio import selector_events
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,13 +84,68 @@ def _raise_nofile() -> None:
 def child(conn, ws_url: str, origin: str, clients: list[dict], options: Options) -> None:
     """Process entry: hold ``clients``' sockets; answer the parent's commands."""
     _raise_nofile()
-    asyncio.run(_child(conn, ws_url, origin, clients, options))
+    loop = _KernelStampLoop()
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_until_complete(_child(conn, ws_url, origin, clients, options))
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+
+
+_SO_TIMESTAMP = 29  # Linux; the socket module does not name it
+_SCM_TIMESTAMP = _SO_TIMESTAMP
+_TIMEVAL = struct.Struct("qq")
+
+
+class _KernelStampLoop(asyncio.SelectorEventLoop):
+    """An event loop whose TCP transports read with ``recvmsg`` and keep the
+    kernel's receive time of what they read last (``transport.stamp``, on
+    CLOCK_MONOTONIC).
+
+    asyncio's own read is ``recv``, which drops the ancillary data. The override
+    is the 3.11 ``_read_ready__data_received`` with that one call changed.
+    """
+
+    def _make_socket_transport(self, sock, protocol, waiter=None, *, extra=None, server=None):
+        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMP, 1)
+        return _KernelStampTransport(self, sock, protocol, waiter, extra, server)
+
+
+class _KernelStampTransport(selector_events._SelectorSocketTransport):
+    stamp: float | None = None
+
+    def _read_ready__data_received(self) -> None:
+        if self._conn_lost:
+            return
+        try:
+            data, ancillary, _flags, _addr = self._sock.recvmsg(self.max_size, 64)
+        except (BlockingIOError, InterruptedError):
+            return
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - as asyncio's own read
+            self._fatal_error(exc, "Fatal read error on socket transport")
+            return
+        if not data:
+            self._read_ready__on_eof()
+            return
+        for level, kind, value in ancillary:
+            if level == socket.SOL_SOCKET and kind == _SCM_TIMESTAMP:
+                sec, usec = _TIMEVAL.unpack_from(value)
+                self.stamp = sec + usec / 1e6 + (time.monotonic() - time.time())
+        try:
+            self._protocol.data_received(data)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:  # noqa: BLE001 - as asyncio's own read
+            self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
 
 
 def _stamped_connection():
-    """A client connection that stamps each text message as its frame arrives
-    (the protocol's event, before any task runs); ``arrived()`` hands the
-    stamps out in the order the messages are read."""
+    """A client connection that stamps each text message with the kernel's
+    receive time of the read that brought its frame (``_KernelStampTransport``);
+    ``arrived()`` hands the stamps out in the order the messages are read."""
     import collections
 
     from websockets.asyncio.client import ClientConnection
@@ -99,7 +158,8 @@ def _stamped_connection():
 
         def process_event(self, event: Any) -> None:
             if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
-                self.arrivals.append(time.monotonic())
+                stamp = getattr(self.transport, "stamp", None)
+                self.arrivals.append(stamp if stamp is not None else time.monotonic())
             super().process_event(event)
 
         def arrived(self) -> float:
