@@ -413,6 +413,10 @@ JSON_MAX_DEPTH = 32
 LOCATION_ACCURACY_MAX_M = 100_000
 # Application heartbeat on member sockets: ping every N s; close after M s silent.
 WS_HEARTBEAT_S = env.float("WS_HEARTBEAT_S", default=20.0)
+# A slice of a process's member sockets beats every WS_HEARTBEAT_SLICE_S, each
+# socket once per WS_HEARTBEAT_S: small bursts, so an alert never waits long
+# behind pings (dispatch.consumers._MemberHeartbeat).
+WS_HEARTBEAT_SLICE_S = env.float("WS_HEARTBEAT_SLICE_S", default=0.25)
 WS_IDLE_CLOSE_S = env.float("WS_IDLE_CLOSE_S", default=60.0)
 # A client's socket frame: our largest message is well under 1 KB. Up to
 # WS_MAX_FRAME_BYTES a frame is read; above it, up to daphne's own limit

@@ -492,39 +492,47 @@ class _MemberHeartbeat:
     three queries per socket kept a daphne's one database thread busy at a few
     thousand sockets (bench/city.py).
 
-    The sockets beat a slice at a time, one of ``SLICES`` every
-    ``WS_HEARTBEAT_S / SLICES``: all at once, 4,000 pings and their 4,000 pongs
-    held back any alert's frames that came in between (wave 1 p99 over a
-    second).
+    The sockets beat a slice at a time, one slice every
+    ``WS_HEARTBEAT_SLICE_S``, so each socket once per ``WS_HEARTBEAT_S``. All at
+    once, 4,000 pings and their 4,000 pongs held back any alert's frames that
+    came in between (wave 1 p99 over a second). A tenth at a time was still 500
+    pings, 500 pongs and a database call for 500 sockets every 2 s at 5,000
+    sockets a daphne, and the alerts that came meanwhile were the slowest
+    (bench/city.py: wave 1 p99 60-120 ms with it, 32 ms without a heartbeat).
     """
 
-    SLICES = 10
-
     def __init__(self) -> None:
-        self.sockets: set[MemberConsumer] = set()
+        count = max(1, round(settings.WS_HEARTBEAT_S / settings.WS_HEARTBEAT_SLICE_S))
+        self.slices: list[set[MemberConsumer]] = [set() for _ in range(count)]
         self.slots: dict[MemberConsumer, int] = {}
         self.next_slot = 0
         self.task: asyncio.Task | None = None
 
+    @property
+    def sockets(self) -> set[MemberConsumer]:
+        return set(self.slots)
+
     def add(self, socket: MemberConsumer) -> None:
-        self.sockets.add(socket)
-        self.slots[socket] = self.next_slot
-        self.next_slot = (self.next_slot + 1) % self.SLICES
+        slot = self.slots[socket] = self.next_slot
+        self.slices[slot].add(socket)
+        self.next_slot = (self.next_slot + 1) % len(self.slices)
         if self.task is None or self.task.done():
             self.task = asyncio.ensure_future(self._run())
 
     def discard(self, socket: MemberConsumer) -> None:
-        self.sockets.discard(socket)
-        self.slots.pop(socket, None)
-        if not self.sockets and self.task is not None:
+        slot = self.slots.pop(socket, None)
+        if slot is not None:
+            self.slices[slot].discard(socket)
+        if not self.slots and self.task is not None:
             self.task.cancel()
             self.task = None
 
     async def _run(self) -> None:
         slot = 0
+        period = settings.WS_HEARTBEAT_S / len(self.slices)
         with contextlib.suppress(asyncio.CancelledError):
-            while self.sockets:
-                await asyncio.sleep(settings.WS_HEARTBEAT_S / self.SLICES)
+            while self.slots:
+                await asyncio.sleep(period)
                 try:
                     await self.beat(slot=slot)
                 except asyncio.CancelledError:
@@ -533,15 +541,13 @@ class _MemberHeartbeat:
                     # One bad beat (the database away a moment) must not stop
                     # the heartbeat of every socket in the process.
                     log.exception("member heartbeat failed; trying again next beat")
-                slot = (slot + 1) % self.SLICES
+                slot = (slot + 1) % len(self.slices)
 
     async def beat(self, *, slot: int | None = None) -> None:
         """Beat the sockets of ``slot`` (None: every socket)."""
         now = time.monotonic()
         live: list[MemberConsumer] = []
-        for socket in list(self.sockets):
-            if slot is not None and self.slots.get(socket, 0) != slot:
-                continue
+        for socket in list(self.slots if slot is None else self.slices[slot]):
             if socket.closing or socket.member is None:
                 continue
             if now - socket.last_heard > settings.WS_IDLE_CLOSE_S:

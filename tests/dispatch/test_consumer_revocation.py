@@ -24,6 +24,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 @pytest.fixture(autouse=True)
 def _slow_heartbeat(settings):
     settings.WS_HEARTBEAT_S = 20
+    settings.WS_HEARTBEAT_SLICE_S = 20  # one slice: no socket beats within a test
     settings.WS_IDLE_CLOSE_S = 60
 
 
