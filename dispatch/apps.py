@@ -15,12 +15,13 @@ class DispatchConfig(AppConfig):
         from units.models import Member, Unit
         from units.services import member_duty_changed, roster_bulk_deactivated
 
+        from . import checks  # noqa: F401 - registers the heartbeat timing checks
         from .events import (
             member_duty_changed_push,
             roster_bulk_deactivated_close,
             roster_saved_close_revoked,
         )
-        from .gateways import checks  # noqa: F401 - registers the provider key checks
+        from .gateways import checks as gateway_checks  # noqa: F401 - the provider key checks
 
         # The roster's duty flip reaches the member's sockets (join/leave the unit group).
         member_duty_changed.connect(member_duty_changed_push, dispatch_uid="dispatch.duty_push")
