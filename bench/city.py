@@ -413,6 +413,9 @@ class Run:
         self._profile_stop(profilers)
         waves = Waves()
         waves.score(posts, gen.collect())
+        unstamped = gen.status()["unstamped"]
+        if unstamped:
+            print(f"  ({unstamped} frames stamped without the kernel's receive time)", flush=True)
         self.note_load("wave1")
         self.figures["wave1"] = waves
         print(

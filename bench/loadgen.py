@@ -84,15 +84,12 @@ def _raise_nofile() -> None:
 def child(conn, ws_url: str, origin: str, clients: list[dict], options: Options) -> None:
     """Process entry: hold ``clients``' sockets; answer the parent's commands."""
     _raise_nofile()
-    loop = _KernelStampLoop()
-    asyncio.set_event_loop(loop)
-    try:
-        loop.run_until_complete(_child(conn, ws_url, origin, clients, options))
-    finally:
-        asyncio.set_event_loop(None)
-        loop.close()
+    with asyncio.Runner(loop_factory=_KernelStampLoop) as runner:
+        runner.run(_child(conn, ws_url, origin, clients, options))
 
 
+# Text frames stamped by this process's clock instead (``status()["unstamped"]``).
+_UNSTAMPED = [0]
 _SO_TIMESTAMP = 29  # Linux; the socket module does not name it
 _SCM_TIMESTAMP = _SO_TIMESTAMP
 _TIMEVAL = struct.Struct("qq")
@@ -130,6 +127,7 @@ class _KernelStampTransport(selector_events._SelectorSocketTransport):
         if not data:
             self._read_ready__on_eof()
             return
+        self.stamp = None
         for level, kind, value in ancillary:
             if level == socket.SOL_SOCKET and kind == _SCM_TIMESTAMP:
                 sec, usec = _TIMEVAL.unpack_from(value)
@@ -159,7 +157,10 @@ def _stamped_connection():
         def process_event(self, event: Any) -> None:
             if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
                 stamp = getattr(self.transport, "stamp", None)
-                self.arrivals.append(stamp if stamp is not None else time.monotonic())
+                if stamp is None:  # not one of _KernelStampLoop's reads: counted, reported
+                    _UNSTAMPED[0] += 1
+                    stamp = time.monotonic()
+                self.arrivals.append(stamp)
             super().process_event(event)
 
         def arrived(self) -> float:
@@ -335,6 +336,7 @@ async def _child(conn, ws_url: str, origin: str, clients: list[dict], options: O
                         ),
                         "reconnects": sum(p.reconnects for p in phones),
                         "errors": stats["errors"],
+                        "unstamped": _UNSTAMPED[0],
                     },
                 )
             )
@@ -437,7 +439,8 @@ class LoadGen:
     def status(self) -> dict[str, Any]:
         parts = self._ask("status")
         out: dict[str, Any] = {
-            k: sum(p[k] for p in parts) for k in ("connected", "dropped", "resumed", "reconnects")
+            k: sum(p[k] for p in parts)
+            for k in ("connected", "dropped", "resumed", "reconnects", "unstamped")
         }
         resumed = [p["last_resumed"] for p in parts if p["last_resumed"] is not None]
         dropped = [p["first_dropped"] for p in parts if p["first_dropped"] is not None]
