@@ -1,8 +1,11 @@
-"""System checks for the member sockets' timing settings (``manage.py check``,
-and every start-up): a heartbeat or a slice of zero would make each member
-socket's process spin or fail as the first phone connects."""
+"""System checks for the member sockets' timing settings (``manage.py check``;
+``config/asgi.py`` refuses to start on an error, as daphne runs no checks): a
+heartbeat or a slice of zero would make each member socket's process spin or
+fail as the first phone connects."""
 
 from __future__ import annotations
+
+import math
 
 from django.conf import settings
 from django.core import checks
@@ -17,13 +20,15 @@ def heartbeat_timing(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
         ("WS_HEARTBEAT_SLICE_S", "seconds between beats of a slice of sockets, e.g. 0.25"),
     ):
         value = getattr(settings, name)
-        if not value > 0:
+        if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
             messages.append(
                 checks.Error(
-                    f"{name} must be more than 0 (it is {value!r})", hint=hint, id="dispatch.E110"
+                    f"{name} must be a number of seconds more than 0 (it is {value!r})",
+                    hint=hint,
+                    id="dispatch.E110",
                 )
             )
-    if heartbeat > 0 and heartbeat >= settings.WS_IDLE_CLOSE_S:
+    if not messages and heartbeat >= settings.WS_IDLE_CLOSE_S:
         messages.append(
             checks.Warning(
                 f"WS_IDLE_CLOSE_S ({settings.WS_IDLE_CLOSE_S!r}) must be more than "

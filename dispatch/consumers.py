@@ -503,19 +503,17 @@ class _MemberHeartbeat:
 
     def __init__(self) -> None:
         count = max(1, round(settings.WS_HEARTBEAT_S / settings.WS_HEARTBEAT_SLICE_S))
+        self.period = settings.WS_HEARTBEAT_S / count  # between two slices' beats
         self.slices: list[set[MemberConsumer]] = [set() for _ in range(count)]
         self.slots: dict[MemberConsumer, int] = {}
-        self.next_slot = 0
         self.task: asyncio.Task | None = None
 
-    @property
-    def sockets(self) -> set[MemberConsumer]:
-        return set(self.slots)
-
     def add(self, socket: MemberConsumer) -> None:
-        slot = self.slots[socket] = self.next_slot
-        self.slices[slot].add(socket)
-        self.next_slot = (self.next_slot + 1) % len(self.slices)
+        if socket not in self.slots:
+            # The smallest slice: sockets that closed leave theirs uneven.
+            slot = min(range(len(self.slices)), key=lambda i: len(self.slices[i]))
+            self.slots[socket] = slot
+            self.slices[slot].add(socket)
         if self.task is None or self.task.done():
             self.task = asyncio.ensure_future(self._run())
 
@@ -528,11 +526,19 @@ class _MemberHeartbeat:
             self.task = None
 
     async def _run(self) -> None:
+        """One slice every ``period``, at a fixed rate: a beat's database call
+        does not push the next ones later. Slept after each beat instead, the
+        round took ``WS_HEARTBEAT_S`` plus every slice's call, and with the
+        database thread busy (a city-wide alert's receipts) the pings came
+        further apart than the page's two heartbeats of silence: every idle
+        phone would have taken its socket for dead and reconnected. A beat
+        running later than a whole period is not caught up in a burst."""
+        loop = asyncio.get_running_loop()
         slot = 0
-        period = settings.WS_HEARTBEAT_S / len(self.slices)
+        due = loop.time() + self.period
         with contextlib.suppress(asyncio.CancelledError):
             while self.slots:
-                await asyncio.sleep(period)
+                await asyncio.sleep(max(0.0, due - loop.time()))
                 try:
                     await self.beat(slot=slot)
                 except asyncio.CancelledError:
@@ -542,6 +548,7 @@ class _MemberHeartbeat:
                     # the heartbeat of every socket in the process.
                     log.exception("member heartbeat failed; trying again next beat")
                 slot = (slot + 1) % len(self.slices)
+                due = max(due + self.period, loop.time())
 
     async def beat(self, *, slot: int | None = None) -> None:
         """Beat the sockets of ``slot`` (None: every socket)."""

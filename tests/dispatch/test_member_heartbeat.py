@@ -190,3 +190,63 @@ def test_the_heartbeat_beats_a_slice_every_slice_period_however_long_the_period(
     # Every socket once in a round, before any socket's next beat.
     assert sorted(beats[:400]) == list(range(1, 401))
     assert max(per_beat) <= 20  # 400 sockets in 20 slices of 0.05 s
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_slow_database_call_does_not_space_a_sockets_beats_further_apart(settings):
+    """Each socket is pinged once per WS_HEARTBEAT_S even when every beat's
+    database call takes a while (daphne's database thread busy with a city-wide
+    alert's receipts). Slept after each beat, a round took WS_HEARTBEAT_S plus
+    every slice's call: past two heartbeats the page takes its socket for dead
+    and reconnects."""
+    settings.WS_HEARTBEAT_S = 0.4
+    settings.WS_HEARTBEAT_SLICE_S = 0.05
+    beats: list[int] = []
+    first_socket_at: list[float] = []
+
+    async def scenario():
+        heartbeat = consumers._MemberHeartbeat()
+        original = heartbeat.beat
+
+        async def slow(**kwargs):
+            before = len(beats)
+            await original(**kwargs)
+            if 1 in beats[before:]:
+                first_socket_at.append(time.monotonic())
+            await asyncio.sleep(0.03)  # the database call, slow
+
+        heartbeat.beat = slow
+        for i in range(1, 9):
+            heartbeat.add(_Socket(i, beats))
+        for _ in range(200):
+            if len(first_socket_at) >= 4:
+                break
+            await asyncio.sleep(0.025)
+        heartbeat.task.cancel()
+
+    async_to_sync(scenario)()
+    assert len(first_socket_at) >= 4
+    # Three rounds: 1.2 s at a fixed rate; 1.92 s if each beat's call delayed the rest.
+    assert first_socket_at[3] - first_socket_at[0] < 1.55
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_socket_added_twice_is_beaten_once_a_round_and_forgotten_when_it_leaves(settings):
+    settings.WS_HEARTBEAT_S = 0.2
+    settings.WS_HEARTBEAT_SLICE_S = 0.05
+    beats: list[int] = []
+
+    async def scenario():
+        heartbeat = consumers._MemberHeartbeat()
+        twice = _Socket(1, beats)
+        heartbeat.add(twice)
+        heartbeat.add(twice)
+        heartbeat.add(_Socket(2, beats))
+        heartbeat.task.cancel()  # the test beats every slice itself, a round each
+        for _round in range(2):
+            for slot in range(len(heartbeat.slices)):
+                await heartbeat.beat(slot=slot)
+            heartbeat.discard(twice)
+
+    async_to_sync(scenario)()
+    assert sorted(beats) == [1, 2, 2]
