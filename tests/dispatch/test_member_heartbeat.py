@@ -153,6 +153,33 @@ def test_a_beat_of_thousands_of_sockets_lets_the_event_loop_serve_others_meanwhi
     assert seen_mid_beat and seen_mid_beat[0] < 2000
 
 
+def _run_heartbeat(sockets: int, beats: list[int], *, until, after_beat) -> None:
+    """A heartbeat of ``sockets`` sockets on its own task until ``until()``;
+    ``after_beat(new)`` is awaited after each beat with the socket ids it beat."""
+
+    async def scenario():
+        heartbeat = consumers._MemberHeartbeat()
+        original = heartbeat.beat
+
+        async def watched(**kwargs):
+            before = len(beats)
+            await original(**kwargs)
+            await after_beat(beats[before:])
+
+        heartbeat.beat = watched
+        for i in range(1, sockets + 1):
+            heartbeat.add(_Socket(i, beats))
+        # Each slice makes a database call: on a loaded machine a round may
+        # take longer than the period, so wait for the rounds themselves.
+        for _ in range(400):
+            if until():
+                break
+            await asyncio.sleep(0.025)
+        heartbeat.task.cancel()
+
+    async_to_sync(scenario)()
+
+
 @pytest.mark.django_db(transaction=True)
 def test_the_heartbeat_beats_a_slice_every_slice_period_however_long_the_period(settings):
     """Every socket is pinged (and checked) once per WS_HEARTBEAT_S, but a slice
@@ -166,27 +193,10 @@ def test_the_heartbeat_beats_a_slice_every_slice_period_however_long_the_period(
     beats: list[int] = []
     per_beat: list[int] = []
 
-    async def scenario():
-        heartbeat = consumers._MemberHeartbeat()
-        original = heartbeat.beat
+    async def count(new: list[int]) -> None:
+        per_beat.append(len(new))
 
-        async def counted(**kwargs):
-            before = len(beats)
-            await original(**kwargs)
-            per_beat.append(len(beats) - before)
-
-        heartbeat.beat = counted
-        for i in range(1, 401):
-            heartbeat.add(_Socket(i, beats))
-        # Each slice makes a database call: on a loaded machine a round may
-        # take longer than the period, so wait for the round itself.
-        for _ in range(400):
-            if len(beats) >= 400:
-                break
-            await asyncio.sleep(0.025)
-        heartbeat.task.cancel()
-
-    async_to_sync(scenario)()
+    _run_heartbeat(400, beats, until=lambda: len(beats) >= 400, after_beat=count)
     # Every socket once in a round, before any socket's next beat.
     assert sorted(beats[:400]) == list(range(1, 401))
     assert max(per_beat) <= 20  # 400 sockets in 20 slices of 0.05 s
@@ -204,27 +214,12 @@ def test_a_slow_database_call_does_not_space_a_sockets_beats_further_apart(setti
     beats: list[int] = []
     first_socket_at: list[float] = []
 
-    async def scenario():
-        heartbeat = consumers._MemberHeartbeat()
-        original = heartbeat.beat
+    async def slow(new: list[int]) -> None:
+        if 1 in new:
+            first_socket_at.append(time.monotonic())
+        await asyncio.sleep(0.03)  # the database call, slow
 
-        async def slow(**kwargs):
-            before = len(beats)
-            await original(**kwargs)
-            if 1 in beats[before:]:
-                first_socket_at.append(time.monotonic())
-            await asyncio.sleep(0.03)  # the database call, slow
-
-        heartbeat.beat = slow
-        for i in range(1, 9):
-            heartbeat.add(_Socket(i, beats))
-        for _ in range(200):
-            if len(first_socket_at) >= 4:
-                break
-            await asyncio.sleep(0.025)
-        heartbeat.task.cancel()
-
-    async_to_sync(scenario)()
+    _run_heartbeat(8, beats, until=lambda: len(first_socket_at) >= 4, after_beat=slow)
     assert len(first_socket_at) >= 4
     # Three rounds: 1.2 s at a fixed rate; 1.92 s if each beat's call delayed the rest.
     assert first_socket_at[3] - first_socket_at[0] < 1.55
