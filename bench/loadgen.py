@@ -88,10 +88,9 @@ def child(conn, ws_url: str, origin: str, clients: list[dict], options: Options)
         runner.run(_child(conn, ws_url, origin, clients, options))
 
 
-# Text frames stamped by this process's clock instead (``status()["unstamped"]``).
-_UNSTAMPED = [0]
-_SO_TIMESTAMP = 29  # Linux; the socket module does not name it
-_SCM_TIMESTAMP = _SO_TIMESTAMP
+# Linux's SO_TIMESTAMP (also the SCM type of its control message); the socket
+# module does not name it.
+_SO_TIMESTAMP = 29
 _TIMEVAL = struct.Struct("qq")
 
 
@@ -129,7 +128,7 @@ class _KernelStampTransport(selector_events._SelectorSocketTransport):
             return
         self.stamp = None
         for level, kind, value in ancillary:
-            if level == socket.SOL_SOCKET and kind == _SCM_TIMESTAMP:
+            if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMP:
                 sec, usec = _TIMEVAL.unpack_from(value)
                 self.stamp = sec + usec / 1e6 + (time.monotonic() - time.time())
         try:
@@ -140,7 +139,7 @@ class _KernelStampTransport(selector_events._SelectorSocketTransport):
             self._fatal_error(exc, "Fatal error: protocol.data_received() call failed.")
 
 
-def _stamped_connection():
+def _stamped_connection(stats: dict[str, Any]):
     """A client connection that stamps each text message with the kernel's
     receive time of the read that brought its frame (``_KernelStampTransport``);
     ``arrived()`` hands the stamps out in the order the messages are read."""
@@ -158,7 +157,7 @@ def _stamped_connection():
             if isinstance(event, Frame) and event.opcode is Opcode.TEXT:
                 stamp = getattr(self.transport, "stamp", None)
                 if stamp is None:  # not one of _KernelStampLoop's reads: counted, reported
-                    _UNSTAMPED[0] += 1
+                    stats["unstamped"] += 1
                     stamp = time.monotonic()
                 self.arrivals.append(stamp)
             super().process_event(event)
@@ -173,12 +172,11 @@ async def _child(conn, ws_url: str, origin: str, clients: list[dict], options: O
     from websockets.asyncio.client import connect
     from websockets.exceptions import ConnectionClosed
 
-    stamped = _stamped_connection()
-
     loop = asyncio.get_running_loop()
     gate = asyncio.Semaphore(options.concurrency)
     records: list[Record] = []
-    stats: dict[str, Any] = {"failed": 0, "errors": [], "rung_twice": 0}
+    stats: dict[str, Any] = {"failed": 0, "errors": [], "rung_twice": 0, "unstamped": 0}
+    stamped = _stamped_connection(stats)
     # Seconds per reconnect: the handshake (connect to hello) and the resume
     # (sent to its ``resumed`` reply), to tell which one a storm waits on.
     timings: dict[str, list[float]] = {"handshake": [], "resume": []}
@@ -336,7 +334,7 @@ async def _child(conn, ws_url: str, origin: str, clients: list[dict], options: O
                         ),
                         "reconnects": sum(p.reconnects for p in phones),
                         "errors": stats["errors"],
-                        "unstamped": _UNSTAMPED[0],
+                        "unstamped": stats["unstamped"],
                     },
                 )
             )
