@@ -30,6 +30,10 @@ def _unit_test_settings(settings):
     settings.REDIS_URL = UNREACHABLE_REDIS_URL
     # Full-strength hashing costs seconds per test file; it is not under test.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+    # One heartbeat slice: a socket's first ping comes a whole WS_HEARTBEAT_S
+    # (20 s) after it connects, not within the first slice (0.25 s), where it
+    # would fall among a test's frames. Heartbeat tests set their own.
+    settings.WS_HEARTBEAT_SLICE_S = settings.WS_HEARTBEAT_S
     from config.celery import app
 
     app.conf.task_always_eager = True
