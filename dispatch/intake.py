@@ -22,7 +22,7 @@ from units.models import Region, StaffProfile, Unit
 from units.scoping import staff_profile
 
 from .models import Incident
-from .ranking import rank_units
+from .ranking import rank_units, unit_name
 
 
 class IntakeRefused(Exception):
@@ -145,11 +145,13 @@ def address_default(*, region: Region | None, lat: float, lon: float) -> str:
     Stored with the incident (it is data, in the city's language, like a CAD
     address), so every page, frame and SMS shows the same words."""
     nearest = rank_units(lat=lat, lon=lon, limit=1, require_available=False)
-    unit = (
-        Unit.objects.filter(pk=nearest[0].unit_id).values_list("name", flat=True).first()
-        if nearest
-        else None
-    )
+    unit = None
+    if nearest:
+        # From the ranking's index, which rank_units just read: no query.
+        unit_id = nearest[0].unit_id
+        unit = unit_name(unit_id)
+        if unit is None:  # an index without names (built from arrays)
+            unit = Unit.objects.filter(pk=unit_id).values_list("name", flat=True).first()
     street = region.name if region is not None else ""
     if unit:
         return f"{street}·{unit}附近" if street else f"{unit}附近"

@@ -444,6 +444,10 @@ class UnitIndex:
         self._last_change_id: int | None = None  # None: never loaded
         self._gaps: dict[int, float] = {}  # change id skipped over -> when first missed
         self._kit_date: date | None = None
+        # Unit id -> name, for the intake's default address ("…附近"): kept
+        # with the rows, so naming the nearest unit costs no query. Replaced
+        # whole by a full load, updated under the lock by a partial one.
+        self._names: dict[int, str] = {}
         self.rebuilds = 0  # base grid builds so far (for tests and monitoring)
         self.refreshed_at = -math.inf  # time.monotonic() of the last refresh
         self._local_seen = -1  # local_roster_version() as of the last refresh
@@ -539,7 +543,7 @@ class UnitIndex:
             self._load_all(today)
             return
         last = self._last_change_id
-        changes, fetched = _changes_fetch(last, sorted(self._gaps), today=today)
+        changes, fetched, names = _changes_fetch(last, sorted(self._gaps), today=today)
         position = _log_position(last, [change_id for change_id, _ in changes], self._gaps)
         unit_ids = {unit_id for _, unit_id in changes}
         if None in unit_ids or len(unit_ids) > _PARTIAL_RELOAD_MAX:
@@ -548,6 +552,9 @@ class UnitIndex:
         if unit_ids:
             deleted = sorted(unit_ids - set(fetched.ids.tolist()))
             self._apply(fetched, np.asarray(deleted, dtype=np.int64))
+            self._names.update(names)
+            for unit_id in deleted:
+                self._names.pop(unit_id, None)
         # Only now: a failed read leaves these changes to the next refresh.
         self._last_change_id, self._gaps = position
 
@@ -557,8 +564,9 @@ class UnitIndex:
         recent = list(
             RosterChange.objects.order_by("-id").values_list("id", flat=True)[:_GAP_WINDOW]
         )
-        fetched = _fetch_units(None, today=today)
+        fetched, names = _fetch_units(today=today)
         self._publish(_snapshot(fetched), rebuilt=True)
+        self._names = names
         floor = min(recent, default=1) - 1
         self._last_change_id, self._gaps = _log_position(floor, recent, {})
         self._kit_date = today
@@ -630,6 +638,11 @@ class UnitIndex:
         )
 
     # --- queries -------------------------------------------------------------
+
+    def unit_name(self, unit_id: int) -> str | None:
+        """The unit's name as of the last refresh; None for one not held (or
+        an index built ``from_arrays``, which has no names)."""
+        return self._names.get(unit_id)
 
     def nearest(
         self,
@@ -1020,21 +1033,20 @@ def _log_position(
     return max(last, new_last), gaps
 
 
-def _fetch_units(unit_ids: list[int] | None, *, today: date) -> _Rows:
-    """Units' dispatch rows in three bulk queries (all units when ``unit_ids`` is None)."""
+def _fetch_units(*, today: date) -> tuple[_Rows, dict[int, str]]:
+    """Every unit's dispatch row, in three bulk queries, and its name."""
     units = Unit.objects.all()
     members = Member.objects.filter(on_duty=True, is_active=True)
     # Usable kit is units.readiness's rule: condition and date in SQL, the
     # quantity per kind in Python (ten OR-ed quantity terms cost more to compile
     # than the rows they would save).
     kit = Equipment.objects.filter(kit_in_service_q(today=today))
-    if unit_ids is not None:
-        units = units.filter(id__in=unit_ids)
-        members = members.filter(unit_id__in=unit_ids)
-        kit = kit.filter(unit_id__in=unit_ids)
 
-    rows = list(units.order_by("id").values_list("id", "lat", "lon", "is_active", "post_min"))
-    table = np.array(rows, dtype=np.float64).reshape(len(rows), 5)
+    rows = list(
+        units.order_by("id").values_list("id", "lat", "lon", "is_active", "post_min", "name")
+    )
+    names = {row[0]: row[5] for row in rows}
+    table = np.array([row[:5] for row in rows], dtype=np.float64).reshape(len(rows), 5)
     ids = table[:, 0].astype(np.int64)
 
     counts = (
@@ -1055,7 +1067,7 @@ def _fetch_units(unit_ids: list[int] | None, *, today: date) -> _Rows:
     np.bitwise_or.at(kit_bits, slot, bits)
 
     state = _pack(table[:, 3].astype(bool), table[:, 4], on_duty, kit_bits)
-    return _Rows.build(ids, table[:, 1], table[:, 2], state)
+    return _Rows.build(ids, table[:, 1], table[:, 2], state), names
 
 
 def _slots(ids: np.ndarray, pairs: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray]:
@@ -1072,9 +1084,10 @@ _change_sql_cache: tuple[date, str, str, list] | None = None
 
 def _change_sql(today: date) -> tuple[str, list]:
     """The refresh query for ``today``'s kit rule: RosterChange rows after a position
-    (CTE ``ch``), the changed units' rows, on-duty counts and in-service kit rows,
-    as one UNION ALL. Built from the same querysets as ``_fetch_units`` (so the
-    rules cannot drift) and compiled once a day: the refresh runs on every call."""
+    (CTE ``ch``), the changed units' rows (their name in the last column, where
+    the kit rows have their kind), on-duty counts and in-service kit rows, as one
+    UNION ALL. Built from the same querysets as ``_fetch_units`` (so the rules
+    cannot drift) and compiled once a day: the refresh runs on every call."""
     global _change_sql_cache
     cached = _change_sql_cache
     vendor = connection.vendor
@@ -1097,7 +1110,7 @@ def _change_sql(today: date) -> tuple[str, list]:
     # Only table names and Django-compiled SQL go into the text; values are parameters.
     sql = (
         f"WITH ch AS (SELECT c.id, c.unit_id FROM {log} c WHERE {{where}}) "  # noqa: S608
-        "SELECT 0, ch.id, ch.unit_id, u.lat, u.lon, u.is_active, u.post_min, NULL, NULL "
+        "SELECT 0, ch.id, ch.unit_id, u.lat, u.lon, u.is_active, u.post_min, NULL, u.name "
         f"FROM ch LEFT JOIN {unit} u ON u.id = ch.unit_id "
         "UNION ALL "
         "SELECT 1, NULL, m.unit_id, NULL, NULL, NULL, NULL, COUNT(*), NULL "
@@ -1113,9 +1126,9 @@ def _change_sql(today: date) -> tuple[str, list]:
 
 def _changes_fetch(
     last: int, gaps: list[int], *, today: date
-) -> tuple[list[tuple[int, int | None]], _Rows]:
+) -> tuple[list[tuple[int, int | None]], _Rows, dict[int, str]]:
     """RosterChange (id, unit_id) rows after ``last`` or in ``gaps``, and the changed
-    units' current dispatch rows (a deleted unit has none), in one query."""
+    units' current dispatch rows and names (a deleted unit has none), in one query."""
     sql, params = _change_sql(today)
     where, where_params = "c.id > %s", [last]
     if gaps:
@@ -1123,23 +1136,25 @@ def _changes_fetch(
         where_params += gaps
     changes: list[tuple[int, int | None]] = []
     places: dict[int, tuple[float, float, bool, int]] = {}
+    names: dict[int, str] = {}
     on_duty: dict[int, int] = {}
     kit: dict[int, int] = {}
     with connection.cursor() as cursor:
         cursor.execute(sql.replace("{where}", where), [*where_params, *params])
-        for part, change_id, unit_id, lat, lon, active, post_min, n, kind in cursor.fetchall():
+        for part, change_id, unit_id, lat, lon, active, post_min, n, text in cursor.fetchall():
             if part == 0:
                 changes.append((change_id, unit_id))
                 if lat is not None:
                     places[unit_id] = (lat, lon, bool(active), post_min)
+                    names[unit_id] = text
             elif part == 1:
                 on_duty[unit_id] = n
-            elif kit_enough(kind=kind, quantity=n):
-                kit[unit_id] = kit.get(unit_id, 0) | KIT_BITS[kind]
+            elif kit_enough(kind=text, quantity=n):
+                kit[unit_id] = kit.get(unit_id, 0) | KIT_BITS[text]
     if not places:
         # The usual refresh: nothing changed. No array work: the refresher holds
         # the GIL meanwhile, and a ranking call in another thread waits for it.
-        return changes, _NO_ROWS
+        return changes, _NO_ROWS, names
     ids = sorted(places)
     rows = [places[i] for i in ids]
     state = _pack(
@@ -1148,7 +1163,7 @@ def _changes_fetch(
         [on_duty.get(i, 0) for i in ids],
         [kit.get(i, 0) for i in ids],
     )
-    return changes, _Rows.build(ids, [r[0] for r in rows], [r[1] for r in rows], state)
+    return changes, _Rows.build(ids, [r[0] for r in rows], [r[1] for r in rows], state), names
 
 
 _index: UnitIndex | None = None
@@ -1167,6 +1182,12 @@ def unit_index() -> UnitIndex:
                 _index = index
             index = _index
     return index
+
+
+def unit_name(unit_id: int) -> str | None:
+    """A unit's name as of this process's index (``rank_units`` refreshed it or
+    the refresher keeps it fresh); None for a unit it does not hold."""
+    return unit_index().unit_name(unit_id)
 
 
 def reset_unit_index() -> None:

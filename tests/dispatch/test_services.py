@@ -23,7 +23,7 @@ from tests.dispatch.conftest import MID, SPOT
 from tests.dispatch.factories import LoginMemberFactory, give_full_kit
 from tests.factories import MemberFactory, StaffFactory, UnitFactory
 from units import geo
-from units.models import Member, StaffProfile
+from units.models import Member, StaffProfile, Unit
 
 pytestmark = pytest.mark.django_db
 
@@ -1267,3 +1267,30 @@ def test_a_batch_of_positions_is_stored_in_one_transaction_and_each_refusal_kept
     frames = layer_spy.to(incident_group(unanswered.pk))
     positions = [f for f in frames if f["type"] == "responder.location"]
     assert [f["member_id"] for f in positions] == [responders["near"].pk, partner.pk]
+
+
+def test_an_intake_without_an_address_reads_the_nearest_units_name_from_the_ranking_index(
+    near_responder,
+):
+    """The intake's default address names the nearest unit: the ranking index
+    already holds the city's units, so its name costs no query on the path to
+    the phones (one round trip, 1.5-2.5 ms of wave 1 at 10,000 sockets)."""
+    unit_table = Unit._meta.db_table
+    raise_incident(address="天河路 1 号")  # the index loaded (all units, once a process)
+    with CaptureQueriesContext(connection) as queries:
+        incident = raise_incident().incident
+    reads = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].startswith("SELECT") and f'FROM "{unit_table}"' in q["sql"]
+    ]
+    assert reads == []
+    assert incident.address.endswith(f"{near_responder.unit.name}附近")
+
+
+def test_a_renamed_unit_names_the_next_incidents_address(near_responder):
+    # A unit's save logs a roster change; the index's next refresh reads its name.
+    assert raise_incident().incident.address.endswith(f"{near_responder.unit.name}附近")
+    near_responder.unit.name = "改名后的商场"
+    near_responder.unit.save()
+    assert raise_incident().incident.address.endswith("改名后的商场附近")
