@@ -150,7 +150,9 @@ def address_default(*, region: Region | None, lat: float, lon: float) -> str:
         # From the ranking's index, which rank_units just read: no query.
         unit_id = nearest[0].unit_id
         unit = unit_name(unit_id)
-        if unit is None:  # an index without names (built from arrays)
+        if unit is None:
+            # Not expected (the index takes names before the rows that rank
+            # them); one query then, rather than an address without its unit.
             unit = Unit.objects.filter(pk=unit_id).values_list("name", flat=True).first()
     street = region.name if region is not None else ""
     if unit:

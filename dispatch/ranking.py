@@ -551,8 +551,9 @@ class UnitIndex:
             return
         if unit_ids:
             deleted = sorted(unit_ids - set(fetched.ids.tolist()))
-            self._apply(fetched, np.asarray(deleted, dtype=np.int64))
+            # Names first: a unit the new rows rank has its name already.
             self._names.update(names)
+            self._apply(fetched, np.asarray(deleted, dtype=np.int64))
             for unit_id in deleted:
                 self._names.pop(unit_id, None)
         # Only now: a failed read leaves these changes to the next refresh.
@@ -565,8 +566,8 @@ class UnitIndex:
             RosterChange.objects.order_by("-id").values_list("id", flat=True)[:_GAP_WINDOW]
         )
         fetched, names = _fetch_units(today=today)
+        self._names = names  # before the rows that rank them
         self._publish(_snapshot(fetched), rebuilt=True)
-        self._names = names
         floor = min(recent, default=1) - 1
         self._last_change_id, self._gaps = _log_position(floor, recent, {})
         self._kit_date = today

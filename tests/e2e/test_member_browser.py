@@ -297,13 +297,19 @@ def deliver_push(page, payload: dict[str, Any]) -> list[dict[str, Any]]:
     deadline = time.monotonic() + 15
     while not page.evaluate("window.__pushesShown > 0"):
         if time.monotonic() > deadline:
+            # The permission, and whether the registration shows a notification
+            # of its own (a rejected showNotification is no worker error).
             seen = page.evaluate(
-                """navigator.permissions.query({name: "notifications"}).then(p => p.state)"""
+                """navigator.permissions.query({name: "notifications"}).then(p =>
+                    navigator.serviceWorker.ready.then(r =>
+                        r.showNotification("probe", {tag: "probe"})
+                            .then(() => "shown", e => String(e))
+                            .then(direct => ({permission: p.state, direct}))))"""
             )
             # pytrace=False: the message heads the report (CI shows a part of it).
             pytest.fail(
                 f"the worker did not report a pushed notification shown in 15 s; "
-                f"permission: {seen}; worker errors: {errors}; workers: {versions}",
+                f"from the page: {seen}; worker errors: {errors}; workers: {versions}",
                 pytrace=False,
             )
         page.wait_for_timeout(100)
