@@ -8,6 +8,7 @@ is a browser at a desk screen. Screenshots go to test-artifacts/board/.
 from __future__ import annotations
 
 import contextlib
+import copy
 import json
 import os
 import re
@@ -23,6 +24,11 @@ from tests.e2e.test_member_browser import CHROMIUM, django_run, wait_true
 ARTIFACTS = harness.ROOT / "test-artifacts" / "board"
 DESK = {"width": 1920, "height": 1080}
 TABLET = {"width": 1024, "height": 768}
+# The e2e policy with a 10 s "1 minute": a member answers through the board in
+# its first test before wave 2 could reach the mid unit on a loaded machine
+# (4 s left that a race); the banner test waits for it.
+BOARD_POLICIES = copy.deepcopy(harness.E2E_POLICIES)
+BOARD_POLICIES["default"]["tiers"][0]["after_s"] = 10
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -34,8 +40,11 @@ def board_city(tmp_path_factory) -> Iterator[harness.City]:
             tmp_path_factory.mktemp("board-city"),
             outer_database_url=os.environ.get("DATABASE_URL"),
             units=60,
-            # Units silent for 3 s are listed for a radio call (30 s in production).
-            extra_env={"BOARD_FOLLOW_UP_AFTER_S": "3"},
+            extra_env={
+                # Units silent for 3 s are listed for a radio call (30 s in production).
+                "BOARD_FOLLOW_UP_AFTER_S": "3",
+                "ESCALATION_POLICIES": json.dumps(BOARD_POLICIES),
+            },
         )
     except harness.ServiceError as exc:
         pytest.fail(f"could not set up the city: {exc}", pytrace=False)
@@ -204,10 +213,10 @@ def test_officer_raises_calls_the_next_ring_and_sets_a_gathering_point(
         row = f"#raise-candidates tbody tr[data-unit='{units['near']['id']}']"
         assert board.page.locator(row).count() == 1
 
-        # A member accepts: the board shows it without a reload, within a second.
+        # A member accepts: the board shows it without a reload (pushed, not
+        # polled; a sanity bound here, bench/board.py measures tap -> board).
         assert near.request({"type": "accept", "incident_id": incident_id})["type"] == "ok"
-        took = wait_status(board, incident_id, units["near"]["id"], "accepted", timeout=1.0)
-        assert took < 1.0
+        wait_status(board, incident_id, units["near"]["id"], "accepted", timeout=5)
         wait_true(board.page, f"document.querySelector(\"{row}\").dataset.status === 'accepted'")
         board.shot("02-accepted")
 
@@ -248,10 +257,10 @@ def test_another_stations_officer_sees_none_of_it_and_is_refused(boards, board_c
     mine = boards(stations["mine"])
     incident_id = raise_on_board(mine, "E2E-NEAR")
     # Nobody answers: the units are listed for a radio call with their leader's
-    # phone (in full for a police station), and the 4 s escalation (the e2e
-    # policy's "1 minute") reaches the board as a banner.
+    # phone (in full for a police station), and the 10 s escalation (this
+    # module's "1 minute") reaches the board as a banner.
     mine.page.wait_for_selector("#follow-up tbody tr", timeout=10_000)
-    mine.page.wait_for_selector("#banner:not([hidden])", timeout=15_000)
+    mine.page.wait_for_selector("#banner:not([hidden])", timeout=30_000)
     banner = mine.page.locator("#banner").inner_text()
     assert str(incident_id) in banner
     # The tier in words, never its name in settings.
