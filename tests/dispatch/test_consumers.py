@@ -731,11 +731,13 @@ def test_a_silent_socket_is_closed_after_the_idle_limit(settings, near_responder
 
 def test_a_socket_that_answers_pings_stays_open(settings, near_responder):
     settings.WS_HEARTBEAT_S = 0.1
-    settings.WS_IDLE_CLOSE_S = 0.3
+    # An idle limit of a few beats, not 0.3 s: a stall of the loaded test
+    # process between a pong and the next beat's check would close it.
+    settings.WS_IDLE_CLOSE_S = 1.0
 
     async def scenario():
         async with phone(near_responder.user) as p:
-            for _ in range(8):  # 0.8 s, well past the idle limit
+            for _ in range(15):  # 1.5 s, past the idle limit
                 frame = await p.receive(timeout=1)
                 assert frame["type"] == "ping"
                 await p.send(type="pong", id=None)

@@ -217,12 +217,13 @@ def test_a_slow_database_call_does_not_space_a_sockets_beats_further_apart(setti
     async def slow(new: list[int]) -> None:
         if 1 in new:
             first_socket_at.append(time.monotonic())
-        await asyncio.sleep(0.03)  # the database call, slow
+        await asyncio.sleep(0.045)  # the database call, slow (a slice is 0.05 s)
 
     _run_heartbeat(8, beats, until=lambda: len(first_socket_at) >= 4, after_beat=slow)
     assert len(first_socket_at) >= 4
-    # Three rounds: 1.2 s at a fixed rate; 1.92 s if each beat's call delayed the rest.
-    assert first_socket_at[3] - first_socket_at[0] < 1.55
+    # Three rounds: 1.2 s at a fixed rate; 2.28 s if each beat's call delayed the
+    # rest. The bound between leaves a loaded machine half a second of stalls.
+    assert first_socket_at[3] - first_socket_at[0] < 1.7
 
 
 @pytest.mark.django_db(transaction=True)

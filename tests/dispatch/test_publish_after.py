@@ -44,10 +44,13 @@ def redis_port(settings, tmp_path):
 
 
 def _redis_pause(port: int) -> float:
-    """Hold every Redis client's commands for PAUSE_S; returns when it ends."""
+    """Hold every Redis client's commands for PAUSE_S; returns the earliest
+    time it can end (Redis took the command after this call began)."""
     with redis.Redis(host="127.0.0.1", port=port) as r:
+        r.ping()  # connected: the pause starts with the next command
+        asked_at = time.monotonic()
         r.execute_command("CLIENT", "PAUSE", int(PAUSE_S * 1000), "ALL")
-    return time.monotonic() + PAUSE_S
+    return asked_at + PAUSE_S
 
 
 def _commit_a_push() -> None:
@@ -69,14 +72,14 @@ async def _another_call_during_a_publish(port):
     channel = await layer.new_channel()
     await layer.group_add("unit.1", channel)
     try:
-        paused_until = _redis_pause(port)
+        _redis_pause(port)
         writer = asyncio.ensure_future(db_call(_commit_a_push)())
         await asyncio.sleep(0.05)  # the writer has committed; its publish waits on Redis
-        read_done = await db_call(_read)()
-        await writer
-
+        await db_call(_read)()
         # The read ran while the publish was still waiting on Redis.
-        assert read_done < paused_until - PAUSE_S / 2
+        read_before_publish = not writer.done()
+        await writer
+        assert read_before_publish
         message = await asyncio.wait_for(layer.receive(channel), 2)
         assert message["payload"] == {"type": "update", "n": 1}
     finally:
@@ -97,7 +100,7 @@ async def _publish_then_return(port):
 
         # Published already, so a socket answering after the call answers after
         # its frames: the call waited for Redis to take the message.
-        assert time.monotonic() >= paused_until - 0.05
+        assert time.monotonic() >= paused_until - 0.01
         message = await asyncio.wait_for(layer.receive(channel), 2)
         assert message["type"] == "push"
     finally:

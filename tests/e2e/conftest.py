@@ -37,11 +37,14 @@ def city(tmp_path_factory) -> Iterator[harness.City]:
 
 @pytest.fixture
 def system_factory(city) -> Iterator[Callable[..., harness.System]]:
-    """Start a System (stopped at teardown): ``system_factory(daphnes=1, workers=1, beat=True)``."""
+    """Start a System (stopped at teardown): ``system_factory(daphnes=1, workers=1,
+    beat=True)``; ``env`` is added to its processes' environment."""
     systems: list[harness.System] = []
 
-    def start(*, daphnes: int = 1, workers: int = 1, beat: bool = True) -> harness.System:
-        system = harness.System(city)
+    def start(
+        *, daphnes: int = 1, workers: int = 1, beat: bool = True, env: dict[str, str] | None = None
+    ) -> harness.System:
+        system = harness.System(city, env=env)
         systems.append(system)
         try:
             for i in range(daphnes):

@@ -18,6 +18,7 @@ environment) it builds fixtures inside the city's database: see ``_COMMANDS``.
 from __future__ import annotations
 
 import contextlib
+import copy
 import datetime as dt
 import http.client
 import json
@@ -69,6 +70,14 @@ E2E_POLICIES: dict[str, Any] = {
         ],
     }
 }
+
+
+def respond_after_env(seconds: int) -> dict[str, str]:
+    """The environment for ``E2E_POLICIES`` with the respond tier (wave 2)
+    after ``seconds``, for tests that need more than 4 s before it."""
+    policies = copy.deepcopy(E2E_POLICIES)
+    policies["default"]["tiers"][0]["after_s"] = seconds
+    return {"ESCALATION_POLICIES": json.dumps(policies)}
 
 
 class ServiceError(RuntimeError):

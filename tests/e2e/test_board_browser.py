@@ -8,7 +8,6 @@ is a browser at a desk screen. Screenshots go to test-artifacts/board/.
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import os
 import re
@@ -24,11 +23,6 @@ from tests.e2e.test_member_browser import CHROMIUM, django_run, wait_true
 ARTIFACTS = harness.ROOT / "test-artifacts" / "board"
 DESK = {"width": 1920, "height": 1080}
 TABLET = {"width": 1024, "height": 768}
-# The e2e policy with a 10 s "1 minute": a member answers through the board in
-# its first test before wave 2 could reach the mid unit on a loaded machine
-# (4 s left that a race); the banner test waits for it.
-BOARD_POLICIES = copy.deepcopy(harness.E2E_POLICIES)
-BOARD_POLICIES["default"]["tiers"][0]["after_s"] = 10
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -43,7 +37,10 @@ def board_city(tmp_path_factory) -> Iterator[harness.City]:
             extra_env={
                 # Units silent for 3 s are listed for a radio call (30 s in production).
                 "BOARD_FOLLOW_UP_AFTER_S": "3",
-                "ESCALATION_POLICIES": json.dumps(BOARD_POLICIES),
+                # A 10 s "1 minute": the first test's member answers before wave 2
+                # could reach the mid unit on a loaded machine (4 s left that to
+                # a race); the banner test waits for it.
+                **harness.respond_after_env(10),
             },
         )
     except harness.ServiceError as exc:

@@ -39,7 +39,9 @@ def sweeping_worker(city):
         pytest.skip("the connection pool is PostgreSQL's (DATABASE_URL)")
     system = harness.System(city, env={"DEADLINE_SWEEP_SECONDS": "0.3"})
     try:
-        worker = system.start_worker("worker", wait=False)
+        # One child: a second one that takes its first task later opens its
+        # connections then, and would count as a new session.
+        worker = system.start_worker("worker", concurrency=1, wait=False)
         system.start_beat(wait=False)
         system.wait_ready()
         assert wait_until(lambda: _sweeps(worker) >= 3 and _backends(city), 20), worker.log()
