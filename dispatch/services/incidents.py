@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from units.locate import street_at
@@ -30,7 +31,18 @@ from ..policy import policy_for
 from ..ranking import Candidate
 from ..sql import json_rows
 from .dispatches import STANDABLE, dispatches_stand_down
-from .waves import deadlines_create, deadlines_due, deadlines_schedule, wave_ranked_send
+from .waves import (
+    _col,
+    _deliveries_insert,
+    _deliveries_select,
+    deadlines_create,
+    deadlines_due,
+    deadlines_schedule,
+    wave_announce,
+    wave_rank,
+    wave_ranked_send,
+    wave_rows,
+)
 
 log = logging.getLogger(__name__)
 
@@ -106,37 +118,58 @@ def incident_create(
         log.warning("intake %s: clock %.1f s ahead, clamped", external_id, discovery.skew_s)
     if policy is None:
         policy = policy_for(kind=kind, severity=severity)
+    incident = Incident(
+        kind=kind,
+        severity=severity,
+        lat=lat,
+        lon=lon,
+        address=address,
+        description=description,
+        source=source,
+        external_id=external_id or None,
+        discovered_at=discovery.at,
+        reported_by=reported_by,
+        created_by=created_by,
+        is_drill=is_drill,
+        paid_channels=paid_channels,
+        policy=policy,
+        region=region,
+    )
+    created = IncidentEvent(
+        type=IncidentEvent.Type.CREATED,
+        member=reported_by,
+        user=created_by,
+        data={"source": source, **discovery.event_data(), **(event_data or {})},
+    )
+    # Wave 1's units, ranked before anything is written (the ranking's index
+    # is in memory): the incident and its wave can then go in one statement.
+    candidates = wave_rank(incident=incident, spec=policy["wave1"]) if send_wave1 else []
+    statement = _IntakeStatement.build(
+        incident=incident, created=created, policy=policy, candidates=candidates
+    )
     try:
-        with transaction.atomic():
-            incident = Incident(
-                kind=kind,
-                severity=severity,
-                lat=lat,
-                lon=lon,
-                address=address,
-                description=description,
-                source=source,
-                external_id=external_id or None,
-                discovered_at=discovery.at,
-                reported_by=reported_by,
-                created_by=created_by,
-                is_drill=is_drill,
-                paid_channels=paid_channels,
-                policy=policy,
-                region=region,
-            )
-            created = IncidentEvent(
-                type=IncidentEvent.Type.CREATED,
-                member=reported_by,
-                user=created_by,
-                data={"source": source, **discovery.event_data(), **(event_data or {})},
-            )
-            deadlines = incident_insert(incident=incident, created=created, policy=policy)
-            wave, candidates = (
-                wave_ranked_send(incident=incident, number=1, spec=policy["wave1"], reason="intake")
-                if send_wave1
-                else (None, [])
-            )
+        with _intake_transaction(one_statement=statement is not None):
+            if statement is not None:
+                deadlines, wave = statement.run()
+                wave_announce(
+                    incident=incident,
+                    wave=wave,
+                    dispatches=statement.dispatches,
+                    events=statement.alerted,
+                )
+            else:
+                deadlines = incident_insert(incident=incident, created=created, policy=policy)
+                wave, candidates = (
+                    wave_ranked_send(
+                        incident=incident,
+                        number=1,
+                        spec=policy["wave1"],
+                        reason="intake",
+                        candidates=candidates,
+                    )
+                    if send_wave1
+                    else (None, [])
+                )
             push_on_commit(to_supervisors(incident, payloads.incident_opened(incident)))
     except IntegrityError:
         # A concurrent POST with the same external_id won the race.
@@ -216,6 +249,157 @@ def incident_insert(
     for d in deadlines:
         d.incident = incident
     return deadlines
+
+
+def _intake_transaction(*, one_statement: bool):
+    """The intake's own transaction. One statement needs none outside the
+    caller's (it commits alone, and the pushes follow it): BEGIN and COMMIT
+    were two round trips more on the path to the phones. Inside the caller's
+    transaction a savepoint still keeps a refused repeat from aborting it."""
+    if one_statement and not connection.in_atomic_block:
+        return contextlib.nullcontext()
+    return transaction.atomic()
+
+
+@dataclass
+class _IntakeStatement:
+    """A new incident and its wave 1 in one statement on PostgreSQL: the
+    incident, its events (``created`` then each unit's ``alerted``, seqs 1..n),
+    its deadlines, the wave, its dispatches and their deliveries, as CTEs each
+    taking the incident's new id (and the wave's). ``incident_insert`` and
+    ``wave_write`` wrote them in two, between a BEGIN and a COMMIT."""
+
+    incident: Incident
+    events: list[IncidentEvent]
+    deadlines: list[Deadline]
+    wave: Wave
+    dispatches: list[Dispatch]
+    sql: str
+    params: list[Any]
+    parts: tuple[Any, ...]
+
+    @property
+    def alerted(self) -> list[IncidentEvent]:
+        return self.events[1:]
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        incident: Incident,
+        created: IncidentEvent,
+        policy: dict[str, Any],
+        candidates: list[Candidate],
+    ) -> _IntakeStatement | None:
+        """None where it cannot be one statement: no unit to alert, or not
+        PostgreSQL (``sql.json_rows``)."""
+        if not candidates or connection.vendor != "postgresql":
+            return None
+        wave = Wave(number=1, radius_m=int(policy["wave1"].get("radius_m") or 0), reason="intake")
+        dispatches, alerted = wave_rows(
+            incident=incident,
+            wave=wave,
+            units=[(c.unit_id, c.distance_m, c.eta_s) for c in candidates],
+            rank0=0,
+        )
+        events = [created, *alerted]
+        incident.last_seq = len(events)
+        rows = json_rows(Incident, [incident])  # sets received_at (auto_now_add)
+        if rows is None:
+            return None
+        deadlines = [
+            Deadline(tier=tier, due_at=due)
+            for tier, due in deadlines_due(received_at=incident.received_at, policy=policy)
+        ]
+        event_rows = json_rows(IncidentEvent, events, exclude={"incident", "seq"})
+        deadline_rows = json_rows(Deadline, deadlines, exclude={"incident"})
+        wave_rows_ = json_rows(Wave, [wave], exclude={"incident"})
+        dispatch_rows = json_rows(Dispatch, dispatches, exclude={"incident", "wave"})
+        if None in (event_rows, wave_rows_, dispatch_rows) or (deadlines and not deadline_rows):
+            incident.last_seq = 0
+            return None
+        q = rows.conn.ops.quote_name
+        incident_id = _col(IncidentEvent, "incident")
+        select, delivery_params = _deliveries_select(
+            source="p", reporter_id=incident.reported_by_id, lateral=True
+        )
+        # Identifiers from the models' metadata; every value is a bound parameter.
+        sql = [
+            f"WITH i AS (INSERT INTO {q(Incident._meta.db_table)} ({rows.columns}) "  # noqa: S608
+            f"SELECT {rows.listed} FROM {rows.source} RETURNING {_col(Incident, 'id')} AS id), "
+            f"e AS (INSERT INTO {q(IncidentEvent._meta.db_table)} "
+            f"({event_rows.columns}, {incident_id}, {_col(IncidentEvent, 'seq')}) "
+            f"SELECT {event_rows.listed}, (SELECT id FROM i), r.n FROM {event_rows.source} "
+            f"ORDER BY r.n RETURNING {_col(IncidentEvent, 'id')} AS id, "
+            f"{_col(IncidentEvent, 'seq')} AS seq), "
+        ]
+        params: list[Any] = [rows.param, event_rows.param]
+        if deadline_rows is not None:
+            sql.append(
+                f"dl AS (INSERT INTO {q(Deadline._meta.db_table)} "  # noqa: S608
+                f"({deadline_rows.columns}, {_col(Deadline, 'incident')}) "
+                f"SELECT {deadline_rows.listed}, (SELECT id FROM i) "
+                f"FROM {deadline_rows.source} ORDER BY n RETURNING {_col(Deadline, 'id')} AS id), "
+            )
+            params.append(deadline_rows.param)
+        sql.append(
+            f"w AS (INSERT INTO {q(Wave._meta.db_table)} "  # noqa: S608
+            f"({wave_rows_.columns}, {_col(Wave, 'incident')}) "
+            f"SELECT {wave_rows_.listed}, (SELECT id FROM i) FROM {wave_rows_.source} "
+            f"RETURNING {_col(Wave, 'id')} AS id), "
+            f"p AS (INSERT INTO {q(Dispatch._meta.db_table)} ({dispatch_rows.columns}, "
+            f"{_col(Dispatch, 'incident')}, {_col(Dispatch, 'wave')}) "
+            f"SELECT {dispatch_rows.listed}, (SELECT id FROM i), (SELECT id FROM w) "
+            f"FROM {dispatch_rows.source} ORDER BY n "
+            f"RETURNING {_col(Dispatch, 'id')}, {_col(Dispatch, 'unit')}), "
+            f"l AS ({_deliveries_insert()} {select}) "
+            f"SELECT 0, 0, id FROM i UNION ALL SELECT 1, seq, id FROM e "
+            f"UNION ALL SELECT 3, 0, id FROM w "
+            f"UNION ALL SELECT 4, {_col(Dispatch, 'unit')}, {_col(Dispatch, 'id')} FROM p"
+        )
+        if deadline_rows is not None:
+            sql.append(" UNION ALL SELECT 2, 0, id FROM dl")
+        params += [wave_rows_.param, dispatch_rows.param, *delivery_params]
+        return cls(
+            incident=incident,
+            events=events,
+            deadlines=deadlines,
+            wave=wave,
+            dispatches=dispatches,
+            sql="".join(sql),
+            params=params,
+            parts=(rows, event_rows, deadline_rows, wave_rows_, dispatch_rows),
+        )
+
+    def run(self) -> tuple[list[Deadline], Wave]:
+        """Write it; every object gets its id, seq and the incident's."""
+        rows, event_rows, deadline_rows, wave_rows_, dispatch_rows = self.parts
+        with rows.conn.cursor() as cursor:
+            cursor.execute(self.sql, self.params)
+            returned = cursor.fetchall()
+        by_part: dict[int, list[tuple[int, int]]] = {0: [], 1: [], 2: [], 3: [], 4: []}
+        for part, key, pk in returned:
+            by_part[part].append((key, pk))
+        incident = self.incident
+        rows.saved([pk for _key, pk in by_part[0]])
+        ids_by_seq = dict(by_part[1])
+        event_rows.saved([ids_by_seq[seq] for seq in range(1, len(self.events) + 1)])
+        for seq, event in enumerate(self.events, start=1):
+            event.seq = seq
+            event.incident = incident
+        if deadline_rows is not None:
+            deadline_rows.saved([pk for _key, pk in by_part[2]])
+        for deadline in self.deadlines:
+            deadline.incident = incident
+        wave_rows_.saved([pk for _key, pk in by_part[3]])
+        self.wave.incident = incident
+        # By unit (one dispatch each in a wave), not by the order rows come back in.
+        dispatch_ids = dict(by_part[4])
+        dispatch_rows.saved([dispatch_ids[d.unit_id] for d in self.dispatches])
+        for d in self.dispatches:
+            d.incident = incident
+            d.wave = self.wave
+        return self.deadlines, self.wave
 
 
 def _intake_repeat(existing: Incident, *, created_by, sent: dict[str, Any]) -> IntakeResult:

@@ -33,26 +33,27 @@ log = logging.getLogger(__name__)
 
 
 def wave_ranked_send(
-    *, incident: Incident, number: int, spec: dict[str, Any], reason: str, actor=None
+    *,
+    incident: Incident,
+    number: int,
+    spec: dict[str, Any],
+    reason: str,
+    actor=None,
+    candidates: list[Candidate] | None = None,
 ) -> tuple[Wave | None, list[Candidate]]:
-    """Create wave ``number`` with its dispatches, deliveries and alert events.
+    """Create wave ``number`` with its dispatches, deliveries and alert events,
+    to ``candidates`` if the caller ranked them already (``wave_rank``).
 
     Caller holds a transaction and has claimed the right to send this wave.
     """
-    # Wave 1 has nobody to leave out: spare the hot path the query.
-    already = (
-        set(Dispatch.objects.filter(incident=incident).values_list("unit_id", flat=True))
-        if number > 1
-        else set()
-    )
-    candidates = rank_units(
-        lat=incident.lat,
-        lon=incident.lon,
-        limit=int(spec["units"]),
-        radius_m=spec.get("radius_m"),
-        incident_kind=incident.kind,
-        exclude=already,
-    )
+    if candidates is None:
+        # Wave 1 has nobody to leave out: spare the hot path the query.
+        already = (
+            set(Dispatch.objects.filter(incident=incident).values_list("unit_id", flat=True))
+            if number > 1
+            else set()
+        )
+        candidates = wave_rank(incident=incident, spec=spec, exclude=already)
     wave = Wave(
         incident=incident, number=number, radius_m=int(spec.get("radius_m") or 0), reason=reason
     )
@@ -75,6 +76,20 @@ def wave_ranked_send(
     return wave, candidates
 
 
+def wave_rank(
+    *, incident: Incident, spec: dict[str, Any], exclude: set[int] | frozenset[int] = frozenset()
+) -> list[Candidate]:
+    """The units a wave of ``spec`` calls to the incident, best first."""
+    return rank_units(
+        lat=incident.lat,
+        lon=incident.lon,
+        limit=int(spec["units"]),
+        radius_m=spec.get("radius_m"),
+        incident_kind=incident.kind,
+        exclude=exclude,
+    )
+
+
 def wave_write(
     *,
     incident: Incident,
@@ -87,10 +102,39 @@ def wave_write(
     events to ``units`` ((unit id, distance m, ETA s), best first); pushes and
     the Web Push / SMS / voice chain after commit. Caller holds the transaction
     and the wave's number. On PostgreSQL one statement (``_wave_insert``)."""
+    dispatches, events = wave_rows(
+        incident=incident, wave=wave, units=units, rank0=rank0, actor=actor
+    )
+    if not _wave_insert(
+        wave=wave, dispatches=dispatches, events=events, reporter_id=incident.reported_by_id
+    ):
+        wave.save(force_insert=True)
+        for d in dispatches:
+            d.wave = wave
+        rows_insert(Dispatch, dispatches)
+        deliveries_write(wave=wave, reporter_id=incident.reported_by_id)
+        events_record(incident_id=incident.pk, events=events)
+    for d in dispatches:
+        d.incident = incident
+    wave_announce(incident=incident, wave=wave, dispatches=dispatches, events=events)
+    return dispatches
+
+
+def wave_rows(
+    *,
+    incident: Incident,
+    wave: Wave,
+    units: list[tuple[int, float, int]],
+    rank0: int,
+    actor=None,
+) -> tuple[list[Dispatch], list[IncidentEvent]]:
+    """A wave's dispatches to ``units`` and their ``alerted`` events, unsaved.
+    Each names the incident by id (None for one not saved yet: the intake's
+    statement gives it)."""
     data: dict[str, Any] = {"drill": True} if incident.is_drill else {}
     dispatches = [
         Dispatch(
-            incident=incident,
+            incident_id=incident.pk,
             unit_id=unit_id,
             # Ranks continue across waves; the column is a smallint (a city drill).
             rank=min(rank0 + i + 1, 32767),
@@ -115,15 +159,15 @@ def wave_write(
         )
         for d in dispatches
     ]
-    if not _wave_insert(
-        wave=wave, dispatches=dispatches, events=events, reporter_id=incident.reported_by_id
-    ):
-        wave.save(force_insert=True)
-        for d in dispatches:
-            d.wave = wave
-        rows_insert(Dispatch, dispatches)
-        deliveries_write(wave=wave, reporter_id=incident.reported_by_id)
-        events_record(incident_id=incident.pk, events=events)
+    return dispatches, events
+
+
+def wave_announce(
+    *, incident: Incident, wave: Wave, dispatches: list[Dispatch], events: list[IncidentEvent]
+) -> None:
+    """After the wave's rows are written: each unit's alert frame and the
+    incident's update once the transaction commits, then Web Push, SMS and
+    voice for the pages that are closed (dispatch/notify.py)."""
     alert = payloads.incident_summary(incident)
     # A drill sends each unit to its own post (到岗) unless a gathering point is set.
     posts = (
@@ -149,9 +193,7 @@ def wave_write(
         (incident_group(incident.pk), payloads.update(event=events[-1], incident=incident))
     )
     push_on_commit(messages)
-    # Pages that are closed get Web Push, then SMS, then voice (dispatch/notify.py).
     notify.chain_start_on_commit(wave_id=wave.pk)
-    return dispatches
 
 
 def _wave_insert(

@@ -622,11 +622,11 @@ def test_appending_events_to_an_incident_that_is_not_there_is_refused(db):
 WRITE = re.compile(r"(INSERT|UPDATE|DELETE|WITH \w+ AS \((INSERT|UPDATE))")
 
 
-def test_intake_writes_an_incident_and_its_wave_in_two_statements_on_postgresql(
+def test_intake_writes_an_incident_and_its_wave_in_one_statement_on_postgresql(
     near_responder, mid_responder
 ):
     """Between the intake's savepoint and its release: the incident with its
-    created event and deadlines, then the wave with its dispatches, their
+    created event and deadlines, the wave with its dispatches, their
     deliveries and its alerted events with their seqs. Each statement is a
     round trip on the path to the phones; elsewhere (SQLite) nine."""
     with CaptureQueriesContext(connection) as queries:
@@ -636,7 +636,7 @@ def test_intake_writes_an_incident_and_its_wave_in_two_statements_on_postgresql(
     end = next(i for i, s in enumerate(sql) if s.startswith("RELEASE SAVEPOINT"))
     # The ranking's reads (tests refresh it on every call) are not the intake's.
     writes = [s for s in sql[begin + 1 : end] if WRITE.match(s)]
-    assert len(writes) == (2 if connection.vendor == "postgresql" else 9), writes
+    assert len(writes) == (1 if connection.vendor == "postgresql" else 9), writes
 
     incident = Incident.objects.get(pk=result.incident.pk)
     alerted = len(result.candidates)
@@ -651,6 +651,96 @@ def test_intake_writes_an_incident_and_its_wave_in_two_statements_on_postgresql(
         seconds=incident.policy["tiers"][0]["after_s"]
     )
     assert Delivery.objects.filter(dispatch__incident=incident).count() >= 2
+
+
+def test_intake_frames_carry_the_stored_ids_and_seqs(
+    near_responder, mid_responder, layer_spy, django_capture_on_commit_callbacks
+):
+    """Every id and seq the one-statement intake gives its objects is the
+    stored row's: the frames the phones get name them (acks, replay cursors)."""
+    with django_capture_on_commit_callbacks(execute=True):
+        result = raise_incident()
+    incident = result.incident
+    wave = Wave.objects.get(incident=incident)
+    assert result.wave.pk == wave.pk and wave.number == 1
+    alerts = [p for _g, p in layer_spy.sent if p["type"] == "incident.alert"]
+    assert len(alerts) == len(result.candidates) >= 1
+    stored = {
+        e.unit_id: (e.pk, e.seq)
+        for e in IncidentEvent.objects.filter(incident=incident, type="alerted")
+    }
+    dispatches = {
+        d.unit_id: (d.rank, d.wave_id) for d in Dispatch.objects.filter(incident=incident)
+    }
+    for alert in alerts:
+        unit_id = alert["dispatch"]["unit_id"]
+        assert (alert["id"], alert["seq"]) == stored[unit_id]
+        assert (alert["dispatch"]["rank"], wave.pk) == dispatches[unit_id]
+        assert alert["incident"]["id"] == incident.pk
+    assert [c.unit_id for c in result.candidates] == [
+        u for u, _ in sorted(dispatches.items(), key=lambda kv: kv[1][0])
+    ]
+    update = layer_spy.to(incident_group(incident.pk))[-1]
+    incident.refresh_from_db()
+    assert update["seq"] == incident.last_seq == 1 + len(alerts)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_intake_outside_a_transaction_sends_no_begin_or_commit_on_postgresql(
+    near_responder, mid_responder
+):
+    """One statement commits alone: BEGIN and COMMIT were two round trips
+    more on the path to the phones. Elsewhere the writes stay in a transaction."""
+    with CaptureQueriesContext(connection) as queries:
+        result = raise_incident()
+    sql = [q["sql"] for q in queries.captured_queries]
+    # Up to the incident's insert, and the statement after it (eager tasks run
+    # after commit in unit tests, in transactions of their own).
+    first = next(i for i, s in enumerate(sql) if WRITE.match(s))
+    transactions = {"BEGIN", "COMMIT", "SAVEPOINT", "RELEASE"}
+    if connection.vendor == "postgresql":
+        assert sql[first].startswith('WITH i AS (INSERT INTO "dispatch_incident"'), sql[first]
+        assert not any(s.split(" ")[0] in transactions for s in sql[: first + 2]), sql
+    else:
+        assert sql[first - 1].startswith("BEGIN"), sql
+    incident = Incident.objects.get(pk=result.incident.pk)
+    assert incident.events.count() == incident.last_seq == 1 + len(result.candidates)
+    assert Delivery.objects.filter(dispatch__incident=incident).count() >= 2
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("inside_a_transaction", [False, True])
+def test_a_racing_post_with_the_same_external_id_gets_the_stored_incident(
+    near_responder, mid_responder, inside_a_transaction
+):
+    """Two POSTs of one report: the other commits between this one's lookup
+    and its insert. This one's statement is refused by the unique external
+    id, and it answers with the stored incident, alerting nobody twice; a
+    caller's transaction around it stays usable."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the one-statement intake is PostgreSQL's")
+    other: list[services.IntakeResult] = []
+
+    def the_other_post():  # on its own thread: its own connection, committed
+        try:
+            other.append(raise_incident(external_id="CAD-RACE-1"))
+        finally:
+            connections.close_all()
+
+    def the_other_post_first(execute, sql, params, many, context):
+        if not other and sql.startswith('WITH i AS (INSERT INTO "dispatch_incident"'):
+            thread = threading.Thread(target=the_other_post)
+            thread.start()
+            thread.join()
+        return execute(sql, params, many, context)
+
+    outer = transaction.atomic() if inside_a_transaction else contextlib.nullcontext()
+    with outer, connection.execute_wrapper(the_other_post_first):
+        this = raise_incident(external_id="CAD-RACE-1")
+        assert Incident.objects.count() == 1  # the caller's transaction still answers
+    assert other and other[0].created is True
+    assert this.created is False and this.incident.pk == other[0].incident.pk
+    assert Dispatch.objects.count() == len(other[0].candidates)
 
 
 def test_a_wave_is_written_in_one_statement_on_postgresql(
@@ -735,6 +825,41 @@ def test_a_waves_deliveries_read_the_members_of_its_units_only(
         jit_above = float(cursor.fetchone()[0])
     assert cost < jit_above / 10, (cost, jit_above)
     assert Delivery.objects.filter(dispatch__wave__incident=incident).count() == 55
+
+
+def test_the_one_statement_intake_reads_its_units_members_only_and_is_not_compiled(
+    near_responder, tianhe_street
+):
+    """The intake's statement, like the wave's: each unit's members read by
+    the unit's index (no sequential scan of the roster), at a cost far below
+    the one that makes PostgreSQL compile it (JIT: 13 ms a wave)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the plan of PostgreSQL's one-statement intake")
+    units = [UnitFactory(region=tianhe_street, lat=SPOT[0], lon=SPOT[1]) for _ in range(100)]
+    Member.objects.bulk_create(
+        Member(unit=u, name="队员", phone=f"13{u.pk:05d}{j:04d}", on_duty=True)
+        for u in units
+        for j in range(11)
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {Member._meta.db_table}")
+    with CaptureQueriesContext(connection) as queries:
+        result = raise_incident()
+    assert len(result.candidates) == 5
+    (statement,) = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].startswith('WITH i AS (INSERT INTO "dispatch_incident"')
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, COSTS OFF) {statement}")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {statement}")
+        cost = cursor.fetchone()[0][0]["Plan"]["Total Cost"]
+        cursor.execute("SHOW jit_above_cost")
+        jit_above = float(cursor.fetchone()[0])
+    assert f"Seq Scan on {Member._meta.db_table}" not in plan, plan
+    assert cost < jit_above / 10, (cost, jit_above)
 
 
 def test_event_seqs_are_counted_per_incident(near_responder):
