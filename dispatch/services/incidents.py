@@ -151,12 +151,6 @@ def incident_create(
         with _intake_transaction(one_statement=statement is not None):
             if statement is not None:
                 deadlines, wave = statement.run()
-                wave_announce(
-                    incident=incident,
-                    wave=wave,
-                    dispatches=statement.dispatches,
-                    events=statement.alerted,
-                )
             else:
                 deadlines = incident_insert(incident=incident, created=created, policy=policy)
                 wave, candidates = (
@@ -170,7 +164,7 @@ def incident_create(
                     if send_wave1
                     else (None, [])
                 )
-            push_on_commit(to_supervisors(incident, payloads.incident_opened(incident)))
+            _intake_announce(incident=incident, wave=wave, statement=statement)
     except IntegrityError:
         # A concurrent POST with the same external_id won the race.
         if external_id:
@@ -259,6 +253,38 @@ def _intake_transaction(*, one_statement: bool):
     if one_statement and not connection.in_atomic_block:
         return contextlib.nullcontext()
     return transaction.atomic()
+
+
+def _intake_announce(
+    *, incident: Incident, wave: Wave | None, statement: _IntakeStatement | None
+) -> None:
+    """A new incident's frames: its wave's, when the one statement wrote it
+    (``wave_ranked_send`` sends its own), and the supervisors'.
+
+    Outside a caller's transaction the one statement has committed already:
+    the incident is created, whatever happens here. A failure is logged, not
+    raised: a 500 would have the caller repeat the report, and the repeat
+    sends nothing. The rows are the truth: the heartbeat re-sends unacked
+    alerts to open sockets, a phone that reconnects replays them, and the
+    sweeps fire the notify chain and the deadlines from the rows. Inside a
+    transaction (SQLite, a caller's) it raises, and the rows roll back."""
+    try:
+        if statement is not None and wave is not None:
+            wave_announce(
+                incident=incident,
+                wave=wave,
+                dispatches=statement.dispatches,
+                events=statement.alerted,
+            )
+        push_on_commit(to_supervisors(incident, payloads.incident_opened(incident)))
+    except Exception:
+        if connection.in_atomic_block:
+            raise
+        log.exception(
+            "incident %s is stored; its frames failed (the heartbeat, replay and "
+            "the sweeps deliver it from the rows)",
+            incident.pk,
+        )
 
 
 @dataclass

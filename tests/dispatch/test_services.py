@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 import re
 import sqlite3
 import threading
+from unittest import mock
 
 import pytest
 from django.core.exceptions import ValidationError
@@ -15,9 +17,17 @@ from django.db import connection, connections, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from dispatch import services
+from dispatch import payloads, services
 from dispatch.events import SUPERVISORS_GROUP, incident_group, unit_group
-from dispatch.models import Deadline, Delivery, Dispatch, Incident, IncidentEvent, Wave
+from dispatch.models import (
+    Deadline,
+    Delivery,
+    Dispatch,
+    Incident,
+    IncidentEvent,
+    NotificationAttempt,
+    Wave,
+)
 from dispatch.services import ActionRefused, members
 from tests.dispatch.conftest import MID, SPOT
 from tests.dispatch.factories import LoginMemberFactory, give_full_kit
@@ -709,6 +719,51 @@ def test_intake_outside_a_transaction_sends_no_begin_or_commit_on_postgresql(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_intake_outside_a_transaction_pushes_starts_the_chain_and_the_timer(
+    near_responder, layer_spy, caplog
+):
+    """Committed alone, the intake's after-commit work runs straight after its
+    statement: the unit's alert, the supervisors' card, the notify chain's
+    first step and the first deadline's timer (Celery runs eagerly here)."""
+    caplog.set_level(logging.INFO, logger="celery.app.trace")
+    result = raise_incident()
+    incident = result.incident
+    assert layer_spy.types(unit_group(near_responder.unit_id)) == ["incident.alert"]
+    assert layer_spy.types(SUPERVISORS_GROUP) == ["incident.opened"]
+    assert NotificationAttempt.objects.filter(
+        delivery__dispatch__incident=incident, channel="push"
+    ).exists()
+    assert "dispatch.tasks.fire_deadline[" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_after_the_intakes_commit_does_not_fail_it(near_responder, layer_spy, caplog):
+    """Outside a transaction the one statement has committed: a failure while
+    announcing it is logged, the intake returns the incident (a 500 would have
+    the caller repeat the report, and a repeat sends nothing) and the first
+    deadline's timer is still queued. Where the rows are in a transaction
+    (SQLite), they roll back with it."""
+    caplog.set_level(logging.INFO, logger="celery.app.trace")
+
+    def broken(incident):
+        raise RuntimeError("a bug in a payload")
+
+    with mock.patch.object(payloads, "incident_opened", broken):
+        if connection.vendor != "postgresql":
+            with pytest.raises(RuntimeError):
+                raise_incident()
+            assert not Incident.objects.exists()
+            return
+        result = raise_incident()
+    assert result.created is True
+    stored = Incident.objects.get(pk=result.incident.pk)
+    assert stored.last_seq == 1 + len(result.candidates)
+    assert layer_spy.types(unit_group(near_responder.unit_id)) == ["incident.alert"]
+    assert "its frames failed" in caplog.text
+    assert "dispatch.tasks.fire_deadline[" in caplog.text
+
+
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("inside_a_transaction", [False, True])
 def test_a_racing_post_with_the_same_external_id_gets_the_stored_incident(
     near_responder, mid_responder, inside_a_transaction
@@ -860,6 +915,7 @@ def test_the_one_statement_intake_reads_its_units_members_only_and_is_not_compil
         jit_above = float(cursor.fetchone()[0])
     assert f"Seq Scan on {Member._meta.db_table}" not in plan, plan
     assert cost < jit_above / 10, (cost, jit_above)
+    assert f'INSERT INTO "{Delivery._meta.db_table}"' in statement  # the wave's, in it
 
 
 def test_event_seqs_are_counted_per_incident(near_responder):
