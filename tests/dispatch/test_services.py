@@ -840,16 +840,10 @@ def test_a_wave_is_written_in_one_statement_on_postgresql(
     assert incident.last_seq == 3
 
 
-def test_a_waves_deliveries_read_the_members_of_its_units_only(
-    near_responder, tianhe_street, django_capture_on_commit_callbacks
-):
-    """PostgreSQL cannot count a CTE's rows: joined plainly, the planner hashed
-    the whole roster for a wave of five units (a sequential scan of every
-    member; the city has 245,500). The wave's statement reads each unit's
-    members by the unit's index, at a cost that is not compiled (JIT)."""
-    if connection.vendor != "postgresql":
-        pytest.skip("the plan of PostgreSQL's one-statement wave")
-    units = [UnitFactory(region=tianhe_street) for _ in range(100)]
+def _hundred_units_of_eleven(region) -> list:
+    """100 units at the test spot with 11 members on duty each, analysed: a
+    roster the planner would rather hash than read unit by unit."""
+    units = [UnitFactory(region=region, lat=SPOT[0], lon=SPOT[1]) for _ in range(100)]
     Member.objects.bulk_create(
         Member(unit=u, name="队员", phone=f"13{u.pk:05d}{j:04d}", on_duty=True)
         for u in units
@@ -857,6 +851,34 @@ def test_a_waves_deliveries_read_the_members_of_its_units_only(
     )
     with connection.cursor() as cursor:
         cursor.execute(f"ANALYZE {Member._meta.db_table}")
+    return units
+
+
+def _assert_reads_members_by_unit_and_is_not_compiled(statement: str) -> None:
+    """No sequential scan of the roster, and a cost far below the one that makes
+    PostgreSQL compile the statement (JIT: 13 ms a wave). Runs it (ANALYZE)."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"EXPLAIN (ANALYZE, COSTS OFF) {statement}")
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+        cursor.execute(f"EXPLAIN (FORMAT JSON) {statement}")
+        cost = cursor.fetchone()[0][0]["Plan"]["Total Cost"]
+        cursor.execute("SHOW jit_above_cost")
+        jit_above = float(cursor.fetchone()[0])
+    assert f"Seq Scan on {Member._meta.db_table}" not in plan, plan
+    assert cost < jit_above / 10, (cost, jit_above)
+
+
+def test_a_waves_deliveries_read_the_members_of_its_units_only(
+    near_responder, tianhe_street, django_capture_on_commit_callbacks
+):
+    """PostgreSQL cannot count a CTE's rows: joined plainly, the planner hashed
+    the whole roster for a wave of five units (a sequential scan of every
+    member; the city has 245,500). The wave's statement reads each unit's
+    members by the unit's index, at a cost that is not compiled (JIT: the
+    planner's count of dispatches is not multiplied by the wave's)."""
+    if connection.vendor != "postgresql":
+        pytest.skip("the plan of PostgreSQL's one-statement wave")
+    units = _hundred_units_of_eleven(tianhe_street)
     incident = raise_incident(send_wave1=False).incident
     savepoint = transaction.savepoint()
     with CaptureQueriesContext(connection) as queries:
@@ -867,18 +889,7 @@ def test_a_waves_deliveries_read_the_members_of_its_units_only(
         )
     transaction.savepoint_rollback(savepoint)
     (statement,) = [q["sql"] for q in queries.captured_queries if "INSERT" in q["sql"]]
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (ANALYZE, COSTS OFF) {statement}")
-        plan = "\n".join(row[0] for row in cursor.fetchall())
-    assert f"Seq Scan on {Member._meta.db_table}" not in plan, plan
-    # Nor a cost near the one that makes PostgreSQL compile it (JIT: 13 ms a
-    # wave): the planner's count of dispatches is not multiplied by the wave's.
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (FORMAT JSON) {statement}")
-        cost = cursor.fetchone()[0][0]["Plan"]["Total Cost"]
-        cursor.execute("SHOW jit_above_cost")
-        jit_above = float(cursor.fetchone()[0])
-    assert cost < jit_above / 10, (cost, jit_above)
+    _assert_reads_members_by_unit_and_is_not_compiled(statement)
     assert Delivery.objects.filter(dispatch__wave__incident=incident).count() == 55
 
 
@@ -886,18 +897,10 @@ def test_the_one_statement_intake_reads_its_units_members_only_and_is_not_compil
     near_responder, tianhe_street
 ):
     """The intake's statement, like the wave's: each unit's members read by
-    the unit's index (no sequential scan of the roster), at a cost far below
-    the one that makes PostgreSQL compile it (JIT: 13 ms a wave)."""
+    the unit's index, at a cost that is not compiled."""
     if connection.vendor != "postgresql":
         pytest.skip("the plan of PostgreSQL's one-statement intake")
-    units = [UnitFactory(region=tianhe_street, lat=SPOT[0], lon=SPOT[1]) for _ in range(100)]
-    Member.objects.bulk_create(
-        Member(unit=u, name="队员", phone=f"13{u.pk:05d}{j:04d}", on_duty=True)
-        for u in units
-        for j in range(11)
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(f"ANALYZE {Member._meta.db_table}")
+    _hundred_units_of_eleven(tianhe_street)
     with CaptureQueriesContext(connection) as queries:
         result = raise_incident()
     assert len(result.candidates) == 5
@@ -906,16 +909,8 @@ def test_the_one_statement_intake_reads_its_units_members_only_and_is_not_compil
         for q in queries.captured_queries
         if q["sql"].startswith('WITH i AS (INSERT INTO "dispatch_incident"')
     ]
-    with connection.cursor() as cursor:
-        cursor.execute(f"EXPLAIN (ANALYZE, COSTS OFF) {statement}")
-        plan = "\n".join(row[0] for row in cursor.fetchall())
-        cursor.execute(f"EXPLAIN (FORMAT JSON) {statement}")
-        cost = cursor.fetchone()[0][0]["Plan"]["Total Cost"]
-        cursor.execute("SHOW jit_above_cost")
-        jit_above = float(cursor.fetchone()[0])
-    assert f"Seq Scan on {Member._meta.db_table}" not in plan, plan
-    assert cost < jit_above / 10, (cost, jit_above)
     assert f'INSERT INTO "{Delivery._meta.db_table}"' in statement  # the wave's, in it
+    _assert_reads_members_by_unit_and_is_not_compiled(statement)
 
 
 def test_event_seqs_are_counted_per_incident(near_responder):
