@@ -61,7 +61,12 @@ def _database_independent_sends_no_query(request):
 
 
 def _process_caches_reset() -> None:
-    """Per-process caches built from the database must not leak between tests."""
+    """Per-process caches built from the database, and per-process state that
+    times what comes next, must not leak between tests."""
+    import math
+
+    from dispatch.consumers import _AlertWrites
+    from dispatch.gateways import ratelimit
     from dispatch.ranking import reset_unit_index
     from units.locate import locate_cache_reset
     from units.services import district_shapes_reset
@@ -69,6 +74,8 @@ def _process_caches_reset() -> None:
     reset_unit_index()
     district_shapes_reset()
     locate_cache_reset()
+    ratelimit.reset()  # a provider marked down, messages already seen
+    _AlertWrites.last = -math.inf  # receipts wait while alerts were written lately
 
 
 @pytest.fixture

@@ -489,10 +489,9 @@ def test_a_worker_run_shows_its_write_progress_from_a_redis_the_test_started(
     tmp_path, settings, monkeypatch, tianhe_admin, tianhe_street
 ):
     """The worker's path (live progress) against a Redis this test starts and stops."""
-    from config.embedded_redis import free_port, redis_start
+    from tests.e2e.harness import redis_start_owned
 
-    port = free_port()
-    proc = redis_start(port=port, data_dir=tmp_path, persist=False)
+    proc, port = redis_start_owned(data_dir=tmp_path / "redis")
     try:
         settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
         job = ImportJob.objects.create(

@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 from django.core.checks import Error, Warning
 
-from config.embedded_redis import free_port, redis_start
 from dispatch import notify
 from dispatch.gateways import checks, ratelimit
 from dispatch.gateways.aliyun import AliyunVoiceBackend
 from dispatch.models import Incident, NotificationAttempt
 from tests.dispatch.gateways.conftest import TENCENT_TOKEN, _backends, _events, _raise
+from tests.e2e.harness import redis_start_owned
 from tests.factories import MemberFactory
 
 
@@ -89,8 +89,9 @@ def test_an_unknown_reply_gets_the_help_text_once_per_number(
 
 @pytest.fixture
 def redis_url(settings, tmp_path: Path):
-    port = free_port()
-    proc = redis_start(port=port, data_dir=tmp_path / "redis", persist=False)
+    # Ours, checked by its process id: a port chosen free may be taken by
+    # another test process's server before this one binds it.
+    proc, port = redis_start_owned(data_dir=tmp_path / "redis")
     settings.REDIS_URL = f"redis://127.0.0.1:{port}/0"
     ratelimit.reset()
     yield settings.REDIS_URL
