@@ -501,6 +501,9 @@ MEMBER_SIGNIN_THROTTLES = {
 # A provider receipt that names a message id not recorded yet (it outran its own
 # send call) is held this long for the id to be written, then dropped.
 RECEIPT_HOLD_S = env.int("RECEIPT_HOLD_S", default=600)
+# The first wait once a counter's free failures are spent; each failure after
+# doubles it, up to the counter's cap.
+MEMBER_SIGNIN_FIRST_WAIT_S = env.float("MEMBER_SIGNIN_FIRST_WAIT_S", default=1.0)
 # A counter quiet for this long starts again from zero.
 MEMBER_SIGNIN_FORGET_S = env.int("MEMBER_SIGNIN_FORGET_S", default=3600)
 # Wrong tries of one issued code before it is void.

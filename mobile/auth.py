@@ -195,7 +195,8 @@ def _failure_record(keys: dict[str, str]) -> None:
             row.failures += 1
             row.last_failure_at = now
             if row.failures >= free:
-                delay = min(cap, 2 ** min(row.failures - free, 32))
+                first = settings.MEMBER_SIGNIN_FIRST_WAIT_S
+                delay = min(cap, first * 2 ** min(row.failures - free, 32))
                 row.next_try_at = now + dt.timedelta(seconds=delay)
             row.save(update_fields=["failures", "last_failure_at", "next_try_at"])
 

@@ -113,8 +113,16 @@ def test_wrong_passwords_are_throttled_not_locked(activated):
     assert not SignInThrottle.objects.filter(phone__startswith="pair:").exists()
 
 
-def test_the_wait_doubles_up_to_its_cap(activated, settings):
+@pytest.mark.parametrize(
+    ("first", "expected"),
+    [
+        (1, [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900]),
+        (5, [5, 10, 20, 40, 80, 160, 320, 640, 900, 900, 900, 900]),
+    ],
+)
+def test_the_wait_doubles_up_to_its_cap(activated, settings, first, expected):
     settings.MEMBER_SIGNIN_THROTTLES = {"pair": (3, 900), "ip": (100, 900), "phone": (100, 60)}
+    settings.MEMBER_SIGNIN_FIRST_WAIT_S = first
     waits = []
     for _ in range(14):
         SignInThrottle.objects.update(next_try_at=None)  # as if the attacker waited
@@ -123,7 +131,7 @@ def test_the_wait_doubles_up_to_its_cap(activated, settings):
         row = SignInThrottle.objects.get(phone=f"pair:{activated.phone}|{STRANGER}")
         if row.next_try_at:
             waits.append(round((row.next_try_at - row.last_failure_at).total_seconds()))
-    assert waits == [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 900, 900]
+    assert waits == expected
 
 
 def test_a_number_guessed_from_many_addresses_waits_at_most_a_minute(activated):
