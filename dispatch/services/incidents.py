@@ -33,15 +33,15 @@ from ..sql import json_rows
 from .dispatches import STANDABLE, dispatches_stand_down
 from .waves import (
     _col,
-    _deliveries_insert,
-    _deliveries_select,
     deadlines_create,
     deadlines_due,
     deadlines_schedule,
     wave_announce,
+    wave_ctes,
     wave_rank,
     wave_ranked_send,
     wave_rows,
+    wave_saved,
 )
 
 log = logging.getLogger(__name__)
@@ -147,24 +147,24 @@ def incident_create(
     statement = _IntakeStatement.build(
         incident=incident, created=created, policy=policy, candidates=candidates
     )
+    # A wave to no unit (its own event, a claimed seq) still takes a transaction.
+    alone = statement is not None and (statement.wave is not None or not send_wave1)
     try:
-        with _intake_transaction(one_statement=statement is not None):
+        with _intake_transaction(one_statement=alone):
             if statement is not None:
-                deadlines, wave = statement.run()
+                deadlines = statement.run()
             else:
                 deadlines = incident_insert(incident=incident, created=created, policy=policy)
-                wave, candidates = (
-                    wave_ranked_send(
-                        incident=incident,
-                        number=1,
-                        spec=policy["wave1"],
-                        reason="intake",
-                        candidates=candidates,
-                    )
-                    if send_wave1
-                    else (None, [])
+            wave = statement.wave if statement is not None else None
+            if send_wave1 and wave is None:
+                wave, candidates = wave_ranked_send(
+                    incident=incident,
+                    number=1,
+                    spec=policy["wave1"],
+                    reason="intake",
+                    candidates=candidates,
                 )
-            _intake_announce(incident=incident, wave=wave, statement=statement)
+            _intake_announce(incident=incident, statement=statement)
     except IntegrityError:
         # A concurrent POST with the same external_id won the race.
         if external_id:
@@ -180,69 +180,12 @@ def incident_insert(
     *, incident: Incident, created: IncidentEvent, policy: dict[str, Any]
 ) -> list[Deadline]:
     """Save a new incident with its ``created`` event (seq 1) and its
-    escalation deadlines, inside the caller's transaction; returns the deadlines.
-
-    On PostgreSQL one statement: the event's and the deadlines' inserts in CTEs
-    after the incident's, with its new id. Three statements and a seq claim
-    were three round trips more on the path to the phones.
-    """
-    incident.last_seq = 1  # the created event's, written with it
-    rows = json_rows(Incident, [incident])  # sets received_at (auto_now_add)
-    deadlines: list[Deadline] = []
-    event_rows = deadline_rows = None
-    if rows is not None:
-        deadlines = [
-            Deadline(tier=tier, due_at=due)
-            for tier, due in deadlines_due(received_at=incident.received_at, policy=policy)
-        ]
-        event_rows = json_rows(IncidentEvent, [created], exclude={"incident", "seq"})
-        deadline_rows = json_rows(Deadline, deadlines, exclude={"incident"})
-    if rows is None or event_rows is None or (deadlines and deadline_rows is None):
-        incident.last_seq = 0
-        incident.save(force_insert=True)
-        events_record(incident_id=incident.pk, events=[created])
-        return deadlines_create(incident=incident, policy=policy)
-    q = rows.conn.ops.quote_name
-    incident_fk = q(IncidentEvent._meta.get_field("incident").column)
-    seq = q(IncidentEvent._meta.get_field("seq").column)
-    deadline_fk = q(Deadline._meta.get_field("incident").column)
-    parts = [
-        f"WITH i AS (INSERT INTO {q(Incident._meta.db_table)} ({rows.columns}) "  # noqa: S608
-        f"SELECT {rows.listed} FROM {rows.source} RETURNING {q(Incident._meta.pk.column)} AS id), "
-        f"e AS (INSERT INTO {q(IncidentEvent._meta.db_table)} "
-        f"({event_rows.columns}, {incident_fk}, {seq}) "
-        f"SELECT {event_rows.listed}, (SELECT id FROM i), 1 FROM {event_rows.source} "
-        f"RETURNING {q(IncidentEvent._meta.pk.column)} AS id)"
-    ]
-    params = [rows.param, event_rows.param]
-    if deadline_rows is not None:
-        parts.append(
-            f", d AS (INSERT INTO {q(Deadline._meta.db_table)} "  # noqa: S608
-            f"({deadline_rows.columns}, {deadline_fk}) "
-            f"SELECT {deadline_rows.listed}, (SELECT id FROM i) "
-            f"FROM {deadline_rows.source} ORDER BY n "
-            f"RETURNING {q(Deadline._meta.pk.column)} AS id)"
-        )
-        params.append(deadline_rows.param)
-    # The incident's id, the event's, then the deadlines' in order.
-    parts.append(" SELECT 0, id FROM i UNION ALL SELECT 1, id FROM e")
-    if deadline_rows is not None:
-        parts.append(" UNION ALL SELECT 2, id FROM d")
-    with rows.conn.cursor() as cursor:
-        cursor.execute("".join(parts), params)
-        returned = cursor.fetchall()
-    ids: dict[int, list[int]] = {0: [], 1: [], 2: []}
-    for which, pk in returned:
-        ids[which].append(pk)
-    rows.saved(ids[0])
-    event_rows.saved(ids[1])
-    created.incident = incident
-    created.seq = 1
-    if deadline_rows is not None:
-        deadline_rows.saved(ids[2])
-    for d in deadlines:
-        d.incident = incident
-    return deadlines
+    escalation deadlines, row by row, inside the caller's transaction; returns
+    the deadlines. PostgreSQL writes them in one statement (``_IntakeStatement``)."""
+    incident.last_seq = 0
+    incident.save(force_insert=True)
+    events_record(incident_id=incident.pk, events=[created])
+    return deadlines_create(incident=incident, policy=policy)
 
 
 def _intake_transaction(*, one_statement: bool):
@@ -255,9 +198,7 @@ def _intake_transaction(*, one_statement: bool):
     return transaction.atomic()
 
 
-def _intake_announce(
-    *, incident: Incident, wave: Wave | None, statement: _IntakeStatement | None
-) -> None:
+def _intake_announce(*, incident: Incident, statement: _IntakeStatement | None) -> None:
     """A new incident's frames: its wave's, when the one statement wrote it
     (``wave_ranked_send`` sends its own), and the supervisors'.
 
@@ -269,10 +210,10 @@ def _intake_announce(
     sweeps fire the notify chain and the deadlines from the rows. Inside a
     transaction (SQLite, a caller's) it raises, and the rows roll back."""
     try:
-        if statement is not None and wave is not None:
+        if statement is not None and statement.wave is not None:
             wave_announce(
                 incident=incident,
-                wave=wave,
+                wave=statement.wave,
                 dispatches=statement.dispatches,
                 events=statement.alerted,
             )
@@ -289,20 +230,20 @@ def _intake_announce(
 
 @dataclass
 class _IntakeStatement:
-    """A new incident and its wave 1 in one statement on PostgreSQL: the
-    incident, its events (``created`` then each unit's ``alerted``, seqs 1..n),
-    its deadlines, the wave, its dispatches and their deliveries, as CTEs each
-    taking the incident's new id (and the wave's). ``incident_insert`` and
-    ``wave_write`` wrote them in two, between a BEGIN and a COMMIT."""
+    """A new incident in one statement on PostgreSQL: the incident, its events
+    (``created``, then each unit's ``alerted``: seqs 1..n), its deadlines and,
+    with units to alert, wave 1 with its dispatches and their deliveries
+    (``waves.wave_ctes``), as CTEs each taking the incident's new id. Written
+    apart, they were two statements between a BEGIN and a COMMIT."""
 
     incident: Incident
     events: list[IncidentEvent]
     deadlines: list[Deadline]
-    wave: Wave
+    wave: Wave | None  # None: no unit to alert in this statement
     dispatches: list[Dispatch]
     sql: str
     params: list[Any]
-    parts: tuple[Any, ...]
+    rows: tuple[Any, ...]
 
     @property
     def alerted(self) -> list[IncidentEvent]:
@@ -317,18 +258,21 @@ class _IntakeStatement:
         policy: dict[str, Any],
         candidates: list[Candidate],
     ) -> _IntakeStatement | None:
-        """None where it cannot be one statement: no unit to alert, or not
-        PostgreSQL (``sql.json_rows``)."""
-        if not candidates or connection.vendor != "postgresql":
+        """None where it cannot be one statement (``sql.json_rows``: not PostgreSQL)."""
+        if connection.vendor != "postgresql":
             return None
-        wave = Wave(number=1, radius_m=int(policy["wave1"].get("radius_m") or 0), reason="intake")
-        dispatches, alerted = wave_rows(
-            incident=incident,
-            wave=wave,
-            units=[(c.unit_id, c.distance_m, c.eta_s) for c in candidates],
-            rank0=0,
-        )
-        events = [created, *alerted]
+        wave = dispatches = alerted = None
+        if candidates:
+            wave = Wave(
+                number=1, radius_m=int(policy["wave1"].get("radius_m") or 0), reason="intake"
+            )
+            dispatches, alerted = wave_rows(
+                incident=incident,
+                wave=wave,
+                units=[(c.unit_id, c.distance_m, c.eta_s) for c in candidates],
+                rank0=0,
+            )
+        events = [created, *(alerted or [])]
         incident.last_seq = len(events)
         rows = json_rows(Incident, [incident])  # sets received_at (auto_now_add)
         if rows is None:
@@ -339,71 +283,71 @@ class _IntakeStatement:
         ]
         event_rows = json_rows(IncidentEvent, events, exclude={"incident", "seq"})
         deadline_rows = json_rows(Deadline, deadlines, exclude={"incident"})
-        wave_rows_ = json_rows(Wave, [wave], exclude={"incident"})
-        dispatch_rows = json_rows(Dispatch, dispatches, exclude={"incident", "wave"})
-        if None in (event_rows, wave_rows_, dispatch_rows) or (deadlines and not deadline_rows):
-            incident.last_seq = 0
+        wave_rows_ = dispatch_rows = None
+        if wave is not None:
+            wave_rows_ = json_rows(Wave, [wave], exclude={"incident"})
+            dispatch_rows = json_rows(Dispatch, dispatches, exclude={"incident", "wave"})
+        if (
+            event_rows is None
+            or (deadlines and deadline_rows is None)
+            or (wave is not None and (wave_rows_ is None or dispatch_rows is None))
+        ):
             return None
         q = rows.conn.ops.quote_name
-        incident_id = _col(IncidentEvent, "incident")
-        select, delivery_params = _deliveries_select(
-            source="p", reporter_id=incident.reported_by_id, lateral=True
-        )
         # Identifiers from the models' metadata; every value is a bound parameter.
         sql = [
             f"WITH i AS (INSERT INTO {q(Incident._meta.db_table)} ({rows.columns}) "  # noqa: S608
             f"SELECT {rows.listed} FROM {rows.source} RETURNING {_col(Incident, 'id')} AS id), "
-            f"e AS (INSERT INTO {q(IncidentEvent._meta.db_table)} "
-            f"({event_rows.columns}, {incident_id}, {_col(IncidentEvent, 'seq')}) "
+            f"e AS (INSERT INTO {q(IncidentEvent._meta.db_table)} ({event_rows.columns}, "
+            f"{_col(IncidentEvent, 'incident')}, {_col(IncidentEvent, 'seq')}) "
             f"SELECT {event_rows.listed}, (SELECT id FROM i), r.n FROM {event_rows.source} "
             f"ORDER BY r.n RETURNING {_col(IncidentEvent, 'id')} AS id, "
-            f"{_col(IncidentEvent, 'seq')} AS seq), "
+            f"{_col(IncidentEvent, 'seq')} AS seq)"
         ]
         params: list[Any] = [rows.param, event_rows.param]
+        returned = ["SELECT 0, 0, id FROM i", "SELECT 1, seq, id FROM e"]
         if deadline_rows is not None:
             sql.append(
-                f"dl AS (INSERT INTO {q(Deadline._meta.db_table)} "  # noqa: S608
+                f", dl AS (INSERT INTO {q(Deadline._meta.db_table)} "  # noqa: S608
                 f"({deadline_rows.columns}, {_col(Deadline, 'incident')}) "
                 f"SELECT {deadline_rows.listed}, (SELECT id FROM i) "
-                f"FROM {deadline_rows.source} ORDER BY n RETURNING {_col(Deadline, 'id')} AS id), "
+                f"FROM {deadline_rows.source} ORDER BY n RETURNING {_col(Deadline, 'id')} AS id)"
             )
             params.append(deadline_rows.param)
-        sql.append(
-            f"w AS (INSERT INTO {q(Wave._meta.db_table)} "  # noqa: S608
-            f"({wave_rows_.columns}, {_col(Wave, 'incident')}) "
-            f"SELECT {wave_rows_.listed}, (SELECT id FROM i) FROM {wave_rows_.source} "
-            f"RETURNING {_col(Wave, 'id')} AS id), "
-            f"p AS (INSERT INTO {q(Dispatch._meta.db_table)} ({dispatch_rows.columns}, "
-            f"{_col(Dispatch, 'incident')}, {_col(Dispatch, 'wave')}) "
-            f"SELECT {dispatch_rows.listed}, (SELECT id FROM i), (SELECT id FROM w) "
-            f"FROM {dispatch_rows.source} ORDER BY n "
-            f"RETURNING {_col(Dispatch, 'id')}, {_col(Dispatch, 'unit')}), "
-            f"l AS ({_deliveries_insert()} {select}) "
-            f"SELECT 0, 0, id FROM i UNION ALL SELECT 1, seq, id FROM e "
-            f"UNION ALL SELECT 3, 0, id FROM w "
-            f"UNION ALL SELECT 4, {_col(Dispatch, 'unit')}, {_col(Dispatch, 'id')} FROM p"
-        )
-        if deadline_rows is not None:
-            sql.append(" UNION ALL SELECT 2, 0, id FROM dl")
-        params += [wave_rows_.param, dispatch_rows.param, *delivery_params]
+            returned.append("SELECT 2, 0, id FROM dl")
+        if wave is not None:
+            ctes, wave_params = wave_ctes(
+                wave_rows=wave_rows_,
+                dispatch_rows=dispatch_rows,
+                reporter_id=incident.reported_by_id,
+                incident_id="(SELECT id FROM i)",
+            )
+            sql.append(f", {ctes}")
+            params += wave_params
+            returned += [
+                "SELECT 3, 0, id FROM w",
+                f"SELECT 3, {_col(Dispatch, 'unit')}, {_col(Dispatch, 'id')} FROM p",  # noqa: S608
+            ]
+        sql.append(" " + " UNION ALL ".join(returned))
         return cls(
             incident=incident,
             events=events,
             deadlines=deadlines,
             wave=wave,
-            dispatches=dispatches,
+            dispatches=dispatches or [],
             sql="".join(sql),
             params=params,
-            parts=(rows, event_rows, deadline_rows, wave_rows_, dispatch_rows),
+            rows=(rows, event_rows, deadline_rows, wave_rows_, dispatch_rows),
         )
 
-    def run(self) -> tuple[list[Deadline], Wave]:
-        """Write it; every object gets its id, seq and the incident's."""
-        rows, event_rows, deadline_rows, wave_rows_, dispatch_rows = self.parts
+    def run(self) -> list[Deadline]:
+        """Write it; every object gets its id, seq and the incident's. Returns
+        the deadlines."""
+        rows, event_rows, deadline_rows, wave_rows_, dispatch_rows = self.rows
         with rows.conn.cursor() as cursor:
             cursor.execute(self.sql, self.params)
             returned = cursor.fetchall()
-        by_part: dict[int, list[tuple[int, int]]] = {0: [], 1: [], 2: [], 3: [], 4: []}
+        by_part: dict[int, list[tuple[int, int]]] = {0: [], 1: [], 2: [], 3: []}
         for part, key, pk in returned:
             by_part[part].append((key, pk))
         incident = self.incident
@@ -417,15 +361,12 @@ class _IntakeStatement:
             deadline_rows.saved([pk for _key, pk in by_part[2]])
         for deadline in self.deadlines:
             deadline.incident = incident
-        wave_rows_.saved([pk for _key, pk in by_part[3]])
-        self.wave.incident = incident
-        # By unit (one dispatch each in a wave), not by the order rows come back in.
-        dispatch_ids = dict(by_part[4])
-        dispatch_rows.saved([dispatch_ids[d.unit_id] for d in self.dispatches])
-        for d in self.dispatches:
-            d.incident = incident
-            d.wave = self.wave
-        return self.deadlines, self.wave
+        if self.wave is not None:
+            self.wave.incident = incident
+            wave_saved(self.wave, self.dispatches, wave_rows_, dispatch_rows, returned=by_part[3])
+            for d in self.dispatches:
+                d.incident = incident
+        return self.deadlines
 
 
 def _intake_repeat(existing: Incident, *, created_by, sent: dict[str, Any]) -> IntakeResult:

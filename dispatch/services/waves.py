@@ -27,7 +27,7 @@ from ..events import (
 )
 from ..models import Deadline, Delivery, Dispatch, Incident, IncidentEvent, Wave
 from ..ranking import Candidate, rank_units, walk_eta_s
-from ..sql import json_rows, rows_insert
+from ..sql import JsonRows, json_rows, rows_insert
 
 log = logging.getLogger(__name__)
 
@@ -208,49 +208,80 @@ def _wave_insert(
     (``events.events_cte``) in one statement on PostgreSQL: CTEs, each insert
     taking the ids of the one before. Four statements and a seq claim were four
     round trips more on the path to the phones. False where it cannot
-    (``sql.json_rows``): the caller writes them one by one.
-
-    The wave's id goes to the dispatches as a scalar subquery, not a join: the
-    planner counts each JSON row source as 100 rows, so ``w`` joined in made
-    10,000 estimated dispatches and a cost past ``jit_above_cost``, 13 ms of
-    JIT compiling per wave on the path to the phones (bench/city.py).
-    """
+    (``sql.json_rows``): the caller writes them one by one."""
     wave_rows = json_rows(Wave, [wave])
     dispatch_rows = json_rows(Dispatch, dispatches, exclude={"wave"})
     cte = events_cte(incident_id=wave.incident_id, events=events)
     if wave_rows is None or dispatch_rows is None or cte is None:
         return False
-    q = wave_rows.conn.ops.quote_name
-    select, params = _deliveries_select(source="d", reporter_id=reporter_id, lateral=True)
+    ctes, params = wave_ctes(
+        wave_rows=wave_rows, dispatch_rows=dispatch_rows, reporter_id=reporter_id
+    )
     with wave_rows.conn.cursor() as cursor:
         cursor.execute(
-            f"WITH w AS (INSERT INTO {q(Wave._meta.db_table)} ({wave_rows.columns}) "  # noqa: S608
-            f"SELECT {wave_rows.listed} FROM {wave_rows.source} "
-            f"RETURNING {_col(Wave, 'id')} AS id), "
-            f"d AS (INSERT INTO {q(Dispatch._meta.db_table)} "
-            f"({dispatch_rows.columns}, {_col(Dispatch, 'wave')}) "
-            f"SELECT {dispatch_rows.listed}, (SELECT id FROM w) "
-            f"FROM {dispatch_rows.source} ORDER BY n "
-            f"RETURNING {_col(Dispatch, 'id')}, {_col(Dispatch, 'unit')}), "
-            f"l AS ({_deliveries_insert()} {select}), "
-            f"{cte.sql} "
+            f"WITH {ctes}, {cte.sql} "  # noqa: S608 - identifiers from the models
             f"SELECT 0, 0, id FROM w "
-            f"UNION ALL SELECT 1, {_col(Dispatch, 'unit')}, {_col(Dispatch, 'id')} FROM d "
+            f"UNION ALL SELECT 1, {_col(Dispatch, 'unit')}, {_col(Dispatch, 'id')} FROM p "
             f"UNION ALL SELECT 2, seq, id FROM e",
-            [wave_rows.param, dispatch_rows.param, *params, *cte.params],
+            [*params, *cte.params],
         )
         returned = cursor.fetchall()
     by_part: dict[int, list[tuple[int, int]]] = {0: [], 1: [], 2: []}
     for part, key, pk in returned:
         by_part[part].append((key, pk))
-    wave_rows.saved([pk for _key, pk in by_part[0]])
+    wave_saved(wave, dispatches, wave_rows, dispatch_rows, returned=by_part[0] + by_part[1])
+    cte.saved([(pk, seq) for seq, pk in by_part[2]])
+    return True
+
+
+def wave_ctes(
+    *, wave_rows: JsonRows, dispatch_rows: JsonRows, reporter_id: int | None, incident_id: str = ""
+) -> tuple[str, list[Any]]:
+    """The CTEs that write a wave (``w``), its dispatches (``p``: id, unit) and
+    their deliveries (``l``), and their parameters. ``incident_id``: the
+    incident's id as SQL, where the rows leave it out (the intake's new
+    incident); otherwise the rows carry it.
+
+    The wave's id goes to the dispatches as a scalar subquery, not a join: the
+    planner counts each JSON row source as 100 rows, so ``w`` joined in made
+    10,000 estimated dispatches and a cost past ``jit_above_cost``, 13 ms of
+    JIT compiling per wave on the path to the phones (bench/city.py)."""
+    q = connection.ops.quote_name
+    wave_incident = f", {_col(Wave, 'incident')}" if incident_id else ""
+    dispatch_incident = f", {_col(Dispatch, 'incident')}" if incident_id else ""
+    value = f", {incident_id}" if incident_id else ""
+    select, params = _deliveries_select(source="p", reporter_id=reporter_id, lateral=True)
+    sql = (
+        f"w AS (INSERT INTO {q(Wave._meta.db_table)} ({wave_rows.columns}{wave_incident}) "  # noqa: S608
+        f"SELECT {wave_rows.listed}{value} FROM {wave_rows.source} "
+        f"RETURNING {_col(Wave, 'id')} AS id), "
+        f"p AS (INSERT INTO {q(Dispatch._meta.db_table)} "
+        f"({dispatch_rows.columns}{dispatch_incident}, {_col(Dispatch, 'wave')}) "
+        f"SELECT {dispatch_rows.listed}{value}, (SELECT id FROM w) "
+        f"FROM {dispatch_rows.source} ORDER BY n "
+        f"RETURNING {_col(Dispatch, 'id')}, {_col(Dispatch, 'unit')}), "
+        f"l AS ({_deliveries_insert()} {select})"
+    )
+    return sql, [wave_rows.param, dispatch_rows.param, *params]
+
+
+def wave_saved(
+    wave: Wave,
+    dispatches: list[Dispatch],
+    wave_rows: JsonRows,
+    dispatch_rows: JsonRows,
+    *,
+    returned: list[tuple[int, int]],
+) -> None:
+    """Give the wave and its dispatches their ids from ``wave_ctes``' rows:
+    ``(0, wave id)`` first, then ``(unit id, dispatch id)``."""
+    (_zero, wave_id), *by_unit = returned
+    wave_rows.saved([wave_id])
     # By unit (one dispatch each in a wave), not by the order rows come back in.
-    dispatch_ids = dict(by_part[1])
+    dispatch_ids = dict(by_unit)
     dispatch_rows.saved([dispatch_ids[d.unit_id] for d in dispatches])
     for d in dispatches:
         d.wave = wave
-    cte.saved([(pk, seq) for seq, pk in by_part[2]])
-    return True
 
 
 def _col(model, name: str) -> str:
