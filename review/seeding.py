@@ -369,11 +369,42 @@ def _indexes_set_aside(drop: bool) -> Iterator[None]:
                 # More memory for the index sorts (this session only).
                 cur.execute("SET maintenance_work_mem = '256MB'")
         try:
-            indexes_restore()
+            with _sqlite_sort_mode():
+                indexes_restore()
         finally:
             if connection.vendor == "postgresql":
                 with connection.cursor() as cur:
                     cur.execute("RESET maintenance_work_mem")
+
+
+@contextmanager
+def _sqlite_sort_mode() -> Iterator[None]:
+    """SQLite, outside a transaction: CREATE INDEX sorts on all cores.
+
+    SQLite's sorter uses helper threads only when its temporary files are files
+    (``temp_store`` MEMORY turns them off), and keeps in memory as much as the
+    page cache before it spills a sorted run. So the builds spill runs of 32 MiB
+    to files (the OS's page cache holds them), sorted and merged by two helper
+    threads: the indexes of a million incidents in ~50 s instead of ~90 s in one
+    sort of each index in memory (``docs/benchmarks.md``). Changing
+    ``temp_store`` drops the temporary tables, so this comes after the
+    parameter tables are gone. Set back at the end."""
+    if connection.vendor != "sqlite" or connection.in_atomic_block:
+        yield
+        return
+    pragmas = {"temp_store": 1, "threads": 2, "cache_size": -32768}
+    with connection.cursor() as cur:
+        before = {}
+        for name, value in pragmas.items():
+            cur.execute(f"PRAGMA {name}")
+            before[name] = cur.fetchone()[0]
+            cur.execute(f"PRAGMA {name} = {value}")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cur:
+            for name, value in before.items():
+                cur.execute(f"PRAGMA {name} = {_pragma_value(value)}")
 
 
 @contextmanager
@@ -389,20 +420,17 @@ def _sqlite_bulk_mode(bulk: bool, city: _City) -> Iterator[None]:
         return
     pragmas = {"cache_size": -262144}  # 256 MiB
     if bulk:
-        # foreign_keys: a no-op inside a transaction. threads: CREATE INDEX sorts
-        # in a helper thread too. cache_size: the sorter keeps that much in memory
-        # before it spills to temporary files (an index of 10 million events is
-        # ~300 MB of keys).
+        # foreign_keys: a no-op inside a transaction. The index builds at the
+        # end sort in a mode of their own (_sqlite_sort_mode).
         pragmas |= {
             "foreign_keys": 0,
             "ignore_check_constraints": 1,
-            "threads": 2,
             "cache_size": -1048576,  # 1 GiB
         }
         if not connection.in_atomic_block:
-            # The run's parameter table and the index sorts' spills in memory
-            # (SQLite refuses it inside a transaction; set before the parameter
-            # table exists: changing it drops the temporary tables).
+            # The run's parameter tables in memory (SQLite refuses it inside a
+            # transaction; set before the parameter tables exist: changing it
+            # drops the temporary tables).
             pragmas["temp_store"] = 2
             # A rollback journal instead of the WAL for the load: pages the
             # load adds at the end of the file are written once (the WAL
