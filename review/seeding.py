@@ -22,9 +22,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import queue
 import re
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TextIO
@@ -71,6 +73,12 @@ from .services.rollups import rollups_rebuild
 MAX_COUNT = 1_000_000
 DEFAULT_SEED = 20246
 BATCH = 20_000  # incidents per transaction
+# PostgreSQL: batches written by this many sessions at once. A batch is one
+# transaction either way; the server makes its rows on one core per session,
+# and this process decides the next batch meanwhile.
+PG_WRITERS = 2
+# PostgreSQL: sessions building the set-aside indexes and keys at once.
+RESTORE_SESSIONS = 2
 
 KINDS = ["fight", "theft", "medical", "crowd", "knife", "fire", "other"]
 KIND_P = [0.25, 0.20, 0.20, 0.10, 0.08, 0.07, 0.10]
@@ -317,19 +325,94 @@ def _foreign_keys(tables: list[str]) -> list[tuple[str, str]]:
         return list(cur.fetchall())
 
 
-def indexes_restore() -> int:
+def indexes_restore(sessions: int = 1) -> int:
     """Build again the indexes (and on PostgreSQL add the foreign keys) a killed
-    bulk seed left dropped; returns how many."""
+    bulk seed left dropped, or a bulk seed set aside; returns how many.
+
+    ``sessions`` > 1 (PostgreSQL, outside a transaction): the indexes, then the
+    keys, are shared out to that many sessions at once. Each index build already
+    sorts on parallel workers, but its last merge and each key's check (a join
+    over the table) run on one core. Indexes of one table can build at once; the
+    keys of a table stay in one session, and no two seeded tables refer to each
+    other, so the sessions wait on each other's locks at most, never in a cycle."""
+    asides = list(SetAsideIndex.objects.order_by("pk"))
+    if sessions <= 1 or connection.vendor != "postgresql" or connection.in_atomic_block:
+        return sum(_restore_one(aside) for aside in asides)
+    sizes = _table_sizes()
+    keys = [a for a in asides if a.sql.startswith("ALTER TABLE ")]
+    indexes = [a for a in asides if a not in keys]
     restored = 0
-    for aside in SetAsideIndex.objects.order_by("pk"):
-        with transaction.atomic():
-            there = _secondary_indexes(_SEEDED_TABLES) + _foreign_keys(_SEEDED_TABLES)
-            if aside.name not in {name for name, _sql in there}:
-                with connection.cursor() as cur:
-                    cur.execute(aside.sql)
-                restored += 1
-            aside.delete()
+    for step in (indexes, keys):
+        shares: list[list[SetAsideIndex]] = [[] for _ in range(sessions)]
+        loads = [0] * sessions
+        by_table: dict[str, list[SetAsideIndex]] = {}
+        for aside in step:
+            # An index's own unit of work; a table's keys together.
+            group = _table_of(aside.sql) if aside in keys else f"{aside.pk}"
+            by_table.setdefault(group, []).append(aside)
+        for group in sorted(by_table.values(), key=lambda g: -sizes.get(_table_of(g[0].sql), 0)):
+            least = loads.index(min(loads))
+            shares[least] += group
+            loads[least] += sizes.get(_table_of(group[0].sql), 0) * len(group)
+        restored += sum(_on_sessions(_restore_each, [s for s in shares if s]))
     return restored
+
+
+def _restore_one(aside: SetAsideIndex) -> int:
+    with transaction.atomic():
+        there = _secondary_indexes(_SEEDED_TABLES) + _foreign_keys(_SEEDED_TABLES)
+        built = aside.name not in {name for name, _sql in there}
+        if built:
+            with connection.cursor() as cur:
+                cur.execute(aside.sql)
+        aside.delete()
+    return int(built)
+
+
+def _restore_each(asides: list[SetAsideIndex]) -> int:
+    with connection.cursor() as cur:
+        cur.execute("SET maintenance_work_mem = '256MB'")  # this session's sorts
+    return sum(_restore_one(aside) for aside in asides)
+
+
+def _table_of(sql: str) -> str:
+    """The table of a set-aside index's or key's statement."""
+    match = re.match(r'(?:CREATE INDEX \S+ ON (?:\w+\.)?|ALTER TABLE )"?(\w+)', sql)
+    return match.group(1) if match else ""
+
+
+def _table_sizes() -> dict[str, int]:
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT relname, pg_relation_size(oid) FROM pg_class WHERE relname = ANY(%s) "
+            "AND relnamespace = current_schema()::regnamespace",
+            [_SEEDED_TABLES],
+        )
+        return dict(cur.fetchall())
+
+
+def _on_sessions(work: Callable[[Any], int], shares: list) -> list[int]:
+    """``work(share)`` for each share, each on a thread with a database session
+    of its own; the first failure is raised once all have ended."""
+    results: list[int] = [0] * len(shares)
+    failed: list[BaseException] = []
+
+    def run(i: int) -> None:
+        try:
+            results[i] = work(shares[i])
+        except BaseException as exc:  # raised in the calling thread
+            failed.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(shares))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failed:
+        raise failed[0]
+    return results
 
 
 @contextmanager
@@ -370,7 +453,7 @@ def _indexes_set_aside(drop: bool) -> Iterator[None]:
                 cur.execute("SET maintenance_work_mem = '256MB'")
         try:
             with _sqlite_sort_mode():
-                indexes_restore()
+                indexes_restore(sessions=RESTORE_SESSIONS)
         finally:
             if connection.vendor == "postgresql":
                 with connection.cursor() as cur:
@@ -603,15 +686,15 @@ def incidents_seed(
             desc="seed_incidents",
         ) as bar,
         _sqlite_bulk_mode(bulk, city),
+        _Alongside(parallel=bulk) as alongside,
         _indexes_set_aside(bulk),
-        _param_tables(city),
     ):
-        done = 0
         weeks: set[int] = set()
-        while done < count:
-            n = min(batch, count - done)
-            with transaction.atomic():
-                weeks |= _write_batch(
+        with _batch_writers(city, writer, bar, parallel=bulk) as write:
+            done = 0
+            while done < count:
+                n = min(batch, count - done)
+                decided, batch_weeks = _batch_decide(
                     brng=np.random.default_rng([seed, done]),
                     n=n,
                     writer=writer,
@@ -621,12 +704,12 @@ def incidents_seed(
                     city=city,
                     sums=sums,
                 )
-            done += n
-            bar.update(n)
-        writer.finish()
-        with transaction.atomic():
-            if sums is not None:
-                sums.write(writer)
+                write(decided)
+                weeks |= batch_weeks
+                done += n
+        # The roll-ups are this process's work and the index builds the
+        # server's: on PostgreSQL they overlap.
+        alongside.start(lambda: _rollups_write(sums, writer))
     if sums is None:
         rollups_rebuild(weeks=weeks)
     with connection.cursor() as cur:
@@ -641,6 +724,52 @@ def incidents_seed(
         dispatches=totals["dispatches"],
         seconds=round(time.monotonic() - started, 1),
     )
+
+
+def _rollups_write(sums: _RollupSums | None, writer: _Writer) -> None:
+    writer.finish()
+    with transaction.atomic():
+        if sums is not None:
+            sums.write(writer)
+
+
+class _Alongside:
+    """Work started inside the ``with`` and finished by its end: on a thread
+    with a database session of its own when ``parallel`` (PostgreSQL, outside a
+    transaction), so that it runs while the contexts entered after this one
+    end; else there and then. Its failure is raised at the end."""
+
+    def __init__(self, *, parallel: bool) -> None:
+        self.parallel = (
+            parallel and connection.vendor == "postgresql" and not connection.in_atomic_block
+        )
+        self.thread: threading.Thread | None = None
+        self.failed: list[BaseException] = []
+
+    def start(self, work: Callable[[], None]) -> None:
+        if not self.parallel:
+            work()
+            return
+
+        def run() -> None:
+            try:
+                work()
+            except BaseException as exc:  # raised at the end of the with
+                self.failed.append(exc)
+            finally:
+                connection.close()
+
+        self.thread = threading.Thread(target=run, name="seed-alongside")
+        self.thread.start()
+
+    def __enter__(self) -> _Alongside:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if self.thread is not None:
+            self.thread.join()
+        if self.failed and exc_type is None:
+            raise self.failed[0]
 
 
 @contextmanager
@@ -660,8 +789,102 @@ def _param_tables(city: _City) -> Iterator[None]:
         seeding_sql.tables_drop()
 
 
-def _write_batch(*, brng, n, writer, totals, until, window_s, city: _City, sums) -> set[int]:
-    """Decide and write ``n`` incidents; returns the weeks they fall in."""
+@contextmanager
+def _batch_writers(
+    city: _City, writer: _Writer, bar: tqdm, *, parallel: bool
+) -> Iterator[Callable[[_Batch], None]]:
+    """``write(batch)``: the batch's rows in a transaction of their own.
+
+    On PostgreSQL, for a bulk load outside a transaction, ``PG_WRITERS`` threads
+    each write whole batches on a connection of their own (with its own
+    parameter tables) while this thread decides the next ones: a million
+    incidents' ``INSERT ... SELECT``s took one core of the server and left the
+    other idle. Each batch is still one transaction and keeps the ids reserved
+    for it in batch order, so the rows are the same. The first failure stops
+    the run and is raised here; the batches already committed stay, as they do
+    when one writer fails."""
+    if not parallel or connection.vendor != "postgresql" or connection.in_atomic_block:
+        with _param_tables(city):
+
+            def write_here(batch: _Batch) -> None:
+                with transaction.atomic():
+                    _batch_write(batch, writer)
+                bar.update(batch.n)
+
+            yield write_here
+        return
+
+    jobs: queue.Queue[_Batch | None] = queue.Queue(maxsize=PG_WRITERS)
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            with _param_tables(city):
+                while (batch := jobs.get()) is not None:
+                    with transaction.atomic():
+                        _batch_write(batch, writer)
+                    bar.update(batch.n)
+        except BaseException as exc:  # raised in the deciding thread
+            failed.append(exc)
+            while jobs.get() is not None:  # never leave the decider blocked
+                pass
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, name=f"seed-writer-{i}") for i in range(PG_WRITERS)]
+    for t in threads:
+        t.start()
+
+    def write_there(batch: _Batch) -> None:
+        if failed:
+            raise failed[0]
+        jobs.put(batch)
+
+    try:
+        yield write_there
+    finally:
+        for _t in threads:
+            jobs.put(None)
+        for t in threads:
+            t.join()
+    if failed:
+        raise failed[0]
+
+
+@dataclass
+class _Batch:
+    """A decided batch of incidents: the rows its writer sends, in one transaction."""
+
+    n: int
+    k: int
+    params: dict[str, Any]  # seed_p's columns: a row per incident
+    declines: dict[str, Any]  # seed_d's: a row per decline
+    n_declines: int
+    first_ids: dict[str, int]  # of its incidents, waves and dispatches
+    synced_at: Any
+    trail: dict[str, Any] | None  # MemberLocation's columns
+    n_trail: int
+
+
+def _batch_write(batch: _Batch, writer: _Writer) -> None:
+    writer.write_table("seed_p", seeding_sql.params_columns_of(batch.k), batch.n, batch.params)
+    writer.write_table(
+        "seed_d",
+        [name for name, _kind in seeding_sql.DECLINE_COLUMNS],
+        batch.n_declines,
+        batch.declines,
+    )
+    seeding_sql.rows_make(k=batch.k, synced_at=batch.synced_at, **batch.first_ids)
+    seeding_sql.params_clear()
+    if batch.trail is not None:
+        writer.write(MemberLocation, batch.n_trail, batch.trail)
+
+
+def _batch_decide(
+    *, brng, n, writer, totals, until, window_s, city: _City, sums
+) -> tuple[_Batch, set[int]]:
+    """Decide ``n`` incidents (and reserve their ids, in batch order); returns
+    them and the weeks they fall in."""
     nu = city.ids.size
     # Where: near a random unit (units follow people), up to ~300 m off.
     home = brng.integers(0, nu, n)
@@ -748,68 +971,51 @@ def _write_batch(*, brng, n, writer, totals, until, window_s, city: _City, sums)
         f'{{"lat": {a!r}, "lon": {b!r}}}'
         for a, b in zip(np.round(site_lat, 6).tolist(), np.round(site_lon, 6).tolist(), strict=True)
     ]
-    names = seeding_sql.params_columns_of(k)
-    writer.write_table(
-        "seed_p",
-        names,
-        n,
-        {
-            "id": iid,
-            "kind": kind_text.tolist(),
-            "severity": severity,
-            "lat": np.round(lat, 6),
-            "lon": np.round(lon, 6),
-            "street": street,
-            "district": _nullable(district, district >= 0),
-            "status": np.where(
-                controlled, Incident.Status.CLOSED.value, Incident.Status.CANCELLED.value
-            ).tolist(),
-            "flagged": (~controlled | (to_ctrl > 180)).tolist(),
-            "t0": t0_text,
-            "tr": writer.times(t_resp, responded),
-            "tc": writer.times(t_ctrl, controlled),
-            "th": writer.times(t_hand, controlled),
-            "last_seq": per_incident,
-            "ev0": ev_id + offset,
-            "nd": n_declined,
-            "first": np.where(responded, first + 1, 0),
-            "fu": first_unit,
-            "fm": _nullable(first_member, first_member >= 0),
-            "to_r": _nullable(to_resp, responded),
-            "to_c": _nullable(to_ctrl, controlled),
-            "to_h": _nullable(to_hand, controlled),
-            "week": week,
-            "ok_r": ok_r.tolist(),
-            "ok_c": ok_c.tolist(),
-            "ok_h": ok_h.tolist(),
-            "site": site,
-            "dmask": (declined.astype(np.int64) << np.arange(k)[None, :]).sum(axis=1),
-            **seeding_sql.rank_columns("u", unit),
-            **seeding_sql.rank_columns("d", distance),
-            **seeding_sql.rank_columns("e", eta),
-        },
-    )
+    params = {
+        "id": iid,
+        "kind": kind_text.tolist(),
+        "severity": severity,
+        "lat": np.round(lat, 6),
+        "lon": np.round(lon, 6),
+        "street": street,
+        "district": _nullable(district, district >= 0),
+        "status": np.where(
+            controlled, Incident.Status.CLOSED.value, Incident.Status.CANCELLED.value
+        ).tolist(),
+        "flagged": (~controlled | (to_ctrl > 180)).tolist(),
+        "t0": t0_text,
+        "tr": writer.times(t_resp, responded),
+        "tc": writer.times(t_ctrl, controlled),
+        "th": writer.times(t_hand, controlled),
+        "last_seq": per_incident,
+        "ev0": ev_id + offset,
+        "nd": n_declined,
+        "first": np.where(responded, first + 1, 0),
+        "fu": first_unit,
+        "fm": _nullable(first_member, first_member >= 0),
+        "to_r": _nullable(to_resp, responded),
+        "to_c": _nullable(to_ctrl, controlled),
+        "to_h": _nullable(to_hand, controlled),
+        "week": week,
+        "ok_r": ok_r.tolist(),
+        "ok_c": ok_c.tolist(),
+        "ok_h": ok_h.tolist(),
+        "site": site,
+        "dmask": (declined.astype(np.int64) << np.arange(k)[None, :]).sum(axis=1),
+        **seeding_sql.rank_columns("u", unit),
+        **seeding_sql.rank_columns("d", distance),
+        **seeding_sql.rank_columns("e", eta),
+    }
     m_d = member[d_rows, d_rank]
-    writer.write_table(
-        "seed_d",
-        [name for name, _kind in seeding_sql.DECLINE_COLUMNS],
-        d_rows.size,
-        {
-            "inc": iid[d_rows],
-            "j": d_j,
-            "unit": unit[d_rows, d_rank],
-            "member": _nullable(m_d, m_d >= 0),
-            "at": d_at,
-        },
-    )
-    seeding_sql.rows_make(
-        k=k,
-        wave0=wave_id,
-        disp0=disp_id,
-        inc0=inc_id,
-        synced_at=writer.times(np.asarray([until_s]))[0],
-    )
-    seeding_sql.params_clear()
+    declines = {
+        "inc": iid[d_rows],
+        "j": d_j,
+        "unit": unit[d_rows, d_rank],
+        "member": _nullable(m_d, m_d >= 0),
+        "at": d_at,
+    }
+    trail_rows: dict[str, Any] | None = None
+    m = 0
 
     # Position trails: six points from the unit to where it reported on site.
     trail_of = trail[controlled] & (first_member[controlled] >= 0)
@@ -826,19 +1032,15 @@ def _write_batch(*, brng, n, writer, totals, until, window_s, city: _City, sums)
             np.arange(6), rows.size
         )
         m = rr.size
-        writer.write(
-            MemberLocation,
-            m,
-            {
-                "id": writer.reserve(MemberLocation, m) + np.arange(m),
-                "member_id": first_member[rr],
-                "incident_id": iid[rr],
-                "lat": u_lat + (p_lat - u_lat) * f,
-                "lon": u_lon + (p_lon - u_lon) * f,
-                "accuracy_m": 10.0,
-                "created_at": writer.times_us(at_us),
-            },
-        )
+        trail_rows = {
+            "id": writer.reserve(MemberLocation, m) + np.arange(m),
+            "member_id": first_member[rr],
+            "incident_id": iid[rr],
+            "lat": u_lat + (p_lat - u_lat) * f,
+            "lon": u_lon + (p_lon - u_lon) * f,
+            "accuracy_m": 10.0,
+            "created_at": writer.times_us(at_us),
+        }
 
     if sums is not None:
         sums.add(
@@ -850,7 +1052,18 @@ def _write_batch(*, brng, n, writer, totals, until, window_s, city: _City, sums)
         )  # fmt: skip
     totals["events"] += total
     totals["dispatches"] += n * k
-    return set(np.unique(week).tolist())
+    decided = _Batch(
+        n=n,
+        k=k,
+        params=params,
+        declines=declines,
+        n_declines=d_rows.size,
+        first_ids={"wave0": wave_id, "disp0": disp_id, "inc0": inc_id},
+        synced_at=writer.times(np.asarray([until_s]))[0],
+        trail=trail_rows,
+        n_trail=m,
+    )
+    return decided, set(np.unique(week).tolist())
 
 
 class _RollupSums:

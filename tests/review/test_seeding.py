@@ -2,14 +2,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import threading
 
 import pytest
 from django.core.management import CommandError, call_command
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import F, Q
 
 from dispatch.models import Dispatch, Incident, IncidentEvent, Wave
-from review import seeding, selectors, services
+from review import seeding, seeding_sql, selectors, services
 from review.models import (
     CityWeekly,
     DispatchFact,
@@ -265,6 +266,86 @@ def test_a_bulk_seeds_index_builds_sort_on_helper_threads_and_leave_the_settings
         assert during["threads"] >= 2
         assert -65536 <= during["cache_size"] < 0  # runs of at most 64 MiB
     assert _pragmas(raw) == before
+
+
+def _seeded_rows() -> dict[str, list]:
+    return {m.__name__: list(m.objects.order_by("pk").values_list()) for m in seeding.SEEDED_MODELS}
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's parallel writers")
+@pytest.mark.django_db(transaction=True)
+def test_a_bulk_seed_on_postgresql_writes_batches_on_two_sessions_and_the_same_rows(
+    small_city, monkeypatch
+):
+    """Outside a transaction, two sessions write whole batches at once (the
+    server makes each session's rows on one core); the rows are the ones one
+    session writes batch after batch, and every index and key comes back."""
+    sessions = set()
+    write = seeding._batch_write
+
+    def recorded(batch, writer):
+        sessions.add(connection.connection.info.backend_pid)
+        return write(batch, writer)
+
+    monkeypatch.setattr(seeding, "_batch_write", recorded)
+    indexes, keys = _index_names(), sorted(seeding._foreign_keys(seeding._SEEDED_TABLES))
+
+    incidents_seed(count=240, seed=8, until=UNTIL, days=30, batch=40, bulk=True)
+
+    assert len(sessions) == seeding.PG_WRITERS
+    assert _index_names() == indexes
+    assert sorted(seeding._foreign_keys(seeding._SEEDED_TABLES)) == keys
+    assert not SetAsideIndex.objects.exists()
+    parallel = _seeded_rows()
+    assert len(parallel["Incident"]) == 240
+    for model in reversed(seeding.SEEDED_MODELS):
+        model.objects.all().delete()
+    sessions.clear()
+    with transaction.atomic():  # one session, batch after batch
+        incidents_seed(count=240, seed=8, until=UNTIL, days=30, batch=40, bulk=True)
+        assert _seeded_rows() == parallel
+    assert len(sessions) == 1
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's parallel writers")
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_writer_stops_a_parallel_seed_and_leaves_whole_batches_and_the_indexes(
+    small_city, monkeypatch
+):
+    made, calls = seeding_sql.rows_make, []
+
+    def failing(**kwargs):
+        calls.append(kwargs)
+        if len(calls) == 3:
+            raise RuntimeError("disk full")
+        return made(**kwargs)
+
+    monkeypatch.setattr(seeding_sql, "rows_make", failing)
+    indexes, keys = _index_names(), sorted(seeding._foreign_keys(seeding._SEEDED_TABLES))
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        incidents_seed(count=400, seed=8, until=UNTIL, days=30, batch=40, bulk=True)
+
+    assert not [t for t in threading.enumerate() if t.name.startswith("seed-")]
+    assert _index_names() == indexes
+    assert sorted(seeding._foreign_keys(seeding._SEEDED_TABLES)) == keys
+    assert not SetAsideIndex.objects.exists()
+    written = Incident.objects.count()
+    assert 0 < written < 400 and written % 40 == 0  # whole batches, each its own transaction
+    assert IncidentEvent.objects.values("incident").distinct().count() == written
+    assert DispatchFact.objects.count() == written * seeding.UNITS_PER_WAVE
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's TOAST compression")
+def test_the_packed_rollups_are_compressed_with_lz4_on_postgresql():
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT attrelid::regclass::text, attname, attcompression FROM pg_attribute "
+            "WHERE atttypid = 'bytea'::regtype AND attrelid::regclass::text LIKE 'review_%%'"
+        )
+        found = {(table, column): method for table, column, method in cur.fetchall()}
+    assert len(found) == 5
+    assert set(found.values()) == {"l"}
 
 
 def test_no_index_of_a_seeded_table_is_the_start_of_another():
