@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import queue
 import re
 import threading
@@ -29,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TextIO
+from typing import Any, NamedTuple, TextIO
 
 import numpy as np
 from django.core.management.color import no_style
@@ -69,6 +70,8 @@ from .packed import (
 )
 from .selectors.common import _utc_offset_s
 from .services.rollups import rollups_rebuild
+
+logger = logging.getLogger(__name__)
 
 MAX_COUNT = 1_000_000
 DEFAULT_SEED = 20246
@@ -184,6 +187,74 @@ def _nullable(values: np.ndarray, present: np.ndarray) -> list:
     return out.tolist()
 
 
+class _Nullable(NamedTuple):
+    """A column with gaps: NULL where not ``present``."""
+
+    values: np.ndarray
+    present: np.ndarray
+
+
+_PG_EPOCH_S = 946_684_800  # 2000-01-01 UTC: PostgreSQL's binary timestamps count from it
+_PG_BINARY_HEAD = b"PGCOPY\n\xff\r\n\x00" + bytes(8)  # signature, no flags, no extension
+_PG_BINARY = {  # a parameter column's kind -> its binary form, 8-byte big-endian or a byte
+    "pk": ">i8",
+    "int": ">i8",
+    "float": ">f8",
+    "bool": "u1",
+    "time": ">i8",  # microseconds since 2000-01-01 UTC
+}
+
+
+def _pg_copy_binary(n: int, columns: list[tuple[str, Any]]) -> bytes:
+    """``n`` rows in PostgreSQL's binary ``COPY`` format, put together a column
+    at a time by numpy: ``columns`` are (kind, values), kind as in
+    ``seeding_sql.param_columns`` (times in epoch seconds), values an array, a
+    list or a ``_Nullable``. The text ``COPY`` of the parameter rows spent a
+    Python call per row and a parse per value on the server (~45 million of
+    each at a million incidents)."""
+    fields = []
+    for kind, column in columns:
+        values, present = column if isinstance(column, _Nullable) else (column, None)
+        values = np.asarray(values)
+        if present is not None:
+            present = np.asarray(present, dtype=bool)
+        if kind == "text":
+            filled = values if present is None else np.where(present, values, "")
+            try:  # ASCII (the kinds, the statuses, the JSON) without a call per value
+                data = filled.astype("S")
+            except UnicodeEncodeError:
+                data = np.char.encode(filled.astype(str), "utf-8")
+            lengths = np.char.str_len(data).astype(np.int64)
+            data = data.view(np.uint8).reshape(n, -1) if n else np.zeros((0, 0), np.uint8)
+        else:
+            if present is not None:
+                values = np.where(present, values, 0)
+            if kind == "time":
+                values = (values.astype(np.int64) - _PG_EPOCH_S) * 1_000_000
+            data = values.astype(_PG_BINARY[kind]).view(np.uint8).reshape(n, -1)
+            lengths = np.full(n, data.shape[1], np.int64)
+        if present is not None:
+            lengths = np.where(present, lengths, -1)
+        fields.append((data, lengths))
+    # Each row laid out at every field's widest, then the bytes each row keeps
+    # taken in row order: one boolean index over the whole batch.
+    width = 2 + sum(4 + data.shape[1] for data, _lengths in fields)
+    grid = np.zeros((n, width), np.uint8)
+    keep = np.zeros((n, width), bool)
+    grid[:, :2] = np.frombuffer(len(fields).to_bytes(2, "big"), np.uint8)
+    keep[:, :2] = True
+    at = 2
+    for data, lengths in fields:
+        w = data.shape[1]
+        grid[:, at : at + 4] = lengths.astype(">i4").view(np.uint8).reshape(n, 4)
+        keep[:, at : at + 4] = True
+        grid[:, at + 4 : at + 4 + w] = data
+        keep[:, at + 4 : at + 4 + w] = np.arange(w)[None, :] < lengths[:, None]
+        at += 4 + w
+    trailer = b"\xff\xff"  # a field count of -1
+    return _PG_BINARY_HEAD + grid[keep].tobytes() + trailer
+
+
 class _Writer:
     """Whole columns in, rows out: COPY on PostgreSQL, executemany on SQLite."""
 
@@ -241,6 +312,36 @@ class _Writer:
                 raise ValueError(f"{table}.{name}: {len(value)} values, not {n}")
             grid[:, j] = value
         self.send(table, names, grid)
+
+    def write_params(self, table: str, kinds: list[tuple[str, str]], n: int, columns: dict) -> None:
+        """Insert ``n`` rows into a parameter table: ``kinds`` its (name, kind)
+        columns, ``columns`` name -> values (times in epoch seconds, gaps as
+        ``_Nullable``). PostgreSQL takes them in its binary form; SQLite as its
+        text and numbers."""
+        if not n:
+            return
+        if self.pg:
+            data = _pg_copy_binary(n, [(kind, columns[name]) for name, kind in kinds])
+            table = connection.ops.quote_name(table)
+            collist = ", ".join(connection.ops.quote_name(name) for name, _kind in kinds)
+            with (
+                connection.connection.cursor() as cur,
+                cur.copy(f"COPY {table} ({collist}) FROM STDIN (FORMAT BINARY)") as copy,
+            ):
+                copy.write(data)
+            return
+        values = {}
+        for name, kind in kinds:
+            column = columns[name]
+            if kind == "time":
+                present = column.present if isinstance(column, _Nullable) else None
+                raw = column.values if isinstance(column, _Nullable) else column
+                values[name] = self.times(raw, present)
+            elif isinstance(column, _Nullable):
+                values[name] = _nullable(column.values, column.present)
+            else:
+                values[name] = column
+        self.write_table(table, [name for name, _kind in kinds], n, values)
 
     def send(self, table: str, names: list[str], grid: np.ndarray) -> None:
         n = grid.shape[0]
@@ -372,7 +473,11 @@ def _restore_one(aside: SetAsideIndex) -> int:
 def _restore_each(asides: list[SetAsideIndex]) -> int:
     with connection.cursor() as cur:
         cur.execute("SET maintenance_work_mem = '256MB'")  # this session's sorts
-    return sum(_restore_one(aside) for aside in asides)
+    try:
+        return sum(_restore_one(aside) for aside in asides)
+    finally:
+        with connection.cursor() as cur:  # the session may go back to a pool
+            cur.execute("RESET maintenance_work_mem")
 
 
 def _table_of(sql: str) -> str:
@@ -405,13 +510,15 @@ def _on_sessions(work: Callable[[Any], int], shares: list) -> list[int]:
         finally:
             connection.close()
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(shares))]
+    threads = [
+        threading.Thread(target=run, args=(i,), name=f"seed-session-{i}")
+        for i in range(len(shares))
+    ]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    if failed:
-        raise failed[0]
+    _raise_first(failed)
     return results
 
 
@@ -690,23 +797,26 @@ def incidents_seed(
         _indexes_set_aside(bulk),
     ):
         weeks: set[int] = set()
-        with _batch_writers(city, writer, bar, parallel=bulk) as write:
-            done = 0
-            while done < count:
-                n = min(batch, count - done)
-                decided, batch_weeks = _batch_decide(
-                    brng=np.random.default_rng([seed, done]),
-                    n=n,
-                    writer=writer,
-                    totals=totals,
-                    until=until,
-                    window_s=days * 86400,
-                    city=city,
-                    sums=sums,
-                )
-                write(decided)
-                weeks |= batch_weeks
-                done += n
+        try:
+            with _batch_writers(city, writer, bar, parallel=bulk) as write:
+                done = 0
+                while done < count:
+                    n = min(batch, count - done)
+                    decided, batch_weeks = _batch_decide(
+                        brng=np.random.default_rng([seed, done]),
+                        n=n,
+                        writer=writer,
+                        totals=totals,
+                        until=until,
+                        window_s=days * 86400,
+                        city=city,
+                        sums=sums,
+                    )
+                    write(decided)
+                    weeks |= batch_weeks
+                    done += n
+        finally:
+            writer.finish()  # the sequences past every id written, also after a failure
         # The roll-ups are this process's work and the index builds the
         # server's: on PostgreSQL they overlap.
         alongside.start(lambda: _rollups_write(sums, writer))
@@ -727,7 +837,6 @@ def incidents_seed(
 
 
 def _rollups_write(sums: _RollupSums | None, writer: _Writer) -> None:
-    writer.finish()
     with transaction.atomic():
         if sums is not None:
             sums.write(writer)
@@ -768,8 +877,10 @@ class _Alongside:
     def __exit__(self, exc_type, exc, tb) -> None:
         if self.thread is not None:
             self.thread.join()
-        if self.failed and exc_type is None:
-            raise self.failed[0]
+        if exc_type is None:
+            _raise_first(self.failed)
+        for failure in self.failed:  # the with's own failure is raised
+            logger.error("seed_incidents: also failed", exc_info=failure)
 
 
 @contextmanager
@@ -801,8 +912,9 @@ def _batch_writers(
     incidents' ``INSERT ... SELECT``s took one core of the server and left the
     other idle. Each batch is still one transaction and keeps the ids reserved
     for it in batch order, so the rows are the same. The first failure stops
-    the run and is raised here; the batches already committed stay, as they do
-    when one writer fails."""
+    the run and is raised here; the batches committed stay, as with one writer
+    (with two, the batch after a failed one may be among them: ids have gaps,
+    which a next run does not mind). Ctrl-C waits for the batches being written."""
     if not parallel or connection.vendor != "postgresql" or connection.in_atomic_block:
         with _param_tables(city):
 
@@ -816,19 +928,24 @@ def _batch_writers(
 
     jobs: queue.Queue[_Batch | None] = queue.Queue(maxsize=PG_WRITERS)
     failed: list[BaseException] = []
+    stop = threading.Event()
 
     def run() -> None:
+        stopped = False  # this thread's end mark taken
         try:
             with _param_tables(city):
                 while (batch := jobs.get()) is not None:
+                    if failed or stop.is_set():
+                        continue  # the run is ending: the batches still queued are dropped
                     with transaction.atomic():
                         _batch_write(batch, writer)
                     bar.update(batch.n)
+                stopped = True
         except BaseException as exc:  # raised in the deciding thread
             failed.append(exc)
-            while jobs.get() is not None:  # never leave the decider blocked
-                pass
         finally:
+            while not stopped:  # never leave the decider blocked on a full queue
+                stopped = jobs.get() is None
             connection.close()
 
     threads = [threading.Thread(target=run, name=f"seed-writer-{i}") for i in range(PG_WRITERS)]
@@ -842,11 +959,21 @@ def _batch_writers(
 
     try:
         yield write_there
+    except BaseException:
+        stop.set()  # e.g. Ctrl-C: the writers end with the batch they are writing
+        raise
     finally:
         for _t in threads:
             jobs.put(None)
         for t in threads:
             t.join()
+    _raise_first(failed)
+
+
+def _raise_first(failed: list[BaseException]) -> None:
+    """Raise the first of the threads' failures; log the others."""
+    for exc in failed[1:]:
+        logger.error("seed_incidents: another failure", exc_info=exc)
     if failed:
         raise failed[0]
 
@@ -867,7 +994,7 @@ class _Batch:
 
 
 def _batch_write(batch: _Batch, writer: _Writer) -> None:
-    writer.write_table("seed_p", seeding_sql.params_columns_of(batch.k), batch.n, batch.params)
+    writer.write_params("seed_p", seeding_sql.param_columns(batch.k), batch.n, batch.params)
     writer.write_table(
         "seed_d",
         [name for name, _kind in seeding_sql.DECLINE_COLUMNS],
@@ -924,7 +1051,6 @@ def _batch_decide(
     t_resp, t_ctrl, t_hand = t0 + to_resp, t0 + to_ctrl, t0 + to_hand
     iid = inc_id + np.arange(n)
     kind_text = np.asarray(KINDS, dtype=object)[kind]
-    t0_text = writer.times(t0)
 
     # Who answers: the first unit in rank order that is not flaky today (else the
     # nearest); the others may decline.
@@ -978,29 +1104,29 @@ def _batch_decide(
         "lat": np.round(lat, 6),
         "lon": np.round(lon, 6),
         "street": street,
-        "district": _nullable(district, district >= 0),
+        "district": _Nullable(district, district >= 0),
         "status": np.where(
             controlled, Incident.Status.CLOSED.value, Incident.Status.CANCELLED.value
         ).tolist(),
         "flagged": (~controlled | (to_ctrl > 180)).tolist(),
-        "t0": t0_text,
-        "tr": writer.times(t_resp, responded),
-        "tc": writer.times(t_ctrl, controlled),
-        "th": writer.times(t_hand, controlled),
+        "t0": t0,
+        "tr": _Nullable(t_resp, responded),
+        "tc": _Nullable(t_ctrl, controlled),
+        "th": _Nullable(t_hand, controlled),
         "last_seq": per_incident,
         "ev0": ev_id + offset,
         "nd": n_declined,
         "first": np.where(responded, first + 1, 0),
         "fu": first_unit,
-        "fm": _nullable(first_member, first_member >= 0),
-        "to_r": _nullable(to_resp, responded),
-        "to_c": _nullable(to_ctrl, controlled),
-        "to_h": _nullable(to_hand, controlled),
+        "fm": _Nullable(first_member, first_member >= 0),
+        "to_r": _Nullable(to_resp, responded),
+        "to_c": _Nullable(to_ctrl, controlled),
+        "to_h": _Nullable(to_hand, controlled),
         "week": week,
         "ok_r": ok_r.tolist(),
         "ok_c": ok_c.tolist(),
         "ok_h": ok_h.tolist(),
-        "site": site,
+        "site": _Nullable(site, controlled),
         "dmask": (declined.astype(np.int64) << np.arange(k)[None, :]).sum(axis=1),
         **seeding_sql.rank_columns("u", unit),
         **seeding_sql.rank_columns("d", distance),

@@ -4,6 +4,7 @@ import datetime as dt
 import json
 import threading
 
+import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection, transaction
@@ -282,9 +283,16 @@ def test_a_bulk_seed_on_postgresql_writes_batches_on_two_sessions_and_the_same_r
     session writes batch after batch, and every index and key comes back."""
     sessions = set()
     write = seeding._batch_write
+    both = threading.Barrier(seeding.PG_WRITERS, timeout=30)  # each writer takes a batch
 
     def recorded(batch, writer):
-        sessions.add(connection.connection.info.backend_pid)
+        if threading.current_thread().name.startswith("seed-writer-"):
+            pid = connection.connection.info.backend_pid
+            if pid not in sessions:
+                sessions.add(pid)
+                both.wait()
+        else:
+            sessions.add(connection.connection.info.backend_pid)
         return write(batch, writer)
 
     monkeypatch.setattr(seeding, "_batch_write", recorded)
@@ -312,11 +320,11 @@ def test_a_bulk_seed_on_postgresql_writes_batches_on_two_sessions_and_the_same_r
 def test_a_failing_writer_stops_a_parallel_seed_and_leaves_whole_batches_and_the_indexes(
     small_city, monkeypatch
 ):
-    made, calls = seeding_sql.rows_make, []
+    made = seeding_sql.rows_make
+    third = Incident.objects.count() + 2 * 40 + 1  # the first id of the third batch
 
     def failing(**kwargs):
-        calls.append(kwargs)
-        if len(calls) == 3:
+        if kwargs["inc0"] == third:
             raise RuntimeError("disk full")
         return made(**kwargs)
 
@@ -332,8 +340,85 @@ def test_a_failing_writer_stops_a_parallel_seed_and_leaves_whole_batches_and_the
     assert not SetAsideIndex.objects.exists()
     written = Incident.objects.count()
     assert 0 < written < 400 and written % 40 == 0  # whole batches, each its own transaction
+    assert not Incident.objects.filter(pk__gte=third, pk__lt=third + 40).exists()
     assert IncidentEvent.objects.values("incident").distinct().count() == written
     assert DispatchFact.objects.count() == written * seeding.UNITS_PER_WAVE
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's parallel writers")
+@pytest.mark.django_db(transaction=True)
+def test_a_writer_failing_after_its_last_batch_fails_the_run_and_does_not_hang_it(
+    small_city, monkeypatch
+):
+    """Dropping a writer's parameter tables fails after it took its end mark:
+    the failure is raised (no wait for a second end mark), the sequences are
+    past the ids written, and the indexes are back."""
+    drop = seeding_sql.tables_drop
+    dropped: dict[str, int] = {}
+
+    def failing_at_the_end():
+        name = threading.current_thread().name
+        dropped[name] = dropped.get(name, 0) + 1
+        if name.startswith("seed-writer-") and dropped[name] == 2:  # 1: before creating
+            raise RuntimeError("connection lost")
+        return drop()
+
+    monkeypatch.setattr(seeding_sql, "tables_drop", failing_at_the_end)
+    indexes = _index_names()
+
+    with pytest.raises(RuntimeError, match="connection lost"):
+        incidents_seed(count=200, seed=8, until=UNTIL, days=30, batch=40, bulk=True)
+
+    assert Incident.objects.count() == 200
+    assert _index_names() == indexes and not SetAsideIndex.objects.exists()
+    assert not [t for t in threading.enumerate() if t.name.startswith("seed-")]
+    # The app's next rows take ids past the seeded ones.
+    wave = Wave.objects.create(incident=Incident.objects.first(), number=9, radius_m=1500)
+    assert wave.pk > 200
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's binary COPY")
+def test_the_parameter_rows_in_binary_are_the_values_the_text_copy_stores():
+    """The parameter table's rows go in PostgreSQL's binary form, put together
+    by numpy: each kind, gaps, negative numbers and non-ASCII text read back
+    as the text form's values."""
+    kinds = [
+        ("id", "pk"),
+        ("n", "int"),
+        ("x", "float"),
+        ("b", "bool"),
+        ("t", "time"),
+        ("s", "text"),
+        ("m", "int"),
+    ]
+    t = np.array([0, 1_700_000_000, 946_684_799, 2_000_000_000])
+    columns = {
+        "id": np.arange(1, 5),
+        "n": np.array([-1, 0, 2**40, 7]),
+        "x": np.array([23.125, -113.5, 0.1, 1e-7]),
+        "b": [True, False, True, False],
+        "t": seeding._Nullable(t, np.array([True, True, True, False])),
+        "s": seeding._Nullable(
+            np.array(["天河区", None, '{"lat": 23.1}', ""], object),
+            np.array([True, False, True, True]),
+        ),
+        "m": seeding._Nullable(np.array([5, -3, 0, 9]), np.array([False, True, True, False])),
+    }
+    types = seeding_sql._TYPES["postgresql"]
+    cols = ", ".join(f"{name} {types[kind]}" for name, kind in kinds)
+    with connection.cursor() as cur:
+        cur.execute(f"CREATE TEMP TABLE seed_bin ({cols})")
+        seeding._Writer().write_params("seed_bin", kinds, 4, columns)
+        cur.execute("SELECT * FROM seed_bin ORDER BY id")
+        got = cur.fetchall()
+        cur.execute("DROP TABLE seed_bin")
+    at = [dt.datetime.fromtimestamp(int(v), dt.UTC) for v in t]
+    assert got == [
+        (1, -1, 23.125, True, at[0], "天河区", None),
+        (2, 0, -113.5, False, at[1], None, -3),
+        (3, 2**40, 0.1, True, at[2], '{"lat": 23.1}', 0),
+        (4, 7, 1e-7, False, None, "", None),
+    ]
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's TOAST compression")
