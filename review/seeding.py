@@ -426,6 +426,29 @@ def _foreign_keys(tables: list[str]) -> list[tuple[str, str]]:
         return list(cur.fetchall())
 
 
+def _autovacuum_settings(tables: list[str]) -> list[tuple[str, str]]:
+    """PostgreSQL: (name, ALTER TABLE statement that sets it back) of each
+    table's autovacuum. A bulk load turns it off: the server vacuumed and
+    analysed each big table half-way through the load (a scan of gigabytes on
+    the same two cores, at a moment of its own choosing); the load ends with an
+    ``ANALYZE``, and the tables' next vacuum comes once it is set back."""
+    if connection.vendor != "postgresql":
+        return []
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT relname, reloptions FROM pg_class WHERE relname = ANY(%s) "
+            "AND relnamespace = current_schema()::regnamespace",
+            [tables],
+        )
+        found = cur.fetchall()
+    out = []
+    for table, options in found:
+        before = [o for o in options or [] if o.startswith("autovacuum_enabled=")]
+        back = f"SET ({before[0]})" if before else "RESET (autovacuum_enabled)"
+        out.append((f"autovacuum {table}", f"ALTER TABLE {table} {back}"))
+    return out
+
+
 def indexes_restore(sessions: int = 1) -> int:
     """Build again the indexes (and on PostgreSQL add the foreign keys) a killed
     bulk seed left dropped, or a bulk seed set aside; returns how many.
@@ -535,10 +558,14 @@ def _indexes_set_aside(drop: bool) -> Iterator[None]:
     with transaction.atomic():
         indexes = _secondary_indexes(_SEEDED_TABLES)
         keys = _foreign_keys(_SEEDED_TABLES)
+        vacuums = _autovacuum_settings(_SEEDED_TABLES)
         SetAsideIndex.objects.bulk_create(
-            [SetAsideIndex(name=n, sql=sql) for n, sql in indexes + keys]
+            [SetAsideIndex(name=n, sql=sql) for n, sql in indexes + keys + vacuums]
         )
         with connection.cursor() as cur:
+            for _name, sql in vacuums:
+                table = _table_of(sql)
+                cur.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = off)")
             if keys:
                 # Checks still pending from a caller's transaction forbid ALTER TABLE.
                 cur.execute("SET CONSTRAINTS ALL IMMEDIATE")

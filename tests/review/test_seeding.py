@@ -377,6 +377,41 @@ def test_a_writer_failing_after_its_last_batch_fails_the_run_and_does_not_hang_i
     assert wave.pk > 200
 
 
+def _reloptions(table: str) -> list[str]:
+    with connection.cursor() as cur:
+        cur.execute("SELECT reloptions FROM pg_class WHERE relname = %s", [table])
+        return cur.fetchone()[0] or []
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's autovacuum")
+def test_a_bulk_load_turns_autovacuum_off_on_its_tables_and_sets_it_back_as_found(
+    small_city, monkeypatch
+):
+    """The server vacuumed and analysed each big table half-way through a
+    million-incident load; during the load it is off, then set back as it was
+    (a table's own setting kept)."""
+    with connection.cursor() as cur:
+        cur.execute("ALTER TABLE dispatch_wave SET (autovacuum_enabled = true)")
+    during = []
+    write = seeding._batch_write
+
+    def recorded(batch, writer):
+        during.append({t: _reloptions(t) for t in ("dispatch_incidentevent", "dispatch_wave")})
+        return write(batch, writer)
+
+    monkeypatch.setattr(seeding, "_batch_write", recorded)
+
+    incidents_seed(count=120, seed=6, until=UNTIL, days=20, bulk=True, batch=60)
+
+    assert len(during) == 2
+    for options in during:
+        assert options["dispatch_incidentevent"] == ["autovacuum_enabled=off"]
+        assert options["dispatch_wave"] == ["autovacuum_enabled=off"]
+    assert _reloptions("dispatch_incidentevent") == []
+    assert _reloptions("dispatch_wave") == ["autovacuum_enabled=true"]
+    assert not SetAsideIndex.objects.exists()
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's binary COPY")
 def test_the_parameter_rows_in_binary_are_the_values_the_text_copy_stores():
     """The parameter table's rows go in PostgreSQL's binary form, put together
