@@ -12,7 +12,9 @@ per incident, the first accepting unit's own timestamps on its dispatch.
 When the run writes more incidents than the database holds, the secondary
 indexes of the tables it fills are dropped first and built again at the end
 (one sort instead of millions of scattered B-tree inserts: the old per-row
-inserts slowed from 2,000 to 1,100 incidents a second as the indexes grew).
+inserts slowed from 2,000 to 1,100 incidents a second as the indexes grew);
+on PostgreSQL their foreign keys and autovacuum are set aside too, and two
+sessions write the batches and two build the indexes again.
 The weekly roll-ups are summed from the generated columns when the database
 had no review facts before; otherwise ``rollups_rebuild`` recomputes the
 weeks touched from the facts.
