@@ -24,6 +24,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -51,6 +52,7 @@ def _phases_timed() -> dict[str, list]:
     from review import seeding, seeding_sql
 
     totals: dict[str, list] = {}
+    lock = threading.Lock()
 
     def timed(owner, attr, name_of):
         fn = getattr(owner, attr)
@@ -60,10 +62,11 @@ def _phases_timed() -> dict[str, list]:
             try:
                 return fn(*args, **kwargs)
             finally:
-                entry = totals.setdefault(name_of(*args), [0.0, 0.0, 0])
-                entry[0] += time.perf_counter() - t
-                entry[1] += time.process_time() - c
-                entry[2] += 1
+                with lock:  # the seeder's threads
+                    entry = totals.setdefault(name_of(*args), [0.0, 0.0, 0])
+                    entry[0] += time.perf_counter() - t
+                    entry[1] += time.process_time() - c
+                    entry[2] += 1
 
         setattr(owner, attr, wrapper)
 

@@ -221,6 +221,9 @@ def _pg_copy_binary(n: int, columns: list[tuple[str, Any]]) -> bytes:
         if present is not None:
             present = np.asarray(present, dtype=bool)
         if kind == "text":
+            if values.dtype == object:  # None is NULL, as on SQLite
+                gaps = values == None  # noqa: E711 (elementwise)
+                present = ~gaps if present is None else present & ~gaps
             filled = values if present is None else np.where(present, values, "")
             try:  # ASCII (the kinds, the statuses, the JSON) without a call per value
                 data = filled.astype("S")
@@ -447,7 +450,8 @@ def _autovacuum_settings(tables: list[str]) -> list[tuple[str, str]]:
     for table, options in found:
         before = [o for o in options or [] if o.startswith("autovacuum_enabled=")]
         back = f"SET ({before[0]})" if before else "RESET (autovacuum_enabled)"
-        out.append((f"autovacuum {table}", f"ALTER TABLE {table} {back}"))
+        quoted = connection.ops.quote_name(table)
+        out.append((f"autovacuum {table}", f"ALTER TABLE {quoted} {back}"))
     return out
 
 
@@ -479,7 +483,9 @@ def indexes_restore(sessions: int = 1) -> int:
         for group in sorted(by_table.values(), key=lambda g: -sizes.get(_table_of(g[0].sql), 0)):
             least = loads.index(min(loads))
             shares[least] += group
-            loads[least] += sizes.get(_table_of(group[0].sql), 0) * len(group)
+            # An autovacuum setting set back is a one-line statement: no weight.
+            heavy = [a for a in group if not a.name.startswith("autovacuum ")]
+            loads[least] += sizes.get(_table_of(group[0].sql), 0) * len(heavy)
         restored += sum(_on_sessions(_restore_each, [s for s in shares if s]))
     return restored
 
@@ -492,17 +498,33 @@ def _restore_one(aside: SetAsideIndex) -> int:
             with connection.cursor() as cur:
                 cur.execute(aside.sql)
         aside.delete()
-    return int(built)
+    return int(built and not aside.name.startswith("autovacuum "))
 
 
 def _restore_each(asides: list[SetAsideIndex]) -> int:
     with connection.cursor() as cur:
         cur.execute("SET maintenance_work_mem = '256MB'")  # this session's sorts
     try:
-        return sum(_restore_one(aside) for aside in asides)
-    finally:
-        with connection.cursor() as cur:  # the session may go back to a pool
-            cur.execute("RESET maintenance_work_mem")
+        restored = sum(_restore_one(aside) for aside in asides)
+    except BaseException:
+        _quietly(_work_mem_reset, "maintenance_work_mem was not reset")
+        raise
+    _work_mem_reset()
+    return restored
+
+
+def _work_mem_reset() -> None:
+    with connection.cursor() as cur:  # the session may go back to a pool
+        cur.execute("RESET maintenance_work_mem")
+
+
+def _quietly(cleanup: Callable[[], None], what: str) -> None:
+    """A clean-up while a failure is on its way out: its own error is logged,
+    so that the failure raised is the one that stopped the run."""
+    try:
+        cleanup()
+    except Exception:
+        logger.exception("seed_incidents: %s", what)
 
 
 def _table_of(sql: str) -> str:
@@ -567,6 +589,7 @@ def _indexes_set_aside(drop: bool) -> Iterator[None]:
         with connection.cursor() as cur:
             for _name, sql in vacuums:
                 table = _table_of(sql)
+                table = connection.ops.quote_name(table)
                 cur.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = off)")
             if keys:
                 # Checks still pending from a caller's transaction forbid ALTER TABLE.
@@ -844,8 +867,12 @@ def incidents_seed(
                     write(decided)
                     weeks |= batch_weeks
                     done += n
-        finally:
-            writer.finish()  # the sequences past every id written, also after a failure
+        except BaseException:
+            # The sequences past every id written, also after a failure (whose
+            # own error is the one raised).
+            _quietly(writer.finish, "the sequences were not set past the seeded ids")
+            raise
+        writer.finish()
         # The roll-ups are this process's work and the index builds the
         # server's: on PostgreSQL they overlap.
         alongside.start(lambda: _rollups_write(sums, writer))
@@ -986,9 +1013,11 @@ def _batch_writers(
             raise failed[0]
         jobs.put(batch)
 
+    leaving: BaseException | None = None
     try:
         yield write_there
-    except BaseException:
+    except BaseException as exc:
+        leaving = exc
         stop.set()  # e.g. Ctrl-C: the writers end with the batch they are writing
         raise
     finally:
@@ -996,6 +1025,9 @@ def _batch_writers(
             jobs.put(None)
         for t in threads:
             t.join()
+        for failure in failed if leaving is not None else []:
+            if failure is not leaving:
+                logger.error("seed_incidents: a writer also failed", exc_info=failure)
     _raise_first(failed)
 
 

@@ -301,6 +301,7 @@ def test_a_bulk_seed_on_postgresql_writes_batches_on_two_sessions_and_the_same_r
     incidents_seed(count=240, seed=8, until=UNTIL, days=30, batch=40, bulk=True)
 
     assert len(sessions) == seeding.PG_WRITERS
+    assert _reloptions("dispatch_incidentevent") == []  # autovacuum set back
     assert _index_names() == indexes
     assert sorted(seeding._foreign_keys(seeding._SEEDED_TABLES)) == keys
     assert not SetAsideIndex.objects.exists()
@@ -347,6 +348,7 @@ def test_a_failing_writer_stops_a_parallel_seed_and_leaves_whole_batches_and_the
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's parallel writers")
 @pytest.mark.django_db(transaction=True)
+@pytest.mark.timeout(120)  # the hang this checks for
 def test_a_writer_failing_after_its_last_batch_fails_the_run_and_does_not_hang_it(
     small_city, monkeypatch
 ):
@@ -412,6 +414,23 @@ def test_a_bulk_load_turns_autovacuum_off_on_its_tables_and_sets_it_back_as_foun
     assert not SetAsideIndex.objects.exists()
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's autovacuum")
+def test_autovacuum_a_killed_bulk_seed_left_off_is_set_back_by_the_next_run(small_city):
+    with connection.cursor() as cur:
+        cur.execute("ALTER TABLE dispatch_wave SET (autovacuum_enabled = off)")
+    [(name, sql)] = [v for v in seeding._autovacuum_settings(["dispatch_wave"])]
+    assert sql.endswith("SET (autovacuum_enabled=off)")  # what it finds now, set back as found
+    SetAsideIndex.objects.create(
+        name="autovacuum dispatch_wave",
+        sql='ALTER TABLE "dispatch_wave" RESET (autovacuum_enabled)',
+    )
+
+    incidents_seed(count=10, seed=6, until=UNTIL, days=20)
+
+    assert _reloptions("dispatch_wave") == []
+    assert not SetAsideIndex.objects.exists()
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's binary COPY")
 def test_the_parameter_rows_in_binary_are_the_values_the_text_copy_stores():
     """The parameter table's rows go in PostgreSQL's binary form, put together
@@ -425,6 +444,7 @@ def test_the_parameter_rows_in_binary_are_the_values_the_text_copy_stores():
         ("t", "time"),
         ("s", "text"),
         ("m", "int"),
+        ("z", "text"),
     ]
     t = np.array([0, 1_700_000_000, 946_684_799, 2_000_000_000])
     columns = {
@@ -438,6 +458,7 @@ def test_the_parameter_rows_in_binary_are_the_values_the_text_copy_stores():
             np.array([True, False, True, True]),
         ),
         "m": seeding._Nullable(np.array([5, -3, 0, 9]), np.array([False, True, True, False])),
+        "z": np.array([None] * 4, object),  # a column of gaps only, as on SQLite
     }
     types = seeding_sql._TYPES["postgresql"]
     cols = ", ".join(f"{name} {types[kind]}" for name, kind in kinds)
@@ -449,10 +470,10 @@ def test_the_parameter_rows_in_binary_are_the_values_the_text_copy_stores():
         cur.execute("DROP TABLE seed_bin")
     at = [dt.datetime.fromtimestamp(int(v), dt.UTC) for v in t]
     assert got == [
-        (1, -1, 23.125, True, at[0], "天河区", None),
-        (2, 0, -113.5, False, at[1], None, -3),
-        (3, 2**40, 0.1, True, at[2], '{"lat": 23.1}', 0),
-        (4, 7, 1e-7, False, None, "", None),
+        (1, -1, 23.125, True, at[0], "天河区", None, None),
+        (2, 0, -113.5, False, at[1], None, -3, None),
+        (3, 2**40, 0.1, True, at[2], '{"lat": 23.1}', 0, None),
+        (4, 7, 1e-7, False, None, "", None, None),
     ]
 
 
