@@ -986,7 +986,7 @@ def _batch_writers(
     failed: list[BaseException] = []
     stop = threading.Event()
 
-    def run() -> None:
+    def run(i: int) -> None:
         stopped = False  # this thread's end mark taken
         try:
             with _param_tables(city):
@@ -994,7 +994,7 @@ def _batch_writers(
                     if failed or stop.is_set():
                         continue  # the run is ending: the batches still queued are dropped
                     with transaction.atomic():
-                        _batch_write(batch, writer)
+                        _batch_write(batch, writer, reverse=i % 2 == 1)
                     bar.update(batch.n)
                 stopped = True
         except BaseException as exc:  # raised in the deciding thread
@@ -1004,7 +1004,9 @@ def _batch_writers(
                 stopped = jobs.get() is None
             connection.close()
 
-    threads = [threading.Thread(target=run, name=f"seed-writer-{i}") for i in range(PG_WRITERS)]
+    threads = [
+        threading.Thread(target=run, args=(i,), name=f"seed-writer-{i}") for i in range(PG_WRITERS)
+    ]
     for t in threads:
         t.start()
 
@@ -1054,7 +1056,7 @@ class _Batch:
     n_trail: int
 
 
-def _batch_write(batch: _Batch, writer: _Writer) -> None:
+def _batch_write(batch: _Batch, writer: _Writer, *, reverse: bool = False) -> None:
     writer.write_params("seed_p", seeding_sql.param_columns(batch.k), batch.n, batch.params)
     writer.write_table(
         "seed_d",
@@ -1062,7 +1064,7 @@ def _batch_write(batch: _Batch, writer: _Writer) -> None:
         batch.n_declines,
         batch.declines,
     )
-    seeding_sql.rows_make(k=batch.k, synced_at=batch.synced_at, **batch.first_ids)
+    seeding_sql.rows_make(k=batch.k, synced_at=batch.synced_at, reverse=reverse, **batch.first_ids)
     seeding_sql.params_clear()
     if batch.trail is not None:
         writer.write(MemberLocation, batch.n_trail, batch.trail)

@@ -210,162 +210,186 @@ def _decline(column: str) -> str:
     return f"(SELECT d.{column} FROM seed_d d WHERE d.inc = p.id AND d.j = s.j)"  # noqa: S608
 
 
-def rows_make(*, k: int, wave0: int, disp0: int, inc0: int, synced_at: Any) -> None:
+def rows_make(
+    *, k: int, wave0: int, disp0: int, inc0: int, synced_at: Any, reverse: bool = False
+) -> None:
     """Every seeded row of the incidents now in ``seed_p``: incidents, waves,
     dispatches, events, incident and dispatch facts. Wave and dispatch ids
-    follow the incident's: ``wave0 + (id - inc0)``, ``disp0 + (id - inc0) * k + rank - 1``."""
+    follow the incident's: ``wave0 + (id - inc0)``, ``disp0 + (id - inc0) * k + rank - 1``.
+
+    ``reverse``: the tables in the other order (PostgreSQL, whose foreign keys
+    are set aside during a bulk load): two sessions writing batches at once then
+    fill different tables more of the time, and wait less on each other to
+    extend the same one."""
+    made: list[tuple[type[models.Model], dict[str, str], str, list]] = []
     t = "%s"
     pg = connection.vendor == "postgresql"
     # SQLite: the rows in id order, as its loops already give them (no sort);
     # PostgreSQL appends to the heap in any order.
     order = "" if pg else " ORDER BY p.id"
     is_first = "r.r = p.first"
-    _insert(
-        Incident,
-        {
-            "id": "p.id",
-            "kind": "p.kind",
-            "severity": "p.severity",
-            "lat": "p.lat",
-            "lon": "p.lon",
-            "address": "''",
-            "description": "''",
-            "source": f"'{Incident.Source.CAD.value}'",
-            "region_id": "p.street",
-            "status": "p.status",
-            "is_drill": "FALSE" if connection.vendor == "postgresql" else "0",
-            "policy": _json(f"'{POLICY}'"),
-            "discovered_at": "p.t0",
-            "responded_at": "p.tr",
-            "controlled_at": "p.tc",
-            "handled_at": "p.th",
-            "received_at": "p.t0",
-            "flagged": "p.flagged",
-            "last_seq": "p.last_seq",
-        },
-        "FROM seed_p p" + order,
-        [],
+    made.append(
+        (
+            Incident,
+            {
+                "id": "p.id",
+                "kind": "p.kind",
+                "severity": "p.severity",
+                "lat": "p.lat",
+                "lon": "p.lon",
+                "address": "''",
+                "description": "''",
+                "source": f"'{Incident.Source.CAD.value}'",
+                "region_id": "p.street",
+                "status": "p.status",
+                "is_drill": "FALSE" if connection.vendor == "postgresql" else "0",
+                "policy": _json(f"'{POLICY}'"),
+                "discovered_at": "p.t0",
+                "responded_at": "p.tr",
+                "controlled_at": "p.tc",
+                "handled_at": "p.th",
+                "received_at": "p.t0",
+                "flagged": "p.flagged",
+                "last_seq": "p.last_seq",
+            },
+            "FROM seed_p p" + order,
+            [],
+        )
     )
-    _insert(
-        Wave,
-        {
-            "id": f"{t} + (p.id - {t})",
-            "incident_id": "p.id",
-            "number": "1",
-            "radius_m": "1500",
-            "reason": "'intake'",
-            "created_at": "p.t0",
-        },
-        "FROM seed_p p" + order,
-        [wave0, inc0],
+    made.append(
+        (
+            Wave,
+            {
+                "id": f"{t} + (p.id - {t})",
+                "incident_id": "p.id",
+                "number": "1",
+                "radius_m": "1500",
+                "reason": "'intake'",
+                "created_at": "p.t0",
+            },
+            "FROM seed_p p" + order,
+            [wave0, inc0],
+        )
     )
     unit = _pick("r.r", "p.u", k)
-    _insert(
-        Dispatch,
-        {
-            "id": f"{t} + (p.id - {t}) * {k} + r.r - 1",
-            "incident_id": "p.id",
-            "wave_id": f"{t} + (p.id - {t})",
-            "unit_id": unit,
-            "rank": "r.r",
-            "distance_m": _pick("r.r", "p.d", k),
-            "eta_s": _pick("r.r", "p.e", k),
-            "status": (
-                f"CASE WHEN {is_first} THEN CASE WHEN p.tc IS NULL "
-                f"THEN '{Dispatch.Status.ACCEPTED.value}' ELSE '{Dispatch.Status.HANDLED.value}' "
-                f"END ELSE '{Dispatch.Status.STOOD_DOWN.value}' END"
-            ),
-            "accepted_by_id": f"CASE WHEN {is_first} THEN p.fm END",
-            "accepted_at": f"CASE WHEN {is_first} THEN p.tr END",
-            "on_site_at": f"CASE WHEN {is_first} THEN p.tc END",
-            "handled_at": f"CASE WHEN {is_first} THEN p.th END",
-            "created_at": "p.t0",
-        },
-        # CROSS JOIN: SQLite keeps the written order (incident, rank) = id order.
-        "FROM seed_p p CROSS JOIN seed_rank r" + (order and order + ", r.r"),
-        [disp0, inc0, wave0, inc0],
+    made.append(
+        (
+            Dispatch,
+            {
+                "id": f"{t} + (p.id - {t}) * {k} + r.r - 1",
+                "incident_id": "p.id",
+                "wave_id": f"{t} + (p.id - {t})",
+                "unit_id": unit,
+                "rank": "r.r",
+                "distance_m": _pick("r.r", "p.d", k),
+                "eta_s": _pick("r.r", "p.e", k),
+                "status": (
+                    f"CASE WHEN {is_first} THEN CASE WHEN p.tc IS NULL "
+                    f"THEN '{Dispatch.Status.ACCEPTED.value}' "
+                    f"ELSE '{Dispatch.Status.HANDLED.value}' "
+                    f"END ELSE '{Dispatch.Status.STOOD_DOWN.value}' END"
+                ),
+                "accepted_by_id": f"CASE WHEN {is_first} THEN p.fm END",
+                "accepted_at": f"CASE WHEN {is_first} THEN p.tr END",
+                "on_site_at": f"CASE WHEN {is_first} THEN p.tc END",
+                "handled_at": f"CASE WHEN {is_first} THEN p.th END",
+                "created_at": "p.t0",
+            },
+            # CROSS JOIN: SQLite keeps the written order (incident, rank) = id order.
+            "FROM seed_p p CROSS JOIN seed_rank r" + (order and order + ", r.r"),
+            [disp0, inc0, wave0, inc0],
+        )
     )
     alerted_data = (
         '\'{"wave": 1, "rank": \' || s.r || \', "distance_m": \' || '
         f"{_pick('s.r', 'p.d', k)} || ', \"eta_s\": ' || {_pick('s.r', 'p.e', k)} || '}}'"
     )
     created_data, empty = f"'{CREATED_DATA}'", "'{}'"
-    _insert(
-        IncidentEvent,
-        {
-            "id": "p.ev0 + s.n",
-            "incident_id": "p.id",
-            "seq": "s.n + 1",
-            "type": "s.type",
-            "unit_id": (
-                f"CASE s.role WHEN {CREATED} THEN NULL "
-                f"WHEN {ALERTED} THEN {_pick('s.r', 'p.u', k)} "
-                f"WHEN {DECLINED} THEN {_decline('unit')} ELSE p.fu END"
-            ),
-            "member_id": (
-                f"CASE s.role WHEN {CREATED} THEN NULL WHEN {ALERTED} THEN NULL "
-                f"WHEN {DECLINED} THEN {_decline('member')} ELSE p.fm END"
-            ),
-            # On PostgreSQL the constants are parsed once, at planning.
-            "data": (
-                f"CASE s.role WHEN {CREATED} THEN {_json(created_data)} "
-                f"WHEN {ALERTED} THEN {_json(alerted_data)} WHEN {ON_SITE} THEN {_json('p.site')} "
-                f"ELSE {_json(empty)} END"
-            ),
-            "created_at": (
-                f"CASE s.role WHEN {CREATED} THEN p.t0 WHEN {ALERTED} THEN p.t0 "
-                f"WHEN {DECLINED} THEN {_decline('at')} WHEN {ACCEPTED} THEN p.tr "
-                f"WHEN {ON_SITE} THEN p.tc ELSE p.th END"
-            ),
-        },
-        "FROM seed_p p CROSS JOIN seed_tpl s WHERE s.nd = p.nd AND s.n < p.last_seq"
-        + (order and order + ", s.n"),
-        [],
+    made.append(
+        (
+            IncidentEvent,
+            {
+                "id": "p.ev0 + s.n",
+                "incident_id": "p.id",
+                "seq": "s.n + 1",
+                "type": "s.type",
+                "unit_id": (
+                    f"CASE s.role WHEN {CREATED} THEN NULL "
+                    f"WHEN {ALERTED} THEN {_pick('s.r', 'p.u', k)} "
+                    f"WHEN {DECLINED} THEN {_decline('unit')} ELSE p.fu END"
+                ),
+                "member_id": (
+                    f"CASE s.role WHEN {CREATED} THEN NULL WHEN {ALERTED} THEN NULL "
+                    f"WHEN {DECLINED} THEN {_decline('member')} ELSE p.fm END"
+                ),
+                # On PostgreSQL the constants are parsed once, at planning.
+                "data": (
+                    f"CASE s.role WHEN {CREATED} THEN {_json(created_data)} "
+                    f"WHEN {ALERTED} THEN {_json(alerted_data)} "
+                    f"WHEN {ON_SITE} THEN {_json('p.site')} "
+                    f"ELSE {_json(empty)} END"
+                ),
+                "created_at": (
+                    f"CASE s.role WHEN {CREATED} THEN p.t0 WHEN {ALERTED} THEN p.t0 "
+                    f"WHEN {DECLINED} THEN {_decline('at')} WHEN {ACCEPTED} THEN p.tr "
+                    f"WHEN {ON_SITE} THEN p.tc ELSE p.th END"
+                ),
+            },
+            "FROM seed_p p CROSS JOIN seed_tpl s WHERE s.nd = p.nd AND s.n < p.last_seq"
+            + (order and order + ", s.n"),
+            [],
+        )
     )
-    _insert(
-        IncidentFact,
-        {
-            "incident_id": "p.id",
-            "region_id": "p.street",
-            "street_id": "p.street",
-            "district_id": "p.district",
-            "kind": "p.kind",
-            "discovered_at": "p.t0",
-            "week": "p.week",
-            "to_response_s": "p.to_r",
-            "to_control_s": "p.to_c",
-            "to_handling_s": "p.to_h",
-            "ok_responded": "p.ok_r",
-            "ok_controlled": "p.ok_c",
-            "ok_handled": "p.ok_h",
-            "ok_all": "p.ok_r AND p.ok_c AND p.ok_h",
-            "synced_at": "CAST(%s AS timestamptz)" if pg else t,
-        },
-        "FROM seed_p p" + order,
-        [synced_at],
+    made.append(
+        (
+            IncidentFact,
+            {
+                "incident_id": "p.id",
+                "region_id": "p.street",
+                "street_id": "p.street",
+                "district_id": "p.district",
+                "kind": "p.kind",
+                "discovered_at": "p.t0",
+                "week": "p.week",
+                "to_response_s": "p.to_r",
+                "to_control_s": "p.to_c",
+                "to_handling_s": "p.to_h",
+                "ok_responded": "p.ok_r",
+                "ok_controlled": "p.ok_c",
+                "ok_handled": "p.ok_h",
+                "ok_all": "p.ok_r AND p.ok_c AND p.ok_h",
+                "synced_at": "CAST(%s AS timestamptz)" if pg else t,
+            },
+            "FROM seed_p p" + order,
+            [synced_at],
+        )
     )
     declined = "((p.dmask >> CAST(r.r - 1 AS integer)) & 1) = 1"
-    _insert(
-        DispatchFact,
-        {
-            "dispatch_id": f"{t} + (p.id - {t}) * {k} + r.r - 1",
-            "incident_id": "p.id",
-            "unit_id": "u.id",
-            "street_id": "p.street",
-            "district_id": "p.district",
-            "unit_street_id": "u.street",
-            "unit_district_id": "u.district",
-            "discovered_at": "p.t0",
-            "kind": "p.kind",
-            "to_response_s": f"CASE WHEN {is_first} THEN p.to_r END",
-            "to_control_s": f"CASE WHEN {is_first} THEN p.to_c END",
-            "to_handling_s": f"CASE WHEN {is_first} THEN p.to_h END",
-            "declined": declined,
-        },
-        f"FROM seed_p p CROSS JOIN seed_rank r JOIN seed_unit u ON u.id = {unit}"
-        + (order and order + ", r.r"),
-        [disp0, inc0],
+    made.append(
+        (
+            DispatchFact,
+            {
+                "dispatch_id": f"{t} + (p.id - {t}) * {k} + r.r - 1",
+                "incident_id": "p.id",
+                "unit_id": "u.id",
+                "street_id": "p.street",
+                "district_id": "p.district",
+                "unit_street_id": "u.street",
+                "unit_district_id": "u.district",
+                "discovered_at": "p.t0",
+                "kind": "p.kind",
+                "to_response_s": f"CASE WHEN {is_first} THEN p.to_r END",
+                "to_control_s": f"CASE WHEN {is_first} THEN p.to_c END",
+                "to_handling_s": f"CASE WHEN {is_first} THEN p.to_h END",
+                "declined": declined,
+            },
+            f"FROM seed_p p CROSS JOIN seed_rank r JOIN seed_unit u ON u.id = {unit}"
+            + (order and order + ", r.r"),
+            [disp0, inc0],
+        )
     )
+    for statement in reversed(made) if reverse else made:
+        _insert(*statement)
 
 
 def params_columns_of(k: int) -> list[str]:

@@ -285,7 +285,7 @@ def test_a_bulk_seed_on_postgresql_writes_batches_on_two_sessions_and_the_same_r
     write = seeding._batch_write
     both = threading.Barrier(seeding.PG_WRITERS, timeout=30)  # each writer takes a batch
 
-    def recorded(batch, writer):
+    def recorded(batch, writer, **kwargs):
         if threading.current_thread().name.startswith("seed-writer-"):
             pid = connection.connection.info.backend_pid
             if pid not in sessions:
@@ -293,7 +293,7 @@ def test_a_bulk_seed_on_postgresql_writes_batches_on_two_sessions_and_the_same_r
                 both.wait()
         else:
             sessions.add(connection.connection.info.backend_pid)
-        return write(batch, writer)
+        return write(batch, writer, **kwargs)
 
     monkeypatch.setattr(seeding, "_batch_write", recorded)
     indexes, keys = _index_names(), sorted(seeding._foreign_keys(seeding._SEEDED_TABLES))
@@ -397,9 +397,9 @@ def test_a_bulk_load_turns_autovacuum_off_on_its_tables_and_sets_it_back_as_foun
     during = []
     write = seeding._batch_write
 
-    def recorded(batch, writer):
+    def recorded(batch, writer, **kwargs):
         during.append({t: _reloptions(t) for t in ("dispatch_incidentevent", "dispatch_wave")})
-        return write(batch, writer)
+        return write(batch, writer, **kwargs)
 
     monkeypatch.setattr(seeding, "_batch_write", recorded)
 
