@@ -634,19 +634,8 @@ def _sqlite_sort_mode() -> Iterator[None]:
     if connection.vendor != "sqlite" or connection.in_atomic_block:
         yield
         return
-    pragmas = {"temp_store": 1, "threads": 2, "cache_size": -32768}
-    with connection.cursor() as cur:
-        before = {}
-        for name, value in pragmas.items():
-            cur.execute(f"PRAGMA {name}")
-            before[name] = cur.fetchone()[0]
-            cur.execute(f"PRAGMA {name} = {value}")
-    try:
+    with _sqlite_pragmas({"temp_store": 1, "threads": 2, "cache_size": -32768}):
         yield
-    finally:
-        with connection.cursor() as cur:
-            for name, value in before.items():
-                cur.execute(f"PRAGMA {name} = {_pragma_value(value)}")
 
 
 @contextmanager
@@ -681,6 +670,17 @@ def _sqlite_bulk_mode(bulk: bool, city: _City) -> Iterator[None]:
             # journal does. Both are set back at the end.
             pragmas["synchronous"] = 2
             pragmas["journal_mode"] = "truncate"
+    try:
+        with _sqlite_pragmas(pragmas):
+            yield
+    finally:
+        if bulk:
+            _roster_still_there(city)
+
+
+@contextmanager
+def _sqlite_pragmas(pragmas: dict[str, int | str]) -> Iterator[None]:
+    """This connection's ``pragmas`` set, and set back as found at the end."""
     with connection.cursor() as cur:
         before = {}
         for name, value in pragmas.items():
@@ -707,8 +707,6 @@ def _sqlite_bulk_mode(bulk: bool, city: _City) -> Iterator[None]:
         with connection.cursor() as cur:
             for name, value in reversed(before.items()):
                 cur.execute(f"PRAGMA {name} = {_pragma_value(value)}")
-        if bulk:
-            _roster_still_there(city)
 
 
 def _pragma_value(value: int | str) -> str:
