@@ -550,23 +550,35 @@ def _on_sessions(work: Callable[[Any], int], shares: list) -> list[int]:
     failed: list[BaseException] = []
 
     def run(i: int) -> None:
-        try:
-            results[i] = work(shares[i])
-        except BaseException as exc:  # raised in the calling thread
-            failed.append(exc)
-        finally:
-            connection.close()
+        results[i] = work(shares[i])
 
     threads = [
-        threading.Thread(target=run, args=(i,), name=f"seed-session-{i}")
-        for i in range(len(shares))
+        _session_thread(f"seed-session-{i}", lambda i=i: run(i), failed) for i in range(len(shares))
     ]
-    for t in threads:
-        t.start()
     for t in threads:
         t.join()
     _raise_first(failed)
     return results
+
+
+def _session_thread(
+    name: str, work: Callable[[], None], failed: list[BaseException]
+) -> threading.Thread:
+    """A started thread running ``work`` on a database session of its own
+    (closed at its end); a failure is added to ``failed``, for the thread that
+    joins it to raise."""
+
+    def run() -> None:
+        try:
+            work()
+        except BaseException as exc:
+            failed.append(exc)
+        finally:
+            connection.close()
+
+    thread = threading.Thread(target=run, name=name)
+    thread.start()
+    return thread
 
 
 @contextmanager
@@ -913,17 +925,7 @@ class _Alongside:
         if not self.parallel:
             work()
             return
-
-        def run() -> None:
-            try:
-                work()
-            except BaseException as exc:  # raised at the end of the with
-                self.failed.append(exc)
-            finally:
-                connection.close()
-
-        self.thread = threading.Thread(target=run, name="seed-alongside")
-        self.thread.start()
+        self.thread = _session_thread("seed-alongside", work, self.failed)
 
     def __enter__(self) -> _Alongside:
         return self
